@@ -1,0 +1,101 @@
+/* config.h — the INI config file: ordered sections of key = value, with the line of every key.
+ *
+ * A config holds the network as ordered layer sections ([conv2d], [maxpooling2d], [dense], ...)
+ * and the settings sections [model], [data], [augment], [train], [checkpoint]. This module only
+ * reads text (with libinih) and hands out typed values; what the keys mean belongs to the
+ * modules that take them. Every key taken is marked used, and sn_config_check_unused() turns any
+ * key nobody took into an error naming the file, line and key — a typo never passes silently.
+ *
+ * Typical use:
+ *     struct sn_config *cfg;
+ *     SN_FORWARD(sn_config_load(&cfg, path, err));
+ *     SN_FORWARD(sn_config_override(cfg, "train.epochs=3", err));     // --set
+ *     const struct sn_section *t = sn_config_find(cfg, "train");
+ *     int epochs;
+ *     SN_FORWARD(sn_section_int(cfg, t, "epochs", 10, 1, 100000, &epochs, err));
+ *     ...
+ *     SN_FORWARD(sn_config_check_unused(cfg, err));
+ */
+#ifndef SN_CONFIG_H
+#define SN_CONFIG_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+#define SN_CFG_NAME_MAX 64
+#define SN_CFG_VALUE_MAX 1024
+
+struct sn_key {
+    char name[SN_CFG_NAME_MAX];
+    char value[SN_CFG_VALUE_MAX];
+    int line;     /* line in the file, or 0 for a --set override */
+    int used;     /* set when a getter took it */
+};
+
+struct sn_section {
+    char type[SN_CFG_NAME_MAX]; /* the name in brackets, lower case: "conv2d", "train" */
+    int line;                   /* line of the [header] */
+    int index;                  /* position among all sections, from 0 */
+    int n_keys;
+    struct sn_key *keys;        /* owned */
+};
+
+struct sn_config {
+    char path[512];
+    int n_sections;
+    struct sn_section *sections; /* owned, in file order */
+    uint64_t hash;               /* FNV-1a of the effective content (after overrides) */
+};
+
+/* Reads and parses path. Syntax errors name the file and line. @return SN_OK or an error code */
+int  sn_config_load(struct sn_config **out, const char *path, struct sn_err *err);
+/* Same from a string; `name` stands for the file name in messages. */
+int  sn_config_load_string(struct sn_config **out, const char *text, const char *name,
+                           struct sn_err *err);
+void sn_config_free(struct sn_config *cfg); /* accepts NULL */
+
+/* Applies "section.key=value" (the --set option). The section is a settings section name
+ * ("train"), or a layer's name as shown by `summary` ("conv2d_1"), or a type that occurs once.
+ * Creates the key if absent, creates a missing settings section. Recomputes the hash. */
+int  sn_config_override(struct sn_config *cfg, const char *assignment, struct sn_err *err);
+
+/* First section of that type, or NULL. */
+const struct sn_section *sn_config_find(const struct sn_config *cfg, const char *type);
+
+/* Getters. A missing key gives the default (and is not an error); a present key that does not
+ * parse or is out of range is an error naming file:line, section and key. All mark the key used. */
+int sn_section_int(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                   int def, int lo, int hi, int *out, struct sn_err *err);
+int sn_section_float(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                     double def, double lo, double hi, double *out, struct sn_err *err);
+/* true/false, yes/no, 1/0, on/off */
+int sn_section_bool(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                    int def, int *out, struct sn_err *err);
+/* Copies the value (or def, which may be NULL for "") into out[cap]. */
+int sn_section_string(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                      const char *def, char *out, int cap, struct sn_err *err);
+/* Value must be one of the NULL-terminated choices; *out gets its index. */
+int sn_section_choice(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                      const char *def, const char *const *choices, int *out, struct sn_err *err);
+/* One or two ints: "3" gives {3,3}, "3,5" or "(3, 5)" gives {3,5}. */
+int sn_section_int2(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                    int def0, int def1, int lo, int hi, int out[2], struct sn_err *err);
+/* One or two floats, same forms. */
+int sn_section_float2(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                      double def0, double def1, double lo, double hi, double out[2],
+                      struct sn_err *err);
+
+/* The key, or NULL (does not mark it used). */
+const struct sn_key *sn_section_key(const struct sn_section *s, const char *key);
+
+/* An error naming "file:line: [type] key: " followed by the message, for checks made by callers
+ * (a value that parses but does not fit, say). key may be NULL for the section itself. */
+int sn_config_error(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                    struct sn_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+/* Any key no getter took is an error: "file:line: unknown key 'filter' in [conv2d]". */
+int sn_config_check_unused(const struct sn_config *cfg, struct sn_err *err);
+
+#endif

@@ -1,0 +1,141 @@
+/* data.h — image directories read the way Keras's image_dataset_from_directory reads them, and
+ * the loader that streams each rank's shard of every global batch through decoding and
+ * augmentation on worker threads.
+ *
+ * Directory layout: ROOT/<class>/<image>, one subfolder per class, class names sorted (or listed
+ * in the config), labels their index. Splits come from separate folders (train/, val/ or
+ * validation/, test/, or the [data] train/val/test keys), or from validation_split + seed on one
+ * folder.
+ *
+ * Order and sharding: epoch e has one global order, a permutation that is a function of
+ * (seed, e) only. Global batch b holds order[b*B .. b*B+B) (the last one may be shorter); rank r
+ * of N takes the contiguous slice [r*nb/N, (r+1)*nb/N) of it, nb the batch's size. So the samples
+ * of a global batch never depend on N, every rank runs the same number of steps, and nothing is
+ * padded or duplicated. A rank's slice may be empty (nb < N); it still takes part in the step.
+ *
+ * Pixels are delivered as float (N,H,W,C) in [0,255], like Keras; a Rescaling layer scales. */
+#ifndef SN_DATA_H
+#define SN_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "augment.h"
+#include "config.h"
+#include "err.h"
+
+enum sn_split { SN_SPLIT_TRAIN = 0, SN_SPLIT_VAL, SN_SPLIT_TEST };
+enum sn_label_mode { SN_LABEL_INT = 0, SN_LABEL_CATEGORICAL, SN_LABEL_BINARY };
+enum sn_interp { SN_INTERP_BILINEAR = 0, SN_INTERP_NEAREST, SN_INTERP_AREA };
+
+#define SN_PATH_MAX 1024
+#define SN_MAX_CLASSES 1024
+
+/* The [data] section. */
+struct sn_data_conf {
+    char dir[SN_PATH_MAX];             /* root holding train/ val|validation/ test/ */
+    char split_dir[3][SN_PATH_MAX];    /* explicit train/val/test paths ("" = derive from dir) */
+    int height, width;                 /* image_size = 28 or 180,180 */
+    int channels;                      /* color_mode: grayscale 1, rgb 3 */
+    enum sn_interp interp;             /* interpolation */
+    int crop_to_aspect_ratio;
+    enum sn_label_mode label_mode;
+    int n_class_names;                 /* class_names = a,b,c (0 = infer from folders) */
+    char class_names[SN_MAX_CLASSES][64];
+    double validation_split;           /* 0 = separate folders */
+    int has_split_seed;
+    uint64_t split_seed;               /* seed (of [data], else [train] seed) */
+    int on_bad_image_fail;             /* on_bad_image = skip | fail */
+    int threads;                       /* decode workers per rank (0 = auto) */
+    int queue_depth;                   /* batches decoded ahead (0 = auto) */
+    long long max_pixels;              /* refuse larger images before decoding */
+};
+
+/* Parses [data] (missing keys take defaults; image_size is required). */
+int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, struct sn_err *err);
+
+/* The files of one split. */
+struct sn_dataset {
+    char root[SN_PATH_MAX];
+    int n;                /* number of files */
+    char **paths;         /* owned, (n) */
+    int32_t *labels;      /* owned, (n) */
+    int n_classes;
+    char (*class_names)[64]; /* owned, (n_classes) */
+};
+
+/* Scans the split's folder and checks it up front: a missing directory, no class folders, a class
+ * folder without images, a split that leaves a class empty are errors naming the path.
+ * Files are listed, not opened: bad files are found (and reported) when decoded. */
+int  sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum sn_split split,
+                     struct sn_err *err);
+void sn_dataset_free(struct sn_dataset *ds);
+
+/* Position [first, first+count) of this rank's slice of a global batch of nb samples. */
+static inline void sn_shard_slice(int nb, int rank, int world, int *first, int *count)
+{
+    int lo = (int)((long long)nb * rank / world), hi = (int)((long long)nb * (rank + 1) / world);
+    *first = lo;
+    *count = hi - lo;
+}
+
+/* The global order of epoch e: a permutation of 0..n-1, a function of (seed, epoch) only.
+ * shuffle = 0 gives the identity. order must hold n entries. */
+void sn_epoch_order(int n, uint64_t seed, int epoch, int shuffle, int32_t *order);
+
+struct sn_batch {
+    int n;                /* rows on this rank (may be 0) */
+    int global_n;         /* rows of the global batch, all ranks together */
+    int step;             /* index of the batch within the epoch */
+    float *x;             /* (n,H,W,C) in [0,255] — owned by the loader */
+    int32_t *y;           /* (n) class index (label_mode int; losses expand it as needed) */
+    int64_t *ids;         /* (n) index of each sample in the dataset */
+    uint8_t *ok;          /* (n) 0 where the file could not be decoded (row is zeros) */
+    int n_bad;            /* rows with ok == 0 */
+};
+
+struct sn_loader_conf {
+    const struct sn_dataset *ds;
+    const struct sn_data_conf *dc;
+    const struct sn_augment_conf *aug; /* NULL: no augmentation */
+    int global_batch;
+    int rank, world;
+    int shuffle;
+    uint64_t seed;
+};
+
+struct sn_loader;
+
+/* Creates the loader and its worker threads (dc->threads). Buffers are allocated here, once. */
+int  sn_loader_create(struct sn_loader **out, const struct sn_loader_conf *c, struct sn_err *err);
+void sn_loader_free(struct sn_loader *l); /* joins the workers; accepts NULL */
+
+/* Global steps per epoch: ceil(n / global_batch). Same on every rank. */
+int  sn_loader_steps(const struct sn_loader *l);
+
+/* Starts decoding epoch `epoch` (its order depends on seed and epoch only). */
+int  sn_loader_start_epoch(struct sn_loader *l, int epoch, struct sn_err *err);
+
+/* Next batch of this rank, in order; *out = NULL after the last one. The batch stays valid until
+ * sn_loader_release(). A file that does not decode is reported on stderr once (path and reason),
+ * counted, and its row marked !ok; with on_bad_image = fail this returns an error naming it. */
+int  sn_loader_next(struct sn_loader *l, struct sn_batch **out, struct sn_err *err);
+void sn_loader_release(struct sn_loader *l, struct sn_batch *b);
+
+/* Seconds sn_loader_next spent waiting for workers since the epoch started. */
+double sn_loader_wait_seconds(const struct sn_loader *l);
+/* Bad files met in this epoch on this rank. */
+int  sn_loader_bad_count(const struct sn_loader *l);
+
+/* Decodes one file to (H,W,C) float [0,255] with the data settings (used by `predict`). */
+int  sn_data_load_image(const struct sn_data_conf *dc, const char *path, float *out,
+                        struct sn_err *err);
+
+/* `shardnet dataset fashion-mnist OUTDIR`: turns the IDX files in idx_dir into OUTDIR/train
+ * (first 50,000), OUTDIR/val (last 10,000 of the training set), OUTDIR/test (10,000), one JPEG per
+ * image in folders named after the 10 classes. limit > 0 keeps only the first `limit` images of
+ * each split (for tests). Writes into a temporary folder and renames it at the end. */
+int  sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit,
+                              struct sn_err *err);
+
+#endif

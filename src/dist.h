@@ -1,0 +1,51 @@
+/* dist.h — the process group: MPI behind a small interface. Only dist.c includes <mpi.h>.
+ *
+ * Works without mpirun (singleton init: one rank). Every collective here is either completed on
+ * every rank or fails the whole job: a rank that hits a fatal error calls sn_dist_abort(), which
+ * prints its message and brings every rank down (MPI_Abort), so no rank is left waiting. A
+ * watchdog thread reports a rank that has not finished a collective after `watchdog_seconds`
+ * (naming the rank, the collective and the step) and aborts the job. */
+#ifndef SN_DIST_H
+#define SN_DIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct sn_dist {
+    int rank, world;
+    int local_rank, local_size; /* ranks on this node */
+    char host[64];
+    void *impl;                 /* owned: communicator, watchdog state */
+};
+
+int  sn_dist_init(struct sn_dist *d, int *argc, char ***argv, struct sn_err *err);
+void sn_dist_finalize(struct sn_dist *d);
+
+/* Arms the watchdog: a collective that takes longer than seconds aborts the job (0 = off). */
+void sn_dist_set_watchdog(struct sn_dist *d, double seconds);
+/* The step shown in watchdog messages. */
+void sn_dist_set_step(struct sn_dist *d, int64_t step);
+
+/* In-place sum over ranks. */
+int  sn_dist_allreduce_sum(struct sn_dist *d, float *buf, size_t n, struct sn_err *err);
+int  sn_dist_allreduce_sum_f64(struct sn_dist *d, double *buf, size_t n, struct sn_err *err);
+/* Non-blocking in-place sum; returns a request handle index (>= 0). Poll with test, finish with wait. */
+int  sn_dist_iallreduce_sum(struct sn_dist *d, float *buf, size_t n, int *req, struct sn_err *err);
+int  sn_dist_test(struct sn_dist *d, int req);  /* 1 when done; drives progress */
+int  sn_dist_wait(struct sn_dist *d, int req, struct sn_err *err);
+int  sn_dist_bcast(struct sn_dist *d, void *buf, size_t bytes, int root, struct sn_err *err);
+int  sn_dist_barrier(struct sn_dist *d, struct sn_err *err);
+/* Gathers `bytes` from each rank into out (world * bytes) on every rank. */
+int  sn_dist_allgather(struct sn_dist *d, const void *in, void *out, size_t bytes,
+                       struct sn_err *err);
+/* Max over ranks of an int (used to agree on failure flags). */
+int  sn_dist_allreduce_max_int(struct sn_dist *d, int *v, struct sn_err *err);
+
+/* Prints "rank R: message" on stderr and ends every rank with exit code `code` (non-zero). */
+void sn_dist_abort(struct sn_dist *d, int code, const char *msg) __attribute__((noreturn));
+
+double sn_dist_wtime(void);
+
+#endif

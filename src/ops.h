@@ -1,0 +1,94 @@
+/* ops.h — the arithmetic behind the layers: convolution, pooling, activation, GEMM.
+ *
+ * Layout is NHWC throughout (Keras's channels_last): a batch of images is (N,H,W,C) with C
+ * fastest. Two reasons: a convolution's im2col rows are then (N*OH*OW, KH*KW*C), so the batch
+ * folds into the GEMM's M dimension and its output (N*OH*OW, OC) *is* the NHWC output, with no
+ * transpose; and Keras's Flatten order and kernel layout (KH,KW,C,OC) are ours, so weights
+ * exported from Keras load as they are.
+ *
+ * A backend is a table of functions (struct sn_ops). Layers call only through the table, so a
+ * second backend (oneDNN, say) takes over by providing another table. Two exist:
+ *   sn_ops_blas — im2col + OpenBLAS sgemm, the fast path (ops.c, the only caller of cblas);
+ *   sn_ops_ref  — naive loops, the tests' oracle (ops_ref.c).
+ *
+ * Contracts common to all functions:
+ *  - Forward functions overwrite their output.
+ *  - Backward functions overwrite din (when din is not NULL; NULL means "not needed", as for the
+ *    first layer) and ACCUMULATE into parameter gradients (dw += ..., db += ...), like llm.c.
+ *  - `scratch` is working memory of at least the size the matching *_scratch() returns, owned by
+ *    the caller and reused across calls: no function here allocates. */
+#ifndef SN_OPS_H
+#define SN_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum sn_act {
+    SN_ACT_LINEAR = 0,
+    SN_ACT_RELU,
+    SN_ACT_SIGMOID,
+    SN_ACT_TANH,
+    SN_ACT_SOFTMAX, /* over the last (channel) dimension */
+};
+
+struct sn_conv_desc {
+    int n, h, w, c;       /* input (N,H,W,C) */
+    int oh, ow, oc;       /* output (N,OH,OW,OC) */
+    int kh, kw;           /* kernel (KH,KW,C,OC) */
+    int sh, sw;           /* strides */
+    int pad_top, pad_left; /* zero padding before the first row/column ("same" padding) */
+};
+
+struct sn_pool_desc {
+    int n, h, w, c;       /* input (N,H,W,C) */
+    int oh, ow;           /* output (N,OH,OW,C) */
+    int ph, pw;           /* pool window */
+    int sh, sw;           /* strides */
+    int pad_top, pad_left; /* "same" padding: padded cells never win the max */
+};
+
+struct sn_ops {
+    const char *name;
+
+    /* C (M,N) = alpha * op(A) op(B) + beta * C, row-major; op(A) is (M,K), op(B) is (K,N). */
+    void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                 const float *b, float beta, float *c);
+
+    /* bytes of scratch conv2d_forward/backward need for this descriptor */
+    size_t (*conv2d_scratch)(const struct sn_conv_desc *d);
+    /* in (N,H,W,C), w (KH,KW,C,OC), b (OC) or NULL -> out (N,OH,OW,OC) */
+    void (*conv2d_forward)(const struct sn_conv_desc *d, const float *in, const float *w,
+                           const float *b, float *out, void *scratch);
+    /* dout (N,OH,OW,OC) -> din (N,H,W,C) = ... (if din), dw += ..., db += ... (if db) */
+    void (*conv2d_backward)(const struct sn_conv_desc *d, const float *in, const float *w,
+                            const float *dout, float *din, float *dw, float *db, void *scratch);
+
+    /* in (N,H,W,C) -> out (N,OH,OW,C), argmax (N,OH,OW,C): index into in of each max */
+    void (*maxpool_forward)(const struct sn_pool_desc *d, const float *in, float *out,
+                            int32_t *argmax);
+    /* dout (N,OH,OW,C) -> din (N,H,W,C) = scatter of dout through argmax */
+    void (*maxpool_backward)(const struct sn_pool_desc *d, const float *dout,
+                             const int32_t *argmax, float *din);
+
+    /* y (rows, cols) = act(x); x may equal y. Softmax works on each row of `cols`. */
+    void (*act_forward)(enum sn_act act, const float *x, float *y, size_t rows, size_t cols);
+    /* dx = dy * act'(.) computed from the activation's OUTPUT y; dx may equal dy. */
+    void (*act_backward)(enum sn_act act, const float *y, const float *dy, float *dx, size_t rows,
+                         size_t cols);
+};
+
+extern const struct sn_ops sn_ops_blas;
+extern const struct sn_ops sn_ops_ref;
+
+/* Looks a backend up by name ("blas", "ref"); NULL if unknown. */
+const struct sn_ops *sn_ops_by_name(const char *name);
+
+/* Sets the number of threads the BLAS may use in this process (openblas_set_num_threads). */
+void sn_ops_set_threads(int n);
+int  sn_ops_get_threads(void);
+
+/* Output size of a convolution/pool window along one axis, Keras's rules:
+ * valid: floor((in - k) / s) + 1;  same: ceil(in / s), with pad_before = max(0, total_pad) / 2. */
+int sn_out_size(int in, int k, int s, int same, int *pad_before);
+
+#endif

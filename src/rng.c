@@ -1,0 +1,46 @@
+/* rng.c — see rng.h. */
+#include "rng.h"
+
+#include <math.h> // defines: sqrtf, logf, cosf
+
+static uint64_t splitmix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+uint64_t sn_hash64(uint64_t a, uint64_t b) { return splitmix64(splitmix64(a) ^ (b * 0xD6E8FEB86659FD93ull)); }
+
+uint64_t sn_hash3(uint64_t a, uint64_t b, uint64_t c) { return sn_hash64(sn_hash64(a, b), c); }
+
+void sn_rng_seed(struct sn_rng *r, uint64_t seed)
+{
+    r->s[0] = splitmix64(seed);
+    r->s[1] = splitmix64(r->s[0] ^ 0x5851F42D4C957F2Dull);
+    if (r->s[0] == 0 && r->s[1] == 0)
+        r->s[1] = 1;
+}
+
+/* xorshift128+ */
+uint64_t sn_rng_next(struct sn_rng *r)
+{
+    uint64_t s1 = r->s[0];
+    const uint64_t s0 = r->s[1];
+    const uint64_t result = s0 + s1;
+    r->s[0] = s0;
+    s1 ^= s1 << 23;
+    r->s[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
+    return result;
+}
+
+float sn_rng_uniform(struct sn_rng *r) { return (float)(sn_rng_next(r) >> 40) * (1.0f / 16777216.0f); }
+
+float sn_rng_normal(struct sn_rng *r)
+{
+    float u1 = sn_rng_uniform(r), u2 = sn_rng_uniform(r);
+    if (u1 < 1e-7f)
+        u1 = 1e-7f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}

@@ -1,0 +1,31 @@
+/* rng.h — random numbers that do not depend on who draws them.
+ *
+ * Two kinds:
+ *  - sn_rng: a small sequential generator (xoshiro128+ style) for weight initialisation, carried in a
+ *    struct and seeded explicitly; its state goes into checkpoints.
+ *  - sn_hash_*: counter-based draws, a pure function of (key, counter). Augmentation and dropout
+ *    use them with key = (seed, epoch, global sample index), so results do not depend on the
+ *    number of ranks, threads or the order samples are processed in. */
+#ifndef SN_RNG_H
+#define SN_RNG_H
+
+#include <stdint.h>
+
+struct sn_rng {
+    uint64_t s[2];
+};
+
+void     sn_rng_seed(struct sn_rng *r, uint64_t seed);
+uint64_t sn_rng_next(struct sn_rng *r);
+/* uniform in [0, 1) with 24 random bits */
+float    sn_rng_uniform(struct sn_rng *r);
+/* standard normal (Box-Muller) */
+float    sn_rng_normal(struct sn_rng *r);
+
+/* splitmix64-based mixing: a well-distributed 64-bit function of its inputs */
+uint64_t sn_hash64(uint64_t a, uint64_t b);
+uint64_t sn_hash3(uint64_t a, uint64_t b, uint64_t c);
+/* uniform in [0, 1) from a hash value */
+static inline float sn_hash_uniform(uint64_t h) { return (float)(h >> 40) * (1.0f / 16777216.0f); }
+
+#endif
