@@ -75,7 +75,8 @@ int sn_section_bool(const struct sn_config *cfg, const struct sn_section *s, con
 /* Copies the value (or def, which may be NULL for "") into out[cap]. */
 int sn_section_string(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                       const char *def, char *out, int cap, struct sn_err *err);
-/* Value must be one of the NULL-terminated choices; *out gets its index. */
+/* Value must be one of the NULL-terminated choices (compared ignoring case); *out gets its
+ * index. def NULL makes the key required. */
 int sn_section_choice(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                       const char *def, const char *const *choices, int *out, struct sn_err *err);
 /* One or two ints: "3" gives {3,3}, "3,5" or "(3, 5)" gives {3,5}. */
@@ -85,6 +86,14 @@ int sn_section_int2(const struct sn_config *cfg, const struct sn_section *s, con
 int sn_section_float2(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                       double def0, double def1, double lo, double hi, double out[2],
                       struct sn_err *err);
+
+/* Keras-style layer name of a section: its `name` key if present (not marked used), else the
+ * type with a per-type counter over the unnamed sections before it: "conv2d", "conv2d_1", ...
+ * A settings section is named by its type. Writes at most cap bytes. */
+void sn_config_layer_name(const struct sn_config *cfg, const struct sn_section *s, char *out,
+                          int cap);
+/* 1 for the settings section types (model, data, augment, train, checkpoint), 0 for layers. */
+int  sn_config_is_settings(const char *type);
 
 /* The key, or NULL (does not mark it used). */
 const struct sn_key *sn_section_key(const struct sn_section *s, const char *key);

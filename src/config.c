@@ -1,0 +1,836 @@
+/* config.c — the INI config: libinih splits lines into key = value; this file keeps the order
+ * of sections, the line of every key, and turns values into checked numbers.
+ *
+ * Why our own line reader: the system libinih is built without INI_HANDLER_LINENO and without
+ * INI_CALL_HANDLER_ON_NEW_SECTION, so its handler learns neither the line of a key nor that a
+ * new section began (a network repeats [conv2d] many times, and [flatten] has no keys at all).
+ * read_line() hands inih one line at a time, counts lines, and itself opens a new section at
+ * every "[type]" header; on_key() then attributes each key to the newest section at the
+ * current line. read_line() also strips leading blanks, so inih's multi-line continuation
+ * (an indented line continuing the previous value) never applies: an indented line is a line.
+ *
+ * Syntax accepted: "[type]" headers, "key = value" (or "key: value"), comments starting with
+ * ';' or '#' at the start of a line or after a blank. Types and keys are lowercased; values are
+ * trimmed and kept as written. */
+#include "config.h"
+
+#include <ctype.h>   // defines: tolower, isspace, isalnum
+#include <errno.h>   // defines: errno, ERANGE
+#include <math.h>    // defines: isfinite
+#include <stdarg.h>  // defines: va_list, va_start, va_end
+#include <stdio.h>   // defines: FILE, fopen, fclose, getc, snprintf, vsnprintf
+#include <stdlib.h>  // defines: strtol, strtod, calloc, realloc, free
+#include <string.h>  // defines: strlen, strcmp, strchr, memcpy, strerror
+#include <strings.h> // defines: strcasecmp
+
+#include <ini.h> // defines: ini_parse_stream
+
+/* Longest raw line we read before deciding it is too long for inih's buffer anyway. */
+#define RAW_LINE_MAX 4096
+
+static const char *const settings_types[] = {"model", "data", "augment", "train", "checkpoint",
+                                             NULL};
+
+int sn_config_is_settings(const char *type)
+{
+    for (int i = 0; settings_types[i]; i++)
+        if (strcmp(type, settings_types[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* ---- building ----------------------------------------------------------------------------- */
+
+/* Appends an empty section; returns it, or NULL when out of memory. Pointers to sections taken
+ * earlier are invalidated (the array moves). */
+static struct sn_section *add_section(struct sn_config *cfg, const char *type, int line)
+{
+    struct sn_section *ns = realloc(cfg->sections, (size_t)(cfg->n_sections + 1) * sizeof *ns);
+    if (ns == NULL)
+        return NULL;
+    cfg->sections = ns;
+    struct sn_section *s = &ns[cfg->n_sections];
+    memset(s, 0, sizeof *s);
+    snprintf(s->type, sizeof s->type, "%s", type);
+    s->line = line;
+    s->index = cfg->n_sections++;
+    return s;
+}
+
+static struct sn_key *add_key(struct sn_section *s, const char *name, const char *value, int line)
+{
+    struct sn_key *nk = realloc(s->keys, (size_t)(s->n_keys + 1) * sizeof *nk);
+    if (nk == NULL)
+        return NULL;
+    s->keys = nk;
+    struct sn_key *k = &nk[s->n_keys++];
+    memset(k, 0, sizeof *k);
+    snprintf(k->name, sizeof k->name, "%s", name);
+    snprintf(k->value, sizeof k->value, "%s", value);
+    k->line = line;
+    return k;
+}
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    /* the terminating NUL is hashed too, so ("ab","c") and ("a","bc") differ */
+    const unsigned char *p = (const unsigned char *)s;
+    do {
+        h ^= *p;
+        h *= 0x100000001b3ull;
+    } while (*p++);
+    return h;
+}
+
+static void rehash(struct sn_config *cfg)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < cfg->n_sections; i++) {
+        const struct sn_section *s = &cfg->sections[i];
+        h = fnv1a(h, "[");
+        h = fnv1a(h, s->type);
+        for (int j = 0; j < s->n_keys; j++) {
+            h = fnv1a(h, s->keys[j].name);
+            h = fnv1a(h, s->keys[j].value);
+        }
+    }
+    cfg->hash = h;
+}
+
+void sn_config_free(struct sn_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (int i = 0; i < cfg->n_sections; i++)
+        free(cfg->sections[i].keys);
+    free(cfg->sections);
+    free(cfg);
+}
+
+/* ---- parsing ------------------------------------------------------------------------------ */
+
+struct parse_state {
+    struct sn_config *cfg;
+    FILE *file;       /* the source is a file (not owned) ... */
+    const char *text; /* ... or a string, advanced as lines are read */
+    int line;         /* number of the line last handed to inih */
+    int failed;       /* err is set: stop feeding inih */
+    struct sn_err *err;
+};
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* Reads one whole line (without its '\n') into raw[cap]. @return its length, -1 at end of input,
+ * or -2 when it does not fit (the rest of the line is consumed). */
+static long next_raw_line(struct parse_state *ps, char *raw, size_t cap)
+{
+    size_t n = 0;
+    int too_long = 0, any = 0;
+    for (;;) {
+        int c;
+        if (ps->file) {
+            c = getc(ps->file);
+        } else {
+            c = *ps->text ? (unsigned char)*ps->text++ : EOF;
+        }
+        if (c == EOF)
+            break;
+        any = 1;
+        if (c == '\n')
+            break;
+        if (n + 1 < cap)
+            raw[n++] = (char)c;
+        else
+            too_long = 1;
+    }
+    raw[n] = '\0';
+    if (!any)
+        return -1;
+    return too_long ? -2 : (long)n;
+}
+
+/* Truncates at a '#' that starts the line or follows a blank (inih handles ';' itself). */
+static void strip_hash_comment(char *s)
+{
+    for (char *p = s; *p; p++)
+        if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
+            *p = '\0';
+            return;
+        }
+}
+
+static void rtrim(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+}
+
+/* "[type]" (after trimming) opens a section. @return 1 if it was a header, 0 if not (or if it
+ * is malformed in a way inih reports itself), -1 on error (err set). */
+static int maybe_header(struct parse_state *ps, const char *line)
+{
+    if (line[0] != '[')
+        return 0;
+    const char *close = strchr(line, ']');
+    if (close == NULL)
+        return 0; /* inih: "no ']'" -> syntax error on this line */
+    for (const char *p = close + 1; *p; p++)
+        if (*p == ';')
+            break;
+        else if (!isspace((unsigned char)*p)) {
+            ps->failed = 1;
+            sn_err_set(ps->err, SN_EINVAL, "%s:%d: text after the section header: '%s'",
+                       ps->cfg->path, ps->line, line);
+            return -1;
+        }
+    const char *b = line + 1, *e = close;
+    while (b < e && isspace((unsigned char)*b))
+        b++;
+    while (e > b && isspace((unsigned char)e[-1]))
+        e--;
+    char type[SN_CFG_NAME_MAX];
+    size_t n = (size_t)(e - b);
+    int ok = n > 0 && n < sizeof type;
+    for (const char *p = b; ok && p < e; p++)
+        ok = isalnum((unsigned char)*p) || *p == '_';
+    if (!ok) {
+        ps->failed = 1;
+        sn_err_set(ps->err, SN_EINVAL,
+                   "%s:%d: bad section header '%s': expected [type] with letters, digits or '_'",
+                   ps->cfg->path, ps->line, line);
+        return -1;
+    }
+    memcpy(type, b, n);
+    type[n] = '\0';
+    lower(type);
+    if (add_section(ps->cfg, type, ps->line) == NULL) {
+        ps->failed = 1;
+        sn_err_set(ps->err, SN_ENOMEM, "%s:%d: out of memory", ps->cfg->path, ps->line);
+        return -1;
+    }
+    return 1;
+}
+
+/* The ini_reader: one line per call, into buf[num]. */
+static char *read_line(char *buf, int num, void *stream)
+{
+    struct parse_state *ps = stream;
+    if (ps->failed)
+        return NULL;
+    char raw[RAW_LINE_MAX];
+    long n = next_raw_line(ps, raw, sizeof raw);
+    if (n == -1)
+        return NULL;
+    ps->line++;
+    if (ps->file && ferror(ps->file)) {
+        ps->failed = 1;
+        sn_err_set(ps->err, SN_EIO, "%s:%d: read error: %s", ps->cfg->path, ps->line,
+                   strerror(errno));
+        return NULL;
+    }
+    /* inih needs room for "\r\n\0" beyond the text */
+    if (n == -2 || n > (long)num - 3) {
+        ps->failed = 1;
+        sn_err_set(ps->err, SN_EINVAL, "%s:%d: line too long (at most %d characters)",
+                   ps->cfg->path, ps->line, num - 3);
+        return NULL;
+    }
+    char *line = raw;
+    while (isspace((unsigned char)*line))
+        line++;
+    strip_hash_comment(line);
+    rtrim(line);
+    if (maybe_header(ps, line) < 0)
+        return NULL;
+    snprintf(buf, (size_t)num, "%s\n", line);
+    return buf;
+}
+
+/* The ini_handler: one key = value of the current section. @return 1 to go on, 0 on error. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_state *ps = user;
+    struct sn_config *cfg = ps->cfg;
+    (void)section; /* sections are tracked by read_line(), which sees repeated headers */
+    if (ps->failed)
+        return 0;
+    ps->failed = 1; /* until the key is stored */
+    if (cfg->n_sections == 0) {
+        sn_err_set(ps->err, SN_EINVAL,
+                   "%s:%d: key '%s' before any [section]; HINT: put it under [train], "
+                   "[model], ... or a layer section",
+                   cfg->path, ps->line, name);
+        return 0;
+    }
+    struct sn_section *s = &cfg->sections[cfg->n_sections - 1];
+    char key[SN_CFG_NAME_MAX];
+    if (strlen(name) >= sizeof key) {
+        sn_err_set(ps->err, SN_EINVAL, "%s:%d: [%s] key name '%s' is too long", cfg->path,
+                   ps->line, s->type, name);
+        return 0;
+    }
+    snprintf(key, sizeof key, "%s", name);
+    lower(key);
+    if (strlen(value) >= SN_CFG_VALUE_MAX) {
+        sn_err_set(ps->err, SN_EINVAL, "%s:%d: [%s] %s: value longer than %d characters",
+                   cfg->path, ps->line, s->type, key, SN_CFG_VALUE_MAX - 1);
+        return 0;
+    }
+    const struct sn_key *prev = sn_section_key(s, key);
+    if (prev != NULL) {
+        sn_err_set(ps->err, SN_EINVAL,
+                   "%s:%d: [%s] duplicate key '%s' (already set at line %d; section at line %d)",
+                   cfg->path, ps->line, s->type, key, prev->line, s->line);
+        return 0;
+    }
+    if (add_key(s, key, value, ps->line) == NULL) {
+        sn_err_set(ps->err, SN_ENOMEM, "%s:%d: out of memory", cfg->path, ps->line);
+        return 0;
+    }
+    ps->failed = 0;
+    return 1;
+}
+
+static int parse(struct sn_config **out, struct parse_state *ps, const char *name,
+                 struct sn_err *err)
+{
+    *out = NULL;
+    struct sn_config *cfg = calloc(1, sizeof *cfg);
+    if (cfg == NULL)
+        return sn_err_set(err, SN_ENOMEM, "%s: out of memory", name);
+    snprintf(cfg->path, sizeof cfg->path, "%s", name);
+    ps->cfg = cfg;
+    ps->err = err;
+    int rc = ini_parse_stream(read_line, ps, on_key, ps);
+    if (ps->failed) {
+        sn_config_free(cfg);
+        return err ? err->code : SN_EINVAL;
+    }
+    if (rc > 0) {
+        sn_config_free(cfg);
+        return sn_err_set(err, SN_EINVAL,
+                          "%s:%d: syntax error (expected '[type]', 'key = value' or a comment)",
+                          name, rc);
+    }
+    if (rc < 0) {
+        sn_config_free(cfg);
+        return sn_err_set(err, SN_ENOMEM, "%s: the INI parser failed (%d)", name, rc);
+    }
+    rehash(cfg);
+    *out = cfg;
+    return SN_OK;
+}
+
+int sn_config_load(struct sn_config **out, const char *path, struct sn_err *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return sn_err_set(err, SN_EIO, "%s: cannot open config: %s", path, strerror(errno));
+    struct parse_state ps = {.file = f};
+    int rc = parse(out, &ps, path, err);
+    fclose(f);
+    return rc;
+}
+
+int sn_config_load_string(struct sn_config **out, const char *text, const char *name,
+                          struct sn_err *err)
+{
+    struct parse_state ps = {.text = text};
+    return parse(out, &ps, name, err);
+}
+
+/* ---- lookup ------------------------------------------------------------------------------- */
+
+const struct sn_section *sn_config_find(const struct sn_config *cfg, const char *type)
+{
+    for (int i = 0; i < cfg->n_sections; i++)
+        if (strcmp(cfg->sections[i].type, type) == 0)
+            return &cfg->sections[i];
+    return NULL;
+}
+
+const struct sn_key *sn_section_key(const struct sn_section *s, const char *key)
+{
+    if (s == NULL)
+        return NULL;
+    for (int i = 0; i < s->n_keys; i++)
+        if (strcmp(s->keys[i].name, key) == 0)
+            return &s->keys[i];
+    return NULL;
+}
+
+void sn_config_layer_name(const struct sn_config *cfg, const struct sn_section *s, char *out,
+                          int cap)
+{
+    const struct sn_key *nk = sn_section_key(s, "name");
+    if (nk != NULL && nk->value[0]) {
+        snprintf(out, (size_t)cap, "%s", nk->value);
+        return;
+    }
+    if (sn_config_is_settings(s->type)) {
+        snprintf(out, (size_t)cap, "%s", s->type);
+        return;
+    }
+    /* Keras numbers auto-named layers per type; explicitly named ones take no number. */
+    int count = 0;
+    for (int i = 0; i < s->index && i < cfg->n_sections; i++) {
+        const struct sn_section *o = &cfg->sections[i];
+        const struct sn_key *ok = sn_section_key(o, "name");
+        if (strcmp(o->type, s->type) == 0 && !(ok && ok->value[0]))
+            count++;
+    }
+    if (count == 0)
+        snprintf(out, (size_t)cap, "%s", s->type);
+    else
+        snprintf(out, (size_t)cap, "%s_%d", s->type, count);
+}
+
+/* "file:line" of a key (or of the section when k is NULL), or "--set layer.key" for overrides. */
+static void where(const struct sn_config *cfg, const struct sn_section *s, const struct sn_key *k,
+                  char *buf, size_t cap)
+{
+    if (k != NULL && k->line == 0) {
+        char name[SN_CFG_NAME_MAX];
+        sn_config_layer_name(cfg, s, name, sizeof name);
+        snprintf(buf, cap, "--set %s.%s", name, k->name);
+    } else if (s != NULL && (k != NULL || s->line > 0)) {
+        snprintf(buf, cap, "%s:%d", cfg->path, k ? k->line : s->line);
+    } else {
+        snprintf(buf, cap, "%s", cfg->path);
+    }
+}
+
+int sn_config_error(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                    struct sn_err *err, int code, const char *fmt, ...)
+{
+    char msg[1024], at[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (s == NULL)
+        return sn_err_set(err, code, "%s: %s", cfg->path, msg);
+    where(cfg, s, key ? sn_section_key(s, key) : NULL, at, sizeof at);
+    if (key != NULL)
+        return sn_err_set(err, code, "%s: [%s] %s: %s", at, s->type, key, msg);
+    return sn_err_set(err, code, "%s: [%s]: %s", at, s->type, msg);
+}
+
+/* ---- getters ------------------------------------------------------------------------------ */
+
+/* The key, marked used, or NULL if absent. (Keys are owned by the config, not by the const
+ * section view the caller holds; marking use is bookkeeping, not a change of content.) */
+static struct sn_key *take(const struct sn_section *s, const char *key)
+{
+    struct sn_key *k = (struct sn_key *)sn_section_key(s, key);
+    if (k != NULL)
+        k->used = 1;
+    return k;
+}
+
+/* An error about the value of k: "where: [type] key = 'value': message". */
+static int value_error(const struct sn_config *cfg, const struct sn_section *s,
+                       const struct sn_key *k, struct sn_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int value_error(const struct sn_config *cfg, const struct sn_section *s,
+                       const struct sn_key *k, struct sn_err *err, const char *fmt, ...)
+{
+    char msg[512], at[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    where(cfg, s, k, at, sizeof at);
+    return sn_err_set(err, SN_EINVAL, "%s: [%s] %s = '%s': %s", at, s->type, k->name, k->value,
+                      msg);
+}
+
+/* Parses a whole decimal integer. @return 0, 1 if not an integer, 2 if beyond long. */
+static int parse_long(const char *v, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || isspace((unsigned char)*v))
+        return 1;
+    if (errno == ERANGE)
+        return 2;
+    *out = x;
+    return 0;
+}
+
+/* Parses a finite number or a fraction "a/b". @return 0 or 1 if not a number. */
+static int parse_double(const char *v, double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || isspace((unsigned char)*v))
+        return 1;
+    if (*end == '/') {
+        const char *d = end + 1;
+        if (isspace((unsigned char)*d))
+            return 1;
+        double y = strtod(d, &end);
+        if (end == d || y == 0)
+            return 1;
+        x /= y;
+    }
+    if (*end != '\0' || !isfinite(x))
+        return 1;
+    *out = x;
+    return 0;
+}
+
+static int int_value(const struct sn_config *cfg, const struct sn_section *s,
+                     const struct sn_key *k, const char *text, int lo, int hi, int *out,
+                     struct sn_err *err)
+{
+    long x;
+    int rc = parse_long(text, &x);
+    if (rc == 1)
+        return value_error(cfg, s, k, err, "'%s' is not an integer", text);
+    if (rc == 2 || x < lo || x > hi)
+        return value_error(cfg, s, k, err, "%s is out of range [%d, %d]", text, lo, hi);
+    *out = (int)x;
+    return SN_OK;
+}
+
+static int float_value(const struct sn_config *cfg, const struct sn_section *s,
+                       const struct sn_key *k, const char *text, double lo, double hi,
+                       double *out, struct sn_err *err)
+{
+    double x;
+    if (parse_double(text, &x) != 0)
+        return value_error(cfg, s, k, err, "'%s' is not a number (forms: 0.5, 1e-3, 1/255)",
+                           text);
+    if (x < lo || x > hi)
+        return value_error(cfg, s, k, err, "%g is out of range [%g, %g]", x, lo, hi);
+    *out = x;
+    return SN_OK;
+}
+
+int sn_section_int(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                   int def, int lo, int hi, int *out, struct sn_err *err)
+{
+    const struct sn_key *k = take(s, key);
+    if (k == NULL) {
+        *out = def;
+        return SN_OK;
+    }
+    return int_value(cfg, s, k, k->value, lo, hi, out, err);
+}
+
+int sn_section_float(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                     double def, double lo, double hi, double *out, struct sn_err *err)
+{
+    const struct sn_key *k = take(s, key);
+    if (k == NULL) {
+        *out = def;
+        return SN_OK;
+    }
+    return float_value(cfg, s, k, k->value, lo, hi, out, err);
+}
+
+int sn_section_bool(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                    int def, int *out, struct sn_err *err)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    const struct sn_key *k = take(s, key);
+    if (k == NULL) {
+        *out = def;
+        return SN_OK;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(k->value, yes[i]) == 0) {
+            *out = 1;
+            return SN_OK;
+        }
+        if (strcasecmp(k->value, no[i]) == 0) {
+            *out = 0;
+            return SN_OK;
+        }
+    }
+    return value_error(cfg, s, k, err, "not a boolean (true/false, yes/no, on/off, 1/0)");
+}
+
+int sn_section_string(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                      const char *def, char *out, int cap, struct sn_err *err)
+{
+    const struct sn_key *k = take(s, key);
+    const char *v = k ? k->value : (def ? def : "");
+    if (strlen(v) >= (size_t)cap) {
+        if (k == NULL)
+            return sn_err_set(err, SN_EINVAL, "%s: default of '%s' is too long", cfg->path, key);
+        return value_error(cfg, s, k, err, "longer than %d characters", cap - 1);
+    }
+    memcpy(out, v, strlen(v) + 1);
+    return SN_OK;
+}
+
+int sn_section_choice(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                      const char *def, const char *const *choices, int *out, struct sn_err *err)
+{
+    const struct sn_key *k = take(s, key);
+    const char *v = k ? k->value : def;
+    char list[512] = "";
+    size_t len = 0;
+    for (int i = 0; choices[i]; i++) {
+        if (v != NULL && strcasecmp(v, choices[i]) == 0) {
+            *out = i;
+            return SN_OK;
+        }
+        int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", choices[i]);
+        if (w > 0 && (size_t)w < sizeof list - len)
+            len += (size_t)w;
+    }
+    if (k != NULL)
+        return value_error(cfg, s, k, err, "expected one of: %s", list);
+    if (v == NULL)
+        return sn_config_error(cfg, s, key, err, SN_EINVAL, "required; one of: %s", list);
+    return sn_err_set(err, SN_EINVAL, "%s: [%s] %s: default '%s' is not one of: %s", cfg->path,
+                      s ? s->type : "?", key, v, list);
+}
+
+/* Splits "a", "a,b", "(a, b)", "[a,b]", "(a,)" or "axb" into trimmed parts.
+ * @return the number of parts (1 or 2), or 0 if malformed. */
+static int split2(const char *v, char *a, char *b, size_t cap)
+{
+    char buf[SN_CFG_VALUE_MAX];
+    snprintf(buf, sizeof buf, "%s", v);
+    char *p = buf;
+    while (isspace((unsigned char)*p))
+        p++;
+    rtrim(p);
+    size_t n = strlen(p);
+    if (n >= 2 && ((p[0] == '(' && p[n - 1] == ')') || (p[0] == '[' && p[n - 1] == ']'))) {
+        p[n - 1] = '\0';
+        p++;
+    }
+    char *sep = strchr(p, ',');
+    if (sep == NULL)
+        sep = strpbrk(p, "xX");
+    char *second = NULL, sep_ch = sep ? *sep : '\0';
+    if (sep != NULL) {
+        *sep = '\0';
+        second = sep + 1;
+    }
+    char *parts[2] = {p, second};
+    char *outs[2] = {a, b};
+    int count = 0;
+    for (int i = 0; i < 2 && parts[i]; i++) {
+        char *q = parts[i];
+        while (isspace((unsigned char)*q))
+            q++;
+        rtrim(q);
+        if (*q == '\0') {
+            if (i == 1 && sep_ch == ',')
+                break; /* "(3,)": a Python 1-tuple */
+            return 0;
+        }
+        if (strlen(q) >= cap)
+            return 0;
+        memcpy(outs[i], q, strlen(q) + 1);
+        count++;
+    }
+    return count;
+}
+
+int sn_section_int2(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                    int def0, int def1, int lo, int hi, int out[2], struct sn_err *err)
+{
+    const struct sn_key *k = take(s, key);
+    if (k == NULL) {
+        out[0] = def0;
+        out[1] = def1;
+        return SN_OK;
+    }
+    char a[64], b[64];
+    int n = split2(k->value, a, b, sizeof a);
+    if (n == 0)
+        return value_error(cfg, s, k, err, "expected one or two integers: 3, 3,5 or (3, 5)");
+    int v[2];
+    SN_FORWARD(int_value(cfg, s, k, a, lo, hi, &v[0], err));
+    v[1] = v[0];
+    if (n == 2)
+        SN_FORWARD(int_value(cfg, s, k, b, lo, hi, &v[1], err));
+    out[0] = v[0];
+    out[1] = v[1];
+    return SN_OK;
+}
+
+int sn_section_float2(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                      double def0, double def1, double lo, double hi, double out[2],
+                      struct sn_err *err)
+{
+    const struct sn_key *k = take(s, key);
+    if (k == NULL) {
+        out[0] = def0;
+        out[1] = def1;
+        return SN_OK;
+    }
+    char a[128], b[128];
+    int n = split2(k->value, a, b, sizeof a);
+    if (n == 0)
+        return value_error(cfg, s, k, err, "expected one or two numbers: 0.1, 0.1,0.2 or (0.1, 0.2)");
+    double v[2];
+    SN_FORWARD(float_value(cfg, s, k, a, lo, hi, &v[0], err));
+    v[1] = v[0];
+    if (n == 2)
+        SN_FORWARD(float_value(cfg, s, k, b, lo, hi, &v[1], err));
+    out[0] = v[0];
+    out[1] = v[1];
+    return SN_OK;
+}
+
+/* ---- overrides and unused keys ------------------------------------------------------------ */
+
+/* Writes "name, name, ..." of the sections of that type (of all sections if type is NULL). */
+static void list_names(const struct sn_config *cfg, const char *type, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < cfg->n_sections; i++) {
+        const struct sn_section *s = &cfg->sections[i];
+        if (type != NULL && strcmp(s->type, type) != 0)
+            continue;
+        char name[SN_CFG_NAME_MAX];
+        sn_config_layer_name(cfg, s, name, sizeof name);
+        int w = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", name);
+        if (w < 0 || (size_t)w >= cap - len) {
+            if (cap > 4)
+                snprintf(buf + (cap - 4 < len ? cap - 4 : len), 4, "...");
+            return;
+        }
+        len += (size_t)w;
+    }
+}
+
+/* The section an override names; creates a missing settings section. */
+static int resolve_section(struct sn_config *cfg, const char *name, const char *assignment,
+                           struct sn_section **out, struct sn_err *err)
+{
+    char lname[SN_CFG_NAME_MAX];
+    snprintf(lname, sizeof lname, "%.*s", SN_CFG_NAME_MAX - 1, name);
+    lower(lname);
+    if (sn_config_is_settings(lname)) {
+        struct sn_section *s = (struct sn_section *)sn_config_find(cfg, lname);
+        if (s == NULL && (s = add_section(cfg, lname, 0)) == NULL)
+            return sn_err_set(err, SN_ENOMEM, "--set %s: out of memory", assignment);
+        *out = s;
+        return SN_OK;
+    }
+    struct sn_section *found = NULL;
+    int n_named = 0, n_typed = 0;
+    for (int i = 0; i < cfg->n_sections; i++) {
+        char lay[SN_CFG_NAME_MAX];
+        sn_config_layer_name(cfg, &cfg->sections[i], lay, sizeof lay);
+        if (strcasecmp(lay, name) == 0) {
+            found = &cfg->sections[i];
+            n_named++;
+        }
+    }
+    char names[700];
+    if (n_named > 1)
+        return sn_err_set(err, SN_EINVAL,
+                          "--set %s: %d layers are named '%s'; HINT: give them distinct `name =` "
+                          "keys",
+                          assignment, n_named, name);
+    if (n_named == 0) {
+        for (int i = 0; i < cfg->n_sections; i++)
+            if (strcmp(cfg->sections[i].type, lname) == 0) {
+                found = &cfg->sections[i];
+                n_typed++;
+            }
+        if (n_typed > 1) {
+            list_names(cfg, lname, names, sizeof names);
+            return sn_err_set(err, SN_EINVAL,
+                              "--set %s: '%s' is ambiguous (%d [%s] sections); name one of: %s",
+                              assignment, name, n_typed, lname, names);
+        }
+        if (n_typed == 0) {
+            list_names(cfg, NULL, names, sizeof names);
+            return sn_err_set(err, SN_EINVAL,
+                              "--set %s: no section or layer named '%s'; candidates: %s%s"
+                              "model, data, augment, train, checkpoint",
+                              assignment, name, names, names[0] ? ", " : "");
+        }
+    }
+    *out = found;
+    return SN_OK;
+}
+
+int sn_config_override(struct sn_config *cfg, const char *assignment, struct sn_err *err)
+{
+    char buf[SN_CFG_VALUE_MAX + 2 * SN_CFG_NAME_MAX];
+    if (strlen(assignment) >= sizeof buf)
+        return sn_err_set(err, SN_EINVAL, "--set: assignment too long");
+    snprintf(buf, sizeof buf, "%s", assignment);
+    char *eq = strchr(buf, '=');
+    char *dot = eq ? memchr(buf, '.', (size_t)(eq - buf)) : NULL;
+    if (eq == NULL || dot == NULL)
+        return sn_err_set(err, SN_EINVAL,
+                          "--set %s: expected section.key=value, e.g. train.epochs=3 or "
+                          "conv2d_1.filters=64",
+                          assignment);
+    *eq = '\0';
+    *dot = '\0';
+    char *sec = buf, *key = dot + 1, *value = eq + 1;
+    while (isspace((unsigned char)*sec))
+        sec++;
+    rtrim(sec);
+    while (isspace((unsigned char)*key))
+        key++;
+    rtrim(key);
+    while (isspace((unsigned char)*value))
+        value++;
+    rtrim(value);
+    lower(key);
+    if (*sec == '\0' || *key == '\0' || strlen(sec) >= SN_CFG_NAME_MAX ||
+        strlen(key) >= SN_CFG_NAME_MAX)
+        return sn_err_set(err, SN_EINVAL,
+                          "--set %s: expected section.key=value, e.g. train.epochs=3", assignment);
+    if (strlen(value) >= SN_CFG_VALUE_MAX)
+        return sn_err_set(err, SN_EINVAL, "--set %s: value longer than %d characters", assignment,
+                          SN_CFG_VALUE_MAX - 1);
+    struct sn_section *s = NULL;
+    SN_FORWARD(resolve_section(cfg, sec, assignment, &s, err));
+    struct sn_key *k = (struct sn_key *)sn_section_key(s, key);
+    if (k != NULL) {
+        snprintf(k->value, sizeof k->value, "%s", value);
+        k->line = 0;
+    } else if (add_key(s, key, value, 0) == NULL) {
+        return sn_err_set(err, SN_ENOMEM, "--set %s: out of memory", assignment);
+    }
+    rehash(cfg);
+    return SN_OK;
+}
+
+int sn_config_check_unused(const struct sn_config *cfg, struct sn_err *err)
+{
+    for (int i = 0; i < cfg->n_sections; i++) {
+        const struct sn_section *s = &cfg->sections[i];
+        for (int j = 0; j < s->n_keys; j++) {
+            const struct sn_key *k = &s->keys[j];
+            if (k->used)
+                continue;
+            char at[600], sect[64];
+            where(cfg, s, k, at, sizeof at);
+            if (s->line > 0)
+                snprintf(sect, sizeof sect, "section at line %d", s->line);
+            else
+                snprintf(sect, sizeof sect, "section added by --set");
+            return sn_err_set(err, SN_EINVAL,
+                              "%s: unknown key '%s' in [%s] (%s); HINT: check its spelling "
+                              "against the keys [%s] takes",
+                              at, k->name, s->type, sect, s->type);
+        }
+    }
+    return SN_OK;
+}
