@@ -23,7 +23,13 @@ struct sn_dist {
 int  sn_dist_init(struct sn_dist *d, int *argc, char ***argv, struct sn_err *err);
 void sn_dist_finalize(struct sn_dist *d);
 
-/* Arms the watchdog: a collective that takes longer than seconds aborts the job (0 = off). */
+/* Exit code of a job ended by the watchdog (mpirun and srun report it as the job's). */
+#define SN_DIST_WATCHDOG_EXIT 75
+
+/* Arms the watchdog: a collective that takes longer than seconds aborts the job (0 = off).
+ * The thread wakes every 0.5 s, so the abort comes between `seconds` and `seconds` + 0.5 s. It
+ * prints "shardnet: rank R (host) has waited N s in MPI_Allreduce at step S — another rank is
+ * stuck or dead" and ends every rank with SN_DIST_WATCHDOG_EXIT. */
 void sn_dist_set_watchdog(struct sn_dist *d, double seconds);
 /* The step shown in watchdog messages. */
 void sn_dist_set_step(struct sn_dist *d, int64_t step);
@@ -31,9 +37,11 @@ void sn_dist_set_step(struct sn_dist *d, int64_t step);
 /* In-place sum over ranks. */
 int  sn_dist_allreduce_sum(struct sn_dist *d, float *buf, size_t n, struct sn_err *err);
 int  sn_dist_allreduce_sum_f64(struct sn_dist *d, double *buf, size_t n, struct sn_err *err);
-/* Non-blocking in-place sum; returns a request handle index (>= 0). Poll with test, finish with wait. */
+/* Non-blocking in-place sum; returns a request handle index (>= 0). Poll with test, finish with wait.
+ * At most 64 requests are in flight; each must be finished with sn_dist_wait, which frees it.
+ * Open MPI makes no progress on it unless this rank calls sn_dist_test (or wait). */
 int  sn_dist_iallreduce_sum(struct sn_dist *d, float *buf, size_t n, int *req, struct sn_err *err);
-int  sn_dist_test(struct sn_dist *d, int req);  /* 1 when done; drives progress */
+int  sn_dist_test(struct sn_dist *d, int req);  /* 1 when done (or failed: wait says); drives progress */
 int  sn_dist_wait(struct sn_dist *d, int req, struct sn_err *err);
 int  sn_dist_bcast(struct sn_dist *d, void *buf, size_t bytes, int root, struct sn_err *err);
 int  sn_dist_barrier(struct sn_dist *d, struct sn_err *err);
@@ -43,9 +51,11 @@ int  sn_dist_allgather(struct sn_dist *d, const void *in, void *out, size_t byte
 /* Max over ranks of an int (used to agree on failure flags). */
 int  sn_dist_allreduce_max_int(struct sn_dist *d, int *v, struct sn_err *err);
 
-/* Prints "rank R: message" on stderr and ends every rank with exit code `code` (non-zero). */
+/* Prints "shardnet: rank R (host): message" on stderr and ends every rank with exit code `code`
+ * (0 is turned into 1). Callable from any thread, before init and after a failed init. */
 void sn_dist_abort(struct sn_dist *d, int code, const char *msg) __attribute__((noreturn));
 
+/* Seconds on a monotonic clock; callable before init and from any thread. */
 double sn_dist_wtime(void);
 
 #endif
