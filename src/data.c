@@ -1,0 +1,921 @@
+/* data.c — the [data] settings, directory scanning (Keras's image_dataset_from_directory), the
+ * epoch order, and the loader: persistent worker threads that decode and augment this rank's
+ * shard of each global batch into a ring of batch slots allocated once.
+ *
+ * Loader protocol (all shared fields under l->mu):
+ *   - a work cursor (cur_batch, cur_row) walks the rows of this rank's slices, batch by batch;
+ *   - batch b lives in slot b % queue_depth; a worker may start batch b only when that slot is
+ *     FREE (released by the consumer), so at most queue_depth batches are decoded ahead;
+ *   - a worker claims one row, decodes it without the lock into its own row of the slot, then
+ *     marks it done; the last row makes the slot READY and wakes the consumer;
+ *   - sn_loader_next hands out slots strictly in batch order (READY -> HELD), release makes them
+ *     FREE again. start_epoch stops the cursor, waits for rows in flight, then resets every slot.
+ * Each row depends only on its file and sn_hash3(seed, epoch, sample index), so the pixels do
+ * not depend on the number of threads or on which thread decoded which row. */
+#include "data.h"
+
+#include <ctype.h>    // defines: tolower
+#include <dirent.h>   // defines: opendir, readdir, closedir
+#include <errno.h>    // defines: errno, ENOENT, ENOTDIR
+#include <stddef.h>   // defines: offsetof
+#include <limits.h>   // defines: INT_MAX
+#include <pthread.h>  // defines: pthread_create, pthread_mutex_t, pthread_cond_t
+#include <stdio.h>    // defines: snprintf, fprintf
+#include <stdlib.h>   // defines: malloc, calloc, free, qsort
+#include <string.h>   // defines: strcmp, strlen, memcpy, memset, strerror
+#include <sys/stat.h> // defines: stat, S_ISDIR, S_ISREG
+#include <time.h>     // defines: clock_gettime, CLOCK_MONOTONIC
+
+#include "image.h"
+#include "rng.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* [data] settings                                                                             */
+
+/* Copies a comma-separated list into dc->class_names, trimming blanks. */
+static int parse_class_names(struct sn_data_conf *dc, const struct sn_config *cfg,
+                             const struct sn_section *s, const char *list, struct sn_err *err)
+{
+    const char *p = list;
+    dc->n_class_names = 0;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '(' || *p == '[')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == ')' || t[-1] == ']'))
+            t--;
+        size_t len = (size_t)(t - p);
+        if (len == 0)
+            return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                                   "empty class name in '%s'", list);
+        if (len >= sizeof dc->class_names[0])
+            return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                                   "class name '%.*s' longer than %zu characters", (int)len, p,
+                                   sizeof dc->class_names[0] - 1);
+        if (dc->n_class_names >= SN_MAX_CLASSES)
+            return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                                   "more than %d classes", SN_MAX_CLASSES);
+        memcpy(dc->class_names[dc->n_class_names], p, len);
+        dc->class_names[dc->n_class_names][len] = '\0';
+        for (int i = 0; i < dc->n_class_names; i++)
+            if (strcmp(dc->class_names[i], dc->class_names[dc->n_class_names]) == 0)
+                return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                                       "class '%s' listed twice", dc->class_names[i]);
+        dc->n_class_names++;
+        p = *e ? e + 1 : e;
+    }
+    return SN_OK;
+}
+
+int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, struct sn_err *err)
+{
+    memset(dc, 0, sizeof *dc);
+    const struct sn_section *s = sn_config_find(cfg, "data");
+    SN_RETURN_IF(s == NULL, err, SN_EINVAL,
+                 "%s: no [data] section; HINT: add [data] with dir = ... and image_size = ...",
+                 cfg->path);
+
+    SN_FORWARD(sn_section_string(cfg, s, "dir", NULL, dc->dir, sizeof dc->dir, err));
+    static const char *const split_keys[3] = {"train", "val", "test"};
+    for (int i = 0; i < 3; i++)
+        SN_FORWARD(sn_section_string(cfg, s, split_keys[i], NULL, dc->split_dir[i],
+                                     sizeof dc->split_dir[i], err));
+
+    if (sn_section_key(s, "image_size") == NULL)
+        return sn_config_error(cfg, s, NULL, err, SN_EINVAL,
+                               "image_size is required (28 or height,width such as 180,180)");
+    int hw[2];
+    SN_FORWARD(sn_section_int2(cfg, s, "image_size", 0, 0, 1, 16384, hw, err));
+    dc->height = hw[0];
+    dc->width = hw[1];
+
+    static const char *const color_modes[] = {"grayscale", "rgb", NULL};
+    int cm;
+    SN_FORWARD(sn_section_choice(cfg, s, "color_mode", "rgb", color_modes, &cm, err));
+    dc->channels = cm == 0 ? 1 : 3;
+
+    static const char *const interps[] = {"bilinear", "nearest", "area", NULL};
+    int in;
+    SN_FORWARD(sn_section_choice(cfg, s, "interpolation", "bilinear", interps, &in, err));
+    dc->interp = (enum sn_interp)in;
+    SN_FORWARD(sn_section_bool(cfg, s, "crop_to_aspect_ratio", 0, &dc->crop_to_aspect_ratio, err));
+
+    static const char *const label_modes[] = {"int", "categorical", "binary", NULL};
+    int lm;
+    SN_FORWARD(sn_section_choice(cfg, s, "label_mode", "int", label_modes, &lm, err));
+    dc->label_mode = (enum sn_label_mode)lm;
+
+    char list[SN_CFG_VALUE_MAX];
+    SN_FORWARD(sn_section_string(cfg, s, "class_names", NULL, list, sizeof list, err));
+    if (list[0])
+        SN_FORWARD(parse_class_names(dc, cfg, s, list, err));
+    if (dc->label_mode == SN_LABEL_BINARY && dc->n_class_names && dc->n_class_names != 2)
+        return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                               "label_mode = binary needs exactly 2 classes, %d listed",
+                               dc->n_class_names);
+
+    SN_FORWARD(sn_section_float(cfg, s, "validation_split", 0.0, 0.0, 1.0, &dc->validation_split,
+                                err));
+    if (dc->validation_split >= 1.0)
+        return sn_config_error(cfg, s, "validation_split", err, SN_EINVAL,
+                               "must be below 1 (a fraction such as 0.2)");
+
+    int seed;
+    const struct sn_section *train = sn_config_find(cfg, "train");
+    if (sn_section_key(s, "seed") != NULL) {
+        SN_FORWARD(sn_section_int(cfg, s, "seed", 0, 0, INT_MAX, &seed, err));
+        dc->has_split_seed = 1;
+        dc->split_seed = (uint64_t)seed;
+    } else if (train != NULL && sn_section_key(train, "seed") != NULL) {
+        SN_FORWARD(sn_section_int(cfg, train, "seed", 0, 0, INT_MAX, &seed, err));
+        dc->has_split_seed = 1;
+        dc->split_seed = (uint64_t)seed;
+    }
+    if (dc->validation_split > 0) {
+        if (!dc->has_split_seed)
+            return sn_config_error(cfg, s, "validation_split", err, SN_EINVAL,
+                                   "validation_split needs a seed, as in Keras; HINT: add seed = "
+                                   "<int> to [data] or [train]");
+        if (dc->split_dir[SN_SPLIT_VAL][0])
+            return sn_config_error(cfg, s, "validation_split", err, SN_EINVAL,
+                                   "validation_split and val = %s both give a validation set; "
+                                   "keep one", dc->split_dir[SN_SPLIT_VAL]);
+    }
+    if (!dc->dir[0] && !dc->split_dir[SN_SPLIT_TRAIN][0] && !dc->split_dir[SN_SPLIT_VAL][0] &&
+        !dc->split_dir[SN_SPLIT_TEST][0])
+        return sn_config_error(cfg, s, NULL, err, SN_EINVAL,
+                               "no images: set dir = <folder with train/ val/ test/> or train = "
+                               "<folder of class folders>");
+
+    static const char *const bad_modes[] = {"skip", "fail", NULL};
+    SN_FORWARD(sn_section_choice(cfg, s, "on_bad_image", "skip", bad_modes,
+                                 &dc->on_bad_image_fail, err));
+    SN_FORWARD(sn_section_int(cfg, s, "threads", 0, 0, 256, &dc->threads, err));
+    if (dc->threads == 0)
+        dc->threads = 2;
+    SN_FORWARD(sn_section_int(cfg, s, "queue_depth", 0, 0, 64, &dc->queue_depth, err));
+    if (dc->queue_depth == 0)
+        dc->queue_depth = 4;
+    double mp;
+    SN_FORWARD(sn_section_float(cfg, s, "max_pixels", 89478485.0, 0.0, 1e15, &mp, err));
+    dc->max_pixels = (long long)mp;
+    return SN_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scanning                                                                                    */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Keras's image_dataset_from_directory keeps these extensions (case-insensitive). */
+static int has_image_ext(const char *name)
+{
+    static const char *const exts[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        size_t e = strlen(exts[i]);
+        if (n <= e)
+            continue;
+        size_t k = 0;
+        while (k < e && tolower((unsigned char)name[n - e + k]) == exts[i][k])
+            k++;
+        if (k == e)
+            return 1;
+    }
+    return 0;
+}
+
+static int join_path(char *out, size_t cap, const char *a, const char *b, struct sn_err *err)
+{
+    int n = snprintf(out, cap, "%s/%s", a, b);
+    SN_RETURN_IF(n < 0 || (size_t)n >= cap, err, SN_EINVAL, "path too long: %s/%s", a, b);
+    return SN_OK;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* A growing list of strings (owned). */
+struct strlist {
+    int n, cap;
+    char **v;
+};
+
+static int strlist_push(struct strlist *l, const char *s, struct sn_err *err)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        char **v = realloc(l->v, (size_t)cap * sizeof *v);
+        SN_RETURN_IF(v == NULL, err, SN_ENOMEM, "out of memory listing files");
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n] = strdup(s);
+    SN_RETURN_IF(l->v[l->n] == NULL, err, SN_ENOMEM, "out of memory listing files");
+    l->n++;
+    return SN_OK;
+}
+
+static void strlist_free(struct strlist *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* Lists the non-hidden entries of dir that are directories (want_dirs) or image files, sorted. */
+static int list_dir(const char *dir, int want_dirs, struct strlist *out, struct sn_err *err)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        int e = errno;
+        if (e == ENOENT)
+            return sn_err_set(err, SN_EDATA, "data directory %s does not exist", dir);
+        if (e == ENOTDIR)
+            return sn_err_set(err, SN_EDATA, "%s is not a directory", dir);
+        return sn_err_set(err, SN_EIO, "cannot open directory %s: %s", dir, strerror(e));
+    }
+    char path[SN_PATH_MAX];
+    int rc = SN_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if ((rc = join_path(path, sizeof path, dir, de->d_name, err)) != SN_OK)
+            break;
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue; /* dangling link */
+        int keep = want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && has_image_ext(de->d_name);
+        if (keep && (rc = strlist_push(out, de->d_name, err)) != SN_OK)
+            break;
+    }
+    closedir(d);
+    if (rc == SN_OK && out->n > 1)
+        qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
+    return rc;
+}
+
+void sn_dataset_free(struct sn_dataset *ds)
+{
+    if (ds == NULL)
+        return;
+    if (ds->paths)
+        for (int i = 0; i < ds->n; i++)
+            free(ds->paths[i]);
+    free(ds->paths);
+    free(ds->labels);
+    free(ds->class_names);
+    free(ds);
+}
+
+/* Scans root into a new dataset holding every image of every class. */
+static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, const char *root,
+                     struct sn_err *err)
+{
+    struct stat st;
+    if (stat(root, &st) != 0)
+        return sn_err_set(err, SN_EDATA, "data directory %s does not exist (cwd-relative)", root);
+    SN_RETURN_IF(!S_ISDIR(st.st_mode), err, SN_EDATA, "%s is not a directory", root);
+
+    struct strlist classes = {0}, files = {0};
+    struct sn_dataset *ds = calloc(1, sizeof *ds);
+    int rc = SN_OK;
+    if (ds == NULL) {
+        rc = sn_err_set(err, SN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    snprintf(ds->root, sizeof ds->root, "%s", root);
+    if ((rc = list_dir(root, 1, &classes, err)) != SN_OK)
+        goto fail;
+    if (classes.n == 0) {
+        rc = sn_err_set(err, SN_EDATA,
+                        "%s has no class subfolders; HINT: expected %s/<class>/<image>", root,
+                        root);
+        goto fail;
+    }
+    if (dc->n_class_names > 0) {
+        /* Keras: class_names must match the subfolders exactly; its order gives the labels. */
+        for (int c = 0; c < dc->n_class_names; c++) {
+            char p[SN_PATH_MAX];
+            if ((rc = join_path(p, sizeof p, root, dc->class_names[c], err)) != SN_OK)
+                goto fail;
+            if (!is_dir(p)) {
+                rc = sn_err_set(err, SN_EDATA, "class folder %s is missing (listed in class_names)",
+                                p);
+                goto fail;
+            }
+        }
+        for (int i = 0; i < classes.n; i++) {
+            int found = 0;
+            for (int c = 0; c < dc->n_class_names && !found; c++)
+                found = strcmp(classes.v[i], dc->class_names[c]) == 0;
+            if (!found) {
+                rc = sn_err_set(err, SN_EDATA,
+                                "%s/%s is a folder not listed in class_names; HINT: list it or "
+                                "move it away",
+                                root, classes.v[i]);
+                goto fail;
+            }
+        }
+        ds->n_classes = dc->n_class_names;
+    } else {
+        ds->n_classes = classes.n;
+    }
+    if (ds->n_classes > SN_MAX_CLASSES) {
+        rc = sn_err_set(err, SN_EDATA, "%s has %d class folders, more than %d", root,
+                        ds->n_classes, SN_MAX_CLASSES);
+        goto fail;
+    }
+    if (dc->label_mode == SN_LABEL_BINARY && ds->n_classes != 2) {
+        rc = sn_err_set(err, SN_EDATA, "%s: label_mode = binary needs exactly 2 classes, found %d",
+                        root, ds->n_classes);
+        goto fail;
+    }
+    ds->class_names = calloc((size_t)ds->n_classes, sizeof *ds->class_names);
+    if (ds->class_names == NULL) {
+        rc = sn_err_set(err, SN_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (int c = 0; c < ds->n_classes; c++) {
+        const char *name = dc->n_class_names ? dc->class_names[c] : classes.v[c];
+        if (strlen(name) >= sizeof ds->class_names[c]) {
+            rc = sn_err_set(err, SN_EDATA, "%s/%s: class name longer than %zu characters", root,
+                            name, sizeof ds->class_names[c] - 1);
+            goto fail;
+        }
+        snprintf(ds->class_names[c], sizeof ds->class_names[c], "%s", name);
+    }
+
+    int cap = 0;
+    for (int c = 0; c < ds->n_classes; c++) {
+        char cdir[SN_PATH_MAX];
+        if ((rc = join_path(cdir, sizeof cdir, root, ds->class_names[c], err)) != SN_OK)
+            goto fail;
+        strlist_free(&files);
+        if ((rc = list_dir(cdir, 0, &files, err)) != SN_OK)
+            goto fail;
+        if (files.n == 0) {
+            rc = sn_err_set(err, SN_EDATA,
+                            "class folder %s has no images (.jpg .jpeg .png .bmp .gif)", cdir);
+            goto fail;
+        }
+        if (ds->n + files.n > cap) {
+            int ncap = cap ? cap : 1024;
+            while (ncap < ds->n + files.n)
+                ncap *= 2;
+            char **p = realloc(ds->paths, (size_t)ncap * sizeof *p);
+            if (p)
+                ds->paths = p;
+            int32_t *y = realloc(ds->labels, (size_t)ncap * sizeof *y);
+            if (y)
+                ds->labels = y;
+            if (!p || !y) {
+                rc = sn_err_set(err, SN_ENOMEM, "out of memory listing %s", cdir);
+                goto fail;
+            }
+            cap = ncap;
+        }
+        for (int i = 0; i < files.n; i++) {
+            char p[SN_PATH_MAX];
+            if ((rc = join_path(p, sizeof p, cdir, files.v[i], err)) != SN_OK)
+                goto fail;
+            ds->paths[ds->n] = strdup(p);
+            if (ds->paths[ds->n] == NULL) {
+                rc = sn_err_set(err, SN_ENOMEM, "out of memory");
+                goto fail;
+            }
+            ds->labels[ds->n] = c;
+            ds->n++;
+        }
+    }
+    strlist_free(&classes);
+    strlist_free(&files);
+    *out = ds;
+    return SN_OK;
+fail:
+    strlist_free(&classes);
+    strlist_free(&files);
+    sn_dataset_free(ds);
+    return rc;
+}
+
+/* Keeps the samples of ds whose keep[i] is set, in their original (sorted) order. */
+static void dataset_filter(struct sn_dataset *ds, const uint8_t *keep)
+{
+    int m = 0;
+    for (int i = 0; i < ds->n; i++) {
+        if (keep[i]) {
+            ds->paths[m] = ds->paths[i];
+            ds->labels[m] = ds->labels[i];
+            m++;
+        } else {
+            free(ds->paths[i]);
+        }
+    }
+    ds->n = m;
+}
+
+/* Keras: shuffle all files with the seed, the last floor(split*n) are validation, the rest
+ * training. Both halves are kept in sorted order afterwards; the loader reshuffles per epoch. */
+static int apply_validation_split(struct sn_dataset *ds, const struct sn_data_conf *dc,
+                                  enum sn_split split, struct sn_err *err)
+{
+    int n = ds->n, n_val = (int)(dc->validation_split * n);
+    SN_RETURN_IF(n_val < 1 || n_val >= n, err, SN_EDATA,
+                 "%s: validation_split = %g of %d images leaves %s empty", ds->root,
+                 dc->validation_split, n, n_val < 1 ? "validation" : "training");
+    int32_t *order = malloc((size_t)n * sizeof *order);
+    uint8_t *keep = calloc((size_t)n, 1);
+    int *count = calloc((size_t)ds->n_classes, sizeof *count);
+    int rc = SN_OK;
+    if (!order || !keep || !count) {
+        rc = sn_err_set(err, SN_ENOMEM, "out of memory");
+        goto done;
+    }
+    sn_epoch_order(n, dc->split_seed, -1, 1, order);
+    int lo = split == SN_SPLIT_VAL ? n - n_val : 0, hi = split == SN_SPLIT_VAL ? n : n - n_val;
+    for (int i = lo; i < hi; i++) {
+        keep[order[i]] = 1;
+        count[ds->labels[order[i]]]++;
+    }
+    for (int c = 0; c < ds->n_classes; c++)
+        if (count[c] == 0) {
+            rc = sn_err_set(err, SN_EDATA,
+                            "%s: validation_split = %g leaves class '%s' without images in %s; "
+                            "HINT: add images or change validation_split or seed",
+                            ds->root, dc->validation_split, ds->class_names[c],
+                            split == SN_SPLIT_VAL ? "validation" : "training");
+            goto done;
+        }
+    dataset_filter(ds, keep);
+done:
+    free(order);
+    free(keep);
+    free(count);
+    return rc;
+}
+
+int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum sn_split split,
+                    struct sn_err *err)
+{
+    *out = NULL;
+    static const char *const names[3] = {"train", "val", "test"};
+    SN_RETURN_IF(split < SN_SPLIT_TRAIN || split > SN_SPLIT_TEST, err, SN_EINVAL,
+                 "unknown split %d", (int)split);
+    char root[SN_PATH_MAX];
+    int from_split = dc->validation_split > 0 && split != SN_SPLIT_TEST;
+    if (from_split && dc->split_dir[SN_SPLIT_TRAIN][0]) {
+        snprintf(root, sizeof root, "%s", dc->split_dir[SN_SPLIT_TRAIN]);
+    } else if (from_split) {
+        SN_RETURN_IF(!dc->dir[0], err, SN_EINVAL, "[data] validation_split needs dir or train");
+        SN_FORWARD(join_path(root, sizeof root, dc->dir, "train", err));
+        if (!is_dir(root))
+            snprintf(root, sizeof root, "%s", dc->dir);
+    } else if (dc->split_dir[split][0]) {
+        snprintf(root, sizeof root, "%s", dc->split_dir[split]);
+    } else {
+        SN_RETURN_IF(!dc->dir[0], err, SN_EINVAL, "[data] has neither dir nor %s", names[split]);
+        SN_FORWARD(join_path(root, sizeof root, dc->dir, names[split], err));
+        if (split == SN_SPLIT_VAL && !is_dir(root)) {
+            char alt[SN_PATH_MAX];
+            SN_FORWARD(join_path(alt, sizeof alt, dc->dir, "validation", err));
+            if (is_dir(alt))
+                snprintf(root, sizeof root, "%s", alt);
+        }
+    }
+    struct sn_dataset *ds = NULL;
+    SN_FORWARD(scan_root(&ds, dc, root, err));
+    if (from_split) {
+        int rc = apply_validation_split(ds, dc, split, err);
+        if (rc != SN_OK) {
+            sn_dataset_free(ds);
+            return rc;
+        }
+    }
+    *out = ds;
+    return SN_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Order                                                                                       */
+
+void sn_epoch_order(int n, uint64_t seed, int epoch, int shuffle, int32_t *order)
+{
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    if (!shuffle)
+        return;
+    struct sn_rng r;
+    sn_rng_seed(&r, sn_hash64(seed, (uint64_t)(int64_t)epoch));
+    for (int i = n - 1; i > 0; i--) {
+        /* j uniform in [0, i] by a 32x32 multiply-high (no modulo bias worth the name) */
+        int j = (int)(((sn_rng_next(&r) >> 32) * (uint64_t)(i + 1)) >> 32);
+        int32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loader                                                                                      */
+
+enum slot_state { SLOT_FREE = 0, SLOT_FILLING, SLOT_READY, SLOT_HELD };
+
+struct slot {
+    struct sn_batch b;     /* arrays owned, sized local_max */
+    enum slot_state state;
+    int batch;             /* batch index it holds (FILLING/READY/HELD) */
+    int done;              /* rows finished */
+    int has_err;
+    struct sn_err first_err; /* first bad row, for on_bad_image = fail */
+};
+
+struct worker {
+    struct sn_loader *l;
+    pthread_t th;
+    struct sn_image_ctx *ctx; /* owned */
+    float *tmp;               /* owned (H,W,C), decoded image before augmentation */
+};
+
+struct sn_loader {
+    struct sn_loader_conf c;
+    struct sn_image_opts opts;
+    int aug_on;
+    size_t sample;           /* H*W*C floats */
+    int steps, local_max, depth, n_threads;
+    int32_t *order;          /* owned (n) */
+    uint8_t *reported;       /* owned (n): bad file already printed */
+    struct slot *slots;      /* owned (depth) */
+    struct worker *workers;  /* owned (n_threads) */
+    int n_started;           /* threads actually running */
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;  /* workers: work or a free slot appeared, or stop */
+    pthread_cond_t done_cv;  /* consumer / start_epoch: a slot became READY, in-flight reached 0 */
+    int stop;
+    int started;             /* an epoch was started */
+    int epoch;
+    int cur_batch, cur_row, cur_assigned; /* work cursor */
+    int inflight;            /* rows being decoded outside the lock */
+    int next_batch;          /* batch sn_loader_next returns next */
+    double wait_s;
+    int n_bad;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Rows of batch b on this rank: [*first, *first + *count) of the global batch. */
+static void batch_slice(const struct sn_loader *l, int b, int *first, int *count, int *global_n)
+{
+    int B = l->c.global_batch, n = l->c.ds->n;
+    int nb = n - b * B < B ? n - b * B : B;
+    sn_shard_slice(nb, l->c.rank, l->c.world, first, count);
+    *global_n = nb;
+}
+
+/* Under the lock: claims the next row. @return 1 with (*sl, *row) set, 0 when nothing to do now */
+static int claim(struct sn_loader *l, struct slot **sl, int *row)
+{
+    while (l->cur_batch < l->steps) {
+        struct slot *s = &l->slots[l->cur_batch % l->depth];
+        if (!l->cur_assigned) {
+            if (s->state != SLOT_FREE)
+                return 0; /* ring full: wait for a release */
+            int first, count, gn;
+            batch_slice(l, l->cur_batch, &first, &count, &gn);
+            s->state = SLOT_FILLING;
+            s->batch = l->cur_batch;
+            s->done = 0;
+            s->has_err = 0;
+            s->b.n = count;
+            s->b.global_n = gn;
+            s->b.step = l->cur_batch;
+            s->b.n_bad = 0;
+            for (int i = 0; i < count; i++) {
+                int32_t idx = l->order[(size_t)l->cur_batch * l->c.global_batch + first + i];
+                s->b.ids[i] = idx;
+                s->b.y[i] = l->c.ds->labels[idx];
+                s->b.ok[i] = 0;
+            }
+            l->cur_assigned = 1;
+            l->cur_row = 0;
+            if (count == 0) { /* an empty slice: ready at once */
+                s->state = SLOT_READY;
+                pthread_cond_broadcast(&l->done_cv);
+                l->cur_batch++;
+                l->cur_assigned = 0;
+                continue;
+            }
+        }
+        *sl = s;
+        *row = l->cur_row++;
+        if (l->cur_row == s->b.n) {
+            l->cur_batch++;
+            l->cur_assigned = 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct sn_loader *l = w->l;
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        struct slot *s;
+        int row;
+        if (l->stop)
+            break;
+        if (!claim(l, &s, &row)) {
+            pthread_cond_wait(&l->work_cv, &l->mu);
+            continue;
+        }
+        int64_t idx = s->b.ids[row];
+        uint64_t key = sn_hash3(l->c.seed, (uint64_t)(int64_t)l->epoch, (uint64_t)idx);
+        l->inflight++;
+        pthread_mutex_unlock(&l->mu);
+
+        /* Outside the lock: this row of this slot belongs to this worker alone. */
+        float *dst = s->b.x + (size_t)row * l->sample;
+        const char *path = l->c.ds->paths[idx];
+        struct sn_err e = {0};
+        int rc = w->ctx ? SN_OK : sn_image_ctx_create(&w->ctx, &e);
+        if (rc == SN_OK)
+            rc = sn_image_load(w->ctx, path, &l->opts, l->aug_on ? w->tmp : dst, &e);
+        if (rc != SN_OK) {
+            /* A failed decode can leave decoder state behind that spoils the next, good file
+             * (seen with TurboJPEG after a corrupt header): start the next one from a fresh
+             * context. Only bad files pay for it. */
+            sn_image_ctx_free(w->ctx);
+            w->ctx = NULL;
+        }
+        if (rc == SN_OK && l->aug_on)
+            sn_augment_apply(l->c.aug, key, w->tmp, dst, l->opts.height, l->opts.width,
+                             l->opts.channels);
+        if (rc != SN_OK)
+            memset(dst, 0, l->sample * sizeof *dst);
+
+        pthread_mutex_lock(&l->mu);
+        if (rc != SN_OK) {
+            if (strstr(e.msg, path) == NULL) {
+                char m[sizeof e.msg];
+                snprintf(m, sizeof m, "%s", e.msg);
+                snprintf(e.msg, sizeof e.msg, "%s: %.1400s", path, m);
+            }
+            s->b.ok[row] = 0;
+            s->b.n_bad++;
+            l->n_bad++;
+            if (!s->has_err) {
+                s->has_err = 1;
+                s->first_err = e;
+            }
+            if (!l->c.dc->on_bad_image_fail && !l->reported[idx]) {
+                l->reported[idx] = 1;
+                fprintf(stderr, "shardnet: skipping %s\n", e.msg);
+            }
+        } else {
+            s->b.ok[row] = 1;
+        }
+        l->inflight--;
+        if (++s->done == s->b.n)
+            s->state = SLOT_READY;
+        pthread_cond_broadcast(&l->done_cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+void sn_loader_free(struct sn_loader *l)
+{
+    if (l == NULL)
+        return;
+    if (l->n_started > 0) {
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_cond_broadcast(&l->work_cv);
+        pthread_mutex_unlock(&l->mu);
+        for (int i = 0; i < l->n_started; i++)
+            pthread_join(l->workers[i].th, NULL);
+    }
+    if (l->workers)
+        for (int i = 0; i < l->n_threads; i++) {
+            sn_image_ctx_free(l->workers[i].ctx);
+            free(l->workers[i].tmp);
+        }
+    if (l->slots)
+        for (int i = 0; i < l->depth; i++) {
+            free(l->slots[i].b.x);
+            free(l->slots[i].b.y);
+            free(l->slots[i].b.ids);
+            free(l->slots[i].b.ok);
+        }
+    pthread_cond_destroy(&l->work_cv);
+    pthread_cond_destroy(&l->done_cv);
+    pthread_mutex_destroy(&l->mu);
+    free(l->workers);
+    free(l->slots);
+    free(l->order);
+    free(l->reported);
+    free(l);
+}
+
+int sn_loader_create(struct sn_loader **out, const struct sn_loader_conf *c, struct sn_err *err)
+{
+    *out = NULL;
+    const struct sn_data_conf *dc = c->dc;
+    SN_RETURN_IF(c->ds == NULL || dc == NULL, err, SN_EINVAL, "loader needs a dataset and [data]");
+    SN_RETURN_IF(c->ds->n < 1, err, SN_EDATA, "%s: no images", c->ds->root);
+    SN_RETURN_IF(c->global_batch < 1, err, SN_EINVAL, "batch size %d, expected >= 1",
+                 c->global_batch);
+    SN_RETURN_IF(c->world < 1 || c->rank < 0 || c->rank >= c->world, err, SN_EINVAL,
+                 "rank %d of %d is not a valid rank", c->rank, c->world);
+    SN_RETURN_IF(dc->height < 1 || dc->width < 1 || (dc->channels != 1 && dc->channels != 3),
+                 err, SN_EINVAL, "[data] image size %dx%dx%d is not valid", dc->height,
+                 dc->width, dc->channels);
+
+    struct sn_loader *l = calloc(1, sizeof *l);
+    SN_RETURN_IF(l == NULL, err, SN_ENOMEM, "out of memory creating the loader");
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->work_cv, NULL);
+    pthread_cond_init(&l->done_cv, NULL);
+    l->c = *c;
+    l->opts = (struct sn_image_opts){.height = dc->height,
+                                     .width = dc->width,
+                                     .channels = dc->channels,
+                                     .interp = (int)dc->interp,
+                                     .crop_to_aspect_ratio = dc->crop_to_aspect_ratio,
+                                     .max_pixels = dc->max_pixels};
+    l->aug_on = c->aug != NULL && c->aug->enabled;
+    l->sample = (size_t)dc->height * dc->width * dc->channels;
+    l->steps = (c->ds->n + c->global_batch - 1) / c->global_batch;
+    l->local_max = (c->global_batch + c->world - 1) / c->world;
+    l->depth = dc->queue_depth > 0 ? dc->queue_depth : 4;
+    l->n_threads = dc->threads > 0 ? dc->threads : 2;
+    l->next_batch = l->cur_batch = l->steps; /* nothing to hand out before start_epoch */
+
+    int rc = SN_OK;
+    l->order = malloc((size_t)c->ds->n * sizeof *l->order);
+    l->reported = calloc((size_t)c->ds->n, 1);
+    l->slots = calloc((size_t)l->depth, sizeof *l->slots);
+    l->workers = calloc((size_t)l->n_threads, sizeof *l->workers);
+    if (!l->order || !l->reported || !l->slots || !l->workers)
+        goto nomem;
+    for (int i = 0; i < l->depth; i++) {
+        struct sn_batch *b = &l->slots[i].b;
+        b->x = malloc((size_t)l->local_max * l->sample * sizeof *b->x);
+        b->y = malloc((size_t)l->local_max * sizeof *b->y);
+        b->ids = malloc((size_t)l->local_max * sizeof *b->ids);
+        b->ok = malloc((size_t)l->local_max);
+        if (!b->x || !b->y || !b->ids || !b->ok)
+            goto nomem;
+    }
+    for (int i = 0; i < l->n_threads; i++) {
+        struct worker *w = &l->workers[i];
+        w->l = l;
+        if ((rc = sn_image_ctx_create(&w->ctx, err)) != SN_OK)
+            goto fail;
+        if (l->aug_on && (w->tmp = malloc(l->sample * sizeof *w->tmp)) == NULL)
+            goto nomem;
+    }
+    for (int i = 0; i < l->n_threads; i++) {
+        int e = pthread_create(&l->workers[i].th, NULL, worker_main, &l->workers[i]);
+        if (e != 0) {
+            rc = sn_err_set(err, SN_ENOMEM, "cannot start loader thread %d: %s", i, strerror(e));
+            goto fail;
+        }
+        l->n_started++;
+    }
+    *out = l;
+    return SN_OK;
+nomem:
+    rc = sn_err_set(err, SN_ENOMEM, "out of memory creating the loader (%d slots of %d images)",
+                    l->depth, l->local_max);
+fail:
+    sn_loader_free(l);
+    return rc;
+}
+
+int sn_loader_steps(const struct sn_loader *l) { return l->steps; }
+
+int sn_loader_start_epoch(struct sn_loader *l, int epoch, struct sn_err *err)
+{
+    pthread_mutex_lock(&l->mu);
+    /* Cancel what is left of the previous epoch: no new claims, wait for rows in flight. */
+    l->cur_batch = l->steps;
+    l->cur_assigned = 0;
+    while (l->inflight > 0)
+        pthread_cond_wait(&l->done_cv, &l->mu);
+    for (int i = 0; i < l->depth; i++)
+        l->slots[i].state = SLOT_FREE;
+    sn_epoch_order(l->c.ds->n, l->c.seed, epoch, l->c.shuffle, l->order);
+    l->epoch = epoch;
+    l->started = 1;
+    l->cur_batch = 0;
+    l->cur_row = 0;
+    l->next_batch = 0;
+    l->wait_s = 0;
+    l->n_bad = 0;
+    pthread_cond_broadcast(&l->work_cv);
+    pthread_mutex_unlock(&l->mu);
+    (void)err;
+    return SN_OK;
+}
+
+int sn_loader_next(struct sn_loader *l, struct sn_batch **out, struct sn_err *err)
+{
+    *out = NULL;
+    pthread_mutex_lock(&l->mu);
+    if (!l->started) {
+        pthread_mutex_unlock(&l->mu);
+        return sn_err_set(err, SN_EINVAL, "sn_loader_next before sn_loader_start_epoch");
+    }
+    if (l->next_batch >= l->steps) {
+        pthread_mutex_unlock(&l->mu);
+        return SN_OK;
+    }
+    struct slot *s = &l->slots[l->next_batch % l->depth];
+    if (!(s->state == SLOT_READY && s->batch == l->next_batch)) {
+        double t0 = now_s();
+        while (!(s->state == SLOT_READY && s->batch == l->next_batch))
+            pthread_cond_wait(&l->done_cv, &l->mu);
+        l->wait_s += now_s() - t0;
+    }
+    l->next_batch++;
+    if (l->c.dc->on_bad_image_fail && s->has_err) {
+        int rc = sn_err_set(err, SN_EFORMAT, "%s; HINT: set on_bad_image = skip in [data] to "
+                                             "train through bad files",
+                            s->first_err.msg);
+        s->state = SLOT_FREE;
+        pthread_cond_broadcast(&l->work_cv);
+        pthread_mutex_unlock(&l->mu);
+        return rc;
+    }
+    s->state = SLOT_HELD;
+    pthread_mutex_unlock(&l->mu);
+    *out = &s->b;
+    return SN_OK;
+}
+
+void sn_loader_release(struct sn_loader *l, struct sn_batch *b)
+{
+    if (b == NULL)
+        return;
+    struct slot *s = (struct slot *)((char *)b - offsetof(struct slot, b));
+    pthread_mutex_lock(&l->mu);
+    if (s->state == SLOT_HELD)
+        s->state = SLOT_FREE;
+    pthread_cond_broadcast(&l->work_cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+double sn_loader_wait_seconds(const struct sn_loader *l)
+{
+    struct sn_loader *m = (struct sn_loader *)l; /* the lock is not part of the value */
+    pthread_mutex_lock(&m->mu);
+    double w = m->wait_s;
+    pthread_mutex_unlock(&m->mu);
+    return w;
+}
+
+int sn_loader_bad_count(const struct sn_loader *l)
+{
+    struct sn_loader *m = (struct sn_loader *)l;
+    pthread_mutex_lock(&m->mu);
+    int n = m->n_bad;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+int sn_data_load_image(const struct sn_data_conf *dc, const char *path, float *out,
+                       struct sn_err *err)
+{
+    struct sn_image_opts opts = {.height = dc->height,
+                                 .width = dc->width,
+                                 .channels = dc->channels,
+                                 .interp = (int)dc->interp,
+                                 .crop_to_aspect_ratio = dc->crop_to_aspect_ratio,
+                                 .max_pixels = dc->max_pixels};
+    struct sn_image_ctx *ctx;
+    SN_FORWARD(sn_image_ctx_create(&ctx, err));
+    int rc = sn_image_load(ctx, path, &opts, out, err);
+    sn_image_ctx_free(ctx);
+    return rc;
+}

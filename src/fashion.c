@@ -1,0 +1,247 @@
+/* fashion.c — turns the Fashion-MNIST IDX files (gzipped, as distributed) into the image-folder
+ * layout the loader reads: OUTDIR/{train,val,test}/<class>/<index>.jpg, grayscale JPEG quality 95.
+ *
+ * train = the first 50,000 training images, val = the last 10,000, test = the 10,000 t10k images.
+ * Class folders are named "<label>_<name>" so that their sorted order is the label order. The
+ * tree is built in OUTDIR.tmp.<pid>, a marker file is written last, and the folder is renamed to
+ * OUTDIR: a reader never sees a half-written dataset, and a rerun finds the marker and stops. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "data.h"
+
+#include <errno.h>    // defines: errno, ENOENT
+#include <dirent.h>   // defines: opendir, readdir
+#include <ftw.h>      // defines: nftw, FTW_DEPTH, FTW_PHYS
+#include <stdio.h>    // defines: snprintf, fopen, rename, remove
+#include <stdlib.h>   // defines: malloc, free
+#include <string.h>   // defines: strerror, strcmp
+#include <sys/stat.h> // defines: mkdir, stat
+#include <unistd.h>   // defines: getpid, rmdir
+#include <zlib.h>     // defines: gzopen, gzread, gzclose
+
+#include "image.h"
+
+#define FASHION_MARKER ".complete"
+#define FASHION_SIDE 28
+
+static const char *const fashion_classes[10] = {
+    "0_T-shirt_top", "1_Trouser", "2_Pullover", "3_Dress", "4_Coat",
+    "5_Sandal",      "6_Shirt",   "7_Sneaker",  "8_Bag",   "9_Ankle_boot"};
+
+/* One IDX file read whole: magic 2051 (images, n x 28 x 28) or 2049 (labels, n). */
+struct idx {
+    int n;
+    uint8_t *data; /* owned: (n, 28, 28) or (n) */
+};
+
+static int gz_read_all(gzFile f, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        unsigned chunk = len > (1u << 30) ? (1u << 30) : (unsigned)len;
+        int r = gzread(f, p, chunk);
+        if (r <= 0)
+            return -1;
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static int idx_read(struct idx *out, const char *dir, const char *name, int images,
+                    struct sn_err *err)
+{
+    char path[SN_PATH_MAX];
+    out->n = 0;
+    out->data = NULL;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    gzFile f = gzopen(path, "rb");
+    SN_RETURN_IF(f == NULL, err, SN_EIO,
+                 "cannot open %s: %s; HINT: install the Fashion-MNIST IDX files (Debian: "
+                 "dataset-fashion-mnist) or pass their folder",
+                 path, strerror(errno ? errno : ENOENT));
+    uint8_t h[16];
+    int hlen = images ? 16 : 8, rc = SN_OK;
+    if (gz_read_all(f, h, (size_t)hlen) != 0) {
+        rc = sn_err_set(err, SN_EFORMAT, "%s: truncated IDX header", path);
+        goto done;
+    }
+    uint32_t magic = be32(h), want = images ? 2051 : 2049, n = be32(h + 4);
+    if (magic != want) {
+        rc = sn_err_set(err, SN_EFORMAT, "%s: IDX magic %u, expected %u (%s file)", path, magic,
+                        want, images ? "image" : "label");
+        goto done;
+    }
+    if (n == 0 || n > 10000000) {
+        rc = sn_err_set(err, SN_EFORMAT, "%s: implausible count %u", path, n);
+        goto done;
+    }
+    if (images && (be32(h + 8) != FASHION_SIDE || be32(h + 12) != FASHION_SIDE)) {
+        rc = sn_err_set(err, SN_EFORMAT, "%s: images of %ux%u, expected 28x28", path, be32(h + 8),
+                        be32(h + 12));
+        goto done;
+    }
+    size_t len = (size_t)n * (images ? FASHION_SIDE * FASHION_SIDE : 1);
+    out->data = malloc(len);
+    if (out->data == NULL) {
+        rc = sn_err_set(err, SN_ENOMEM, "%s: out of memory for %zu bytes", path, len);
+        goto done;
+    }
+    if (gz_read_all(f, out->data, len) != 0) {
+        rc = sn_err_set(err, SN_EFORMAT, "%s: truncated: header says %u %s", path, n,
+                        images ? "images" : "labels");
+        goto done;
+    }
+    out->n = (int)n;
+done:
+    gzclose(f);
+    if (rc != SN_OK) {
+        free(out->data);
+        out->data = NULL;
+    }
+    return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+static int make_dir(const char *path, struct sn_err *err)
+{
+    SN_RETURN_IF(mkdir(path, 0755) != 0 && errno != EEXIST, err, SN_EIO, "cannot create %s: %s",
+                 path, strerror(errno));
+    return SN_OK;
+}
+
+/* 1 if dir exists and holds anything, 0 if empty, -1 if missing. */
+static int dir_state(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    struct dirent *de;
+    int any = 0;
+    while (!any && (de = readdir(d)) != NULL)
+        any = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return any;
+}
+
+/* Writes images [lo, hi) of im/lab as tmp/split/<class>/<index>.jpg. */
+static int write_split(const char *tmp, const char *split, const struct idx *im,
+                       const struct idx *lab, int lo, int hi, struct sn_err *err)
+{
+    char path[SN_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", tmp, split);
+    SN_FORWARD(make_dir(path, err));
+    for (int c = 0; c < 10; c++) {
+        snprintf(path, sizeof path, "%s/%s/%s", tmp, split, fashion_classes[c]);
+        SN_FORWARD(make_dir(path, err));
+    }
+    for (int i = lo; i < hi; i++) {
+        int y = lab->data[i];
+        SN_RETURN_IF(y > 9, err, SN_EFORMAT, "label %d of image %d is not in 0..9", y, i);
+        int n = snprintf(path, sizeof path, "%s/%s/%s/%05d.jpg", tmp, split, fashion_classes[y], i);
+        SN_RETURN_IF(n < 0 || n >= (int)sizeof path, err, SN_EINVAL, "path too long under %s", tmp);
+        SN_FORWARD(sn_image_write_jpeg(path, im->data + (size_t)i * FASHION_SIDE * FASHION_SIDE,
+                                       FASHION_SIDE, FASHION_SIDE, 1, 95, err));
+    }
+    return SN_OK;
+}
+
+int sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit,
+                             struct sn_err *err)
+{
+    char marker[SN_PATH_MAX], tmp[SN_PATH_MAX], want[64];
+    snprintf(want, sizeof want, "fashion-mnist limit=%d\n", limit > 0 ? limit : 0);
+    snprintf(marker, sizeof marker, "%s/%s", outdir, FASHION_MARKER);
+    int st = dir_state(outdir);
+    if (st == 1) {
+        FILE *f = fopen(marker, "r");
+        SN_RETURN_IF(f == NULL, err, SN_EIO,
+                     "%s exists and is not empty (no %s marker of a finished conversion); "
+                     "HINT: remove it or choose another folder",
+                     outdir, FASHION_MARKER);
+        char have[64] = {0};
+        size_t got = fread(have, 1, sizeof have - 1, f);
+        fclose(f);
+        have[got] = '\0';
+        SN_RETURN_IF(strcmp(have, want) != 0, err, SN_EINVAL,
+                     "%s holds a finished conversion with different settings (%.40s); HINT: "
+                     "remove it to convert again",
+                     outdir, have);
+        printf("shardnet: %s already holds Fashion-MNIST; nothing to do\n", outdir);
+        return SN_OK;
+    }
+    SN_RETURN_IF(snprintf(tmp, sizeof tmp, "%s.tmp.%ld", outdir, (long)getpid()) >=
+                     (int)sizeof tmp - 64,
+                 err, SN_EINVAL, "output path too long: %s", outdir);
+
+    struct idx tri = {0}, trl = {0}, tei = {0}, tel = {0};
+    int rc;
+    if ((rc = idx_read(&tri, idx_dir, "train-images-idx3-ubyte.gz", 1, err)) != SN_OK ||
+        (rc = idx_read(&trl, idx_dir, "train-labels-idx1-ubyte.gz", 0, err)) != SN_OK ||
+        (rc = idx_read(&tei, idx_dir, "t10k-images-idx3-ubyte.gz", 1, err)) != SN_OK ||
+        (rc = idx_read(&tel, idx_dir, "t10k-labels-idx1-ubyte.gz", 0, err)) != SN_OK)
+        goto done;
+    if (tri.n != trl.n || tei.n != tel.n) {
+        rc = sn_err_set(err, SN_EFORMAT, "%s: %d training images but %d labels, %d test images "
+                                         "but %d labels",
+                        idx_dir, tri.n, trl.n, tei.n, tel.n);
+        goto done;
+    }
+    /* Training set: the last sixth is validation (50,000 / 10,000 for the real files). */
+    int n_val = tri.n / 6, n_train = tri.n - n_val;
+    if (n_val < 1) {
+        rc = sn_err_set(err, SN_EFORMAT, "%s: only %d training images", idx_dir, tri.n);
+        goto done;
+    }
+    int k_train = limit > 0 && limit < n_train ? limit : n_train;
+    int k_val = limit > 0 && limit < n_val ? limit : n_val;
+    int k_test = limit > 0 && limit < tei.n ? limit : tei.n;
+
+    rm_tree(tmp);
+    if ((rc = make_dir(tmp, err)) != SN_OK)
+        goto done;
+    if ((rc = write_split(tmp, "train", &tri, &trl, 0, k_train, err)) != SN_OK ||
+        (rc = write_split(tmp, "val", &tri, &trl, n_train, n_train + k_val, err)) != SN_OK ||
+        (rc = write_split(tmp, "test", &tei, &tel, 0, k_test, err)) != SN_OK)
+        goto cleanup;
+    char tmarker[SN_PATH_MAX + 32];
+    snprintf(tmarker, sizeof tmarker, "%s/%s", tmp, FASHION_MARKER);
+    FILE *f = fopen(tmarker, "w");
+    int wrote = f != NULL && fputs(want, f) >= 0;
+    if (f != NULL && fclose(f) != 0)
+        wrote = 0;
+    if (!wrote) {
+        rc = sn_err_set(err, SN_EIO, "cannot write %s: %s", tmarker, strerror(errno));
+        goto cleanup;
+    }
+    if (st == 0)
+        rmdir(outdir); /* an empty folder given as target: replace it */
+    if (rename(tmp, outdir) != 0) {
+        rc = sn_err_set(err, SN_EIO, "cannot rename %s to %s: %s", tmp, outdir, strerror(errno));
+        goto cleanup;
+    }
+    rc = SN_OK;
+    goto done;
+cleanup:
+    rm_tree(tmp);
+done:
+    free(tri.data);
+    free(trl.data);
+    free(tei.data);
+    free(tel.data);
+    return rc;
+}

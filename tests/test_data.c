@@ -1,0 +1,869 @@
+/* test_data.c — [data] parsing, directory scanning and its errors, validation_split, epoch order,
+ * sharding over 1..4 ranks (arithmetic and the loader itself), thread-count independence, bad
+ * files, and the Fashion-MNIST converter on a tiny hand-made IDX set. */
+#include <setjmp.h> // defines: jmp_buf (cmocka)
+#include <stdarg.h> // defines: va_list (cmocka)
+#include <stddef.h> // defines: size_t (cmocka)
+#include <stdint.h> // defines: uint8_t
+
+#include <cmocka.h>   // defines: cmocka_unit_test, assert_*
+#include <dirent.h>   // defines: opendir, readdir
+#include <math.h>     // defines: fabs
+#include <stdio.h>    // defines: snprintf, fopen
+#include <stdlib.h>   // defines: calloc, free
+#include <string.h>   // defines: strstr, memcmp
+#include <sys/stat.h> // defines: mkdir
+#include <time.h>     // defines: clock_gettime
+#include <zlib.h>     // defines: gzopen, gzwrite
+
+#include "config.h"
+#include "data.h"
+#include "image.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* helpers                                                                                   */
+
+static void mkdirs(const char *path)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Copies a path into a SN_PATH_MAX field of the data settings. */
+static void set_path(char *dst, const char *src)
+{
+    size_t n = strlen(src);
+    assert_true(n < SN_PATH_MAX);
+    memcpy(dst, src, n + 1);
+}
+
+static void write_bytes(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    if (len)
+        assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A 28x28 grayscale JPEG of constant value v. */
+static void write_gray_jpeg(const char *path, int v, int size)
+{
+    uint8_t px[64 * 64];
+    assert_true(size <= 64);
+    for (int i = 0; i < size * size; i++)
+        px[i] = (uint8_t)(v + (i % 7)); /* a little texture so augmentation changes something */
+    struct sn_err err = {0};
+    int rc = sn_image_write_jpeg(path, px, size, size, 1, 95, &err);
+    if (rc != SN_OK)
+        fail_msg("%s", err.msg);
+}
+
+/* root/<class>/<i>.jpg with counts[c] images of value 40*c+20. */
+static void make_image_tree(const char *root, int n_classes, const int *counts, int size)
+{
+    char p[2048];
+    for (int c = 0; c < n_classes; c++) {
+        snprintf(p, sizeof p, "%s/class%d", root, c);
+        mkdirs(p);
+        for (int i = 0; i < counts[c]; i++) {
+            snprintf(p, sizeof p, "%s/class%d/%03d.jpg", root, c, i);
+            write_gray_jpeg(p, 40 * c + 20, size);
+        }
+    }
+}
+
+static void conf_for(struct sn_data_conf *dc, const char *train_dir, int size)
+{
+    memset(dc, 0, sizeof *dc);
+    set_path(dc->split_dir[SN_SPLIT_TRAIN], train_dir);
+    dc->height = dc->width = size;
+    dc->channels = 1;
+    dc->threads = 2;
+    dc->queue_depth = 3;
+    dc->max_pixels = 89478485;
+}
+
+static int parse_text(struct sn_data_conf *dc, const char *text, struct sn_err *err)
+{
+    struct sn_config *cfg = NULL;
+    int rc = sn_config_load_string(&cfg, text, "test.ini", err);
+    if (rc == SN_OK)
+        rc = sn_data_conf_parse(dc, cfg, err);
+    sn_config_free(cfg);
+    return rc;
+}
+
+static void expect_open_error(const struct sn_data_conf *dc, enum sn_split split,
+                              const char *needle)
+{
+    struct sn_dataset *ds = NULL;
+    struct sn_err err = {0};
+    int rc = sn_dataset_open(&ds, dc, split, &err);
+    assert_int_not_equal(rc, SN_OK);
+    assert_null(ds);
+    if (strstr(err.msg, needle) == NULL)
+        fail_msg("error '%s' does not name '%s'", err.msg, needle);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* [data]                                                                                    */
+
+static void test_conf_parse(void **state)
+{
+    (void)state;
+    struct sn_data_conf dc;
+    struct sn_err err = {0};
+    assert_int_equal(parse_text(&dc, "[data]\ndir = d\nimage_size = 28\ncolor_mode = grayscale\n",
+                                &err),
+                     SN_OK);
+    assert_int_equal(dc.height, 28);
+    assert_int_equal(dc.width, 28);
+    assert_int_equal(dc.channels, 1);
+    assert_int_equal(dc.label_mode, SN_LABEL_INT);
+    assert_true(dc.threads >= 1);
+    assert_int_equal(dc.queue_depth, 4);
+    assert_int_equal(dc.max_pixels, 89478485);
+    assert_int_equal(dc.on_bad_image_fail, 0);
+
+    assert_int_equal(parse_text(&dc, "[data]\ndir = d\nimage_size = 180,160\nlabel_mode = binary\n"
+                                     "class_names = cats, dogs\ninterpolation = area\n"
+                                     "on_bad_image = fail\nthreads = 3\n",
+                                &err),
+                     SN_OK);
+    assert_int_equal(dc.height, 180);
+    assert_int_equal(dc.width, 160);
+    assert_int_equal(dc.channels, 3);
+    assert_int_equal(dc.interp, SN_INTERP_AREA);
+    assert_int_equal(dc.n_class_names, 2);
+    assert_string_equal(dc.class_names[1], "dogs");
+    assert_int_equal(dc.on_bad_image_fail, 1);
+    assert_int_equal(dc.threads, 3);
+
+    /* image_size is required */
+    assert_int_not_equal(parse_text(&dc, "[data]\ndir = d\n", &err), SN_OK);
+    assert_non_null(strstr(err.msg, "image_size"));
+    /* validation_split needs a seed; [train] seed counts */
+    assert_int_not_equal(
+        parse_text(&dc, "[data]\ndir = d\nimage_size = 28\nvalidation_split = 0.2\n", &err),
+        SN_OK);
+    assert_non_null(strstr(err.msg, "validation_split needs a seed, as in Keras"));
+    assert_int_equal(parse_text(&dc,
+                                "[data]\ndir = d\nimage_size = 28\nvalidation_split = 0.2\n"
+                                "[train]\nseed = 1337\n",
+                                &err),
+                     SN_OK);
+    assert_int_equal(dc.has_split_seed, 1);
+    assert_int_equal(dc.split_seed, 1337);
+    assert_int_not_equal(
+        parse_text(&dc, "[data]\ndir = d\nimage_size = 28\nvalidation_split = 1\nseed=1\n", &err),
+        SN_OK);
+    assert_int_not_equal(parse_text(&dc, "[data]\ndir = d\nimage_size = 28\ncolor_mode = cmyk\n",
+                                    &err),
+                         SN_OK);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* scanning                                                                                  */
+
+static void test_scan_sorted(void **state)
+{
+    (void)state;
+    char root[1024], p[1200];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_scan"));
+    const char *classes[] = {"zebra", "apple", "Mango"};
+    for (int c = 0; c < 3; c++) {
+        snprintf(p, sizeof p, "%s/train/%s", root, classes[c]);
+        mkdirs(p);
+    }
+    /* content is not looked at while scanning */
+    const char *files[] = {"zebra/10.jpg", "zebra/2.JPG",  "zebra/.hidden.jpg", "zebra/notes.txt",
+                           "apple/b.png",  "apple/a.jpeg", "apple/c.gif",       "Mango/x.BMP"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/train/%s", root, files[i]);
+        write_bytes(p, "x", 1);
+    }
+    snprintf(p, sizeof p, "%s/train/zebra/sub.jpg", root);
+    mkdirs(p); /* a folder named like an image is not a file */
+
+    struct sn_data_conf dc;
+    conf_for(&dc, "", 28);
+    set_path(dc.dir, root);
+    struct sn_dataset *ds = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    assert_int_equal(ds->n_classes, 3);
+    assert_string_equal(ds->class_names[0], "Mango"); /* strcmp order */
+    assert_string_equal(ds->class_names[1], "apple");
+    assert_string_equal(ds->class_names[2], "zebra");
+    assert_int_equal(ds->n, 6);
+    const char *want[] = {"Mango/x.BMP", "apple/a.jpeg", "apple/b.png",
+                          "apple/c.gif", "zebra/10.jpg", "zebra/2.JPG"};
+    const int labels[] = {0, 1, 1, 1, 2, 2};
+    for (int i = 0; i < 6; i++) {
+        snprintf(p, sizeof p, "%s/train/%s", root, want[i]);
+        assert_string_equal(ds->paths[i], p);
+        assert_int_equal(ds->labels[i], labels[i]);
+    }
+    sn_dataset_free(ds);
+
+    /* class_names fixes the label order */
+    dc.n_class_names = 3;
+    strcpy(dc.class_names[0], "zebra");
+    strcpy(dc.class_names[1], "apple");
+    strcpy(dc.class_names[2], "Mango");
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    assert_string_equal(ds->class_names[0], "zebra");
+    assert_int_equal(ds->labels[0], 0);
+    assert_int_equal(ds->labels[ds->n - 1], 2);
+    sn_dataset_free(ds);
+    sn_dataset_free(NULL);
+
+    /* "validation" is accepted for the val folder */
+    snprintf(p, sizeof p, "%s/validation/only", root);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/validation/only/1.jpg", root);
+    write_bytes(p, "x", 1);
+    dc.n_class_names = 0;
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_VAL, &err), SN_OK);
+    assert_int_equal(ds->n, 1);
+    sn_dataset_free(ds);
+}
+
+static void test_scan_errors(void **state)
+{
+    (void)state;
+    char root[1024], p[1200];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_scan_err"));
+    struct sn_data_conf dc;
+
+    snprintf(p, sizeof p, "%s/missing", root);
+    conf_for(&dc, p, 28);
+    expect_open_error(&dc, SN_SPLIT_TRAIN, p);
+
+    snprintf(p, sizeof p, "%s/afile", root);
+    write_bytes(p, "x", 1);
+    conf_for(&dc, p, 28);
+    expect_open_error(&dc, SN_SPLIT_TRAIN, "afile is not a directory");
+
+    snprintf(p, sizeof p, "%s/noclasses", root);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/noclasses/loose.jpg", root);
+    write_bytes(p, "x", 1);
+    snprintf(p, sizeof p, "%s/noclasses", root);
+    conf_for(&dc, p, 28);
+    expect_open_error(&dc, SN_SPLIT_TRAIN, "noclasses has no class subfolders");
+
+    snprintf(p, sizeof p, "%s/emptyclass/full", root);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/emptyclass/full/1.jpg", root);
+    write_bytes(p, "x", 1);
+    snprintf(p, sizeof p, "%s/emptyclass/hollow", root);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/emptyclass/hollow/readme.txt", root);
+    write_bytes(p, "x", 1);
+    snprintf(p, sizeof p, "%s/emptyclass", root);
+    conf_for(&dc, p, 28);
+    expect_open_error(&dc, SN_SPLIT_TRAIN, "emptyclass/hollow has no images");
+
+    snprintf(p, sizeof p, "%s/emptyclass", root);
+    conf_for(&dc, p, 28);
+    dc.n_class_names = 2;
+    strcpy(dc.class_names[0], "full");
+    strcpy(dc.class_names[1], "absent");
+    expect_open_error(&dc, SN_SPLIT_TRAIN, "emptyclass/absent is missing");
+
+    snprintf(p, sizeof p, "%s/three", root);
+    const int counts[3] = {1, 1, 1};
+    for (int c = 0; c < 3; c++) {
+        char q[2048];
+        snprintf(q, sizeof q, "%s/class%d", p, c);
+        mkdirs(q);
+        snprintf(q, sizeof q, "%s/class%d/a.jpg", p, c);
+        write_bytes(q, "x", 1);
+    }
+    (void)counts;
+    conf_for(&dc, p, 28);
+    dc.label_mode = SN_LABEL_BINARY;
+    expect_open_error(&dc, SN_SPLIT_TRAIN, "three: label_mode = binary needs exactly 2 classes");
+
+    /* no dir at all for test */
+    conf_for(&dc, p, 28);
+    expect_open_error(&dc, SN_SPLIT_TEST, "test");
+}
+
+static void test_validation_split(void **state)
+{
+    (void)state;
+    char root[1024], p[1200];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_vsplit"));
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 50; i++) {
+            snprintf(p, sizeof p, "%s/c%d", root, c);
+            if (i == 0)
+                mkdirs(p);
+            snprintf(p, sizeof p, "%s/c%d/%02d.jpg", root, c, i);
+            write_bytes(p, "x", 1);
+        }
+    struct sn_data_conf dc;
+    conf_for(&dc, "", 28);
+    set_path(dc.dir, root); /* no dir/train: the root itself */
+    dc.validation_split = 0.2;
+    dc.has_split_seed = 1;
+    dc.split_seed = 7;
+    struct sn_dataset *tr, *va, *tr2, *va2, *tr3;
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&tr, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    assert_int_equal(sn_dataset_open(&va, &dc, SN_SPLIT_VAL, &err), SN_OK);
+    assert_int_equal(tr->n, 80);
+    assert_int_equal(va->n, 20);
+    /* disjoint and covering */
+    int seen[100] = {0};
+    for (int i = 0; i < tr->n; i++) {
+        int c = 0, k = 0;
+        assert_int_equal(sscanf(strrchr(tr->paths[i], '/') - 2, "c%d/%d", &c, &k), 2);
+        assert_int_equal(c, tr->labels[i]);
+        seen[c * 50 + k]++;
+    }
+    for (int i = 0; i < va->n; i++) {
+        int c = 0, k = 0;
+        assert_int_equal(sscanf(strrchr(va->paths[i], '/') - 2, "c%d/%d", &c, &k), 2);
+        seen[c * 50 + k]++;
+    }
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(seen[i], 1);
+    /* deterministic by seed */
+    assert_int_equal(sn_dataset_open(&va2, &dc, SN_SPLIT_VAL, &err), SN_OK);
+    assert_int_equal(va2->n, va->n);
+    for (int i = 0; i < va->n; i++)
+        assert_string_equal(va->paths[i], va2->paths[i]);
+    dc.split_seed = 8;
+    assert_int_equal(sn_dataset_open(&tr2, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    int differ = 0;
+    for (int i = 0; i < tr->n; i++)
+        differ += strcmp(tr->paths[i], tr2->paths[i]) != 0;
+    assert_true(differ > 0);
+    /* dir/train is preferred when it exists */
+    snprintf(p, sizeof p, "%s/train/k0", root);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/train/k1", root);
+    mkdirs(p);
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/train/k%d/%d.png", root, i % 2, i);
+        write_bytes(p, "x", 1);
+    }
+    dc.validation_split = 0.5;
+    memset(&err, 0, sizeof err);
+    if (sn_dataset_open(&tr3, &dc, SN_SPLIT_TRAIN, &err) == SN_OK) {
+        assert_int_equal(tr3->n, 2);
+        assert_non_null(strstr(tr3->paths[0], "/train/k"));
+        sn_dataset_free(tr3);
+    } else {
+        assert_non_null(strstr(err.msg, "/train"));
+    }
+    sn_dataset_free(tr);
+    sn_dataset_free(va);
+    sn_dataset_free(va2);
+    sn_dataset_free(tr2);
+
+    /* a class too small for the split */
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_vsplit_small"));
+    snprintf(p, sizeof p, "%s/big", root);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/tiny", root);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/tiny/only.jpg", root);
+    write_bytes(p, "x", 1);
+    for (int i = 0; i < 9; i++) {
+        snprintf(p, sizeof p, "%s/big/%d.jpg", root, i);
+        write_bytes(p, "x", 1);
+    }
+    set_path(dc.dir, root);
+    dc.validation_split = 0.3;
+    struct sn_dataset *a = NULL, *b = NULL;
+    int ra = sn_dataset_open(&a, &dc, SN_SPLIT_TRAIN, &err);
+    struct sn_err err2 = {0};
+    int rb = sn_dataset_open(&b, &dc, SN_SPLIT_VAL, &err2);
+    /* the single 'tiny' image is in exactly one half: the other half is refused */
+    assert_int_equal((ra == SN_OK) + (rb == SN_OK), 1);
+    assert_non_null(strstr(ra == SN_OK ? err2.msg : err.msg, "class 'tiny'"));
+    assert_non_null(strstr(ra == SN_OK ? err2.msg : err.msg, root));
+    sn_dataset_free(a);
+    sn_dataset_free(b);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* order and shards                                                                          */
+
+static void test_epoch_order(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    int32_t a[N], b[N], c[N];
+    sn_epoch_order(N, 42, 3, 1, a);
+    sn_epoch_order(N, 42, 3, 1, b);
+    sn_epoch_order(N, 42, 4, 1, c);
+    assert_memory_equal(a, b, sizeof a);
+    assert_memory_not_equal(a, c, sizeof a);
+    uint8_t seen[N] = {0};
+    int moved = 0;
+    for (int i = 0; i < N; i++) {
+        assert_true(a[i] >= 0 && a[i] < N);
+        seen[a[i]]++;
+        moved += a[i] != i;
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
+    assert_true(moved > N / 2);
+    sn_epoch_order(N, 43, 3, 1, b);
+    assert_memory_not_equal(a, b, sizeof a);
+    sn_epoch_order(N, 42, 3, 0, a);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(a[i], i);
+}
+
+static void test_shard_arithmetic(void **state)
+{
+    (void)state;
+    const int ns[] = {1, 7, 64, 101};
+    const int bs[] = {1, 3, 8, 32};
+    for (int in = 0; in < 4; in++)
+        for (int ib = 0; ib < 4; ib++) {
+            int n = ns[in], B = bs[ib];
+            int32_t order[101];
+            sn_epoch_order(n, 5, 1, 1, order);
+            for (int world = 1; world <= 4; world++) {
+                int cover[101] = {0};
+                for (int b = 0; b * B < n; b++) {
+                    int nb = n - b * B < B ? n - b * B : B, next = 0;
+                    for (int r = 0; r < world; r++) {
+                        int first, count;
+                        sn_shard_slice(nb, r, world, &first, &count);
+                        assert_int_equal(first, next); /* contiguous, disjoint */
+                        assert_true(count >= 0 && count <= (B + world - 1) / world);
+                        next = first + count;
+                        for (int i = 0; i < count; i++)
+                            cover[order[b * B + first + i]]++;
+                    }
+                    assert_int_equal(next, nb); /* covers the batch */
+                }
+                for (int i = 0; i < n; i++)
+                    assert_int_equal(cover[i], 1);
+            }
+        }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* loader                                                                                    */
+
+/* Runs one epoch of a loader and copies every row into xs/ids by global position
+ * (batch*B + first + row). Returns the number of bad rows. */
+static int run_epoch(const struct sn_dataset *ds, const struct sn_data_conf *dc,
+                     const struct sn_augment_conf *aug, int B, int rank, int world, int epoch,
+                     float *xs, int64_t *ids, uint8_t *oks)
+{
+    struct sn_loader_conf lc = {.ds = ds, .dc = dc, .aug = aug, .global_batch = B,
+                                .rank = rank, .world = world, .shuffle = 1, .seed = 99};
+    struct sn_loader *l = NULL;
+    struct sn_err err = {0};
+    if (sn_loader_create(&l, &lc, &err) != SN_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(sn_loader_steps(l), (ds->n + B - 1) / B);
+    assert_int_equal(sn_loader_start_epoch(l, epoch, &err), SN_OK);
+    size_t sample = (size_t)dc->height * dc->width * dc->channels;
+    int steps = 0;
+    for (;;) {
+        struct sn_batch *b;
+        if (sn_loader_next(l, &b, &err) != SN_OK)
+            fail_msg("%s", err.msg);
+        if (b == NULL)
+            break;
+        assert_int_equal(b->step, steps);
+        int first, count;
+        sn_shard_slice(b->global_n, rank, world, &first, &count);
+        assert_int_equal(b->n, count);
+        for (int i = 0; i < b->n; i++) {
+            size_t g = (size_t)b->step * B + first + i;
+            memcpy(xs + g * sample, b->x + (size_t)i * sample, sample * sizeof(float));
+            ids[g] = b->ids[i];
+            oks[g] = b->ok[i];
+            assert_int_equal(b->y[i], ds->labels[b->ids[i]]);
+        }
+        sn_loader_release(l, b);
+        steps++;
+    }
+    assert_int_equal(steps, sn_loader_steps(l));
+    int bad = sn_loader_bad_count(l);
+    assert_true(sn_loader_wait_seconds(l) >= 0);
+    sn_loader_free(l);
+    return bad;
+}
+
+static void test_loader_ranks(void **state)
+{
+    (void)state;
+    char root[1024];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_loader_ranks"));
+    const int counts[3] = {9, 7, 7};
+    make_image_tree(root, 3, counts, 12);
+    struct sn_data_conf dc;
+    conf_for(&dc, root, 12);
+    struct sn_dataset *ds;
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    int n = ds->n, B = 5;
+    size_t sample = 12 * 12;
+    float *ref = calloc((size_t)n * sample, sizeof(float));
+    float *got = calloc((size_t)n * sample, sizeof(float));
+    int64_t ref_ids[23], got_ids[23];
+    uint8_t oks[23];
+    assert_int_equal(run_epoch(ds, &dc, NULL, B, 0, 1, 2, ref, ref_ids, oks), 0);
+    int seen[23] = {0};
+    for (int i = 0; i < n; i++) {
+        seen[ref_ids[i]]++;
+        assert_int_equal(oks[i], 1);
+        /* row holds its file: value 40*label+20 (+texture 0..6) */
+        float v = ref[i * sample];
+        assert_true(fabs(v - (40 * ds->labels[ref_ids[i]] + 20)) < 4.0);
+    }
+    for (int i = 0; i < n; i++)
+        assert_int_equal(seen[i], 1);
+    for (int world = 2; world <= 4; world++) {
+        memset(got_ids, 0xff, sizeof got_ids);
+        for (int r = 0; r < world; r++)
+            assert_int_equal(run_epoch(ds, &dc, NULL, B, r, world, 2, got, got_ids, oks), 0);
+        /* the union of the ranks' rows is the 1-rank epoch, position by position */
+        assert_memory_equal(got_ids, ref_ids, sizeof ref_ids);
+        assert_memory_equal(got, ref, (size_t)n * sample * sizeof(float));
+    }
+    free(ref);
+    free(got);
+    sn_dataset_free(ds);
+}
+
+static void test_loader_threads_identical(void **state)
+{
+    (void)state;
+    char root[1024];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_loader_threads"));
+    const int counts[2] = {20, 17};
+    make_image_tree(root, 2, counts, 28);
+    struct sn_data_conf dc;
+    conf_for(&dc, root, 24); /* resized 28 -> 24 */
+    struct sn_dataset *ds;
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    struct sn_augment_conf aug = {0};
+    aug.enabled = 1;
+    aug.flip = SN_FLIP_HORIZONTAL;
+    aug.rotation[0] = -0.1;
+    aug.rotation[1] = 0.1;
+    aug.zoom_h[0] = aug.zoom_w[0] = -0.2;
+    aug.zoom_h[1] = aug.zoom_w[1] = 0.2;
+    aug.fill_mode = SN_FILL_REFLECT;
+    size_t sample = 24 * 24, total = (size_t)ds->n * sample;
+    float *a = calloc(total, sizeof(float)), *b = calloc(total, sizeof(float));
+    float *plain = calloc(total, sizeof(float));
+    int64_t ia[37], ib[37];
+    uint8_t oks[37];
+    dc.threads = 1;
+    run_epoch(ds, &dc, &aug, 8, 0, 1, 5, a, ia, oks);
+    dc.threads = 4;
+    dc.queue_depth = 2;
+    run_epoch(ds, &dc, &aug, 8, 0, 1, 5, b, ib, oks);
+    assert_memory_equal(ia, ib, sizeof ia);
+    assert_memory_equal(a, b, total * sizeof(float));
+    /* augmentation did something */
+    run_epoch(ds, &dc, NULL, 8, 0, 1, 5, plain, ib, oks);
+    assert_memory_not_equal(a, plain, total * sizeof(float));
+    free(a);
+    free(b);
+    free(plain);
+    sn_dataset_free(ds);
+}
+
+static void test_loader_restart_and_free_midway(void **state)
+{
+    (void)state;
+    char root[1024];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_loader_restart"));
+    const int counts[2] = {15, 15};
+    make_image_tree(root, 2, counts, 16);
+    struct sn_data_conf dc;
+    conf_for(&dc, root, 16);
+    dc.queue_depth = 2;
+    struct sn_dataset *ds;
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    struct sn_loader_conf lc = {.ds = ds, .dc = &dc, .global_batch = 4, .rank = 0, .world = 1,
+                                .shuffle = 1, .seed = 3};
+    struct sn_loader *l;
+    assert_int_equal(sn_loader_create(&l, &lc, &err), SN_OK);
+    struct sn_batch *b;
+    /* next before any epoch is an error, not a hang */
+    assert_int_not_equal(sn_loader_next(l, &b, &err), SN_OK);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(sn_loader_start_epoch(l, round, &err), SN_OK);
+        assert_int_equal(sn_loader_next(l, &b, &err), SN_OK);
+        assert_non_null(b);
+        assert_int_equal(b->step, 0);
+        if (round == 1)
+            sn_loader_release(l, b); /* round 0 and 2 keep it held across the restart */
+    }
+    /* a full epoch after the restarts is complete and in order */
+    int32_t order[30];
+    sn_epoch_order(30, 3, 7, 1, order);
+    assert_int_equal(sn_loader_start_epoch(l, 7, &err), SN_OK);
+    int k = 0;
+    while (sn_loader_next(l, &b, &err) == SN_OK && b != NULL) {
+        for (int i = 0; i < b->n; i++)
+            assert_int_equal(b->ids[i], order[k++]);
+        sn_loader_release(l, b);
+    }
+    assert_int_equal(k, 30);
+    /* free in the middle of an epoch joins cleanly */
+    assert_int_equal(sn_loader_start_epoch(l, 8, &err), SN_OK);
+    assert_int_equal(sn_loader_next(l, &b, &err), SN_OK);
+    sn_loader_free(l);
+    sn_loader_free(NULL);
+    sn_dataset_free(ds);
+}
+
+static void test_loader_bad_files(void **state)
+{
+    (void)state;
+    char root[1024], p[1200];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_loader_bad"));
+    const int counts[2] = {5, 5};
+    make_image_tree(root, 2, counts, 16);
+    /* a truncated JPEG, a zero-byte file and text under a .jpg name */
+    snprintf(p, sizeof p, "%s/class0/000.jpg", root);
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    uint8_t buf[4096];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/class0/truncated.jpg", root);
+    write_bytes(p, buf, len / 3);
+    snprintf(p, sizeof p, "%s/class1/empty.jpg", root);
+    write_bytes(p, "", 0);
+    snprintf(p, sizeof p, "%s/class1/text.jpg", root);
+    write_bytes(p, "hello, not an image\n", 20);
+
+    struct sn_data_conf dc;
+    conf_for(&dc, root, 16);
+    struct sn_dataset *ds;
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    assert_int_equal(ds->n, 13);
+    size_t sample = 16 * 16;
+    float *xs = calloc((size_t)ds->n * sample, sizeof(float));
+    int64_t ids[13];
+    uint8_t oks[13];
+    for (int epoch = 0; epoch < 2; epoch++) {
+        assert_int_equal(run_epoch(ds, &dc, NULL, 4, 0, 1, epoch, xs, ids, oks), 3);
+        for (int i = 0; i < ds->n; i++) {
+            const char *path = ds->paths[ids[i]];
+            int bad = strstr(path, "truncated") || strstr(path, "empty") || strstr(path, "text");
+            assert_int_equal(oks[i], !bad);
+            float mx = 0;
+            for (size_t k = 0; k < sample; k++)
+                mx = fmaxf(mx, xs[i * sample + k]);
+            if (bad)
+                assert_true(mx == 0.0f); /* zeroed row */
+            else
+                assert_true(mx > 0.0f);
+        }
+    }
+    /* strict mode: the error names the file */
+    dc.on_bad_image_fail = 1;
+    struct sn_loader_conf lc = {.ds = ds, .dc = &dc, .global_batch = 13, .rank = 0, .world = 1,
+                                .shuffle = 0, .seed = 1};
+    struct sn_loader *l;
+    assert_int_equal(sn_loader_create(&l, &lc, &err), SN_OK);
+    assert_int_equal(sn_loader_start_epoch(l, 0, &err), SN_OK);
+    struct sn_batch *b = NULL;
+    assert_int_not_equal(sn_loader_next(l, &b, &err), SN_OK);
+    assert_null(b);
+    assert_true(strstr(err.msg, "truncated.jpg") || strstr(err.msg, "empty.jpg") ||
+                strstr(err.msg, "text.jpg"));
+    sn_loader_free(l);
+    free(xs);
+    sn_dataset_free(ds);
+}
+
+static void test_load_image(void **state)
+{
+    (void)state;
+    char p[2048];
+    snprintf(p, sizeof p, "%s/one.jpg", sn_test_dir("data_load_image"));
+    write_gray_jpeg(p, 100, 28);
+    struct sn_data_conf dc;
+    conf_for(&dc, "", 28);
+    float out[28 * 28];
+    struct sn_err err = {0};
+    assert_int_equal(sn_data_load_image(&dc, p, out, &err), SN_OK);
+    assert_true(fabs(out[0] - 100) < 3);
+    snprintf(p, sizeof p, "%s/none.jpg", sn_test_dir("data_load_image"));
+    assert_int_not_equal(sn_data_load_image(&dc, p, out, &err), SN_OK);
+    assert_non_null(strstr(err.msg, "none.jpg"));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Fashion-MNIST converter                                                                   */
+
+static void be32w(uint8_t *b, uint32_t v)
+{
+    b[0] = (uint8_t)(v >> 24);
+    b[1] = (uint8_t)(v >> 16);
+    b[2] = (uint8_t)(v >> 8);
+    b[3] = (uint8_t)v;
+}
+
+/* n images (value 10*i) or labels (i % 10); `cut` drops that many bytes of data at the end. */
+static void write_idx(const char *dir, const char *name, int images, int n, int cut)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    gzFile f = gzopen(path, "wb");
+    assert_non_null(f);
+    uint8_t h[16];
+    be32w(h, images ? 2051 : 2049);
+    be32w(h + 4, (uint32_t)n);
+    be32w(h + 8, 28);
+    be32w(h + 12, 28);
+    assert_true(gzwrite(f, h, images ? 16 : 8) > 0);
+    size_t per = images ? 784 : 1, len = (size_t)n * per - (size_t)cut;
+    uint8_t *d = malloc((size_t)n * per);
+    for (int i = 0; i < n; i++)
+        memset(d + i * per, images ? (10 * i) & 0xff : i % 10, per);
+    assert_true(gzwrite(f, d, (unsigned)len) == (int)len);
+    free(d);
+    assert_int_equal(gzclose(f), Z_OK);
+}
+
+static int count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void test_fashion_converter(void **state)
+{
+    (void)state;
+    char idx[1024], out[1100], p[2048];
+    snprintf(idx, sizeof idx, "%s", sn_test_dir("data_fashion"));
+    write_idx(idx, "train-images-idx3-ubyte.gz", 1, 24, 0);
+    write_idx(idx, "train-labels-idx1-ubyte.gz", 0, 24, 0);
+    write_idx(idx, "t10k-images-idx3-ubyte.gz", 1, 12, 0);
+    write_idx(idx, "t10k-labels-idx1-ubyte.gz", 0, 12, 0);
+    snprintf(out, sizeof out, "%s/out", idx);
+    struct sn_err err = {0};
+    int rc = sn_dataset_fashion_mnist(idx, out, 3, &err);
+    if (rc != SN_OK)
+        fail_msg("%s", err.msg);
+    /* 24 training images: 20 train + 4 val; limit 3 each. Labels i % 10. */
+    snprintf(p, sizeof p, "%s/train/0_T-shirt_top/00000.jpg", out);
+    assert_int_equal(count_files(p), -1); /* a file, not a dir */
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/train/2_Pullover/00002.jpg", out);
+    f = fopen(p, "rb");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/train/3_Dress", out);
+    assert_int_equal(count_files(p), 0);
+    snprintf(p, sizeof p, "%s/val/0_T-shirt_top/00020.jpg", out); /* label 20 % 10 */
+    f = fopen(p, "rb");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/test/9_Ankle_boot", out);
+    assert_int_equal(count_files(p), 0);
+    snprintf(p, sizeof p, "%s/test/1_Trouser/00001.jpg", out);
+    struct sn_data_conf dc;
+    conf_for(&dc, "", 28);
+    float px[784];
+    assert_int_equal(sn_data_load_image(&dc, p, px, &err), SN_OK);
+    assert_true(fabs(px[300] - 10) < 3);
+    /* the scanner reads it: 10 classes, 3 images, marker file hidden */
+    set_path(dc.dir, out);
+    dc.split_dir[SN_SPLIT_TRAIN][0] = '\0';
+    struct sn_dataset *ds;
+    assert_int_not_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    assert_non_null(strstr(err.msg, "3_Dress has no images")); /* limit leaves classes empty */
+
+    /* a second run finds the marker and does nothing */
+    assert_int_equal(sn_dataset_fashion_mnist(idx, out, 3, &err), SN_OK);
+    /* a different limit on a finished folder is refused */
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, out, 0, &err), SN_OK);
+    assert_non_null(strstr(err.msg, out));
+    /* a non-empty folder without marker is refused */
+    snprintf(p, sizeof p, "%s/junk", idx);
+    mkdirs(p);
+    snprintf(p, sizeof p, "%s/junk/file", idx);
+    write_bytes(p, "x", 1);
+    snprintf(p, sizeof p, "%s/junk", idx);
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 3, &err), SN_OK);
+    assert_non_null(strstr(err.msg, "not empty"));
+    /* full conversion (no limit) of the tiny set: 20 + 4 + 12 files */
+    snprintf(p, sizeof p, "%s/full", idx);
+    assert_int_equal(sn_dataset_fashion_mnist(idx, p, 0, &err), SN_OK);
+    set_path(dc.dir, p);
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, &err), SN_OK);
+    assert_int_equal(ds->n, 20);
+    assert_int_equal(ds->n_classes, 10);
+    assert_string_equal(ds->class_names[9], "9_Ankle_boot");
+    sn_dataset_free(ds);
+    ds = NULL;
+    assert_int_not_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_VAL, &err), SN_OK); /* 4 images */
+    assert_non_null(strstr(err.msg, "has no images"));
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TEST, &err), SN_OK);
+    assert_int_equal(ds->n, 12);
+    sn_dataset_free(ds);
+
+    /* truncated IDX files are refused, naming the file; nothing is left behind */
+    write_idx(idx, "t10k-images-idx3-ubyte.gz", 1, 12, 100);
+    snprintf(p, sizeof p, "%s/trunc", idx);
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 0, &err), SN_OK);
+    assert_non_null(strstr(err.msg, "t10k-images-idx3-ubyte.gz"));
+    assert_non_null(strstr(err.msg, "truncated"));
+    assert_int_equal(count_files(p), -1);
+    /* wrong magic */
+    write_idx(idx, "t10k-images-idx3-ubyte.gz", 0, 12, 0);
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 0, &err), SN_OK);
+    assert_non_null(strstr(err.msg, "magic"));
+    /* label count mismatch */
+    write_idx(idx, "t10k-images-idx3-ubyte.gz", 1, 12, 0);
+    write_idx(idx, "t10k-labels-idx1-ubyte.gz", 0, 11, 0);
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 0, &err), SN_OK);
+    assert_non_null(strstr(err.msg, "labels"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conf_parse),
+        cmocka_unit_test(test_scan_sorted),
+        cmocka_unit_test(test_scan_errors),
+        cmocka_unit_test(test_validation_split),
+        cmocka_unit_test(test_epoch_order),
+        cmocka_unit_test(test_shard_arithmetic),
+        cmocka_unit_test(test_loader_ranks),
+        cmocka_unit_test(test_loader_threads_identical),
+        cmocka_unit_test(test_loader_restart_and_free_midway),
+        cmocka_unit_test(test_loader_bad_files),
+        cmocka_unit_test(test_load_image),
+        cmocka_unit_test(test_fashion_converter),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
