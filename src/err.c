@@ -10,6 +10,7 @@ int sn_err_set(struct sn_err *err, int code, const char *fmt, ...)
     if (err == NULL)
         return code;
     err->code = code;
+    err->collective = 0;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);

@@ -22,6 +22,8 @@ enum sn_code {
 
 struct sn_err {
     int code;
+    int collective; /* set when every rank met this same error at the same point: the CLI then
+                       reports it once and ends every rank normally instead of aborting the job */
     char msg[1536];
 };
 

@@ -1,0 +1,192 @@
+/* bench.c — `shardnet bench`: throughput figures, one per line, measured on synthetic batches
+ * (so that the figures are the engine's, not the disk's) or, with --data-only, on the data
+ * pipeline alone.
+ *
+ * Under mpirun every rank runs the same steps, gradients are allreduced as in training, and
+ * rank 0 prints aggregate images/s and the allreduce time per step. */
+#include "train.h"
+
+#include <math.h>   // defines: fmax
+#include <stdlib.h> // defines: calloc, free
+#include <string.h> // defines: memset
+#include <time.h>   // defines: clock_gettime
+
+#include "data.h"
+#include "model.h"
+#include "optim.h"
+#include "rng.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
+                      FILE *out, struct sn_err *err)
+{
+    struct sn_data_conf dc;
+    struct sn_augment_conf ac;
+    struct sn_train_conf tc;
+    SN_FORWARD(sn_data_conf_parse(&dc, cfg, err));
+    SN_FORWARD(sn_augment_conf_parse(&ac, cfg, err));
+    SN_FORWARD(sn_train_conf_parse(&tc, cfg, err));
+    struct sn_dataset *ds;
+    SN_FORWARD(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, err));
+    int batch = bo->batch ? bo->batch : tc.batch_size;
+    int rc = SN_OK;
+    for (int threads = 1; threads <= 2 && rc == SN_OK; threads++) {
+        dc.threads = threads;
+        struct sn_loader *ld;
+        struct sn_loader_conf lc = {.ds = ds, .dc = &dc, .aug = ac.enabled ? &ac : NULL,
+                                    .global_batch = batch, .rank = d->rank, .world = d->world,
+                                    .shuffle = 1, .seed = tc.seed};
+        rc = sn_loader_create(&ld, &lc, err);
+        if (rc != SN_OK)
+            break;
+        int steps = sn_loader_steps(ld);
+        if (bo->iters > 0 && bo->iters < steps)
+            steps = bo->iters;
+        rc = sn_loader_start_epoch(ld, 0, err);
+        double t0 = now_s();
+        long long images = 0;
+        for (int s = 0; s < steps && rc == SN_OK; s++) {
+            struct sn_batch *b;
+            rc = sn_loader_next(ld, &b, err);
+            if (rc != SN_OK || !b)
+                break;
+            images += b->n;
+            sn_loader_release(ld, b);
+        }
+        double secs = now_s() - t0;
+        if (rc == SN_OK && d->rank == 0)
+            fprintf(out, "data %d thread%s: %.0f images/s per rank (%lld images%s)\n", threads,
+                    threads > 1 ? "s" : "", images / fmax(secs, 1e-9), images,
+                    ac.enabled ? ", augmented" : "");
+        sn_loader_free(ld);
+    }
+    sn_dataset_free(ds);
+    return rc;
+}
+
+int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
+             FILE *out, struct sn_err *err)
+{
+    if (bo->data_only)
+        return bench_data(cfg, d, bo, out, err);
+    struct sn_train_conf tc;
+    struct sn_optim_conf oc;
+    SN_FORWARD(sn_train_conf_parse(&tc, cfg, err));
+    SN_FORWARD(sn_optim_conf_parse(&oc, cfg, err));
+    const struct sn_ops *ops = sn_ops_by_name(bo->backend ? bo->backend : "blas");
+    SN_RETURN_IF(!ops, err, SN_EINVAL, "--backend %s: use blas or ref", bo->backend);
+    if (tc.threads > 0)
+        sn_ops_set_threads(tc.threads);
+    int global = bo->batch ? bo->batch * d->world : tc.batch_size;
+    int n = (global + d->world - 1) / d->world;
+    int iters = bo->iters ? bo->iters : 20;
+
+    struct sn_model *m = NULL;
+    struct sn_optim *opt = NULL;
+    SN_FORWARD(sn_model_build(&m, cfg, n, ops, err));
+    size_t in_size = sn_shape_size(m->input) * (size_t)n;
+    float *x = malloc(in_size * sizeof(float));
+    float *dlogits = malloc((size_t)n * m->n_outputs * sizeof(float));
+    int32_t *y = malloc((size_t)n * sizeof *y);
+    int64_t *ids = malloc((size_t)n * sizeof *ids);
+    double *t_fwd = calloc((size_t)m->n_layers, sizeof(double));
+    double *t_bwd = calloc((size_t)m->n_layers, sizeof(double));
+    int rc = x && dlogits && y && ids && t_fwd && t_bwd ? SN_OK
+                                                       : sn_err_set(err, SN_ENOMEM, "out of memory");
+    if (rc == SN_OK)
+        rc = sn_optim_create(&opt, &oc, m->n_params, err);
+    if (rc != SN_OK)
+        goto done;
+    sn_model_init_params(m, tc.seed);
+    struct sn_rng rng;
+    sn_rng_seed(&rng, 7);
+    for (size_t i = 0; i < in_size; i++)
+        x[i] = 255.f * sn_rng_uniform(&rng);
+    int classes = m->loss == SN_LOSS_BCE ? 2 : m->n_outputs;
+    for (int i = 0; i < n; i++) {
+        y[i] = (int32_t)(sn_rng_next(&rng) % (uint64_t)classes);
+        ids[i] = (int64_t)d->rank * n + i;
+    }
+    struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .seed = tc.seed,
+                              .sample_ids = ids};
+    double flops = sn_model_flops_per_sample(m);
+
+    /* inference */
+    ctx.training = 0;
+    sn_model_forward(m, x, n, &ctx);
+    double t0 = now_s();
+    for (int it = 0; it < iters; it++)
+        sn_model_forward(m, x, n, &ctx);
+    double t_inf = (now_s() - t0) / iters;
+
+    /* training steps: forward, loss, backward, allreduce, optimizer */
+    ctx.training = 1;
+    double t_reduce = 0, t_step = 0;
+    for (int it = -2; it < iters && rc == SN_OK; it++) {
+        if (it == 0) {
+            m->t_fwd = t_fwd;
+            m->t_bwd = t_bwd;
+        }
+        double s0 = now_s();
+        ctx.step = (uint64_t)(it + 2);
+        sn_model_zero_grads(m);
+        long long correct = 0;
+        const float *logits = sn_model_forward(m, x, n, &ctx);
+        sn_loss(m->loss, logits, y, NULL, n, m->n_outputs, 1.0f / (float)global, dlogits, &correct);
+        sn_model_backward(m, x, dlogits, n, &ctx);
+        double r0 = now_s();
+        for (int k = 0; k < m->n_ranges && d->world > 1 && rc == SN_OK; k++)
+            rc = sn_dist_allreduce_sum(d, m->grads + m->ranges[k].off, m->ranges[k].len, err);
+        double r1 = now_s();
+        sn_optim_step(opt, m);
+        if (it >= 0) {
+            t_reduce += r1 - r0;
+            t_step += now_s() - s0;
+        }
+    }
+    m->t_fwd = m->t_bwd = NULL;
+    if (rc != SN_OK)
+        goto done;
+    t_step /= iters;
+    t_reduce /= iters;
+    /* the slowest rank sets the pace */
+    double worst[2] = {t_step, t_reduce};
+    if (d->world > 1) {
+        double sum[2] = {t_step, t_reduce};
+        rc = sn_dist_allreduce_sum_f64(d, sum, 2, err);
+        worst[0] = sum[0] / d->world;
+        worst[1] = sum[1] / d->world;
+    }
+    if (rc != SN_OK || d->rank != 0)
+        goto done;
+    fprintf(out, "config: %s, %d rank%s x %d BLAS thread%s, batch %d per rank (%d global), "
+                 "backend %s\n",
+            cfg->path, d->world, d->world > 1 ? "s" : "", sn_ops_get_threads(),
+            sn_ops_get_threads() > 1 ? "s" : "", n, n * d->world, m->ops->name);
+    fprintf(out, "inference: %.0f images/s, %.1f GFLOP/s\n", n / t_inf, n * flops / t_inf / 1e9);
+    fprintf(out, "train: %.0f images/s, %.1f GFLOP/s\n", n * d->world / worst[0],
+            3 * n * flops / worst[0] / 1e9);
+    if (d->world > 1)
+        fprintf(out, "allreduce: %.3f ms per step (%.1f%% of the step, 0%% hidden behind backward)\n",
+                1e3 * worst[1], 100 * worst[1] / worst[0]);
+    fprintf(out, "per layer (ms per step, batch %d):\n", n);
+    for (int i = 0; i < m->n_layers; i++)
+        fprintf(out, "  %-24s forward %8.3f  backward %8.3f\n", m->layers[i].name,
+                1e3 * t_fwd[i] / iters, 1e3 * t_bwd[i] / iters);
+done:
+    sn_optim_free(opt);
+    sn_model_free(m);
+    free(x);
+    free(dlogits);
+    free(y);
+    free(ids);
+    free(t_fwd);
+    free(t_bwd);
+    return rc;
+}

@@ -1,0 +1,361 @@
+/* cli.c — `shardnet COMMAND ...`: argument parsing, and the only place that decides what an
+ * error means for the process (exit code, abort of an MPI job). */
+#include "cli.h"
+
+#include <math.h>   // defines: fabs, isnan
+#include <stdio.h>  // defines: fprintf, printf
+#include <stdlib.h> // defines: strtol, malloc
+#include <string.h> // defines: strcmp, strncmp
+
+#include "checkpoint.h"
+#include "config.h"
+#include "data.h"
+#include "dist.h"
+#include "model.h"
+#include "ops.h"
+#include "train.h"
+
+#define SN_MAX_SETS 64
+
+static const char usage_text[] =
+    "usage: shardnet COMMAND [ARGS]\n"
+    "\n"
+    "  summary CONFIG                    print the network as Keras's model.summary() does\n"
+    "  train CONFIG [--resume CKPT]      train (under mpirun/srun: data-parallel on every rank)\n"
+    "  evaluate CONFIG --checkpoint CKPT [--data DIR] [--split test|val|train]\n"
+    "                                    loss and accuracy of a checkpoint on a split\n"
+    "  predict CONFIG --checkpoint CKPT IMAGE...\n"
+    "                                    class probabilities of each image\n"
+    "  bench CONFIG [--batch N] [--iters N] [--backend blas|ref] [--data-only]\n"
+    "                                    images/s, GFLOP/s and per-layer times\n"
+    "  inspect CKPT [--compare OTHER]    a checkpoint's header, parameter hash and differences\n"
+    "  dataset fashion-mnist OUTDIR [--source DIR] [--limit N]\n"
+    "                                    write Fashion-MNIST as an image directory\n"
+    "  version\n"
+    "\n"
+    "Options for commands that take a CONFIG:\n"
+    "  --set SECTION.KEY=VALUE           override a config key (repeatable)\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "shardnet: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", usage_text);
+    return 2;
+}
+
+static int report(const struct sn_err *err)
+{
+    fprintf(stderr, "shardnet: error: %s\n", err->msg);
+    return 1;
+}
+
+/* Options shared by the commands that read a config. */
+struct args {
+    const char *config;
+    const char *sets[SN_MAX_SETS];
+    int n_sets;
+    const char *checkpoint, *data, *resume, *compare, *backend, *source;
+    int split, batch, iters, data_only, limit;
+    char **positional;
+    int n_positional;
+};
+
+static int parse_int_arg(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < 0 || v > 1 << 30)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->positional = calloc((size_t)argc + 1, sizeof *a->positional);
+    a->split = SN_SPLIT_TEST;
+    if (!a->positional)
+        return usage_error("%s", "out of memory");
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = 1;
+        if (strcmp(o, "--set") == 0) {
+            if (v && a->n_sets == SN_MAX_SETS)
+                return usage_error("too many --set options (at most %s)", "64");
+            if (v)
+                a->sets[a->n_sets++] = v;
+        } else if (strcmp(o, "--checkpoint") == 0)
+            a->checkpoint = v;
+        else if (strcmp(o, "--data") == 0)
+            a->data = v;
+        else if (strcmp(o, "--resume") == 0)
+            a->resume = v;
+        else if (strcmp(o, "--compare") == 0)
+            a->compare = v;
+        else if (strcmp(o, "--backend") == 0)
+            a->backend = v;
+        else if (strcmp(o, "--source") == 0)
+            a->source = v;
+        else if (strcmp(o, "--split") == 0) {
+            if (v && strcmp(v, "train") == 0)
+                a->split = SN_SPLIT_TRAIN;
+            else if (v && (strcmp(v, "val") == 0 || strcmp(v, "validation") == 0))
+                a->split = SN_SPLIT_VAL;
+            else if (v && strcmp(v, "test") == 0)
+                a->split = SN_SPLIT_TEST;
+            else if (v)
+                return usage_error("--split %s: use train, val or test", v);
+        } else if (strcmp(o, "--batch") == 0 || strcmp(o, "--iters") == 0 ||
+                   strcmp(o, "--limit") == 0) {
+            int *dst = o[2] == 'b' ? &a->batch : o[2] == 'i' ? &a->iters : &a->limit;
+            if (v && parse_int_arg(v, dst) != 0)
+                return usage_error("%s: expected a non-negative integer", v);
+        } else if (strcmp(o, "--data-only") == 0) {
+            a->data_only = 1;
+            takes = 0;
+        } else if (strncmp(o, "--", 2) == 0 && o[2] != '\0') {
+            return usage_error("unknown option %s", o);
+        } else {
+            a->positional[a->n_positional++] = argv[i];
+            takes = 0;
+        }
+        if (takes) {
+            if (!v)
+                return usage_error("%s needs a value", o);
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* Loads the config named by the first positional argument and applies --set options. */
+static int load_config(struct args *a, struct sn_config **cfg, struct sn_err *err)
+{
+    SN_FORWARD(sn_config_load(cfg, a->config, err));
+    for (int i = 0; i < a->n_sets; i++) {
+        int rc = sn_config_override(*cfg, a->sets[i], err);
+        if (rc != SN_OK) {
+            sn_config_free(*cfg);
+            *cfg = NULL;
+            return rc;
+        }
+    }
+    return SN_OK;
+}
+
+static int cmd_summary(struct args *a)
+{
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    if (load_config(a, &cfg, &err) != SN_OK)
+        return report(&err);
+    struct sn_model *m;
+    int rc = sn_model_build(&m, cfg, 1, &sn_ops_blas, &err);
+    if (rc == SN_OK) {
+        char title[256];
+        const struct sn_section *ms = sn_config_find(cfg, "model");
+        rc = sn_section_string(cfg, ms, "name", "model", title, sizeof title, &err);
+        if (rc == SN_OK)
+            sn_model_summary(m, title, stdout);
+        sn_model_free(m);
+    }
+    sn_config_free(cfg);
+    return rc == SN_OK ? 0 : report(&err);
+}
+
+/* Ends an MPI run after an error: once and cleanly when every rank knows it, otherwise by
+ * aborting the job so that no rank is left waiting in a collective. */
+static int finish_dist(struct sn_dist *d, int rc, const struct sn_err *err)
+{
+    if (rc == SN_OK) {
+        sn_dist_finalize(d);
+        return 0;
+    }
+    if (err->collective || d->world == 1) {
+        if (err->msg[0])
+            fprintf(stderr, "shardnet: error%s: %s\n", d->world > 1 ? " (rank 0)" : "", err->msg);
+        sn_dist_finalize(d);
+        return 1;
+    }
+    sn_dist_abort(d, 1, err->msg);
+}
+
+static int cmd_train(struct args *a, int bench, int *argc, char ***argv)
+{
+    struct sn_err err = {0};
+    struct sn_dist d;
+    if (sn_dist_init(&d, argc, argv, &err) != SN_OK)
+        return report(&err);
+    struct sn_config *cfg = NULL;
+    int rc = load_config(a, &cfg, &err);
+    if (rc != SN_OK) {
+        /* every rank reads the same file: report once */
+        err.collective = 1;
+        if (d.rank != 0)
+            err.msg[0] = '\0';
+        return finish_dist(&d, rc, &err);
+    }
+    if (bench) {
+        struct sn_bench_opts bo = {.batch = a->batch, .iters = a->iters,
+                                   .data_only = a->data_only, .backend = a->backend};
+        rc = sn_bench(cfg, &d, &bo, stdout, &err);
+    } else {
+        struct sn_train_opts opts = {.resume = a->resume, .out = stdout};
+        rc = sn_train(cfg, &d, &opts, &err);
+    }
+    sn_config_free(cfg);
+    return finish_dist(&d, rc, &err);
+}
+
+static int cmd_evaluate(struct args *a)
+{
+    if (!a->checkpoint)
+        return usage_error("%s needs --checkpoint FILE", "evaluate");
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    if (load_config(a, &cfg, &err) != SN_OK)
+        return report(&err);
+    struct sn_eval_result res;
+    int rc = sn_evaluate(cfg, a->checkpoint, a->data, a->split, &res, &err);
+    sn_config_free(cfg);
+    if (rc != SN_OK)
+        return report(&err);
+    static const char *const names[] = {"train", "val", "test"};
+    printf("%s: %lld images - loss: %.4f - accuracy: %.4f\n", names[a->split], res.n, res.loss,
+           res.accuracy);
+    if (res.skipped)
+        printf("%lld unreadable files skipped\n", res.skipped);
+    return 0;
+}
+
+static int cmd_predict(struct args *a)
+{
+    if (!a->checkpoint)
+        return usage_error("%s needs --checkpoint FILE", "predict");
+    if (a->n_positional < 2)
+        return usage_error("%s needs at least one IMAGE", "predict");
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    if (load_config(a, &cfg, &err) != SN_OK)
+        return report(&err);
+    int rc = sn_predict(cfg, a->checkpoint, a->positional + 1, a->n_positional - 1, stdout, &err);
+    sn_config_free(cfg);
+    return rc == SN_OK ? 0 : report(&err);
+}
+
+static int cmd_inspect(struct args *a)
+{
+    struct sn_err err = {0};
+    const char *paths[2] = {a->config, a->compare};
+    struct sn_ckpt_meta meta[2];
+    float *buf[2][3] = {{NULL}};
+    int rc = SN_OK;
+    for (int k = 0; k < 2 && paths[k] && rc == SN_OK; k++) {
+        rc = sn_checkpoint_read_meta(paths[k], &meta[k], &err);
+        if (rc != SN_OK)
+            break;
+        buf[k][0] = malloc((meta[k].n_params + 1) * sizeof(float));
+        buf[k][1] = malloc((meta[k].n_state + 1) * sizeof(float));
+        buf[k][2] = malloc((meta[k].n_opt + 1) * sizeof(float));
+        if (!buf[k][0] || !buf[k][1] || !buf[k][2])
+            rc = sn_err_set(&err, SN_ENOMEM, "out of memory");
+        else
+            rc = sn_checkpoint_load(paths[k], &meta[k], buf[k][0], -1, buf[k][1], -1, buf[k][2],
+                                    -1, &err);
+        if (rc != SN_OK)
+            break;
+        const struct sn_ckpt_meta *mt = &meta[k];
+        printf("%s\n  format version %u, config hash %016llx, model hash %016llx\n"
+               "  epoch %d, step %lld, world size %d, seed %llu\n"
+               "  %llu parameters, %llu state values, %llu optimizer values\n"
+               "  best val_loss %.6f, val_loss %.6f, lr scale %g\n"
+               "  parameter hash %016llx\n",
+               paths[k], mt->version, (unsigned long long)mt->config_hash,
+               (unsigned long long)mt->model_hash, mt->epoch, (long long)mt->step, mt->world_size,
+               (unsigned long long)mt->seed, (unsigned long long)mt->n_params,
+               (unsigned long long)mt->n_state, (unsigned long long)mt->n_opt, mt->best_val_loss,
+               mt->val_loss, mt->lr,
+               (unsigned long long)sn_hash_bytes(buf[k][0], mt->n_params * sizeof(float),
+                                                 1469598103934665603ull));
+    }
+    if (rc == SN_OK && a->compare) {
+        if (meta[0].n_params != meta[1].n_params) {
+            rc = sn_err_set(&err, SN_EFORMAT, "%s has %llu parameters, %s has %llu: not comparable",
+                            paths[0], (unsigned long long)meta[0].n_params, paths[1],
+                            (unsigned long long)meta[1].n_params);
+        } else {
+            double max_abs = 0, max_rel = 0;
+            for (uint64_t i = 0; i < meta[0].n_params; i++) {
+                double x = buf[0][0][i], y = buf[1][0][i], dif = fabs(x - y);
+                double rel = dif / fmax(fabs(x), fmax(fabs(y), 1e-30));
+                if (dif > max_abs || isnan(dif))
+                    max_abs = dif;
+                if (dif > 0 && rel > max_rel)
+                    max_rel = rel;
+            }
+            printf("compare: max abs diff %.3e, max rel diff %.3e%s\n", max_abs, max_rel,
+                   max_abs == 0 ? " (identical parameters)" : "");
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 3; j++)
+            free(buf[k][j]);
+    return rc == SN_OK ? 0 : report(&err);
+}
+
+static int cmd_dataset(struct args *a)
+{
+    if (a->n_positional != 3 || strcmp(a->positional[1], "fashion-mnist") != 0)
+        return usage_error("%s", "usage: shardnet dataset fashion-mnist OUTDIR [--source DIR]");
+    struct sn_err err = {0};
+    const char *src = a->source ? a->source : "/usr/share/datasets/fashion-mnist";
+    if (sn_dataset_fashion_mnist(src, a->positional[2], a->limit, &err) != SN_OK)
+        return report(&err);
+    printf("wrote %s/train, %s/val and %s/test\n", a->positional[2], a->positional[2],
+           a->positional[2]);
+    return 0;
+}
+
+int sn_cli_main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("shardnet %s\n", SN_VERSION);
+        return 0;
+    }
+    struct args a;
+    int rc = parse_args(argc - 1, argv + 1, &a);
+    if (rc != 0)
+        return rc;
+    /* positional[0] is the command itself */
+    a.config = a.n_positional > 1 ? a.positional[1] : NULL;
+    int needs_config = strcmp(cmd, "dataset") != 0;
+    if (needs_config && !a.config)
+        rc = usage_error("%s needs a CONFIG (or CKPT) argument", cmd);
+    else if (strcmp(cmd, "summary") == 0)
+        rc = cmd_summary(&a);
+    else if (strcmp(cmd, "train") == 0)
+        rc = cmd_train(&a, 0, &argc, &argv);
+    else if (strcmp(cmd, "bench") == 0)
+        rc = cmd_train(&a, 1, &argc, &argv);
+    else if (strcmp(cmd, "evaluate") == 0)
+        rc = cmd_evaluate(&a);
+    else if (strcmp(cmd, "predict") == 0)
+        rc = cmd_predict(&a);
+    else if (strcmp(cmd, "inspect") == 0)
+        rc = cmd_inspect(&a);
+    else if (strcmp(cmd, "dataset") == 0)
+        rc = cmd_dataset(&a);
+    else
+        rc = usage_error("unknown command '%s'", cmd);
+    free(a.positional);
+    return rc;
+}

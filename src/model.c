@@ -1,0 +1,480 @@
+/* model.c — building a network from config sections, the arena, and the layer loop.
+ *
+ * Build happens in two passes over the layer sections: the first configures every layer
+ * (shapes, parameter counts, memory needs) and rejects what does not fit, naming the config line;
+ * the second allocates params/grads/state and one arena, and points every layer at its views.
+ * After that the step loop (forward, backward) touches only memory allocated here. */
+#include "model.h"
+
+#include <math.h>   // defines: expf, logf, log1pf, fabsf
+#include <stdio.h>  // defines: fprintf, FILE
+#include <stdlib.h> // defines: aligned_alloc, calloc, free
+#include <string.h> // defines: memset, strcmp, snprintf
+
+#include <time.h>   // defines: clock_gettime
+
+#include "checkpoint.h" // defines: sn_hash_bytes
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Sections that are settings, not layers. */
+static const char *const settings_sections[] = {"model", "data", "augment", "train", "checkpoint",
+                                                "early_stopping", "reduce_lr_on_plateau",
+                                                "bench", NULL};
+
+static int is_settings_section(const char *type)
+{
+    for (int i = 0; settings_sections[i]; i++)
+        if (strcmp(type, settings_sections[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static void *alloc_zeroed(size_t bytes)
+{
+    void *p = aligned_alloc(64, align64(bytes ? bytes : 64));
+    if (p)
+        memset(p, 0, align64(bytes ? bytes : 64));
+    return p;
+}
+
+/* The input shape: [model] input_shape = H,W,C, else [data] image_size and color_mode. */
+static int read_input_shape(const struct sn_config *cfg, struct sn_shape *in, struct sn_err *err)
+{
+    const struct sn_section *ms = sn_config_find(cfg, "model");
+    if (ms && sn_section_key(ms, "input_shape")) {
+        char buf[128];
+        SN_FORWARD(sn_section_string(cfg, ms, "input_shape", NULL, buf, sizeof buf, err));
+        int h, w, c;
+        char tail;
+        if (sscanf(buf, " ( %d , %d , %d ) %c", &h, &w, &c, &tail) != 3 &&
+            sscanf(buf, " %d , %d , %d %c", &h, &w, &c, &tail) != 3)
+            return sn_config_error(cfg, ms, "input_shape", err, SN_EINVAL,
+                                   "'%s' is not H,W,C (e.g. 28,28,1)", buf);
+        if (h < 1 || w < 1 || c < 1 || h > 65536 || w > 65536 || c > 65536)
+            return sn_config_error(cfg, ms, "input_shape", err, SN_EINVAL,
+                                   "%d,%d,%d: every dimension must be in [1, 65536]", h, w, c);
+        *in = (struct sn_shape){h, w, c, 3};
+        return SN_OK;
+    }
+    const struct sn_section *ds = sn_config_find(cfg, "data");
+    if (!ds || !sn_section_key(ds, "image_size"))
+        return sn_err_set(err, SN_EINVAL,
+                          "%s: the input shape is unknown\n---> HINT: set [data] image_size "
+                          "(and color_mode) or [model] input_shape",
+                          cfg->path);
+    int hw[2], color;
+    static const char *const modes[] = {"rgb", "grayscale", NULL};
+    SN_FORWARD(sn_section_int2(cfg, ds, "image_size", 0, 0, 1, 65536, hw, err));
+    SN_FORWARD(sn_section_choice(cfg, ds, "color_mode", "rgb", modes, &color, err));
+    *in = (struct sn_shape){hw[0], hw[1], color == 1 ? 1 : 3, 3};
+    return SN_OK;
+}
+
+static int read_loss(const struct sn_config *cfg, enum sn_loss_kind *loss, struct sn_err *err)
+{
+    static const char *const names[] = {"sparse_categorical_crossentropy",
+                                        "categorical_crossentropy", "binary_crossentropy", NULL};
+    const struct sn_section *ts = sn_config_find(cfg, "train");
+    int k = 0;
+    if (ts)
+        SN_FORWARD(sn_section_choice(cfg, ts, "loss", names[0], names, &k, err));
+    *loss = (enum sn_loss_kind)k;
+    return SN_OK;
+}
+
+/* Fold the final activation into the loss: the last layer emits logits. */
+static int fold_final_activation(struct sn_model *m, const struct sn_config *cfg,
+                                 struct sn_err *err)
+{
+    struct sn_layer *last = &m->layers[m->n_layers - 1];
+    m->n_outputs = (int)sn_shape_size(last->out);
+    int has_act = last->type == &sn_layer_dense || last->type == &sn_layer_conv2d ||
+                  last->type == &sn_layer_activation;
+    enum sn_act act = has_act ? last->conf.act : SN_ACT_LINEAR;
+    int want_sigmoid = m->loss == SN_LOSS_BCE;
+    if (want_sigmoid && m->n_outputs != 1)
+        return sn_err_set(err, SN_EINVAL,
+                          "%s:%d: binary_crossentropy needs one output unit, the last layer "
+                          "'%s' has %d",
+                          cfg->path, last->line, last->name, m->n_outputs);
+    if (act != SN_ACT_LINEAR && act != (want_sigmoid ? SN_ACT_SIGMOID : SN_ACT_SOFTMAX))
+        return sn_err_set(err, SN_EINVAL,
+                          "%s:%d: the last layer '%s' ends in an activation that does not match "
+                          "the loss\n---> HINT: use softmax with (sparse_)categorical_crossentropy, "
+                          "sigmoid with binary_crossentropy, or linear (logits)",
+                          cfg->path, last->line, last->name);
+    last->logits_out = 1;
+    return SN_OK;
+}
+
+static int configure_layers(struct sn_model *m, const struct sn_config *cfg, struct sn_err *err)
+{
+    int counts[32] = {0};
+    struct sn_shape shape = m->input;
+    for (int i = 0; i < cfg->n_sections; i++) {
+        const struct sn_section *s = &cfg->sections[i];
+        if (is_settings_section(s->type))
+            continue;
+        const struct sn_layer_type *t = sn_layer_type_find(s->type);
+        if (!t) {
+            char known[512] = "";
+            for (int k = 0; sn_layer_types[k]; k++) {
+                strncat(known, k ? ", " : "", sizeof known - strlen(known) - 1);
+                strncat(known, sn_layer_types[k]->section, sizeof known - strlen(known) - 1);
+            }
+            return sn_err_set(err, SN_EINVAL,
+                              "%s:%d: unknown section [%s]\n---> HINT: layers are %s; settings "
+                              "are [model] [data] [augment] [train] [checkpoint] "
+                              "[early_stopping] [reduce_lr_on_plateau]",
+                              cfg->path, s->line, s->type, known);
+        }
+        int ti = 0;
+        while (sn_layer_types[ti] != t)
+            ti++;
+        struct sn_layer *l = &m->layers[m->n_layers];
+        memset(l, 0, sizeof *l);
+        l->type = t;
+        l->index = m->n_layers;
+        l->line = s->line;
+        if (counts[ti] == 0)
+            snprintf(l->name, sizeof l->name, "%s", t->section);
+        else
+            snprintf(l->name, sizeof l->name, "%s_%d", t->section, counts[ti]);
+        counts[ti]++;
+        SN_FORWARD(sn_section_string(cfg, s, "name", l->name, l->name, sizeof l->name, err));
+        SN_FORWARD(sn_section_bool(cfg, s, "trainable", 1, &l->trainable, err));
+        l->in = shape;
+        SN_FORWARD(t->configure(l, cfg, s, shape, m->max_batch, err));
+        if (sn_shape_size(l->out) == 0)
+            return sn_err_set(err, SN_EINVAL,
+                              "%s:%d: [%s] '%s' leaves nothing: its output shape is empty "
+                              "(input %dx%dx%d)",
+                              cfg->path, s->line, s->type, l->name, shape.h, shape.w, shape.c);
+        shape = l->out;
+        m->n_layers++;
+    }
+    if (m->n_layers == 0)
+        return sn_err_set(err, SN_EINVAL,
+                          "%s: the config defines no layers\n---> HINT: add sections such as "
+                          "[conv2d] filters = 32 kernel_size = 3",
+                          cfg->path);
+    return SN_OK;
+}
+
+/* Offsets of every layer's params and state; the trainable ranges, merged when adjacent. */
+static int lay_out_params(struct sn_model *m, struct sn_err *err)
+{
+    size_t off = 0, soff = 0;
+    m->n_ranges = 0;
+    m->n_trainable = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        l->param_off = off;
+        l->state_off = soff;
+        if (l->trainable && l->n_params > 0) {
+            struct sn_range *r = m->n_ranges ? &m->ranges[m->n_ranges - 1] : NULL;
+            if (r && r->off + r->len == off)
+                r->len += l->n_params;
+            else {
+                if (m->n_ranges == SN_MAX_RANGES)
+                    return sn_err_set(err, SN_EINVAL, "more than %d separate trainable ranges",
+                                      SN_MAX_RANGES);
+                m->ranges[m->n_ranges++] = (struct sn_range){off, l->n_params};
+            }
+            m->n_trainable += l->n_params;
+        }
+        off += l->n_params;
+        soff += l->n_state;
+    }
+    m->n_params = off;
+    m->n_state = soff;
+    return SN_OK;
+}
+
+static int allocate(struct sn_model *m, struct sn_err *err)
+{
+    m->params = alloc_zeroed(m->n_params * sizeof(float));
+    m->grads = alloc_zeroed(m->n_params * sizeof(float));
+    m->state = alloc_zeroed(m->n_state * sizeof(float));
+    m->acts = calloc((size_t)m->n_layers + 1, sizeof *m->acts);
+    if (!m->params || !m->grads || !m->state || !m->acts)
+        return sn_err_set(err, SN_ENOMEM, "out of memory for %zu parameters", m->n_params);
+
+    size_t B = (size_t)m->max_batch, max_act = sn_shape_size(m->input), bytes = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct sn_layer *l = &m->layers[i];
+        bytes += align64(sn_shape_size(l->out) * B * sizeof(float));
+        bytes += align64(l->aux_per_sample * B);
+        if (sn_shape_size(l->out) > max_act)
+            max_act = sn_shape_size(l->out);
+        if (l->scratch_bytes > m->scratch_bytes)
+            m->scratch_bytes = l->scratch_bytes;
+    }
+    bytes += 2 * align64(max_act * B * sizeof(float)) + align64(m->scratch_bytes);
+    /* Touch it all now: a page fault inside the step loop costs more than the arithmetic. */
+    m->arena = alloc_zeroed(bytes);
+    if (!m->arena)
+        return sn_err_set(err, SN_ENOMEM,
+                          "out of memory: the model needs %.1f MB of working memory at batch %d",
+                          bytes / 1e6, m->max_batch);
+    m->arena_bytes = bytes;
+
+    char *p = m->arena;
+    for (int i = 0; i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        m->acts[i + 1] = (float *)p;
+        p += align64(sn_shape_size(l->out) * B * sizeof(float));
+        l->aux = l->aux_per_sample ? p : NULL;
+        p += align64(l->aux_per_sample * B);
+        l->p = m->params + l->param_off;
+        l->g = m->grads + l->param_off;
+        l->state = m->state + l->state_off;
+    }
+    for (int k = 0; k < 2; k++) {
+        m->dbuf[k] = (float *)p;
+        p += align64(max_act * B * sizeof(float));
+    }
+    m->scratch = p;
+    return SN_OK;
+}
+
+static uint64_t structure_hash(const struct sn_model *m)
+{
+    uint64_t h = sn_hash_bytes(&m->input, sizeof m->input, 1469598103934665603ull);
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct sn_layer *l = &m->layers[i];
+        h = sn_hash_bytes(l->type->section, strlen(l->type->section), h);
+        h = sn_hash_bytes(&l->out, sizeof l->out, h);
+        uint64_t counts[2] = {l->n_params, l->n_state};
+        h = sn_hash_bytes(counts, sizeof counts, h);
+    }
+    return h;
+}
+
+int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_batch,
+                   const struct sn_ops *ops, struct sn_err *err)
+{
+    *out = NULL;
+    SN_RETURN_IF(max_batch < 1, err, SN_EINVAL, "max_batch %d < 1", max_batch);
+    struct sn_model *m = calloc(1, sizeof *m);
+    SN_RETURN_IF(!m, err, SN_ENOMEM, "out of memory");
+    m->ops = ops;
+    m->max_batch = max_batch;
+    m->layers = calloc((size_t)cfg->n_sections + 1, sizeof *m->layers);
+    int rc = m->layers ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
+    if (rc == SN_OK)
+        rc = read_input_shape(cfg, &m->input, err);
+    if (rc == SN_OK)
+        rc = read_loss(cfg, &m->loss, err);
+    if (rc == SN_OK)
+        rc = configure_layers(m, cfg, err);
+    if (rc == SN_OK)
+        rc = fold_final_activation(m, cfg, err);
+    if (rc == SN_OK)
+        rc = lay_out_params(m, err);
+    if (rc == SN_OK)
+        rc = allocate(m, err);
+    if (rc != SN_OK) {
+        sn_model_free(m);
+        return rc;
+    }
+    m->structure_hash = structure_hash(m);
+    *out = m;
+    return SN_OK;
+}
+
+void sn_model_free(struct sn_model *m)
+{
+    if (!m) /* accept NULL pointer */
+        return;
+    free(m->layers);
+    free(m->params);
+    free(m->grads);
+    free(m->state);
+    free(m->acts);
+    free(m->arena);
+    free(m);
+}
+
+void sn_model_init_params(struct sn_model *m, uint64_t seed)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        /* one stream per layer: adding a layer at the end does not change the others */
+        struct sn_rng rng;
+        sn_rng_seed(&rng, sn_hash64(seed, (uint64_t)i));
+        if (l->type->init_params)
+            l->type->init_params(l, &rng);
+    }
+}
+
+const float *sn_model_forward(struct sn_model *m, const float *x, int n,
+                              const struct sn_step_ctx *ctx)
+{
+    m->acts[0] = (float *)x; /* view of the caller's batch; never written */
+    for (int i = 0; i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        double t0 = m->t_fwd ? seconds() : 0;
+        l->type->forward(l, m->acts[i], m->acts[i + 1], n, ctx);
+        if (m->t_fwd)
+            m->t_fwd[i] += seconds() - t0;
+    }
+    return m->acts[m->n_layers];
+}
+
+/* The first layer that needs an input gradient: layers before the first one with trainable
+ * parameters need none, so backward stops there (the first conv computes no din). */
+static int first_needed_layer(const struct sn_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].trainable && m->layers[i].n_params > 0)
+            return i;
+    return m->n_layers;
+}
+
+void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits, int n,
+                       const struct sn_step_ctx *ctx)
+{
+    m->acts[0] = (float *)x;
+    int stop = first_needed_layer(m);
+    const float *dout = dlogits;
+    for (int i = m->n_layers - 1; i >= stop; i--) {
+        struct sn_layer *l = &m->layers[i];
+        float *din = i > stop ? m->dbuf[i & 1] : NULL;
+        /* frozen layers still pass gradients down, but must not touch their grads */
+        double t0 = m->t_bwd ? seconds() : 0;
+        l->type->backward(l, m->acts[i], m->acts[i + 1], dout, din, n, ctx);
+        if (m->t_bwd)
+            m->t_bwd[i] += seconds() - t0;
+        dout = din;
+    }
+}
+
+void sn_model_zero_grads(struct sn_model *m)
+{
+    for (int r = 0; r < m->n_ranges; r++)
+        memset(m->grads + m->ranges[r].off, 0, m->ranges[r].len * sizeof(float));
+}
+
+void sn_model_probabilities(const struct sn_model *m, const float *logits, float *probs, int n)
+{
+    enum sn_act act = m->loss == SN_LOSS_BCE ? SN_ACT_SIGMOID : SN_ACT_SOFTMAX;
+    m->ops->act_forward(act, logits, probs, (size_t)n, (size_t)m->n_outputs);
+}
+
+double sn_loss(enum sn_loss_kind kind, const float *logits, const int32_t *labels,
+               const uint8_t *ok, int n, int k, float grad_scale, float *dlogits,
+               long long *correct)
+{
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * k;
+        float *dz = dlogits ? dlogits + (size_t)i * k : NULL;
+        if (ok && !ok[i]) {
+            if (dz)
+                memset(dz, 0, (size_t)k * sizeof *dz);
+            continue;
+        }
+        int y = labels[i];
+        if (kind == SN_LOSS_BCE) {
+            /* softplus form: loss = max(z,0) - z*y + log(1 + exp(-|z|)) */
+            float zz = z[0];
+            total += fmaxf(zz, 0.f) - zz * (float)y + log1pf(expf(-fabsf(zz)));
+            if (dz) {
+                float p = zz >= 0 ? 1.f / (1.f + expf(-zz)) : expf(zz) / (1.f + expf(zz));
+                dz[0] = (p - (float)y) * grad_scale;
+            }
+            *correct += (zz > 0) == (y == 1);
+            continue;
+        }
+        /* (sparse_)categorical crossentropy from logits via log-sum-exp */
+        int arg = 0;
+        float zmax = z[0];
+        for (int j = 1; j < k; j++)
+            if (z[j] > zmax)
+                zmax = z[j], arg = j;
+        double sum = 0;
+        for (int j = 0; j < k; j++)
+            sum += exp((double)(z[j] - zmax));
+        double lse = zmax + log(sum);
+        total += lse - z[y];
+        *correct += arg == y;
+        if (dz)
+            for (int j = 0; j < k; j++)
+                dz[j] = ((float)(exp((double)z[j] - lse)) - (j == y ? 1.f : 0.f)) * grad_scale;
+    }
+    return total;
+}
+
+static void shape_str(char *buf, size_t cap, struct sn_shape s)
+{
+    if (s.rank == 1)
+        snprintf(buf, cap, "(None, %d)", s.c);
+    else
+        snprintf(buf, cap, "(None, %d, %d, %d)", s.h, s.w, s.c);
+}
+
+static void commas(char *buf, size_t cap, size_t v)
+{
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%zu", v), o = 0;
+    for (int i = 0; i < len && (size_t)o + 2 < cap; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = tmp[i];
+    }
+    buf[o] = '\0';
+}
+
+void sn_model_summary(const struct sn_model *m, const char *title, void *file)
+{
+    FILE *f = file;
+    const char *rule = "_________________________________________________________________";
+    const char *dbl = "=================================================================";
+    fprintf(f, "Model: \"%s\"\n%s\n", title, rule);
+    fprintf(f, " %-28s %-25s %-10s\n", "Layer (type)", "Output Shape", "Param #");
+    fprintf(f, "%s\n", dbl);
+    char shp[64], name[96], num[32];
+    snprintf(name, sizeof name, "%s (InputLayer)", "input_1");
+    snprintf(shp, sizeof shp, "[(None, %d, %d, %d)]", m->input.h, m->input.w, m->input.c);
+    fprintf(f, " %-28s %-25s %-10s\n\n", name, shp, "0");
+    size_t frozen = 0, state = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct sn_layer *l = &m->layers[i];
+        snprintf(name, sizeof name, "%s (%s)", l->name, l->type->keras_name);
+        shape_str(shp, sizeof shp, l->out);
+        commas(num, sizeof num, l->n_params + l->n_state);
+        fprintf(f, " %-28s %-25s %-10s\n", name, shp, num);
+        fprintf(f, "%s\n", i + 1 < m->n_layers ? "" : dbl);
+        if (!l->trainable)
+            frozen += l->n_params;
+        state += l->n_state;
+    }
+    commas(num, sizeof num, m->n_params + m->n_state);
+    fprintf(f, "Total params: %s\n", num);
+    commas(num, sizeof num, m->n_trainable);
+    fprintf(f, "Trainable params: %s\n", num);
+    commas(num, sizeof num, frozen + state);
+    fprintf(f, "Non-trainable params: %s\n%s\n", num, rule);
+}
+
+double sn_model_flops_per_sample(const struct sn_model *m)
+{
+    double flops = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct sn_layer *l = &m->layers[i];
+        if (l->type == &sn_layer_conv2d)
+            flops += 2.0 * l->out.h * l->out.w * l->out.c * (double)l->conf.kh * l->conf.kw * l->in.c;
+        else if (l->type == &sn_layer_dense)
+            flops += 2.0 * (double)sn_shape_size(l->in) * l->out.c;
+    }
+    return flops;
+}

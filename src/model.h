@@ -1,0 +1,101 @@
+/* model.h — a network built from a config: its layers, one buffer of parameters, one of gradients,
+ * and an arena for everything a training step touches, sized once for the largest batch.
+ *
+ * The model owns params, grads and state (contiguous, llm.c style) and the arena; layers hold
+ * views. Frozen layers (`trainable = false`) keep their parameters in the same buffer: the model
+ * lists the contiguous ranges that are trainable, and the gradient exchange and the optimizer walk
+ * those ranges only. Nothing in forward/backward allocates. */
+#ifndef SN_MODEL_H
+#define SN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "layer.h"
+#include "ops.h"
+
+enum sn_loss_kind {
+    SN_LOSS_SPARSE_CCE = 0, /* sparse_categorical_crossentropy: int labels */
+    SN_LOSS_CCE,            /* categorical_crossentropy: one-hot labels (expanded from ints) */
+    SN_LOSS_BCE,            /* binary_crossentropy: one output unit, labels 0/1 */
+};
+
+struct sn_range {
+    size_t off, len;
+};
+
+#define SN_MAX_RANGES 64
+
+struct sn_model {
+    const struct sn_ops *ops;          /* view: the backend */
+    struct sn_shape input;             /* [model] input_shape, or from [data] image_size/color_mode */
+    int n_layers;
+    struct sn_layer *layers;           /* owned, (n_layers) */
+    int max_batch;
+
+    size_t n_params, n_state, n_trainable;
+    float *params, *grads, *state;     /* owned, 64-byte aligned */
+    int n_ranges;
+    struct sn_range ranges[SN_MAX_RANGES]; /* trainable parts of params, in order */
+
+    enum sn_loss_kind loss;
+    int n_outputs;                     /* units of the last layer */
+
+    /* the arena: activations acts[i] = output of layer i-1 (acts[0] is the caller's input),
+     * two ping-pong gradient buffers, layer aux memory and the shared scratch */
+    char *arena;                       /* owned */
+    size_t arena_bytes;
+    float **acts;                      /* owned array of views, (n_layers + 1) */
+    float *dbuf[2];                    /* views, each max activation size * max_batch */
+    void *scratch;                     /* view */
+    size_t scratch_bytes;
+
+    uint64_t structure_hash;           /* layer types and shapes: what a checkpoint must match */
+
+    /* When not NULL (bench), forward and backward add each layer's seconds here, (n_layers). */
+    double *t_fwd, *t_bwd;
+};
+
+/* Builds the network from the config's layer sections (in order), with input shape from [model]
+ * input_shape (H,W,C) or [data] image_size + color_mode, and the loss from [train] loss.
+ * Unknown section types are errors naming the line. max_batch bounds every later call. */
+int  sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_batch,
+                    const struct sn_ops *ops, struct sn_err *err);
+void sn_model_free(struct sn_model *m); /* accepts NULL */
+
+/* Initialises all params and state from seed (same seed -> same model, on every rank). */
+void sn_model_init_params(struct sn_model *m, uint64_t seed);
+
+/* x (n,H,W,C) -> a view of the last layer's output (n, n_outputs). These are always logits: the
+ * final softmax/sigmoid is folded into the loss; sn_model_probabilities() applies it. */
+const float *sn_model_forward(struct sn_model *m, const float *x, int n,
+                              const struct sn_step_ctx *ctx);
+
+/* dlogits (n, n_outputs) -> grads += (trainable layers only); runs after sn_model_forward with
+ * the same x and n. */
+void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits, int n,
+                       const struct sn_step_ctx *ctx);
+
+/* Zeroes the trainable gradient ranges. */
+void sn_model_zero_grads(struct sn_model *m);
+
+/* logits (n, k) -> probs (n, k) with the model's final activation (softmax or sigmoid). */
+void sn_model_probabilities(const struct sn_model *m, const float *logits, float *probs, int n);
+
+/* Loss and its gradient from logits, numerically stable (log-sum-exp, softplus).
+ * logits (n,k), labels (n) -> returns the SUM of per-sample losses over rows with ok[i] (ok may be
+ * NULL); *correct += rows classified right; dlogits (n,k) (may be NULL) = d(sum loss)/dlogits
+ * scaled by `grad_scale` (1/global batch). Rows with !ok get zero gradient. */
+double sn_loss(enum sn_loss_kind kind, const float *logits, const int32_t *labels,
+               const uint8_t *ok, int n, int k, float grad_scale, float *dlogits,
+               long long *correct);
+
+/* Keras's summary table, written to f. */
+void sn_model_summary(const struct sn_model *m, const char *title, void *file);
+
+/* Forward FLOPs per sample (multiply-adds counted as 2), for `bench`. */
+double sn_model_flops_per_sample(const struct sn_model *m);
+
+#endif
