@@ -3,10 +3,13 @@
  * Layout (little-endian):
  *   header (fixed size, uncompressed): magic "SHRDNET\0", format version, config hash,
  *     epoch, step, world size, counts of params/state/optimizer floats, best val_loss, lr,
- *     RNG state, loader position, compressed payload size, and a CRC-free header checksum;
+ *     RNG state, loader position, compressed payload size, and a header checksum (FNV-1a 64
+ *     of the header bytes before it);
  *   payload: one zstd frame with ZSTD_c_checksumFlag, holding params, state (batchnorm
  *     statistics) and optimizer moments, each stored as four byte planes (the bytes of each
- *     float split apart compress better than the floats themselves).
+ *     float split apart compress better than the floats themselves). Planes are formed per
+ *     block of SN_CKPT_BLOCK floats (the block size is recorded in the header), so that
+ *     neither side needs a transient buffer the size of the model.
  * Writing goes to PATH.tmp.<pid>, fflush, fsync, rename over PATH, fsync of the directory; on any
  * failure the temporary file is unlinked, and PATH is untouched.
  * Loading checks everything and names the file in every message: wrong magic, unknown version,
@@ -20,6 +23,9 @@
 #include "err.h"
 
 #define SN_CKPT_VERSION 1
+#define SN_CKPT_HEADER_SIZE 144 /* bytes, version 1 */
+#define SN_CKPT_BLOCK 65536     /* floats per byte-plane block when writing */
+#define SN_HASH_INIT 0xcbf29ce484222325ull /* FNV-1a 64 offset basis: sn_hash_bytes' first h */
 
 struct sn_ckpt_meta {
     uint32_t version;
@@ -34,24 +40,32 @@ struct sn_ckpt_meta {
     float lr;
     uint64_t rng_state[2];
     uint64_t seed;
+    int64_t loader_pos;    /* samples consumed in the current epoch (0 at an epoch boundary) */
 };
 
-/* Writes params (n_params), state (n_state) and opt (n_opt) with meta, atomically. */
+/* Writes params (n_params), state (n_state) and opt (n_opt) with meta, atomically (meta->version
+ * is ignored: the file gets SN_CKPT_VERSION). A pointer may be NULL only if its count is 0.
+ * @return SN_OK, or SN_EIO naming the path and the system error (PATH is then untouched, except
+ * when only the final directory fsync failed, which the message says). */
 int sn_checkpoint_save(const char *path, const struct sn_ckpt_meta *meta, const float *params,
                        const float *state, const float *opt, struct sn_err *err);
 
-/* Reads the header only. */
+/* Reads the header only (and checks it, including that the file is as long as it says). */
 int sn_checkpoint_read_meta(const char *path, struct sn_ckpt_meta *meta, struct sn_err *err);
 
-/* Reads a whole checkpoint. The caller gives the counts it expects (n_params, n_state in *meta on
- * input... see below): params/state/opt must hold meta->n_params/n_state/n_opt floats as read
- * from the header; pass expect_* to have mismatches reported as errors (-1 = accept any).
- * opt may be NULL to skip the optimizer moments (evaluate, predict). */
+/* Reads a whole checkpoint into meta and the three arrays. params/state/opt must hold the
+ * n_params/n_state/n_opt floats the header gives (sn_checkpoint_read_meta tells them); pass
+ * expect_* to have a mismatch reported before anything is read (-1 = accept any). opt may be
+ * NULL to skip the optimizer moments (evaluate, predict); the whole frame is still decoded, so
+ * its checksum is always verified. On error the arrays' contents are unspecified.
+ * @return SN_OK, SN_EIO (cannot open/read), SN_EFORMAT (not a checkpoint, other version,
+ * corrupt or truncated) or SN_EINVAL (counts differ from expect_*). */
 int sn_checkpoint_load(const char *path, struct sn_ckpt_meta *meta, float *params,
                        int64_t expect_params, float *state, int64_t expect_state, float *opt,
                        int64_t expect_opt, struct sn_err *err);
 
-/* FNV-1a 64 over bytes, for parameter hashes printed by `inspect`. */
+/* FNV-1a 64 over bytes, for parameter hashes printed by `inspect`. h is the hash so far: pass
+ * SN_HASH_INIT to start, or a previous result to chain. */
 uint64_t sn_hash_bytes(const void *p, size_t n, uint64_t h);
 
 #endif
