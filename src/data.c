@@ -568,6 +568,7 @@ struct sn_loader {
     int epoch;
     int cur_batch, cur_row, cur_assigned; /* work cursor */
     int inflight;            /* rows being decoded outside the lock */
+    int cancelling;          /* start_epoch waits for inflight to reach 0 */
     int next_batch;          /* batch sn_loader_next returns next */
     double wait_s;
     int n_bad;
@@ -695,9 +696,14 @@ static void *worker_main(void *arg)
             s->b.ok[row] = 1;
         }
         l->inflight--;
-        if (++s->done == s->b.n)
+        /* Wake the consumer only when it has something to take (a per-row wake-up costs more
+         * than decoding a 28x28 image), or start_epoch when the last row in flight lands. */
+        if (++s->done == s->b.n) {
             s->state = SLOT_READY;
-        pthread_cond_broadcast(&l->done_cv);
+            pthread_cond_broadcast(&l->done_cv);
+        } else if (l->cancelling && l->inflight == 0) {
+            pthread_cond_broadcast(&l->done_cv);
+        }
     }
     pthread_mutex_unlock(&l->mu);
     return NULL;
@@ -821,8 +827,10 @@ int sn_loader_start_epoch(struct sn_loader *l, int epoch, struct sn_err *err)
     /* Cancel what is left of the previous epoch: no new claims, wait for rows in flight. */
     l->cur_batch = l->steps;
     l->cur_assigned = 0;
+    l->cancelling = 1;
     while (l->inflight > 0)
         pthread_cond_wait(&l->done_cv, &l->mu);
+    l->cancelling = 0;
     for (int i = 0; i < l->depth; i++)
         l->slots[i].state = SLOT_FREE;
     sn_epoch_order(l->c.ds->n, l->c.seed, epoch, l->c.shuffle, l->order);
