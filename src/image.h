@@ -24,7 +24,17 @@ struct sn_image_opts {
     int interp;            /* enum sn_interp of data.h: 0 bilinear, 1 nearest, 2 area */
     int crop_to_aspect_ratio;
     long long max_pixels;  /* 0 = no limit */
+    int no_dct_scaling;    /* 1: always decode JPEGs at full size (the exact Keras path) */
 };
+
+/* What the last successful sn_image_decode on a context did (for tests and diagnostics). */
+struct sn_image_info {
+    int format;                /* 1 JPEG, 2 PNG */
+    int src_height, src_width; /* size stored in the file */
+    int dec_height, dec_width; /* size decoded (smaller than src when DCT scaling was used) */
+};
+/* View into ctx, valid until the next decode. */
+const struct sn_image_info *sn_image_ctx_info(const struct sn_image_ctx *ctx);
 
 /* Decodes `len` bytes (the content of `path`, which names the file in messages) and resizes to
  * opts: out (height,width,channels) float in [0,255]. Errors say what is wrong with the file:
@@ -37,11 +47,12 @@ int sn_image_decode(struct sn_image_ctx *ctx, const char *path, const uint8_t *d
 int sn_image_load(struct sn_image_ctx *ctx, const char *path, const struct sn_image_opts *opts,
                   float *out, struct sn_err *err);
 
-/* Encodes (h,w,c) uint8 pixels as a JPEG file (quality 1..100), atomically enough for datasets
- * (written whole, then closed). */
+/* Encodes (h,w,c) uint8 pixels (c = 1 or 3) as a JPEG file (quality 1..100), atomically enough
+ * for datasets (written whole, then closed). Colour images use 4:4:4 chroma at quality >= 90,
+ * 4:2:0 below (as most cameras and PIL do). */
 int sn_image_write_jpeg(const char *path, const uint8_t *pixels, int h, int w, int c, int quality,
                         struct sn_err *err);
-/* Encodes (h,w,c) uint8 pixels as a PNG file. */
+/* Encodes (h,w,c) uint8 pixels (c = 1 or 3) as a PNG file. */
 int sn_image_write_png(const char *path, const uint8_t *pixels, int h, int w, int c,
                        struct sn_err *err);
 

@@ -1,0 +1,373 @@
+/* test_image.c — decoding (JPEG, PNG), Keras resizing semantics, DCT scaling and the errors of
+ * broken files, on files written by sn_image_write_* into the test's directory. */
+#include <math.h>     // defines: fabsf, sinf, cosf
+#include <setjmp.h>   // defines: jmp_buf (cmocka)
+#include <stdarg.h>   // defines: va_list (cmocka)
+#include <stddef.h>   // defines: size_t (cmocka)
+#include <stdio.h>    // defines: snprintf, fopen, fwrite
+#include <stdlib.h>   // defines: malloc, free
+#include <string.h>   // defines: strstr, memcpy
+#include <cmocka.h>   // defines: cmocka_unit_test, assert_*
+
+#include "image.h"
+#include "rng.h"
+#include "testutil.h"
+
+struct fixture {
+    char dir[1024];
+    struct sn_image_ctx *ctx;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s", sn_test_dir("image"));
+    struct sn_err err = {0};
+    if (sn_image_ctx_create(&f->ctx, &err) != SN_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    sn_image_ctx_free(f->ctx);
+    sn_image_ctx_free(NULL);
+    free(f);
+    return 0;
+}
+
+static const char *fpath(const struct fixture *f, const char *name)
+{
+    static char p[1200];
+    snprintf(p, sizeof p, "%s/%s", f->dir, name);
+    return p;
+}
+
+/* A smooth pattern (JPEG-friendly): (h,w,c) uint8. */
+static uint8_t *smooth(int h, int w, int c)
+{
+    uint8_t *p = malloc((size_t)h * w * c);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int k = 0; k < c; k++)
+                p[((size_t)y * w + x) * c + k] =
+                    (uint8_t)(128 + 90 * sinf((x + 7 * k) * 6.0f / w) * cosf(y * 5.0f / h));
+    return p;
+}
+
+static uint8_t *noise(int h, int w, int c, uint64_t seed)
+{
+    uint8_t *p = malloc((size_t)h * w * c);
+    struct sn_rng r;
+    sn_rng_seed(&r, seed);
+    for (size_t i = 0; i < (size_t)h * w * c; i++)
+        p[i] = (uint8_t)(sn_rng_next(&r) >> 56);
+    return p;
+}
+
+static float max_abs_u8(const float *a, const uint8_t *b, size_t n)
+{
+    float m = 0;
+    for (size_t i = 0; i < n; i++)
+        m = fmaxf(m, fabsf(a[i] - b[i]));
+    return m;
+}
+
+static struct sn_image_opts opts(int h, int w, int c, int interp)
+{
+    struct sn_image_opts o = {0};
+    o.height = h, o.width = w, o.channels = c, o.interp = interp;
+    return o;
+}
+
+static void test_jpeg_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    struct sn_err err = {0};
+    for (int c = 1; c <= 3; c += 2) {
+        int h = 40, w = 48;
+        uint8_t *px = smooth(h, w, c);
+        const char *p = fpath(f, c == 1 ? "g.jpg" : "rgb.jpg");
+        assert_int_equal(sn_image_write_jpeg(p, px, h, w, c, 95, &err), SN_OK);
+        float *out = malloc(sizeof(float) * h * w * c);
+        struct sn_image_opts o = opts(h, w, c, 0);
+        assert_int_equal(sn_image_load(f->ctx, p, &o, out, &err), SN_OK);
+        float m = max_abs_u8(out, px, (size_t)h * w * c);
+        assert_true(m <= 10.0f);
+        assert_int_equal(sn_image_ctx_info(f->ctx)->format, 1);
+        for (int i = 0; i < h * w * c; i++)
+            assert_true(out[i] == floorf(out[i])); /* same size: exact copy of decoded bytes */
+        free(out);
+        free(px);
+    }
+}
+
+static void test_png_exact_and_channels(void **state)
+{
+    struct fixture *f = *state;
+    struct sn_err err = {0};
+    int h = 13, w = 17;
+    uint8_t *rgb = noise(h, w, 3, 1), *g = noise(h, w, 1, 2);
+    float *out = malloc(sizeof(float) * h * w * 3);
+    assert_int_equal(sn_image_write_png(fpath(f, "rgb.png"), rgb, h, w, 3, &err), SN_OK);
+    assert_int_equal(sn_image_write_png(fpath(f, "g.png"), g, h, w, 1, &err), SN_OK);
+    for (int interp = 0; interp < 3; interp++) { /* equal sizes: identity for every method */
+        struct sn_image_opts o = opts(h, w, 3, interp);
+        assert_int_equal(sn_image_load(f->ctx, fpath(f, "rgb.png"), &o, out, &err), SN_OK);
+        assert_true(max_abs_u8(out, rgb, (size_t)h * w * 3) == 0.0f);
+        o.channels = 1;
+        assert_int_equal(sn_image_load(f->ctx, fpath(f, "g.png"), &o, out, &err), SN_OK);
+        assert_true(max_abs_u8(out, g, (size_t)h * w) == 0.0f);
+    }
+    /* gray file as rgb: replicated; rgb file as gray: 0.299 R + 0.587 G + 0.114 B */
+    struct sn_image_opts o = opts(h, w, 3, 0);
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "g.png"), &o, out, &err), SN_OK);
+    for (int i = 0; i < h * w; i++)
+        for (int k = 0; k < 3; k++)
+            assert_true(out[i * 3 + k] == g[i]);
+    o.channels = 1;
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "rgb.png"), &o, out, &err), SN_OK);
+    for (int i = 0; i < h * w; i++) {
+        float y = 0.299f * rgb[3 * i] + 0.587f * rgb[3 * i + 1] + 0.114f * rgb[3 * i + 2];
+        assert_true(fabsf(out[i] - y) <= 0.51f);
+    }
+    free(out);
+    free(rgb);
+    free(g);
+}
+
+static void test_gray_from_rgb_jpeg(void **state)
+{
+    struct fixture *f = *state;
+    struct sn_err err = {0};
+    int h = 16, w = 16;
+    uint8_t px[16 * 16 * 3];
+    for (int i = 0; i < h * w; i++)
+        px[3 * i] = 200, px[3 * i + 1] = 100, px[3 * i + 2] = 50;
+    assert_int_equal(sn_image_write_jpeg(fpath(f, "solid.jpg"), px, h, w, 3, 95, &err), SN_OK);
+    float out[16 * 16];
+    struct sn_image_opts o = opts(h, w, 1, 0);
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "solid.jpg"), &o, out, &err), SN_OK);
+    for (int i = 0; i < h * w; i++) /* Y = 124.2 */
+        assert_true(fabsf(out[i] - 124.2f) <= 2.0f);
+}
+
+/* Loads a tiny gray PNG of known values at another size. */
+static void load_tiny(struct fixture *f, const uint8_t *px, int h, int w, struct sn_image_opts *o,
+                      float *out)
+{
+    struct sn_err err = {0};
+    assert_int_equal(sn_image_write_png(fpath(f, "tiny.png"), px, h, w, 1, &err), SN_OK);
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "tiny.png"), o, out, &err), SN_OK);
+}
+
+static void test_bilinear_known(void **state)
+{
+    struct fixture *f = *state;
+    /* 2x2 -> 4x4: tf.image.resize(bilinear) gives these (half-pixel centres, edges clamped) */
+    const uint8_t a[4] = {0, 100, 200, 50};
+    const float want[16] = {0,   25,     75,     100,  50,  59.375f, 78.125f, 87.5f,
+                            150, 128.125f, 84.375f, 62.5f, 200, 162.5f, 87.5f, 50};
+    float out[16];
+    struct sn_image_opts o = opts(4, 4, 1, 0);
+    load_tiny(f, a, 2, 2, &o, out);
+    for (int i = 0; i < 16; i++)
+        assert_float_equal(out[i], want[i], 1e-4);
+    /* 4x4 -> 2x2: samples at (i + 0.5) * 2 - 0.5 = 0.5 and 2.5, the means of the 2x2 boxes at
+     * rows/cols {0,1} and {2,3} */
+    uint8_t b[16];
+    for (int i = 0; i < 16; i++)
+        b[i] = (uint8_t)(i * 10);
+    float o2[4];
+    o = opts(2, 2, 1, 0);
+    load_tiny(f, b, 4, 4, &o, o2);
+    assert_float_equal(o2[0], (0 + 10 + 40 + 50) / 4.0, 1e-4);
+    assert_float_equal(o2[1], (20 + 30 + 60 + 70) / 4.0, 1e-4);
+    assert_float_equal(o2[2], (80 + 90 + 120 + 130) / 4.0, 1e-4);
+    assert_float_equal(o2[3], (100 + 110 + 140 + 150) / 4.0, 1e-4);
+}
+
+static void test_nearest_and_area_known(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t b[16];
+    for (int i = 0; i < 16; i++)
+        b[i] = (uint8_t)(i * 10);
+    float o2[4];
+    struct sn_image_opts o = opts(2, 2, 1, 1); /* nearest: floor((i + 0.5) * 2) = 1, 3 */
+    load_tiny(f, b, 4, 4, &o, o2);
+    assert_true(o2[0] == 50 && o2[1] == 70 && o2[2] == 130 && o2[3] == 150);
+    o = opts(2, 2, 1, 2); /* area: means of the 2x2 blocks */
+    load_tiny(f, b, 4, 4, &o, o2);
+    assert_float_equal(o2[0], (0 + 10 + 40 + 50) / 4.0, 1e-4);
+    assert_float_equal(o2[3], (100 + 110 + 140 + 150) / 4.0, 1e-4);
+    /* area 3 -> 2: output 0 covers pixel 0 and half of pixel 1 */
+    const uint8_t c3[3] = {30, 60, 90};
+    float o3[2];
+    o = opts(1, 2, 1, 2);
+    load_tiny(f, c3, 1, 3, &o, o3);
+    assert_float_equal(o3[0], (30 + 0.5 * 60) / 1.5, 1e-4);
+    assert_float_equal(o3[1], (0.5 * 60 + 90) / 1.5, 1e-4);
+    /* nearest 2x2 -> 4x4: source index floor((i + 0.5) / 2) = 0,0,1,1 */
+    const uint8_t a[4] = {0, 100, 200, 50};
+    float o4[16];
+    o = opts(4, 4, 1, 1);
+    load_tiny(f, a, 2, 2, &o, o4);
+    assert_true(o4[0] == 0 && o4[1] == 0 && o4[2] == 100 && o4[3] == 100);
+    assert_true(o4[12] == 200 && o4[15] == 50);
+}
+
+static void test_crop_to_aspect_ratio(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t px[4 * 8];
+    for (int i = 0; i < 32; i++)
+        px[i] = (uint8_t)(i * 7);
+    float out[4];
+    /* 4x8 -> 2x2 with crop: box of 4x4 starting at column 2, then nearest picks rows 1,3 and
+     * columns 2+1, 2+3 */
+    struct sn_image_opts o = opts(2, 2, 1, 1);
+    o.crop_to_aspect_ratio = 1;
+    load_tiny(f, px, 4, 8, &o, out);
+    assert_true(out[0] == px[1 * 8 + 3] && out[1] == px[1 * 8 + 5]);
+    assert_true(out[2] == px[3 * 8 + 3] && out[3] == px[3 * 8 + 5]);
+    /* without crop the columns are floor((i + 0.5) * 4) = 2, 6 */
+    o.crop_to_aspect_ratio = 0;
+    load_tiny(f, px, 4, 8, &o, out);
+    assert_true(out[0] == px[1 * 8 + 2] && out[1] == px[1 * 8 + 6]);
+}
+
+static void test_dct_scaled_decode(void **state)
+{
+    struct fixture *f = *state;
+    struct sn_err err = {0};
+    int H = 64, W = 64, h = 256, w = 256;
+    uint8_t *px = smooth(h, w, 3);
+    assert_int_equal(sn_image_write_jpeg(fpath(f, "big.jpg"), px, h, w, 3, 90, &err), SN_OK);
+    float *fast = malloc(sizeof(float) * H * W * 3), *full = malloc(sizeof(float) * H * W * 3);
+    struct sn_image_opts o = opts(H, W, 3, 0);
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "big.jpg"), &o, fast, &err), SN_OK);
+    const struct sn_image_info *in = sn_image_ctx_info(f->ctx);
+    assert_int_equal(in->src_width, 256);
+    assert_int_equal(in->dec_width, 64); /* 1/4 scaling keeps exactly the target */
+    assert_int_equal(in->dec_height, 64);
+    o.no_dct_scaling = 1;
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "big.jpg"), &o, full, &err), SN_OK);
+    assert_int_equal(sn_image_ctx_info(f->ctx)->dec_width, 256);
+    double mean = 0, worst = 0;
+    for (int i = 0; i < H * W * 3; i++) {
+        double d = fabs((double)fast[i] - full[i]);
+        mean += d / (H * W * 3);
+        worst = fmax(worst, d);
+    }
+    assert_true(mean < 2.0);
+    assert_true(worst < 16.0);
+    float *big = malloc(sizeof(float) * 160 * 160 * 3);
+    /* 2.56x the target: 1/2 (128) is the last factor that stays >= 100 (3/8 gives 96) */
+    o = opts(100, 100, 3, 0);
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "big.jpg"), &o, big, &err), SN_OK);
+    assert_int_equal(sn_image_ctx_info(f->ctx)->dec_width, 128);
+    /* under 2x: full decode */
+    o = opts(160, 160, 3, 0);
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "big.jpg"), &o, big, &err), SN_OK);
+    assert_int_equal(sn_image_ctx_info(f->ctx)->dec_width, 256);
+    free(big);
+    free(fast);
+    free(full);
+    free(px);
+}
+
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(p, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static uint8_t *read_bytes(const char *path, size_t *n)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    *n = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    uint8_t *p = malloc(*n);
+    assert_int_equal(fread(p, 1, *n, fp), *n);
+    fclose(fp);
+    return p;
+}
+
+/* Loading `name` fails with `code` and a message naming the file and containing `what`. */
+static void expect_error(struct fixture *f, const char *name, const struct sn_image_opts *o,
+                         int code, const char *what)
+{
+    struct sn_err err = {0};
+    char p[1200];
+    snprintf(p, sizeof p, "%s", fpath(f, name));
+    float *out = malloc(sizeof(float) * o->height * o->width * o->channels);
+    int rc = sn_image_load(f->ctx, p, o, out, &err);
+    free(out);
+    if (rc != code || strstr(err.msg, p) == NULL || strstr(err.msg, what) == NULL)
+        fail_msg("%s: rc %d (want %d), message '%s' should name the file and say '%s'", name, rc,
+                 code, err.msg, what);
+}
+
+static void test_errors(void **state)
+{
+    struct fixture *f = *state;
+    struct sn_err err = {0};
+    struct sn_image_opts o = opts(32, 32, 3, 0);
+    write_bytes(fpath(f, "empty.jpg"), "", 0);
+    expect_error(f, "empty.jpg", &o, SN_EFORMAT, "empty file");
+    expect_error(f, "missing.jpg", &o, SN_EIO, "No such file");
+
+    uint8_t *px = smooth(64, 64, 3);
+    assert_int_equal(sn_image_write_jpeg(fpath(f, "ok.jpg"), px, 64, 64, 3, 90, &err), SN_OK);
+    assert_int_equal(sn_image_write_png(fpath(f, "ok.png"), px, 64, 64, 3, &err), SN_OK);
+    size_t n;
+    uint8_t *j = read_bytes(fpath(f, "ok.jpg"), &n);
+    write_bytes(fpath(f, "half.jpg"), j, n / 2);
+    expect_error(f, "half.jpg", &o, SN_EFORMAT, "truncated or corrupt JPEG");
+    write_bytes(fpath(f, "head.jpg"), j, 40);
+    expect_error(f, "head.jpg", &o, SN_EFORMAT, "JPEG");
+    free(j);
+    uint8_t *pn = read_bytes(fpath(f, "ok.png"), &n);
+    write_bytes(fpath(f, "half.png"), pn, n / 2);
+    expect_error(f, "half.png", &o, SN_EFORMAT, "PNG");
+    write_bytes(fpath(f, "head.png"), pn, 20);
+    expect_error(f, "head.png", &o, SN_EFORMAT, "PNG");
+    free(pn);
+
+    uint8_t *junk = noise(1, 1000, 1, 9);
+    junk[0] = 'G'; /* never a JPEG or PNG magic */
+    write_bytes(fpath(f, "junk.jpg"), junk, 1000);
+    expect_error(f, "junk.jpg", &o, SN_EFORMAT, "not a JPEG or PNG");
+    free(junk);
+
+    o.max_pixels = 64 * 64 - 1;
+    expect_error(f, "ok.jpg", &o, SN_EFORMAT, "exceeds max_pixels");
+    expect_error(f, "ok.png", &o, SN_EFORMAT, "exceeds max_pixels");
+    o.max_pixels = 64 * 64;
+    float *out = malloc(sizeof(float) * 32 * 32 * 3);
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "ok.jpg"), &o, out, &err), SN_OK);
+    /* the context still works after errors */
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "ok.png"), &o, out, &err), SN_OK);
+    o.channels = 2;
+    expect_error(f, "ok.png", &o, SN_EINVAL, "channels");
+    free(out);
+    free(px);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_jpeg_roundtrip),     cmocka_unit_test(test_png_exact_and_channels),
+        cmocka_unit_test(test_gray_from_rgb_jpeg), cmocka_unit_test(test_bilinear_known),
+        cmocka_unit_test(test_nearest_and_area_known), cmocka_unit_test(test_crop_to_aspect_ratio),
+        cmocka_unit_test(test_dct_scaled_decode),  cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests_name("image", tests, setup, teardown);
+}
