@@ -113,6 +113,12 @@ int sn_layer_parse_activation(const struct sn_config *cfg, const struct sn_secti
                               const char *def, enum sn_act *out, struct sn_err *err);
 /* glorot_uniform for a kernel with fan_in/fan_out. */
 void sn_glorot_uniform(float *w, size_t n, int fan_in, int fan_out, struct sn_rng *rng);
+/* An error naming file:line unless the section has `key` (Keras's required arguments:
+ * conv2d filters/kernel_size, dense units, ...). */
+int sn_layer_require(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                     struct sn_err *err);
+/* Byte counts of scratch partitions are rounded up to 64 so that every part stays aligned. */
+static inline size_t sn_align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 extern const struct sn_layer_type sn_layer_rescaling, sn_layer_conv2d, sn_layer_maxpooling2d,
     sn_layer_flatten, sn_layer_dense, sn_layer_dropout, sn_layer_activation,

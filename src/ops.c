@@ -1,0 +1,390 @@
+/* ops.c — sn_ops_blas: the fast backend, im2col + OpenBLAS sgemm, layout NHWC.
+ *
+ * A convolution is one GEMM per chunk of output pixels: the im2col matrix has one row per output
+ * pixel of the whole batch (N*OH*OW rows, KH*KW*C columns, the batch folded into M so the GEMM
+ * stays large), and (rows, K) x (K, OC) lands directly in the NHWC output. The col matrix is
+ * built and consumed in chunks of rows so that its buffer stays under SN_CONV_CHUNK_BYTES
+ * whatever the batch: the cats-vs-dogs first layer would need >100 MB at batch 32 otherwise.
+ * Backward rebuilds each chunk of col (cheaper than keeping it: im2col is a few memcpy per row,
+ * the GEMMs dominate), accumulates dW, then reuses the same buffer for dcol and scatters it back
+ * with col2im. A 1x1, stride 1, unpadded kernel needs no im2col at all: the input is the col.
+ *
+ * This file is the only caller of cblas in shardnet. Nothing here allocates. */
+#include "ops.h"
+
+#include <cblas.h>  // defines: cblas_sgemm, openblas_set_num_threads, openblas_get_num_threads
+#include <math.h>   // defines: expf, tanhf, INFINITY
+#include <string.h> // defines: memcpy, memset, strcmp
+
+/* Upper bound of the im2col buffer. 16 MB keeps even a (180*180*3) batch of 32 in bounded
+ * memory while every chunk still gives the GEMM thousands of rows. */
+#define SN_CONV_CHUNK_BYTES ((size_t)16 << 20)
+
+static void blas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                      const float *b, float beta, float *c)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, trans_a ? m : k, b,
+                trans_b ? k : n, beta, c, n);
+}
+
+/* ---- convolution ---------------------------------------------------------------------------- */
+
+static int conv_is_pointwise(const struct sn_conv_desc *d)
+{
+    return d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->pad_top == 0 &&
+           d->pad_left == 0 && d->oh == d->h && d->ow == d->w;
+}
+
+/* rows of the col matrix per chunk: as many as fit in SN_CONV_CHUNK_BYTES, at least one */
+static size_t conv_chunk_rows(const struct sn_conv_desc *d)
+{
+    size_t k = (size_t)d->kh * d->kw * d->c;
+    size_t m = (size_t)d->n * d->oh * d->ow;
+    size_t rows = SN_CONV_CHUNK_BYTES / (k * sizeof(float));
+    if (rows < 1)
+        rows = 1;
+    return rows < m ? rows : m;
+}
+
+static size_t blas_conv2d_scratch(const struct sn_conv_desc *d)
+{
+    if (conv_is_pointwise(d))
+        return 0;
+    return conv_chunk_rows(d) * (size_t)d->kh * d->kw * d->c * sizeof(float);
+}
+
+/* Valid kernel taps along one axis for output coordinate o: taps [*lo, *hi) read input
+ * coordinates o*s - pad + tap inside [0, size). */
+static inline void conv_tap_range(int o, int s, int pad, int k, int size, int *lo, int *hi)
+{
+    int i0 = o * s - pad;
+    *lo = i0 < 0 ? -i0 : 0;
+    *hi = size - i0 < k ? size - i0 : k;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* Copies n floats; short runs (C=1 or 3 in a first layer) are not worth a memcpy call. */
+static inline void copy_run(float *restrict dst, const float *restrict src, size_t n)
+{
+    if (n <= 8) {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i];
+    } else {
+        memcpy(dst, src, n * sizeof(float));
+    }
+}
+
+/* col (m1-m0, KH*KW*C) = rows m0..m1 of the im2col matrix of in (N,H,W,C). Each kernel row ky
+ * contributes one contiguous run of (valid kx)*C floats of the input; the rest is zero padding. */
+static void im2col_rows(const struct sn_conv_desc *d, const float *in, size_t m0, size_t m1,
+                        float *col)
+{
+    const size_t C = (size_t)d->c, KWC = (size_t)d->kw * C, K = (size_t)d->kh * KWC;
+    const size_t ohw = (size_t)d->oh * d->ow;
+    size_t n = m0 / ohw, r = m0 % ohw;
+    int oy = (int)(r / d->ow), ox = (int)(r % d->ow);
+    for (size_t m = m0; m < m1; m++, col += K) {
+        const float *img = in + n * (size_t)d->h * d->w * C;
+        int ky0, ky1, kx0, kx1;
+        conv_tap_range(oy, d->sh, d->pad_top, d->kh, d->h, &ky0, &ky1);
+        conv_tap_range(ox, d->sw, d->pad_left, d->kw, d->w, &kx0, &kx1);
+        const int iy0 = oy * d->sh - d->pad_top, ix0 = ox * d->sw - d->pad_left;
+        if (ky0 > 0)
+            memset(col, 0, (size_t)ky0 * KWC * sizeof(float));
+        for (int ky = ky0; ky < ky1; ky++) {
+            float *dst = col + (size_t)ky * KWC;
+            if (kx0 > 0)
+                memset(dst, 0, (size_t)kx0 * C * sizeof(float));
+            copy_run(dst + (size_t)kx0 * C,
+                     img + ((size_t)(iy0 + ky) * d->w + (size_t)(ix0 + kx0)) * C,
+                     (size_t)(kx1 - kx0) * C);
+            if (kx1 < d->kw)
+                memset(dst + (size_t)kx1 * C, 0, (size_t)(d->kw - kx1) * C * sizeof(float));
+        }
+        if (ky1 < d->kh)
+            memset(col + (size_t)ky1 * KWC, 0, (size_t)(d->kh - ky1) * KWC * sizeof(float));
+        if (++ox == d->ow) {
+            ox = 0;
+            if (++oy == d->oh) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+}
+
+/* din (N,H,W,C) += col2im of rows m0..m1 of dcol: the transpose of im2col_rows. */
+static void col2im_rows(const struct sn_conv_desc *d, const float *col, size_t m0, size_t m1,
+                        float *din)
+{
+    const size_t C = (size_t)d->c, KWC = (size_t)d->kw * C, K = (size_t)d->kh * KWC;
+    const size_t ohw = (size_t)d->oh * d->ow;
+    size_t n = m0 / ohw, r = m0 % ohw;
+    int oy = (int)(r / d->ow), ox = (int)(r % d->ow);
+    for (size_t m = m0; m < m1; m++, col += K) {
+        float *img = din + n * (size_t)d->h * d->w * C;
+        int ky0, ky1, kx0, kx1;
+        conv_tap_range(oy, d->sh, d->pad_top, d->kh, d->h, &ky0, &ky1);
+        conv_tap_range(ox, d->sw, d->pad_left, d->kw, d->w, &kx0, &kx1);
+        const int iy0 = oy * d->sh - d->pad_top, ix0 = ox * d->sw - d->pad_left;
+        const size_t len = (size_t)(kx1 - kx0) * C;
+        for (int ky = ky0; ky < ky1; ky++) {
+            const float *restrict src = col + (size_t)ky * KWC + (size_t)kx0 * C;
+            float *restrict dst = img + ((size_t)(iy0 + ky) * d->w + (size_t)(ix0 + kx0)) * C;
+            for (size_t i = 0; i < len; i++)
+                dst[i] += src[i];
+        }
+        if (++ox == d->ow) {
+            ox = 0;
+            if (++oy == d->oh) {
+                oy = 0;
+                n++;
+            }
+        }
+    }
+}
+
+/* out (rows, oc) += b broadcast over rows */
+static void add_bias_rows(float *restrict out, const float *restrict b, size_t rows, size_t oc)
+{
+    for (size_t r = 0; r < rows; r++, out += oc)
+        for (size_t j = 0; j < oc; j++)
+            out[j] += b[j];
+}
+
+static void blas_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
+                                const float *b, float *out, void *scratch)
+{
+    const size_t K = (size_t)d->kh * d->kw * d->c, OC = (size_t)d->oc;
+    const size_t M = (size_t)d->n * d->oh * d->ow;
+    if (conv_is_pointwise(d)) {
+        blas_gemm(0, 0, (int)M, (int)OC, (int)K, 1.0f, in, w, 0.0f, out);
+        if (b)
+            add_bias_rows(out, b, M, OC);
+        return;
+    }
+    float *col = scratch; /* (rows, K) */
+    const size_t chunk = conv_chunk_rows(d);
+    for (size_t m0 = 0; m0 < M; m0 += chunk) {
+        size_t m1 = m0 + chunk < M ? m0 + chunk : M;
+        im2col_rows(d, in, m0, m1, col);
+        /* out rows (m1-m0, OC) = col (m1-m0, K) * w (K, OC) */
+        blas_gemm(0, 0, (int)(m1 - m0), (int)OC, (int)K, 1.0f, col, w, 0.0f, out + m0 * OC);
+        if (b)
+            add_bias_rows(out + m0 * OC, b, m1 - m0, OC);
+    }
+}
+
+/* db (OC) += column sums of dout (M, OC) */
+static void colsum_add(const float *restrict dout, float *restrict db, size_t m, size_t oc)
+{
+    for (size_t r = 0; r < m; r++, dout += oc)
+        for (size_t j = 0; j < oc; j++)
+            db[j] += dout[j];
+}
+
+static void blas_conv2d_backward(const struct sn_conv_desc *d, const float *in, const float *w,
+                                 const float *dout, float *din, float *dw, float *db,
+                                 void *scratch)
+{
+    const size_t K = (size_t)d->kh * d->kw * d->c, OC = (size_t)d->oc;
+    const size_t M = (size_t)d->n * d->oh * d->ow;
+    if (db)
+        colsum_add(dout, db, M, OC);
+    if (conv_is_pointwise(d)) {
+        if (dw) /* dw (K, OC) += in^T (K, M) * dout (M, OC) */
+            blas_gemm(1, 0, (int)K, (int)OC, (int)M, 1.0f, in, dout, 1.0f, dw);
+        if (din) /* din (M, K) = dout (M, OC) * w^T (OC, K) */
+            blas_gemm(0, 1, (int)M, (int)K, (int)OC, 1.0f, dout, w, 0.0f, din);
+        return;
+    }
+    if (din)
+        memset(din, 0, (size_t)d->n * d->h * d->w * d->c * sizeof(float));
+    if (!din && !dw)
+        return;
+    float *col = scratch; /* (rows, K): col for dW, then dcol for din */
+    const size_t chunk = conv_chunk_rows(d);
+    for (size_t m0 = 0; m0 < M; m0 += chunk) {
+        size_t m1 = m0 + chunk < M ? m0 + chunk : M;
+        const int rows = (int)(m1 - m0);
+        const float *dout_c = dout + m0 * OC; /* (rows, OC) */
+        if (dw) {
+            im2col_rows(d, in, m0, m1, col);
+            blas_gemm(1, 0, (int)K, (int)OC, rows, 1.0f, col, dout_c, 1.0f, dw);
+        }
+        if (din) {
+            blas_gemm(0, 1, rows, (int)K, (int)OC, 1.0f, dout_c, w, 0.0f, col);
+            col2im_rows(d, col, m0, m1, din);
+        }
+    }
+}
+
+/* ---- max pooling ---------------------------------------------------------------------------- */
+
+static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, float *out,
+                                 int32_t *argmax)
+{
+    const size_t C = (size_t)d->c;
+    for (int n = 0; n < d->n; n++) {
+        for (int oy = 0; oy < d->oh; oy++) {
+            for (int ox = 0; ox < d->ow; ox++) {
+                size_t o = (((size_t)n * d->oh + oy) * d->ow + ox) * C;
+                float *restrict y = out + o;
+                int32_t *restrict a = argmax + o;
+                int ky0, ky1, kx0, kx1;
+                conv_tap_range(oy, d->sh, d->pad_top, d->ph, d->h, &ky0, &ky1);
+                conv_tap_range(ox, d->sw, d->pad_left, d->pw, d->w, &kx0, &kx1);
+                int iy0 = oy * d->sh - d->pad_top, ix0 = ox * d->sw - d->pad_left;
+                for (size_t c = 0; c < C; c++) {
+                    y[c] = -INFINITY;
+                    a[c] = -1;
+                }
+                /* Padding cells are skipped, so they never win; ties keep the first cell. */
+                for (int ky = ky0; ky < ky1; ky++) {
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t base = (((size_t)n * d->h + (iy0 + ky)) * d->w + (ix0 + kx)) * C;
+                        const float *restrict x = in + base;
+                        for (size_t c = 0; c < C; c++) {
+                            if (x[c] > y[c] || a[c] < 0) {
+                                y[c] = x[c];
+                                a[c] = (int32_t)(base + c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void blas_maxpool_backward(const struct sn_pool_desc *d, const float *dout,
+                                  const int32_t *argmax, float *din)
+{
+    /* Windows overlap when strides < pool, so the scatter accumulates. */
+    memset(din, 0, (size_t)d->n * d->h * d->w * d->c * sizeof(float));
+    size_t total = (size_t)d->n * d->oh * d->ow * d->c;
+    for (size_t i = 0; i < total; i++)
+        din[argmax[i]] += dout[i];
+}
+
+/* ---- activations ---------------------------------------------------------------------------- */
+
+static void softmax_rows(const float *x, float *y, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++, x += cols, y += cols) {
+        float mx = x[0];
+        for (size_t j = 1; j < cols; j++)
+            mx = x[j] > mx ? x[j] : mx;
+        float s = 0;
+        for (size_t j = 0; j < cols; j++) {
+            y[j] = expf(x[j] - mx);
+            s += y[j];
+        }
+        float inv = 1.0f / s;
+        for (size_t j = 0; j < cols; j++)
+            y[j] *= inv;
+    }
+}
+
+static void blas_act_forward(enum sn_act act, const float *x, float *y, size_t rows, size_t cols)
+{
+    size_t n = rows * cols;
+    switch (act) {
+    case SN_ACT_LINEAR:
+        if (x != y)
+            memcpy(y, x, n * sizeof(float));
+        break;
+    case SN_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            y[i] = x[i] > 0 ? x[i] : 0.0f;
+        break;
+    case SN_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case SN_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            y[i] = tanhf(x[i]);
+        break;
+    case SN_ACT_SOFTMAX:
+        softmax_rows(x, y, rows, cols);
+        break;
+    }
+}
+
+static void blas_act_backward(enum sn_act act, const float *y, const float *dy, float *dx,
+                              size_t rows, size_t cols)
+{
+    size_t n = rows * cols;
+    switch (act) {
+    case SN_ACT_LINEAR:
+        if (dx != dy)
+            memcpy(dx, dy, n * sizeof(float));
+        break;
+    case SN_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+        break;
+    case SN_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case SN_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case SN_ACT_SOFTMAX:
+        /* dx_j = y_j (dy_j - sum_k dy_k y_k) */
+        for (size_t r = 0; r < rows; r++, y += cols, dy += cols, dx += cols) {
+            float s = 0;
+            for (size_t j = 0; j < cols; j++)
+                s += dy[j] * y[j];
+            for (size_t j = 0; j < cols; j++)
+                dx[j] = y[j] * (dy[j] - s);
+        }
+        break;
+    }
+}
+
+const struct sn_ops sn_ops_blas = {
+    .name = "blas",
+    .gemm = blas_gemm,
+    .conv2d_scratch = blas_conv2d_scratch,
+    .conv2d_forward = blas_conv2d_forward,
+    .conv2d_backward = blas_conv2d_backward,
+    .maxpool_forward = blas_maxpool_forward,
+    .maxpool_backward = blas_maxpool_backward,
+    .act_forward = blas_act_forward,
+    .act_backward = blas_act_backward,
+};
+
+const struct sn_ops *sn_ops_by_name(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    if (strcmp(name, "blas") == 0)
+        return &sn_ops_blas;
+    if (strcmp(name, "ref") == 0)
+        return &sn_ops_ref;
+    return NULL;
+}
+
+void sn_ops_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+
+int sn_ops_get_threads(void) { return openblas_get_num_threads(); }
+
+int sn_out_size(int in, int k, int s, int same, int *pad_before)
+{
+    if (!same) {
+        if (pad_before)
+            *pad_before = 0;
+        return in < k ? 0 : (in - k) / s + 1;
+    }
+    int out = (in + s - 1) / s;
+    int total = (out - 1) * s + k - in;
+    if (pad_before)
+        *pad_before = total > 0 ? total / 2 : 0;
+    return out;
+}

@@ -1,0 +1,336 @@
+/* test_ops.c — the blas backend against the naive one, and both against small known outputs:
+ * convolution (padding, strides, non-square kernels, batches, the chunked path), GEMM with every
+ * transpose, max pooling (the lecture's 6x4 example), activations, Keras's output-size rule. */
+#include <setjmp.h> // defines: jmp_buf (cmocka needs it)
+#include <stdarg.h> // defines: va_list (cmocka needs it)
+#include <stddef.h> // defines: size_t (cmocka needs it)
+#include <stdint.h> // defines: int32_t
+#include <stdlib.h> // defines: malloc, free, calloc
+
+#include <cmocka.h> // defines: cmocka_unit_test, assert_*
+
+#include <math.h>   // defines: exp, roundf
+#include <string.h> // defines: memcpy
+
+#include "ops.h"
+#include "testutil.h"
+
+/* One convolution case: input (n,h,w,c), oc filters of kh x kw, strides, padding. */
+struct conv_case {
+    int n, h, w, c, oc, kh, kw, sh, sw, same;
+};
+
+static void make_desc(const struct conv_case *t, struct sn_conv_desc *d)
+{
+    *d = (struct sn_conv_desc){.n = t->n, .h = t->h, .w = t->w, .c = t->c, .oc = t->oc,
+                               .kh = t->kh, .kw = t->kw, .sh = t->sh, .sw = t->sw};
+    d->oh = sn_out_size(t->h, t->kh, t->sh, t->same, &d->pad_top);
+    d->ow = sn_out_size(t->w, t->kw, t->sw, t->same, &d->pad_left);
+}
+
+/* x = round(x * 4) / 4: every product and every sum of them is then exact in float, so two
+ * correct backends agree to the last bit however they order their sums. */
+static void quantize(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = roundf(x[i] * 4.0f) / 4.0f;
+}
+
+/* Runs forward and backward on both backends and compares out, din, dw, db. dw and db start
+ * from the same nonzero values, so "accumulate, not overwrite" is checked too. With `exact`, the
+ * data are quantized and the results must agree to tol over sums of thousands of terms. */
+static void check_conv_case(const struct conv_case *t, double tol, int exact)
+{
+    struct sn_conv_desc d;
+    make_desc(t, &d);
+    size_t nin = (size_t)d.n * d.h * d.w * d.c, nout = (size_t)d.n * d.oh * d.ow * d.oc;
+    size_t nw = (size_t)d.kh * d.kw * d.c * d.oc;
+    float *in = malloc(nin * 4), *w = malloc(nw * 4), *b = malloc(d.oc * 4);
+    float *out_b = malloc(nout * 4), *out_r = malloc(nout * 4), *dout = malloc(nout * 4);
+    float *din_b = malloc(nin * 4), *din_r = malloc(nin * 4);
+    float *dw_b = malloc(nw * 4), *dw_r = malloc(nw * 4), *db_b = malloc(d.oc * 4),
+          *db_r = malloc(d.oc * 4);
+    size_t sbytes = sn_ops_blas.conv2d_scratch(&d);
+    void *scratch = malloc(sbytes ? sbytes : 1);
+    assert_non_null(scratch);
+    sn_test_fill(in, nin, -1, 1, 1);
+    sn_test_fill(w, nw, -0.5f, 0.5f, 2);
+    sn_test_fill(b, d.oc, -1, 1, 3);
+    sn_test_fill(dout, nout, -1, 1, 4);
+    sn_test_fill(dw_b, nw, -0.1f, 0.1f, 5);
+    memcpy(dw_r, dw_b, nw * 4);
+    sn_test_fill(db_b, d.oc, -0.1f, 0.1f, 6);
+    memcpy(db_r, db_b, d.oc * 4);
+    if (exact) {
+        quantize(in, nin), quantize(w, nw), quantize(b, d.oc), quantize(dout, nout);
+        quantize(dw_b, nw), quantize(dw_r, nw), quantize(db_b, d.oc), quantize(db_r, d.oc);
+    }
+
+    sn_ops_blas.conv2d_forward(&d, in, w, b, out_b, scratch);
+    sn_ops_ref.conv2d_forward(&d, in, w, b, out_r, NULL);
+    assert_true(sn_test_max_rel_diff(out_b, out_r, nout) < tol);
+
+    sn_ops_blas.conv2d_backward(&d, in, w, dout, din_b, dw_b, db_b, scratch);
+    sn_ops_ref.conv2d_backward(&d, in, w, dout, din_r, dw_r, db_r, NULL);
+    assert_true(sn_test_max_rel_diff(din_b, din_r, nin) < tol);
+    assert_true(sn_test_max_rel_diff(dw_b, dw_r, nw) < tol);
+    assert_true(sn_test_max_rel_diff(db_b, db_r, d.oc) < tol);
+
+    /* din == NULL (a first layer): same parameter gradients, accumulated a second time */
+    sn_ops_blas.conv2d_backward(&d, in, w, dout, NULL, dw_b, db_b, scratch);
+    sn_ops_ref.conv2d_backward(&d, in, w, dout, NULL, dw_r, db_r, NULL);
+    assert_true(sn_test_max_rel_diff(dw_b, dw_r, nw) < tol);
+    assert_true(sn_test_max_rel_diff(db_b, db_r, d.oc) < tol);
+
+    free(in), free(w), free(b), free(out_b), free(out_r), free(dout), free(din_b), free(din_r);
+    free(dw_b), free(dw_r), free(db_b), free(db_r), free(scratch);
+}
+
+static void test_conv_small_cases(void **state)
+{
+    static const struct conv_case cases[] = {
+        /* n  h  w  c oc kh kw sh sw same */
+        {2, 7, 7, 3, 4, 3, 3, 1, 1, 0},  /* valid */
+        {2, 7, 8, 3, 5, 3, 3, 1, 1, 1},  /* same */
+        {3, 9, 7, 2, 4, 3, 2, 2, 2, 1},  /* same, non-square kernel, stride 2 */
+        {2, 10, 9, 3, 6, 2, 3, 2, 1, 0}, /* valid, non-square kernel and strides */
+        {2, 6, 6, 1, 8, 3, 3, 1, 1, 0},  /* one input channel (the first layer) */
+        {2, 8, 8, 4, 3, 1, 1, 1, 1, 0},  /* 1x1: no im2col */
+        {1, 8, 8, 4, 3, 1, 1, 2, 2, 0},  /* 1x1 with stride: im2col */
+        {2, 5, 5, 3, 2, 5, 5, 1, 1, 1},  /* kernel as large as the image, same */
+        {1, 4, 4, 2, 2, 4, 4, 3, 3, 1},  /* same padding with stride 3 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_conv_case(&cases[i], 1e-5, 0);
+}
+
+static void test_conv_chunked(void **state)
+{
+    /* K = 3*3*16 = 144, M = 8*64*64 = 32768: col would be 18.9 MB, over the 16 MB bound, so the
+     * rows are split in chunks — and a chunk boundary falls inside an image. */
+    const struct conv_case t = {8, 64, 64, 16, 8, 3, 3, 1, 1, 1};
+    struct sn_conv_desc d;
+    make_desc(&t, &d);
+    size_t full = (size_t)d.n * d.oh * d.ow * d.kh * d.kw * d.c * sizeof(float);
+    size_t sbytes = sn_ops_blas.conv2d_scratch(&d);
+    assert_true(sbytes < full);
+    assert_true(sbytes <= ((size_t)16 << 20));
+    check_conv_case(&t, 1e-9, 1);
+}
+
+static void test_conv_scratch_bound(void **state)
+{
+    /* the cats-vs-dogs first layer at batch 32 must not need its 100+ MB col matrix */
+    const struct conv_case t = {32, 180, 180, 3, 32, 3, 3, 1, 1, 0};
+    struct sn_conv_desc d;
+    make_desc(&t, &d);
+    assert_int_equal(d.oh, 178);
+    assert_true(sn_ops_blas.conv2d_scratch(&d) <= ((size_t)16 << 20));
+    assert_true(sn_ops_blas.conv2d_scratch(&d) > 0);
+    /* the 1x1 unpadded kernel needs none */
+    const struct conv_case p = {32, 10, 10, 64, 32, 1, 1, 1, 1, 0};
+    make_desc(&p, &d);
+    assert_int_equal(sn_ops_blas.conv2d_scratch(&d), 0);
+}
+
+static void test_conv_known_values(void **state)
+{
+    /* 3x3 input of 1..9, one 2x2 kernel of ones, bias 0.5, valid: sums of each 2x2 window */
+    float in[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 1, 1, 1}, b[1] = {0.5f}, out[4];
+    struct sn_conv_desc d = {.n = 1, .h = 3, .w = 3, .c = 1, .oh = 2, .ow = 2, .oc = 1,
+                             .kh = 2, .kw = 2, .sh = 1, .sw = 1};
+    float scratch[64];
+    sn_ops_blas.conv2d_forward(&d, in, w, b, out, scratch);
+    const float want[4] = {12.5f, 16.5f, 24.5f, 28.5f};
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(out[i], want[i], 1e-5);
+}
+
+static void test_gemm_transposes(void **state)
+{
+    const int m = 37, n = 23, k = 19;
+    float a[37 * 19], b[19 * 23], c0[37 * 23], cb[37 * 23], cr[37 * 23];
+    sn_test_fill(a, sizeof a / 4, -1, 1, 11);
+    sn_test_fill(b, sizeof b / 4, -1, 1, 12);
+    sn_test_fill(c0, sizeof c0 / 4, -1, 1, 13);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            memcpy(cb, c0, sizeof c0);
+            memcpy(cr, c0, sizeof c0);
+            sn_ops_blas.gemm(ta, tb, m, n, k, 0.75f, a, b, 0.5f, cb);
+            sn_ops_ref.gemm(ta, tb, m, n, k, 0.75f, a, b, 0.5f, cr);
+            assert_true(sn_test_max_rel_diff(cb, cr, (size_t)m * n) < 1e-5);
+            /* beta = 0 overwrites, whatever C held */
+            sn_ops_blas.gemm(ta, tb, m, n, k, 1.0f, a, b, 0.0f, cb);
+            sn_ops_ref.gemm(ta, tb, m, n, k, 1.0f, a, b, 0.0f, cr);
+            assert_true(sn_test_max_rel_diff(cb, cr, (size_t)m * n) < 1e-5);
+        }
+    /* a known product: [[1,2],[3,4]] x [[5,6],[7,8]] = [[19,22],[43,50]] */
+    float x[4] = {1, 2, 3, 4}, y[4] = {5, 6, 7, 8}, z[4];
+    sn_ops_blas.gemm(0, 0, 2, 2, 2, 1.0f, x, y, 0.0f, z);
+    assert_float_equal(z[0], 19, 1e-6);
+    assert_float_equal(z[1], 22, 1e-6);
+    assert_float_equal(z[2], 43, 1e-6);
+    assert_float_equal(z[3], 50, 1e-6);
+    /* x^T y = [[26,30],[38,44]] */
+    sn_ops_blas.gemm(1, 0, 2, 2, 2, 1.0f, x, y, 0.0f, z);
+    assert_float_equal(z[0], 26, 1e-6);
+    assert_float_equal(z[3], 44, 1e-6);
+}
+
+static void test_maxpool_lecture_example(void **state)
+{
+    const float in[24] = {0, 0,   0,   0,   0, 219, 253, 247, 0,   0,   190, 0,
+                          0, 0,   0,   93,  0, 0,   221, 253, 136, 212, 0,   0};
+    struct sn_pool_desc d = {.n = 1, .h = 6, .w = 4, .c = 1, .ph = 2, .pw = 2, .sh = 2, .sw = 2};
+    d.oh = sn_out_size(6, 2, 2, 0, &d.pad_top);
+    d.ow = sn_out_size(4, 2, 2, 0, &d.pad_left);
+    assert_int_equal(d.oh, 3);
+    assert_int_equal(d.ow, 2);
+    const float want[6] = {219, 253, 0, 190, 212, 253};
+    const struct sn_ops *backends[2] = {&sn_ops_blas, &sn_ops_ref};
+    for (int k = 0; k < 2; k++) {
+        float out[6], din[24], dout[6] = {1, 2, 3, 4, 5, 6};
+        int32_t am[6];
+        backends[k]->maxpool_forward(&d, in, out, am);
+        for (int i = 0; i < 6; i++)
+            assert_float_equal(out[i], want[i], 0);
+        assert_int_equal(am[0], 5);  /* 219 at (1,1) */
+        assert_int_equal(am[1], 6);  /* 253 at (1,2) */
+        assert_int_equal(am[5], 19); /* 253 at (4,3) */
+        backends[k]->maxpool_backward(&d, dout, am, din);
+        assert_float_equal(din[5], 1, 0);
+        assert_float_equal(din[6], 2, 0);
+        assert_float_equal(din[9], 0, 0);
+        assert_float_equal(din[21], 5, 0);
+        assert_float_equal(din[19], 6, 0);
+        double s = 0;
+        for (int i = 0; i < 24; i++)
+            s += din[i];
+        assert_float_equal(s, 21, 1e-9);
+    }
+}
+
+static void test_maxpool_same_padding_never_wins(void **state)
+{
+    /* all inputs negative: a zero padding cell would win if it were counted */
+    enum { N = 2, H = 5, W = 7, C = 3 };
+    float in[N * H * W * C];
+    sn_test_fill(in, sizeof in / 4, -2, -1, 21);
+    struct sn_pool_desc d = {.n = N, .h = H, .w = W, .c = C, .ph = 3, .pw = 3, .sh = 2, .sw = 2};
+    d.oh = sn_out_size(H, 3, 2, 1, &d.pad_top);
+    d.ow = sn_out_size(W, 3, 2, 1, &d.pad_left);
+    size_t no = (size_t)N * d.oh * d.ow * C;
+    float ob[64 * 3], orf[64 * 3], dinb[N * H * W * C], dinr[N * H * W * C];
+    int32_t ab[64 * 3], ar[64 * 3];
+    assert_true(no <= 64 * 3);
+    sn_ops_blas.maxpool_forward(&d, in, ob, ab);
+    sn_ops_ref.maxpool_forward(&d, in, orf, ar);
+    for (size_t i = 0; i < no; i++) {
+        assert_true(ob[i] < -0.9f);
+        assert_float_equal(ob[i], orf[i], 0);
+        assert_int_equal(ab[i], ar[i]);
+    }
+    /* stride 1 with 3x3 windows overlap: the scatter must add */
+    d.sh = d.sw = 1;
+    d.oh = sn_out_size(H, 3, 1, 1, &d.pad_top);
+    d.ow = sn_out_size(W, 3, 1, 1, &d.pad_left);
+    no = (size_t)N * d.oh * d.ow * C;
+    float ob2[N * H * W * C], or2[N * H * W * C], do2[N * H * W * C];
+    int32_t ab2[N * H * W * C], ar2[N * H * W * C];
+    sn_test_fill(do2, no, -1, 1, 22);
+    sn_ops_blas.maxpool_forward(&d, in, ob2, ab2);
+    sn_ops_ref.maxpool_forward(&d, in, or2, ar2);
+    sn_ops_blas.maxpool_backward(&d, do2, ab2, dinb);
+    sn_ops_ref.maxpool_backward(&d, do2, ar2, dinr);
+    assert_true(sn_test_max_rel_diff(ob2, or2, no) == 0);
+    assert_true(sn_test_max_rel_diff(dinb, dinr, (size_t)N * H * W * C) < 1e-6);
+}
+
+static void test_activations(void **state)
+{
+    enum { R = 7, C = 11 };
+    float x[R * C], yb[R * C], yr[R * C], dy[R * C], dxb[R * C], dxr[R * C];
+    sn_test_fill(x, R * C, -4, 4, 31);
+    sn_test_fill(dy, R * C, -1, 1, 32);
+    for (int a = SN_ACT_LINEAR; a <= SN_ACT_SOFTMAX; a++) {
+        sn_ops_blas.act_forward((enum sn_act)a, x, yb, R, C);
+        sn_ops_ref.act_forward((enum sn_act)a, x, yr, R, C);
+        assert_true(sn_test_max_rel_diff(yb, yr, R * C) < 1e-5);
+        sn_ops_blas.act_backward((enum sn_act)a, yb, dy, dxb, R, C);
+        sn_ops_ref.act_backward((enum sn_act)a, yr, dy, dxr, R, C);
+        assert_true(sn_test_max_rel_diff(dxb, dxr, R * C) < 1e-5);
+        /* in place: dx may be dy, y may be x */
+        memcpy(dxr, dy, sizeof dy);
+        sn_ops_blas.act_backward((enum sn_act)a, yb, dxr, dxr, R, C);
+        assert_true(sn_test_max_rel_diff(dxb, dxr, R * C) == 0);
+        memcpy(yr, x, sizeof x);
+        sn_ops_blas.act_forward((enum sn_act)a, yr, yr, R, C);
+        assert_true(sn_test_max_rel_diff(yb, yr, R * C) == 0);
+    }
+    /* known values */
+    float v[4] = {-1, 0, 2, 1000}, o[4];
+    sn_ops_blas.act_forward(SN_ACT_RELU, v, o, 1, 4);
+    assert_float_equal(o[0], 0, 0);
+    assert_float_equal(o[2], 2, 0);
+    sn_ops_blas.act_forward(SN_ACT_SIGMOID, v, o, 1, 4);
+    assert_float_equal(o[1], 0.5, 1e-7);
+    assert_float_equal(o[3], 1.0, 1e-7);
+    /* softmax: rows sum to 1, stable for large logits, ordered like the input */
+    sn_ops_blas.act_forward(SN_ACT_SOFTMAX, x, yb, R, C);
+    for (int r = 0; r < R; r++) {
+        double s = 0;
+        for (int j = 0; j < C; j++)
+            s += yb[r * C + j];
+        assert_float_equal(s, 1.0, 1e-5);
+    }
+    sn_ops_blas.act_forward(SN_ACT_SOFTMAX, v, o, 1, 4);
+    assert_float_equal(o[3], 1.0, 1e-6);
+    float u[3] = {-1, 0, 2};
+    sn_ops_blas.act_forward(SN_ACT_SOFTMAX, u, o, 1, 3);
+    assert_true(o[2] > o[1] && o[1] > o[0]);
+    assert_float_equal(o[0] / o[1], exp(-1.0), 1e-6);
+}
+
+static void test_out_size(void **state)
+{
+    int pad = -1;
+    assert_int_equal(sn_out_size(28, 3, 1, 0, &pad), 26);
+    assert_int_equal(pad, 0);
+    assert_int_equal(sn_out_size(26, 2, 2, 0, NULL), 13);
+    assert_int_equal(sn_out_size(13, 2, 2, 0, NULL), 6);
+    assert_int_equal(sn_out_size(2, 3, 1, 0, NULL), 0);
+    assert_int_equal(sn_out_size(7, 3, 1, 1, &pad), 7);
+    assert_int_equal(pad, 1);
+    assert_int_equal(sn_out_size(28, 3, 2, 1, &pad), 14);
+    assert_int_equal(pad, 0); /* total pad 1: Keras puts it after */
+    assert_int_equal(sn_out_size(8, 4, 1, 1, &pad), 8);
+    assert_int_equal(pad, 1); /* total 3: 1 before, 2 after */
+}
+
+static void test_by_name_and_threads(void **state)
+{
+    assert_ptr_equal(sn_ops_by_name("blas"), &sn_ops_blas);
+    assert_ptr_equal(sn_ops_by_name("ref"), &sn_ops_ref);
+    assert_null(sn_ops_by_name("cuda"));
+    assert_null(sn_ops_by_name(NULL));
+    sn_ops_set_threads(1);
+    assert_int_equal(sn_ops_get_threads(), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_small_cases),
+        cmocka_unit_test(test_conv_chunked),
+        cmocka_unit_test(test_conv_scratch_bound),
+        cmocka_unit_test(test_conv_known_values),
+        cmocka_unit_test(test_gemm_transposes),
+        cmocka_unit_test(test_maxpool_lecture_example),
+        cmocka_unit_test(test_maxpool_same_padding_never_wins),
+        cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_out_size),
+        cmocka_unit_test(test_by_name_and_threads),
+    };
+    return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
+}
