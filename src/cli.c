@@ -155,11 +155,7 @@ static int cmd_summary(struct args *a)
     struct sn_model *m;
     int rc = sn_model_build(&m, cfg, 1, &sn_ops_blas, &err);
     if (rc == SN_OK) {
-        char title[256];
-        const struct sn_section *ms = sn_config_find(cfg, "model");
-        rc = sn_section_string(cfg, ms, "name", "model", title, sizeof title, &err);
-        if (rc == SN_OK)
-            sn_model_summary(m, title, stdout);
+        sn_model_summary(m, m->name, stdout);
         sn_model_free(m);
     }
     sn_config_free(cfg);

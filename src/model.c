@@ -271,6 +271,9 @@ int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_b
     m->layers = calloc((size_t)cfg->n_sections + 1, sizeof *m->layers);
     int rc = m->layers ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
     if (rc == SN_OK)
+        rc = sn_section_string(cfg, sn_config_find(cfg, "model"), "name", "model", m->name,
+                               sizeof m->name, err);
+    if (rc == SN_OK)
         rc = read_input_shape(cfg, &m->input, err);
     if (rc == SN_OK)
         rc = read_loss(cfg, &m->loss, err);

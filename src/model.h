@@ -29,6 +29,7 @@ struct sn_range {
 #define SN_MAX_RANGES 64
 
 struct sn_model {
+    char name[SN_CFG_NAME_MAX];        /* [model] name, default "model" */
     const struct sn_ops *ops;          /* view: the backend */
     struct sn_shape input;             /* [model] input_shape, or from [data] image_size/color_mode */
     int n_layers;

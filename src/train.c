@@ -133,11 +133,23 @@ static void progress_update(struct progress *p, int done, double loss, double ac
 
 /* ---------------------------------------------------------------- checkpoints */
 
+/* mkdir -p */
 static int ensure_dir(const char *dir, struct sn_err *err)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return sn_err_set(err, SN_EIO, "%s: cannot create the checkpoint directory: %s", dir,
-                          strerror(errno));
+    char path[1024];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1;; p++) {
+        int end = *p == '\0';
+        if (*p == '/' || end) {
+            *p = '\0';
+            if (mkdir(path, 0755) != 0 && errno != EEXIST)
+                return sn_err_set(err, SN_EIO, "%s: cannot create the checkpoint directory: %s",
+                                  path, strerror(errno));
+            if (end)
+                break;
+            *p = '/';
+        }
+    }
     return SN_OK;
 }
 
