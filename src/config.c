@@ -28,8 +28,9 @@
 /* Longest raw line we read before deciding it is too long for inih's buffer anyway. */
 #define RAW_LINE_MAX 4096
 
-static const char *const settings_types[] = {"model", "data", "augment", "train", "checkpoint",
-                                             NULL};
+static const char *const settings_types[] = {
+    "model", "data", "augment", "train", "checkpoint", "early_stopping", "reduce_lr_on_plateau",
+    NULL};
 
 int sn_config_is_settings(const char *type)
 {
@@ -377,14 +378,12 @@ void sn_config_layer_name(const struct sn_config *cfg, const struct sn_section *
         snprintf(out, (size_t)cap, "%s", s->type);
         return;
     }
-    /* Keras numbers auto-named layers per type; explicitly named ones take no number. */
+    /* The n-th section of a type (from 0) is type_n, named or not, so that a `name =` added to
+     * one layer does not rename the others (model.c numbers layers the same way). */
     int count = 0;
-    for (int i = 0; i < s->index && i < cfg->n_sections; i++) {
-        const struct sn_section *o = &cfg->sections[i];
-        const struct sn_key *ok = sn_section_key(o, "name");
-        if (strcmp(o->type, s->type) == 0 && !(ok && ok->value[0]))
+    for (int i = 0; i < s->index && i < cfg->n_sections; i++)
+        if (strcmp(cfg->sections[i].type, s->type) == 0)
             count++;
-    }
     if (count == 0)
         snprintf(out, (size_t)cap, "%s", s->type);
     else
@@ -758,7 +757,8 @@ static int resolve_section(struct sn_config *cfg, const char *name, const char *
             list_names(cfg, NULL, names, sizeof names);
             return sn_err_set(err, SN_EINVAL,
                               "--set %s: no section or layer named '%s'; candidates: %s%s"
-                              "model, data, augment, train, checkpoint",
+                              "model, data, augment, train, checkpoint, early_stopping, "
+                              "reduce_lr_on_plateau",
                               assignment, name, names, names[0] ? ", " : "");
         }
     }

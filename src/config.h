@@ -88,11 +88,12 @@ int sn_section_float2(const struct sn_config *cfg, const struct sn_section *s, c
                       struct sn_err *err);
 
 /* Keras-style layer name of a section: its `name` key if present (not marked used), else the
- * type with a per-type counter over the unnamed sections before it: "conv2d", "conv2d_1", ...
- * A settings section is named by its type. Writes at most cap bytes. */
+ * type with a counter over the sections of that type before it: "conv2d", "conv2d_1", ...
+ * (named sections count too, as in model.c). A settings section is named by its type. */
 void sn_config_layer_name(const struct sn_config *cfg, const struct sn_section *s, char *out,
                           int cap);
-/* 1 for the settings section types (model, data, augment, train, checkpoint), 0 for layers. */
+/* 1 for the settings section types (model, data, augment, train, checkpoint, early_stopping,
+ * reduce_lr_on_plateau), 0 for anything else (layers). */
 int  sn_config_is_settings(const char *type);
 
 /* The key, or NULL (does not mark it used). */

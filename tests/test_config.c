@@ -112,10 +112,11 @@ static void test_layer_names(void **state)
     sn_config_layer_name(cfg, &cfg->sections[1], name, sizeof name);
     assert_string_equal(name, "head");
     sn_config_layer_name(cfg, &cfg->sections[2], name, sizeof name);
-    assert_string_equal(name, "dense_1");
+    assert_string_equal(name, "dense_2"); /* the named one keeps its number */
     sn_config_layer_name(cfg, &cfg->sections[3], name, sizeof name);
     assert_string_equal(name, "train");
     assert_true(sn_config_is_settings("train"));
+    assert_true(sn_config_is_settings("early_stopping"));
     assert_false(sn_config_is_settings("dense"));
     sn_config_free(cfg);
 }
@@ -399,6 +400,8 @@ static void test_overrides(void **state)
                                     &err),
                      SN_OK);
     assert_int_equal(v, 2);
+    assert_int_equal(sn_config_override(cfg, "early_stopping.patience=4", &err), SN_OK);
+    assert_string_equal(cfg->sections[n + 1].type, "early_stopping");
 
     /* the second conv2d by its Keras name */
     uint64_t h1 = cfg->hash;
