@@ -23,7 +23,7 @@
 #include <stdio.h>    // defines: snprintf, fprintf
 #include <stdlib.h>   // defines: malloc, calloc, free, qsort
 #include <string.h>   // defines: strcmp, strlen, memcpy, memset, strerror
-#include <sys/stat.h> // defines: stat, S_ISDIR, S_ISREG
+#include <sys/stat.h> // defines: stat, lstat, S_ISDIR, S_ISREG
 #include <time.h>     // defines: clock_gettime, CLOCK_MONOTONIC
 
 #include "image.h"
@@ -233,8 +233,11 @@ static void strlist_free(struct strlist *l)
     memset(l, 0, sizeof *l);
 }
 
-/* Lists the non-hidden entries of dir that are directories (want_dirs) or image files, sorted. */
-static int list_dir(const char *dir, int want_dirs, struct strlist *out, struct sn_err *err)
+/* Lists the non-hidden entries of dir that are directories (want_dirs) or image files, sorted.
+ * Entries are names relative to dir. With `recurse`, image files in subfolders are listed too
+ * (as Keras walks a class folder): this folder's files first, then each subfolder's, sorted. */
+static int list_dir(const char *dir, const char *rel, int want_dirs, int recurse,
+                    struct strlist *out, struct sn_err *err)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -245,24 +248,51 @@ static int list_dir(const char *dir, int want_dirs, struct strlist *out, struct 
             return sn_err_set(err, SN_EDATA, "%s is not a directory", dir);
         return sn_err_set(err, SN_EIO, "cannot open directory %s: %s", dir, strerror(e));
     }
-    char path[SN_PATH_MAX];
-    int rc = SN_OK;
+    char path[SN_PATH_MAX], name[SN_PATH_MAX];
+    struct strlist subdirs = {0};
+    int rc = SN_OK, first = out->n;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
         if ((rc = join_path(path, sizeof path, dir, de->d_name, err)) != SN_OK)
             break;
+        if (rel[0])
+            rc = join_path(name, sizeof name, rel, de->d_name, err);
+        else
+            snprintf(name, sizeof name, "%s", de->d_name);
+        if (rc != SN_OK)
+            break;
         struct stat st;
         if (stat(path, &st) != 0)
             continue; /* dangling link */
-        int keep = want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode) && has_image_ext(de->d_name);
-        if (keep && (rc = strlist_push(out, de->d_name, err)) != SN_OK)
+        int keep = want_dirs ? S_ISDIR(st.st_mode)
+                             : S_ISREG(st.st_mode) && has_image_ext(de->d_name);
+        if (keep && (rc = strlist_push(out, name, err)) != SN_OK)
+            break;
+        /* subfolders are walked, symlinked ones are not (Keras: follow_links=False) */
+        struct stat lst;
+        if (!want_dirs && recurse && S_ISDIR(st.st_mode) && lstat(path, &lst) == 0 &&
+            S_ISDIR(lst.st_mode) && (rc = strlist_push(&subdirs, de->d_name, err)) != SN_OK)
             break;
     }
     closedir(d);
-    if (rc == SN_OK && out->n > 1)
-        qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
+    if (rc == SN_OK && out->n - first > 1)
+        qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, cmp_str);
+    if (rc == SN_OK && subdirs.n > 1)
+        qsort(subdirs.v, (size_t)subdirs.n, sizeof *subdirs.v, cmp_str);
+    for (int i = 0; rc == SN_OK && i < subdirs.n; i++) {
+        char sub_rel[SN_PATH_MAX];
+        if ((rc = join_path(path, sizeof path, dir, subdirs.v[i], err)) != SN_OK)
+            break;
+        if (rel[0])
+            rc = join_path(sub_rel, sizeof sub_rel, rel, subdirs.v[i], err);
+        else
+            snprintf(sub_rel, sizeof sub_rel, "%s", subdirs.v[i]);
+        if (rc == SN_OK)
+            rc = list_dir(path, sub_rel, 0, 1, out, err);
+    }
+    strlist_free(&subdirs);
     return rc;
 }
 
@@ -296,7 +326,7 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
         goto fail;
     }
     snprintf(ds->root, sizeof ds->root, "%s", root);
-    if ((rc = list_dir(root, 1, &classes, err)) != SN_OK)
+    if ((rc = list_dir(root, "", 1, 0, &classes, err)) != SN_OK)
         goto fail;
     if (classes.n == 0) {
         rc = sn_err_set(err, SN_EDATA,
@@ -363,7 +393,7 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
         if ((rc = join_path(cdir, sizeof cdir, root, ds->class_names[c], err)) != SN_OK)
             goto fail;
         strlist_free(&files);
-        if ((rc = list_dir(cdir, 0, &files, err)) != SN_OK)
+        if ((rc = list_dir(cdir, "", 0, 1, &files, err)) != SN_OK)
             goto fail;
         if (files.n == 0) {
             rc = sn_err_set(err, SN_EDATA,

@@ -13,7 +13,7 @@
 #include <stdlib.h>   // defines: calloc, free
 #include <string.h>   // defines: strstr, memcmp
 #include <sys/stat.h> // defines: mkdir
-#include <time.h>     // defines: clock_gettime
+#include <unistd.h>   // defines: symlink
 #include <zlib.h>     // defines: gzopen, gzwrite
 
 #include "config.h"
@@ -186,7 +186,13 @@ static void test_scan_sorted(void **state)
         write_bytes(p, "x", 1);
     }
     snprintf(p, sizeof p, "%s/train/zebra/sub.jpg", root);
-    mkdirs(p); /* a folder named like an image is not a file */
+    mkdirs(p); /* a folder named like an image is not a file, but its images are listed */
+    snprintf(p, sizeof p, "%s/train/zebra/sub.jpg/inner.png", root);
+    write_bytes(p, "x", 1);
+    snprintf(p, sizeof p, "%s/train/apple", root);
+    char link[2048];
+    snprintf(link, sizeof link, "%s/train/zebra/loop", root);
+    assert_int_equal(symlink(p, link), 0); /* symlinked folders are not walked */
 
     struct sn_data_conf dc;
     conf_for(&dc, "", 28);
@@ -198,11 +204,11 @@ static void test_scan_sorted(void **state)
     assert_string_equal(ds->class_names[0], "Mango"); /* strcmp order */
     assert_string_equal(ds->class_names[1], "apple");
     assert_string_equal(ds->class_names[2], "zebra");
-    assert_int_equal(ds->n, 6);
-    const char *want[] = {"Mango/x.BMP", "apple/a.jpeg", "apple/b.png",
-                          "apple/c.gif", "zebra/10.jpg", "zebra/2.JPG"};
-    const int labels[] = {0, 1, 1, 1, 2, 2};
-    for (int i = 0; i < 6; i++) {
+    assert_int_equal(ds->n, 7);
+    const char *want[] = {"Mango/x.BMP", "apple/a.jpeg", "apple/b.png", "apple/c.gif",
+                          "zebra/10.jpg", "zebra/2.JPG", "zebra/sub.jpg/inner.png"};
+    const int labels[] = {0, 1, 1, 1, 2, 2, 2};
+    for (int i = 0; i < 7; i++) {
         snprintf(p, sizeof p, "%s/train/%s", root, want[i]);
         assert_string_equal(ds->paths[i], p);
         assert_int_equal(ds->labels[i], labels[i]);
