@@ -13,7 +13,7 @@
 #include <stdlib.h>   // defines: calloc, free
 #include <string.h>   // defines: strstr, memcmp
 #include <sys/stat.h> // defines: mkdir
-#include <unistd.h>   // defines: symlink
+#include <unistd.h>   // defines: symlink, dup, dup2, close
 #include <zlib.h>     // defines: gzopen, gzwrite
 
 #include "config.h"
@@ -538,6 +538,8 @@ static void test_loader_ranks(void **state)
         assert_int_equal(seen[i], 1);
     for (int world = 2; world <= 4; world++) {
         memset(got_ids, 0xff, sizeof got_ids);
+        dc.queue_depth = world - 1; /* a ring of 1, 2 and 3 slots */
+        dc.threads = world;
         for (int r = 0; r < world; r++)
             assert_int_equal(run_epoch(ds, &dc, NULL, B, r, world, 2, got, got_ids, oks), 0);
         /* the union of the ranks' rows is the 1-rank epoch, position by position */
@@ -683,6 +685,40 @@ static void test_loader_bad_files(void **state)
                 assert_true(mx > 0.0f);
         }
     }
+    /* one loader, two epochs: each bad file is reported once on stderr, counted every epoch */
+    char log[2048];
+    snprintf(log, sizeof log, "%s/stderr.txt", root);
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *lf = fopen(log, "w");
+    assert_non_null(lf);
+    dup2(fileno(lf), 2);
+    struct sn_loader_conf lc1 = {.ds = ds, .dc = &dc, .global_batch = 4, .rank = 0, .world = 1,
+                                 .shuffle = 1, .seed = 1};
+    struct sn_loader *l1;
+    assert_int_equal(sn_loader_create(&l1, &lc1, &err), SN_OK);
+    for (int epoch = 0; epoch < 2; epoch++) {
+        assert_int_equal(sn_loader_start_epoch(l1, epoch, &err), SN_OK);
+        struct sn_batch *bb;
+        while (sn_loader_next(l1, &bb, &err) == SN_OK && bb != NULL)
+            sn_loader_release(l1, bb);
+        assert_int_equal(sn_loader_bad_count(l1), 3);
+    }
+    sn_loader_free(l1);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fclose(lf);
+    lf = fopen(log, "r");
+    char line[4096];
+    int lines = 0;
+    while (fgets(line, sizeof line, lf)) {
+        assert_non_null(strstr(line, "shardnet: skipping "));
+        lines++;
+    }
+    fclose(lf);
+    assert_int_equal(lines, 3);
+
     /* strict mode: the error names the file */
     dc.on_bad_image_fail = 1;
     struct sn_loader_conf lc = {.ds = ds, .dc = &dc, .global_batch = 13, .rank = 0, .world = 1,
