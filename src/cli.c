@@ -231,13 +231,13 @@ static int cmd_predict(struct args *a)
 {
     if (!a->checkpoint)
         return usage_error("%s needs --checkpoint FILE", "predict");
-    if (a->n_positional < 2)
+    if (a->n_positional < 3)
         return usage_error("%s needs at least one IMAGE", "predict");
     struct sn_err err = {0};
     struct sn_config *cfg;
     if (load_config(a, &cfg, &err) != SN_OK)
         return report(&err);
-    int rc = sn_predict(cfg, a->checkpoint, a->positional + 1, a->n_positional - 1, stdout, &err);
+    int rc = sn_predict(cfg, a->checkpoint, a->positional + 2, a->n_positional - 2, stdout, &err);
     sn_config_free(cfg);
     return rc == SN_OK ? 0 : report(&err);
 }

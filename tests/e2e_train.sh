@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# End to end, one process: dataset -> summary -> train -> best checkpoint -> evaluate -> predict,
+# and the errors a user meets: bad config key, bad value, missing section, corrupt checkpoint.
+# Args: SHARDNET SOURCE_DIR TMP_DIR
+set -uo pipefail
+bin=$1 src=$2 tmp=$3
+rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} OPENBLAS_NUM_THREADS=1
+fails=0 passes=0
+check() { # check NAME CONDITION-COMMAND...
+    local name=$1; shift
+    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
+}
+contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
+
+"$bin" dataset fashion-mnist fm --limit 3000 > dataset.out 2>&1
+check "dataset written" test -d fm/train/9_Ankle_boot -a -d fm/val -a -d fm/test
+check "dataset count" test "$(find fm/train -name '*.jpg' | wc -l)" -eq 3000
+
+cfg=$src/configs/mnist_convnet.cfg
+sets=(--set data.dir=fm --set checkpoint.dir=run --set train.epochs=3)
+"$bin" summary "$cfg" > summary.out 2>&1
+check "summary total" contains summary.out "Total params: 104,202"
+check "summary conv rows" contains summary.out "18,496"
+
+"$bin" train "$cfg" "${sets[@]}" > train.out 2>&1
+check "train exit 0" test $? -eq 0
+check "progress line" contains train.out "val_accuracy"
+check "best checkpoint" test -s run/mnist_convnet-best.ckpt
+check "last checkpoint" test -s run/mnist_convnet-last.ckpt
+check "history rows" test "$(wc -l < run/history.csv)" -eq 4
+check "history header" contains run/history.csv "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds"
+check "no temporary files" test -z "$(find run -name '*.tmp*')"
+
+"$bin" evaluate "$cfg" "${sets[@]}" --checkpoint run/mnist_convnet-best.ckpt > eval.out 2>&1
+check "evaluate exit 0" test $? -eq 0
+acc=$(sed -n 's/.*accuracy: \([0-9.]*\).*/\1/p' eval.out)
+check "test accuracy >= 0.70 after 3 epochs on 3000 images (got $acc)" \
+    awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.70) }'
+
+img=$(find fm/test/7_Sneaker -name '*.jpg' | head -1)
+"$bin" predict "$cfg" "${sets[@]}" --checkpoint run/mnist_convnet-best.ckpt "$img" > predict.out 2>&1
+check "predict names classes" contains predict.out "7_Sneaker="
+
+# errors: each names the file and line, exits non-zero, starts no work
+printf '[data]\ndir = fm\nimage_size = 28\ncolor_mode = grayscale\n[conv2d]\nfilter = 3\nkernel_size = 3\n[flatten]\n[dense]\nunits = 10\n' > typo.cfg
+"$bin" train typo.cfg > typo.out 2>&1
+check "typo exit 1" test $? -eq 1
+check "missing key names file:line" contains typo.out "typo.cfg:5"
+printf '[data]\ndir = fm\nimage_size = 28\ncolor_mode = grayscale\n[conv2d]\nfilters = 3\nkernel_size = 3\nactivaton = relu\n[flatten]\n[dense]\nunits = 10\n' > typo2.cfg
+"$bin" train typo2.cfg > typo2.out 2>&1
+check "unknown key exit 1" test $? -eq 1
+check "unknown key names file:line:key" contains typo2.out "typo2.cfg:8: unknown key 'activaton'"
+printf '[data]\nimage_size = 28\ncolor_mode = grayscale\n[conv2d]\nfilters = many\nkernel_size = 3\n' > badnum.cfg
+"$bin" summary badnum.cfg > badnum.out 2>&1
+check "bad number exit 1" test $? -eq 1
+check "bad number names line and key" contains badnum.out "badnum.cfg:5"
+printf '[conv2d]\nfilters = 8\nkernel_size = 3\n[flatten]\n[dense]\nunits = 2\n' > noinput.cfg
+"$bin" summary noinput.cfg > noinput.out 2>&1
+check "missing section exit 1" test $? -eq 1
+check "missing section hint" contains noinput.out "image_size"
+"$bin" train "$cfg" "${sets[@]}" --set data.dir=nowhere > nodata.out 2>&1
+check "missing data dir exit 1" test $? -eq 1
+check "missing data dir named" contains nodata.out "nowhere"
+
+head -c 100 run/mnist_convnet-best.ckpt > truncated.ckpt
+"$bin" evaluate "$cfg" "${sets[@]}" --checkpoint truncated.ckpt > trunc.out 2>&1
+check "truncated checkpoint exit 1" test $? -eq 1
+check "truncated checkpoint named" contains trunc.out "truncated.ckpt"
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
