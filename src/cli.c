@@ -275,7 +275,7 @@ static int cmd_inspect(struct args *a)
                (unsigned long long)mt->n_state, (unsigned long long)mt->n_opt, mt->best_val_loss,
                mt->val_loss, mt->lr,
                (unsigned long long)sn_hash_bytes(buf[k][0], mt->n_params * sizeof(float),
-                                                 1469598103934665603ull));
+                                                 SN_HASH_INIT));
     }
     if (rc == SN_OK && a->compare) {
         if (meta[0].n_params != meta[1].n_params) {

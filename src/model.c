@@ -22,19 +22,6 @@ static double seconds(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Sections that are settings, not layers. */
-static const char *const settings_sections[] = {"model", "data", "augment", "train", "checkpoint",
-                                                "early_stopping", "reduce_lr_on_plateau",
-                                                "bench", NULL};
-
-static int is_settings_section(const char *type)
-{
-    for (int i = 0; settings_sections[i]; i++)
-        if (strcmp(type, settings_sections[i]) == 0)
-            return 1;
-    return 0;
-}
-
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 static void *alloc_zeroed(size_t bytes)
@@ -117,11 +104,10 @@ static int fold_final_activation(struct sn_model *m, const struct sn_config *cfg
 
 static int configure_layers(struct sn_model *m, const struct sn_config *cfg, struct sn_err *err)
 {
-    int counts[32] = {0};
     struct sn_shape shape = m->input;
     for (int i = 0; i < cfg->n_sections; i++) {
         const struct sn_section *s = &cfg->sections[i];
-        if (is_settings_section(s->type))
+        if (sn_config_is_settings(s->type))
             continue;
         const struct sn_layer_type *t = sn_layer_type_find(s->type);
         if (!t) {
@@ -136,19 +122,12 @@ static int configure_layers(struct sn_model *m, const struct sn_config *cfg, str
                               "[early_stopping] [reduce_lr_on_plateau]",
                               cfg->path, s->line, s->type, known);
         }
-        int ti = 0;
-        while (sn_layer_types[ti] != t)
-            ti++;
         struct sn_layer *l = &m->layers[m->n_layers];
         memset(l, 0, sizeof *l);
         l->type = t;
         l->index = m->n_layers;
         l->line = s->line;
-        if (counts[ti] == 0)
-            snprintf(l->name, sizeof l->name, "%s", t->section);
-        else
-            snprintf(l->name, sizeof l->name, "%s_%d", t->section, counts[ti]);
-        counts[ti]++;
+        sn_config_layer_name(cfg, s, l->name, sizeof l->name);
         SN_FORWARD(sn_section_string(cfg, s, "name", l->name, l->name, sizeof l->name, err));
         SN_FORWARD(sn_section_bool(cfg, s, "trainable", 1, &l->trainable, err));
         l->in = shape;
@@ -248,7 +227,7 @@ static int allocate(struct sn_model *m, struct sn_err *err)
 
 static uint64_t structure_hash(const struct sn_model *m)
 {
-    uint64_t h = sn_hash_bytes(&m->input, sizeof m->input, 1469598103934665603ull);
+    uint64_t h = sn_hash_bytes(&m->input, sizeof m->input, SN_HASH_INIT);
     for (int i = 0; i < m->n_layers; i++) {
         const struct sn_layer *l = &m->layers[i];
         h = sn_hash_bytes(l->type->section, strlen(l->type->section), h);
