@@ -28,7 +28,9 @@ static const char usage_text[] =
     "                                    class probabilities of each image\n"
     "  bench CONFIG [--batch N] [--iters N] [--backend blas|ref] [--data-only]\n"
     "                                    images/s, GFLOP/s and per-layer times\n"
-    "  inspect CKPT [--compare OTHER]    a checkpoint's header, parameter hash and differences\n"
+    "  inspect CKPT [--compare OTHER] [--config CONFIG]\n"
+    "                                    a checkpoint's header, parameter hash (per layer with\n"
+    "                                    --config) and largest differences to OTHER\n"
     "  dataset fashion-mnist OUTDIR [--source DIR] [--limit N]\n"
     "                                    write Fashion-MNIST as an image directory\n"
     "  version\n"
@@ -55,7 +57,7 @@ struct args {
     const char *config;
     const char *sets[SN_MAX_SETS];
     int n_sets;
-    const char *checkpoint, *data, *resume, *compare, *backend, *source;
+    const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
     int split, batch, iters, data_only, limit;
     char **positional;
     int n_positional;
@@ -95,6 +97,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->resume = v;
         else if (strcmp(o, "--compare") == 0)
             a->compare = v;
+        else if (strcmp(o, "--config") == 0)
+            a->layers_config = v;
         else if (strcmp(o, "--backend") == 0)
             a->backend = v;
         else if (strcmp(o, "--source") == 0)
@@ -242,6 +246,36 @@ static int cmd_predict(struct args *a)
     return rc == SN_OK ? 0 : report(&err);
 }
 
+/* One line per layer: name, parameter count, hash of its parameters. */
+static int print_layer_hashes(const char *config, struct args *a, const struct sn_ckpt_meta *meta,
+                              const float *params, struct sn_err *err)
+{
+    struct sn_config *cfg;
+    struct sn_model *m;
+    const char *saved = a->config;
+    a->config = config;
+    int rc = load_config(a, &cfg, err);
+    a->config = saved;
+    SN_FORWARD(rc);
+    rc = sn_model_build(&m, cfg, 1, &sn_ops_blas, err);
+    sn_config_free(cfg);
+    SN_FORWARD(rc);
+    if (m->n_params != meta->n_params)
+        rc = sn_err_set(err, SN_EFORMAT, "%s: the checkpoint has %llu parameters, %s's network %zu",
+                        a->config, (unsigned long long)meta->n_params, config, m->n_params);
+    for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
+        const struct sn_layer *l = &m->layers[i];
+        if (l->n_params == 0)
+            continue;
+        printf("  layer %-20s %9zu parameters, hash %016llx%s\n", l->name, l->n_params,
+               (unsigned long long)sn_hash_bytes(params + l->param_off,
+                                                 l->n_params * sizeof(float), SN_HASH_INIT),
+               l->trainable ? "" : " (frozen)");
+    }
+    sn_model_free(m);
+    return rc;
+}
+
 static int cmd_inspect(struct args *a)
 {
     struct sn_err err = {0};
@@ -277,22 +311,26 @@ static int cmd_inspect(struct args *a)
                (unsigned long long)sn_hash_bytes(buf[k][0], mt->n_params * sizeof(float),
                                                  SN_HASH_INIT));
     }
+    if (rc == SN_OK && a->layers_config)
+        rc = print_layer_hashes(a->layers_config, a, &meta[0], buf[0][0], &err);
     if (rc == SN_OK && a->compare) {
         if (meta[0].n_params != meta[1].n_params) {
             rc = sn_err_set(&err, SN_EFORMAT, "%s has %llu parameters, %s has %llu: not comparable",
                             paths[0], (unsigned long long)meta[0].n_params, paths[1],
                             (unsigned long long)meta[1].n_params);
         } else {
-            double max_abs = 0, max_rel = 0;
+            /* relative to the largest parameter: elementwise ratios are meaningless for
+               parameters that sit near zero (a bias after one step) */
+            double max_abs = 0, max_mag = 0;
             for (uint64_t i = 0; i < meta[0].n_params; i++) {
                 double x = buf[0][0][i], y = buf[1][0][i], dif = fabs(x - y);
-                double rel = dif / fmax(fabs(x), fmax(fabs(y), 1e-30));
                 if (dif > max_abs || isnan(dif))
                     max_abs = dif;
-                if (dif > 0 && rel > max_rel)
-                    max_rel = rel;
+                max_mag = fmax(max_mag, fmax(fabs(x), fabs(y)));
             }
-            printf("compare: max abs diff %.3e, max rel diff %.3e%s\n", max_abs, max_rel,
+            printf("compare: max abs diff %.3e, max rel diff %.3e (to the largest |parameter|, "
+                   "%.3e)%s\n",
+                   max_abs, max_mag > 0 ? max_abs / max_mag : max_abs, max_mag,
                    max_abs == 0 ? " (identical parameters)" : "");
         }
     }

@@ -12,6 +12,7 @@
 #include "train.h"
 
 #include <errno.h>    // defines: errno
+#include <glob.h>     // defines: glob, globfree
 #include <math.h>     // defines: isfinite, INFINITY, NAN
 #include <signal.h>   // defines: sig_atomic_t
 #include <stdlib.h>   // defines: calloc, free
@@ -151,6 +152,19 @@ static int ensure_dir(const char *dir, struct sn_err *err)
         }
     }
     return SN_OK;
+}
+
+/* A run killed while writing a checkpoint leaves NAME-*.ckpt.tmp.PID behind (the checkpoint it
+ * was replacing is intact): remove those from an earlier run before this one writes. */
+static void remove_stale_temporaries(const char *dir, const char *name)
+{
+    char pattern[2200];
+    snprintf(pattern, sizeof pattern, "%s/%s-*.ckpt.tmp.*", dir, name);
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+    globfree(&g);
 }
 
 struct run {
@@ -338,6 +352,7 @@ static int setup(struct run *r, struct sn_err *err)
                                     .world = 1, .shuffle = 0, .seed = r->tc.seed};
         SN_FORWARD(sn_loader_create(&r->val_ld, &vc, err));
         SN_FORWARD(ensure_dir(r->tc.ckpt_dir, err));
+        remove_stale_temporaries(r->tc.ckpt_dir, r->tc.run_name);
     }
     snprintf(r->last_path, sizeof r->last_path, "%s/%s-last.ckpt", r->tc.ckpt_dir, r->tc.run_name);
     snprintf(r->best_path, sizeof r->best_path, "%s/%s-best.ckpt", r->tc.ckpt_dir, r->tc.run_name);
@@ -491,8 +506,8 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
             if (lrc == SN_OK) {
                 if (!opts->quiet) {
                     fprintf(out, " - val_loss: %.4f - val_accuracy: %.4f\n", vr.loss, vr.accuracy);
-                    fprintf(out, "    data wait %.2fs (%.1f%% of the epoch)", data_wait,
-                            100 * data_wait / fmax(1e-9, secs));
+                    fprintf(out, "    data wait %.2fs (%.1f%% of the epoch), validated %lld images",
+                            data_wait, 100 * data_wait / fmax(1e-9, secs), vr.n);
                     if (badsum > 0)
                         fprintf(out, ", %.0f unreadable files skipped", badsum);
                     fprintf(out, "\n");

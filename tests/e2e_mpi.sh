@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# End to end under mpirun: N ranks train the same model as one rank; the same run twice gives the
+# same bits; uneven shards neither hang nor miscount; frozen layers stay frozen; a failing or dead
+# rank ends the whole job quickly, with its reason, and leaves no half-written checkpoint.
+# Args: SHARDNET SOURCE_DIR TMP_DIR
+set -uo pipefail
+bin=$1 src=$2 tmp=$3
+rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun=(mpirun --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none
+        -x OPENBLAS_CORETYPE -x OPENBLAS_NUM_THREADS=1)
+fails=0 passes=0
+check() {
+    local name=$1; shift
+    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
+}
+contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
+below() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+
+# 101 images per split: a prime, so no world size divides it
+"$bin" dataset fashion-mnist fm --limit 101 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
+cfg=$src/configs/mnist_convnet.cfg
+common=(--set data.dir=fm --set train.optimizer=sgd --set train.learning_rate=0.05
+        --set train.momentum=0.9 --set train.batch_size=24 --set train.epochs=1)
+
+# --- N ranks against 1 rank, same global batch, 4 steps (the 5th is the partial last batch)
+for n in 1 2 3 4; do
+    "${mpirun[@]}" -np $n "$bin" train "$cfg" "${common[@]}" --set checkpoint.dir=np$n \
+        > np$n.out 2>&1
+    check "train on $n ranks exit 0" test $? -eq 0
+    check "validation counts each of the 101 images once on $n ranks" contains np$n.out "validated 101 images"
+done
+for n in 2 3 4; do
+    "$bin" inspect np1/mnist_convnet-last.ckpt --compare np$n/mnist_convnet-last.ckpt > cmp$n.out 2>&1
+    rel=$(sed -n 's/.*max rel diff \([0-9.e+-]*\).*/\1/p' cmp$n.out)
+    check "$n ranks vs 1: max rel diff ${rel:-?} < 1e-5" below "${rel:-1}" 1e-5
+done
+
+# --- same config, seed and world size: bit-identical checkpoints
+cp np2/mnist_convnet-last.ckpt first.ckpt
+"${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set checkpoint.dir=np2 > again.out 2>&1
+"$bin" inspect first.ckpt --compare np2/mnist_convnet-last.ckpt > same.out 2>&1
+check "same seed, same world: identical parameters" contains same.out "identical parameters"
+check "same seed, same world: identical files" cmp -s first.ckpt np2/mnist_convnet-last.ckpt
+
+# --- a frozen layer stays bit-identical while the rest trains (2 ranks)
+"${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set conv2d.trainable=false \
+    --set checkpoint.dir=frozen > frozen.out 2>&1
+check "frozen run exit 0" test $? -eq 0
+"${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set conv2d.trainable=false \
+    --set train.steps_per_epoch=1 --set checkpoint.dir=frozen1 > frozen1.out 2>&1
+"$bin" inspect frozen/mnist_convnet-last.ckpt --config "$cfg" --set conv2d.trainable=false > f5.out 2>&1
+"$bin" inspect frozen1/mnist_convnet-last.ckpt --config "$cfg" --set conv2d.trainable=false > f1.out 2>&1
+check "frozen layer identical after 1 and 5 steps" \
+    test "$(grep 'layer conv2d ' f5.out)" = "$(grep 'layer conv2d ' f1.out)"
+check "frozen layer listed" contains f5.out "(frozen)"
+check "trained layer changed" test "$(grep 'layer dense ' f5.out)" != "$(grep 'layer dense ' f1.out)"
+
+# --- one rank given an unreadable dataset path: the job ends non-zero, with the reason
+start=$(date +%s)
+timeout 60 mpirun --oversubscribe -np 1 "$bin" train "$cfg" "${common[@]}" --set checkpoint.dir=bad : \
+    -np 1 "$bin" train "$cfg" "${common[@]}" --set checkpoint.dir=bad --set data.dir=/nonexistent/fm \
+    > badpath.out 2>&1
+rc=$?
+check "bad path on one rank: exit non-zero (got $rc)" test $rc -ne 0 -a $rc -ne 124
+check "bad path on one rank: within 30 s" test $(( $(date +%s) - start )) -le 30
+check "bad path on one rank: reason printed" contains badpath.out "/nonexistent/fm"
+
+# --- one rank killed mid-run: the job ends non-zero within 30 s, no half-written checkpoint
+"${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set train.epochs=1000 \
+    --set checkpoint.save_every=1 --set checkpoint.dir=killed > killed.out 2>&1 &
+job=$!
+for _ in $(seq 1 100); do
+    [ -s killed/mnist_convnet-last.ckpt ] && break
+    sleep 0.2
+done
+victim=$(pgrep -f "checkpoint.dir=killed" | while read -r p; do
+    [ "$(cat /proc/$p/comm 2>/dev/null)" = shardnet ] && echo "$p"; done | tail -1)
+check "found a rank to kill" test -n "$victim"
+start=$(date +%s)
+kill -9 "$victim" 2>/dev/null
+waited=0
+while kill -0 $job 2>/dev/null && [ $waited -lt 60 ]; do sleep 0.5; waited=$((waited + 1)); done
+wait $job
+rc=$?
+check "killed rank: job exit non-zero (got $rc)" test $rc -ne 0
+check "killed rank: job ended within 30 s" test $(( $(date +%s) - start )) -le 30
+pkill -9 -f "checkpoint.dir=killed" 2>/dev/null
+for f in killed/*.ckpt; do
+    "$bin" inspect "$f" > /dev/null 2>&1
+    check "checkpoint $f is whole" test $? -eq 0
+done
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
