@@ -11,6 +11,7 @@
 #include <errno.h>    // defines: errno, ENOENT
 #include <dirent.h>   // defines: opendir, readdir
 #include <ftw.h>      // defines: nftw, FTW_DEPTH, FTW_PHYS
+#include <pthread.h>  // defines: pthread_create, pthread_join
 #include <stdio.h>    // defines: snprintf, fopen, rename, remove
 #include <stdlib.h>   // defines: malloc, free
 #include <string.h>   // defines: strerror, strcmp
@@ -138,7 +139,41 @@ static int dir_state(const char *dir)
     return any;
 }
 
-/* Writes images [lo, hi) of im/lab as tmp/split/<class>/<index>.jpg. */
+/* One writer thread's share of a split: images lo + k*stride for k = 0, 1, ... below hi. */
+struct writer {
+    pthread_t th;
+    const char *tmp, *split;
+    const struct idx *im, *lab;
+    int lo, hi, stride;
+    int rc;
+    struct sn_err err;
+};
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    char path[SN_PATH_MAX];
+    w->rc = SN_OK;
+    for (int i = w->lo; i < w->hi && w->rc == SN_OK; i += w->stride) {
+        int y = w->lab->data[i];
+        if (y > 9) {
+            w->rc = sn_err_set(&w->err, SN_EFORMAT, "label %d of image %d is not in 0..9", y, i);
+            break;
+        }
+        int n = snprintf(path, sizeof path, "%s/%s/%s/%05d.jpg", w->tmp, w->split,
+                         fashion_classes[y], i);
+        if (n < 0 || n >= (int)sizeof path) {
+            w->rc = sn_err_set(&w->err, SN_EINVAL, "path too long under %s", w->tmp);
+            break;
+        }
+        w->rc = sn_image_write_jpeg(path, w->im->data + (size_t)i * FASHION_SIDE * FASHION_SIDE,
+                                    FASHION_SIDE, FASHION_SIDE, 1, 95, &w->err);
+    }
+    return NULL;
+}
+
+/* Writes images [lo, hi) of im/lab as tmp/split/<class>/<index>.jpg. Creating small files costs
+ * the kernel more than encoding them (~140 us vs ~10 us here), so two threads share the work. */
 static int write_split(const char *tmp, const char *split, const struct idx *im,
                        const struct idx *lab, int lo, int hi, struct sn_err *err)
 {
@@ -149,14 +184,28 @@ static int write_split(const char *tmp, const char *split, const struct idx *im,
         snprintf(path, sizeof path, "%s/%s/%s", tmp, split, fashion_classes[c]);
         SN_FORWARD(make_dir(path, err));
     }
-    for (int i = lo; i < hi; i++) {
-        int y = lab->data[i];
-        SN_RETURN_IF(y > 9, err, SN_EFORMAT, "label %d of image %d is not in 0..9", y, i);
-        int n = snprintf(path, sizeof path, "%s/%s/%s/%05d.jpg", tmp, split, fashion_classes[y], i);
-        SN_RETURN_IF(n < 0 || n >= (int)sizeof path, err, SN_EINVAL, "path too long under %s", tmp);
-        SN_FORWARD(sn_image_write_jpeg(path, im->data + (size_t)i * FASHION_SIDE * FASHION_SIDE,
-                                       FASHION_SIDE, FASHION_SIDE, 1, 95, err));
+    enum { N_WRITERS = 2 };
+    struct writer w[N_WRITERS];
+    int started = 0;
+    for (int t = 0; t < N_WRITERS; t++) {
+        w[t] = (struct writer){.tmp = tmp, .split = split, .im = im, .lab = lab,
+                               .lo = lo + t, .hi = hi, .stride = N_WRITERS};
+        if (t > 0 && pthread_create(&w[t].th, NULL, writer_main, &w[t]) == 0)
+            started |= 1 << t;
     }
+    /* this thread writes share 0, and any share whose thread did not start */
+    for (int t = 0; t < N_WRITERS; t++)
+        if (!(started & (1 << t)))
+            writer_main(&w[t]);
+    for (int t = 1; t < N_WRITERS; t++)
+        if (started & (1 << t))
+            pthread_join(w[t].th, NULL);
+    for (int t = 0; t < N_WRITERS; t++)
+        if (w[t].rc != SN_OK) {
+            if (err)
+                *err = w[t].err;
+            return w[t].rc;
+        }
     return SN_OK;
 }
 
