@@ -117,7 +117,12 @@ chmod +x "$tmp/fake-trainer"
 id="$(cd "$src" && SHARDNET_BIN="$tmp/fake-trainer" sbatch --parsable --ntasks=2 --time=5 \
       --output="$tmp/job-train-%j.out" cluster/train.sbatch configs/none.ini)"
 if job_running "$id" 30; then
-    sleep 2 # let the step start its tasks
+    # Signal once both ranks run (their trap is set right after the line they print).
+    for ((i = 0; i < 40; i++)); do
+        [[ "$(grep -c 'restart 0' "$tmp/job-train-$id.out" 2>/dev/null)" -ge 2 ]] && break
+        sleep 0.25
+    done
+    sleep 0.5
     scancel --signal=USR1 --batch "$id"
     # A requeued job waits cred_expire (10 s) + 1 s before it starts again; moving its StartTime
     # to now races with the revoked credential ("Job credential revoked") and kills it.
