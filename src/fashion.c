@@ -226,7 +226,9 @@ int sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit,
         size_t got = fread(have, 1, sizeof have - 1, f);
         fclose(f);
         have[got] = '\0';
-        SN_RETURN_IF(strcmp(have, want) != 0, err, SN_EINVAL,
+        int same = strcmp(have, want) == 0;
+        have[strcspn(have, "\n")] = '\0'; /* for the message */
+        SN_RETURN_IF(!same, err, SN_EINVAL,
                      "%s holds a finished conversion with different settings (%.40s); HINT: "
                      "remove it to convert again",
                      outdir, have);
