@@ -12,20 +12,36 @@
  * This file is the only caller of cblas in shardnet. Nothing here allocates. */
 #include "ops.h"
 
+/* -O2's "very cheap" vectorizer leaves the element-wise loops here (col2im's adds, bias, the
+ * activations) scalar, and they are a third of a small network's convolution time. The dynamic
+ * cost model vectorizes them; element-wise IEEE operations give the same bits either way, and
+ * float reductions stay sequential (no -fassociative-math), so results do not change. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("vect-cost-model=dynamic")
+#endif
+
 #include <cblas.h>  // defines: cblas_sgemm, openblas_set_num_threads, openblas_get_num_threads
 #include <math.h>   // defines: expf, tanhf, INFINITY
 #include <string.h> // defines: memcpy, memset, strcmp
 
 /* Upper bound of the im2col buffer. 16 MB keeps even a (180*180*3) batch of 32 in bounded
  * memory while every chunk still gives the GEMM thousands of rows. */
+#ifndef SN_CONV_CHUNK_BYTES
 #define SN_CONV_CHUNK_BYTES ((size_t)16 << 20)
+#endif
+
+/* row-major C (m,n) = alpha op(A) op(B) + beta C with explicit leading dimensions */
+static void gemm_ld(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 static void blas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                       const float *b, float beta, float *c)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, trans_a ? m : k, b,
-                trans_b ? k : n, beta, c, n);
+    gemm_ld(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
 }
 
 /* ---- convolution ---------------------------------------------------------------------------- */
@@ -36,10 +52,11 @@ static int conv_is_pointwise(const struct sn_conv_desc *d)
            d->pad_left == 0 && d->oh == d->h && d->ow == d->w;
 }
 
-/* rows of the col matrix per chunk: as many as fit in SN_CONV_CHUNK_BYTES, at least one */
+/* rows of the col matrix per chunk: as many as fit in SN_CONV_CHUNK_BYTES, at least one. A row
+ * holds K = KH*KW*C values and a trailing 1 (see "bias folded" below). */
 static size_t conv_chunk_rows(const struct sn_conv_desc *d)
 {
-    size_t k = (size_t)d->kh * d->kw * d->c;
+    size_t k = (size_t)d->kh * d->kw * d->c + 1;
     size_t m = (size_t)d->n * d->oh * d->ow;
     size_t rows = SN_CONV_CHUNK_BYTES / (k * sizeof(float));
     if (rows < 1)
@@ -51,7 +68,7 @@ static size_t blas_conv2d_scratch(const struct sn_conv_desc *d)
 {
     if (conv_is_pointwise(d))
         return 0;
-    return conv_chunk_rows(d) * (size_t)d->kh * d->kw * d->c * sizeof(float);
+    return conv_chunk_rows(d) * ((size_t)d->kh * d->kw * d->c + 1) * sizeof(float);
 }
 
 /* Valid kernel taps along one axis for output coordinate o: taps [*lo, *hi) read input
@@ -76,12 +93,13 @@ static inline void copy_run(float *restrict dst, const float *restrict src, size
     }
 }
 
-/* col (m1-m0, KH*KW*C) = rows m0..m1 of the im2col matrix of in (N,H,W,C). Each kernel row ky
- * contributes one contiguous run of (valid kx)*C floats of the input; the rest is zero padding. */
+/* col (m1-m0, ldc) = rows m0..m1 of the im2col matrix of in (N,H,W,C), KH*KW*C values per row,
+ * then a 1 in column KH*KW*C if ones (ldc is then KH*KW*C + 1). Each kernel row ky contributes
+ * one contiguous run of (valid kx)*C floats of the input; the rest is zero padding. */
 static void im2col_rows(const struct sn_conv_desc *d, const float *in, size_t m0, size_t m1,
-                        float *col)
+                        float *col, size_t ldc, int ones)
 {
-    const size_t C = (size_t)d->c, KWC = (size_t)d->kw * C, K = (size_t)d->kh * KWC;
+    const size_t C = (size_t)d->c, KWC = (size_t)d->kw * C, K = ldc;
     const size_t ohw = (size_t)d->oh * d->ow;
     size_t n = m0 / ohw, r = m0 % ohw;
     int oy = (int)(r / d->ow), ox = (int)(r % d->ow);
@@ -105,6 +123,8 @@ static void im2col_rows(const struct sn_conv_desc *d, const float *in, size_t m0
         }
         if (ky1 < d->kh)
             memset(col + (size_t)ky1 * KWC, 0, (size_t)(d->kh - ky1) * KWC * sizeof(float));
+        if (ones)
+            col[(size_t)d->kh * KWC] = 1.0f;
         if (++ox == d->ow) {
             ox = 0;
             if (++oy == d->oh) {
@@ -115,11 +135,11 @@ static void im2col_rows(const struct sn_conv_desc *d, const float *in, size_t m0
     }
 }
 
-/* din (N,H,W,C) += col2im of rows m0..m1 of dcol: the transpose of im2col_rows. */
+/* din (N,H,W,C) += col2im of rows m0..m1 of dcol (row stride ldc): the transpose of im2col_rows. */
 static void col2im_rows(const struct sn_conv_desc *d, const float *col, size_t m0, size_t m1,
-                        float *din)
+                        float *din, size_t ldc)
 {
-    const size_t C = (size_t)d->c, KWC = (size_t)d->kw * C, K = (size_t)d->kh * KWC;
+    const size_t C = (size_t)d->c, KWC = (size_t)d->kw * C, K = ldc;
     const size_t ohw = (size_t)d->oh * d->ow;
     size_t n = m0 / ohw, r = m0 % ohw;
     int oy = (int)(r / d->ow), ox = (int)(r % d->ow);
@@ -154,6 +174,15 @@ static void add_bias_rows(float *restrict out, const float *restrict b, size_t r
             out[j] += b[j];
 }
 
+/* Bias folded into the GEMM: the layers keep the bias (OC) right after the kernel (K,OC), which
+ * makes [kernel; bias] one (K+1, OC) matrix. With a 1 at the end of every col row, one GEMM gives
+ * out + bias (no pass over the output), and backward's GEMM gives [dW; db] (no column sums). When
+ * b (or db) is elsewhere, the bias takes its own pass. */
+static int conv_bias_folded(const float *w, const float *b, size_t k, size_t oc)
+{
+    return b != NULL && b == w + k * oc;
+}
+
 static void blas_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
                                 const float *b, float *out, void *scratch)
 {
@@ -165,14 +194,17 @@ static void blas_conv2d_forward(const struct sn_conv_desc *d, const float *in, c
             add_bias_rows(out, b, M, OC);
         return;
     }
-    float *col = scratch; /* (rows, K) */
+    const int folded = conv_bias_folded(w, b, K, OC);
+    const size_t ldc = K + 1, kg = K + (folded ? 1 : 0);
+    float *col = scratch; /* (rows, K+1) */
     const size_t chunk = conv_chunk_rows(d);
     for (size_t m0 = 0; m0 < M; m0 += chunk) {
         size_t m1 = m0 + chunk < M ? m0 + chunk : M;
-        im2col_rows(d, in, m0, m1, col);
-        /* out rows (m1-m0, OC) = col (m1-m0, K) * w (K, OC) */
-        blas_gemm(0, 0, (int)(m1 - m0), (int)OC, (int)K, 1.0f, col, w, 0.0f, out + m0 * OC);
-        if (b)
+        im2col_rows(d, in, m0, m1, col, ldc, folded);
+        /* out rows (m1-m0, OC) = col (m1-m0, kg) * [w; b] (kg, OC) */
+        gemm_ld(0, 0, (int)(m1 - m0), (int)OC, (int)kg, 1.0f, col, (int)ldc, w, (int)OC, 0.0f,
+                out + m0 * OC, (int)OC);
+        if (b && !folded)
             add_bias_rows(out + m0 * OC, b, m1 - m0, OC);
     }
 }
@@ -191,32 +223,38 @@ static void blas_conv2d_backward(const struct sn_conv_desc *d, const float *in, 
 {
     const size_t K = (size_t)d->kh * d->kw * d->c, OC = (size_t)d->oc;
     const size_t M = (size_t)d->n * d->oh * d->ow;
-    if (db)
-        colsum_add(dout, db, M, OC);
     if (conv_is_pointwise(d)) {
+        if (db)
+            colsum_add(dout, db, M, OC);
         if (dw) /* dw (K, OC) += in^T (K, M) * dout (M, OC) */
             blas_gemm(1, 0, (int)K, (int)OC, (int)M, 1.0f, in, dout, 1.0f, dw);
         if (din) /* din (M, K) = dout (M, OC) * w^T (OC, K) */
             blas_gemm(0, 1, (int)M, (int)K, (int)OC, 1.0f, dout, w, 0.0f, din);
         return;
     }
+    const int folded = dw != NULL && conv_bias_folded(dw, db, K, OC);
+    if (db && !folded)
+        colsum_add(dout, db, M, OC);
     if (din)
         memset(din, 0, (size_t)d->n * d->h * d->w * d->c * sizeof(float));
     if (!din && !dw)
         return;
-    float *col = scratch; /* (rows, K): col for dW, then dcol for din */
+    const size_t ldc = K + 1, kg = K + (folded ? 1 : 0);
+    float *col = scratch; /* (rows, K+1): col for dW, then dcol for din */
     const size_t chunk = conv_chunk_rows(d);
     for (size_t m0 = 0; m0 < M; m0 += chunk) {
         size_t m1 = m0 + chunk < M ? m0 + chunk : M;
         const int rows = (int)(m1 - m0);
         const float *dout_c = dout + m0 * OC; /* (rows, OC) */
-        if (dw) {
-            im2col_rows(d, in, m0, m1, col);
-            blas_gemm(1, 0, (int)K, (int)OC, rows, 1.0f, col, dout_c, 1.0f, dw);
+        if (dw) { /* [dw; db] (kg, OC) += col^T (kg, rows) * dout (rows, OC) */
+            im2col_rows(d, in, m0, m1, col, ldc, folded);
+            gemm_ld(1, 0, (int)kg, (int)OC, rows, 1.0f, col, (int)ldc, dout_c, (int)OC, 1.0f, dw,
+                    (int)OC);
         }
-        if (din) {
-            blas_gemm(0, 1, rows, (int)K, (int)OC, 1.0f, dout_c, w, 0.0f, col);
-            col2im_rows(d, col, m0, m1, din);
+        if (din) { /* dcol (rows, K) = dout (rows, OC) * w^T (OC, K) */
+            gemm_ld(0, 1, rows, (int)K, (int)OC, 1.0f, dout_c, (int)OC, w, (int)OC, 0.0f, col,
+                    (int)ldc);
+            col2im_rows(d, col, m0, m1, din, ldc);
         }
     }
 }

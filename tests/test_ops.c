@@ -82,6 +82,26 @@ static void check_conv_case(const struct conv_case *t, double tol, int exact)
     assert_true(sn_test_max_rel_diff(dw_b, dw_r, nw) < tol);
     assert_true(sn_test_max_rel_diff(db_b, db_r, d.oc) < tol);
 
+    /* the layers' layout: bias right after the kernel, [w; b] and [dw; db] contiguous, which
+     * lets the backend fold the bias into its GEMMs */
+    float *wb = malloc((nw + d.oc) * 4), *dwb = malloc((nw + d.oc) * 4);
+    memcpy(wb, w, nw * 4);
+    memcpy(wb + nw, b, d.oc * 4);
+    memcpy(dwb, dw_r, nw * 4);
+    memcpy(dwb + nw, db_r, d.oc * 4);
+    sn_ops_blas.conv2d_forward(&d, in, wb, wb + nw, out_b, scratch);
+    assert_true(sn_test_max_rel_diff(out_b, out_r, nout) < tol);
+    sn_ops_blas.conv2d_backward(&d, in, wb, dout, din_b, dwb, dwb + nw, scratch);
+    sn_ops_ref.conv2d_backward(&d, in, w, dout, NULL, dw_r, db_r, NULL);
+    assert_true(sn_test_max_rel_diff(din_b, din_r, nin) < tol);
+    assert_true(sn_test_max_rel_diff(dwb, dw_r, nw) < tol);
+    assert_true(sn_test_max_rel_diff(dwb + nw, db_r, d.oc) < tol);
+    /* no bias at all */
+    sn_ops_blas.conv2d_forward(&d, in, w, NULL, out_b, scratch);
+    sn_ops_ref.conv2d_forward(&d, in, w, NULL, out_r, NULL);
+    assert_true(sn_test_max_rel_diff(out_b, out_r, nout) < tol);
+    free(wb), free(dwb);
+
     free(in), free(w), free(b), free(out_b), free(out_r), free(dout), free(din_b), free(din_r);
     free(dw_b), free(dw_r), free(db_b), free(db_r), free(scratch);
 }
