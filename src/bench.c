@@ -12,6 +12,7 @@
 #include <time.h>   // defines: clock_gettime
 
 #include "data.h"
+#include "gradsync.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
@@ -99,8 +100,11 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     double *t_bwd = calloc((size_t)m->n_layers, sizeof(double));
     int rc = x && dlogits && y && ids && t_fwd && t_bwd ? SN_OK
                                                        : sn_err_set(err, SN_ENOMEM, "out of memory");
+    struct sn_gradsync sync;
     if (rc == SN_OK)
         rc = sn_optim_create(&opt, &oc, m->n_params, err);
+    if (rc == SN_OK)
+        rc = sn_gradsync_init(&sync, d, m, 0, err);
     if (rc != SN_OK)
         goto done;
     sn_model_init_params(m, tc.seed);
@@ -125,13 +129,17 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         sn_model_forward(m, x, n, &ctx);
     double t_inf = (now_s() - t0) / iters;
 
-    /* training steps: forward, loss, backward, allreduce, optimizer */
+    /* training steps: forward, loss, backward, allreduce, optimizer. Odd passes exchange
+       gradients blocking after backward, even passes overlap them with backward: the
+       difference is what the overlap hides. */
     ctx.training = 1;
-    double t_reduce = 0, t_step = 0;
-    for (int it = -2; it < iters && rc == SN_OK; it++) {
+    double t_block = 0, t_step = 0;
+    for (int it = -2; it < 2 * iters && rc == SN_OK; it++) {
+        int overlap = it % 2 == 0;
         if (it == 0) {
             m->t_fwd = t_fwd;
             m->t_bwd = t_bwd;
+            sync.t_wait = 0;
         }
         double s0 = now_s();
         ctx.step = (uint64_t)(it + 2);
@@ -139,29 +147,30 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         long long correct = 0;
         const float *logits = sn_model_forward(m, x, n, &ctx);
         sn_loss(m->loss, logits, y, NULL, n, m->n_outputs, 1.0f / (float)global, dlogits, &correct);
-        sn_model_backward(m, x, dlogits, n, &ctx);
+        sn_model_backward(m, x, dlogits, n, &ctx, overlap ? sn_gradsync_ready : NULL, &sync);
         double r0 = now_s();
-        for (int k = 0; k < m->n_ranges && d->world > 1 && rc == SN_OK; k++)
-            rc = sn_dist_allreduce_sum(d, m->grads + m->ranges[k].off, m->ranges[k].len, err);
+        rc = overlap ? sn_gradsync_finish(&sync, err) : sn_gradsync_blocking(&sync, err);
         double r1 = now_s();
         sn_optim_step(opt, m);
-        if (it >= 0) {
-            t_reduce += r1 - r0;
+        if (it >= 0 && overlap)
             t_step += now_s() - s0;
-        }
+        if (it >= 0 && !overlap)
+            t_block += r1 - r0;
     }
+    double t_reduce = sync.t_wait / iters;
+    t_block /= iters;
+    for (int i = 0; i < m->n_layers; i++)
+        t_fwd[i] /= 2, t_bwd[i] /= 2;
     m->t_fwd = m->t_bwd = NULL;
     if (rc != SN_OK)
         goto done;
     t_step /= iters;
-    t_reduce /= iters;
-    /* the slowest rank sets the pace */
-    double worst[2] = {t_step, t_reduce};
+    /* averaged over ranks */
+    double avg[3] = {t_step, t_reduce, t_block};
     if (d->world > 1) {
-        double sum[2] = {t_step, t_reduce};
-        rc = sn_dist_allreduce_sum_f64(d, sum, 2, err);
-        worst[0] = sum[0] / d->world;
-        worst[1] = sum[1] / d->world;
+        rc = sn_dist_allreduce_sum_f64(d, avg, 3, err);
+        for (int k = 0; k < 3; k++)
+            avg[k] /= d->world;
     }
     if (rc != SN_OK || d->rank != 0)
         goto done;
@@ -170,11 +179,14 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
             cfg->path, d->world, d->world > 1 ? "s" : "", sn_ops_get_threads(),
             sn_ops_get_threads() > 1 ? "s" : "", n, n * d->world, m->ops->name);
     fprintf(out, "inference: %.0f images/s, %.1f GFLOP/s\n", n / t_inf, n * flops / t_inf / 1e9);
-    fprintf(out, "train: %.0f images/s, %.1f GFLOP/s\n", n * d->world / worst[0],
-            3 * n * flops / worst[0] / 1e9);
+    fprintf(out, "train: %.0f images/s, %.1f GFLOP/s\n", n * d->world / avg[0],
+            3 * n * flops / avg[0] / 1e9);
     if (d->world > 1)
-        fprintf(out, "allreduce: %.3f ms per step (%.1f%% of the step, 0%% hidden behind backward)\n",
-                1e3 * worst[1], 100 * worst[1] / worst[0]);
+        fprintf(out,
+                "allreduce: %.3f ms per step blocking, %.3f ms left after backward when started "
+                "during it (%.0f%% hidden), %d bucket%s\n",
+                1e3 * avg[2], 1e3 * avg[1], avg[2] > 0 ? 100 * fmax(0, 1 - avg[1] / avg[2]) : 0,
+                sync.n_buckets, sync.n_buckets > 1 ? "s" : "");
     fprintf(out, "per layer (ms per step, batch %d):\n", n);
     for (int i = 0; i < m->n_layers; i++)
         fprintf(out, "  %-24s forward %8.3f  backward %8.3f\n", m->layers[i].name,

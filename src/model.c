@@ -323,7 +323,7 @@ static int first_needed_layer(const struct sn_model *m)
 }
 
 void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits, int n,
-                       const struct sn_step_ctx *ctx)
+                       const struct sn_step_ctx *ctx, sn_grads_ready_fn ready, void *user)
 {
     m->acts[0] = (float *)x;
     int stop = first_needed_layer(m);
@@ -336,8 +336,13 @@ void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits,
         l->type->backward(l, m->acts[i], m->acts[i + 1], dout, din, n, ctx);
         if (m->t_bwd)
             m->t_bwd[i] += seconds() - t0;
+        if (ready)
+            ready(user, i);
         dout = din;
     }
+    /* layers below `stop` have no trainable parameters: their gradients are ready too */
+    for (int i = stop - 1; ready && i >= 0; i--)
+        ready(user, i);
 }
 
 void sn_model_zero_grads(struct sn_model *m)

@@ -74,10 +74,14 @@ void sn_model_init_params(struct sn_model *m, uint64_t seed);
 const float *sn_model_forward(struct sn_model *m, const float *x, int n,
                               const struct sn_step_ctx *ctx);
 
+/* Called after layer `layer`'s backward, when its gradients are final (gradient exchange starts
+ * there, overlapping the backward of the layers below). */
+typedef void (*sn_grads_ready_fn)(void *user, int layer);
+
 /* dlogits (n, n_outputs) -> grads += (trainable layers only); runs after sn_model_forward with
- * the same x and n. */
+ * the same x and n. ready (may be NULL) is called after each layer, from the last to the first. */
 void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits, int n,
-                       const struct sn_step_ctx *ctx);
+                       const struct sn_step_ctx *ctx, sn_grads_ready_fn ready, void *user);
 
 /* Zeroes the trainable gradient ranges. */
 void sn_model_zero_grads(struct sn_model *m);

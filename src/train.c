@@ -24,6 +24,7 @@
 #include "augment.h"
 #include "checkpoint.h"
 #include "data.h"
+#include "gradsync.h"
 #include "model.h"
 #include "optim.h"
 
@@ -178,6 +179,7 @@ struct run {
     struct sn_dataset *train_ds, *val_ds;
     struct sn_loader *train_ld, *val_ld;
     struct sn_dist *d;
+    struct sn_gradsync sync;
     FILE *out;
     char last_path[1600], best_path[1600], history_path[1600];
 };
@@ -335,6 +337,7 @@ static int setup(struct run *r, struct sn_err *err)
                           cfg->path, r->dc.height, r->dc.width, r->dc.channels,
                           r->model->input.h, r->model->input.w, r->model->input.c);
     SN_FORWARD(sn_optim_create(&r->opt, &r->oc, r->model->n_params, err));
+    SN_FORWARD(sn_gradsync_init(&r->sync, r->d, r->model, 0, err));
 
     SN_FORWARD(sn_dataset_open(&r->train_ds, &r->dc, SN_SPLIT_TRAIN, err));
     if (r->model->loss != SN_LOSS_BCE && r->train_ds->n_classes != r->model->n_outputs)
@@ -368,17 +371,6 @@ static void teardown(struct run *r)
     sn_dataset_free(r->val_ds);
     sn_optim_free(r->opt);
     sn_model_free(r->model);
-}
-
-/* Sums the trainable gradient ranges over ranks. */
-static int reduce_grads(struct run *r, struct sn_err *err)
-{
-    struct sn_model *m = r->model;
-    if (r->d->world == 1)
-        return SN_OK;
-    for (int i = 0; i < m->n_ranges; i++)
-        SN_FORWARD(sn_dist_allreduce_sum(r->d, m->grads + m->ranges[i].off, m->ranges[i].len, err));
-    return SN_OK;
 }
 
 static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *err)
@@ -449,11 +441,11 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
                    which keeps 1 rank and N ranks identical when no file is bad */
                 loss = sn_loss(m->loss, logits, b->y, b->ok, b->n, m->n_outputs,
                                1.0f / (float)global_ok, dlogits, &correct);
-                sn_model_backward(m, b->x, dlogits, b->n, &ctx);
+                sn_model_backward(m, b->x, dlogits, b->n, &ctx, sn_gradsync_ready, &r->sync);
             }
             double local[3] = {loss, (double)correct, (double)(b->n - b->n_bad)};
             sn_loader_release(r->train_ld, b);
-            rc = reduce_grads(r, err);
+            rc = sn_gradsync_finish(&r->sync, err);
             if (rc == SN_OK && d->world > 1)
                 rc = sn_dist_allreduce_sum_f64(d, local, 3, err);
             if (rc != SN_OK)

@@ -12,7 +12,7 @@ const char *sn_test_dir(const char *name)
     static char path[1024];
     const char *base = getenv("SN_TEST_TMP");
     snprintf(path, sizeof path, "%s/%s", base ? base : "/tmp/shardnet-test", name);
-    char cmd[1200];
+    char cmd[2200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", path, path);
     if (system(cmd) != 0)
         fprintf(stderr, "testutil: could not create %s\n", path);

@@ -1,0 +1,94 @@
+/* gradsync.c — see gradsync.h. */
+#include "gradsync.h"
+
+#include <string.h> // defines: memset
+#include <time.h>   // defines: clock_gettime
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int sn_gradsync_init(struct sn_gradsync *g, struct sn_dist *d, struct sn_model *m,
+                     size_t bucket_bytes, struct sn_err *err)
+{
+    memset(g, 0, sizeof *g);
+    g->d = d;
+    g->m = m;
+    size_t cap = (bucket_bytes ? bucket_bytes : (size_t)256 << 10) / sizeof(float);
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        const struct sn_layer *l = &m->layers[i];
+        if (!l->trainable || l->n_params == 0)
+            continue;
+        int nb = g->n_buckets;
+        /* grow the open bucket downwards when this layer's params sit right below it */
+        if (nb > 0 && g->buckets[nb - 1].off == l->param_off + l->n_params &&
+            g->buckets[nb - 1].len + l->n_params <= cap) {
+            g->buckets[nb - 1].off = l->param_off;
+            g->buckets[nb - 1].len += l->n_params;
+            g->buckets[nb - 1].first_layer = i;
+            continue;
+        }
+        SN_RETURN_IF(nb == SN_MAX_BUCKETS, err, SN_EINVAL,
+                     "gradient exchange: more than %d buckets", SN_MAX_BUCKETS);
+        g->buckets[nb].off = l->param_off;
+        g->buckets[nb].len = l->n_params;
+        g->buckets[nb].first_layer = i;
+        g->buckets[nb].req = -1;
+        g->n_buckets++;
+    }
+    return SN_OK;
+}
+
+void sn_gradsync_ready(void *user, int layer)
+{
+    struct sn_gradsync *g = user;
+    if (g->d->world == 1 || g->failed)
+        return;
+    for (int b = 0; b < g->n_buckets; b++) {
+        if (g->buckets[b].req >= 0)
+            sn_dist_test(g->d, g->buckets[b].req); /* drive progress */
+        else if (g->buckets[b].first_layer == layer &&
+                 sn_dist_iallreduce_sum(g->d, g->m->grads + g->buckets[b].off, g->buckets[b].len,
+                                        &g->buckets[b].req, &g->err) != SN_OK)
+            g->failed = 1;
+    }
+}
+
+int sn_gradsync_finish(struct sn_gradsync *g, struct sn_err *err)
+{
+    if (g->d->world == 1)
+        return SN_OK;
+    double t0 = now_s();
+    int rc = SN_OK;
+    if (g->failed) {
+        *err = g->err;
+        rc = err->code;
+    }
+    for (int b = 0; b < g->n_buckets; b++) {
+        if (g->buckets[b].req < 0) {
+            /* not started (a failure above, or a layer the callback never saw) */
+            if (rc == SN_OK)
+                rc = sn_dist_allreduce_sum(g->d, g->m->grads + g->buckets[b].off,
+                                           g->buckets[b].len, err);
+            continue;
+        }
+        int wrc = sn_dist_wait(g->d, g->buckets[b].req, rc == SN_OK ? err : NULL);
+        if (rc == SN_OK)
+            rc = wrc;
+        g->buckets[b].req = -1;
+    }
+    g->failed = 0;
+    g->t_wait += now_s() - t0;
+    return rc;
+}
+
+int sn_gradsync_blocking(struct sn_gradsync *g, struct sn_err *err)
+{
+    for (int b = 0; b < g->n_buckets && g->d->world > 1; b++)
+        SN_FORWARD(sn_dist_allreduce_sum(g->d, g->m->grads + g->buckets[b].off, g->buckets[b].len,
+                                         err));
+    return SN_OK;
+}
