@@ -275,20 +275,26 @@ static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, 
                 conv_tap_range(oy, d->sh, d->pad_top, d->ph, d->h, &ky0, &ky1);
                 conv_tap_range(ox, d->sw, d->pad_left, d->pw, d->w, &kx0, &kx1);
                 int iy0 = oy * d->sh - d->pad_top, ix0 = ox * d->sw - d->pad_left;
-                for (size_t c = 0; c < C; c++) {
-                    y[c] = -INFINITY;
-                    a[c] = -1;
-                }
-                /* Padding cells are skipped, so they never win; ties keep the first cell. */
+                /* Padding cells are skipped, so they never win; the first valid cell seeds the
+                 * max and ties keep the earlier cell. Every load and store is unconditional
+                 * (selects, not branches) so the channel loop vectorizes. */
                 for (int ky = ky0; ky < ky1; ky++) {
                     for (int kx = kx0; kx < kx1; kx++) {
                         size_t base = (((size_t)n * d->h + (iy0 + ky)) * d->w + (ix0 + kx)) * C;
                         const float *restrict x = in + base;
-                        for (size_t c = 0; c < C; c++) {
-                            if (x[c] > y[c] || a[c] < 0) {
+                        const int32_t b32 = (int32_t)base;
+                        if (ky == ky0 && kx == kx0) {
+                            for (size_t c = 0; c < C; c++) {
                                 y[c] = x[c];
-                                a[c] = (int32_t)(base + c);
+                                a[c] = b32 + (int32_t)c;
                             }
+                            continue;
+                        }
+                        for (size_t c = 0; c < C; c++) {
+                            float v = x[c], cur = y[c];
+                            int32_t take = -(int32_t)(v > cur); /* all ones if v wins */
+                            y[c] = v > cur ? v : cur;
+                            a[c] = (a[c] & ~take) | ((b32 + (int32_t)c) & take);
                         }
                     }
                 }
@@ -335,8 +341,10 @@ static void blas_act_forward(enum sn_act act, const float *x, float *y, size_t r
             memcpy(y, x, n * sizeof(float));
         break;
     case SN_ACT_RELU:
-        for (size_t i = 0; i < n; i++)
-            y[i] = x[i] > 0 ? x[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
         break;
     case SN_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++)
@@ -362,8 +370,10 @@ static void blas_act_backward(enum sn_act act, const float *y, const float *dy, 
             memcpy(dx, dy, n * sizeof(float));
         break;
     case SN_ACT_RELU:
-        for (size_t i = 0; i < n; i++)
-            dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            float g = dy[i]; /* loaded unconditionally, so the select vectorizes */
+            dx[i] = y[i] > 0.0f ? g : 0.0f;
+        }
         break;
     case SN_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++)
