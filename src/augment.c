@@ -17,6 +17,10 @@
 
 #include "rng.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h> // defines: __m128, _mm_loadu_ps, _mm_mul_ps (baseline on x86-64)
+#endif
+
 /* Counter of each random quantity in the sample's stream. */
 enum { K_FLIP_H = 0, K_FLIP_V, K_ROTATE, K_ZOOM_H, K_ZOOM_W, K_SHIFT_H, K_SHIFT_W, K_CONTRAST };
 
@@ -110,28 +114,34 @@ int sn_augment_conf_parse(struct sn_augment_conf *ac, const struct sn_config *cf
 /* tf's MapCoordinate for one axis of length len (fill modes other than constant): the result is
  * inside [0, len-1]. reflect mirrors about the outer edge of the border pixel (d c b a | a b c d),
  * wrap tiles, nearest clamps. */
-static float map_coord(float v, int len, enum sn_fill mode)
+static inline float map_coord(float v, int len, enum sn_fill mode)
 {
     float last = (float)(len - 1);
     if (len <= 1)
         return 0;
+    /* the first branch of each case is the one-period shortcut of the general formula after it
+     * (no division for the points of a typical augmentation) */
     if (mode == SN_FILL_REFLECT) {
         float sz2 = 2.0f * (float)len;
         if (v < 0) {
-            if (v < -sz2)
+            if (v >= -(float)len) {
+                v = -v - 1;
+            } else {
                 v = sz2 * (float)(int)(-v / sz2) + v;
-            v = v < -(float)len ? v + sz2 : -v - 1;
+                v = v < -(float)len ? v + sz2 : -v - 1;
+            }
         } else if (v > last) {
-            v -= sz2 * (float)(int)(v / sz2);
+            if (v >= sz2)
+                v -= sz2 * (float)(int)(v / sz2);
             if (v >= (float)len)
                 v = sz2 - v - 1;
         }
     } else if (mode == SN_FILL_WRAP) {
         float sz = last;
         if (v < 0)
-            v += (float)len * ((float)(int)(-v / sz) + 1);
+            v += v > -sz ? (float)len : (float)len * ((float)(int)(-v / sz) + 1);
         else if (v > last)
-            v -= (float)len * (float)(int)(v / sz);
+            v -= v < 2 * sz ? (float)len : (float)len * (float)(int)(v / sz);
     }
     return v < 0 ? 0 : v > last ? last : v;
 }
@@ -177,36 +187,132 @@ static void sample_border(const float *src, int h, int w, int C, float xf, float
     }
 }
 
-/* dst(y,x) = bilinear src at (m[0] x + m[1] y + m[2], m[3] x + m[4] y + m[5]). C is a literal in
- * the callers so the channel loop unrolls. */
-static inline void warp(const struct sn_augment_conf *ac, const float m[6], const float *src,
-                        float *dst, int h, int w, int C)
+/* One output pixel o (C) from source point (xf, yf), any point. Points outside the image are
+ * first mapped inside by the fill mode (tf's MapCoordinate) and then interpolated with the +1
+ * neighbour clamped (its weight is 0 there); constant fill takes sample_border. tf's order of
+ * operations: ((1-wx) a + wx b) rows, then (1-wy) top + wy bottom. */
+static inline __attribute__((always_inline)) void
+warp_pixel(const struct sn_augment_conf *ac, const float *restrict src, float *restrict o, int h,
+           int w, const int C, float xf, float yf)
 {
-    float wl = (float)(w - 1), hl = (float)(h - 1);
-    for (int y = 0; y < h; y++) {
-        float bx = m[1] * (float)y + m[2], by = m[4] * (float)y + m[5];
-        float *o = dst + (size_t)y * w * C;
-        for (int x = 0; x < w; x++, o += C) {
-            float xf = m[0] * (float)x + bx, yf = m[3] * (float)x + by;
-            if (!(xf >= 0 && yf >= 0 && xf < wl && yf < hl)) {
-                sample_border(src, h, w, C, xf, yf, ac, o);
-                continue;
-            }
-            int x0 = (int)xf, y0 = (int)yf;
-            float wx1 = xf - (float)x0, wx0 = 1.0f - wx1, wy1 = yf - (float)y0, wy0 = 1.0f - wy1;
-            const float *p = src + ((size_t)y0 * w + x0) * C, *q = p + (size_t)w * C;
-            for (int c = 0; c < C; c++) {
-                float top = wx0 * p[c] + wx1 * p[C + c];
-                float bot = wx0 * q[c] + wx1 * q[C + c];
-                o[c] = wy0 * top + wy1 * bot;
-            }
+    if (!(xf >= 0 && yf >= 0 && xf <= (float)(w - 1) && yf <= (float)(h - 1))) {
+        if (ac->fill_mode == SN_FILL_CONSTANT) {
+            sample_border(src, h, w, C, xf, yf, ac, o);
+            return;
         }
+        xf = map_coord(xf, w, ac->fill_mode);
+        yf = map_coord(yf, h, ac->fill_mode);
+    }
+    size_t rs = (size_t)w * C;
+    int x0 = (int)xf, y0 = (int)yf;
+    size_t dx = x0 < w - 1 ? (size_t)C : 0, dy = y0 < h - 1 ? rs : 0;
+    float wx1 = xf - (float)x0, wx0 = 1.0f - wx1, wy1 = yf - (float)y0, wy0 = 1.0f - wy1;
+    const float *p = src + (size_t)y0 * rs + (size_t)x0 * C, *q = p + dy;
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) {
+        float top = wx0 * p[c] + wx1 * p[dx + c];
+        float bot = wx0 * q[c] + wx1 * q[dx + c];
+        o[c] = wy0 * top + wy1 * bot;
     }
 }
 
-static void flip_copy(const float *src, float *dst, int h, int w, int c, int fh, int fv)
+/* dst(y,x) = bilinear src at (m[0] x + m[1] y + m[2], m[3] x + m[4] y + m[5]). Always inlined
+ * with a literal C. With SSE2 and C = 3, four output pixels at a time get their coordinates and
+ * weights in vector registers, and each pixel's three channels are interpolated in one register;
+ * the arithmetic per value is the scalar path's, so results are the same bit for bit. Blocks with
+ * a point outside the image (or too close to its end for 4-lane loads) go pixel by pixel. */
+static inline __attribute__((always_inline)) void warp(const struct sn_augment_conf *ac,
+                                                       const float m[6],
+                                                       const float *restrict src,
+                                                       float *restrict dst, int h, int w,
+                                                       const int C)
 {
-    size_t row = (size_t)w * c;
+    size_t rs = (size_t)w * C;
+    for (int y = 0; y < h; y++) {
+        float bx = m[1] * (float)y + m[2], by = m[4] * (float)y + m[5];
+        float *orow = dst + (size_t)y * rs;
+        int x = 0;
+#ifdef __SSE2__
+        if (C == 3) {
+            const __m128 lane = _mm_setr_ps(0, 1, 2, 3), one = _mm_set1_ps(1.0f);
+            const __m128 vm0 = _mm_set1_ps(m[0]), vm3 = _mm_set1_ps(m[3]);
+            const __m128 vbx = _mm_set1_ps(bx), vby = _mm_set1_ps(by), zero = _mm_setzero_ps();
+            /* x0 + 1 <= w - 1 and y0 + 1 <= h - 2: all four taps and their 4th lanes in range */
+            const __m128 xmax = _mm_set1_ps((float)(w - 1)), ymax = _mm_set1_ps((float)(h - 2));
+            for (; x + 4 <= w; x += 4) {
+                __m128 vx = _mm_add_ps(_mm_set1_ps((float)x), lane);
+                __m128 xf = _mm_add_ps(_mm_mul_ps(vm0, vx), vbx);
+                __m128 yf = _mm_add_ps(_mm_mul_ps(vm3, vx), vby);
+                __m128 in = _mm_and_ps(_mm_and_ps(_mm_cmpge_ps(xf, zero), _mm_cmpge_ps(yf, zero)),
+                                       _mm_and_ps(_mm_cmplt_ps(xf, xmax), _mm_cmplt_ps(yf, ymax)));
+                int mask = _mm_movemask_ps(in);
+                if (mask != 0xF) {
+                    /* map the outside points in by the fill mode (idempotent on inside ones);
+                     * if all four then qualify, the vector kernel still applies */
+                    float xs[4], ys[4];
+                    _mm_storeu_ps(xs, xf);
+                    _mm_storeu_ps(ys, yf);
+                    if (ac->fill_mode != SN_FILL_CONSTANT) {
+                        for (int k = 0; k < 4; k++)
+                            if (!(mask >> k & 1)) {
+                                xs[k] = map_coord(xs[k], w, ac->fill_mode);
+                                ys[k] = map_coord(ys[k], h, ac->fill_mode);
+                            }
+                        xf = _mm_loadu_ps(xs);
+                        yf = _mm_loadu_ps(ys);
+                        in = _mm_and_ps(_mm_and_ps(_mm_cmpge_ps(xf, zero), _mm_cmpge_ps(yf, zero)),
+                                        _mm_and_ps(_mm_cmplt_ps(xf, xmax), _mm_cmplt_ps(yf, ymax)));
+                        mask = _mm_movemask_ps(in);
+                    }
+                    if (mask != 0xF) {
+                        for (int k = 0; k < 4; k++)
+                            warp_pixel(ac, src, orow + (size_t)(x + k) * 3, h, w, 3, xs[k],
+                                       ys[k]);
+                        continue;
+                    }
+                }
+                __m128i xi = _mm_cvttps_epi32(xf), yi = _mm_cvttps_epi32(yf);
+                __m128 wx1 = _mm_sub_ps(xf, _mm_cvtepi32_ps(xi)), wy1 = _mm_sub_ps(yf, _mm_cvtepi32_ps(yi));
+                __m128 wx0 = _mm_sub_ps(one, wx1), wy0 = _mm_sub_ps(one, wy1);
+                int xa[4], ya[4];
+                float a0[4], a1[4], b0[4], b1[4];
+                _mm_storeu_si128((__m128i *)xa, xi);
+                _mm_storeu_si128((__m128i *)ya, yi);
+                _mm_storeu_ps(a0, wx0);
+                _mm_storeu_ps(a1, wx1);
+                _mm_storeu_ps(b0, wy0);
+                _mm_storeu_ps(b1, wy1);
+                for (int k = 0; k < 4; k++) {
+                    const float *p = src + (size_t)ya[k] * rs + (size_t)xa[k] * 3, *q = p + rs;
+                    __m128 vx0 = _mm_set1_ps(a0[k]), vx1 = _mm_set1_ps(a1[k]);
+                    __m128 top = _mm_add_ps(_mm_mul_ps(vx0, _mm_loadu_ps(p)),
+                                            _mm_mul_ps(vx1, _mm_loadu_ps(p + 3)));
+                    __m128 bot = _mm_add_ps(_mm_mul_ps(vx0, _mm_loadu_ps(q)),
+                                            _mm_mul_ps(vx1, _mm_loadu_ps(q + 3)));
+                    __m128 v = _mm_add_ps(_mm_mul_ps(_mm_set1_ps(b0[k]), top),
+                                          _mm_mul_ps(_mm_set1_ps(b1[k]), bot));
+                    float *o = orow + (size_t)(x + k) * 3;
+                    if (x + k < w - 1) {
+                        _mm_storeu_ps(o, v); /* 4th lane lands on the next pixel, written later */
+                    } else {
+                        float t[4];
+                        _mm_storeu_ps(t, v);
+                        o[0] = t[0], o[1] = t[1], o[2] = t[2];
+                    }
+                }
+            }
+        }
+#endif
+        for (; x < w; x++)
+            warp_pixel(ac, src, orow + (size_t)x * C, h, w, C, m[0] * (float)x + bx,
+                       m[3] * (float)x + by);
+    }
+}
+
+static inline __attribute__((always_inline)) void flip_copy(const float *src, float *dst, int h,
+                                                            int w, const int C, int fh, int fv)
+{
+    size_t row = (size_t)w * C;
     for (int y = 0; y < h; y++) {
         const float *s = src + (size_t)(fv ? h - 1 - y : y) * row;
         float *d = dst + (size_t)y * row;
@@ -214,8 +320,10 @@ static void flip_copy(const float *src, float *dst, int h, int w, int c, int fh,
             memcpy(d, s, row * sizeof *d);
             continue;
         }
-        for (int x = 0; x < w; x++)
-            memcpy(d + (size_t)x * c, s + (size_t)(w - 1 - x) * c, (size_t)c * sizeof *d);
+        const float *e = s + row - C;
+        for (int x = 0; x < w; x++, d += C, e -= C)
+            for (int c = 0; c < C; c++)
+                d[c] = e[c];
     }
 }
 
@@ -254,7 +362,12 @@ void sn_augment_apply(const struct sn_augment_conf *ac, uint64_t key, const floa
     double tx = draw(key, K_SHIFT_W, ac->translate_w) * w;
 
     if (angle == 0 && zx == 1 && zy == 1 && tx == 0 && ty == 0) {
-        flip_copy(src, dst, h, w, c, fh, fv);
+        if (c == 3)
+            flip_copy(src, dst, h, w, 3, fh, fv);
+        else if (c == 1)
+            flip_copy(src, dst, h, w, 1, fh, fv);
+        else
+            flip_copy(src, dst, h, w, c, fh, fv);
     } else {
         /* Centred coordinates q = p - centre. Output q reads input F R Z (q - t):
          * t translation, Z = diag(zx, zy) (zoom > 1 shows more of the image), R rotation by

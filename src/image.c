@@ -22,6 +22,10 @@
 #include <turbojpeg.h>  // defines: tjhandle, tjDecompress2, tjCompress2, tjGetScalingFactors
 #include <unistd.h>     // defines: read, close
 
+#ifdef __SSE2__
+#include <emmintrin.h>  // defines: __m128, _mm_loadu_ps, _mm_cvtepi32_ps (baseline on x86-64)
+#endif
+
 enum { SN_IMG_JPEG = 1, SN_IMG_PNG = 2 };
 
 /* Bilinear sampling table of one axis: output i reads source i0[i] and i1[i], weight w[i] on i1.
@@ -161,18 +165,59 @@ static int axis_build(struct sn_axis *a, int in, int out, int start, struct sn_e
 /* ---------------------------------------------------------------------------------------------
  * Resizing. src (sh,sw,C) uint8 with the crop box (y0,x0,ch,cw) -> out (H,W,C) float. */
 
-/* One source row resampled horizontally: row (cw..) -> dst (W,C). C is a literal in the callers
- * so that the inner loop is unrolled. */
-static inline void hpass(const uint8_t *row, const struct sn_axis *ax, float *dst, int W, int C)
+/* One source row resampled horizontally: row (sw,C) uint8 -> dst (W,C) float, as
+ * a + (b - a) * wx. `fl` is scratch of sw*C + 4 floats. */
+static void hpass(const uint8_t *row, int sw, const struct sn_axis *ax, float *fl, float *dst,
+                  int W, int C)
 {
-    for (int x = 0; x < W; x++) {
-        const uint8_t *p0 = row + (size_t)ax->i0[x] * C, *p1 = row + (size_t)ax->i1[x] * C;
-        float wx = ax->w[x];
-        for (int c = 0; c < C; c++) {
-            float a = p0[c], b = p1[c];
-            dst[x * C + c] = a + (b - a) * wx;
-        }
+    int n = sw * C, i = 0;
+#ifdef __SSE2__
+    /* uint8 -> float, 16 values at a time; then RGB pixels as one 4-lane register each (the
+     * 4th lane reads/writes the next pixel's slot: fl and dst have 4 spare floats) */
+    const __m128i z = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(row + i));
+        __m128i lo = _mm_unpacklo_epi8(v, z), hi = _mm_unpackhi_epi8(v, z);
+        _mm_storeu_ps(fl + i, _mm_cvtepi32_ps(_mm_unpacklo_epi16(lo, z)));
+        _mm_storeu_ps(fl + i + 4, _mm_cvtepi32_ps(_mm_unpackhi_epi16(lo, z)));
+        _mm_storeu_ps(fl + i + 8, _mm_cvtepi32_ps(_mm_unpacklo_epi16(hi, z)));
+        _mm_storeu_ps(fl + i + 12, _mm_cvtepi32_ps(_mm_unpackhi_epi16(hi, z)));
     }
+#endif
+    for (; i < n; i++)
+        fl[i] = row[i];
+#ifdef __SSE2__
+    if (C == 3) {
+        for (int x = 0; x < W; x++) {
+            __m128 a = _mm_loadu_ps(fl + (size_t)ax->i0[x] * 3);
+            __m128 b = _mm_loadu_ps(fl + (size_t)ax->i1[x] * 3);
+            _mm_storeu_ps(dst + (size_t)x * 3,
+                          _mm_add_ps(a, _mm_mul_ps(_mm_sub_ps(b, a), _mm_set1_ps(ax->w[x]))));
+        }
+        return;
+    }
+#endif
+    for (int x = 0; x < W; x++) {
+        const float *p0 = fl + (size_t)ax->i0[x] * C, *p1 = fl + (size_t)ax->i1[x] * C;
+        float wx = ax->w[x];
+        for (int c = 0; c < C; c++)
+            dst[x * C + c] = p0[c] + (p1[c] - p0[c]) * wx;
+    }
+}
+
+/* o = t + (b - t) * wy over n floats */
+static void vpass(const float *t, const float *b, float wy, float *o, size_t n)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    __m128 w = _mm_set1_ps(wy);
+    for (; i + 4 <= n; i += 4) {
+        __m128 vt = _mm_loadu_ps(t + i), vb = _mm_loadu_ps(b + i);
+        _mm_storeu_ps(o + i, _mm_add_ps(vt, _mm_mul_ps(_mm_sub_ps(vb, vt), w)));
+    }
+#endif
+    for (; i < n; i++)
+        o[i] = t[i] + (b[i] - t[i]) * wy;
 }
 
 static int resize_bilinear(struct sn_image_ctx *ctx, const uint8_t *src, int sw, int C, int y0,
@@ -180,11 +225,12 @@ static int resize_bilinear(struct sn_image_ctx *ctx, const uint8_t *src, int sw,
 {
     SN_FORWARD(axis_build(&ctx->ax, cw, W, x0, err));
     SN_FORWARD(axis_build(&ctx->ay, ch, H, y0, err));
-    size_t rowf = (size_t)W * C;
-    SN_FORWARD(grow((void **)&ctx->tmp, &ctx->tmp_cap, 2 * rowf, sizeof(float), err));
+    size_t rowf = (size_t)W * C, pad = 4;
+    size_t need = 2 * (rowf + pad) + (size_t)sw * C + pad;
+    SN_FORWARD(grow((void **)&ctx->tmp, &ctx->tmp_cap, need, sizeof(float), err));
     /* Two cached horizontal passes, keyed by source row: each source row is resampled at most
      * once while output rows walk down (downscaling reads each row about once). */
-    float *cache[2] = {ctx->tmp, ctx->tmp + rowf};
+    float *cache[2] = {ctx->tmp, ctx->tmp + rowf + pad}, *fl = ctx->tmp + 2 * (rowf + pad);
     int cached[2] = {-1, -1};
     const struct sn_axis *ax = &ctx->ax, *ay = &ctx->ay;
     size_t stride = (size_t)sw * C;
@@ -201,23 +247,12 @@ static int resize_bilinear(struct sn_image_ctx *ctx, const uint8_t *src, int sw,
             if (used[k] >= 0)
                 continue;
             /* take the slot the other needed row does not occupy */
-            int other = used[1 - k];
-            int slot = other == 0 ? 1 : 0;
-            const uint8_t *srow = src + (size_t)rows[k] * stride;
-            if (C == 3)
-                hpass(srow, ax, cache[slot], W, 3);
-            else if (C == 1)
-                hpass(srow, ax, cache[slot], W, 1);
-            else
-                hpass(srow, ax, cache[slot], W, C);
+            int slot = used[1 - k] == 0 ? 1 : 0;
+            hpass(src + (size_t)rows[k] * stride, sw, ax, fl, cache[slot], W, C);
             cached[slot] = rows[k];
             used[k] = slot;
         }
-        const float *t = cache[used[0]], *b = cache[used[1]];
-        float wy = ay->w[y];
-        float *o = out + (size_t)y * rowf;
-        for (size_t i = 0; i < rowf; i++)
-            o[i] = t[i] + (b[i] - t[i]) * wy;
+        vpass(cache[used[0]], cache[used[1]], ay->w[y], out + (size_t)y * rowf, rowf);
     }
     return SN_OK;
 }
