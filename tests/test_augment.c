@@ -1,6 +1,6 @@
 /* test_augment.c — Keras augmentation semantics: exact flips, identities, rotation direction,
  * zoom and translation direction, contrast, determinism by key, and the [augment] parser. */
-#include <math.h>     // defines: fabsf
+#include <math.h>     // defines: fabsf, cos, sin, floor, M_PI
 #include <setjmp.h>   // defines: jmp_buf (cmocka)
 #include <stdarg.h>   // defines: va_list (cmocka)
 #include <stddef.h>   // defines: size_t (cmocka)
@@ -134,6 +134,103 @@ static void test_zoom_and_translation_direction(void **state)
     free(dst);
 }
 
+/* The oracle: Keras's layer matrices (tf ImageProjectiveTransform convention, output point ->
+ * input point) chained translation <- zoom <- rotation, and tf's general MapCoordinate and
+ * bilinear read, pixel by pixel in double. */
+static double ref_map(double v, int len, enum sn_fill mode)
+{
+    if (mode == SN_FILL_CONSTANT)
+        return v;
+    if (len <= 1)
+        return 0;
+    if (mode == SN_FILL_REFLECT) {
+        double sz2 = 2.0 * len;
+        if (v < 0) {
+            v = sz2 * (int)(-v / sz2) + v;
+            v = v < -len ? v + sz2 : -v - 1;
+        } else if (v > len - 1) {
+            v -= sz2 * (int)(v / sz2);
+            if (v >= len)
+                v = sz2 - v - 1;
+        }
+    } else if (mode == SN_FILL_WRAP) {
+        double sz = len - 1;
+        if (v < 0)
+            v += len * ((int)(-v / sz) + 1);
+        else if (v > len - 1)
+            v -= len * (int)(v / sz);
+    }
+    return v < 0 ? 0 : v > len - 1 ? len - 1 : v;
+}
+
+static double ref_read(const float *src, int h, int w, int c, int y, int x, int k, float fill)
+{
+    return y >= 0 && y < h && x >= 0 && x < w ? src[((size_t)y * w + x) * c + k] : fill;
+}
+
+static void ref_warp(const struct sn_augment_conf *ac, const float *src, float *dst, int h, int w,
+                     int c)
+{
+    double a = ac->rotation[0] * 2 * M_PI, zy = 1 + ac->zoom_h[0];
+    double zx = ac->zoom_w_given ? 1 + ac->zoom_w[0] : zy;
+    double ty = ac->translate_h[0] * h, tx = ac->translate_w[0] * w;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double x1 = x - tx, y1 = y - ty; /* RandomTranslation: [1 0 -dx; 0 1 -dy] */
+            double x2 = zx * x1 + (w - 1) / 2.0 * (1 - zx); /* RandomZoom */
+            double y2 = zy * y1 + (h - 1) / 2.0 * (1 - zy);
+            double xo = ((w - 1) - (cos(a) * (w - 1) - sin(a) * (h - 1))) / 2.0; /* RandomRotation */
+            double yo = ((h - 1) - (sin(a) * (w - 1) + cos(a) * (h - 1))) / 2.0;
+            double xi = ref_map(cos(a) * x2 - sin(a) * y2 + xo, w, ac->fill_mode);
+            double yi = ref_map(sin(a) * x2 + cos(a) * y2 + yo, h, ac->fill_mode);
+            double fx = floor(xi), fy = floor(yi);
+            for (int k = 0; k < c; k++) {
+                double t = (fx + 1 - xi) * ref_read(src, h, w, c, (int)fy, (int)fx, k, ac->fill_value) +
+                           (xi - fx) * ref_read(src, h, w, c, (int)fy, (int)fx + 1, k, ac->fill_value);
+                double b = (fx + 1 - xi) * ref_read(src, h, w, c, (int)fy + 1, (int)fx, k, ac->fill_value) +
+                           (xi - fx) * ref_read(src, h, w, c, (int)fy + 1, (int)fx + 1, k, ac->fill_value);
+                dst[((size_t)y * w + x) * c + k] = (float)((fy + 1 - yi) * t + (yi - fy) * b);
+            }
+        }
+}
+
+static void test_warp_vs_reference(void **state)
+{
+    const double params[][5] = {/* rotation, zoom h, zoom w, shift h, shift w */
+                                {0.07, 0.3, -0.1, 0.1, -0.2},
+                                {-0.4, -0.3, -0.3, 0, 0.05},
+                                {0.3, 3.0, 2.0, 0.4, 0.3}}; /* points several periods out */
+    for (int c = 1; c <= 3; c += 2)
+        for (size_t p = 0; p < sizeof params / sizeof params[0]; p++)
+            for (int fill = SN_FILL_REFLECT; fill <= SN_FILL_WRAP; fill++) {
+                int h = 23, w = 31;
+                size_t n = (size_t)h * w * c;
+                float *src = malloc(n * sizeof *src), *got = malloc(n * sizeof *got),
+                      *want = malloc(n * sizeof *want);
+                sn_test_fill(src, n, 0, 255, 10 + p);
+                struct sn_augment_conf ac = conf();
+                ac.rotation[0] = ac.rotation[1] = params[p][0];
+                ac.zoom_h[0] = ac.zoom_h[1] = params[p][1];
+                ac.zoom_w[0] = ac.zoom_w[1] = params[p][2];
+                ac.zoom_w_given = 1;
+                ac.translate_h[0] = ac.translate_h[1] = params[p][3];
+                ac.translate_w[0] = ac.translate_w[1] = params[p][4];
+                ac.fill_mode = (enum sn_fill)fill;
+                ac.fill_value = 17;
+                sn_augment_apply(&ac, 5, src, got, h, w, c);
+                ref_warp(&ac, src, want, h, w, c);
+                size_t bad = 0;
+                for (size_t i = 0; i < n; i++)
+                    bad += fabsf(got[i] - want[i]) > 0.05f;
+                /* a point within float rounding of a fold may land on the other side of it */
+                if (bad > n / 200)
+                    fail_msg("c=%d params %zu fill %d: %zu of %zu values differ", c, p, fill, bad, n);
+                free(src);
+                free(got);
+                free(want);
+            }
+}
+
 static void test_key_determinism(void **state)
 {
     int h = 12, w = 10, c = 3;
@@ -265,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_zero_factors_identity),
         cmocka_unit_test(test_rotate_90_is_transpose_flip),
         cmocka_unit_test(test_zoom_and_translation_direction),
+        cmocka_unit_test(test_warp_vs_reference),
         cmocka_unit_test(test_key_determinism),
         cmocka_unit_test(test_contrast),
         cmocka_unit_test(test_parse),

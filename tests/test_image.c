@@ -189,6 +189,45 @@ static void test_bilinear_known(void **state)
     assert_float_equal(o2[3], (100 + 110 + 140 + 150) / 4.0, 1e-4);
 }
 
+/* The oracle: tf's resize_bilinear (half-pixel centres) pixel by pixel, as written in tf. */
+static float ref_bilinear(const uint8_t *src, int h, int w, int c, int H, int W, int y, int x,
+                          int k)
+{
+    float sy = (float)h / H, sx = (float)w / W;
+    float iy = ((float)y + 0.5f) * sy - 0.5f, ix = ((float)x + 0.5f) * sx - 0.5f;
+    int y0 = (int)floorf(iy) < 0 ? 0 : (int)floorf(iy), x0 = (int)floorf(ix) < 0 ? 0 : (int)floorf(ix);
+    int y1 = (int)ceilf(iy) > h - 1 ? h - 1 : (int)ceilf(iy);
+    int x1 = (int)ceilf(ix) > w - 1 ? w - 1 : (int)ceilf(ix);
+    float ly = iy - floorf(iy), lx = ix - floorf(ix);
+    float tl = src[(y0 * w + x0) * c + k], tr = src[(y0 * w + x1) * c + k];
+    float bl = src[(y1 * w + x0) * c + k], br = src[(y1 * w + x1) * c + k];
+    float top = tl + (tr - tl) * lx, bot = bl + (br - bl) * lx;
+    return top + (bot - top) * ly;
+}
+
+static void test_bilinear_vs_reference(void **state)
+{
+    struct fixture *f = *state;
+    struct sn_err err = {0};
+    const int sizes[][4] = {{37, 53, 20, 31}, {11, 7, 30, 25}, {64, 48, 64, 17}, {9, 40, 9, 40}};
+    for (int c = 1; c <= 3; c += 2)
+        for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+            int h = sizes[t][0], w = sizes[t][1], H = sizes[t][2], W = sizes[t][3];
+            uint8_t *px = noise(h, w, c, 100 + t);
+            assert_int_equal(sn_image_write_png(fpath(f, "ref.png"), px, h, w, c, &err), SN_OK);
+            float *out = malloc(sizeof(float) * H * W * c);
+            struct sn_image_opts o = opts(H, W, c, 0);
+            assert_int_equal(sn_image_load(f->ctx, fpath(f, "ref.png"), &o, out, &err), SN_OK);
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    for (int k = 0; k < c; k++)
+                        assert_float_equal(out[(y * W + x) * c + k],
+                                           ref_bilinear(px, h, w, c, H, W, y, x, k), 1e-3);
+            free(out);
+            free(px);
+        }
+}
+
 static void test_nearest_and_area_known(void **state)
 {
     struct fixture *f = *state;
@@ -366,6 +405,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jpeg_roundtrip),     cmocka_unit_test(test_png_exact_and_channels),
         cmocka_unit_test(test_gray_from_rgb_jpeg), cmocka_unit_test(test_bilinear_known),
+        cmocka_unit_test(test_bilinear_vs_reference),
         cmocka_unit_test(test_nearest_and_area_known), cmocka_unit_test(test_crop_to_aspect_ratio),
         cmocka_unit_test(test_dct_scaled_decode),  cmocka_unit_test(test_errors),
     };
