@@ -419,6 +419,17 @@ const struct sn_ops *sn_ops_by_name(const char *name)
     return NULL;
 }
 
+size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d)
+{
+    const struct sn_ops *all[] = {&sn_ops_blas, &sn_ops_ref};
+    size_t most = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        size_t b = all[i]->conv2d_scratch(d);
+        most = b > most ? b : most;
+    }
+    return most;
+}
+
 void sn_ops_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
 
 int sn_ops_get_threads(void) { return openblas_get_num_threads(); }

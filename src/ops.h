@@ -80,6 +80,10 @@ struct sn_ops {
 extern const struct sn_ops sn_ops_blas;
 extern const struct sn_ops sn_ops_ref;
 
+/* The largest conv2d_scratch() over all backends: what a layer reserves when it is configured,
+ * before it knows which backend will run it. */
+size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d);
+
 /* Looks a backend up by name ("blas", "ref"); NULL if unknown. */
 const struct sn_ops *sn_ops_by_name(const char *name);
 

@@ -147,6 +147,8 @@ static void test_conv_scratch_bound(void **state)
     assert_int_equal(d.oh, 178);
     assert_true(sn_ops_blas.conv2d_scratch(&d) <= ((size_t)16 << 20));
     assert_true(sn_ops_blas.conv2d_scratch(&d) > 0);
+    assert_int_equal(sn_ops_conv2d_scratch_max(&d), sn_ops_blas.conv2d_scratch(&d));
+    assert_int_equal(sn_ops_ref.conv2d_scratch(&d), 0);
     /* the 1x1 unpadded kernel needs none */
     const struct conv_case p = {32, 10, 10, 64, 32, 1, 1, 1, 1, 0};
     make_desc(&p, &d);

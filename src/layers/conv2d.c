@@ -69,10 +69,7 @@ static int conv2d_configure(struct sn_layer *l, const struct sn_config *cfg,
     l->aux_per_sample = 0;
     struct sn_conv_desc d;
     conv2d_desc(l, max_batch, &d);
-    size_t ops_bytes = sn_ops_blas.conv2d_scratch(&d);
-    if (sn_ops_ref.conv2d_scratch(&d) > ops_bytes)
-        ops_bytes = sn_ops_ref.conv2d_scratch(&d);
-    l->scratch_bytes = conv2d_act_bytes(l, max_batch) + ops_bytes;
+    l->scratch_bytes = conv2d_act_bytes(l, max_batch) + sn_ops_conv2d_scratch_max(&d);
     return SN_OK;
 }
 
