@@ -14,7 +14,8 @@
 #include <errno.h>      // defines: errno
 #include <fcntl.h>      // defines: open, O_RDONLY
 #include <math.h>       // defines: floorf, ceilf
-#include <png.h>        // defines: png_image, png_image_begin_read_from_memory, png_image_write_to_file
+#include <png.h>        // defines: png_create_read_struct, png_read_image, png_image_write_to_memory
+#include <setjmp.h>     // defines: setjmp (libpng's error return)
 #include <stdio.h>      // defines: FILE, fopen, fwrite, fclose
 #include <stdlib.h>     // defines: malloc, realloc, free
 #include <string.h>     // defines: memset, strerror, strstr
@@ -43,8 +44,10 @@ struct sn_image_ctx {
     size_t file_cap;
     uint8_t *pix;            /* decoded 8-bit pixels (h,w,c) (pix_cap) — owned */
     size_t pix_cap;
-    uint8_t *pix2;           /* PNG channel conversion source (pix2_cap) — owned */
+    uint8_t *pix2;           /* PNG colour rows before conversion to gray (pix2_cap) — owned */
     size_t pix2_cap;
+    uint8_t **rows;          /* PNG row pointers (rows_cap) — owned */
+    size_t rows_cap;
     float *tmp;              /* resize scratch: 2 rows (bilinear) or (crop_h,W,C) (area) — owned */
     size_t tmp_cap;          /* in floats */
     struct sn_axis ax, ay;   /* bilinear tables for the last geometry */
@@ -99,6 +102,7 @@ void sn_image_ctx_free(struct sn_image_ctx *ctx)
     free(ctx->file);
     free(ctx->pix);
     free(ctx->pix2);
+    free(ctx->rows);
     free(ctx->tmp);
     axis_free(&ctx->ax);
     axis_free(&ctx->ay);
@@ -439,54 +443,97 @@ static int decode_jpeg(struct sn_image_ctx *ctx, const char *path, const uint8_t
     return SN_OK;
 }
 
+/* libpng reads from memory through this cursor; errors land in msg and longjmp back. */
+struct png_src {
+    const uint8_t *data;
+    size_t len, pos;
+    char msg[256];
+};
+
+static void png_read_mem(png_structp png, png_bytep out, png_size_t n)
+{
+    struct png_src *s = png_get_io_ptr(png);
+    if (n > s->len - s->pos)
+        png_error(png, "read beyond end of data");
+    memcpy(out, s->data + s->pos, n);
+    s->pos += n;
+}
+
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    struct png_src *s = png_get_error_ptr(png);
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+
+/* PNG with the transformations tf's decode_png applies for 8-bit output: 16-bit samples keep
+ * their high byte, palettes and low bit depths expand, alpha is dropped, gray is replicated to
+ * RGB; no gamma conversion. Colour to gray is 0.299 R + 0.587 G + 0.114 B, done here. */
 static int decode_png(struct sn_image_ctx *ctx, const char *path, const uint8_t *data, size_t len,
                       const struct sn_image_opts *o, int *oh, int *ow, struct sn_err *err)
 {
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&img, data, len))
-        return sn_err_set(err, SN_EFORMAT, "%s: corrupt PNG: %s", path, img.message);
-    int w = (int)img.width, h = (int)img.height;
-    int rc = too_big(path, "PNG", w, h, o->max_pixels, err);
-    if (rc != SN_OK) {
-        png_image_free(&img);
-        return rc;
+    struct png_src src = {data, len, 0, ""};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error,
+                                             png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (info == NULL) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return sn_err_set(err, SN_ENOMEM, "%s: out of memory for a PNG decoder", path);
     }
-    /* Read in the file's own channel layout (8-bit), then convert as tf's decode_png does:
-     * alpha is dropped, gray is replicated, colour becomes 0.299 R + 0.587 G + 0.114 B. */
-    int src_alpha = (img.format & PNG_FORMAT_FLAG_ALPHA) != 0;
-    int src_color = (img.format & PNG_FORMAT_FLAG_COLOR) != 0;
-    img.format = (src_color ? PNG_FORMAT_FLAG_COLOR : 0) | (src_alpha ? PNG_FORMAT_FLAG_ALPHA : 0);
-    int sc = PNG_IMAGE_PIXEL_CHANNELS(img.format);
-    int direct = sc == o->channels;
-    size_t n = (size_t)w * h;
-    rc = direct ? grow((void **)&ctx->pix, &ctx->pix_cap, n * sc, 1, err)
-                : grow((void **)&ctx->pix2, &ctx->pix2_cap, n * sc, 1, err);
-    if (rc == SN_OK)
+    int rc = SN_OK;
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return sn_err_set(err, SN_EFORMAT, "%s: truncated or corrupt PNG: %s", path, src.msg);
+    }
+    png_set_read_fn(png, &src, png_read_mem);
+    png_read_info(png, info);
+    png_uint_32 pw = 0, ph = 0;
+    int depth = 0, ctype = 0;
+    png_get_IHDR(png, info, &pw, &ph, &depth, &ctype, NULL, NULL, NULL);
+    int w = pw > (png_uint_32)INT32_MAX ? 0 : (int)pw, h = ph > (png_uint_32)INT32_MAX ? 0 : (int)ph;
+    rc = too_big(path, "PNG", w, h, o->max_pixels, err);
+    if (rc == SN_OK) {
+        int color = (ctype & PNG_COLOR_MASK_COLOR) != 0 || ctype == PNG_COLOR_TYPE_PALETTE;
+        if (depth == 16)
+            png_set_strip_16(png);
+        if (ctype == PNG_COLOR_TYPE_PALETTE)
+            png_set_palette_to_rgb(png);
+        if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8)
+            png_set_expand_gray_1_2_4_to_8(png);
+        if (ctype & PNG_COLOR_MASK_ALPHA)
+            png_set_strip_alpha(png);
+        if (!color && o->channels == 3)
+            png_set_gray_to_rgb(png);
+        png_set_interlace_handling(png);
+        png_read_update_info(png, info);
+        int sc = png_get_channels(png, info); /* 1 or 3 now */
+        size_t n = (size_t)w * h, rowb = (size_t)w * sc;
+        int direct = sc == o->channels;
         rc = grow((void **)&ctx->pix, &ctx->pix_cap, n * o->channels, 1, err);
-    if (rc != SN_OK) {
-        png_image_free(&img);
-        return rc;
-    }
-    uint8_t *buf = direct ? ctx->pix : ctx->pix2;
-    if (!png_image_finish_read(&img, NULL, buf, 0, NULL))
-        return sn_err_set(err, SN_EFORMAT, "%s: truncated or corrupt PNG: %s", path, img.message);
-    if (!direct) {
-        uint8_t *dst = ctx->pix;
-        int gray = !src_color;
-        for (size_t i = 0; i < n; i++) {
-            const uint8_t *p = buf + i * sc;
-            if (o->channels == 3) {
-                dst[3 * i + 0] = p[0];
-                dst[3 * i + 1] = gray ? p[0] : p[1];
-                dst[3 * i + 2] = gray ? p[0] : p[2];
-            } else {
-                dst[i] = gray ? p[0]
-                              : (uint8_t)(0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2] + 0.5f);
+        if (rc == SN_OK && !direct)
+            rc = grow((void **)&ctx->pix2, &ctx->pix2_cap, n * sc, 1, err);
+        if (rc == SN_OK)
+            rc = grow((void **)&ctx->rows, &ctx->rows_cap, (size_t)h, sizeof(uint8_t *), err);
+        if (rc == SN_OK && png_get_rowbytes(png, info) != rowb)
+            rc = sn_err_set(err, SN_EFORMAT, "%s: unexpected PNG row size %zu (expected %zu)", path,
+                            (size_t)png_get_rowbytes(png, info), rowb);
+        if (rc == SN_OK) {
+            uint8_t *buf = direct ? ctx->pix : ctx->pix2;
+            for (int y = 0; y < h; y++)
+                ctx->rows[y] = buf + (size_t)y * rowb;
+            png_read_image(png, ctx->rows);
+            if (!direct) { /* colour file, gray wanted */
+                for (size_t i = 0; i < n; i++) {
+                    const uint8_t *p = buf + 3 * i;
+                    ctx->pix[i] = (uint8_t)(0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2] + 0.5f);
+                }
             }
         }
     }
+    png_destroy_read_struct(&png, &info, NULL);
+    SN_FORWARD(rc);
     ctx->info = (struct sn_image_info){SN_IMG_PNG, h, w, h, w};
     *oh = h, *ow = w;
     return SN_OK;
@@ -586,14 +633,16 @@ int sn_image_write_jpeg(const char *path, const uint8_t *pixels, int h, int w, i
 int sn_image_write_png(const char *path, const uint8_t *pixels, int h, int w, int c,
                        struct sn_err *err)
 {
-    SN_RETURN_IF(c != 1 && c != 3, err, SN_EINVAL, "%s: cannot write %d channels as PNG", path, c);
+    SN_RETURN_IF(c < 1 || c > 4, err, SN_EINVAL, "%s: cannot write %d channels as PNG", path, c);
     SN_RETURN_IF(h < 1 || w < 1, err, SN_EINVAL, "%s: cannot write a %dx%d image", path, h, w);
+    static const png_uint_32 formats[] = {PNG_FORMAT_GRAY, PNG_FORMAT_GA, PNG_FORMAT_RGB,
+                                          PNG_FORMAT_RGBA};
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     img.width = (png_uint_32)w;
     img.height = (png_uint_32)h;
-    img.format = c == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+    img.format = formats[c - 1];
     png_alloc_size_t len = 0;
     if (!png_image_write_to_memory(&img, NULL, &len, 0, pixels, 0, NULL))
         return sn_err_set(err, SN_EFORMAT, "%s: PNG encoding failed: %s", path, img.message);

@@ -52,7 +52,7 @@ int sn_image_load(struct sn_image_ctx *ctx, const char *path, const struct sn_im
  * 4:2:0 below (as most cameras and PIL do). */
 int sn_image_write_jpeg(const char *path, const uint8_t *pixels, int h, int w, int c, int quality,
                         struct sn_err *err);
-/* Encodes (h,w,c) uint8 pixels (c = 1 or 3) as a PNG file. */
+/* Encodes (h,w,c) uint8 pixels as a PNG file: c = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA. */
 int sn_image_write_png(const char *path, const uint8_t *pixels, int h, int w, int c,
                        struct sn_err *err);
 
