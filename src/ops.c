@@ -306,11 +306,54 @@ static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, 
 static void blas_maxpool_backward(const struct sn_pool_desc *d, const float *dout,
                                   const int32_t *argmax, float *din)
 {
-    /* Windows overlap when strides < pool, so the scatter accumulates. */
-    memset(din, 0, (size_t)d->n * d->h * d->w * d->c * sizeof(float));
-    size_t total = (size_t)d->n * d->oh * d->ow * d->c;
-    for (size_t i = 0; i < total; i++)
-        din[argmax[i]] += dout[i];
+    const size_t C = (size_t)d->c, HWC = (size_t)d->h * d->w * C;
+    if (d->sh != d->ph || d->sw != d->pw) {
+        /* Overlapping (or gapped) windows: zero, then scatter-add through argmax. */
+        memset(din, 0, (size_t)d->n * HWC * sizeof(float));
+        size_t total = (size_t)d->n * d->oh * d->ow * C;
+        for (size_t i = 0; i < total; i++)
+            din[argmax[i]] += dout[i];
+        return;
+    }
+    /* Windows tile the image (stride == pool, Keras's default): every input cell lies in at most
+     * one window, so one pass writes each cell once — dout where it won, 0 elsewhere — instead
+     * of zeroing the whole input gradient and then scattering into it. Cells past the last
+     * window (a "valid" pool on an odd size) are zeroed. */
+    const int cov_h = d->oh * d->sh - d->pad_top, cov_w = d->ow * d->sw - d->pad_left;
+    const int rows = cov_h < d->h ? cov_h : d->h, cols = cov_w < d->w ? cov_w : d->w;
+    for (int n = 0; n < d->n; n++) {
+        float *img = din + (size_t)n * HWC;
+        for (int oy = 0; oy < d->oh; oy++) {
+            int ky0, ky1;
+            conv_tap_range(oy, d->sh, d->pad_top, d->ph, d->h, &ky0, &ky1);
+            const int iy0 = oy * d->sh - d->pad_top;
+            for (int ox = 0; ox < d->ow; ox++) {
+                size_t o = (((size_t)n * d->oh + oy) * d->ow + ox) * C;
+                const float *restrict g = dout + o;
+                const int32_t *restrict a = argmax + o;
+                int kx0, kx1;
+                conv_tap_range(ox, d->sw, d->pad_left, d->pw, d->w, &kx0, &kx1);
+                const int ix0 = ox * d->sw - d->pad_left;
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        size_t base = (size_t)n * HWC +
+                                      ((size_t)(iy0 + ky) * d->w + (size_t)(ix0 + kx)) * C;
+                        float *restrict x = din + base;
+                        const int32_t b32 = (int32_t)base;
+                        for (size_t c = 0; c < C; c++) {
+                            float v = g[c];
+                            x[c] = a[c] == b32 + (int32_t)c ? v : 0.0f;
+                        }
+                    }
+            }
+        }
+        if (cols < d->w)
+            for (int y = 0; y < rows; y++)
+                memset(img + ((size_t)y * d->w + cols) * C, 0,
+                       (size_t)(d->w - cols) * C * sizeof(float));
+        if (rows < d->h)
+            memset(img + (size_t)rows * d->w * C, 0, (size_t)(d->h - rows) * d->w * C * sizeof(float));
+    }
 }
 
 /* ---- activations ---------------------------------------------------------------------------- */

@@ -269,6 +269,38 @@ static void test_maxpool_same_padding_never_wins(void **state)
     assert_true(sn_test_max_rel_diff(dinb, dinr, (size_t)N * H * W * C) < 1e-6);
 }
 
+static void test_maxpool_tiling_backward(void **state)
+{
+    /* stride == pool: the one-pass backward. Odd sizes leave cells outside every "valid"
+     * window, which must come out 0 whatever din held before. */
+    enum { N = 2, H = 5, W = 7, C = 6 };
+    float in[N * H * W * C], dinb[N * H * W * C], dinr[N * H * W * C], out[N * H * W * C],
+        dout[N * H * W * C];
+    int32_t am[N * H * W * C];
+    sn_test_fill(in, sizeof in / 4, -1, 1, 71);
+    for (int same = 0; same < 2; same++)
+        for (int p = 2; p <= 3; p++) {
+            struct sn_pool_desc d = {.n = N, .h = H, .w = W, .c = C, .ph = p, .pw = p, .sh = p,
+                                     .sw = p};
+            d.oh = sn_out_size(H, p, p, same, &d.pad_top);
+            d.ow = sn_out_size(W, p, p, same, &d.pad_left);
+            size_t no = (size_t)N * d.oh * d.ow * C;
+            sn_test_fill(dout, no, -1, 1, 72);
+            sn_ops_blas.maxpool_forward(&d, in, out, am);
+            for (size_t i = 0; i < sizeof dinb / 4; i++)
+                dinb[i] = 1e30f;
+            sn_ops_blas.maxpool_backward(&d, dout, am, dinb);
+            sn_ops_ref.maxpool_backward(&d, dout, am, dinr);
+            assert_true(sn_test_max_rel_diff(dinb, dinr, (size_t)N * H * W * C) == 0);
+            double sb = 0, sd = 0;
+            for (size_t i = 0; i < (size_t)N * H * W * C; i++)
+                sb += dinb[i];
+            for (size_t i = 0; i < no; i++)
+                sd += dout[i];
+            assert_float_equal(sb, sd, 1e-4);
+        }
+}
+
 static void test_activations(void **state)
 {
     enum { R = 7, C = 11 };
@@ -350,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_gemm_transposes),
         cmocka_unit_test(test_maxpool_lecture_example),
         cmocka_unit_test(test_maxpool_same_padding_never_wins),
+        cmocka_unit_test(test_maxpool_tiling_backward),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_out_size),
         cmocka_unit_test(test_by_name_and_threads),
