@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <math.h>   // defines: fabs, isnan
+#include <signal.h> // defines: sigaction, sig_atomic_t
 #include <stdio.h>  // defines: fprintf, printf
 #include <stdlib.h> // defines: strtol, malloc
 #include <string.h> // defines: strcmp, strncmp
@@ -16,12 +17,14 @@
 #include "train.h"
 
 #define SN_MAX_SETS 64
+#define SN_EXIT_RESUMABLE 75 /* EX_TEMPFAIL: stopped on request, `--resume` continues */
 
 static const char usage_text[] =
     "usage: shardnet COMMAND [ARGS]\n"
     "\n"
     "  summary CONFIG                    print the network as Keras's model.summary() does\n"
-    "  train CONFIG [--resume CKPT]      train (under mpirun/srun: data-parallel on every rank)\n"
+    "  train CONFIG [--resume CKPT|auto] train (under mpirun/srun: data-parallel on every rank);\n"
+    "                                    SIGUSR1/SIGTERM save a resumable checkpoint, exit 75\n"
     "  evaluate CONFIG --checkpoint CKPT [--data DIR] [--split test|val|train]\n"
     "                                    loss and accuracy of a checkpoint on a split\n"
     "  predict CONFIG --checkpoint CKPT IMAGE...\n"
@@ -176,11 +179,34 @@ static int finish_dist(struct sn_dist *d, int rc, const struct sn_err *err)
     }
     if (err->collective || d->world == 1) {
         if (err->msg[0])
-            fprintf(stderr, "shardnet: error%s: %s\n", d->world > 1 ? " (rank 0)" : "", err->msg);
+            fprintf(stderr, "shardnet: %s%s: %s\n", rc == SN_ESTOP ? "stopped" : "error",
+                    d->world > 1 ? " (rank 0)" : "", err->msg);
         sn_dist_finalize(d);
-        return 1;
+        return rc == SN_ESTOP ? SN_EXIT_RESUMABLE : 1;
     }
     sn_dist_abort(d, 1, err->msg);
+}
+
+/* The one piece of process-wide state: a signal handler can reach nothing else. SIGUSR1 (SLURM's
+ * warning before the time limit) and SIGTERM (preemption, scancel) ask training to stop at the
+ * next step with a resumable checkpoint; a second SIGTERM kills as usual. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGTERM, &sa, NULL);
 }
 
 static int cmd_train(struct args *a, int bench, int *argc, char ***argv)
@@ -203,7 +229,8 @@ static int cmd_train(struct args *a, int bench, int *argc, char ***argv)
                                    .data_only = a->data_only, .backend = a->backend};
         rc = sn_bench(cfg, &d, &bo, stdout, &err);
     } else {
-        struct sn_train_opts opts = {.resume = a->resume, .out = stdout};
+        struct sn_train_opts opts = {.resume = a->resume, .out = stdout, .stop = &stop_requested};
+        catch_stop_signals();
         rc = sn_train(cfg, &d, &opts, &err);
     }
     sn_config_free(cfg);

@@ -413,8 +413,33 @@ static tjscalingfactor pick_scale(int w, int h, const struct sn_image_opts *o)
     return best;
 }
 
+/* A TurboJPEG handle that failed on a corrupt header (a bogus Huffman table, say) fails every
+ * later file too, so a failed decode replaces it: only bad files pay for the new handle. */
+static void tj_reset(struct sn_image_ctx *ctx)
+{
+    tjDestroy(ctx->tj);
+    ctx->tj = tjInitDecompress(); /* NULL is retried by the next decode */
+}
+
+static int decode_jpeg_tj(struct sn_image_ctx *ctx, const char *path, const uint8_t *data,
+                          size_t len, const struct sn_image_opts *o, int *oh, int *ow,
+                          struct sn_err *err);
+
 static int decode_jpeg(struct sn_image_ctx *ctx, const char *path, const uint8_t *data, size_t len,
                        const struct sn_image_opts *o, int *oh, int *ow, struct sn_err *err)
+{
+    if (ctx->tj == NULL && (ctx->tj = tjInitDecompress()) == NULL)
+        return sn_err_set(err, SN_ENOMEM, "%s: tjInitDecompress failed: %s", path,
+                          tjGetErrorStr2(NULL));
+    int rc = decode_jpeg_tj(ctx, path, data, len, o, oh, ow, err);
+    if (rc != SN_OK)
+        tj_reset(ctx);
+    return rc;
+}
+
+static int decode_jpeg_tj(struct sn_image_ctx *ctx, const char *path, const uint8_t *data,
+                          size_t len, const struct sn_image_opts *o, int *oh, int *ow,
+                          struct sn_err *err)
 {
     int w = 0, h = 0, subsamp = -1, cs = -1; /* a header cut short may leave them unset */
     if (tjDecompressHeader3(ctx->tj, data, (unsigned long)len, &w, &h, &subsamp, &cs) != 0)

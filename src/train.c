@@ -185,7 +185,7 @@ struct run {
 };
 
 static void fill_meta(const struct run *r, struct sn_ckpt_meta *meta, int epoch, int64_t step,
-                      double best, double val_loss)
+                      int64_t loader_pos, double best, double val_loss)
 {
     memset(meta, 0, sizeof *meta);
     meta->version = SN_CKPT_VERSION;
@@ -201,13 +201,15 @@ static void fill_meta(const struct run *r, struct sn_ckpt_meta *meta, int epoch,
     meta->val_loss = val_loss;
     meta->lr = r->opt ? (float)r->opt->lr_scale : 1.0f;
     meta->seed = r->tc.seed;
+    meta->loader_pos = loader_pos;
 }
 
-static int save_ckpt(const struct run *r, const char *path, int epoch, int64_t step, double best,
-                     double val_loss, struct sn_err *err)
+/* epoch: epochs completed; pos: samples of the next epoch already trained on */
+static int save_ckpt(const struct run *r, const char *path, int epoch, int64_t step, int64_t pos,
+                     double best, double val_loss, struct sn_err *err)
 {
     struct sn_ckpt_meta meta;
-    fill_meta(r, &meta, epoch, step, best, val_loss);
+    fill_meta(r, &meta, epoch, step, pos, best, val_loss);
     return sn_checkpoint_save(path, &meta, r->model->params, r->model->state,
                               r->opt ? r->opt->moments : NULL, err);
 }
@@ -310,6 +312,24 @@ static int write_history(const char *path, const double *rows, int n, struct sn_
     return SN_OK;
 }
 
+/* The rows of an earlier run's history.csv up to epoch `upto`, for a resumed run. */
+static int read_history(const char *path, double *rows, int upto)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[512];
+    int n = 0;
+    while (n < upto && fgets(line, sizeof line, f)) {
+        double *row = rows + 7 * n;
+        if (sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf,%lf", &row[0], &row[1], &row[2], &row[3],
+                   &row[4], &row[5], &row[6]) == 7 && row[0] >= 1 && row[0] <= upto)
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
 static int setup(struct run *r, struct sn_err *err)
 {
     const struct sn_config *cfg = r->cfg;
@@ -381,20 +401,24 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
     int rank0 = d->rank == 0;
     FILE *out = r->out;
 
-    int start_epoch = 0;
+    int start_epoch = 0, skip_steps = 0;
     int64_t step = 0;
     double best = INFINITY;
     sn_model_init_params(m, tc->seed);
-    if (opts->resume) {
+    const char *resume = opts->resume;
+    if (resume && strcmp(resume, "auto") == 0)
+        resume = access(r->last_path, F_OK) == 0 ? r->last_path : NULL;
+    if (resume) {
         struct sn_ckpt_meta meta;
-        SN_FORWARD(load_ckpt(m, r->opt, opts->resume, &meta, err));
+        SN_FORWARD(load_ckpt(m, r->opt, resume, &meta, err));
         start_epoch = meta.epoch;
+        skip_steps = (int)(meta.loader_pos / tc->batch_size);
         step = meta.step;
         best = meta.best_val_loss;
         r->opt->t = meta.step;
         r->opt->lr_scale = meta.lr;
         if (rank0 && !opts->quiet)
-            fprintf(out, "Resuming from %s: epoch %d, step %lld\n", opts->resume, meta.epoch,
+            fprintf(out, "Resuming from %s: epoch %d, step %lld\n", resume, meta.epoch + 1,
                     (long long)meta.step);
     }
     /* Rank 0's model (and optimizer state after a resume) is everyone's. */
@@ -412,6 +436,8 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
     double *history = calloc((size_t)(tc->epochs + 1) * 7, sizeof(double));
     SN_RETURN_IF(!dlogits || !history, err, SN_ENOMEM, "out of memory");
     int n_hist = 0, es_wait = 0, rlr_wait = 0, rlr_cool = 0;
+    if (rank0 && resume)
+        n_hist = read_history(r->history_path, history, start_epoch);
     int rc = SN_OK;
 
     for (int epoch = start_epoch; epoch < tc->epochs && rc == SN_OK; epoch++) {
@@ -427,6 +453,11 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
             rc = sn_loader_next(r->train_ld, &b, err);
             if (rc != SN_OK || !b)
                 break;
+            if (epoch == start_epoch && s < skip_steps) {
+                /* resuming mid-epoch: these batches were trained on before the stop */
+                sn_loader_release(r->train_ld, b);
+                continue;
+            }
             sn_dist_set_step(d, step);
             struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 1,
                                       .seed = tc->seed, .step = (uint64_t)step,
@@ -443,11 +474,13 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
                                1.0f / (float)global_ok, dlogits, &correct);
                 sn_model_backward(m, b->x, dlogits, b->n, &ctx, sn_gradsync_ready, &r->sync);
             }
-            double local[3] = {loss, (double)correct, (double)(b->n - b->n_bad)};
+            double local[4] = {loss, (double)correct, (double)(b->n - b->n_bad),
+                               opts->stop && *opts->stop ? 1.0 : 0.0};
             sn_loader_release(r->train_ld, b);
             rc = sn_gradsync_finish(&r->sync, err);
             if (rc == SN_OK && d->world > 1)
-                rc = sn_dist_allreduce_sum_f64(d, local, 3, err);
+                rc = sn_dist_allreduce_sum_f64(d, local, 4, err);
+            int stop = local[3] > 0; /* any rank signalled: all stop after this step */
             if (rc != SN_OK)
                 break;
             if (!isfinite(local[0])) {
@@ -467,8 +500,21 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
             if (rank0 && !opts->quiet)
                 progress_update(&pg, s + 1, sums[0] / fmax(1, sums[2]), sums[1] / fmax(1, sums[2]),
                                 0);
-            if (rank0 && tc->save_every > 0 && step % tc->save_every == 0)
-                rc = save_ckpt(r, r->last_path, epoch, step, best, NAN, err);
+            int64_t pos = (int64_t)(s + 1) * tc->batch_size;
+            if (rank0 && (stop || (tc->save_every > 0 && step % tc->save_every == 0)))
+                rc = save_ckpt(r, r->last_path, epoch, step, pos, best, NAN, err);
+            if (stop) {
+                if (rc == SN_OK) {
+                    rc = sn_err_set(err, SN_ESTOP,
+                                    "stopped by a signal at epoch %d, step %lld; %s holds the "
+                                    "run\n---> HINT: continue with --resume %s",
+                                    epoch + 1, (long long)step, r->last_path, r->last_path);
+                    if (!rank0)
+                        err->msg[0] = '\0';
+                }
+                err->collective = 1;
+                break;
+            }
         }
         if (rc != SN_OK)
             break;
@@ -514,12 +560,12 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
             int improved_rlr = lrc == SN_OK && vr.loss < best - tc->rlr_min_delta;
             if (lrc == SN_OK && vr.loss < best) {
                 best = vr.loss;
-                lrc = save_ckpt(r, r->best_path, epoch + 1, step, best, vr.loss, err);
+                lrc = save_ckpt(r, r->best_path, epoch + 1, step, 0, best, vr.loss, err);
                 if (lrc == SN_OK && !opts->quiet)
                     fprintf(out, "    val_loss improved, saved %s\n", r->best_path);
             }
             if (lrc == SN_OK)
-                lrc = save_ckpt(r, r->last_path, epoch + 1, step, best, vr.loss, err);
+                lrc = save_ckpt(r, r->last_path, epoch + 1, step, 0, best, vr.loss, err);
             /* EarlyStopping / ReduceLROnPlateau, Keras's counting */
             es_wait = improved ? 0 : es_wait + 1;
             if (tc->es_patience > 0 && es_wait >= tc->es_patience) {

@@ -9,6 +9,7 @@
 #ifndef SN_TRAIN_H
 #define SN_TRAIN_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -43,9 +44,14 @@ struct sn_train_conf {
 int sn_train_conf_parse(struct sn_train_conf *tc, const struct sn_config *cfg, struct sn_err *err);
 
 struct sn_train_opts {
-    const char *resume;        /* checkpoint to resume from, or NULL */
+    const char *resume;        /* checkpoint to resume from, "auto" (the run's `last` checkpoint
+                                  if there is one), or NULL */
     FILE *out;                 /* progress (rank 0), usually stdout */
     int quiet;
+    /* Set asynchronously (a signal: SLURM's warning before a time limit, preemption). At the
+       next step every rank agrees, rank 0 saves `last` with the loader position, and sn_train
+       returns SN_ESTOP on every rank; --resume continues exactly there. May be NULL. */
+    volatile sig_atomic_t *stop;
 };
 
 /* `shardnet train`: runs on every rank of d. Returns SN_OK on every rank, or an error on the rank

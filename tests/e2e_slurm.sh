@@ -138,10 +138,21 @@ else
     fail "train.sbatch job $id never started"
 fi
 
-# LEAD: the real trainer job goes here, once `shardnet train` exists, e.g.
-#   id="$(cd "$src" && SHARDNET_BIN="$bin" sbatch --parsable --ntasks=2 --time=5 \
-#         --output="$tmp/job-real-%j.out" cluster/train.sbatch configs/<small>.ini)"
-#   read -r state code _ <<<"$(job_end "$id" 300)"; [[ $state == COMPLETED && $code == 0:0 ]] || fail ...
+# 4. The real trainer through cluster/train.sbatch: 2 tasks, one epoch on a small Fashion-MNIST.
+if [[ -x "$bin" ]] && "$bin" dataset fashion-mnist "$tmp/fm" --limit 101 >/dev/null 2>&1; then
+    id="$(cd "$src" && SHARDNET_BIN="$bin" sbatch --parsable --ntasks=2 --time=5 \
+          --output="$tmp/job-real-%j.out" cluster/train.sbatch configs/mnist_convnet.cfg \
+          --set data.dir="$tmp/fm" --set checkpoint.dir="$tmp/real-run" --set train.epochs=1)"
+    read -r state code _ <<<"$(job_end "$id" 300)"
+    if [[ "$state" == COMPLETED && "$code" == 0:0 ]] && grep -q "val_accuracy" "$tmp/job-real-$id.out" \
+        && [[ -s "$tmp/real-run/mnist_convnet-best.ckpt" ]]; then
+        pass "shardnet train on 2 SLURM tasks COMPLETED with a best checkpoint"
+    else
+        fail "trainer job $id: JobState=$state ExitCode=$code (see $tmp/job-real-$id.out)"
+    fi
+else
+    fail "could not prepare the trainer job (shardnet dataset)"
+fi
 
 scancel $(squeue -h -o %i) 2>/dev/null || true
 if [[ $failures -gt 0 ]]; then
