@@ -497,6 +497,20 @@ static void test_errors(void **state)
     expect_error(f, "half.jpg", &o, SN_EFORMAT, "truncated or corrupt JPEG");
     write_bytes(fpath(f, "head.jpg"), j, 40);
     expect_error(f, "head.jpg", &o, SN_EFORMAT, "JPEG");
+    /* a bogus Huffman table once left the TurboJPEG handle failing on every later file */
+    float *good = malloc(sizeof(float) * 32 * 32 * 3), *again = malloc(sizeof(float) * 32 * 32 * 3);
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "ok.jpg"), &o, good, &err), SN_OK);
+    size_t dht = 2;
+    while (dht + 22 < n && !(j[dht] == 0xFF && j[dht + 1] == 0xC4))
+        dht++;
+    assert_true(dht + 22 < n);
+    memset(j + dht + 5, 0xFF, 16); /* code counts summing far over 256 */
+    write_bytes(fpath(f, "dht.jpg"), j, n);
+    expect_error(f, "dht.jpg", &o, SN_EFORMAT, "Huffman");
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "ok.jpg"), &o, again, &err), SN_OK);
+    assert_memory_equal(good, again, sizeof(float) * 32 * 32 * 3);
+    free(good);
+    free(again);
     free(j);
     uint8_t *pn = read_bytes(fpath(f, "ok.png"), &n);
     write_bytes(fpath(f, "half.png"), pn, n / 2);
