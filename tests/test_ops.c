@@ -115,6 +115,8 @@ static void test_conv_small_cases(void **state)
         {3, 9, 7, 2, 4, 3, 2, 2, 2, 1},  /* same, non-square kernel, stride 2 */
         {2, 10, 9, 3, 6, 2, 3, 2, 1, 0}, /* valid, non-square kernel and strides */
         {2, 6, 6, 1, 8, 3, 3, 1, 1, 0},  /* one input channel (the first layer) */
+        {2, 6, 5, 1, 4, 3, 3, 1, 1, 1},  /* one channel, same: border and interior rows */
+        {2, 7, 6, 1, 4, 3, 3, 2, 1, 0},  /* one channel, row stride 2 */
         {2, 8, 8, 4, 3, 1, 1, 1, 1, 0},  /* 1x1: no im2col */
         {1, 8, 8, 4, 3, 1, 1, 2, 2, 0},  /* 1x1 with stride: im2col */
         {2, 5, 5, 3, 2, 5, 5, 1, 1, 1},  /* kernel as large as the image, same */
