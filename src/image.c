@@ -389,13 +389,14 @@ static int too_big(const char *path, const char *fmt, int w, int h, long long ma
 
 /* Largest DCT downscaling that keeps the (cropped) decoded image at least the target size;
  * only taken when the source is at least twice the target, where the saving is worth the small
- * difference from a full-size decode. */
+ * difference from a full-size decode. Not for nearest: DCT scaling averages pixels, and nearest
+ * promises source pixels. */
 static tjscalingfactor pick_scale(int w, int h, const struct sn_image_opts *o)
 {
     tjscalingfactor best = {1, 1};
     int y0, x0, ch, cw;
     crop_box(h, w, o->height, o->width, o->crop_to_aspect_ratio, &y0, &x0, &ch, &cw);
-    if (o->no_dct_scaling || ch < 2 * o->height || cw < 2 * o->width)
+    if (o->no_dct_scaling || o->interp == 1 || ch < 2 * o->height || cw < 2 * o->width)
         return best;
     int n = 0;
     tjscalingfactor *sf = tjGetScalingFactors(&n);

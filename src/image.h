@@ -2,7 +2,8 @@
  *
  * Formats are recognised by content (JPEG: FF D8 FF; PNG: 89 50 4E 47), not by file name.
  * JPEGs are decoded with libjpeg-turbo's DCT scaling when the source is at least twice the target
- * size, and straight to grayscale when one channel is wanted. Images over max_pixels are refused
+ * size (bilinear and area; nearest and no_dct_scaling decode at full size, the exact Keras path),
+ * and straight to grayscale when one channel is wanted. Images over max_pixels are refused
  * from their header, before any decoding (decompression bombs). */
 #ifndef SN_IMAGE_H
 #define SN_IMAGE_H

@@ -309,6 +309,10 @@ static void test_dct_scaled_decode(void **state)
     o = opts(100, 100, 3, 0);
     assert_int_equal(sn_image_load(f->ctx, fpath(f, "big.jpg"), &o, big, &err), SN_OK);
     assert_int_equal(sn_image_ctx_info(f->ctx)->dec_width, 128);
+    /* nearest promises source pixels: never DCT-scaled */
+    o = opts(64, 64, 3, 1);
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "big.jpg"), &o, big, &err), SN_OK);
+    assert_int_equal(sn_image_ctx_info(f->ctx)->dec_width, 256);
     /* under 2x: full decode */
     o = opts(160, 160, 3, 0);
     assert_int_equal(sn_image_load(f->ctx, fpath(f, "big.jpg"), &o, big, &err), SN_OK);
