@@ -139,6 +139,7 @@ else
 fi
 
 # 4. The real trainer through cluster/train.sbatch: 2 tasks, one epoch on a small Fashion-MNIST.
+rm -rf "$tmp/fm" "$tmp/real-run"
 if [[ -x "$bin" ]] && "$bin" dataset fashion-mnist "$tmp/fm" --limit 101 >/dev/null 2>&1; then
     id="$(cd "$src" && SHARDNET_BIN="$bin" sbatch --parsable --ntasks=2 --time=5 \
           --output="$tmp/job-real-%j.out" cluster/train.sbatch configs/mnist_convnet.cfg \
