@@ -48,11 +48,12 @@ struct sn_image_ctx {
     size_t pix2_cap;
     uint8_t **rows;          /* PNG row pointers (rows_cap) — owned */
     size_t rows_cap;
-    float *tmp;              /* resize scratch: 2 rows (bilinear) or (crop_h,W,C) (area) — owned */
+    float *tmp;              /* resize scratch: 2 rows + 1 source row (bilinear) or (crop_h,W,C)
+                              * (area), as floats — owned */
     size_t tmp_cap;          /* in floats */
     struct sn_axis ax, ay;   /* bilinear tables for the last geometry */
-    int *taps_first;         /* area / nearest tables: (out) per axis, reused — owned */
-    int taps_cap;
+    int *near_x;             /* nearest: source offset of each output column (W) — owned */
+    int near_x_cap;
     struct sn_image_info info;
 };
 
@@ -106,7 +107,7 @@ void sn_image_ctx_free(struct sn_image_ctx *ctx)
     free(ctx->tmp);
     axis_free(&ctx->ax);
     axis_free(&ctx->ay);
-    free(ctx->taps_first);
+    free(ctx->near_x);
     free(ctx);
 }
 
@@ -272,13 +273,13 @@ static int nearest_index(int i, int in, int out)
 static int resize_nearest(struct sn_image_ctx *ctx, const uint8_t *src, int sw, int C, int y0,
                           int x0, int ch, int cw, int H, int W, float *out, struct sn_err *err)
 {
-    if (W > ctx->taps_cap) {
-        int *p = realloc(ctx->taps_first, (size_t)W * sizeof *p);
+    if (W > ctx->near_x_cap) {
+        int *p = realloc(ctx->near_x, (size_t)W * sizeof *p);
         SN_RETURN_IF(p == NULL, err, SN_ENOMEM, "image: out of memory for resize tables");
-        ctx->taps_first = p;
-        ctx->taps_cap = W;
+        ctx->near_x = p;
+        ctx->near_x_cap = W;
     }
-    int *xi = ctx->taps_first;
+    int *xi = ctx->near_x;
     for (int x = 0; x < W; x++)
         xi[x] = (x0 + nearest_index(x, cw, W)) * C;
     for (int y = 0; y < H; y++) {
