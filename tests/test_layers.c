@@ -11,7 +11,7 @@
 
 #include <cmocka.h> // defines: cmocka_unit_test, assert_*
 
-#include <math.h>   // defines: fabs, sqrt, tanh
+#include <math.h>   // defines: fabs, fabsf, fmax, fmaxf, sqrt, sqrtf
 #include <stdio.h>  // defines: fprintf
 #include <string.h> // defines: memcpy, strstr
 
