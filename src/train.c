@@ -9,9 +9,11 @@
  *   optimizer step                                       the same update on every rank
  * Gradients are scaled by 1/global_n before the sum, so a rank's contribution does not depend on
  * how many ranks share the batch: 1 rank and N ranks differ only by summation order. */
+#define _GNU_SOURCE // sched_getaffinity
 #include "train.h"
 
 #include <errno.h>    // defines: errno
+#include <sched.h>    // defines: sched_getaffinity, CPU_ISSET
 #include <glob.h>     // defines: glob, globfree
 #include <math.h>     // defines: isfinite, INFINITY, NAN
 #include <signal.h>   // defines: sig_atomic_t
@@ -330,6 +332,55 @@ static int read_history(const char *path, double *rows, int upto)
     return n;
 }
 
+/* BLAS threads per rank: [train] threads, else the node's cores shared among its ranks. Rank 0
+ * prints one line per rank (host, rank, threads, CPUs it may run on). */
+static int set_threads(struct run *r, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    cpu_set_t set;
+    int ncpu = 0;
+    char cpus[96] = "";
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int first = -1, last = -2, len = 0;
+        for (int c = 0; c <= CPU_SETSIZE; c++) {
+            int in = c < CPU_SETSIZE && CPU_ISSET(c, &set);
+            ncpu += in;
+            if (in && c == last + 1) {
+                last = c;
+                continue;
+            }
+            if (first >= 0 && len < (int)sizeof cpus - 16)
+                len += snprintf(cpus + len, sizeof cpus - len, "%s%d%s%.0d", len ? "," : "", first,
+                                last > first ? "-" : "", last > first ? last : 0);
+            if (in)
+                first = last = c;
+            else
+                first = -1, last = -2;
+        }
+    }
+    int threads = r->tc.threads;
+    if (threads == 0) {
+        /* ranks bound to one core each get 1; unbound ranks share the node's cores */
+        int node_cpus = ncpu > 0 ? ncpu : 1;
+        threads = ncpu < d->local_size * 2 && ncpu <= 1 ? 1 : node_cpus / d->local_size;
+        if (threads < 1)
+            threads = 1;
+    }
+    sn_ops_set_threads(threads);
+    char line[256];
+    snprintf(line, sizeof line, "rank %d of %d on %s: %d BLAS thread%s, %d data thread%s, CPUs %s",
+             d->rank, d->world, d->host, threads, threads > 1 ? "s" : "", r->dc.threads,
+             r->dc.threads > 1 ? "s" : "", cpus[0] ? cpus : "?");
+    char *all = calloc((size_t)d->world, sizeof line);
+    SN_RETURN_IF(!all, err, SN_ENOMEM, "out of memory");
+    int rc = sn_dist_allgather(d, line, all, sizeof line, err);
+    if (rc == SN_OK && d->rank == 0)
+        for (int i = 0; i < d->world; i++)
+            fprintf(r->out, "%s\n", all + (size_t)i * sizeof line);
+    free(all);
+    return rc;
+}
+
 static int setup(struct run *r, struct sn_err *err)
 {
     const struct sn_config *cfg = r->cfg;
@@ -641,7 +692,9 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
     }
     if (rc == SN_OK) {
         sn_dist_set_watchdog(d, r.tc.watchdog);
-        rc = fit(&r, opts, err);
+        rc = set_threads(&r, err);
+        if (rc == SN_OK)
+            rc = fit(&r, opts, err);
     }
     teardown(&r);
     return rc;
