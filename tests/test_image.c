@@ -317,6 +317,21 @@ static void test_dct_scaled_decode(void **state)
     o = opts(160, 160, 3, 0);
     assert_int_equal(sn_image_load(f->ctx, fpath(f, "big.jpg"), &o, big, &err), SN_OK);
     assert_int_equal(sn_image_ctx_info(f->ctx)->dec_width, 256);
+    /* with crop_to_aspect_ratio the centred square decides: 512x256 -> 64x64 crops 256x256, so
+     * 1/4 scaling (128x64) still leaves a 64x64 crop */
+    uint8_t *wide = smooth(256, 512, 3);
+    assert_int_equal(sn_image_write_jpeg(fpath(f, "wide.jpg"), wide, 256, 512, 3, 90, &err), SN_OK);
+    o = opts(H, W, 3, 0);
+    o.crop_to_aspect_ratio = 1;
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "wide.jpg"), &o, fast, &err), SN_OK);
+    assert_int_equal(sn_image_ctx_info(f->ctx)->dec_width, 128);
+    o.no_dct_scaling = 1;
+    assert_int_equal(sn_image_load(f->ctx, fpath(f, "wide.jpg"), &o, full, &err), SN_OK);
+    mean = 0;
+    for (int i = 0; i < H * W * 3; i++)
+        mean += fabs((double)fast[i] - full[i]) / (H * W * 3);
+    assert_true(mean < 2.0);
+    free(wide);
     free(big);
     free(fast);
     free(full);
