@@ -9,20 +9,12 @@
 #include <math.h>   // defines: fmax
 #include <stdlib.h> // defines: calloc, free
 #include <string.h> // defines: memset
-#include <time.h>   // defines: clock_gettime
 
 #include "data.h"
 #include "gradsync.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
                       FILE *out, struct sn_err *err)
@@ -50,7 +42,7 @@ static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const stru
         if (bo->iters > 0 && bo->iters < steps)
             steps = bo->iters;
         rc = sn_loader_start_epoch(ld, 0, err);
-        double t0 = now_s();
+        double t0 = sn_dist_wtime();
         long long images = 0;
         for (int s = 0; s < steps && rc == SN_OK; s++) {
             struct sn_batch *b;
@@ -60,7 +52,7 @@ static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const stru
             images += b->n;
             sn_loader_release(ld, b);
         }
-        double secs = now_s() - t0;
+        double secs = sn_dist_wtime() - t0;
         if (rc == SN_OK && d->rank == 0)
             fprintf(out, "data %d thread%s: %.0f images/s per rank (%lld images%s)\n", threads,
                     threads > 1 ? "s" : "", images / fmax(secs, 1e-9), images,
@@ -124,10 +116,10 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     /* inference */
     ctx.training = 0;
     sn_model_forward(m, x, n, &ctx);
-    double t0 = now_s();
+    double t0 = sn_dist_wtime();
     for (int it = 0; it < iters; it++)
         sn_model_forward(m, x, n, &ctx);
-    double t_inf = (now_s() - t0) / iters;
+    double t_inf = (sn_dist_wtime() - t0) / iters;
 
     /* training steps: forward, loss, backward, allreduce, optimizer. Odd passes exchange
        gradients blocking after backward, even passes overlap them with backward: the
@@ -141,19 +133,19 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
             m->t_bwd = t_bwd;
             sync.t_wait = 0;
         }
-        double s0 = now_s();
+        double s0 = sn_dist_wtime();
         ctx.step = (uint64_t)(it + 2);
         sn_model_zero_grads(m);
         long long correct = 0;
         const float *logits = sn_model_forward(m, x, n, &ctx);
         sn_loss(m->loss, logits, y, NULL, n, m->n_outputs, 1.0f / (float)global, dlogits, &correct);
         sn_model_backward(m, x, dlogits, n, &ctx, overlap ? sn_gradsync_ready : NULL, &sync);
-        double r0 = now_s();
+        double r0 = sn_dist_wtime();
         rc = overlap ? sn_gradsync_finish(&sync, err) : sn_gradsync_blocking(&sync, err);
-        double r1 = now_s();
+        double r1 = sn_dist_wtime();
         sn_optim_step(opt, m);
         if (it >= 0 && overlap)
-            t_step += now_s() - s0;
+            t_step += sn_dist_wtime() - s0;
         if (it >= 0 && !overlap)
             t_block += r1 - r0;
     }

@@ -2,14 +2,6 @@
 #include "gradsync.h"
 
 #include <string.h> // defines: memset
-#include <time.h>   // defines: clock_gettime
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int sn_gradsync_init(struct sn_gradsync *g, struct sn_dist *d, struct sn_model *m,
                      size_t bucket_bytes, struct sn_err *err)
@@ -61,7 +53,7 @@ int sn_gradsync_finish(struct sn_gradsync *g, struct sn_err *err)
 {
     if (g->d->world == 1)
         return SN_OK;
-    double t0 = now_s();
+    double t0 = sn_dist_wtime();
     int rc = SN_OK;
     if (g->failed) {
         *err = g->err;
@@ -81,7 +73,7 @@ int sn_gradsync_finish(struct sn_gradsync *g, struct sn_err *err)
         g->buckets[b].req = -1;
     }
     g->failed = 0;
-    g->t_wait += now_s() - t0;
+    g->t_wait += sn_dist_wtime() - t0;
     return rc;
 }
 

@@ -20,7 +20,6 @@
 #include <stdlib.h>   // defines: calloc, free
 #include <string.h>   // defines: strrchr, snprintf
 #include <sys/stat.h> // defines: mkdir
-#include <time.h>     // defines: clock_gettime
 #include <unistd.h>   // defines: isatty, fileno
 
 #include "augment.h"
@@ -29,13 +28,6 @@
 #include "gradsync.h"
 #include "model.h"
 #include "optim.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---------------------------------------------------------------- settings */
 
@@ -118,7 +110,7 @@ static void progress_bar(char *buf, int width, int done, int total)
 /* Keras's line: " 469/782 [=====>......] - ETA: 5s - loss: 0.4521 - accuracy: 0.8345" */
 static void progress_update(struct progress *p, int done, double loss, double acc, int final)
 {
-    double t = now_s();
+    double t = sn_dist_wtime();
     if (!final && (!p->tty || t - p->last_print < 0.2))
         return;
     p->last_print = t;
@@ -492,7 +484,7 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
     int rc = SN_OK;
 
     for (int epoch = start_epoch; epoch < tc->epochs && rc == SN_OK; epoch++) {
-        double t_epoch = now_s();
+        double t_epoch = sn_dist_wtime();
         struct progress pg = {out, isatty(fileno(out)), steps, t_epoch, 0};
         if (rank0 && !opts->quiet)
             fprintf(out, "Epoch %d/%d\n", epoch + 1, tc->epochs);
@@ -591,7 +583,7 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
                 progress_update(&pg, steps, train_loss, train_acc, 1);
             struct sn_eval_result vr;
             int lrc = evaluate_loader(m, r->val_ld, &vr, err);
-            double secs = now_s() - t_epoch;
+            double secs = sn_dist_wtime() - t_epoch;
             if (lrc == SN_OK) {
                 if (!opts->quiet) {
                     fprintf(out, " - val_loss: %.4f - val_accuracy: %.4f\n", vr.loss, vr.accuracy);
