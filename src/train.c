@@ -490,7 +490,6 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
             fprintf(out, "Epoch %d/%d\n", epoch + 1, tc->epochs);
         rc = sn_loader_start_epoch(r->train_ld, epoch, err);
         double sums[3] = {0, 0, 0}; /* loss sum, correct, samples — global */
-        double wait_before = 0;
         for (int s = 0; s < steps && rc == SN_OK; s++) {
             struct sn_batch *b;
             rc = sn_loader_next(r->train_ld, &b, err);
@@ -508,13 +507,12 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
             sn_model_zero_grads(m);
             long long correct = 0;
             double loss = 0;
-            int global_ok = b->global_n; /* rows that count, all ranks */
             if (b->n > 0) {
                 const float *logits = sn_model_forward(m, b->x, b->n, &ctx);
                 /* the bad rows of other ranks are not known here: scale by the global batch,
                    which keeps 1 rank and N ranks identical when no file is bad */
                 loss = sn_loss(m->loss, logits, b->y, b->ok, b->n, m->n_outputs,
-                               1.0f / (float)global_ok, dlogits, &correct);
+                               1.0f / (float)b->global_n, dlogits, &correct);
                 sn_model_backward(m, b->x, dlogits, b->n, &ctx, sn_gradsync_ready, &r->sync);
             }
             double local[4] = {loss, (double)correct, (double)(b->n - b->n_bad),
@@ -561,7 +559,7 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
         }
         if (rc != SN_OK)
             break;
-        double data_wait = sn_loader_wait_seconds(r->train_ld) - wait_before;
+        double data_wait = sn_loader_wait_seconds(r->train_ld); /* since start_epoch */
         int bad = sn_loader_bad_count(r->train_ld);
         /* Batch-norm statistics drift apart on each rank's slices: average them. */
         if (d->world > 1 && m->n_state > 0) {
