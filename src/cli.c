@@ -36,6 +36,8 @@ static const char usage_text[] =
     "                                    --config) and largest differences to OTHER\n"
     "  dataset fashion-mnist OUTDIR [--source DIR] [--limit N]\n"
     "                                    write Fashion-MNIST as an image directory\n"
+    "  dataset shapes OUTDIR [--limit N] write a synthetic 2-class RGB set (circle, square) shaped\n"
+    "                                    like the book's cats_vs_dogs_small\n"
     "  version\n"
     "\n"
     "Options for commands that take a CONFIG:\n"
@@ -369,14 +371,20 @@ static int cmd_inspect(struct args *a)
 
 static int cmd_dataset(struct args *a)
 {
-    if (a->n_positional != 3 || strcmp(a->positional[1], "fashion-mnist") != 0)
-        return usage_error("%s", "usage: shardnet dataset fashion-mnist OUTDIR [--source DIR]");
+    const char *kind = a->n_positional == 3 ? a->positional[1] : "";
+    int fashion = strcmp(kind, "fashion-mnist") == 0, shapes = strcmp(kind, "shapes") == 0;
+    if (!fashion && !shapes)
+        return usage_error("%s", "usage: shardnet dataset fashion-mnist|shapes OUTDIR [--limit N]");
     struct sn_err err = {0};
-    const char *src = a->source ? a->source : "/usr/share/datasets/fashion-mnist";
-    if (sn_dataset_fashion_mnist(src, a->positional[2], a->limit, &err) != SN_OK)
+    const char *out = a->positional[2];
+    int rc = shapes ? sn_dataset_shapes(out, a->limit, &err)
+                    : sn_dataset_fashion_mnist(a->source ? a->source
+                                                         : "/usr/share/datasets/fashion-mnist",
+                                               out, a->limit, &err);
+    if (rc != SN_OK)
         return report(&err);
-    printf("wrote %s/train, %s/val and %s/test\n", a->positional[2], a->positional[2],
-           a->positional[2]);
+    printf("%s holds %s/train, %s/%s and %s/test\n", out, out, out, shapes ? "validation" : "val",
+           out);
     return 0;
 }
 

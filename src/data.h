@@ -138,4 +138,10 @@ int  sn_data_load_image(const struct sn_data_conf *dc, const char *path, float *
 int  sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit,
                               struct sn_err *err);
 
+/* `shardnet dataset shapes OUTDIR`: a synthetic two-class RGB set shaped like the book's
+ * cats_vs_dogs_small — OUTDIR/{train,validation,test}/{circle,square}/NNNNN.jpg, 2,000 / 1,000 / 1,000
+ * images of 400x300 to 500x375 pixels, the same files on every run. limit > 0 keeps the first
+ * `limit` of each split. Built atomically like the Fashion-MNIST converter. */
+int  sn_dataset_shapes(const char *outdir, int limit, struct sn_err *err);
+
 #endif

@@ -1,10 +1,16 @@
-/* fashion.c — turns the Fashion-MNIST IDX files (gzipped, as distributed) into the image-folder
- * layout the loader reads: OUTDIR/{train,val,test}/<class>/<index>.jpg, grayscale JPEG quality 95.
+/* datasets.c — the image directories `shardnet dataset` writes, in the layout the loader reads:
  *
- * train = the first 50,000 training images, val = the last 10,000, test = the 10,000 t10k images.
- * Class folders are named "<label>_<name>" so that their sorted order is the label order. The
- * tree is built in OUTDIR.tmp.<pid>, a marker file is written last, and the folder is renamed to
- * OUTDIR: a reader never sees a half-written dataset, and a rerun finds the marker and stops. */
+ *  fashion-mnist: Debian's gzipped IDX files as OUTDIR/{train,val,test}/<class>/<index>.jpg,
+ *    grayscale JPEG quality 95. train = the first 50,000 training images, val = the last 10,000,
+ *    test = the 10,000 t10k images. Class folders are "<label>_<name>", so that their sorted order
+ *    is the label order.
+ *  shapes: a synthetic stand-in for the book's cats_vs_dogs_small (2,000 / 1,000 / 1,000 RGB
+ *    JPEGs of about 500x375 in train/, validation/, test/, classes circle/ and square/), for
+ *    measuring and testing the RGB pipeline where the real photos are not at hand.
+ *
+ * Every tree is built in OUTDIR.tmp.<pid>, a marker file naming what was built is written last,
+ * and the folder is renamed to OUTDIR: a reader never sees a half-written dataset, and a rerun
+ * finds the marker and stops. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "data.h"
 
@@ -20,8 +26,9 @@
 #include <zlib.h>     // defines: gzopen, gzread, gzclose
 
 #include "image.h"
+#include "rng.h"
 
-#define FASHION_MARKER ".complete"
+#define DATASET_MARKER ".complete"
 #define FASHION_SIDE 28
 
 static const char *const fashion_classes[10] = {
@@ -209,19 +216,38 @@ static int write_split(const char *tmp, const char *split, const struct idx *im,
     return SN_OK;
 }
 
-int sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit,
-                             struct sn_err *err)
+/* mkdir -p of path's parent folder */
+static int make_parents(const char *path, struct sn_err *err)
 {
-    char marker[SN_PATH_MAX], tmp[SN_PATH_MAX], want[64];
-    snprintf(want, sizeof want, "fashion-mnist limit=%d\n", limit > 0 ? limit : 0);
-    snprintf(marker, sizeof marker, "%s/%s", outdir, FASHION_MARKER);
+    char buf[SN_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        SN_FORWARD(make_dir(buf, err));
+        *p = '/';
+    }
+    return SN_OK;
+}
+
+/* Writes one dataset's tree under tmp. */
+typedef int (*tree_writer)(const char *tmp, const void *user, struct sn_err *err);
+
+/* The part every dataset shares: refuse a foreign non-empty outdir, accept a finished one with the
+ * same marker, build in a temporary folder, write the marker last, rename into place. */
+static int build_tree(const char *outdir, const char *what, const char *want, tree_writer write,
+                      const void *user, struct sn_err *err)
+{
+    char marker[SN_PATH_MAX], tmp[SN_PATH_MAX];
+    snprintf(marker, sizeof marker, "%s/%s", outdir, DATASET_MARKER);
     int st = dir_state(outdir);
     if (st == 1) {
         FILE *f = fopen(marker, "r");
         SN_RETURN_IF(f == NULL, err, SN_EIO,
                      "%s exists and is not empty (no %s marker of a finished conversion); "
                      "HINT: remove it or choose another folder",
-                     outdir, FASHION_MARKER);
+                     outdir, DATASET_MARKER);
         char have[64] = {0};
         size_t got = fread(have, 1, sizeof have - 1, f);
         fclose(f);
@@ -232,13 +258,47 @@ int sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit,
                      "%s holds a finished conversion with different settings (%.40s); HINT: "
                      "remove it to convert again",
                      outdir, have);
-        printf("shardnet: %s already holds Fashion-MNIST; nothing to do\n", outdir);
+        printf("shardnet: %s already holds %s; nothing to do\n", outdir, what);
         return SN_OK;
     }
     SN_RETURN_IF(snprintf(tmp, sizeof tmp, "%s.tmp.%ld", outdir, (long)getpid()) >=
                      (int)sizeof tmp - 64,
                  err, SN_EINVAL, "output path too long: %s", outdir);
+    SN_FORWARD(make_parents(tmp, err));
+    rm_tree(tmp);
+    SN_FORWARD(make_dir(tmp, err));
+    int rc = write(tmp, user, err);
+    if (rc == SN_OK) {
+        char tmarker[SN_PATH_MAX + 32];
+        snprintf(tmarker, sizeof tmarker, "%s/%s", tmp, DATASET_MARKER);
+        FILE *f = fopen(tmarker, "w");
+        int wrote = f != NULL && fputs(want, f) >= 0;
+        if (f != NULL && fclose(f) != 0)
+            wrote = 0;
+        if (!wrote)
+            rc = sn_err_set(err, SN_EIO, "cannot write %s: %s", tmarker, strerror(errno));
+    }
+    if (rc == SN_OK) {
+        if (st == 0)
+            rmdir(outdir); /* an empty folder given as target: replace it */
+        if (rename(tmp, outdir) != 0)
+            rc = sn_err_set(err, SN_EIO, "cannot rename %s to %s: %s", tmp, outdir,
+                            strerror(errno));
+    }
+    if (rc != SN_OK)
+        rm_tree(tmp);
+    return rc;
+}
 
+struct fashion_job {
+    const char *idx_dir;
+    int limit;
+};
+
+static int write_fashion(const char *tmp, const void *user, struct sn_err *err)
+{
+    const struct fashion_job *job = user;
+    const char *idx_dir = job->idx_dir;
     struct idx tri = {0}, trl = {0}, tei = {0}, tel = {0};
     int rc;
     if ((rc = idx_read(&tri, idx_dir, "train-images-idx3-ubyte.gz", 1, err)) != SN_OK ||
@@ -258,41 +318,103 @@ int sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit,
         rc = sn_err_set(err, SN_EFORMAT, "%s: only %d training images", idx_dir, tri.n);
         goto done;
     }
+    int limit = job->limit;
     int k_train = limit > 0 && limit < n_train ? limit : n_train;
     int k_val = limit > 0 && limit < n_val ? limit : n_val;
     int k_test = limit > 0 && limit < tei.n ? limit : tei.n;
-
-    rm_tree(tmp);
-    if ((rc = make_dir(tmp, err)) != SN_OK)
-        goto done;
-    if ((rc = write_split(tmp, "train", &tri, &trl, 0, k_train, err)) != SN_OK ||
-        (rc = write_split(tmp, "val", &tri, &trl, n_train, n_train + k_val, err)) != SN_OK ||
-        (rc = write_split(tmp, "test", &tei, &tel, 0, k_test, err)) != SN_OK)
-        goto cleanup;
-    char tmarker[SN_PATH_MAX + 32];
-    snprintf(tmarker, sizeof tmarker, "%s/%s", tmp, FASHION_MARKER);
-    FILE *f = fopen(tmarker, "w");
-    int wrote = f != NULL && fputs(want, f) >= 0;
-    if (f != NULL && fclose(f) != 0)
-        wrote = 0;
-    if (!wrote) {
-        rc = sn_err_set(err, SN_EIO, "cannot write %s: %s", tmarker, strerror(errno));
-        goto cleanup;
-    }
-    if (st == 0)
-        rmdir(outdir); /* an empty folder given as target: replace it */
-    if (rename(tmp, outdir) != 0) {
-        rc = sn_err_set(err, SN_EIO, "cannot rename %s to %s: %s", tmp, outdir, strerror(errno));
-        goto cleanup;
-    }
-    rc = SN_OK;
-    goto done;
-cleanup:
-    rm_tree(tmp);
+    if ((rc = write_split(tmp, "train", &tri, &trl, 0, k_train, err)) == SN_OK &&
+        (rc = write_split(tmp, "val", &tri, &trl, n_train, n_train + k_val, err)) == SN_OK)
+        rc = write_split(tmp, "test", &tei, &tel, 0, k_test, err);
 done:
     free(tri.data);
     free(trl.data);
     free(tei.data);
     free(tel.data);
     return rc;
+}
+
+int sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit,
+                             struct sn_err *err)
+{
+    char want[64];
+    snprintf(want, sizeof want, "fashion-mnist limit=%d\n", limit > 0 ? limit : 0);
+    struct fashion_job job = {idx_dir, limit};
+    return build_tree(outdir, "Fashion-MNIST", want, write_fashion, &job, err);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * shapes: two classes of RGB images, a filled circle or a filled square of random colour, size
+ * and place on a noisy two-colour gradient, each image between 400x300 and 500x375 pixels. */
+
+struct shapes_job {
+    int limit;
+    uint64_t seed;
+};
+
+/* (h,w,3) pixels of image `index` of class `label`, a pure function of (seed, index). */
+static void draw_shape(uint8_t *px, int h, int w, int label, uint64_t key)
+{
+    struct sn_rng r;
+    sn_rng_seed(&r, key);
+    float c0[3], c1[3], fg[3];
+    for (int k = 0; k < 3; k++) {
+        c0[k] = 255.f * sn_rng_uniform(&r);
+        c1[k] = 255.f * sn_rng_uniform(&r);
+        fg[k] = 255.f * sn_rng_uniform(&r);
+    }
+    int side = h < w ? h : w;
+    float size = side * (0.2f + 0.25f * sn_rng_uniform(&r)); /* radius or half side */
+    float cy = size + (h - 2 * size) * sn_rng_uniform(&r);
+    float cx = size + (w - 2 * size) * sn_rng_uniform(&r);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            float t = (float)(x + y) / (float)(h + w), dy = y - cy, dx = x - cx;
+            int inside = label == 0 ? dy * dy + dx * dx <= size * size
+                                    : dy >= -size && dy <= size && dx >= -size && dx <= size;
+            float noise = 14.f * (sn_rng_uniform(&r) - 0.5f);
+            for (int k = 0; k < 3; k++) {
+                float v = inside ? fg[k] : c0[k] + (c1[k] - c0[k]) * t;
+                v += noise;
+                px[((size_t)y * w + x) * 3 + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+        }
+}
+
+static int write_shapes(const char *tmp, const void *user, struct sn_err *err)
+{
+    static const char *const splits[3] = {"train", "validation", "test"};
+    static const char *const classes[2] = {"circle", "square"};
+    static const int counts[3] = {2000, 1000, 1000};
+    const struct shapes_job *job = user;
+    uint8_t *px = malloc((size_t)500 * 375 * 3);
+    SN_RETURN_IF(px == NULL, err, SN_ENOMEM, "out of memory");
+    char path[SN_PATH_MAX];
+    int rc = SN_OK, index = 0;
+    for (int s = 0; s < 3 && rc == SN_OK; s++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, splits[s]);
+        rc = make_dir(path, err);
+        for (int c = 0; c < 2 && rc == SN_OK; c++) {
+            snprintf(path, sizeof path, "%s/%s/%s", tmp, splits[s], classes[c]);
+            rc = make_dir(path, err);
+        }
+        int n = job->limit > 0 && job->limit < counts[s] ? job->limit : counts[s];
+        for (int i = 0; i < n && rc == SN_OK; i++, index++) {
+            uint64_t key = sn_hash64(job->seed, (uint64_t)index);
+            int label = (int)(key & 1);
+            int w = 400 + (int)((key >> 8) % 101), h = 300 + (int)((key >> 16) % 76);
+            draw_shape(px, h, w, label, key);
+            snprintf(path, sizeof path, "%s/%s/%s/%05d.jpg", tmp, splits[s], classes[label], i);
+            rc = sn_image_write_jpeg(path, px, h, w, 3, 85, err);
+        }
+    }
+    free(px);
+    return rc;
+}
+
+int sn_dataset_shapes(const char *outdir, int limit, struct sn_err *err)
+{
+    char want[64];
+    snprintf(want, sizeof want, "shapes limit=%d\n", limit > 0 ? limit : 0);
+    struct shapes_job job = {limit, 8};
+    return build_tree(outdir, "the shapes dataset", want, write_shapes, &job, err);
 }
