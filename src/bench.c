@@ -12,6 +12,7 @@
 
 #include "data.h"
 #include "gradsync.h"
+#include "image.h"
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
@@ -28,19 +29,37 @@ static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const stru
     struct sn_dataset *ds;
     SN_FORWARD(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, err));
     int batch = bo->batch ? bo->batch : tc.batch_size;
-    int rc = SN_OK;
+    int steps = (ds->n + batch - 1) / batch;
+    if (bo->iters > 0 && bo->iters < steps)
+        steps = bo->iters;
+    int n_files = steps * batch < ds->n ? steps * batch : ds->n;
+    /* The baseline: the same files read and decoded at full size by libjpeg-turbo (libpng), one
+       thread, after one pass that brings them into the page cache like the loader's. */
+    double plain = 0;
+    struct sn_image_ctx *ictx = NULL;
+    int rc = sn_image_ctx_create(&ictx, err);
+    for (int pass = 0; pass < 2 && rc == SN_OK && d->rank == 0; pass++) {
+        double t0 = sn_dist_wtime();
+        int ok = 0;
+        for (int i = 0; i < n_files; i++) {
+            struct sn_err ignored;
+            ok += sn_image_load_plain(ictx, ds->paths[i], dc.channels, &ignored) == SN_OK;
+        }
+        plain = ok / fmax(sn_dist_wtime() - t0, 1e-9);
+    }
+    sn_image_ctx_free(ictx);
+    if (rc == SN_OK && d->rank == 0)
+        fprintf(out, "plain decode 1 thread: %.0f images/s (%d files, full size, no resize)\n",
+                plain, n_files);
     for (int threads = 1; threads <= 2 && rc == SN_OK; threads++) {
         dc.threads = threads;
         struct sn_loader *ld;
         struct sn_loader_conf lc = {.ds = ds, .dc = &dc, .aug = ac.enabled ? &ac : NULL,
                                     .global_batch = batch, .rank = d->rank, .world = d->world,
-                                    .shuffle = 1, .seed = tc.seed};
+                                    .shuffle = 0, .seed = tc.seed};
         rc = sn_loader_create(&ld, &lc, err);
         if (rc != SN_OK)
             break;
-        int steps = sn_loader_steps(ld);
-        if (bo->iters > 0 && bo->iters < steps)
-            steps = bo->iters;
         rc = sn_loader_start_epoch(ld, 0, err);
         double t0 = sn_dist_wtime();
         long long images = 0;
@@ -53,10 +72,13 @@ static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const stru
             sn_loader_release(ld, b);
         }
         double secs = sn_dist_wtime() - t0;
+        double rate = images / fmax(secs, 1e-9);
         if (rc == SN_OK && d->rank == 0)
-            fprintf(out, "data %d thread%s: %.0f images/s per rank (%lld images%s)\n", threads,
-                    threads > 1 ? "s" : "", images / fmax(secs, 1e-9), images,
-                    ac.enabled ? ", augmented" : "");
+            fprintf(out,
+                    "data %d thread%s: %.0f images/s per rank (%lld images, %dx%dx%d%s), %.2fx "
+                    "the plain decode rate per thread\n",
+                    threads, threads > 1 ? "s" : "", rate, images, dc.height, dc.width, dc.channels,
+                    ac.enabled ? ", augmented" : "", plain > 0 ? rate / threads / plain : 0);
         sn_loader_free(ld);
     }
     sn_dataset_free(ds);

@@ -587,8 +587,8 @@ int sn_image_decode(struct sn_image_ctx *ctx, const char *path, const uint8_t *d
     return SN_OK;
 }
 
-int sn_image_load(struct sn_image_ctx *ctx, const char *path, const struct sn_image_opts *opts,
-                  float *out, struct sn_err *err)
+/* Reads the whole file into ctx->file; *size gets its length. */
+static int read_file(struct sn_image_ctx *ctx, const char *path, size_t *size, struct sn_err *err)
 {
     int fd = open(path, O_RDONLY);
     SN_RETURN_IF(fd < 0, err, SN_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -598,24 +598,47 @@ int sn_image_load(struct sn_image_ctx *ctx, const char *path, const struct sn_im
         close(fd);
         return sn_err_set(err, SN_EIO, "%s: cannot stat: %s", path, strerror(e));
     }
-    size_t size = (size_t)st.st_size;
-    int rc = grow((void **)&ctx->file, &ctx->file_cap, size ? size : 1, 1, err);
+    *size = (size_t)st.st_size;
+    int rc = grow((void **)&ctx->file, &ctx->file_cap, *size ? *size : 1, 1, err);
     size_t got = 0;
-    while (rc == SN_OK && got < size) {
-        ssize_t r = read(fd, ctx->file + got, size - got);
+    while (rc == SN_OK && got < *size) {
+        ssize_t r = read(fd, ctx->file + got, *size - got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
             rc = sn_err_set(err, SN_EIO, "%s: read failed: %s", path, strerror(errno));
         else if (r == 0)
             rc = sn_err_set(err, SN_EIO, "%s: file shrank while reading (%zu of %zu bytes)",
-                            path, got, size);
+                            path, got, *size);
         else
             got += (size_t)r;
     }
     close(fd);
-    SN_FORWARD(rc);
+    return rc;
+}
+
+int sn_image_load(struct sn_image_ctx *ctx, const char *path, const struct sn_image_opts *opts,
+                  float *out, struct sn_err *err)
+{
+    size_t size;
+    SN_FORWARD(read_file(ctx, path, &size, err));
     return sn_image_decode(ctx, path, ctx->file, size, opts, out, err);
+}
+
+int sn_image_load_plain(struct sn_image_ctx *ctx, const char *path, int channels,
+                        struct sn_err *err)
+{
+    size_t size;
+    SN_FORWARD(read_file(ctx, path, &size, err));
+    /* full size: no DCT scaling, no resize */
+    struct sn_image_opts o = {.height = 1, .width = 1, .channels = channels, .no_dct_scaling = 1};
+    const uint8_t *d = ctx->file;
+    int h, w;
+    if (size >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF)
+        return decode_jpeg(ctx, path, d, size, &o, &h, &w, err);
+    if (size >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
+        return decode_png(ctx, path, d, size, &o, &h, &w, err);
+    return sn_err_set(err, SN_EFORMAT, "%s: not a JPEG or PNG file", path);
 }
 
 /* ---------------------------------------------------------------------------------------------

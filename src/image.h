@@ -48,6 +48,11 @@ int sn_image_decode(struct sn_image_ctx *ctx, const char *path, const uint8_t *d
 int sn_image_load(struct sn_image_ctx *ctx, const char *path, const struct sn_image_opts *opts,
                   float *out, struct sn_err *err);
 
+/* Reads and decodes a file at its full size without resizing (libjpeg-turbo's or libpng's plain
+ * decode: the baseline `bench --data-only` compares the pipeline with). Pixels stay in ctx. */
+int sn_image_load_plain(struct sn_image_ctx *ctx, const char *path, int channels,
+                        struct sn_err *err);
+
 /* Encodes (h,w,c) uint8 pixels (c = 1 or 3) as a JPEG file (quality 1..100), atomically enough
  * for datasets (written whole, then closed). Colour images use 4:4:4 chroma at quality >= 90,
  * 4:2:0 below (as most cameras and PIL do). */
