@@ -763,12 +763,17 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
         const float *logits = sn_model_forward(m, x, 1, &ctx);
         sn_model_probabilities(m, logits, probs, 1);
         fprintf(out, "%s", images[i]);
-        for (int k = 0; k < m->n_outputs; k++) {
-            if (ds && m->n_outputs == ds->n_classes)
-                fprintf(out, " %s=%.4f", ds->class_names[k], probs[k]);
-            else
-                fprintf(out, " %d=%.4f", k, probs[k]);
-        }
+        /* binary models output P(class 1); name both classes when the folders are known */
+        if (m->loss == SN_LOSS_BCE && ds && ds->n_classes == 2)
+            fprintf(out, " %s=%.4f %s=%.4f", ds->class_names[0], 1 - probs[0],
+                    ds->class_names[1], probs[0]);
+        else
+            for (int k = 0; k < m->n_outputs; k++) {
+                if (ds && m->n_outputs == ds->n_classes)
+                    fprintf(out, " %s=%.4f", ds->class_names[k], probs[k]);
+                else
+                    fprintf(out, " %d=%.4f", k, probs[k]);
+            }
         fprintf(out, "\n");
     }
     sn_dataset_free(ds);

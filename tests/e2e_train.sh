@@ -42,6 +42,24 @@ img=$(find fm/test/7_Sneaker -name '*.jpg' | head -1)
 "$bin" predict "$cfg" "${sets[@]}" --checkpoint run/mnist_convnet-best.ckpt "$img" > predict.out 2>&1
 check "predict names classes" contains predict.out "7_Sneaker="
 
+# RGB, binary crossentropy, augmentation and dropout: the book's second experiment on the synthetic
+# shapes set, at 96x96 to stay quick
+"$bin" dataset shapes shapes --limit 48 > shapes.out 2>&1
+check "shapes dataset written" test -d shapes/train/circle -a -d shapes/validation/square -a -d shapes/test
+aug=$src/configs/catsdogs_augmented.cfg
+asets=(--set data.dir=shapes --set data.image_size=96,96 --set checkpoint.dir=aug
+       --set train.epochs=2 --set train.batch_size=16)
+"$bin" train "$aug" "${asets[@]}" > aug.out 2>&1
+check "augmented RGB training exit 0" test $? -eq 0
+check "augmented RGB training validates" contains aug.out "validated 48 images"
+"$bin" evaluate "$aug" "${asets[@]}" --checkpoint aug/catsdogs_augmented-best.ckpt > aug_eval.out 2>&1
+check "augmented RGB evaluate" contains aug_eval.out "test: 48 images"
+"$bin" predict "$aug" "${asets[@]}" --checkpoint aug/catsdogs_augmented-best.ckpt \
+    "$(find shapes/test/square -name '*.jpg' | head -1)" > aug_pred.out 2>&1
+check "binary predict names both classes" contains aug_pred.out "circle=.* square="
+"$bin" bench "$aug" "${asets[@]}" --data-only --iters 2 > aug_bench.out 2>&1
+check "data bench compares with the plain decode" contains aug_bench.out "the plain decode rate"
+
 # errors: each names the file and line, exits non-zero, starts no work
 printf '[data]\ndir = fm\nimage_size = 28\ncolor_mode = grayscale\n[conv2d]\nfilter = 3\nkernel_size = 3\n[flatten]\n[dense]\nunits = 10\n' > typo.cfg
 "$bin" train typo.cfg > typo.out 2>&1
