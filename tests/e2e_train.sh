@@ -60,6 +60,20 @@ check "binary predict names both classes" contains aug_pred.out "circle=.* squar
 "$bin" bench "$aug" "${asets[@]}" --data-only --iters 2 > aug_bench.out 2>&1
 check "data bench compares with the plain decode" contains aug_bench.out "the plain decode rate"
 
+# bad files in the training folder: skipped, counted, training completes; strict mode stops on them
+mkdir -p badfm && cp -r fm/train fm/val badfm/
+head -c 200 "$(find badfm/train/0_T-shirt_top -name '*.jpg' | head -1)" > badfm/train/0_T-shirt_top/trunc.jpg
+: > badfm/train/1_Trouser/empty.jpg
+echo "not an image" > badfm/train/2_Pullover/text.jpg
+bsets=(--set data.dir=badfm --set checkpoint.dir=badrun --set train.epochs=1 --set train.batch_size=100)
+"$bin" train "$cfg" "${bsets[@]}" > bad.out 2>&1
+check "bad files: training completes" test $? -eq 0
+check "bad files: 3 skipped in the epoch" contains bad.out "3 unreadable files skipped"
+check "bad files: each named once" test "$(grep -c 'skipping .*trunc.jpg' bad.out)" -eq 1
+"$bin" train "$cfg" "${bsets[@]}" --set data.on_bad_image=fail > strict.out 2>&1
+check "strict mode: exit 1" test $? -eq 1
+check "strict mode: names the file" grep -q "empty.jpg\|trunc.jpg\|text.jpg" strict.out
+
 # errors: each names the file and line, exits non-zero, starts no work
 printf '[data]\ndir = fm\nimage_size = 28\ncolor_mode = grayscale\n[conv2d]\nfilter = 3\nkernel_size = 3\n[flatten]\n[dense]\nunits = 10\n' > typo.cfg
 "$bin" train typo.cfg > typo.out 2>&1
