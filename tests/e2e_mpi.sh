@@ -92,5 +92,27 @@ for f in killed/*.ckpt; do
     check "checkpoint $f is whole" test $? -eq 0
 done
 
+# --- a rank that stops answering (SIGSTOP) is reported by the watchdog, naming the step
+"${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set train.epochs=1000 \
+    --set train.watchdog=5 --set checkpoint.save_every=1 --set checkpoint.dir=stuck > stuck.out 2>&1 &
+job=$!
+for _ in $(seq 1 100); do
+    [ -s stuck/mnist_convnet-last.ckpt ] && break
+    sleep 0.2
+done
+victim=$(pgrep -f "checkpoint.dir=stuck" | while read -r p; do
+    [ "$(cat /proc/$p/comm 2>/dev/null)" = shardnet ] && echo "$p"; done | tail -1)
+start=$(date +%s)
+kill -STOP "$victim" 2>/dev/null
+waited=0
+while kill -0 $job 2>/dev/null && [ $waited -lt 120 ]; do sleep 0.5; waited=$((waited + 1)); done
+kill -CONT "$victim" 2>/dev/null
+wait $job
+rc=$?
+check "stuck rank: job exit non-zero (got $rc)" test $rc -ne 0
+check "stuck rank: ended within 30 s" test $(( $(date +%s) - start )) -le 30
+check "stuck rank: watchdog names the wait and the step" contains stuck.out "at step"
+pkill -9 -f "checkpoint.dir=stuck" 2>/dev/null
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
