@@ -7,7 +7,7 @@
 #include "train.h"
 
 #include <math.h>   // defines: fmax
-#include <stdlib.h> // defines: calloc, free
+#include <stdlib.h> // defines: calloc, free, qsort
 #include <string.h> // defines: memset
 
 #include "data.h"
@@ -85,6 +85,105 @@ static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const stru
     return rc;
 }
 
+/* One synthetic training step, shared by the throughput and scaling passes. */
+struct bench_step {
+    struct sn_model *m;
+    struct sn_optim *opt;
+    struct sn_gradsync *sync;
+    struct sn_step_ctx *ctx;
+    const float *x;
+    const int32_t *y;
+    float *dlogits;
+    int n, global;
+};
+
+enum step_sync {
+    STEP_ALONE,    /* no exchange: what one rank does on its own */
+    STEP_BLOCKING, /* barrier, then every bucket exchanged after backward */
+    STEP_OVERLAP,  /* buckets started during backward, waited for before the optimizer */
+};
+
+/* Runs forward, loss, backward, gradient exchange and optimizer. With STEP_BLOCKING, *b0 is
+   when backward ended, *r0 when the slower rank arrived and *r1 when the exchange ended, so
+   that imbalance and transfer are measured apart. */
+static int bench_step_run(struct bench_step *st, enum step_sync mode, double *b0, double *r0,
+                          double *r1, struct sn_err *err)
+{
+    struct sn_model *m = st->m;
+    sn_model_zero_grads(m);
+    long long correct = 0;
+    const float *logits = sn_model_forward(m, st->x, st->n, st->ctx);
+    sn_loss(m->loss, logits, st->y, NULL, st->n, m->n_outputs, 1.0f / (float)st->global,
+            st->dlogits, &correct);
+    sn_model_backward(m, st->x, st->dlogits, st->n, st->ctx,
+                      mode == STEP_OVERLAP ? sn_gradsync_ready : NULL, st->sync);
+    int rc = SN_OK;
+    *b0 = sn_dist_wtime();
+    if (mode == STEP_BLOCKING && st->sync->d->world > 1)
+        rc = sn_dist_barrier(st->sync->d, err);
+    *r0 = sn_dist_wtime();
+    if (rc == SN_OK && mode == STEP_BLOCKING)
+        rc = sn_gradsync_blocking(st->sync, err);
+    else if (rc == SN_OK && mode == STEP_OVERLAP)
+        rc = sn_gradsync_finish(st->sync, err);
+    *r1 = sn_dist_wtime();
+    sn_optim_step(st->opt, m);
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Scaling measured inside one job: blocks in which rank 0 trains alone (the other ranks asleep
+   in a barrier, their cores idle) alternate with blocks in which every rank trains and
+   exchanges gradients. A shared machine's speed drifts over seconds; the two blocks of a pair
+   are a fraction of a second apart, so the drift cancels in each pair's ratio, which two
+   separate runs (one rank, then N) cannot offer. Rank 0 times both blocks. */
+#define SCALING_BLOCK_STEPS 8
+#define SCALING_MAX_PAIRS 64
+
+static int bench_scaling(struct bench_step *st, struct sn_dist *d, int iters, FILE *out,
+                         struct sn_err *err)
+{
+    int pairs = iters / SCALING_BLOCK_STEPS;
+    pairs = pairs < 3 ? 3 : pairs > SCALING_MAX_PAIRS ? SCALING_MAX_PAIRS : pairs;
+    double ratio[SCALING_MAX_PAIRS], t_alone = 0, t_all = 0, b0, r0, r1;
+    int rc = SN_OK;
+    for (int p = 0; p < pairs && rc == SN_OK; p++) {
+        double t[2] = {0, 0};
+        for (int together = 0; together < 2 && rc == SN_OK; together++) {
+            rc = sn_dist_barrier_idle(d, err);
+            double t0 = sn_dist_wtime();
+            for (int s = 0; s < SCALING_BLOCK_STEPS && rc == SN_OK; s++) {
+                if (together)
+                    rc = bench_step_run(st, STEP_OVERLAP, &b0, &r0, &r1, err);
+                else if (d->rank == 0)
+                    rc = bench_step_run(st, STEP_ALONE, &b0, &r0, &r1, err);
+            }
+            t[together] = sn_dist_wtime() - t0;
+        }
+        ratio[p] = d->world * t[0] / t[1];
+        t_alone += t[0];
+        t_all += t[1];
+    }
+    if (rc == SN_OK)
+        rc = sn_dist_barrier_idle(d, err);
+    if (rc != SN_OK || d->rank != 0)
+        return rc;
+    qsort(ratio, (size_t)pairs, sizeof ratio[0], cmp_double);
+    double median = pairs % 2 ? ratio[pairs / 2] : (ratio[pairs / 2 - 1] + ratio[pairs / 2]) / 2;
+    fprintf(out,
+            "scaling: %d ranks %.2fx one rank alone (median of %d pairs of alternating %d-step "
+            "blocks, middle half %.2f-%.2fx; over all pairs %.2fx), %.0f%% efficiency\n",
+            d->world, median, pairs, SCALING_BLOCK_STEPS, ratio[pairs / 4],
+            ratio[(3 * pairs) / 4], d->world * t_alone / t_all,
+            100 * median / d->world);
+    return SN_OK;
+}
+
 int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
              FILE *out, struct sn_err *err)
 {
@@ -146,7 +245,8 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     /* training steps: forward, loss, backward, allreduce, optimizer. Odd passes exchange
        gradients blocking after backward, even passes overlap them with backward: the
        difference is what the overlap hides. */
-    ctx.training = 1;
+    struct bench_step st = {.m = m, .opt = opt, .sync = &sync, .ctx = &ctx, .x = x, .y = y,
+                            .dlogits = dlogits, .n = n, .global = global};
     double t_block = 0, t_skew = 0, t_step = 0;
     for (int it = -2; it < 2 * iters && rc == SN_OK; it++) {
         int overlap = it % 2 == 0;
@@ -156,22 +256,9 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
             sync.t_wait = 0;
         }
         double s0 = sn_dist_wtime();
+        double b0 = 0, r0 = 0, r1 = 0;
         ctx.step = (uint64_t)(it + 2);
-        sn_model_zero_grads(m);
-        long long correct = 0;
-        const float *logits = sn_model_forward(m, x, n, &ctx);
-        sn_loss(m->loss, logits, y, NULL, n, m->n_outputs, 1.0f / (float)global, dlogits, &correct);
-        sn_model_backward(m, x, dlogits, n, &ctx, overlap ? sn_gradsync_ready : NULL, &sync);
-        /* blocking passes wait for the slower rank first, so that transfer and imbalance are
-           measured apart */
-        double b0 = sn_dist_wtime();
-        if (!overlap && d->world > 1)
-            rc = sn_dist_barrier(d, err);
-        double r0 = sn_dist_wtime();
-        if (rc == SN_OK)
-            rc = overlap ? sn_gradsync_finish(&sync, err) : sn_gradsync_blocking(&sync, err);
-        double r1 = sn_dist_wtime();
-        sn_optim_step(opt, m);
+        rc = bench_step_run(&st, overlap ? STEP_OVERLAP : STEP_BLOCKING, &b0, &r0, &r1, err);
         if (it >= 0 && overlap)
             t_step += sn_dist_wtime() - s0;
         if (it >= 0 && !overlap) {
@@ -195,29 +282,34 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         for (int k = 0; k < 4; k++)
             avg[k] /= d->world;
     }
-    if (rc != SN_OK || d->rank != 0)
-        goto done;
-    fprintf(out, "config: %s, %d rank%s x %d BLAS thread%s, batch %d per rank (%d global), "
-                 "backend %s\n",
-            cfg->path, d->world, d->world > 1 ? "s" : "", sn_ops_get_threads(),
-            sn_ops_get_threads() > 1 ? "s" : "", n, n * d->world, m->ops->name);
-    fprintf(out, "inference: %.0f images/s, %.1f GFLOP/s\n", n / t_inf, n * flops / t_inf / 1e9);
-    fprintf(out, "train: %.0f images/s, %.1f GFLOP/s\n", n * d->world / avg[0],
-            3 * n * flops / avg[0] / 1e9);
-    /* what backward hides: the transfer that is no longer waited for once the slower rank has
-       arrived (imbalance between ranks cannot be hidden by overlap) */
-    if (d->world > 1)
-        fprintf(out,
-                "allreduce: %.3f ms per step of transfer, %.3f ms waiting for the slower rank; "
-                "started during backward, %.3f ms left after it (%.0f%% of the transfer hidden), "
-                "%d bucket%s\n",
-                1e3 * avg[2], 1e3 * avg[3], 1e3 * avg[1],
-                avg[2] > 0 ? 100 * fmin(1, fmax(0, 1 - (avg[1] - avg[3]) / avg[2])) : 0,
-                sync.n_buckets, sync.n_buckets > 1 ? "s" : "");
-    fprintf(out, "per layer (ms per step, batch %d):\n", n);
-    for (int i = 0; i < m->n_layers; i++)
-        fprintf(out, "  %-24s forward %8.3f  backward %8.3f\n", m->layers[i].name,
-                1e3 * t_fwd[i] / iters, 1e3 * t_bwd[i] / iters);
+    if (rc == SN_OK && d->rank == 0) {
+        fprintf(out, "config: %s, %d rank%s x %d BLAS thread%s, batch %d per rank (%d global), "
+                     "backend %s\n",
+                cfg->path, d->world, d->world > 1 ? "s" : "", sn_ops_get_threads(),
+                sn_ops_get_threads() > 1 ? "s" : "", n, n * d->world, m->ops->name);
+        fprintf(out, "inference: %.0f images/s, %.1f GFLOP/s\n", n / t_inf, n * flops / t_inf / 1e9);
+        fprintf(out, "train: %.0f images/s, %.1f GFLOP/s\n", n * d->world / avg[0],
+                3 * n * flops / avg[0] / 1e9);
+        /* what backward hides: the transfer that is no longer waited for once the slower rank has
+           arrived (imbalance between ranks cannot be hidden by overlap) */
+        if (d->world > 1)
+            fprintf(out,
+                    "allreduce: %.3f ms per step of transfer, %.3f ms waiting for the slower rank; "
+                    "started during backward, %.3f ms left after it (%.0f%% of the transfer hidden), "
+                    "%d bucket%s\n",
+                    1e3 * avg[2], 1e3 * avg[3], 1e3 * avg[1],
+                    avg[2] > 0 ? 100 * fmin(1, fmax(0, 1 - (avg[1] - avg[3]) / avg[2])) : 0,
+                    sync.n_buckets, sync.n_buckets > 1 ? "s" : "");
+        fprintf(out, "per layer (ms per step, batch %d):\n", n);
+        for (int i = 0; i < m->n_layers; i++)
+            fprintf(out, "  %-24s forward %8.3f  backward %8.3f\n", m->layers[i].name,
+                    1e3 * t_fwd[i] / iters, 1e3 * t_bwd[i] / iters);
+        fflush(out);
+    }
+    if (rc == SN_OK && d->world > 1) {
+        ctx.step = 0;
+        rc = bench_scaling(&st, d, iters, out, err);
+    }
 done:
     sn_optim_free(opt);
     sn_model_free(m);

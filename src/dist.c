@@ -18,7 +18,7 @@
 #include <stdio.h>   // defines: fprintf, fflush
 #include <stdlib.h>  // defines: calloc, free
 #include <string.h>  // defines: memset, snprintf
-#include <time.h>    // defines: clock_gettime, CLOCK_MONOTONIC, CLOCK_REALTIME
+#include <time.h>    // defines: clock_gettime, nanosleep, CLOCK_MONOTONIC, CLOCK_REALTIME
 #include <unistd.h>  // defines: alarm, _exit
 
 #define SN_DIST_MAX_REQ 64
@@ -395,6 +395,24 @@ int sn_dist_barrier(struct sn_dist *d, struct sn_err *err)
     watch_end(im);
     if (rc != MPI_SUCCESS)
         return mpi_fail(d, err, rc, "MPI_Barrier");
+    return SN_OK;
+}
+
+int sn_dist_barrier_idle(struct sn_dist *d, struct sn_err *err)
+{
+    struct dist_impl *im = d->impl;
+    SN_RETURN_IF(im == NULL, err, SN_EINVAL, "dist: barrier before sn_dist_init");
+    watch_begin(im, "MPI_Ibarrier");
+    MPI_Request req;
+    int rc = MPI_Ibarrier(im->comm, &req), done = 0;
+    while (rc == MPI_SUCCESS && !done) {
+        rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (rc == MPI_SUCCESS && !done)
+            nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
+    }
+    watch_end(im);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(d, err, rc, "MPI_Ibarrier");
     return SN_OK;
 }
 

@@ -45,6 +45,9 @@ int  sn_dist_test(struct sn_dist *d, int req);  /* 1 when done (or failed: wait 
 int  sn_dist_wait(struct sn_dist *d, int req, struct sn_err *err);
 int  sn_dist_bcast(struct sn_dist *d, void *buf, size_t bytes, int root, struct sn_err *err);
 int  sn_dist_barrier(struct sn_dist *d, struct sn_err *err);
+/* A barrier whose waiting ranks sleep (0.1 ms between polls) instead of spinning, so that they
+ * leave their cores and the memory system to the ranks still working. */
+int  sn_dist_barrier_idle(struct sn_dist *d, struct sn_err *err);
 /* Gathers `bytes` from each rank into out (world * bytes) on every rank. */
 int  sn_dist_allgather(struct sn_dist *d, const void *in, void *out, size_t bytes,
                        struct sn_err *err);
