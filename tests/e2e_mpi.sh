@@ -65,6 +65,13 @@ check "bench reports the aggregate rate" contains bench2.out "2 ranks x 1 BLAS t
 check "bench splits the exchange" contains bench2.out "waiting for the slower rank"
 check "bench measures scaling in the job" contains bench2.out "scaling: 2 ranks .*x one rank alone (median of 3 pairs"
 
+# --- a NaN loss on 2 ranks: every rank stops at the same step, rank 0 says why, nothing saved
+"${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set rescaling.scale=1e38 \
+    --set checkpoint.dir=nan > nan.out 2>&1
+check "NaN loss: exit non-zero" test $? -ne 0
+check "NaN loss: named with its step" contains nan.out "the loss became NaN at epoch 1, step 0"
+check "NaN loss: no checkpoint written" test -z "$(ls nan 2>/dev/null)"
+
 # --- one rank given an unreadable dataset path: the job ends non-zero, with the reason
 start=$(date +%s)
 timeout 60 mpirun --oversubscribe -np 1 "$bin" train "$cfg" "${common[@]}" --set checkpoint.dir=bad : \
