@@ -176,14 +176,16 @@ static int bench_scaling(struct bench_step *st, struct sn_dist *d, int iters, FI
         rc = sn_dist_barrier_idle(d, err);
     if (rc != SN_OK || d->rank != 0)
         return rc;
+    double steps = (double)pairs * SCALING_BLOCK_STEPS;
     qsort(ratio, (size_t)pairs, sizeof ratio[0], cmp_double);
     double median = pairs % 2 ? ratio[pairs / 2] : (ratio[pairs / 2 - 1] + ratio[pairs / 2]) / 2;
     fprintf(out,
             "scaling: %d ranks %.2fx one rank alone (median of %d pairs of alternating %d-step "
-            "blocks, middle half %.2f-%.2fx; over all pairs %.2fx), %.0f%% efficiency\n",
+            "blocks, middle half %.2f-%.2fx; over all pairs %.2fx: %.0f against %.0f "
+            "images/s), %.0f%% efficiency\n",
             d->world, median, pairs, SCALING_BLOCK_STEPS, ratio[pairs / 4],
-            ratio[(3 * pairs) / 4], d->world * t_alone / t_all,
-            100 * median / d->world);
+            ratio[(3 * pairs) / 4], d->world * t_alone / t_all, steps * st->global / t_all,
+            steps * st->n / t_alone, 100 * median / d->world);
     return SN_OK;
 }
 
