@@ -216,8 +216,13 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     int64_t *ids = malloc((size_t)n * sizeof *ids);
     double *t_fwd = calloc((size_t)m->n_layers, sizeof(double));
     double *t_bwd = calloc((size_t)m->n_layers, sizeof(double));
-    int rc = x && dlogits && y && ids && t_fwd && t_bwd ? SN_OK
-                                                       : sn_err_set(err, SN_ENOMEM, "out of memory");
+    /* per overlapped step: backward's end and what was left of the exchange after it, on every
+       rank (laps), so that the exchange left on each step's slower rank can be found */
+    double *lap = calloc(2 * (size_t)iters, sizeof(double));
+    double *laps = calloc(2 * (size_t)iters * d->world, sizeof(double));
+    int rc = x && dlogits && y && ids && t_fwd && t_bwd && lap && laps
+                 ? SN_OK
+                 : sn_err_set(err, SN_ENOMEM, "out of memory");
     struct sn_gradsync sync;
     if (rc == SN_OK)
         rc = sn_optim_create(&opt, &oc, m->n_params, err);
@@ -264,8 +269,11 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         double b0 = 0, r0 = 0, r1 = 0;
         ctx.step = (uint64_t)(it + 2);
         rc = bench_step_run(&st, overlap ? STEP_OVERLAP : STEP_BLOCKING, &b0, &r0, &r1, err);
-        if (it >= 0 && overlap)
+        if (it >= 0 && overlap) {
             t_step += sn_dist_wtime() - s0;
+            lap[it] = b0 - s0; /* overlapped step it / 2 */
+            lap[it + 1] = r1 - b0;
+        }
         if (it >= 0 && !overlap) {
             t_block += r1 - r0;
             t_skew += r0 - b0;
@@ -287,6 +295,18 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         for (int k = 0; k < 4; k++)
             avg[k] /= d->world;
     }
+    /* the exchange left after backward on each step's slower rank: what overlap failed to hide
+       (the faster ranks' waits are the imbalance) */
+    double slow_left = 0;
+    if (rc == SN_OK && d->world > 1)
+        rc = sn_dist_allgather(d, lap, laps, 2 * (size_t)iters * sizeof(double), err);
+    for (int k = 0; rc == SN_OK && d->world > 1 && k < iters; k++) {
+        int slow = 0;
+        for (int r = 1; r < d->world; r++)
+            if (laps[(size_t)r * 2 * iters + 2 * k] > laps[(size_t)slow * 2 * iters + 2 * k])
+                slow = r;
+        slow_left += laps[(size_t)slow * 2 * iters + 2 * k + 1] / iters;
+    }
     if (rc == SN_OK && d->rank == 0) {
         fprintf(out, "config: %s, %d rank%s x %d BLAS thread%s, batch %d per rank (%d global), "
                      "backend %s\n",
@@ -295,16 +315,16 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         fprintf(out, "inference: %.0f images/s, %.1f GFLOP/s\n", n / t_inf, n * flops / t_inf / 1e9);
         fprintf(out, "train: %.0f images/s, %.1f GFLOP/s\n", n * d->world / avg[0],
                 3 * n * flops / avg[0] / 1e9);
-        /* what backward hides: the transfer that is no longer waited for once the slower rank has
-           arrived (imbalance between ranks cannot be hidden by overlap) */
+        /* what backward hides: the transfer still to do when the slower rank ends backward
+           (imbalance between ranks cannot be hidden by overlap) */
         if (d->world > 1)
             fprintf(out,
                     "allreduce: %.3f ms per step of transfer, %.3f ms waiting for the slower rank; "
-                    "started during backward, %.3f ms left after it (%.0f%% of the transfer hidden), "
-                    "%d bucket%s\n",
-                    1e3 * avg[2], 1e3 * avg[3], 1e3 * avg[1],
-                    avg[2] > 0 ? 100 * fmin(1, fmax(0, 1 - (avg[1] - avg[3]) / avg[2])) : 0,
-                    sync.n_buckets, sync.n_buckets > 1 ? "s" : "");
+                    "started during backward, %.3f ms left after it on the slower rank (%.0f%% of "
+                    "the transfer hidden), %.3f on average over ranks, %d bucket%s\n",
+                    1e3 * avg[2], 1e3 * avg[3], 1e3 * slow_left,
+                    avg[2] > 0 ? 100 * fmin(1, fmax(0, 1 - slow_left / avg[2])) : 0,
+                    1e3 * avg[1], sync.n_buckets, sync.n_buckets > 1 ? "s" : "");
         fprintf(out, "per layer (ms per step, batch %d):\n", n);
         for (int i = 0; i < m->n_layers; i++)
             fprintf(out, "  %-24s forward %8.3f  backward %8.3f\n", m->layers[i].name,
@@ -324,5 +344,7 @@ done:
     free(ids);
     free(t_fwd);
     free(t_bwd);
+    free(lap);
+    free(laps);
     return rc;
 }
