@@ -50,11 +50,13 @@ struct sn_layer_type {
     const char *section;     /* config section name: "conv2d" */
     const char *keras_name;  /* for summary: "Conv2D" */
     /* Reads this layer's keys from its section, checks them against the input shape, and sets
-     * out, n_params, n_state, aux_per_sample and scratch_bytes (for max_batch samples).
+     * out and those of n_params, n_state, aux_per_sample and scratch_bytes (for max_batch
+     * samples) that are not zero: the layer arrives zeroed, with type, name and in set.
      * Errors name the config file and line (sn_config_error). */
     int (*configure)(struct sn_layer *l, const struct sn_config *cfg, const struct sn_section *s,
                      struct sn_shape in, int max_batch, struct sn_err *err);
-    /* Initialises params (and state) with Keras's defaults, e.g. glorot_uniform + zeros. */
+    /* Initialises params (and state) with Keras's defaults, e.g. glorot_uniform + zeros;
+     * NULL for a layer without either. */
     void (*init_params)(struct sn_layer *l, struct sn_rng *rng);
     /* in (N, in) -> out (N, out). */
     void (*forward)(struct sn_layer *l, const float *in, float *out, int n,

@@ -43,6 +43,7 @@ static int tl_make(struct tl *t, const char *text, struct sn_shape in, int max_b
     t->l.trainable = 1;
     t->l.index = 3;
     t->l.line = s->line;
+    t->l.in = in; /* as the model does: the layer arrives zeroed, with its input shape */
     int rc = t->l.type->configure(&t->l, t->cfg, s, in, max_batch, err);
     if (rc != SN_OK)
         return rc;
@@ -57,7 +58,8 @@ static int tl_make(struct tl *t, const char *text, struct sn_shape in, int max_b
     t->l.aux = t->aux;
     struct sn_rng rng;
     sn_rng_seed(&rng, 99);
-    t->l.type->init_params(&t->l, &rng);
+    if (t->l.type->init_params)
+        t->l.type->init_params(&t->l, &rng);
     return SN_OK;
 }
 

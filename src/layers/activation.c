@@ -12,16 +12,9 @@ static int activation_configure(struct sn_layer *l, const struct sn_config *cfg,
 {
     SN_FORWARD(sn_layer_require(cfg, s, "activation", err));
     SN_FORWARD(sn_layer_parse_activation(cfg, s, "linear", &l->conf.act, err));
-    l->in = in;
     l->out = in;
-    l->n_params = 0;
-    l->n_state = 0;
-    l->aux_per_sample = 0;
-    l->scratch_bytes = 0;
     return SN_OK;
 }
-
-static void activation_init_params(struct sn_layer *l, struct sn_rng *rng) {}
 
 /* in (N,H,W,C) -> out (N,H,W,C) */
 static void activation_forward(struct sn_layer *l, const float *in, float *out, int n,
@@ -48,7 +41,6 @@ const struct sn_layer_type sn_layer_activation = {
     .section = "activation",
     .keras_name = "Activation",
     .configure = activation_configure,
-    .init_params = activation_init_params,
     .forward = activation_forward,
     .backward = activation_backward,
 };

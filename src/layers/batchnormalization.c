@@ -26,7 +26,6 @@ static int bn_configure(struct sn_layer *l, const struct sn_config *cfg,
     SN_FORWARD(sn_section_bool(cfg, s, "scale", 1, &c->bn_scale, err));
     c->momentum = (float)mom;
     c->epsilon = (float)eps;
-    l->in = in;
     l->out = in;
     l->n_params = (size_t)(c->bn_scale + c->bn_center) * in.c;
     l->n_state = 2 * (size_t)in.c;

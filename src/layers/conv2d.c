@@ -62,11 +62,8 @@ static int conv2d_configure(struct sn_layer *l, const struct sn_config *cfg,
                                "kernel %dx%d does not fit the %dx%d input; HINT: use a smaller "
                                "kernel or padding = same",
                                c->kh, c->kw, in.h, in.w);
-    l->in = in;
     l->out = (struct sn_shape){oh, ow, c->filters, 3};
     l->n_params = (size_t)c->kh * c->kw * in.c * c->filters + (c->use_bias ? c->filters : 0);
-    l->n_state = 0;
-    l->aux_per_sample = 0;
     struct sn_conv_desc d;
     conv2d_desc(l, max_batch, &d);
     l->scratch_bytes = conv2d_act_bytes(l, max_batch) + sn_ops_conv2d_scratch_max(&d);

@@ -15,11 +15,8 @@ static int dense_configure(struct sn_layer *l, const struct sn_config *cfg,
     SN_FORWARD(sn_section_int(cfg, s, "units", 1, 1, 1 << 24, &c->filters, err));
     SN_FORWARD(sn_layer_parse_activation(cfg, s, "linear", &c->act, err));
     SN_FORWARD(sn_section_bool(cfg, s, "use_bias", 1, &c->use_bias, err));
-    l->in = in;
     l->out = (struct sn_shape){in.h, in.w, c->filters, in.rank};
     l->n_params = (size_t)in.c * c->filters + (c->use_bias ? c->filters : 0);
-    l->n_state = 0;
-    l->aux_per_sample = 0;
     l->scratch_bytes = c->act == SN_ACT_LINEAR
                            ? 0
                            : sn_align64((size_t)max_batch * sn_shape_size(l->out) * sizeof(float));

@@ -21,16 +21,10 @@ static int dropout_configure(struct sn_layer *l, const struct sn_config *cfg,
         return sn_config_error(cfg, s, "rate", err, SN_EINVAL,
                                "rate must be below 1 (it is the fraction dropped)");
     l->conf.rate = (float)rate;
-    l->in = in;
     l->out = in;
-    l->n_params = 0;
-    l->n_state = 0;
     l->aux_per_sample = sn_shape_size(in); /* uint8 keep mask */
-    l->scratch_bytes = 0;
     return SN_OK;
 }
-
-static void dropout_init_params(struct sn_layer *l, struct sn_rng *rng) {}
 
 /* in (N, S) -> out (N, S) */
 static void dropout_forward(struct sn_layer *l, const float *in, float *out, int n,
@@ -81,7 +75,6 @@ const struct sn_layer_type sn_layer_dropout = {
     .section = "dropout",
     .keras_name = "Dropout",
     .configure = dropout_configure,
-    .init_params = dropout_init_params,
     .forward = dropout_forward,
     .backward = dropout_backward,
 };

@@ -8,16 +8,9 @@ static int flatten_configure(struct sn_layer *l, const struct sn_config *cfg,
                              const struct sn_section *s, struct sn_shape in, int max_batch,
                              struct sn_err *err)
 {
-    l->in = in;
     l->out = (struct sn_shape){1, 1, (int)sn_shape_size(in), 1};
-    l->n_params = 0;
-    l->n_state = 0;
-    l->aux_per_sample = 0;
-    l->scratch_bytes = 0;
     return SN_OK;
 }
-
-static void flatten_init_params(struct sn_layer *l, struct sn_rng *rng) {}
 
 /* in (N,H,W,C) -> out (N,H*W*C) */
 static void flatten_forward(struct sn_layer *l, const float *in, float *out, int n,
@@ -38,7 +31,6 @@ const struct sn_layer_type sn_layer_flatten = {
     .section = "flatten",
     .keras_name = "Flatten",
     .configure = flatten_configure,
-    .init_params = flatten_init_params,
     .forward = flatten_forward,
     .backward = flatten_backward,
 };

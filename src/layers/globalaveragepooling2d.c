@@ -11,16 +11,9 @@ static int gap_configure(struct sn_layer *l, const struct sn_config *cfg,
                                "globalaveragepooling2d needs an image input (H,W,C), got a "
                                "vector of %d",
                                in.c);
-    l->in = in;
     l->out = (struct sn_shape){1, 1, in.c, 1};
-    l->n_params = 0;
-    l->n_state = 0;
-    l->aux_per_sample = 0;
-    l->scratch_bytes = 0;
     return SN_OK;
 }
-
-static void gap_init_params(struct sn_layer *l, struct sn_rng *rng) {}
 
 /* in (N,H,W,C) -> out (N,C) */
 static void gap_forward(struct sn_layer *l, const float *in, float *out, int n,
@@ -62,7 +55,6 @@ const struct sn_layer_type sn_layer_globalaveragepooling2d = {
     .section = "globalaveragepooling2d",
     .keras_name = "GlobalAveragePooling2D",
     .configure = gap_configure,
-    .init_params = gap_init_params,
     .forward = gap_forward,
     .backward = gap_backward,
 };

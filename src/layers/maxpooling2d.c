@@ -48,16 +48,10 @@ static int maxpool_configure(struct sn_layer *l, const struct sn_config *cfg,
     if ((size_t)max_batch * sn_shape_size(in) > (size_t)INT32_MAX)
         return sn_config_error(cfg, s, NULL, err, SN_EINVAL,
                                "batch of %d too large for 32-bit argmax indices", max_batch);
-    l->in = in;
     l->out = (struct sn_shape){oh, ow, in.c, 3};
-    l->n_params = 0;
-    l->n_state = 0;
     l->aux_per_sample = sn_shape_size(l->out) * sizeof(int32_t);
-    l->scratch_bytes = 0;
     return SN_OK;
 }
-
-static void maxpool_init_params(struct sn_layer *l, struct sn_rng *rng) {}
 
 /* in (N,H,W,C) -> out (N,OH,OW,C); argmax into aux */
 static void maxpool_forward(struct sn_layer *l, const float *in, float *out, int n,
@@ -83,7 +77,6 @@ const struct sn_layer_type sn_layer_maxpooling2d = {
     .section = "maxpooling2d",
     .keras_name = "MaxPooling2D",
     .configure = maxpool_configure,
-    .init_params = maxpool_init_params,
     .forward = maxpool_forward,
     .backward = maxpool_backward,
 };

@@ -46,16 +46,9 @@ static int rescaling_configure(struct sn_layer *l, const struct sn_config *cfg,
     SN_FORWARD(sn_section_float(cfg, s, "offset", 0.0, -1e30, 1e30, &offset, err));
     l->conf.scale = (float)scale;
     l->conf.offset = (float)offset;
-    l->in = in;
     l->out = in;
-    l->n_params = 0;
-    l->n_state = 0;
-    l->aux_per_sample = 0;
-    l->scratch_bytes = 0;
     return SN_OK;
 }
-
-static void rescaling_init_params(struct sn_layer *l, struct sn_rng *rng) {}
 
 /* in (N, S) -> out (N, S); in and out may be the same buffer */
 static void rescaling_forward(struct sn_layer *l, const float *in, float *out, int n,
@@ -84,7 +77,6 @@ const struct sn_layer_type sn_layer_rescaling = {
     .section = "rescaling",
     .keras_name = "Rescaling",
     .configure = rescaling_configure,
-    .init_params = rescaling_init_params,
     .forward = rescaling_forward,
     .backward = rescaling_backward,
 };
