@@ -82,23 +82,36 @@ check "bad path on one rank: exit non-zero (got $rc)" test $rc -ne 0 -a $rc -ne 
 check "bad path on one rank: within 30 s" test $(( $(date +%s) - start )) -le 30
 check "bad path on one rank: reason printed" contains badpath.out "/nonexistent/fm"
 
+# Starts a long 2-rank run into checkpoint dir $1 (more --set arguments follow) in the
+# background, waits for its first checkpoint, and sets $job and $victim (one rank's pid).
+start_long_run() {
+    local dir=$1; shift
+    "${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set train.epochs=1000 \
+        --set checkpoint.save_every=1 --set checkpoint.dir="$dir" "$@" > "$dir.out" 2>&1 &
+    job=$!
+    for _ in $(seq 1 100); do
+        [ -s "$dir/mnist_convnet-last.ckpt" ] && break
+        sleep 0.2
+    done
+    victim=$(pgrep -f "checkpoint.dir=$dir" | while read -r p; do
+        [ "$(cat /proc/$p/comm 2>/dev/null)" = shardnet ] && echo "$p"; done | tail -1)
+    check "$dir: found a rank" test -n "$victim"
+}
+# Gives $job at most $1 half-seconds to end, resumes $victim (a stopped rank would keep the job
+# from ending), then sets $rc to the job's exit code.
+wait_job() {
+    local waited=0
+    while kill -0 "$job" 2>/dev/null && [ $waited -lt "$1" ]; do sleep 0.5; waited=$((waited + 1)); done
+    kill -CONT "$victim" 2>/dev/null
+    wait "$job"
+    rc=$?
+}
+
 # --- one rank killed mid-run: the job ends non-zero within 30 s, no half-written checkpoint
-"${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set train.epochs=1000 \
-    --set checkpoint.save_every=1 --set checkpoint.dir=killed > killed.out 2>&1 &
-job=$!
-for _ in $(seq 1 100); do
-    [ -s killed/mnist_convnet-last.ckpt ] && break
-    sleep 0.2
-done
-victim=$(pgrep -f "checkpoint.dir=killed" | while read -r p; do
-    [ "$(cat /proc/$p/comm 2>/dev/null)" = shardnet ] && echo "$p"; done | tail -1)
-check "found a rank to kill" test -n "$victim"
+start_long_run killed
 start=$(date +%s)
 kill -9 "$victim" 2>/dev/null
-waited=0
-while kill -0 $job 2>/dev/null && [ $waited -lt 60 ]; do sleep 0.5; waited=$((waited + 1)); done
-wait $job
-rc=$?
+wait_job 60
 check "killed rank: job exit non-zero (got $rc)" test $rc -ne 0
 check "killed rank: job ended within 30 s" test $(( $(date +%s) - start )) -le 30
 pkill -9 -f "checkpoint.dir=killed" 2>/dev/null
@@ -108,22 +121,10 @@ for f in killed/*.ckpt; do
 done
 
 # --- a rank that stops answering (SIGSTOP) is reported by the watchdog, naming the step
-"${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set train.epochs=1000 \
-    --set train.watchdog=5 --set checkpoint.save_every=1 --set checkpoint.dir=stuck > stuck.out 2>&1 &
-job=$!
-for _ in $(seq 1 100); do
-    [ -s stuck/mnist_convnet-last.ckpt ] && break
-    sleep 0.2
-done
-victim=$(pgrep -f "checkpoint.dir=stuck" | while read -r p; do
-    [ "$(cat /proc/$p/comm 2>/dev/null)" = shardnet ] && echo "$p"; done | tail -1)
+start_long_run stuck --set train.watchdog=5
 start=$(date +%s)
 kill -STOP "$victim" 2>/dev/null
-waited=0
-while kill -0 $job 2>/dev/null && [ $waited -lt 120 ]; do sleep 0.5; waited=$((waited + 1)); done
-kill -CONT "$victim" 2>/dev/null
-wait $job
-rc=$?
+wait_job 120
 check "stuck rank: job exit non-zero (got $rc)" test $rc -ne 0
 check "stuck rank: ended within 30 s" test $(( $(date +%s) - start )) -le 30
 check "stuck rank: watchdog names the wait and the step" contains stuck.out "at step"
