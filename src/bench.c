@@ -17,6 +17,7 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "sys.h"
 
 static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
                       FILE *out, struct sn_err *err)
@@ -40,13 +41,13 @@ static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const stru
     struct sn_image_ctx *ictx = NULL;
     int rc = sn_image_ctx_create(&ictx, err);
     for (int pass = 0; pass < 2 && rc == SN_OK && d->rank == 0; pass++) {
-        double t0 = sn_dist_wtime();
+        double t0 = sn_now();
         int ok = 0;
         for (int i = 0; i < n_files; i++) {
             struct sn_err ignored;
             ok += sn_image_load_plain(ictx, ds->paths[i], dc.channels, &ignored) == SN_OK;
         }
-        plain = ok / fmax(sn_dist_wtime() - t0, 1e-9);
+        plain = ok / fmax(sn_now() - t0, 1e-9);
     }
     sn_image_ctx_free(ictx);
     if (rc == SN_OK && d->rank == 0)
@@ -62,7 +63,7 @@ static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const stru
         if (rc != SN_OK)
             break;
         rc = sn_loader_start_epoch(ld, 0, err);
-        double t0 = sn_dist_wtime();
+        double t0 = sn_now();
         long long images = 0;
         for (int s = 0; s < steps && rc == SN_OK; s++) {
             struct sn_batch *b;
@@ -72,7 +73,7 @@ static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const stru
             images += b->n;
             sn_loader_release(ld, b);
         }
-        double secs = sn_dist_wtime() - t0;
+        double secs = sn_now() - t0;
         double rate = images / fmax(secs, 1e-9);
         if (rc == SN_OK && d->rank == 0)
             fprintf(out,
@@ -119,15 +120,15 @@ static int bench_step_run(struct bench_step *st, enum step_sync mode, double *b0
     sn_model_backward(m, st->x, st->dlogits, st->n, st->ctx,
                       mode == STEP_OVERLAP ? sn_gradsync_ready : NULL, st->sync);
     int rc = SN_OK;
-    *b0 = sn_dist_wtime();
+    *b0 = sn_now();
     if (mode == STEP_BLOCKING && st->sync->d->world > 1)
         rc = sn_dist_barrier(st->sync->d, err);
-    *r0 = sn_dist_wtime();
+    *r0 = sn_now();
     if (rc == SN_OK && mode == STEP_BLOCKING)
         rc = sn_gradsync_blocking(st->sync, err);
     else if (rc == SN_OK && mode == STEP_OVERLAP)
         rc = sn_gradsync_finish(st->sync, err);
-    *r1 = sn_dist_wtime();
+    *r1 = sn_now();
     sn_optim_step(st->opt, m);
     return rc;
 }
@@ -161,13 +162,13 @@ static int bench_scaling(struct bench_step *st, struct sn_dist *d, int iters, FI
             double t0 = 0;
             for (int s = -1; s < SCALING_BLOCK_STEPS && rc == SN_OK; s++) {
                 if (s == 0)
-                    t0 = sn_dist_wtime();
+                    t0 = sn_now();
                 if (together)
                     rc = bench_step_run(st, STEP_OVERLAP, &b0, &r0, &r1, err);
                 else if (d->rank == 0)
                     rc = bench_step_run(st, STEP_ALONE, &b0, &r0, &r1, err);
             }
-            t[together] = sn_dist_wtime() - t0;
+            t[together] = sn_now() - t0;
         }
         ratio[p] = d->world * t[0] / t[1];
         t_alone += t[0];
@@ -248,10 +249,10 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     /* inference */
     ctx.training = 0;
     sn_model_forward(m, x, n, &ctx);
-    double t0 = sn_dist_wtime();
+    double t0 = sn_now();
     for (int it = 0; it < iters; it++)
         sn_model_forward(m, x, n, &ctx);
-    double t_inf = (sn_dist_wtime() - t0) / iters;
+    double t_inf = (sn_now() - t0) / iters;
 
     /* training steps: forward, loss, backward, allreduce, optimizer. Odd passes exchange
        gradients blocking after backward, even passes overlap them with backward: the
@@ -266,12 +267,12 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
             m->t_bwd = t_bwd;
             sync.t_wait = 0;
         }
-        double s0 = sn_dist_wtime();
+        double s0 = sn_now();
         double b0 = 0, r0 = 0, r1 = 0;
         ctx.step = (uint64_t)(it + 2);
         rc = bench_step_run(&st, overlap ? STEP_OVERLAP : STEP_BLOCKING, &b0, &r0, &r1, err);
         if (it >= 0 && overlap) {
-            t_step += sn_dist_wtime() - s0;
+            t_step += sn_now() - s0;
             lap[it] = b0 - s0; /* overlapped step it / 2 */
             lap[it + 1] = r1 - b0;
         }

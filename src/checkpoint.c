@@ -2,16 +2,20 @@
  * byte planes, written atomically and read back with a check (and a message) for every way a
  * file can be wrong. The only file that includes <zstd.h>.
  *
- * Header, version 1 (SN_CKPT_HEADER_SIZE = 144 bytes, all integers little-endian):
- *     0  magic "SHRDNET\0"        8  u32 version          12  u32 header size (144)
+ * Header, version 2 (SN_CKPT_HEADER_SIZE = 160 bytes, all integers little-endian):
+ *     0  magic "SHRDNET\0"        8  u32 version          12  u32 header size (160)
  *    16  u64 config_hash         24  u64 model_hash       32  i64 step
  *    40  i32 epoch               44  i32 world_size       48  u64 n_params
  *    56  u64 n_state             64  u64 n_opt            72  f64 best_val_loss
  *    80  f64 val_loss            88  f32 lr               92  u32 floats per plane block
  *    96  u64 rng_state[0]       104  u64 rng_state[1]    112  u64 seed
- *   120  i64 loader_pos         128  u64 payload bytes   136  u64 FNV-1a 64 of bytes 0..135
+ *   120  i64 loader_pos         128  u64 payload bytes   136  u64 record bytes
+ *   144  u64 FNV-1a 64 of the record                     152  u64 FNV-1a 64 of bytes 0..151
+ * Version 1 (144 bytes) ends at 136 with the header checksum and has no record.
  * Fields are written one by one (never a struct dump), so the format does not depend on the
  * compiler's padding or the machine's byte order.
+ *
+ * The run record (text) follows the header, then the payload.
  *
  * Payload: params, then state, then opt; each cut into blocks of `block` floats, and each
  * block stored as four planes (byte 0 of every float, then byte 1, ...). The frame records its
@@ -20,11 +24,11 @@
 
 #include <errno.h>    // defines: errno
 #include <fcntl.h>    // defines: open, O_WRONLY, O_CREAT, O_EXCL, O_RDONLY, O_DIRECTORY
-#include <stdio.h>    // defines: FILE, fopen, fdopen, fread, fwrite, fflush, fseek, rename
-#include <stdlib.h>   // defines: malloc, free
-#include <string.h>   // defines: memcpy, memcmp, memset, strerror, strrchr
+#include <stdarg.h>   // defines: va_list, va_start, va_end
+#include <stdio.h>    // defines: FILE, fopen, fread, fwrite, fseek, vsnprintf
+#include <stdlib.h>   // defines: malloc, realloc, free
+#include <string.h>   // defines: memcpy, memcmp, memset, strerror, strlen, strncmp
 #include <sys/stat.h> // defines: fstat, struct stat
-#include <unistd.h>   // defines: fsync, close, unlink, getpid
 
 #include <zstd.h> // defines: ZSTD_CCtx, ZSTD_compressStream2, ZSTD_decompressStream
 
@@ -34,16 +38,6 @@ static const char MAGIC[8] = {'S', 'H', 'R', 'D', 'N', 'E', 'T', '\0'};
 #define ZSTD_LEVEL 1
 /* Largest block size a reader accepts (its plane buffer is 4x this). */
 #define BLOCK_MAX (1u << 22)
-
-uint64_t sn_hash_bytes(const void *p, size_t n, uint64_t h)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
 
 /* ---- header encoding ---------------------------------------------------------------------- */
 
@@ -90,7 +84,8 @@ static double bits_double(uint64_t u)
 }
 
 static void encode_header(unsigned char h[SN_CKPT_HEADER_SIZE], const struct sn_ckpt_meta *m,
-                          uint32_t block, uint64_t payload)
+                          uint32_t block, uint64_t payload, uint64_t record_bytes,
+                          uint64_t record_hash)
 {
     uint32_t lr;
     memcpy(&lr, &m->lr, sizeof lr);
@@ -114,13 +109,17 @@ static void encode_header(unsigned char h[SN_CKPT_HEADER_SIZE], const struct sn_
     put64(h + 112, m->seed);
     put64(h + 120, (uint64_t)m->loader_pos);
     put64(h + 128, payload);
-    put64(h + 136, sn_hash_bytes(h, 136, SN_HASH_INIT));
+    put64(h + 136, record_bytes);
+    put64(h + 144, record_hash);
+    put64(h + 152, sn_hash_bytes(h, 152, SN_HASH_INIT));
 }
 
 /* What read_header learned beyond the meta. */
 struct ckpt_layout {
     uint32_t block;       /* floats per plane block */
-    uint64_t payload;     /* compressed bytes after the header */
+    uint32_t header;      /* header bytes (by version) */
+    uint64_t payload;     /* compressed bytes after the header and record */
+    uint64_t record_hash; /* FNV-1a 64 of the record */
     long long file_bytes; /* size of the file */
 };
 
@@ -144,21 +143,22 @@ static int read_header(FILE *f, const char *path, struct sn_ckpt_meta *m, struct
                           "%s: truncated checkpoint: %zu bytes, the header alone needs %d", path,
                           n, SN_CKPT_HEADER_SIZE);
     uint32_t version = get32(h + 8);
-    if (version != SN_CKPT_VERSION)
+    if (version != SN_CKPT_VERSION && version != 1)
         return sn_err_set(err, SN_EFORMAT,
-                          "%s: checkpoint format version %u, this build reads version %d; "
+                          "%s: checkpoint format version %u, this build reads versions 1 and %d; "
                           "HINT: use the shardnet that wrote it",
                           path, version, SN_CKPT_VERSION);
-    if (n < sizeof h)
+    lay->header = version == 1 ? SN_CKPT_V1_HEADER_SIZE : SN_CKPT_HEADER_SIZE;
+    if (n < lay->header)
         return sn_err_set(err, SN_EFORMAT,
-                          "%s: truncated checkpoint: %zu bytes, the header alone needs %d", path,
-                          n, SN_CKPT_HEADER_SIZE);
-    if (get64(h + 136) != sn_hash_bytes(h, 136, SN_HASH_INIT))
+                          "%s: truncated checkpoint: %zu bytes, the header alone needs %u", path,
+                          n, lay->header);
+    if (get64(h + lay->header - 8) != sn_hash_bytes(h, lay->header - 8, SN_HASH_INIT))
         return sn_err_set(err, SN_EFORMAT, "%s: checkpoint header checksum mismatch (corrupt file)",
                           path);
-    if (get32(h + 12) != SN_CKPT_HEADER_SIZE)
-        return sn_err_set(err, SN_EFORMAT, "%s: checkpoint header size %u, expected %d", path,
-                          get32(h + 12), SN_CKPT_HEADER_SIZE);
+    if (get32(h + 12) != lay->header)
+        return sn_err_set(err, SN_EFORMAT, "%s: checkpoint header size %u, expected %u", path,
+                          get32(h + 12), lay->header);
 
     memset(m, 0, sizeof *m);
     m->version = version;
@@ -180,13 +180,18 @@ static int read_header(FILE *f, const char *path, struct sn_ckpt_meta *m, struct
     m->seed = get64(h + 112);
     m->loader_pos = (int64_t)get64(h + 120);
     lay->payload = get64(h + 128);
+    m->record_bytes = version == 1 ? 0 : get64(h + 136);
+    lay->record_hash = version == 1 ? SN_HASH_INIT : get64(h + 144);
 
     /* counts that a valid writer cannot produce: 2^60 floats is beyond any memory */
     const uint64_t lim = 1ull << 60;
     if (m->n_params > lim || m->n_state > lim || m->n_opt > lim || lay->block == 0 ||
-        lay->block > BLOCK_MAX || lay->payload > lim)
+        lay->block > BLOCK_MAX || lay->payload > lim || m->record_bytes > SN_CKPT_RECORD_MAX)
         return sn_err_set(err, SN_EFORMAT, "%s: checkpoint header has impossible sizes", path);
-    uint64_t want = SN_CKPT_HEADER_SIZE + lay->payload;
+    /* the reader is positioned after the header: a version 1 file has a shorter one */
+    if (fseek(f, lay->header, SEEK_SET) != 0)
+        return sn_err_set(err, SN_EIO, "%s: cannot read checkpoint: %s", path, strerror(errno));
+    uint64_t want = lay->header + m->record_bytes + lay->payload;
     if ((uint64_t)lay->file_bytes < want)
         return sn_err_set(err, SN_EFORMAT,
                           "%s: truncated checkpoint: %lld bytes, its header says %llu; HINT: was "
@@ -266,58 +271,23 @@ static int push_array(struct writer *w, const float *x, uint64_t n, unsigned cha
     return SN_OK;
 }
 
-/* fsync of the directory holding path, so that the rename itself survives a crash. */
-static int sync_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc;
-}
-
 int sn_checkpoint_save(const char *path, const struct sn_ckpt_meta *meta, const float *params,
                        const float *state, const float *opt, struct sn_err *err)
 {
     SN_RETURN_IF((meta->n_params && !params) || (meta->n_state && !state) ||
                      (meta->n_opt && !opt),
                  err, SN_EINVAL, "%s: checkpoint save: NULL array with a non-zero count", path);
-    char tmp[4200];
-    int len = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    SN_RETURN_IF(len < 0 || (size_t)len >= sizeof tmp, err, SN_EINVAL,
-                 "%s: checkpoint path too long", path);
-
-    int rc = SN_OK, created = 0;
-    struct writer w = {.tmp = tmp};
+    const char *record = meta->record ? meta->record : "";
+    uint64_t record_bytes = strlen(record);
+    SN_RETURN_IF(record_bytes > SN_CKPT_RECORD_MAX, err, SN_EINVAL,
+                 "%s: checkpoint save: run record of %llu bytes", path,
+                 (unsigned long long)record_bytes);
+    struct sn_atomic_file af;
+    SN_FORWARD(sn_atomic_open(&af, path, err));
+    int rc = SN_OK;
+    struct writer w = {.f = af.f, .tmp = af.tmp};
     unsigned char *planes = NULL;
     unsigned char header[SN_CKPT_HEADER_SIZE] = {0};
-
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = sn_err_set(err, SN_EIO,
-                        "%s: cannot create the temporary file %s: %s; HINT: does the directory "
-                        "exist and is it writable?",
-                        path, tmp, strerror(errno));
-        goto done;
-    }
-    created = 1;
-    w.f = fdopen(fd, "wb");
-    if (w.f == NULL) {
-        rc = sn_err_set(err, SN_EIO, "%s: cannot open: %s", tmp, strerror(errno));
-        close(fd);
-        goto done;
-    }
     w.cctx = ZSTD_createCCtx();
     w.out_cap = ZSTD_CStreamOutSize();
     w.out = malloc(w.out_cap);
@@ -338,8 +308,9 @@ int sn_checkpoint_save(const char *path, const struct sn_ckpt_meta *meta, const 
     }
 
     /* room for the header now; its payload size and checksum are known only at the end */
-    if (fwrite(header, 1, sizeof header, w.f) != sizeof header) {
-        rc = sn_err_set(err, SN_EIO, "%s: cannot write checkpoint: %s", tmp, strerror(errno));
+    if (fwrite(header, 1, sizeof header, w.f) != sizeof header ||
+        fwrite(record, 1, record_bytes, w.f) != record_bytes) {
+        rc = sn_err_set(err, SN_EIO, "%s: cannot write checkpoint: %s", af.tmp, strerror(errno));
         goto done;
     }
     if ((rc = push_array(&w, params, meta->n_params, planes, err)) != SN_OK ||
@@ -347,33 +318,15 @@ int sn_checkpoint_save(const char *path, const struct sn_ckpt_meta *meta, const 
         (rc = push_array(&w, opt, meta->n_opt, planes, err)) != SN_OK ||
         (rc = push(&w, NULL, 0, 1, err)) != SN_OK)
         goto done;
-    encode_header(header, meta, SN_CKPT_BLOCK, w.written);
-    if (fseek(w.f, 0, SEEK_SET) != 0 || fwrite(header, 1, sizeof header, w.f) != sizeof header ||
-        fflush(w.f) != 0 || fsync(fileno(w.f)) != 0) {
-        rc = sn_err_set(err, SN_EIO, "%s: cannot write checkpoint: %s", tmp, strerror(errno));
+    encode_header(header, meta, SN_CKPT_BLOCK, w.written, record_bytes,
+                  sn_hash_bytes(record, record_bytes, SN_HASH_INIT));
+    if (fseek(w.f, 0, SEEK_SET) != 0 || fwrite(header, 1, sizeof header, w.f) != sizeof header) {
+        rc = sn_err_set(err, SN_EIO, "%s: cannot write checkpoint: %s", af.tmp, strerror(errno));
         goto done;
     }
-    FILE *f = w.f;
-    w.f = NULL;
-    if (fclose(f) != 0) {
-        rc = sn_err_set(err, SN_EIO, "%s: cannot close checkpoint: %s", tmp, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = sn_err_set(err, SN_EIO, "%s: cannot rename %s over it: %s", path, tmp,
-                        strerror(errno));
-        goto done;
-    }
-    created = 0; /* tmp is now path */
-    if (sync_dir(path) != 0)
-        rc = sn_err_set(err, SN_EIO,
-                        "%s: checkpoint written, but its directory could not be synced: %s",
-                        path, strerror(errno));
+    rc = sn_atomic_commit(&af, err);
 done:
-    if (w.f != NULL)
-        fclose(w.f);
-    if (created)
-        unlink(tmp);
+    sn_atomic_abort(&af); /* after a commit: nothing left to do */
     ZSTD_freeCCtx(w.cctx);
     free(w.out);
     free(planes);
@@ -485,6 +438,31 @@ static int check_count(const char *path, const char *what, uint64_t have, int64_
                       (unsigned long long)have, what, (long long)expect, hint);
 }
 
+/* Reads the record that follows the header and checks its checksum; *out (if out is not NULL)
+ * gets a malloc'ed NUL-terminated copy. Leaves f at the payload. */
+static int read_record(FILE *f, const char *path, const struct sn_ckpt_meta *m,
+                       const struct ckpt_layout *lay, char **out, struct sn_err *err)
+{
+    char *text = malloc(m->record_bytes + 1);
+    SN_RETURN_IF(text == NULL, err, SN_ENOMEM, "%s: out of memory for the run record", path);
+    if (fread(text, 1, m->record_bytes, f) != m->record_bytes) {
+        free(text);
+        return sn_err_set(err, SN_EIO, "%s: cannot read the run record: %s", path,
+                          ferror(f) ? strerror(errno) : "unexpected end of file");
+    }
+    text[m->record_bytes] = '\0';
+    if (sn_hash_bytes(text, m->record_bytes, SN_HASH_INIT) != lay->record_hash ||
+        strlen(text) != m->record_bytes) {
+        free(text);
+        return sn_err_set(err, SN_EFORMAT, "%s: run record checksum mismatch (corrupt file)", path);
+    }
+    if (out)
+        *out = text;
+    else
+        free(text);
+    return SN_OK;
+}
+
 int sn_checkpoint_read_meta(const char *path, struct sn_ckpt_meta *meta, struct sn_err *err)
 {
     FILE *f = fopen(path, "rb");
@@ -492,6 +470,21 @@ int sn_checkpoint_read_meta(const char *path, struct sn_ckpt_meta *meta, struct 
         return sn_err_set(err, SN_EIO, "%s: cannot open checkpoint: %s", path, strerror(errno));
     struct ckpt_layout lay;
     int rc = read_header(f, path, meta, &lay, err);
+    fclose(f);
+    return rc;
+}
+
+int sn_checkpoint_read_record(const char *path, char **text, struct sn_err *err)
+{
+    *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return sn_err_set(err, SN_EIO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    struct ckpt_layout lay;
+    struct sn_ckpt_meta meta;
+    int rc = read_header(f, path, &meta, &lay, err);
+    if (rc == SN_OK)
+        rc = read_record(f, path, &meta, &lay, text, err);
     fclose(f);
     return rc;
 }
@@ -516,6 +509,8 @@ int sn_checkpoint_load(const char *path, struct sn_ckpt_meta *meta, float *param
                           "was it trained with another optimizer? HINT: evaluate/predict need "
                           "no moments",
                           err)) != SN_OK)
+        goto done;
+    if ((rc = read_record(r.f, path, meta, &lay, NULL, err)) != SN_OK)
         goto done;
     if ((meta->n_params && !params) || (meta->n_state && !state)) {
         rc = sn_err_set(err, SN_EINVAL, "%s: checkpoint load: NULL array for a non-empty part",
@@ -558,4 +553,96 @@ done:
     free(r.in);
     free(planes);
     return rc;
+}
+
+/* ---- run record --------------------------------------------------------------------------- */
+
+static void record_put(struct sn_record *r, const char *s, size_t n)
+{
+    if (r->failed)
+        return;
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (r->len + n + 1 > cap)
+            cap *= 2;
+        char *t = realloc(r->text, cap);
+        if (t == NULL) {
+            r->failed = 1;
+            return;
+        }
+        r->text = t;
+        r->cap = cap;
+    }
+    memcpy(r->text + r->len, s, n);
+    r->len += n;
+    r->text[r->len] = '\0';
+}
+
+void sn_record_add(struct sn_record *r, const char *key, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof buf) {
+        r->failed = 1;
+        return;
+    }
+    record_put(r, key, strlen(key));
+    record_put(r, "=", 1);
+    for (const char *p = buf; *p; p++)
+        if (*p == '\\')
+            record_put(r, "\\\\", 2);
+        else if (*p == '\n')
+            record_put(r, "\\n", 2);
+        else
+            record_put(r, p, 1);
+    record_put(r, "\n", 1);
+}
+
+void sn_record_free(struct sn_record *r)
+{
+    free(r->text);
+    memset(r, 0, sizeof *r);
+}
+
+/* The start of the value of the nth line "key=...", or NULL. */
+static const char *record_find(const char *text, const char *key, int nth)
+{
+    size_t klen = strlen(key);
+    for (const char *p = text; p && *p;) {
+        if (strncmp(p, key, klen) == 0 && p[klen] == '=' && nth-- == 0)
+            return p + klen + 1;
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return NULL;
+}
+
+int sn_record_get(const char *text, const char *key, int nth, char *out, size_t cap)
+{
+    const char *v = text ? record_find(text, key, nth) : NULL;
+    if (v == NULL || cap == 0)
+        return 0;
+    size_t n = 0;
+    for (; *v && *v != '\n' && n + 1 < cap; v++) {
+        char c = *v;
+        if (c == '\\' && v[1] == 'n')
+            c = '\n', v++;
+        else if (c == '\\' && v[1] == '\\')
+            v++;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return 1;
+}
+
+int sn_record_count(const char *text, const char *key)
+{
+    int n = 0;
+    while (text && record_find(text, key, n))
+        n++;
+    return n;
 }

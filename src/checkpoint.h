@@ -3,8 +3,11 @@
  * Layout (little-endian):
  *   header (fixed size, uncompressed): magic "SHRDNET\0", format version, config hash,
  *     epoch, step, world size, counts of params/state/optimizer floats, best val_loss, lr,
- *     RNG state, loader position, compressed payload size, and a header checksum (FNV-1a 64
- *     of the header bytes before it);
+ *     RNG state, loader position, compressed payload size, the run record's size and checksum,
+ *     and a header checksum (FNV-1a 64 of the header bytes before it);
+ *   run record (version 2): text lines "key=value" that the trainer writes and reads back —
+ *     class names, the resolved config, the data's fingerprint, callback state, history — so
+ *     that a checkpoint says which run it belongs to and resumes it whole (sn_record_*);
  *   payload: one zstd frame with ZSTD_c_checksumFlag, holding params, state (batchnorm
  *     statistics) and optimizer moments, each stored as four byte planes (the bytes of each
  *     float split apart compress better than the floats themselves). Planes are formed per
@@ -21,11 +24,13 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "sys.h"
 
-#define SN_CKPT_VERSION 1
-#define SN_CKPT_HEADER_SIZE 144 /* bytes, version 1 */
-#define SN_CKPT_BLOCK 65536     /* floats per byte-plane block when writing */
-#define SN_HASH_INIT 0xcbf29ce484222325ull /* FNV-1a 64 offset basis: sn_hash_bytes' first h */
+#define SN_CKPT_VERSION 2
+#define SN_CKPT_HEADER_SIZE 160    /* bytes, version 2 */
+#define SN_CKPT_V1_HEADER_SIZE 144 /* version 1 (no run record) is still read */
+#define SN_CKPT_BLOCK 65536        /* floats per byte-plane block when writing */
+#define SN_CKPT_RECORD_MAX (64u << 20) /* a larger record is a corrupt header */
 
 struct sn_ckpt_meta {
     uint32_t version;
@@ -41,6 +46,9 @@ struct sn_ckpt_meta {
     uint64_t rng_state[2];
     uint64_t seed;
     int64_t loader_pos;    /* samples consumed in the current epoch (0 at an epoch boundary) */
+    const char *record;    /* save: the run record (NUL-terminated text, may be NULL); load
+                              functions set it to NULL — sn_checkpoint_read_record reads it */
+    uint64_t record_bytes; /* load: size of the stored record (0 for version 1) */
 };
 
 /* Writes params (n_params), state (n_state) and opt (n_opt) with meta, atomically (meta->version
@@ -53,6 +61,10 @@ int sn_checkpoint_save(const char *path, const struct sn_ckpt_meta *meta, const 
 /* Reads the header only (and checks it, including that the file is as long as it says). */
 int sn_checkpoint_read_meta(const char *path, struct sn_ckpt_meta *meta, struct sn_err *err);
 
+/* Reads and checks the run record: *text is a malloc'ed NUL-terminated copy (free it), "" for a
+ * version 1 file. */
+int sn_checkpoint_read_record(const char *path, char **text, struct sn_err *err);
+
 /* Reads a whole checkpoint into meta and the three arrays. params/state/opt must hold the
  * n_params/n_state/n_opt floats the header gives (sn_checkpoint_read_meta tells them); pass
  * expect_* to have a mismatch reported before anything is read (-1 = accept any). opt may be
@@ -64,8 +76,21 @@ int sn_checkpoint_load(const char *path, struct sn_ckpt_meta *meta, float *param
                        int64_t expect_params, float *state, int64_t expect_state, float *opt,
                        int64_t expect_opt, struct sn_err *err);
 
-/* FNV-1a 64 over bytes, for parameter hashes printed by `inspect`. h is the hash so far: pass
- * SN_HASH_INIT to start, or a previous result to chain. */
-uint64_t sn_hash_bytes(const void *p, size_t n, uint64_t h);
+/* The run record: lines "key=value", a key may repeat (one line per class, per history row).
+ * Values are escaped on the way in (backslash, newline) and unescaped on the way out, so any
+ * folder name round-trips. */
+struct sn_record {
+    char *text;      /* owned, NUL-terminated */
+    size_t len, cap;
+    int failed;      /* an allocation failed: the record is incomplete */
+};
+/* Appends key=value (printf-style value). */
+void sn_record_add(struct sn_record *r, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sn_record_free(struct sn_record *r);
+/* The nth (from 0) value of key in text, unescaped into out[cap]. @return 1 if found, else 0. */
+int  sn_record_get(const char *text, const char *key, int nth, char *out, size_t cap);
+/* Number of lines with key. */
+int  sn_record_count(const char *text, const char *key);
 
 #endif

@@ -25,6 +25,8 @@
 
 #include <ini.h> // defines: ini_parse_stream
 
+#include "sys.h" // defines: sn_hash_str
+
 /* Longest raw line we read before deciding it is too long for inih's buffer anyway. */
 #define RAW_LINE_MAX 4096
 
@@ -72,27 +74,16 @@ static struct sn_key *add_key(struct sn_section *s, const char *name, const char
     return k;
 }
 
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-    /* the terminating NUL is hashed too, so ("ab","c") and ("a","bc") differ */
-    const unsigned char *p = (const unsigned char *)s;
-    do {
-        h ^= *p;
-        h *= 0x100000001b3ull;
-    } while (*p++);
-    return h;
-}
-
 static void rehash(struct sn_config *cfg)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = SN_HASH_INIT;
     for (int i = 0; i < cfg->n_sections; i++) {
         const struct sn_section *s = &cfg->sections[i];
-        h = fnv1a(h, "[");
-        h = fnv1a(h, s->type);
+        h = sn_hash_str("[", h);
+        h = sn_hash_str(s->type, h);
         for (int j = 0; j < s->n_keys; j++) {
-            h = fnv1a(h, s->keys[j].name);
-            h = fnv1a(h, s->keys[j].value);
+            h = sn_hash_str(s->keys[j].name, h);
+            h = sn_hash_str(s->keys[j].value, h);
         }
     }
     cfg->hash = h;

@@ -24,10 +24,10 @@
 #include <stdlib.h>   // defines: malloc, calloc, free, qsort
 #include <string.h>   // defines: strcmp, strlen, memcpy, memset, strerror
 #include <sys/stat.h> // defines: stat, lstat, S_ISDIR, S_ISREG
-#include <time.h>     // defines: clock_gettime, CLOCK_MONOTONIC
 
 #include "image.h"
 #include "rng.h"
+#include "sys.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* [data] settings                                                                             */
@@ -604,13 +604,6 @@ struct sn_loader {
     int n_bad;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Rows of batch b on this rank: [*first, *first + *count) of the global batch. */
 static void batch_slice(const struct sn_loader *l, int b, int *first, int *count, int *global_n)
 {
@@ -891,10 +884,10 @@ int sn_loader_next(struct sn_loader *l, struct sn_batch **out, struct sn_err *er
     }
     struct slot *s = &l->slots[l->next_batch % l->depth];
     if (!(s->state == SLOT_READY && s->batch == l->next_batch)) {
-        double t0 = now_s();
+        double t0 = sn_now();
         while (!(s->state == SLOT_READY && s->batch == l->next_batch))
             pthread_cond_wait(&l->done_cv, &l->mu);
-        l->wait_s += now_s() - t0;
+        l->wait_s += sn_now() - t0;
     }
     l->next_batch++;
     if (l->c.dc->on_bad_image_fail && s->has_err) {

@@ -27,6 +27,7 @@
 
 #include "image.h"
 #include "rng.h"
+#include "sys.h"
 
 #define DATASET_MARKER ".complete"
 #define FASHION_SIDE 28
@@ -221,14 +222,11 @@ static int make_parents(const char *path, struct sn_err *err)
 {
     char buf[SN_PATH_MAX];
     snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        SN_FORWARD(make_dir(buf, err));
-        *p = '/';
-    }
-    return SN_OK;
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL || slash == buf)
+        return SN_OK;
+    *slash = '\0';
+    return sn_mkdir_p(buf, "output folder", err);
 }
 
 /* Writes one dataset's tree under tmp. */

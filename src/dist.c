@@ -21,6 +21,8 @@
 #include <time.h>    // defines: clock_gettime, nanosleep, CLOCK_MONOTONIC, CLOCK_REALTIME
 #include <unistd.h>  // defines: alarm, _exit
 
+#include "sys.h" // defines: sn_now
+
 #define SN_DIST_MAX_REQ 64
 /* Elements per MPI call: MPI counts are int, our sizes are size_t. */
 #define SN_DIST_CHUNK ((size_t)1 << 30)
@@ -45,18 +47,11 @@ struct dist_impl {
     int stop;            /* finalize asks the thread to exit */
     double limit;        /* seconds; 0 = off */
     const char *op;      /* collective in progress (static string) or NULL */
-    double op_start;     /* sn_dist_wtime() when op began */
+    double op_start;     /* sn_now() when op began */
     int64_t op_step;
     int rank;            /* copies, so the thread never reads struct sn_dist */
     char host[64];
 };
-
-double sn_dist_wtime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Ends every rank of the job from any thread. Never returns. */
 static void abort_job(int code) __attribute__((noreturn));
@@ -106,7 +101,7 @@ static void *watchdog_main(void *arg)
         pthread_cond_timedwait(&im->cv, &im->mu, &ts);
         if (im->stop || im->op == NULL || im->limit <= 0)
             continue;
-        double waited = sn_dist_wtime() - im->op_start;
+        double waited = sn_now() - im->op_start;
         if (waited > im->limit) {
             fprintf(stderr,
                     "shardnet: rank %d (%s) has waited %.0f s in %s at step %lld — another rank is "
@@ -125,7 +120,7 @@ static void watch_begin(struct dist_impl *im, const char *op)
 {
     pthread_mutex_lock(&im->mu);
     im->op = op;
-    im->op_start = sn_dist_wtime();
+    im->op_start = sn_now();
     im->op_step = im->step;
     pthread_mutex_unlock(&im->mu);
 }

@@ -58,7 +58,4 @@ int  sn_dist_allreduce_max_int(struct sn_dist *d, int *v, struct sn_err *err);
  * (0 is turned into 1). Callable from any thread, before init and after a failed init. */
 void sn_dist_abort(struct sn_dist *d, int code, const char *msg) __attribute__((noreturn));
 
-/* Seconds on a monotonic clock; callable before init and from any thread. */
-double sn_dist_wtime(void);
-
 #endif

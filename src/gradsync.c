@@ -3,6 +3,8 @@
 
 #include <string.h> // defines: memset
 
+#include "sys.h"
+
 int sn_gradsync_init(struct sn_gradsync *g, struct sn_dist *d, struct sn_model *m,
                      size_t bucket_bytes, struct sn_err *err)
 {
@@ -53,7 +55,7 @@ int sn_gradsync_finish(struct sn_gradsync *g, struct sn_err *err)
 {
     if (g->d->world == 1)
         return SN_OK;
-    double t0 = sn_dist_wtime();
+    double t0 = sn_now();
     int rc = SN_OK;
     if (g->failed) {
         *err = g->err;
@@ -73,7 +75,7 @@ int sn_gradsync_finish(struct sn_gradsync *g, struct sn_err *err)
         g->buckets[b].req = -1;
     }
     g->failed = 0;
-    g->t_wait += sn_dist_wtime() - t0;
+    g->t_wait += sn_now() - t0;
     return rc;
 }
 

@@ -11,16 +11,7 @@
 #include <stdlib.h> // defines: aligned_alloc, calloc, free
 #include <string.h> // defines: memset, strcmp, snprintf
 
-#include <time.h>   // defines: clock_gettime
-
-#include "checkpoint.h" // defines: sn_hash_bytes
-
-static double seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "sys.h" // defines: sn_hash_bytes, sn_now
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
@@ -304,10 +295,10 @@ const float *sn_model_forward(struct sn_model *m, const float *x, int n,
     m->acts[0] = (float *)x; /* view of the caller's batch; never written */
     for (int i = 0; i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
-        double t0 = m->t_fwd ? seconds() : 0;
+        double t0 = m->t_fwd ? sn_now() : 0;
         l->type->forward(l, m->acts[i], m->acts[i + 1], n, ctx);
         if (m->t_fwd)
-            m->t_fwd[i] += seconds() - t0;
+            m->t_fwd[i] += sn_now() - t0;
     }
     return m->acts[m->n_layers];
 }
@@ -332,10 +323,10 @@ void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits,
         struct sn_layer *l = &m->layers[i];
         float *din = i > stop ? m->dbuf[i & 1] : NULL;
         /* frozen layers still pass gradients down, but must not touch their grads */
-        double t0 = m->t_bwd ? seconds() : 0;
+        double t0 = m->t_bwd ? sn_now() : 0;
         l->type->backward(l, m->acts[i], m->acts[i + 1], dout, din, n, ctx);
         if (m->t_bwd)
-            m->t_bwd[i] += seconds() - t0;
+            m->t_bwd[i] += sn_now() - t0;
         if (ready)
             ready(user, i);
         dout = din;

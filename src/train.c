@@ -14,12 +14,10 @@
 
 #include <errno.h>    // defines: errno
 #include <sched.h>    // defines: sched_getaffinity, CPU_ISSET
-#include <glob.h>     // defines: glob, globfree
 #include <math.h>     // defines: isfinite, INFINITY, NAN
 #include <signal.h>   // defines: sig_atomic_t
 #include <stdlib.h>   // defines: calloc, free
 #include <string.h>   // defines: strrchr, snprintf
-#include <sys/stat.h> // defines: mkdir
 #include <unistd.h>   // defines: isatty, fileno
 
 #include "augment.h"
@@ -28,6 +26,7 @@
 #include "gradsync.h"
 #include "model.h"
 #include "optim.h"
+#include "sys.h"
 
 /* ---------------------------------------------------------------- settings */
 
@@ -110,7 +109,7 @@ static void progress_bar(char *buf, int width, int done, int total)
 /* Keras's line: " 469/782 [=====>......] - ETA: 5s - loss: 0.4521 - accuracy: 0.8345" */
 static void progress_update(struct progress *p, int done, double loss, double acc, int final)
 {
-    double t = sn_dist_wtime();
+    double t = sn_now();
     if (!final && (!p->tty || t - p->last_print < 0.2))
         return;
     p->last_print = t;
@@ -128,39 +127,6 @@ static void progress_update(struct progress *p, int done, double loss, double ac
 }
 
 /* ---------------------------------------------------------------- checkpoints */
-
-/* mkdir -p */
-static int ensure_dir(const char *dir, struct sn_err *err)
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1;; p++) {
-        int end = *p == '\0';
-        if (*p == '/' || end) {
-            *p = '\0';
-            if (mkdir(path, 0755) != 0 && errno != EEXIST)
-                return sn_err_set(err, SN_EIO, "%s: cannot create the checkpoint directory: %s",
-                                  path, strerror(errno));
-            if (end)
-                break;
-            *p = '/';
-        }
-    }
-    return SN_OK;
-}
-
-/* A run killed while writing a checkpoint leaves NAME-*.ckpt.tmp.PID behind (the checkpoint it
- * was replacing is intact): remove those from an earlier run before this one writes. */
-static void remove_stale_temporaries(const char *dir, const char *name)
-{
-    char pattern[2200];
-    snprintf(pattern, sizeof pattern, "%s/%s-*.ckpt.tmp.*", dir, name);
-    glob_t g;
-    if (glob(pattern, 0, NULL, &g) == 0)
-        for (size_t i = 0; i < g.gl_pathc; i++)
-            unlink(g.gl_pathv[i]);
-    globfree(&g);
-}
 
 struct run {
     const struct sn_config *cfg;
@@ -287,23 +253,15 @@ static int check_same_model(struct run *r, struct sn_err *err)
 
 static int write_history(const char *path, const double *rows, int n, struct sn_err *err)
 {
-    char tmp[1700];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    SN_RETURN_IF(!f, err, SN_EIO, "%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
+    struct sn_atomic_file af;
+    SN_FORWARD(sn_atomic_open(&af, path, err));
+    fprintf(af.f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
     for (int i = 0; i < n; i++) {
         const double *row = rows + 7 * i;
-        fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.2f\n", (int)row[0], row[1], row[2], row[3],
+        fprintf(af.f, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.2f\n", (int)row[0], row[1], row[2], row[3],
                 row[4], row[5], row[6]);
     }
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return sn_err_set(err, SN_EIO, "%s: cannot write the history: %s", path, strerror(errno));
-    }
-    return SN_OK;
+    return sn_atomic_commit(&af, err);
 }
 
 /* The rows of an earlier run's history.csv up to epoch `upto`, for a resumed run. */
@@ -417,8 +375,9 @@ static int setup(struct run *r, struct sn_err *err)
                                     .global_batch = r->tc.validation_batch_size, .rank = 0,
                                     .world = 1, .shuffle = 0, .seed = r->tc.seed};
         SN_FORWARD(sn_loader_create(&r->val_ld, &vc, err));
-        SN_FORWARD(ensure_dir(r->tc.ckpt_dir, err));
-        remove_stale_temporaries(r->tc.ckpt_dir, r->tc.run_name);
+        SN_FORWARD(sn_mkdir_p(r->tc.ckpt_dir, "checkpoint directory", err));
+        sn_remove_stale(r->tc.ckpt_dir, r->tc.run_name);
+        sn_remove_stale(r->tc.ckpt_dir, "history.csv");
     }
     snprintf(r->last_path, sizeof r->last_path, "%s/%s-last.ckpt", r->tc.ckpt_dir, r->tc.run_name);
     snprintf(r->best_path, sizeof r->best_path, "%s/%s-best.ckpt", r->tc.ckpt_dir, r->tc.run_name);
@@ -484,7 +443,7 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
     int rc = SN_OK;
 
     for (int epoch = start_epoch; epoch < tc->epochs && rc == SN_OK; epoch++) {
-        double t_epoch = sn_dist_wtime();
+        double t_epoch = sn_now();
         struct progress pg = {out, isatty(fileno(out)), steps, t_epoch, 0};
         if (rank0 && !opts->quiet)
             fprintf(out, "Epoch %d/%d\n", epoch + 1, tc->epochs);
@@ -581,7 +540,7 @@ static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *e
                 progress_update(&pg, steps, train_loss, train_acc, 1);
             struct sn_eval_result vr;
             int lrc = evaluate_loader(m, r->val_ld, &vr, err);
-            double secs = sn_dist_wtime() - t_epoch;
+            double secs = sn_now() - t_epoch;
             if (lrc == SN_OK) {
                 if (!opts->quiet) {
                     fprintf(out, " - val_loss: %.4f - val_accuracy: %.4f\n", vr.loss, vr.accuracy);

@@ -335,9 +335,9 @@ static void test_corrupt_payload(void **state)
     uint64_t sum;
     for (int i = 0; i < 8; i++)
         ext[128 + i] = (unsigned char)(payload >> (8 * i));
-    sum = sn_hash_bytes(ext, 136, SN_HASH_INIT);
+    sum = sn_hash_bytes(ext, 152, SN_HASH_INIT);
     for (int i = 0; i < 8; i++)
-        ext[136 + i] = (unsigned char)(sum >> (8 * i));
+        ext[152 + i] = (unsigned char)(sum >> (8 * i));
     assert_int_equal(write_bytes(bad, ext, n + 4), 0);
     struct sn_err err = {0};
     assert_int_equal(load(fx, bad, &err), SN_EFORMAT);
@@ -433,6 +433,77 @@ static void test_failed_save(void **state)
     assert_int_equal(load(fx, fx->path, &err), SN_OK);
 }
 
+/* The run record round-trips any text (escapes, a class named with a newline), is covered by
+ * its own checksum, and an older version 1 file (no record) still loads. */
+static void test_record(void **state)
+{
+    struct fixture *fx = *state;
+    struct sn_record rec = {0};
+    sn_record_add(&rec, "class", "%s", "0_T-shirt");
+    sn_record_add(&rec, "class", "%s", "odd\\name\nwith=newline");
+    sn_record_add(&rec, "epochs", "%d", 12);
+    assert_false(rec.failed);
+    char v[128];
+    assert_int_equal(sn_record_count(rec.text, "class"), 2);
+    assert_int_equal(sn_record_count(rec.text, "clas"), 0);
+    assert_true(sn_record_get(rec.text, "class", 1, v, sizeof v));
+    assert_string_equal(v, "odd\\name\nwith=newline");
+    assert_true(sn_record_get(rec.text, "epochs", 0, v, sizeof v));
+    assert_string_equal(v, "12");
+    assert_false(sn_record_get(rec.text, "class", 2, v, sizeof v));
+
+    char path[1200];
+    snprintf(path, sizeof path, "%s/record.ckpt", fx->dir);
+    struct sn_ckpt_meta m = fx->meta;
+    m.record = rec.text;
+    struct sn_err err = {0};
+    assert_int_equal(sn_checkpoint_save(path, &m, fx->params, fx->state, fx->opt, &err), SN_OK);
+    char *text = NULL;
+    assert_int_equal(sn_checkpoint_read_record(path, &text, &err), SN_OK);
+    assert_string_equal(text, rec.text);
+    free(text);
+    struct sn_ckpt_meta r;
+    assert_int_equal(sn_checkpoint_load(path, &r, fx->p2, NP, fx->s2, NS, fx->o2, NO, &err), SN_OK);
+    assert_int_equal(r.record_bytes, rec.len);
+    assert_memory_equal(fx->p2, fx->params, NP * sizeof(float));
+
+    /* one flipped byte inside the record */
+    unsigned char *b;
+    long n;
+    assert_int_equal(file_bytes(path, &b, &n), 0);
+    b[SN_CKPT_HEADER_SIZE + 3] ^= 0x01;
+    assert_int_equal(write_bytes(path, b, n), 0);
+    assert_int_equal(sn_checkpoint_load(path, &r, fx->p2, NP, fx->s2, NS, fx->o2, NO, &err),
+                     SN_EFORMAT);
+    assert_msg_has(err, "run record checksum");
+    assert_int_equal(sn_checkpoint_read_record(path, &text, &err), SN_EFORMAT);
+    free(b);
+    sn_record_free(&rec);
+
+    /* version 1: the same fields up to the payload size, the checksum at 136, no record */
+    assert_int_equal(file_bytes(fx->path, &b, &n), 0);
+    long n1 = n - (SN_CKPT_HEADER_SIZE - SN_CKPT_V1_HEADER_SIZE);
+    unsigned char *v1 = malloc((size_t)n1);
+    memcpy(v1, b, 136);
+    memcpy(v1 + SN_CKPT_V1_HEADER_SIZE, b + SN_CKPT_HEADER_SIZE, (size_t)(n - SN_CKPT_HEADER_SIZE));
+    v1[8] = 1;
+    v1[12] = SN_CKPT_V1_HEADER_SIZE;
+    uint64_t sum = sn_hash_bytes(v1, 136, SN_HASH_INIT);
+    for (int i = 0; i < 8; i++)
+        v1[136 + i] = (unsigned char)(sum >> (8 * i));
+    snprintf(path, sizeof path, "%s/v1.ckpt", fx->dir);
+    assert_int_equal(write_bytes(path, v1, n1), 0);
+    assert_int_equal(sn_checkpoint_load(path, &r, fx->p2, NP, fx->s2, NS, fx->o2, NO, &err), SN_OK);
+    assert_int_equal(r.version, 1);
+    assert_int_equal(r.record_bytes, 0);
+    assert_memory_equal(fx->p2, fx->params, NP * sizeof(float));
+    assert_int_equal(sn_checkpoint_read_record(path, &text, &err), SN_OK);
+    assert_string_equal(text, "");
+    free(text);
+    free(v1);
+    free(b);
+}
+
 static void test_hash_bytes(void **state)
 {
     (void)state;
@@ -456,6 +527,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_payload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_count_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_save, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record, setup, teardown),
         cmocka_unit_test(test_hash_bytes),
     };
     return cmocka_run_group_tests_name("checkpoint", tests, NULL, NULL);
