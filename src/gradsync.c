@@ -61,14 +61,17 @@ int sn_gradsync_finish(struct sn_gradsync *g, struct sn_err *err)
         *err = g->err;
         rc = err->code;
     }
+    /* Buckets backward did not start (a rank whose slice of the batch was empty ran no backward;
+       a layer the callback never saw) start now, non-blocking and in bucket order: MPI matches
+       collectives by order, and a blocking allreduce never matches another rank's non-blocking
+       one, so every rank must start the same buckets the same way in the same order. */
+    for (int b = 0; b < g->n_buckets && rc == SN_OK; b++)
+        if (g->buckets[b].req < 0)
+            rc = sn_dist_iallreduce_sum(g->d, g->m->grads + g->buckets[b].off, g->buckets[b].len,
+                                        &g->buckets[b].req, err);
     for (int b = 0; b < g->n_buckets; b++) {
-        if (g->buckets[b].req < 0) {
-            /* not started (a failure above, or a layer the callback never saw) */
-            if (rc == SN_OK)
-                rc = sn_dist_allreduce_sum(g->d, g->m->grads + g->buckets[b].off,
-                                           g->buckets[b].len, err);
+        if (g->buckets[b].req < 0)
             continue;
-        }
         int wrc = sn_dist_wait(g->d, g->buckets[b].req, rc == SN_OK ? err : NULL);
         if (rc == SN_OK)
             rc = wrc;
