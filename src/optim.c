@@ -2,7 +2,9 @@
  *   sgd:      v = momentum*v - lr*g;  p += v            (nesterov: p += momentum*v - lr*g)
  *   rmsprop:  a = rho*a + (1-rho)*g^2;  p -= lr*g / (sqrt(a) + eps)
  *   adam:     m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
- *             p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)   (t from 1) */
+ *             p -= lr*sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)   (t from 1)
+ * RMSprop's epsilon sits outside the square root as in tf.keras 2.0-2.10 (the book's version;
+ * the optimizer that became the default in 2.11 uses sqrt(a + eps)). */
 #include "optim.h"
 
 #include <math.h>   // defines: sqrtf, pow, cos
@@ -66,7 +68,11 @@ void sn_optim_free(struct sn_optim *o)
 double sn_optim_lr(const struct sn_optim *o, int64_t t)
 {
     const struct sn_optim_conf *c = &o->conf;
-    double lr = c->lr, x = (double)t / c->decay_steps;
+    /* Keras's warmup (CosineDecay's warmup_target): lr * t / warmup_steps for the first
+       warmup_steps updates, then the schedule counted from the end of the warmup. */
+    if (c->warmup_steps > 0 && t < c->warmup_steps)
+        return c->lr * (double)t / c->warmup_steps * o->lr_scale;
+    double lr = c->lr, x = (double)(t - c->warmup_steps) / c->decay_steps;
     switch (c->sched) {
     case SN_SCHED_CONSTANT:
         break;
@@ -82,8 +88,6 @@ double sn_optim_lr(const struct sn_optim *o, int64_t t)
         break;
     }
     }
-    if (c->warmup_steps > 0 && t < c->warmup_steps)
-        lr *= (double)(t + 1) / c->warmup_steps;
     return lr * o->lr_scale;
 }
 

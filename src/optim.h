@@ -27,7 +27,8 @@ struct sn_optim_conf {
     int decay_steps;           /* step: drop every decay_steps; exponential/cosine period */
     double decay_rate;         /* step/exponential factor */
     double alpha;              /* cosine floor, as a fraction of lr */
-    int warmup_steps;          /* linear warmup from 0 */
+    int warmup_steps;          /* linear warmup from 0 (Keras: lr * t / warmup_steps), then the
+                                  schedule counted from its end */
 };
 
 /* Reads optimizer, learning_rate and the schedule keys from [train]. */
