@@ -12,24 +12,21 @@
 #include <string.h> // defines: memset
 
 #include "data.h"
-#include "gradsync.h"
 #include "image.h"
 #include "model.h"
 #include "optim.h"
+#include "step.h"
 #include "rng.h"
 #include "sys.h"
 
-static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
+static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn_bench_opts *bo,
                       FILE *out, struct sn_err *err)
 {
-    struct sn_data_conf dc;
-    struct sn_augment_conf ac;
-    struct sn_train_conf tc;
-    SN_FORWARD(sn_data_conf_parse(&dc, cfg, err));
-    SN_FORWARD(sn_augment_conf_parse(&ac, cfg, err));
-    SN_FORWARD(sn_train_conf_parse(&tc, cfg, err));
+    struct sn_data_conf dc = st->dc;
+    const struct sn_augment_conf ac = st->ac;
+    const struct sn_train_conf tc = st->tc;
     struct sn_dataset *ds;
-    SN_FORWARD(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, err));
+    SN_FORWARD(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, err));
     int batch = bo->batch ? bo->batch : tc.batch_size;
     int steps = (ds->n + batch - 1) / batch;
     if (bo->iters > 0 && bo->iters < steps)
@@ -87,52 +84,6 @@ static int bench_data(const struct sn_config *cfg, struct sn_dist *d, const stru
     return rc;
 }
 
-/* One synthetic training step, shared by the throughput and scaling passes. */
-struct bench_step {
-    struct sn_model *m;
-    struct sn_optim *opt;
-    struct sn_gradsync *sync;
-    struct sn_step_ctx *ctx;
-    const float *x;
-    const int32_t *y;
-    float *dlogits;
-    int n, global;
-};
-
-enum step_sync {
-    STEP_ALONE,    /* no exchange: what one rank does on its own */
-    STEP_BLOCKING, /* barrier, then every bucket exchanged after backward */
-    STEP_OVERLAP,  /* buckets started during backward, waited for before the optimizer */
-};
-
-/* Runs forward, loss, backward, gradient exchange and optimizer. With STEP_BLOCKING, *b0 is
-   when backward ended, *r0 when the slower rank arrived and *r1 when the exchange ended, so
-   that imbalance and transfer are measured apart. */
-static int bench_step_run(struct bench_step *st, enum step_sync mode, double *b0, double *r0,
-                          double *r1, struct sn_err *err)
-{
-    struct sn_model *m = st->m;
-    sn_model_zero_grads(m);
-    long long correct = 0;
-    const float *logits = sn_model_forward(m, st->x, st->n, st->ctx);
-    sn_loss(m->loss, logits, st->y, NULL, st->n, m->n_outputs, 1.0f / (float)st->global,
-            st->dlogits, &correct);
-    sn_model_backward(m, st->x, st->dlogits, st->n, st->ctx,
-                      mode == STEP_OVERLAP ? sn_gradsync_ready : NULL, st->sync);
-    int rc = SN_OK;
-    *b0 = sn_now();
-    if (mode == STEP_BLOCKING && st->sync->d->world > 1)
-        rc = sn_dist_barrier(st->sync->d, err);
-    *r0 = sn_now();
-    if (rc == SN_OK && mode == STEP_BLOCKING)
-        rc = sn_gradsync_blocking(st->sync, err);
-    else if (rc == SN_OK && mode == STEP_OVERLAP)
-        rc = sn_gradsync_finish(st->sync, err);
-    *r1 = sn_now();
-    sn_optim_step(st->opt, m);
-    return rc;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -147,12 +98,13 @@ static int cmp_double(const void *a, const void *b)
 #define SCALING_BLOCK_STEPS 8
 #define SCALING_MAX_PAIRS 64
 
-static int bench_scaling(struct bench_step *st, struct sn_dist *d, int iters, FILE *out,
-                         struct sn_err *err)
+static int bench_scaling(struct sn_step *st, const struct sn_step_in *in, struct sn_dist *d,
+                         int iters, FILE *out, struct sn_err *err)
 {
     int pairs = iters / SCALING_BLOCK_STEPS;
     pairs = pairs < 3 ? 3 : pairs > SCALING_MAX_PAIRS ? SCALING_MAX_PAIRS : pairs;
-    double ratio[SCALING_MAX_PAIRS], t_alone = 0, t_all = 0, b0, r0, r1;
+    double ratio[SCALING_MAX_PAIRS], t_alone = 0, t_all = 0;
+    struct sn_step_out so;
     int rc = SN_OK;
     for (int p = 0; p < pairs && rc == SN_OK; p++) {
         double t[2] = {0, 0};
@@ -164,9 +116,9 @@ static int bench_scaling(struct bench_step *st, struct sn_dist *d, int iters, FI
                 if (s == 0)
                     t0 = sn_now();
                 if (together)
-                    rc = bench_step_run(st, STEP_OVERLAP, &b0, &r0, &r1, err);
+                    rc = sn_step_run(st, in, SN_SYNC_OVERLAP, &so, err);
                 else if (d->rank == 0)
-                    rc = bench_step_run(st, STEP_ALONE, &b0, &r0, &r1, err);
+                    rc = sn_step_run(st, in, SN_SYNC_NONE, &so, err);
             }
             t[together] = sn_now() - t0;
         }
@@ -186,34 +138,32 @@ static int bench_scaling(struct bench_step *st, struct sn_dist *d, int iters, FI
             "blocks, middle half %.2f-%.2fx; over all pairs %.2fx: %.0f against %.0f "
             "images/s), %.0f%% efficiency\n",
             d->world, median, pairs, SCALING_BLOCK_STEPS, ratio[pairs / 4],
-            ratio[(3 * pairs) / 4], d->world * t_alone / t_all, steps * st->global / t_all,
-            steps * st->n / t_alone, 100 * median / d->world);
+            ratio[(3 * pairs) / 4], d->world * t_alone / t_all, steps * in->global_n / t_all,
+            steps * in->n / t_alone, 100 * median / d->world);
     return SN_OK;
 }
 
-int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
-             FILE *out, struct sn_err *err)
+/* Training throughput on synthetic batches: inference, steps with the exchange overlapped and
+ * blocking, per-layer times, and under mpirun the scaling pairs. */
+static int bench_train(const struct sn_settings *settings, const struct sn_config *cfg,
+                       struct sn_dist *d, const struct sn_bench_opts *bo, FILE *out,
+                       struct sn_err *err)
 {
-    if (bo->data_only)
-        return bench_data(cfg, d, bo, out, err);
-    struct sn_train_conf tc;
-    struct sn_optim_conf oc;
-    SN_FORWARD(sn_train_conf_parse(&tc, cfg, err));
-    SN_FORWARD(sn_optim_conf_parse(&oc, cfg, err));
-    const struct sn_ops *ops = sn_ops_by_name(bo->backend ? bo->backend : "blas");
+    const struct sn_train_conf *tc = &settings->tc;
+    const struct sn_ops *ops = bo->backend ? sn_ops_by_name(bo->backend) : settings->ops;
     SN_RETURN_IF(!ops, err, SN_EINVAL, "--backend %s: use blas or ref", bo->backend);
-    if (tc.threads > 0)
-        sn_ops_set_threads(tc.threads);
-    int global = bo->batch ? bo->batch * d->world : tc.batch_size;
+    if (tc->threads > 0)
+        sn_ops_set_threads(tc->threads);
+    int global = bo->batch ? bo->batch * d->world : tc->batch_size;
     int n = (global + d->world - 1) / d->world;
     int iters = bo->iters ? bo->iters : 20;
 
     struct sn_model *m = NULL;
     struct sn_optim *opt = NULL;
+    struct sn_step step = {0};
     SN_FORWARD(sn_model_build(&m, cfg, n, ops, err));
     size_t in_size = sn_shape_size(m->input) * (size_t)n;
     float *x = malloc(in_size * sizeof(float));
-    float *dlogits = malloc((size_t)n * m->n_outputs * sizeof(float));
     int32_t *y = malloc((size_t)n * sizeof *y);
     int64_t *ids = malloc((size_t)n * sizeof *ids);
     double *t_fwd = calloc((size_t)m->n_layers, sizeof(double));
@@ -222,17 +172,16 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
        rank (laps), so that the exchange left on each step's slower rank can be found */
     double *lap = calloc(2 * (size_t)iters, sizeof(double));
     double *laps = calloc(2 * (size_t)iters * d->world, sizeof(double));
-    int rc = x && dlogits && y && ids && t_fwd && t_bwd && lap && laps
+    int rc = x && y && ids && t_fwd && t_bwd && lap && laps
                  ? SN_OK
                  : sn_err_set(err, SN_ENOMEM, "out of memory");
-    struct sn_gradsync sync;
     if (rc == SN_OK)
-        rc = sn_optim_create(&opt, &oc, m->n_params, err);
+        rc = sn_optim_create(&opt, &settings->oc, m->n_params, err);
     if (rc == SN_OK)
-        rc = sn_gradsync_init(&sync, d, m, 0, err);
+        rc = sn_step_init(&step, d, m, opt, n, err);
     if (rc != SN_OK)
         goto done;
-    sn_model_init_params(m, tc.seed);
+    sn_model_init_params(m, tc->seed);
     struct sn_rng rng;
     sn_rng_seed(&rng, 7);
     for (size_t i = 0; i < in_size; i++)
@@ -242,7 +191,7 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         y[i] = (int32_t)(sn_rng_next(&rng) % (uint64_t)classes);
         ids[i] = (int64_t)d->rank * n + i;
     }
-    struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .seed = tc.seed,
+    struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .seed = tc->seed,
                               .sample_ids = ids};
     double flops = sn_model_flops_per_sample(m);
 
@@ -254,34 +203,34 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         sn_model_forward(m, x, n, &ctx);
     double t_inf = (sn_now() - t0) / iters;
 
-    /* training steps: forward, loss, backward, allreduce, optimizer. Odd passes exchange
-       gradients blocking after backward, even passes overlap them with backward: the
-       difference is what the overlap hides. */
-    struct bench_step st = {.m = m, .opt = opt, .sync = &sync, .ctx = &ctx, .x = x, .y = y,
-                            .dlogits = dlogits, .n = n, .global = global};
+    /* training steps (step.c, as in training): forward, loss, backward, allreduce, optimizer.
+       Odd passes exchange gradients blocking after backward, even passes overlap them with
+       backward: the difference is what the overlap hides. */
+    struct sn_step_in in = {.x = x, .y = y, .ids = ids, .n = n, .global_n = n * d->world,
+                            .seed = tc->seed};
+    struct sn_step_out so;
     double t_block = 0, t_skew = 0, t_step = 0;
     for (int it = -2; it < 2 * iters && rc == SN_OK; it++) {
         int overlap = it % 2 == 0;
         if (it == 0) {
             m->t_fwd = t_fwd;
             m->t_bwd = t_bwd;
-            sync.t_wait = 0;
+            step.sync.t_wait = 0;
         }
         double s0 = sn_now();
-        double b0 = 0, r0 = 0, r1 = 0;
-        ctx.step = (uint64_t)(it + 2);
-        rc = bench_step_run(&st, overlap ? STEP_OVERLAP : STEP_BLOCKING, &b0, &r0, &r1, err);
+        in.step = (uint64_t)(it + 2);
+        rc = sn_step_run(&step, &in, overlap ? SN_SYNC_OVERLAP : SN_SYNC_BLOCKING, &so, err);
         if (it >= 0 && overlap) {
             t_step += sn_now() - s0;
-            lap[it] = b0 - s0; /* overlapped step it / 2 */
-            lap[it + 1] = r1 - b0;
+            lap[it] = step.t_backward - s0; /* overlapped step it / 2 */
+            lap[it + 1] = step.t_exchanged - step.t_backward;
         }
         if (it >= 0 && !overlap) {
-            t_block += r1 - r0;
-            t_skew += r0 - b0;
+            t_block += step.t_exchanged - step.t_arrived;
+            t_skew += step.t_arrived - step.t_backward;
         }
     }
-    double t_reduce = sync.t_wait / iters;
+    double t_reduce = step.sync.t_wait / iters;
     t_block /= iters;
     t_skew /= iters;
     for (int i = 0; i < m->n_layers; i++)
@@ -326,7 +275,7 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
                     "the transfer hidden), %.3f on average over ranks, %d bucket%s\n",
                     1e3 * avg[2], 1e3 * avg[3], 1e3 * slow_left,
                     avg[2] > 0 ? 100 * fmin(1, fmax(0, 1 - slow_left / avg[2])) : 0,
-                    1e3 * avg[1], sync.n_buckets, sync.n_buckets > 1 ? "s" : "");
+                    1e3 * avg[1], step.sync.n_buckets, step.sync.n_buckets > 1 ? "s" : "");
         fprintf(out, "per layer (ms per step, batch %d):\n", n);
         for (int i = 0; i < m->n_layers; i++)
             fprintf(out, "  %-24s forward %8.3f  backward %8.3f\n", m->layers[i].name,
@@ -334,19 +283,31 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         fflush(out);
     }
     if (rc == SN_OK && d->world > 1) {
-        ctx.step = 0;
-        rc = bench_scaling(&st, d, iters, out, err);
+        in.step = 0;
+        rc = bench_scaling(&step, &in, d, iters, out, err);
     }
 done:
+    sn_step_free(&step);
     sn_optim_free(opt);
     sn_model_free(m);
     free(x);
-    free(dlogits);
     free(y);
     free(ids);
     free(t_fwd);
     free(t_bwd);
     free(lap);
     free(laps);
+    return rc;
+}
+
+int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
+             FILE *out, struct sn_err *err)
+{
+    struct sn_settings *st = calloc(1, sizeof *st);
+    SN_RETURN_IF(!st, err, SN_ENOMEM, "out of memory");
+    int rc = sn_settings_load(st, cfg, 1, NULL, err);
+    if (rc == SN_OK)
+        rc = bo->data_only ? bench_data(st, d, bo, out, err) : bench_train(st, cfg, d, bo, out, err);
+    free(st);
     return rc;
 }

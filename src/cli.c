@@ -17,7 +17,13 @@
 #include "train.h"
 
 #define SN_MAX_SETS 64
+/* Exit statuses: one table, in --help and in the README. */
+#define SN_EXIT_DONE 0
+#define SN_EXIT_ERROR 1      /* config, data, checkpoint, numerical: fix and run again */
+#define SN_EXIT_USAGE 2
 #define SN_EXIT_RESUMABLE 75 /* EX_TEMPFAIL: stopped on request, `--resume` continues */
+/* SN_DIST_PEER_LOST_EXIT (76): a rank died or hung; the watchdog or a failed collective ended
+ * the job. Not resumable on its own terms: restart deliberately (--resume auto). */
 
 static const char usage_text[] =
     "usage: shardnet COMMAND [ARGS]\n"
@@ -31,9 +37,10 @@ static const char usage_text[] =
     "                                    class probabilities of each image\n"
     "  bench CONFIG [--batch N] [--iters N] [--backend blas|ref] [--data-only]\n"
     "                                    images/s, GFLOP/s and per-layer times\n"
-    "  inspect CKPT [--compare OTHER] [--config CONFIG]\n"
+    "  inspect CKPT [--compare OTHER] [--config CONFIG] [--record]\n"
     "                                    a checkpoint's header, parameter hash (per layer with\n"
-    "                                    --config) and largest differences to OTHER\n"
+    "                                    --config), largest differences to OTHER, and with\n"
+    "                                    --record its run record (config, classes, state)\n"
     "  dataset fashion-mnist OUTDIR [--source DIR] [--limit N]\n"
     "                                    write Fashion-MNIST as an image directory\n"
     "  dataset shapes OUTDIR [--limit N] write a synthetic 2-class RGB set (circle, square) shaped\n"
@@ -41,7 +48,15 @@ static const char usage_text[] =
     "  version\n"
     "\n"
     "Options for commands that take a CONFIG:\n"
-    "  --set SECTION.KEY=VALUE           override a config key (repeatable)\n";
+    "  --set SECTION.KEY=VALUE           override a config key (repeatable)\n"
+    "\n"
+    "Exit status:\n"
+    "  0   done (also: a resumed run with nothing left to train)\n"
+    "  1   error: config, data, checkpoint or a numerical failure, named on stderr\n"
+    "  2   usage error\n"
+    "  75  stopped on request (SIGUSR1, SIGTERM): a checkpoint holds the run, --resume\n"
+    "      continues it\n"
+    "  76  peer lost: a rank died or stopped answering (watchdog); the job was ended\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -63,7 +78,7 @@ struct args {
     const char *sets[SN_MAX_SETS];
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
-    int split, batch, iters, data_only, limit;
+    int split, batch, iters, data_only, limit, top, allow_config_change, record;
     char **positional;
     int n_positional;
 };
@@ -118,12 +133,21 @@ static int parse_args(int argc, char **argv, struct args *a)
             else if (v)
                 return usage_error("--split %s: use train, val or test", v);
         } else if (strcmp(o, "--batch") == 0 || strcmp(o, "--iters") == 0 ||
-                   strcmp(o, "--limit") == 0) {
-            int *dst = o[2] == 'b' ? &a->batch : o[2] == 'i' ? &a->iters : &a->limit;
+                   strcmp(o, "--limit") == 0 || strcmp(o, "--top") == 0) {
+            int *dst = o[2] == 'b'   ? &a->batch
+                       : o[2] == 'i' ? &a->iters
+                       : o[2] == 'l' ? &a->limit
+                                     : &a->top;
             if (v && parse_int_arg(v, dst) != 0)
                 return usage_error("%s: expected a non-negative integer", v);
         } else if (strcmp(o, "--data-only") == 0) {
             a->data_only = 1;
+            takes = 0;
+        } else if (strcmp(o, "--allow-config-change") == 0) {
+            a->allow_config_change = 1;
+            takes = 0;
+        } else if (strcmp(o, "--record") == 0) {
+            a->record = 1;
             takes = 0;
         } else if (strncmp(o, "--", 2) == 0 && o[2] != '\0') {
             return usage_error("unknown option %s", o);
@@ -162,11 +186,13 @@ static int cmd_summary(struct args *a)
     if (load_config(a, &cfg, &err) != SN_OK)
         return report(&err);
     struct sn_model *m;
-    int rc = sn_model_build(&m, cfg, 1, &sn_ops_blas, &err);
+    struct sn_settings *st = calloc(1, sizeof *st);
+    int rc = st ? sn_settings_load(st, cfg, 1, &m, &err) : sn_err_set(&err, SN_ENOMEM, "out of memory");
     if (rc == SN_OK) {
         sn_model_summary(m, m->name, stdout);
         sn_model_free(m);
     }
+    free(st);
     sn_config_free(cfg);
     return rc == SN_OK ? 0 : report(&err);
 }
@@ -180,13 +206,16 @@ static int finish_dist(struct sn_dist *d, int rc, const struct sn_err *err)
         return 0;
     }
     if (err->collective || d->world == 1) {
-        if (err->msg[0])
-            fprintf(stderr, "shardnet: %s%s: %s\n", rc == SN_ESTOP ? "stopped" : "error",
-                    d->world > 1 ? " (rank 0)" : "", err->msg);
+        if (err->msg[0] && d->world > 1)
+            fprintf(stderr, "shardnet: %s (rank %d): %s\n", rc == SN_ESTOP ? "stopped" : "error",
+                    d->rank, err->msg);
+        else if (err->msg[0])
+            fprintf(stderr, "shardnet: %s: %s\n", rc == SN_ESTOP ? "stopped" : "error", err->msg);
         sn_dist_finalize(d);
-        return rc == SN_ESTOP ? SN_EXIT_RESUMABLE : 1;
+        return rc == SN_ESTOP ? SN_EXIT_RESUMABLE : SN_EXIT_ERROR;
     }
-    sn_dist_abort(d, 1, err->msg);
+    /* one rank's failure: the others may be waiting for it in a collective */
+    sn_dist_abort(d, rc == SN_EMPI ? SN_DIST_PEER_LOST_EXIT : SN_EXIT_ERROR, err->msg);
 }
 
 /* The one piece of process-wide state: a signal handler can reach nothing else. SIGUSR1 (SLURM's
@@ -231,7 +260,10 @@ static int cmd_train(struct args *a, int bench, int *argc, char ***argv)
                                    .data_only = a->data_only, .backend = a->backend};
         rc = sn_bench(cfg, &d, &bo, stdout, &err);
     } else {
-        struct sn_train_opts opts = {.resume = a->resume, .out = stdout, .stop = &stop_requested};
+        struct sn_train_opts opts = {.resume = a->resume,
+                                     .allow_config_change = a->allow_config_change,
+                                     .out = stdout,
+                                     .stop = &stop_requested};
         catch_stop_signals();
         rc = sn_train(cfg, &d, &opts, &err);
     }
@@ -248,7 +280,7 @@ static int cmd_evaluate(struct args *a)
     if (load_config(a, &cfg, &err) != SN_OK)
         return report(&err);
     struct sn_eval_result res;
-    int rc = sn_evaluate(cfg, a->checkpoint, a->data, a->split, &res, &err);
+    int rc = sn_evaluate(cfg, a->checkpoint, a->data, a->split, stdout, &res, &err);
     sn_config_free(cfg);
     if (rc != SN_OK)
         return report(&err);
@@ -270,7 +302,8 @@ static int cmd_predict(struct args *a)
     struct sn_config *cfg;
     if (load_config(a, &cfg, &err) != SN_OK)
         return report(&err);
-    int rc = sn_predict(cfg, a->checkpoint, a->positional + 2, a->n_positional - 2, stdout, &err);
+    int rc = sn_predict(cfg, a->checkpoint, a->positional + 2, a->n_positional - 2,
+                        a->top ? a->top : 1, stdout, stderr, &err);
     sn_config_free(cfg);
     return rc == SN_OK ? 0 : report(&err);
 }
@@ -331,14 +364,25 @@ static int cmd_inspect(struct args *a)
                "  epoch %d, step %lld, world size %d, seed %llu\n"
                "  %llu parameters, %llu state values, %llu optimizer values\n"
                "  best val_loss %.6f, val_loss %.6f, lr scale %g\n"
-               "  parameter hash %016llx\n",
+               "  parameter hash %016llx, state hash %016llx, optimizer hash %016llx\n",
                paths[k], mt->version, (unsigned long long)mt->config_hash,
                (unsigned long long)mt->model_hash, mt->epoch, (long long)mt->step, mt->world_size,
                (unsigned long long)mt->seed, (unsigned long long)mt->n_params,
                (unsigned long long)mt->n_state, (unsigned long long)mt->n_opt, mt->best_val_loss,
                mt->val_loss, mt->lr,
                (unsigned long long)sn_hash_bytes(buf[k][0], mt->n_params * sizeof(float),
+                                                 SN_HASH_INIT),
+               (unsigned long long)sn_hash_bytes(buf[k][1], mt->n_state * sizeof(float),
+                                                 SN_HASH_INIT),
+               (unsigned long long)sn_hash_bytes(buf[k][2], mt->n_opt * sizeof(float),
                                                  SN_HASH_INIT));
+        if (a->record) {
+            char *text;
+            rc = sn_checkpoint_read_record(paths[k], &text, &err);
+            if (rc == SN_OK)
+                printf("  run record:\n%s", text);
+            free(text);
+        }
     }
     if (rc == SN_OK && a->layers_config)
         rc = print_layer_hashes(a->layers_config, a, &meta[0], buf[0][0], &err);
@@ -400,6 +444,15 @@ int sn_cli_main(int argc, char **argv)
         printf("shardnet %s\n", SN_VERSION);
         return 0;
     }
+    static const char *const commands[] = {"summary", "train",   "bench",   "evaluate",
+                                           "predict", "inspect", "dataset", NULL};
+    int known = 0;
+    for (int i = 0; commands[i] && !known; i++)
+        known = strcmp(cmd, commands[i]) == 0;
+    if (!known)
+        return usage_error("unknown command '%s'", cmd);
+    /* A log file shows each line as it is written, in order, not a buffer at exit. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     struct args a;
     int rc = parse_args(argc - 1, argv + 1, &a);
     if (rc != 0)
@@ -421,10 +474,8 @@ int sn_cli_main(int argc, char **argv)
         rc = cmd_predict(&a);
     else if (strcmp(cmd, "inspect") == 0)
         rc = cmd_inspect(&a);
-    else if (strcmp(cmd, "dataset") == 0)
-        rc = cmd_dataset(&a);
     else
-        rc = usage_error("unknown command '%s'", cmd);
+        rc = cmd_dataset(&a);
     free(a.positional);
     return rc;
 }

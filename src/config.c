@@ -93,8 +93,12 @@ void sn_config_free(struct sn_config *cfg)
 {
     if (cfg == NULL)
         return;
-    for (int i = 0; i < cfg->n_sections; i++)
+    for (int i = 0; i < cfg->n_sections; i++) {
         free(cfg->sections[i].keys);
+        for (int j = 0; j < cfg->sections[i].n_resolved; j++)
+            free(cfg->sections[i].resolved[j].value);
+        free(cfg->sections[i].resolved);
+    }
     free(cfg->sections);
     free(cfg);
 }
@@ -360,13 +364,13 @@ const struct sn_key *sn_section_key(const struct sn_section *s, const char *key)
 void sn_config_layer_name(const struct sn_config *cfg, const struct sn_section *s, char *out,
                           int cap)
 {
+    if (sn_config_is_settings(s->type)) {
+        snprintf(out, (size_t)cap, "%s", s->type);
+        return;
+    }
     const struct sn_key *nk = sn_section_key(s, "name");
     if (nk != NULL && nk->value[0]) {
         snprintf(out, (size_t)cap, "%s", nk->value);
-        return;
-    }
-    if (sn_config_is_settings(s->type)) {
-        snprintf(out, (size_t)cap, "%s", s->type);
         return;
     }
     /* The n-th section of a type (from 0) is type_n, named or not, so that a `name =` added to
@@ -396,6 +400,12 @@ static void where(const struct sn_config *cfg, const struct sn_section *s, const
     }
 }
 
+void sn_config_where(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                     char *buf, size_t cap)
+{
+    where(cfg, s, key ? sn_section_key(s, key) : NULL, buf, cap);
+}
+
 int sn_config_error(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                     struct sn_err *err, int code, const char *fmt, ...)
 {
@@ -422,6 +432,37 @@ static struct sn_key *take(const struct sn_section *s, const char *key)
     if (k != NULL)
         k->used = 1;
     return k;
+}
+
+/* Records that key of s was asked for and took `value` (printf-style). Out of memory only loses
+ * the record (a suggestion, a line of the resolved config), never a value. */
+static void resolve(const struct sn_section *cs, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void resolve(const struct sn_section *cs, const char *key, const char *fmt, ...)
+{
+    if (cs == NULL || strlen(key) >= SN_CFG_NAME_MAX)
+        return;
+    struct sn_section *s = (struct sn_section *)cs; /* bookkeeping, as in take() */
+    char buf[SN_CFG_VALUE_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    struct sn_resolved *r = NULL;
+    for (int i = 0; i < s->n_resolved && !r; i++)
+        if (strcmp(s->resolved[i].name, key) == 0)
+            r = &s->resolved[i];
+    if (r == NULL) {
+        struct sn_resolved *nr = realloc(s->resolved, (size_t)(s->n_resolved + 1) * sizeof *nr);
+        if (nr == NULL)
+            return;
+        s->resolved = nr;
+        r = &nr[s->n_resolved++];
+        snprintf(r->name, sizeof r->name, "%s", key);
+        r->value = NULL;
+    }
+    free(r->value);
+    r->value = strdup(buf);
 }
 
 /* An error about the value of k: "where: [type] key = 'value': message". */
@@ -509,22 +550,24 @@ int sn_section_int(const struct sn_config *cfg, const struct sn_section *s, cons
                    int def, int lo, int hi, int *out, struct sn_err *err)
 {
     const struct sn_key *k = take(s, key);
-    if (k == NULL) {
+    if (k == NULL)
         *out = def;
-        return SN_OK;
-    }
-    return int_value(cfg, s, k, k->value, lo, hi, out, err);
+    else
+        SN_FORWARD(int_value(cfg, s, k, k->value, lo, hi, out, err));
+    resolve(s, key, "%d", *out);
+    return SN_OK;
 }
 
 int sn_section_float(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                      double def, double lo, double hi, double *out, struct sn_err *err)
 {
     const struct sn_key *k = take(s, key);
-    if (k == NULL) {
+    if (k == NULL)
         *out = def;
-        return SN_OK;
-    }
-    return float_value(cfg, s, k, k->value, lo, hi, out, err);
+    else
+        SN_FORWARD(float_value(cfg, s, k, k->value, lo, hi, out, err));
+    resolve(s, key, "%.17g", *out);
+    return SN_OK;
 }
 
 int sn_section_bool(const struct sn_config *cfg, const struct sn_section *s, const char *key,
@@ -533,21 +576,19 @@ int sn_section_bool(const struct sn_config *cfg, const struct sn_section *s, con
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
     const struct sn_key *k = take(s, key);
-    if (k == NULL) {
-        *out = def;
-        return SN_OK;
-    }
-    for (int i = 0; i < 4; i++) {
-        if (strcasecmp(k->value, yes[i]) == 0) {
-            *out = 1;
-            return SN_OK;
-        }
-        if (strcasecmp(k->value, no[i]) == 0) {
-            *out = 0;
-            return SN_OK;
-        }
-    }
-    return value_error(cfg, s, k, err, "not a boolean (true/false, yes/no, on/off, 1/0)");
+    int v = -1;
+    if (k == NULL)
+        v = def;
+    for (int i = 0; i < 4 && v < 0; i++)
+        if (strcasecmp(k->value, yes[i]) == 0)
+            v = 1;
+        else if (strcasecmp(k->value, no[i]) == 0)
+            v = 0;
+    if (v < 0)
+        return value_error(cfg, s, k, err, "not a boolean (true/false, yes/no, on/off, 1/0)");
+    *out = v;
+    resolve(s, key, "%s", v ? "true" : "false");
+    return SN_OK;
 }
 
 int sn_section_string(const struct sn_config *cfg, const struct sn_section *s, const char *key,
@@ -561,6 +602,7 @@ int sn_section_string(const struct sn_config *cfg, const struct sn_section *s, c
         return value_error(cfg, s, k, err, "longer than %d characters", cap - 1);
     }
     memcpy(out, v, strlen(v) + 1);
+    resolve(s, key, "%s", v);
     return SN_OK;
 }
 
@@ -574,6 +616,7 @@ int sn_section_choice(const struct sn_config *cfg, const struct sn_section *s, c
     for (int i = 0; choices[i]; i++) {
         if (v != NULL && strcasecmp(v, choices[i]) == 0) {
             *out = i;
+            resolve(s, key, "%s", choices[i]);
             return SN_OK;
         }
         int w = snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", choices[i]);
@@ -582,8 +625,11 @@ int sn_section_choice(const struct sn_config *cfg, const struct sn_section *s, c
     }
     if (k != NULL)
         return value_error(cfg, s, k, err, "expected one of: %s", list);
-    if (v == NULL)
-        return sn_config_error(cfg, s, key, err, SN_EINVAL, "required; one of: %s", list);
+    if (v == NULL) {
+        char hint[600];
+        snprintf(hint, sizeof hint, "required; one of: %s", list);
+        return sn_config_missing(cfg, s, key, hint, err);
+    }
     return sn_err_set(err, SN_EINVAL, "%s: [%s] %s: default '%s' is not one of: %s", cfg->path,
                       s ? s->type : "?", key, v, list);
 }
@@ -639,6 +685,7 @@ int sn_section_int2(const struct sn_config *cfg, const struct sn_section *s, con
     if (k == NULL) {
         out[0] = def0;
         out[1] = def1;
+        resolve(s, key, "%d,%d", out[0], out[1]);
         return SN_OK;
     }
     char a[64], b[64];
@@ -652,6 +699,7 @@ int sn_section_int2(const struct sn_config *cfg, const struct sn_section *s, con
         SN_FORWARD(int_value(cfg, s, k, b, lo, hi, &v[1], err));
     out[0] = v[0];
     out[1] = v[1];
+    resolve(s, key, "%d,%d", out[0], out[1]);
     return SN_OK;
 }
 
@@ -663,6 +711,7 @@ int sn_section_float2(const struct sn_config *cfg, const struct sn_section *s, c
     if (k == NULL) {
         out[0] = def0;
         out[1] = def1;
+        resolve(s, key, "%.17g,%.17g", out[0], out[1]);
         return SN_OK;
     }
     char a[128], b[128];
@@ -676,6 +725,7 @@ int sn_section_float2(const struct sn_config *cfg, const struct sn_section *s, c
         SN_FORWARD(float_value(cfg, s, k, b, lo, hi, &v[1], err));
     out[0] = v[0];
     out[1] = v[1];
+    resolve(s, key, "%.17g,%.17g", out[0], out[1]);
     return SN_OK;
 }
 
@@ -803,25 +853,115 @@ int sn_config_override(struct sn_config *cfg, const char *assignment, struct sn_
     return SN_OK;
 }
 
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions), for keys of
+ * at most SN_CFG_NAME_MAX characters: "stride"/"strides" 1, "filtres"/"filters" 1. */
+static int edit_distance(const char *a, const char *b)
+{
+    int n = (int)strlen(a), m = (int)strlen(b);
+    if (n >= SN_CFG_NAME_MAX || m >= SN_CFG_NAME_MAX)
+        return SN_CFG_NAME_MAX;
+    int d[SN_CFG_NAME_MAX + 1][SN_CFG_NAME_MAX + 1];
+    for (int i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= n; i++)
+        for (int j = 1; j <= m; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < v)
+                v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[n][m];
+}
+
+/* Close enough to be a misspelling: at most 2 edits, and fewer than half the word. */
+static int near(const char *a, const char *b)
+{
+    int d = edit_distance(a, b);
+    return d <= 2 && 2 * d < (int)strlen(b);
+}
+
+/* The resolved key of s closest to word, or NULL if none is near. */
+static const char *closest_known(const struct sn_section *s, const char *word)
+{
+    const char *best = NULL;
+    int best_d = SN_CFG_NAME_MAX;
+    for (int i = 0; i < s->n_resolved; i++) {
+        const char *name = s->resolved[i].name;
+        int d = edit_distance(word, name);
+        if (near(word, name) && d < best_d && sn_section_key(s, name) == NULL) {
+            best = name;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* "file:line: unknown key 'k' in [type] (...); did you mean 'x'?" or a list of the known keys. */
+static int unknown_key(const struct sn_config *cfg, const struct sn_section *s,
+                       const struct sn_key *k, const char *suggestion, struct sn_err *err)
+{
+    char at[600], sect[64], hint[700];
+    where(cfg, s, k, at, sizeof at);
+    if (s->line > 0)
+        snprintf(sect, sizeof sect, "section at line %d", s->line);
+    else
+        snprintf(sect, sizeof sect, "section added by --set");
+    if (suggestion != NULL) {
+        snprintf(hint, sizeof hint, "did you mean '%s'?", suggestion);
+    } else {
+        size_t len = (size_t)snprintf(hint, sizeof hint, "HINT: [%s] takes", s->type);
+        for (int i = 0; i < s->n_resolved && len < sizeof hint - 8; i++)
+            len += (size_t)snprintf(hint + len, sizeof hint - len, "%s %s", i ? "," : "",
+                                    s->resolved[i].name);
+        if (s->n_resolved == 0)
+            snprintf(hint, sizeof hint, "HINT: [%s] takes no keys", s->type);
+    }
+    return sn_err_set(err, SN_EINVAL, "%s: unknown key '%s' in [%s] (%s); %s", at, k->name,
+                      s->type, sect, hint);
+}
+
 int sn_config_check_unused(const struct sn_config *cfg, struct sn_err *err)
 {
     for (int i = 0; i < cfg->n_sections; i++) {
         const struct sn_section *s = &cfg->sections[i];
         for (int j = 0; j < s->n_keys; j++) {
             const struct sn_key *k = &s->keys[j];
-            if (k->used)
-                continue;
-            char at[600], sect[64];
-            where(cfg, s, k, at, sizeof at);
-            if (s->line > 0)
-                snprintf(sect, sizeof sect, "section at line %d", s->line);
-            else
-                snprintf(sect, sizeof sect, "section added by --set");
-            return sn_err_set(err, SN_EINVAL,
-                              "%s: unknown key '%s' in [%s] (%s); HINT: check its spelling "
-                              "against the keys [%s] takes",
-                              at, k->name, s->type, sect, s->type);
+            if (!k->used)
+                return unknown_key(cfg, s, k, closest_known(s, k->name), err);
         }
     }
     return SN_OK;
+}
+
+int sn_config_missing(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                      const char *hint, struct sn_err *err)
+{
+    resolve(s, key, "%s", ""); /* asked for: a candidate for suggestions */
+    for (int j = 0; s != NULL && j < s->n_keys; j++)
+        if (!s->keys[j].used && near(s->keys[j].name, key))
+            return unknown_key(cfg, s, &s->keys[j], key, err);
+    return sn_config_error(cfg, s, key, err, SN_EINVAL, "%s", hint);
+}
+
+void sn_config_each_resolved(const struct sn_config *cfg,
+                             void (*fn)(void *user, const char *section, const char *key,
+                                        const char *value),
+                             void *user)
+{
+    for (int i = 0; i < cfg->n_sections; i++) {
+        const struct sn_section *s = &cfg->sections[i];
+        char name[SN_CFG_NAME_MAX];
+        sn_config_layer_name(cfg, s, name, sizeof name);
+        for (int j = 0; j < s->n_resolved; j++)
+            if (s->resolved[j].value != NULL)
+                fn(user, name, s->resolved[j].name, s->resolved[j].value);
+    }
 }

@@ -19,6 +19,7 @@
 #ifndef SN_CONFIG_H
 #define SN_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -33,12 +34,21 @@ struct sn_key {
     int used;     /* set when a getter took it */
 };
 
+/* A key some module asked for, with the value it took (the file's, or the default), written
+ * canonically: "0.0039215686274509803" for scale = 1/255, "relu", "3,3", "true". */
+struct sn_resolved {
+    char name[SN_CFG_NAME_MAX];
+    char *value;                /* owned */
+};
+
 struct sn_section {
     char type[SN_CFG_NAME_MAX]; /* the name in brackets, lower case: "conv2d", "train" */
     int line;                   /* line of the [header] */
     int index;                  /* position among all sections, from 0 */
     int n_keys;
     struct sn_key *keys;        /* owned */
+    int n_resolved;
+    struct sn_resolved *resolved; /* owned: every key a getter asked for, in asking order */
 };
 
 struct sn_config {
@@ -64,7 +74,9 @@ int  sn_config_override(struct sn_config *cfg, const char *assignment, struct sn
 const struct sn_section *sn_config_find(const struct sn_config *cfg, const char *type);
 
 /* Getters. A missing key gives the default (and is not an error); a present key that does not
- * parse or is out of range is an error naming file:line, section and key. All mark the key used. */
+ * parse or is out of range is an error naming file:line, section and key. All mark the key used
+ * and record the key with the value it took (sn_config_each_resolved), which also makes it a
+ * candidate for "did you mean" in the unknown-key error. */
 int sn_section_int(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                    int def, int lo, int hi, int *out, struct sn_err *err);
 int sn_section_float(const struct sn_config *cfg, const struct sn_section *s, const char *key,
@@ -99,13 +111,31 @@ int  sn_config_is_settings(const char *type);
 /* The key, or NULL (does not mark it used). */
 const struct sn_key *sn_section_key(const struct sn_section *s, const char *key);
 
+/* "file:line" of the key (of the section when key is NULL or absent), or "--set name.key" for
+ * an override, into buf[cap]: for messages that name where a value came from. */
+void sn_config_where(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                     char *buf, size_t cap);
+
 /* An error naming "file:line: [type] key: " followed by the message, for checks made by callers
  * (a value that parses but does not fit, say). key may be NULL for the section itself. */
 int sn_config_error(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                     struct sn_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-/* Any key no getter took is an error: "file:line: unknown key 'filter' in [conv2d]". */
+/* Any key no getter took is an error: "file:line: unknown key 'stride' in [conv2d]; did you
+ * mean 'strides'?", the suggestion being the closest key the section's readers asked for. */
 int sn_config_check_unused(const struct sn_config *cfg, struct sn_err *err);
+
+/* The error for a required key that is absent. When the section holds an unknown key spelt
+ * almost like it ("filtres" for "filters"), the error names that key and its line instead. */
+int sn_config_missing(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                      const char *hint, struct sn_err *err);
+
+/* Calls fn for every resolved key: section is the layer's name (sn_config_layer_name) or the
+ * settings section's type. Sections absent from the file have none. */
+void sn_config_each_resolved(const struct sn_config *cfg,
+                             void (*fn)(void *user, const char *section, const char *key,
+                                        const char *value),
+                             void *user);
 
 #endif

@@ -79,14 +79,17 @@ int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, str
                  cfg->path);
 
     SN_FORWARD(sn_section_string(cfg, s, "dir", NULL, dc->dir, sizeof dc->dir, err));
+    sn_config_where(cfg, s, "dir", dc->dir_where, sizeof dc->dir_where);
     static const char *const split_keys[3] = {"train", "val", "test"};
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         SN_FORWARD(sn_section_string(cfg, s, split_keys[i], NULL, dc->split_dir[i],
                                      sizeof dc->split_dir[i], err));
+        sn_config_where(cfg, s, split_keys[i], dc->split_where[i], sizeof dc->split_where[i]);
+    }
 
     if (sn_section_key(s, "image_size") == NULL)
-        return sn_config_error(cfg, s, NULL, err, SN_EINVAL,
-                               "image_size is required (28 or height,width such as 180,180)");
+        return sn_config_missing(cfg, s, "image_size",
+                                 "required: 28 or height,width such as 180,180", err);
     int hw[2];
     SN_FORWARD(sn_section_int2(cfg, s, "image_size", 0, 0, 1, 16384, hw, err));
     dc->height = hw[0];
@@ -105,6 +108,7 @@ int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, str
 
     static const char *const label_modes[] = {"int", "categorical", "binary", NULL};
     int lm;
+    dc->label_mode_set = sn_section_key(s, "label_mode") != NULL;
     SN_FORWARD(sn_section_choice(cfg, s, "label_mode", "int", label_modes, &lm, err));
     dc->label_mode = (enum sn_label_mode)lm;
 
@@ -144,11 +148,6 @@ int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, str
                                    "validation_split and val = %s both give a validation set; "
                                    "keep one", dc->split_dir[SN_SPLIT_VAL]);
     }
-    if (!dc->dir[0] && !dc->split_dir[SN_SPLIT_TRAIN][0] && !dc->split_dir[SN_SPLIT_VAL][0] &&
-        !dc->split_dir[SN_SPLIT_TEST][0])
-        return sn_config_error(cfg, s, NULL, err, SN_EINVAL,
-                               "no images: set dir = <folder with train/ val/ test/> or train = "
-                               "<folder of class folders>");
 
     static const char *const bad_modes[] = {"skip", "fail", NULL};
     SN_FORWARD(sn_section_choice(cfg, s, "on_bad_image", "skip", bad_modes,
@@ -306,19 +305,76 @@ void sn_dataset_free(struct sn_dataset *ds)
     free(ds->paths);
     free(ds->labels);
     free(ds->class_names);
+    free(ds->class_count);
     free(ds);
+}
+
+/* Index of name in the first n of names, or -1. */
+static int find_name(const char (*names)[64], int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* The label list of a split: known classes, else [data] class_names (which must match the
+ * folders exactly, as in Keras), else the folders themselves, sorted. */
+static int class_list(struct sn_dataset *ds, const struct sn_data_conf *dc,
+                      const struct sn_classes *known, const struct strlist *folders,
+                      struct sn_err *err)
+{
+    const char *root = ds->root;
+    int n = known ? known->n : dc->n_class_names ? dc->n_class_names : folders->n;
+    SN_RETURN_IF(n > SN_MAX_CLASSES, err, SN_EDATA, "%s has %d class folders, more than %d", root,
+                 n, SN_MAX_CLASSES);
+    ds->class_names = calloc((size_t)n + 1, sizeof *ds->class_names);
+    ds->class_count = calloc((size_t)n + 1, sizeof *ds->class_count);
+    SN_RETURN_IF(!ds->class_names || !ds->class_count, err, SN_ENOMEM, "out of memory");
+    ds->n_classes = n;
+    for (int c = 0; c < n; c++) {
+        const char *name = known ? known->names[c]
+                           : dc->n_class_names ? dc->class_names[c] : folders->v[c];
+        SN_RETURN_IF(strlen(name) >= sizeof ds->class_names[c], err, SN_EDATA,
+                     "%s/%s: class name longer than %zu characters", root, name,
+                     sizeof ds->class_names[c] - 1);
+        snprintf(ds->class_names[c], sizeof ds->class_names[c], "%s", name);
+    }
+    if (known == NULL && dc->n_class_names > 0)
+        for (int c = 0; c < n; c++) {
+            char p[SN_PATH_MAX];
+            SN_FORWARD(join_path(p, sizeof p, root, dc->class_names[c], err));
+            SN_RETURN_IF(!is_dir(p), err, SN_EDATA,
+                         "class folder %s is missing (listed in [data] class_names)", p);
+        }
+    for (int i = 0; i < folders->n; i++)
+        if (find_name((const char (*)[64])ds->class_names, n, folders->v[i]) < 0) {
+            if (known)
+                return sn_err_set(err, SN_EDATA,
+                                  "%s/%s: class '%s' is not one of the model's %d classes (%s%s%s)"
+                                  "\n---> HINT: a split can lack classes but not add new ones; "
+                                  "move the folder away",
+                                  root, folders->v[i], folders->v[i], n, ds->class_names[0],
+                                  n > 1 ? ", " : "", n > 1 ? ds->class_names[1] : "");
+            return sn_err_set(err, SN_EDATA,
+                              "%s/%s is a folder not listed in [data] class_names; HINT: list it "
+                              "or move it away",
+                              root, folders->v[i]);
+        }
+    return SN_OK;
 }
 
 /* Scans root into a new dataset holding every image of every class. */
 static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, const char *root,
-                     struct sn_err *err)
+                     const struct sn_classes *known, struct sn_err *err)
 {
     struct stat st;
     if (stat(root, &st) != 0)
-        return sn_err_set(err, SN_EDATA, "data directory %s does not exist (cwd-relative)", root);
+        return sn_err_set(err, SN_EDATA, "%s does not exist (cwd-relative): %s", root,
+                          strerror(errno));
     SN_RETURN_IF(!S_ISDIR(st.st_mode), err, SN_EDATA, "%s is not a directory", root);
 
-    struct strlist classes = {0}, files = {0};
+    struct strlist folders = {0}, files = {0};
     struct sn_dataset *ds = calloc(1, sizeof *ds);
     int rc = SN_OK;
     if (ds == NULL) {
@@ -326,76 +382,37 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
         goto fail;
     }
     snprintf(ds->root, sizeof ds->root, "%s", root);
-    if ((rc = list_dir(root, "", 1, 0, &classes, err)) != SN_OK)
+    if ((rc = list_dir(root, "", 1, 0, &folders, err)) != SN_OK)
         goto fail;
-    if (classes.n == 0) {
+    if (folders.n == 0) {
         rc = sn_err_set(err, SN_EDATA,
                         "%s has no class subfolders; HINT: expected %s/<class>/<image>", root,
                         root);
         goto fail;
     }
-    if (dc->n_class_names > 0) {
-        /* Keras: class_names must match the subfolders exactly; its order gives the labels. */
-        for (int c = 0; c < dc->n_class_names; c++) {
-            char p[SN_PATH_MAX];
-            if ((rc = join_path(p, sizeof p, root, dc->class_names[c], err)) != SN_OK)
-                goto fail;
-            if (!is_dir(p)) {
-                rc = sn_err_set(err, SN_EDATA, "class folder %s is missing (listed in class_names)",
-                                p);
-                goto fail;
-            }
-        }
-        for (int i = 0; i < classes.n; i++) {
-            int found = 0;
-            for (int c = 0; c < dc->n_class_names && !found; c++)
-                found = strcmp(classes.v[i], dc->class_names[c]) == 0;
-            if (!found) {
-                rc = sn_err_set(err, SN_EDATA,
-                                "%s/%s is a folder not listed in class_names; HINT: list it or "
-                                "move it away",
-                                root, classes.v[i]);
-                goto fail;
-            }
-        }
-        ds->n_classes = dc->n_class_names;
-    } else {
-        ds->n_classes = classes.n;
-    }
-    if (ds->n_classes > SN_MAX_CLASSES) {
-        rc = sn_err_set(err, SN_EDATA, "%s has %d class folders, more than %d", root,
-                        ds->n_classes, SN_MAX_CLASSES);
+    if ((rc = class_list(ds, dc, known, &folders, err)) != SN_OK)
         goto fail;
-    }
     if (dc->label_mode == SN_LABEL_BINARY && ds->n_classes != 2) {
         rc = sn_err_set(err, SN_EDATA, "%s: label_mode = binary needs exactly 2 classes, found %d",
                         root, ds->n_classes);
         goto fail;
     }
-    ds->class_names = calloc((size_t)ds->n_classes, sizeof *ds->class_names);
-    if (ds->class_names == NULL) {
-        rc = sn_err_set(err, SN_ENOMEM, "out of memory");
-        goto fail;
-    }
-    for (int c = 0; c < ds->n_classes; c++) {
-        const char *name = dc->n_class_names ? dc->class_names[c] : classes.v[c];
-        if (strlen(name) >= sizeof ds->class_names[c]) {
-            rc = sn_err_set(err, SN_EDATA, "%s/%s: class name longer than %zu characters", root,
-                            name, sizeof ds->class_names[c] - 1);
-            goto fail;
-        }
-        snprintf(ds->class_names[c], sizeof ds->class_names[c], "%s", name);
-    }
 
+    /* files in label order, each class's sorted: the order (and the fingerprint) depends only
+       on the names */
     int cap = 0;
+    uint64_t h = SN_HASH_INIT;
     for (int c = 0; c < ds->n_classes; c++) {
+        h = sn_hash_str(ds->class_names[c], h);
         char cdir[SN_PATH_MAX];
         if ((rc = join_path(cdir, sizeof cdir, root, ds->class_names[c], err)) != SN_OK)
             goto fail;
         strlist_free(&files);
+        if (known && !is_dir(cdir))
+            continue; /* a class this split lacks */
         if ((rc = list_dir(cdir, "", 0, 1, &files, err)) != SN_OK)
             goto fail;
-        if (files.n == 0) {
+        if (files.n == 0 && !known) {
             rc = sn_err_set(err, SN_EDATA,
                             "class folder %s has no images (.jpg .jpeg .png .bmp .gif)", cdir);
             goto fail;
@@ -428,16 +445,35 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
             ds->labels[ds->n] = c;
             ds->n++;
         }
+        ds->class_count[c] = files.n;
     }
-    strlist_free(&classes);
+    if (ds->n == 0) {
+        rc = sn_err_set(err, SN_EDATA, "%s holds no images in any of its class folders", root);
+        goto fail;
+    }
+    ds->n_found = ds->n;
+    ds->fingerprint = h;
+    strlist_free(&folders);
     strlist_free(&files);
     *out = ds;
     return SN_OK;
 fail:
-    strlist_free(&classes);
+    strlist_free(&folders);
     strlist_free(&files);
     sn_dataset_free(ds);
     return rc;
+}
+
+/* The fingerprint over the files kept: each path relative to root and its label. */
+static void fingerprint(struct sn_dataset *ds)
+{
+    size_t skip = strlen(ds->root) + 1;
+    uint64_t h = ds->fingerprint;
+    for (int i = 0; i < ds->n; i++) {
+        h = sn_hash_str(ds->paths[i] + skip, h);
+        h = sn_hash_bytes(&ds->labels[i], sizeof ds->labels[i], h);
+    }
+    ds->fingerprint = h;
 }
 
 /* Keeps the samples of ds whose keep[i] is set, in their original (sorted) order. */
@@ -480,14 +516,14 @@ static int apply_validation_split(struct sn_dataset *ds, const struct sn_data_co
         count[ds->labels[order[i]]]++;
     }
     for (int c = 0; c < ds->n_classes; c++)
-        if (count[c] == 0) {
+        if (count[c] == 0 && split == SN_SPLIT_TRAIN) {
             rc = sn_err_set(err, SN_EDATA,
                             "%s: validation_split = %g leaves class '%s' without images in %s; "
                             "HINT: add images or change validation_split or seed",
-                            ds->root, dc->validation_split, ds->class_names[c],
-                            split == SN_SPLIT_VAL ? "validation" : "training");
+                            ds->root, dc->validation_split, ds->class_names[c], "training");
             goto done;
         }
+    memcpy(ds->class_count, count, (size_t)ds->n_classes * sizeof *count);
     dataset_filter(ds, keep);
 done:
     free(order);
@@ -496,14 +532,29 @@ done:
     return rc;
 }
 
+/* "[data] dir = fm (mnist.cfg:12)": where the folder of a split came from, for messages. */
+static void origin(const struct sn_data_conf *dc, enum sn_split split, char *buf, size_t cap)
+{
+    static const char *const keys[3] = {"train", "val", "test"};
+    if (dc->split_dir[split][0] && !(dc->validation_split > 0 && split == SN_SPLIT_VAL))
+        snprintf(buf, cap, "[data] %s = %s (%s)", keys[split], dc->split_dir[split],
+                 dc->split_where[split]);
+    else if (dc->validation_split > 0 && split != SN_SPLIT_TEST && dc->split_dir[SN_SPLIT_TRAIN][0])
+        snprintf(buf, cap, "[data] train = %s (%s)", dc->split_dir[SN_SPLIT_TRAIN],
+                 dc->split_where[SN_SPLIT_TRAIN]);
+    else
+        snprintf(buf, cap, "[data] dir = %s (%s)", dc->dir, dc->dir_where);
+}
+
 int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum sn_split split,
-                    struct sn_err *err)
+                    const struct sn_classes *known, struct sn_err *err)
 {
     *out = NULL;
     static const char *const names[3] = {"train", "val", "test"};
     SN_RETURN_IF(split < SN_SPLIT_TRAIN || split > SN_SPLIT_TEST, err, SN_EINVAL,
                  "unknown split %d", (int)split);
-    char root[SN_PATH_MAX];
+    char root[SN_PATH_MAX], from[SN_PATH_MAX + 400];
+    origin(dc, split, from, sizeof from);
     int from_split = dc->validation_split > 0 && split != SN_SPLIT_TEST;
     if (from_split && dc->split_dir[SN_SPLIT_TRAIN][0]) {
         snprintf(root, sizeof root, "%s", dc->split_dir[SN_SPLIT_TRAIN]);
@@ -515,26 +566,62 @@ int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum
     } else if (dc->split_dir[split][0]) {
         snprintf(root, sizeof root, "%s", dc->split_dir[split]);
     } else {
-        SN_RETURN_IF(!dc->dir[0], err, SN_EINVAL, "[data] has neither dir nor %s", names[split]);
+        SN_RETURN_IF(!dc->dir[0], err, SN_EINVAL,
+                     "[data] (%s) names no images for the %s split: set dir = <folder with "
+                     "train/ val/ test/>, or %s = <folder of class folders>",
+                     dc->dir_where, names[split], names[split]);
         SN_FORWARD(join_path(root, sizeof root, dc->dir, names[split], err));
         if (split == SN_SPLIT_VAL && !is_dir(root)) {
             char alt[SN_PATH_MAX];
             SN_FORWARD(join_path(alt, sizeof alt, dc->dir, "validation", err));
-            if (is_dir(alt))
-                snprintf(root, sizeof root, "%s", alt);
+            if (!is_dir(alt))
+                return sn_err_set(err, SN_EDATA,
+                                  "%s: no validation split: neither %s/val nor %s/validation "
+                                  "exists\n---> HINT: create %s/validation/<class>/<image>, or set "
+                                  "validation_split = 0.2 and seed = 1337 in [data] to hold out "
+                                  "part of the training images",
+                                  from, dc->dir, dc->dir, dc->dir);
+            snprintf(root, sizeof root, "%s", alt);
         }
     }
     struct sn_dataset *ds = NULL;
-    SN_FORWARD(scan_root(&ds, dc, root, err));
-    if (from_split) {
-        int rc = apply_validation_split(ds, dc, split, err);
-        if (rc != SN_OK) {
-            sn_dataset_free(ds);
-            return rc;
-        }
+    int rc = scan_root(&ds, dc, root, known, err);
+    if (rc == SN_OK && from_split)
+        rc = apply_validation_split(ds, dc, split, err);
+    if (rc != SN_OK) {
+        sn_dataset_free(ds);
+        return sn_err_wrap(err, "%s", from);
     }
+    fingerprint(ds);
     *out = ds;
     return SN_OK;
+}
+
+void sn_dataset_describe(const struct sn_dataset *ds, const struct sn_data_conf *dc,
+                         enum sn_split split, FILE *f)
+{
+    fprintf(f, "Found %d files belonging to %d classes.\n", ds->n_found, ds->n_classes);
+    if (dc->validation_split > 0 && split != SN_SPLIT_TEST)
+        fprintf(f, "Using %d files for %s.\n", ds->n,
+                split == SN_SPLIT_TRAIN ? "training" : "validation");
+}
+
+int sn_dataset_missing(const struct sn_dataset *ds, char *buf, size_t cap)
+{
+    int n = 0;
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < ds->n_classes; c++)
+        if (ds->class_count[c] == 0) {
+            if (len + 8 < cap) {
+                int w = snprintf(buf + len, cap - len, "%s%s", n ? ", " : "", ds->class_names[c]);
+                len += w > 0 ? (size_t)w : 0;
+                if (len >= cap)
+                    snprintf(buf + cap - 4, 4, "...");
+            }
+            n++;
+        }
+    return n;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -713,7 +800,10 @@ static void *worker_main(void *arg)
             }
             if (!l->c.dc->on_bad_image_fail && !l->reported[idx]) {
                 l->reported[idx] = 1;
-                fprintf(stderr, "shardnet: skipping %s\n", e.msg);
+                if (l->c.report)
+                    l->c.report(l->c.report_user, e.msg);
+                else
+                    fprintf(stderr, "shardnet: skipping %s\n", e.msg);
             }
         } else {
             s->b.ok[row] = 1;
@@ -846,6 +936,14 @@ int sn_loader_steps(const struct sn_loader *l) { return l->steps; }
 
 int sn_loader_start_epoch(struct sn_loader *l, int epoch, struct sn_err *err)
 {
+    return sn_loader_start_epoch_at(l, epoch, 0, err);
+}
+
+int sn_loader_start_epoch_at(struct sn_loader *l, int epoch, int first_batch, struct sn_err *err)
+{
+    SN_RETURN_IF(first_batch < 0 || first_batch > l->steps, err, SN_EINVAL,
+                 "loader: epoch %d has %d batches, cannot start at batch %d", epoch, l->steps,
+                 first_batch);
     pthread_mutex_lock(&l->mu);
     /* Cancel what is left of the previous epoch: no new claims, wait for rows in flight. */
     l->cur_batch = l->steps;
@@ -859,14 +957,13 @@ int sn_loader_start_epoch(struct sn_loader *l, int epoch, struct sn_err *err)
     sn_epoch_order(l->c.ds->n, l->c.seed, epoch, l->c.shuffle, l->order);
     l->epoch = epoch;
     l->started = 1;
-    l->cur_batch = 0;
+    l->cur_batch = first_batch;
     l->cur_row = 0;
-    l->next_batch = 0;
+    l->next_batch = first_batch;
     l->wait_s = 0;
     l->n_bad = 0;
     pthread_cond_broadcast(&l->work_cv);
     pthread_mutex_unlock(&l->mu);
-    (void)err;
     return SN_OK;
 }
 

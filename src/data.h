@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "augment.h"
 #include "config.h"
@@ -35,11 +36,14 @@ enum sn_interp { SN_INTERP_BILINEAR = 0, SN_INTERP_NEAREST, SN_INTERP_AREA };
 struct sn_data_conf {
     char dir[SN_PATH_MAX];             /* root holding train/ val|validation/ test/ */
     char split_dir[3][SN_PATH_MAX];    /* explicit train/val/test paths ("" = derive from dir) */
+    char dir_where[160];               /* where dir was set ("mnist.cfg:12", "--set data.dir") */
+    char split_where[3][160];          /* same for train/val/test */
     int height, width;                 /* image_size = 28 or 180,180 */
     int channels;                      /* color_mode: grayscale 1, rgb 3 */
     enum sn_interp interp;             /* interpolation */
     int crop_to_aspect_ratio;
     enum sn_label_mode label_mode;
+    int label_mode_set;                /* label_mode was given (it must then agree with the loss) */
     int n_class_names;                 /* class_names = a,b,c (0 = infer from folders) */
     char class_names[SN_MAX_CLASSES][64];
     double validation_split;           /* 0 = separate folders */
@@ -54,22 +58,45 @@ struct sn_data_conf {
 /* Parses [data] (missing keys take defaults; image_size is required). */
 int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, struct sn_err *err);
 
+/* Class names that fix the labels: the training split's, or a checkpoint's. */
+struct sn_classes {
+    int n;
+    const char (*names)[64]; /* view, (n) */
+};
+
 /* The files of one split. */
 struct sn_dataset {
     char root[SN_PATH_MAX];
     int n;                /* number of files */
+    int n_found;          /* files in the folder before validation_split took its part */
     char **paths;         /* owned, (n) */
     int32_t *labels;      /* owned, (n) */
     int n_classes;
-    char (*class_names)[64]; /* owned, (n_classes) */
+    char (*class_names)[64]; /* owned, (n_classes): label i is class_names[i] */
+    int *class_count;     /* owned, (n_classes): files of each class (0: the split lacks it) */
+    uint64_t fingerprint; /* hash of the class names and of every file's path under root and
+                             label: the same files give the same value on any machine */
 };
 
 /* Scans the split's folder and checks it up front: a missing directory, no class folders, a class
- * folder without images, a split that leaves a class empty are errors naming the path.
- * Files are listed, not opened: bad files are found (and reported) when decoded. */
+ * folder without images, a split that leaves a class empty are errors naming the path and the
+ * config key that led there. Files are listed, not opened: bad files are found (and reported)
+ * when decoded.
+ * known (may be NULL) fixes the labels, as the model's classes do for validation and test: each
+ * class folder must be one of known (an error names the folder otherwise), labels are indices
+ * into known, and a known class without images is allowed (class_count says so). Without it the
+ * classes are the folders (or [data] class_names), sorted, and every one must hold images. */
 int  sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum sn_split split,
-                     struct sn_err *err);
+                     const struct sn_classes *known, struct sn_err *err);
 void sn_dataset_free(struct sn_dataset *ds);
+
+/* Writes "Found 2000 files belonging to 2 classes." (Keras's line), then "Using 1600 files for
+ * training." when validation_split took part of the folder, to f. */
+void sn_dataset_describe(const struct sn_dataset *ds, const struct sn_data_conf *dc,
+                         enum sn_split split, FILE *f);
+/* Writes into buf the names of the classes of ds without a file ("3_Dress, 8_Bag"); returns
+ * their number. */
+int  sn_dataset_missing(const struct sn_dataset *ds, char *buf, size_t cap);
 
 /* Position [first, first+count) of this rank's slice of a global batch of nb samples. */
 static inline void sn_shard_slice(int nb, int rank, int world, int *first, int *count)
@@ -102,6 +129,10 @@ struct sn_loader_conf {
     int rank, world;
     int shuffle;
     uint64_t seed;
+    /* Where a skipped file is reported, once per file per loader, from a worker thread (with
+       the loader's lock held: keep it short). NULL: a line on stderr. */
+    void (*report)(void *user, const char *msg);
+    void *report_user;
 };
 
 struct sn_loader;
@@ -115,6 +146,9 @@ int  sn_loader_steps(const struct sn_loader *l);
 
 /* Starts decoding epoch `epoch` (its order depends on seed and epoch only). */
 int  sn_loader_start_epoch(struct sn_loader *l, int epoch, struct sn_err *err);
+/* The same from batch first_batch on, without decoding the batches before it (a resumed run). */
+int  sn_loader_start_epoch_at(struct sn_loader *l, int epoch, int first_batch,
+                              struct sn_err *err);
 
 /* Next batch of this rank, in order; *out = NULL after the last one. The batch stays valid until
  * sn_loader_release(). A file that does not decode is reported on stderr once (path and reason),

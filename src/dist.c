@@ -109,7 +109,7 @@ static void *watchdog_main(void *arg)
                     im->rank, im->host, waited, im->op, (long long)im->op_step);
             fflush(stderr);
             fflush(stdout);
-            abort_job(SN_DIST_WATCHDOG_EXIT);
+            abort_job(SN_DIST_PEER_LOST_EXIT);
         }
     }
     pthread_mutex_unlock(&im->mu);

@@ -23,13 +23,15 @@ struct sn_dist {
 int  sn_dist_init(struct sn_dist *d, int *argc, char ***argv, struct sn_err *err);
 void sn_dist_finalize(struct sn_dist *d);
 
-/* Exit code of a job ended by the watchdog (mpirun and srun report it as the job's). */
-#define SN_DIST_WATCHDOG_EXIT 75
+/* Exit code of a job ended because a rank was lost: the watchdog found one stuck, or a
+ * collective failed (mpirun and srun report it as the job's). Distinct from 75 (stopped on
+ * request, resumable), so that a requeue loop never restarts into the same hang. */
+#define SN_DIST_PEER_LOST_EXIT 76
 
 /* Arms the watchdog: a collective that takes longer than seconds aborts the job (0 = off).
  * The thread wakes every 0.5 s, so the abort comes between `seconds` and `seconds` + 0.5 s. It
  * prints "shardnet: rank R (host) has waited N s in MPI_Allreduce at step S — another rank is
- * stuck or dead" and ends every rank with SN_DIST_WATCHDOG_EXIT. */
+ * stuck or dead" and ends every rank with SN_DIST_PEER_LOST_EXIT. */
 void sn_dist_set_watchdog(struct sn_dist *d, double seconds);
 /* The step shown in watchdog messages. */
 void sn_dist_set_step(struct sn_dist *d, int64_t step);

@@ -1,31 +1,27 @@
-/* train.c — the fit loop (data-parallel), evaluation and prediction.
+/* train.c — the settings every command reads, the fit loop (data-parallel), evaluation and
+ * prediction.
  *
- * One training step on every rank:
- *   batch = next slice of the global batch (data.c)      x (n,H,W,C), y (n)
- *   logits = forward(x)                                 (n,K)
- *   dlogits = d(sum of losses)/dlogits / global_n        so summed gradients are the mean
- *   grads = backward(dlogits)
- *   allreduce(grads) over the trainable ranges           the same sum on every rank
- *   optimizer step                                       the same update on every rank
- * Gradients are scaled by 1/global_n before the sum, so a rank's contribution does not depend on
- * how many ranks share the batch: 1 rank and N ranks differ only by summation order. */
+ * fit runs, on every rank: set-up (settings, network, data, loaders, checkpoint directory) and
+ * an agreement on its failures; the resume decision on rank 0 (is the checkpoint of this run?),
+ * agreed and broadcast with the run state; then per epoch the training steps (step.c), the
+ * end of the epoch (batch-norm statistics averaged, validation sharded and summed) and rank 0's
+ * part (history, callbacks, checkpoints), whose outcome one broadcast carries to every rank.
+ * Any collective is entered by every rank in the same order; rank-0-only work holds none. */
 #define _GNU_SOURCE // sched_getaffinity
 #include "train.h"
 
-#include <errno.h>    // defines: errno
-#include <sched.h>    // defines: sched_getaffinity, CPU_ISSET
-#include <math.h>     // defines: isfinite, INFINITY, NAN
-#include <signal.h>   // defines: sig_atomic_t
-#include <stdlib.h>   // defines: calloc, free
-#include <string.h>   // defines: strrchr, snprintf
-#include <unistd.h>   // defines: isatty, fileno
+#include <errno.h>   // defines: errno
+#include <math.h>    // defines: isfinite, INFINITY, NAN, fmax
+#include <pthread.h> // defines: pthread_mutex_t
+#include <sched.h>   // defines: sched_getaffinity, CPU_ISSET
+#include <stdarg.h>  // defines: va_list
+#include <stdlib.h>  // defines: calloc, realloc, free, getenv, strtod
+#include <string.h>  // defines: strrchr, snprintf, strcmp, memset
+#include <sys/stat.h> // defines: stat, S_ISDIR
+#include <unistd.h>  // defines: isatty, fileno, access
 
-#include "augment.h"
 #include "checkpoint.h"
-#include "data.h"
-#include "gradsync.h"
-#include "model.h"
-#include "optim.h"
+#include "step.h"
 #include "sys.h"
 
 /* ---------------------------------------------------------------- settings */
@@ -46,12 +42,13 @@ int sn_train_conf_parse(struct sn_train_conf *tc, const struct sn_config *cfg, s
                               &tc->validation_batch_size, err));
     if (tc->validation_batch_size == 0)
         tc->validation_batch_size = tc->batch_size;
-    SN_FORWARD(sn_section_float(cfg, t, "watchdog", 600, 0, 1e7, &tc->watchdog, err));
+    /* long enough for the slowest step of a real run and the end of an epoch, short enough
+       that a hung job does not hold its allocation for long */
+    SN_FORWARD(sn_section_float(cfg, t, "watchdog", 300, 0, 1e7, &tc->watchdog, err));
 
     const struct sn_section *c = sn_config_find(cfg, "checkpoint");
     SN_FORWARD(sn_section_string(cfg, c, "dir", ".", tc->ckpt_dir, sizeof tc->ckpt_dir, err));
     SN_FORWARD(sn_section_int(cfg, c, "save_every", 0, 0, 1 << 30, &tc->save_every, err));
-    SN_FORWARD(sn_section_bool(cfg, c, "save_best_only", 1, &tc->save_best_only, err));
     const char *base = strrchr(cfg->path, '/');
     base = base ? base + 1 : cfg->path;
     char def_name[512];
@@ -60,122 +57,476 @@ int sn_train_conf_parse(struct sn_train_conf *tc, const struct sn_config *cfg, s
     if (dot && dot != def_name)
         *dot = '\0';
     SN_FORWARD(sn_section_string(cfg, c, "name", def_name, tc->run_name, sizeof tc->run_name, err));
+    return sn_callbacks_conf_parse(&tc->cb, cfg, err);
+}
 
-    const struct sn_section *es = sn_config_find(cfg, "early_stopping");
-    SN_FORWARD(sn_section_int(cfg, es, "patience", es ? 3 : 0, 0, 1 << 20, &tc->es_patience, err));
-    SN_FORWARD(sn_section_float(cfg, es, "min_delta", 0, 0, 1e9, &tc->es_min_delta, err));
-    SN_FORWARD(sn_section_bool(cfg, es, "restore_best_weights", 0, &tc->es_restore_best, err));
-    if (es) {
-        char monitor[32];
-        SN_FORWARD(sn_section_string(cfg, es, "monitor", "val_loss", monitor, sizeof monitor, err));
-        if (strcmp(monitor, "val_loss") != 0)
-            return sn_config_error(cfg, es, "monitor", err, SN_EINVAL,
-                                   "'%s': only val_loss is supported", monitor);
-    }
-    const struct sn_section *rl = sn_config_find(cfg, "reduce_lr_on_plateau");
-    SN_FORWARD(sn_section_int(cfg, rl, "patience", rl ? 10 : 0, 0, 1 << 20, &tc->rlr_patience, err));
-    SN_FORWARD(sn_section_float(cfg, rl, "factor", 0.1, 0, 0.999999, &tc->rlr_factor, err));
-    SN_FORWARD(sn_section_float(cfg, rl, "min_delta", 1e-4, 0, 1e9, &tc->rlr_min_delta, err));
-    SN_FORWARD(sn_section_float(cfg, rl, "min_lr", 0, 0, 1e3, &tc->rlr_min_lr, err));
-    SN_FORWARD(sn_section_int(cfg, rl, "cooldown", 0, 0, 1 << 20, &tc->rlr_cooldown, err));
-    if (rl) {
-        char monitor[32];
-        SN_FORWARD(sn_section_string(cfg, rl, "monitor", "val_loss", monitor, sizeof monitor, err));
-        if (strcmp(monitor, "val_loss") != 0)
-            return sn_config_error(cfg, rl, "monitor", err, SN_EINVAL,
-                                   "'%s': only val_loss is supported", monitor);
-    }
+/* The label format a loss reads, as Keras's label_mode names it. */
+static const char *const loss_label_mode[] = {"int", "categorical", "binary"};
+static const char *const loss_names[] = {"sparse_categorical_crossentropy",
+                                         "categorical_crossentropy", "binary_crossentropy"};
+
+/* Data, network and loss fit together: the image shape, and label_mode with the loss. */
+static int check_fit(const struct sn_settings *st, const struct sn_config *cfg,
+                     const struct sn_model *m, struct sn_err *err)
+{
+    const struct sn_data_conf *dc = &st->dc;
+    if (dc->height != m->input.h || dc->width != m->input.w || dc->channels != m->input.c)
+        return sn_err_set(err, SN_EINVAL,
+                          "%s: [data] gives %dx%dx%d images, the model expects %dx%dx%d",
+                          cfg->path, dc->height, dc->width, dc->channels, m->input.h, m->input.w,
+                          m->input.c);
+    if (dc->label_mode_set && (int)dc->label_mode != (int)m->loss)
+        return sn_config_error(cfg, sn_config_find(cfg, "data"), "label_mode", err, SN_EINVAL,
+                               "label_mode = %s gives labels for %s, but [train] loss = %s; "
+                               "HINT: use label_mode = %s, or leave it out",
+                               loss_label_mode[dc->label_mode], loss_names[dc->label_mode],
+                               loss_names[m->loss], loss_label_mode[m->loss]);
+    if (m->loss == SN_LOSS_BCE && dc->n_class_names && dc->n_class_names != 2)
+        return sn_config_error(cfg, sn_config_find(cfg, "data"), "class_names", err, SN_EINVAL,
+                               "%d classes listed, but binary_crossentropy needs exactly 2",
+                               dc->n_class_names);
     return SN_OK;
 }
 
-/* ---------------------------------------------------------------- progress line */
+int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, int max_batch,
+                     struct sn_model **model, struct sn_err *err)
+{
+    memset(st, 0, sizeof *st);
+    SN_FORWARD(sn_train_conf_parse(&st->tc, cfg, err));
+    SN_FORWARD(sn_data_conf_parse(&st->dc, cfg, err));
+    SN_FORWARD(sn_augment_conf_parse(&st->ac, cfg, err));
+    SN_FORWARD(sn_optim_conf_parse(&st->oc, cfg, err));
+    const struct sn_section *ms = sn_config_find(cfg, "model");
+    static const char *const backends[] = {"blas", "ref", NULL};
+    int b;
+    SN_FORWARD(sn_section_choice(cfg, ms, "backend", "blas", backends, &b, err));
+    st->ops = sn_ops_by_name(backends[b]);
+    struct sn_model *m;
+    SN_FORWARD(sn_model_build(&m, cfg, max_batch > 0 ? max_batch : 1, st->ops, err));
+    int rc = check_fit(st, cfg, m, err);
+    if (rc == SN_OK)
+        rc = sn_config_check_unused(cfg, err);
+    if (rc == SN_OK && model)
+        *model = m;
+    else
+        sn_model_free(m);
+    return rc;
+}
 
-struct progress {
+/* The classes of a split against the network's outputs: one unit per class, or one sigmoid unit
+ * for exactly two classes. */
+static int check_classes(const struct sn_model *m, int n_classes, const char *where,
+                         struct sn_err *err)
+{
+    if (m->loss == SN_LOSS_BCE && n_classes != 2)
+        return sn_err_set(err, SN_EINVAL,
+                          "%s has %d classes, but loss = binary_crossentropy needs exactly 2\n"
+                          "---> HINT: use sparse_categorical_crossentropy with a last layer of "
+                          "%d units",
+                          where, n_classes, n_classes);
+    if (m->loss != SN_LOSS_BCE && n_classes != m->n_outputs)
+        return sn_err_set(err, SN_EINVAL,
+                          "%s has %d classes but the last layer has %d units\n---> HINT: set the "
+                          "last layer's units to %d",
+                          where, n_classes, m->n_outputs, n_classes);
+    return SN_OK;
+}
+
+/* ---------------------------------------------------------------- console */
+
+/* Rank 0's progress and every rank's skipped-file reports. With a terminal (and no launcher
+ * in between, whose pipes only look like one) a Keras bar is redrawn in place; otherwise —
+ * a log file, mpirun, srun — every line is whole: one per epoch and a short one every minute. */
+struct console {
     FILE *out;
-    int tty, steps;
-    double t0, last_print;
+    int quiet;          /* no progress from this rank */
+    int bar;            /* redraw a bar with carriage returns */
+    pthread_mutex_t mu; /* the loader's workers report from their threads */
+    int open;           /* a bar is on screen without its newline */
+    int steps, done;
+    double t0, last;
 };
 
-static void progress_bar(char *buf, int width, int done, int total)
+#define PROGRESS_LINE_SECONDS 60.0
+
+static void con_init(struct console *c, FILE *out, int quiet)
 {
-    int fill = total ? (int)((long long)done * width / total) : width;
-    buf[0] = '[';
-    for (int i = 0; i < width; i++)
-        buf[1 + i] = i < fill - 1 ? '=' : i == fill - 1 ? (done == total ? '=' : '>') : '.';
-    buf[width + 1] = ']';
-    buf[width + 2] = '\0';
+    memset(c, 0, sizeof *c);
+    c->out = out;
+    c->quiet = quiet;
+    int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") ||
+                   getenv("SLURM_PROCID");
+    c->bar = !quiet && isatty(fileno(out)) && !launched;
+    pthread_mutex_init(&c->mu, NULL);
 }
 
-/* Keras's line: " 469/782 [=====>......] - ETA: 5s - loss: 0.4521 - accuracy: 0.8345" */
-static void progress_update(struct progress *p, int done, double loss, double acc, int final)
+/* Ends a bar's line (lock held). */
+static void con_break(struct console *c)
+{
+    if (c->open) {
+        fputc('\n', c->out);
+        c->open = 0;
+    }
+}
+
+/* A line of rank 0's output, on a line of its own. */
+static void con_say(struct console *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void con_say(struct console *c, const char *fmt, ...)
+{
+    if (c->quiet)
+        return;
+    pthread_mutex_lock(&c->mu);
+    con_break(c);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(c->out, fmt, ap);
+    va_end(ap);
+    fflush(c->out);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* The loader's report of a skipped file (sn_loader_conf.report), from a worker thread. */
+static void con_report(void *user, const char *msg)
+{
+    struct console *c = user;
+    pthread_mutex_lock(&c->mu);
+    con_break(c);
+    fflush(c->out);
+    fprintf(stderr, "shardnet: skipping %s\n", msg);
+    fflush(stderr);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void con_epoch(struct console *c, int steps, double seconds_before)
+{
+    c->steps = steps;
+    c->t0 = sn_now() - seconds_before;
+    c->last = sn_now();
+}
+
+/* Keras's " 469/782 [=====>......] - ETA: 5s - loss: 0.4521 - accuracy: 0.8345", or without a
+ * terminal "  469/782 - 61s - loss: ..." once a minute. */
+static void con_progress(struct console *c, int done, double loss, double acc)
 {
     double t = sn_now();
-    if (!final && (!p->tty || t - p->last_print < 0.2))
+    if (c->quiet || t - c->last < (c->bar ? 0.2 : PROGRESS_LINE_SECONDS))
         return;
-    p->last_print = t;
-    char bar[64];
-    progress_bar(bar, 30, done, p->steps);
-    double el = t - p->t0;
-    if (final)
-        fprintf(p->out, "%s%5d/%d %s - %.0fs %.0fms/step - loss: %.4f - accuracy: %.4f",
-                p->tty ? "\r" : "", done, p->steps, bar, el, done ? 1e3 * el / done : 0.0, loss,
-                acc);
-    else
-        fprintf(p->out, "\r%5d/%d %s - ETA: %.0fs - loss: %.4f - accuracy: %.4f", done, p->steps,
-                bar, done ? el / done * (p->steps - done) : 0.0, loss, acc);
-    fflush(p->out);
+    c->last = t;
+    pthread_mutex_lock(&c->mu);
+    double el = t - c->t0;
+    if (c->bar) {
+        char bar[40];
+        int width = 30, fill = c->steps ? (int)((long long)done * width / c->steps) : width;
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill - 1 ? '=' : i == fill - 1 ? '>' : '.';
+        bar[width] = '\0';
+        fprintf(c->out, "\r%5d/%d [%s] - ETA: %.0fs - loss: %.4f - accuracy: %.4f", done,
+                c->steps, bar, done ? el / done * (c->steps - done) : 0.0, loss, acc);
+        c->open = 1;
+    } else {
+        fprintf(c->out, "%7d/%d - %.0fs - loss: %.4f - accuracy: %.4f\n", done, c->steps, el,
+                loss, acc);
+    }
+    fflush(c->out);
+    pthread_mutex_unlock(&c->mu);
 }
 
-/* ---------------------------------------------------------------- checkpoints */
+/* The epoch's line: "782/782 [====] - 95s 121ms/step - loss: ... - val_accuracy: 0.9023". */
+static void con_epoch_line(struct console *c, int done, double seconds, double loss, double acc,
+                           double val_loss, double val_acc)
+{
+    if (c->quiet)
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (c->bar)
+        fprintf(c->out, "\r%5d/%d [==============================]", done, c->steps);
+    else
+        fprintf(c->out, "%7d/%d", done, c->steps);
+    fprintf(c->out,
+            " - %.0fs %.0fms/step - loss: %.4f - accuracy: %.4f - val_loss: %.4f - "
+            "val_accuracy: %.4f\n",
+            seconds, done ? 1e3 * seconds / done : 0.0, loss, acc, val_loss, val_acc);
+    c->open = 0;
+    fflush(c->out);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---------------------------------------------------------------- the run and its record */
+
+/* Everything that decides the rest of a run besides the parameters and optimizer moments:
+ * saved whole in every checkpoint, broadcast from rank 0 after a resume and after each epoch. */
+struct run_state {
+    int32_t epoch;        /* epochs completed */
+    int32_t finished;     /* early stopping ended the run */
+    int64_t step;         /* optimizer updates made */
+    int64_t pos;          /* samples of the current epoch trained on */
+    double lr_scale;      /* ReduceLROnPlateau's changes, multiplied */
+    double loss, correct, samples, bad; /* the current epoch so far, summed over ranks */
+    double seconds, data_wait;          /* the current epoch so far (rank 0's data wait) */
+    struct sn_callbacks_state cb;
+};
+
+#define HISTORY_COLS 7 /* epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds */
 
 struct run {
     const struct sn_config *cfg;
-    struct sn_train_conf tc;
-    struct sn_data_conf dc;
-    struct sn_augment_conf ac;
-    struct sn_optim_conf oc;
+    const struct sn_train_opts *opts;
+    struct sn_settings st;
     struct sn_model *model;
     struct sn_optim *opt;
+    struct sn_step step;
     struct sn_dataset *train_ds, *val_ds;
     struct sn_loader *train_ld, *val_ld;
     struct sn_dist *d;
-    struct sn_gradsync sync;
-    FILE *out;
+    struct console con;
+    struct run_state rs;
+    int steps;                        /* per epoch */
+    int env_threads;                  /* $SN_THREADS, 0 if unset */
+    double (*history)[HISTORY_COLS];  /* owned (rank 0), n_hist rows */
+    int n_hist;
     char last_path[1600], best_path[1600], history_path[1600];
 };
 
-static void fill_meta(const struct run *r, struct sn_ckpt_meta *meta, int epoch, int64_t step,
-                      int64_t loader_pos, double best, double val_loss)
+/* Keys that say how a run computes or where its files are, not what it computes: they may
+ * change between a checkpoint and the run that continues it. The data's identity is checked by
+ * fingerprint instead of by path (a cluster job may find its data staged elsewhere). */
+static const char *const free_keys[] = {
+    "train.epochs",   "train.threads",    "train.watchdog", "data.threads",
+    "data.queue_depth", "data.dir",       "data.train",     "data.val",
+    "data.test",      "model.backend",    "checkpoint.dir", "checkpoint.name",
+    "checkpoint.save_every", NULL};
+
+static int is_free_key(const char *name)
 {
-    memset(meta, 0, sizeof *meta);
-    meta->version = SN_CKPT_VERSION;
-    meta->config_hash = r->cfg->hash;
-    meta->model_hash = r->model->structure_hash;
-    meta->epoch = epoch;
-    meta->step = step;
-    meta->world_size = r->d ? r->d->world : 1;
-    meta->n_params = r->model->n_params;
-    meta->n_state = r->model->n_state;
-    meta->n_opt = r->opt ? (uint64_t)r->opt->n_slots * r->opt->n_params : 0;
-    meta->best_val_loss = best;
-    meta->val_loss = val_loss;
-    meta->lr = r->opt ? (float)r->opt->lr_scale : 1.0f;
-    meta->seed = r->tc.seed;
-    meta->loader_pos = loader_pos;
+    for (int i = 0; free_keys[i]; i++)
+        if (strcmp(free_keys[i], name) == 0)
+            return 1;
+    return 0;
 }
 
-/* epoch: epochs completed; pos: samples of the next epoch already trained on */
-static int save_ckpt(const struct run *r, const char *path, int epoch, int64_t step, int64_t pos,
-                     double best, double val_loss, struct sn_err *err)
+static void record_config_line(void *user, const char *section, const char *key,
+                               const char *value)
 {
-    struct sn_ckpt_meta meta;
-    fill_meta(r, &meta, epoch, step, pos, best, val_loss);
-    return sn_checkpoint_save(path, &meta, r->model->params, r->model->state,
-                              r->opt ? r->opt->moments : NULL, err);
+    sn_record_add(user, "config", "%s.%s=%s", section, key, value);
 }
 
-/* Loads params and state (and optimizer moments when opt != NULL) after checking that the
- * checkpoint belongs to this network. */
+static void record_classes(struct sn_record *rec, const struct sn_dataset *ds)
+{
+    for (int c = 0; c < ds->n_classes; c++)
+        sn_record_add(rec, "class", "%s", ds->class_names[c]);
+}
+
+/* The run record of a checkpoint written now. */
+static int record_run(const struct run *r, struct sn_record *rec, struct sn_err *err)
+{
+    const struct run_state *rs = &r->rs;
+    sn_config_each_resolved(r->cfg, record_config_line, rec);
+    record_classes(rec, r->train_ds);
+    sn_record_add(rec, "train_files", "%d", r->train_ds->n);
+    sn_record_add(rec, "train_fingerprint", "%016llx", (unsigned long long)r->train_ds->fingerprint);
+    sn_record_add(rec, "val_files", "%d", r->val_ds->n);
+    sn_record_add(rec, "val_fingerprint", "%016llx", (unsigned long long)r->val_ds->fingerprint);
+    sn_record_add(rec, "finished", "%d", rs->finished);
+    sn_record_add(rec, "lr_scale", "%a", rs->lr_scale);
+    sn_record_add(rec, "epoch.loss", "%a", rs->loss);
+    sn_record_add(rec, "epoch.correct", "%a", rs->correct);
+    sn_record_add(rec, "epoch.samples", "%a", rs->samples);
+    sn_record_add(rec, "epoch.bad", "%a", rs->bad);
+    sn_record_add(rec, "epoch.seconds", "%a", rs->seconds);
+    sn_record_add(rec, "epoch.data_wait", "%a", rs->data_wait);
+    sn_callbacks_save(&rs->cb, rec);
+    for (int i = 0; i < r->n_hist; i++) {
+        const double *h = r->history[i];
+        sn_record_add(rec, "history", "%a,%a,%a,%a,%a,%a,%a", h[0], h[1], h[2], h[3], h[4], h[5],
+                      h[6]);
+    }
+    SN_RETURN_IF(rec->failed, err, SN_ENOMEM, "out of memory for the run record");
+    return SN_OK;
+}
+
+static int record_double(const char *rec, const char *key, int nth, double *out)
+{
+    char v[96], *end;
+    if (!sn_record_get(rec, key, nth, v, sizeof v))
+        return -1;
+    *out = strtod(v, &end);
+    return end != v && *end == '\0' ? 0 : -1;
+}
+
+/* Reads the run state and history of a record (rank 0). */
+static int read_run(struct run *r, const char *rec, const char *path, struct sn_err *err)
+{
+    struct run_state *rs = &r->rs;
+    double finished;
+    if (record_double(rec, "finished", 0, &finished) || record_double(rec, "lr_scale", 0, &rs->lr_scale) ||
+        record_double(rec, "epoch.loss", 0, &rs->loss) ||
+        record_double(rec, "epoch.correct", 0, &rs->correct) ||
+        record_double(rec, "epoch.samples", 0, &rs->samples) ||
+        record_double(rec, "epoch.bad", 0, &rs->bad) ||
+        record_double(rec, "epoch.seconds", 0, &rs->seconds) ||
+        record_double(rec, "epoch.data_wait", 0, &rs->data_wait))
+        return sn_err_set(err, SN_EFORMAT, "%s: the run record lacks the run's state", path);
+    rs->finished = finished != 0;
+    SN_FORWARD(sn_callbacks_load(&rs->cb, rec, path, err));
+    int n = sn_record_count(rec, "history");
+    r->history = calloc((size_t)n + 1, sizeof *r->history);
+    SN_RETURN_IF(!r->history, err, SN_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        char v[1024];
+        double *h = r->history[i];
+        sn_record_get(rec, "history", i, v, sizeof v);
+        char *p = v, *end;
+        for (int k = 0; k < HISTORY_COLS; k++) {
+            h[k] = strtod(p, &end);
+            SN_RETURN_IF(end == p || (*end != ',' && k < HISTORY_COLS - 1), err, SN_EFORMAT,
+                         "%s: history row %d of the run record is malformed", path, i + 1);
+            p = end + 1;
+        }
+    }
+    r->n_hist = n;
+    return SN_OK;
+}
+
+/* The class names of a record: *names (malloc'ed, n rows), or *n = 0 for a record without. */
+static int record_class_names(const char *rec, char (**names)[64], int *n, struct sn_err *err)
+{
+    *n = sn_record_count(rec, "class");
+    *names = calloc((size_t)*n + 1, sizeof **names);
+    SN_RETURN_IF(!*names, err, SN_ENOMEM, "out of memory");
+    for (int i = 0; i < *n; i++)
+        sn_record_get(rec, "class", i, (*names)[i], sizeof (*names)[i]);
+    return SN_OK;
+}
+
+/* The current config's resolved keys, as "section.key=value" lines. */
+struct resolved_list {
+    int n, cap;
+    char **v;
+};
+
+static void collect_resolved(void *user, const char *section, const char *key, const char *value)
+{
+    struct resolved_list *l = user;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        char **v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return;
+        l->v = v;
+        l->cap = cap;
+    }
+    char buf[SN_CFG_VALUE_MAX + 2 * SN_CFG_NAME_MAX];
+    snprintf(buf, sizeof buf, "%s.%s=%s", section, key, value);
+    if ((l->v[l->n] = strdup(buf)) != NULL)
+        l->n++;
+}
+
+/* Appends "  [section] key: A in the checkpoint, B now" for one differing key. */
+static void describe_change(char *msg, size_t cap, const char *name, const char *then,
+                            const char *now)
+{
+    size_t len = strlen(msg);
+    const char *dot = strchr(name, '.');
+    int sec = dot ? (int)(dot - name) : 0;
+    if (len + 8 < cap)
+        snprintf(msg + len, cap - len, "\n    [%.*s] %s: %s in the checkpoint, %s now", sec, name,
+                 dot ? dot + 1 : name, then ? then : "absent", now ? now : "absent");
+}
+
+/* The keys whose values differ between the checkpoint's config (its record) and cfg, free keys
+ * aside, appended to msg. @return their number. */
+static int config_changes(const struct sn_config *cfg, const char *rec, char *msg, size_t cap)
+{
+    struct resolved_list now = {0};
+    sn_config_each_resolved(cfg, collect_resolved, &now);
+    int changes = 0, n_then = sn_record_count(rec, "config");
+    char then[SN_CFG_VALUE_MAX + 2 * SN_CFG_NAME_MAX];
+    for (int i = 0; i < now.n; i++) {
+        char *eq = strchr(now.v[i], '=');
+        *eq = '\0';
+        const char *found = NULL;
+        for (int j = 0; j < n_then && !found; j++) {
+            sn_record_get(rec, "config", j, then, sizeof then);
+            char *e = strchr(then, '=');
+            if (e && (*e = '\0', strcmp(then, now.v[i]) == 0))
+                found = e + 1;
+        }
+        if (!is_free_key(now.v[i]) && (!found || strcmp(found, eq + 1) != 0)) {
+            describe_change(msg, cap, now.v[i], found, eq + 1);
+            changes++;
+        }
+        *eq = '=';
+    }
+    for (int j = 0; j < n_then; j++) {
+        sn_record_get(rec, "config", j, then, sizeof then);
+        char *e = strchr(then, '=');
+        if (!e)
+            continue;
+        *e = '\0';
+        int present = 0;
+        size_t len = strlen(then);
+        for (int i = 0; i < now.n && !present; i++)
+            present = strncmp(now.v[i], then, len) == 0 && now.v[i][len] == '=';
+        if (!present && !is_free_key(then)) {
+            describe_change(msg, cap, then, e + 1, NULL);
+            changes++;
+        }
+    }
+    for (int i = 0; i < now.n; i++)
+        free(now.v[i]);
+    free(now.v);
+    return changes;
+}
+
+/* Whether the data of a record is the data of this run: class names (always), the training
+ * and validation files. Differences are appended to msg; @return 2 for other classes, 1 for
+ * other files, 0 for the same data. */
+static int data_changes(const struct run *r, const char *rec, char *msg, size_t cap)
+{
+    int n_names;
+    char (*names)[64];
+    struct sn_err ignored;
+    if (record_class_names(rec, &names, &n_names, &ignored) != SN_OK)
+        return 2;
+    int other = n_names != r->train_ds->n_classes;
+    for (int i = 0; i < n_names && !other; i++)
+        other = strcmp(names[i], r->train_ds->class_names[i]) != 0;
+    size_t len = strlen(msg);
+    if (other && len + 8 < cap)
+        len += (size_t)snprintf(msg + len, cap - len,
+                                "\n    classes: %d in the checkpoint (%s%s), %d now (%s%s)",
+                                n_names, n_names ? names[0] : "", n_names > 1 ? ", ..." : "",
+                                r->train_ds->n_classes, r->train_ds->class_names[0],
+                                r->train_ds->n_classes > 1 ? ", ..." : "");
+    free(names);
+    if (other)
+        return 2;
+    int changed = 0;
+    const struct sn_dataset *sets[2] = {r->train_ds, r->val_ds};
+    static const char *const what[2] = {"train", "val"};
+    for (int k = 0; k < 2; k++) {
+        char key[32], v[64];
+        double files = -1;
+        snprintf(key, sizeof key, "%s_files", what[k]);
+        record_double(rec, key, 0, &files);
+        snprintf(key, sizeof key, "%s_fingerprint", what[k]);
+        char now[32];
+        snprintf(now, sizeof now, "%016llx", (unsigned long long)sets[k]->fingerprint);
+        if (!sn_record_get(rec, key, 0, v, sizeof v) || strcmp(v, now) != 0) {
+            changed = 1;
+            len = strlen(msg);
+            if (len + 8 < cap)
+                snprintf(msg + len, cap - len,
+                         "\n    %s split: %.0f files in the checkpoint, %d now in %s (%s)", what[k],
+                         files, sets[k]->n, sets[k]->root,
+                         (long long)files == sets[k]->n ? "other files" : "other count");
+        }
+    }
+    return changed;
+}
+
+/* The model's parameters and state (and the optimizer's moments when opt != NULL) from a
+ * checkpoint of this network. */
 static int load_ckpt(struct sn_model *m, struct sn_optim *opt, const char *path,
                      struct sn_ckpt_meta *meta, struct sn_err *err)
 {
@@ -191,99 +542,83 @@ static int load_ckpt(struct sn_model *m, struct sn_optim *opt, const char *path,
                               (int64_t)m->n_state, opt ? opt->moments : NULL, n_opt, err);
 }
 
-/* ---------------------------------------------------------------- evaluation */
-
-/* Runs the model over a whole loader epoch (no augmentation, in order). */
-static int evaluate_loader(struct sn_model *m, struct sn_loader *ld, struct sn_eval_result *res,
-                           struct sn_err *err)
+/* Writes a checkpoint of the run as it is now (rank 0). */
+static int save_ckpt(const struct run *r, const char *path, double val_loss, struct sn_err *err)
 {
-    memset(res, 0, sizeof *res);
-    SN_FORWARD(sn_loader_start_epoch(ld, 0, err));
-    struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 0};
-    double loss = 0;
-    long long correct = 0;
-    for (;;) {
-        struct sn_batch *b;
-        SN_FORWARD(sn_loader_next(ld, &b, err));
-        if (!b)
-            break;
-        if (b->n > 0) {
-            ctx.sample_ids = b->ids;
-            const float *logits = sn_model_forward(m, b->x, b->n, &ctx);
-            loss += sn_loss(m->loss, logits, b->y, b->ok, b->n, m->n_outputs, 0, NULL, &correct);
-            res->n += b->n - b->n_bad;
-            res->skipped += b->n_bad;
-        }
-        sn_loader_release(ld, b);
-    }
-    res->loss = res->n ? loss / res->n : NAN;
-    res->accuracy = res->n ? (double)correct / res->n : NAN;
-    return SN_OK;
-}
-
-/* ---------------------------------------------------------------- the fit loop */
-
-/* What rank 0 tells every rank after its end-of-epoch work. */
-struct epoch_decision {
-    int32_t stop;        /* early stopping fired */
-    int32_t failed;      /* rank 0 failed (message already printed by it) */
-    double lr_scale;
-    double best;
-};
-
-static int check_same_model(struct run *r, struct sn_err *err)
-{
-    struct sn_dist *d = r->d;
-    uint64_t mine[3] = {r->cfg->hash, r->model->structure_hash, r->model->n_params};
-    uint64_t *all = calloc((size_t)d->world * 3, sizeof *all);
-    SN_RETURN_IF(!all, err, SN_ENOMEM, "out of memory");
-    int rc = sn_dist_allgather(d, mine, all, sizeof mine, err);
-    for (int i = 0; rc == SN_OK && i < d->world; i++)
-        if (memcmp(all + 3 * i, mine, sizeof mine) != 0)
-            rc = sn_err_set(err, SN_EINVAL,
-                            "rank %d's model differs from rank %d's (config hash %016llx vs "
-                            "%016llx, %llu vs %llu parameters)\n---> HINT: every rank must read "
-                            "the same config and --set options",
-                            i, d->rank, (unsigned long long)all[3 * i],
-                            (unsigned long long)mine[0], (unsigned long long)all[3 * i + 2],
-                            (unsigned long long)mine[2]);
-    free(all);
+    struct sn_record rec = {0};
+    int rc = record_run(r, &rec, err);
+    struct sn_ckpt_meta meta = {
+        .config_hash = r->cfg->hash,
+        .model_hash = r->model->structure_hash,
+        .epoch = r->rs.epoch,
+        .step = r->rs.step,
+        .world_size = r->d->world,
+        .n_params = r->model->n_params,
+        .n_state = r->model->n_state,
+        .n_opt = (uint64_t)r->opt->n_slots * r->opt->n_params,
+        .best_val_loss = r->rs.cb.best,
+        .val_loss = val_loss,
+        .lr = (float)r->rs.lr_scale,
+        .seed = r->st.tc.seed,
+        .loader_pos = r->rs.pos,
+        .record = rec.text,
+    };
+    if (rc == SN_OK)
+        rc = sn_checkpoint_save(path, &meta, r->model->params, r->model->state, r->opt->moments,
+                                err);
+    sn_record_free(&rec);
     return rc;
 }
 
-static int write_history(const char *path, const double *rows, int n, struct sn_err *err)
+static int write_history(const char *path, const double (*rows)[HISTORY_COLS], int n,
+                         struct sn_err *err)
 {
     struct sn_atomic_file af;
     SN_FORWARD(sn_atomic_open(&af, path, err));
     fprintf(af.f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
     for (int i = 0; i < n; i++) {
-        const double *row = rows + 7 * i;
+        const double *row = rows[i];
         fprintf(af.f, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.2f\n", (int)row[0], row[1], row[2], row[3],
                 row[4], row[5], row[6]);
     }
     return sn_atomic_commit(&af, err);
 }
 
-/* The rows of an earlier run's history.csv up to epoch `upto`, for a resumed run. */
-static int read_history(const char *path, double *rows, int upto)
+/* ---------------------------------------------------------------- agreement */
+
+/* Makes a failure of some ranks every rank's, before any rank waits in a later collective: the
+ * lowest failing rank keeps its message, the others return SN_EMPI with none; all mark the
+ * error collective, so that every rank ends normally. @return the outcome on this rank. */
+static int agree(struct sn_dist *d, int rc, struct sn_err *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char line[512];
-    int n = 0;
-    while (n < upto && fgets(line, sizeof line, f)) {
-        double *row = rows + 7 * n;
-        if (sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf,%lf", &row[0], &row[1], &row[2], &row[3],
-                   &row[4], &row[5], &row[6]) == 7 && row[0] >= 1 && row[0] <= upto)
-            n++;
+    int flag = rc != SN_OK ? d->world - d->rank : 0;
+    struct sn_err agree_err = {0};
+    if (sn_dist_allreduce_max_int(d, &flag, &agree_err) != SN_OK) {
+        *err = agree_err;
+        return err->code;
     }
-    fclose(f);
-    return n;
+    if (flag == 0)
+        return SN_OK;
+    if (d->rank != d->world - flag) {
+        sn_err_set(err, SN_EMPI, "%s", "");
+        rc = SN_EMPI;
+    }
+    err->collective = 1;
+    return rc;
 }
 
-/* BLAS threads per rank: [train] threads, else the node's cores shared among its ranks. Rank 0
- * prints one line per rank (host, rank, threads, CPUs it may run on). */
+/* An error every rank met at the same point: rank 0 reports it. */
+static int collective_error(const struct sn_dist *d, int rc, struct sn_err *err)
+{
+    if (d->rank != 0)
+        err->msg[0] = '\0';
+    err->collective = 1;
+    return rc;
+}
+
+/* Compute threads per rank: [train] threads, else $SN_THREADS (what `shardnet-run --threads`
+ * exports), else the node's cores shared among its ranks. Rank 0 prints one line per rank
+ * (host, rank, threads, CPUs it may run on). */
 static int set_threads(struct run *r, struct sn_err *err)
 {
     struct sn_dist *d = r->d;
@@ -308,7 +643,9 @@ static int set_threads(struct run *r, struct sn_err *err)
                 first = -1, last = -2;
         }
     }
-    int threads = r->tc.threads;
+    int threads = r->st.tc.threads;
+    if (threads == 0)
+        threads = r->env_threads;
     if (threads == 0) {
         /* ranks bound to one core each get 1; unbound ranks share the node's cores */
         int node_cpus = ncpu > 0 ? ncpu : 1;
@@ -319,70 +656,95 @@ static int set_threads(struct run *r, struct sn_err *err)
     sn_ops_set_threads(threads);
     char line[256];
     snprintf(line, sizeof line, "rank %d of %d on %s: %d BLAS thread%s, %d data thread%s, CPUs %s",
-             d->rank, d->world, d->host, threads, threads > 1 ? "s" : "", r->dc.threads,
-             r->dc.threads > 1 ? "s" : "", cpus[0] ? cpus : "?");
+             d->rank, d->world, d->host, threads, threads > 1 ? "s" : "", r->st.dc.threads,
+             r->st.dc.threads > 1 ? "s" : "", cpus[0] ? cpus : "?");
     char *all = calloc((size_t)d->world, sizeof line);
     SN_RETURN_IF(!all, err, SN_ENOMEM, "out of memory");
     int rc = sn_dist_allgather(d, line, all, sizeof line, err);
     if (rc == SN_OK && d->rank == 0)
         for (int i = 0; i < d->world; i++)
-            fprintf(r->out, "%s\n", all + (size_t)i * sizeof line);
+            con_say(&r->con, "%s\n", all + (size_t)i * sizeof line);
     free(all);
     return rc;
 }
 
+
+/* ---------------------------------------------------------------- set-up */
+
+static int open_data(struct run *r, struct sn_err *err)
+{
+    const struct sn_settings *st = &r->st;
+    const struct sn_train_conf *tc = &st->tc;
+    struct sn_dist *d = r->d;
+    SN_FORWARD(sn_dataset_open(&r->train_ds, &st->dc, SN_SPLIT_TRAIN, NULL, err));
+    SN_FORWARD(check_classes(r->model, r->train_ds->n_classes, r->train_ds->root, err));
+    /* the training split fixes the model's classes; validation is labelled by their names */
+    struct sn_classes known = {r->train_ds->n_classes,
+                               (const char(*)[64])r->train_ds->class_names};
+    SN_FORWARD(sn_dataset_open(&r->val_ds, &st->dc, SN_SPLIT_VAL, &known, err));
+    if (d->rank == 0 && !r->con.quiet) {
+        sn_dataset_describe(r->train_ds, &st->dc, SN_SPLIT_TRAIN, r->con.out);
+        sn_dataset_describe(r->val_ds, &st->dc, SN_SPLIT_VAL, r->con.out);
+        char missing[512];
+        int n = sn_dataset_missing(r->val_ds, missing, sizeof missing);
+        if (n > 0)
+            con_say(&r->con, "note: %s lacks %d of the %d classes: %s\n", r->val_ds->root, n,
+                    r->val_ds->n_classes, missing);
+    }
+    struct sn_loader_conf lc = {.ds = r->train_ds, .dc = &st->dc,
+                                .aug = st->ac.enabled ? &st->ac : NULL,
+                                .global_batch = tc->batch_size, .rank = d->rank,
+                                .world = d->world, .shuffle = tc->shuffle, .seed = tc->seed,
+                                .report = con_report, .report_user = &r->con};
+    SN_FORWARD(sn_loader_create(&r->train_ld, &lc, err));
+    struct sn_loader_conf vc = {.ds = r->val_ds, .dc = &st->dc,
+                                .global_batch = tc->validation_batch_size, .rank = d->rank,
+                                .world = d->world, .shuffle = 0, .seed = tc->seed,
+                                .report = con_report, .report_user = &r->con};
+    SN_FORWARD(sn_loader_create(&r->val_ld, &vc, err));
+    r->steps = sn_loader_steps(r->train_ld);
+    if (tc->steps_per_epoch > 0 && tc->steps_per_epoch < r->steps)
+        r->steps = tc->steps_per_epoch;
+    return SN_OK;
+}
+
 static int setup(struct run *r, struct sn_err *err)
 {
-    const struct sn_config *cfg = r->cfg;
-    SN_FORWARD(sn_train_conf_parse(&r->tc, cfg, err));
-    SN_FORWARD(sn_data_conf_parse(&r->dc, cfg, err));
-    SN_FORWARD(sn_augment_conf_parse(&r->ac, cfg, err));
-    SN_FORWARD(sn_optim_conf_parse(&r->oc, cfg, err));
-    int world = r->d->world, local_max = (r->tc.batch_size + world - 1) / world;
-    int max_batch = local_max;
-    if (r->d->rank == 0 && r->tc.validation_batch_size > max_batch)
-        max_batch = r->tc.validation_batch_size;
-    const struct sn_section *ms = sn_config_find(cfg, "model");
-    char backend[16];
-    SN_FORWARD(sn_section_string(cfg, ms, "backend", "blas", backend, sizeof backend, err));
-    const struct sn_ops *ops = sn_ops_by_name(backend);
-    if (!ops)
-        return sn_config_error(cfg, ms, "backend", err, SN_EINVAL, "'%s': use blas or ref",
-                               backend);
-    SN_FORWARD(sn_model_build(&r->model, cfg, max_batch, ops, err));
-    SN_FORWARD(sn_config_check_unused(cfg, err));
-    if (r->dc.height != r->model->input.h || r->dc.width != r->model->input.w ||
-        r->dc.channels != r->model->input.c)
-        return sn_err_set(err, SN_EINVAL,
-                          "%s: [data] gives %dx%dx%d images, the model expects %dx%dx%d",
-                          cfg->path, r->dc.height, r->dc.width, r->dc.channels,
-                          r->model->input.h, r->model->input.w, r->model->input.c);
-    SN_FORWARD(sn_optim_create(&r->opt, &r->oc, r->model->n_params, err));
-    SN_FORWARD(sn_gradsync_init(&r->sync, r->d, r->model, 0, err));
-
-    SN_FORWARD(sn_dataset_open(&r->train_ds, &r->dc, SN_SPLIT_TRAIN, err));
-    if (r->model->loss != SN_LOSS_BCE && r->train_ds->n_classes != r->model->n_outputs)
-        return sn_err_set(err, SN_EINVAL,
-                          "%s: the training data has %d classes but the last layer has %d units",
-                          cfg->path, r->train_ds->n_classes, r->model->n_outputs);
-    struct sn_loader_conf lc = {.ds = r->train_ds, .dc = &r->dc, .aug = r->ac.enabled ? &r->ac : NULL,
-                                .global_batch = r->tc.batch_size, .rank = r->d->rank,
-                                .world = world, .shuffle = r->tc.shuffle, .seed = r->tc.seed};
-    SN_FORWARD(sn_loader_create(&r->train_ld, &lc, err));
-    if (r->d->rank == 0) {
-        SN_FORWARD(sn_dataset_open(&r->val_ds, &r->dc, SN_SPLIT_VAL, err));
-        struct sn_loader_conf vc = {.ds = r->val_ds, .dc = &r->dc, .aug = NULL,
-                                    .global_batch = r->tc.validation_batch_size, .rank = 0,
-                                    .world = 1, .shuffle = 0, .seed = r->tc.seed};
-        SN_FORWARD(sn_loader_create(&r->val_ld, &vc, err));
-        SN_FORWARD(sn_mkdir_p(r->tc.ckpt_dir, "checkpoint directory", err));
-        sn_remove_stale(r->tc.ckpt_dir, r->tc.run_name);
-        sn_remove_stale(r->tc.ckpt_dir, "history.csv");
+    struct sn_dist *d = r->d;
+    /* sized from [train] before the settings are read: a first pass for the batch sizes */
+    struct sn_train_conf tc0;
+    SN_FORWARD(sn_train_conf_parse(&tc0, r->cfg, err));
+    int local = (tc0.batch_size + d->world - 1) / d->world;
+    int vlocal = (tc0.validation_batch_size + d->world - 1) / d->world;
+    SN_FORWARD(sn_settings_load(&r->st, r->cfg, local > vlocal ? local : vlocal, &r->model, err));
+    const struct sn_train_conf *tc = &r->st.tc;
+    const char *env = getenv("SN_THREADS");
+    if (env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        SN_RETURN_IF(*end != '\0' || v < 1 || v > 1024, err, SN_EINVAL,
+                     "SN_THREADS=%s: expected a number of threads from 1 to 1024", env);
+        r->env_threads = (int)v;
     }
-    snprintf(r->last_path, sizeof r->last_path, "%s/%s-last.ckpt", r->tc.ckpt_dir, r->tc.run_name);
-    snprintf(r->best_path, sizeof r->best_path, "%s/%s-best.ckpt", r->tc.ckpt_dir, r->tc.run_name);
-    snprintf(r->history_path, sizeof r->history_path, "%s/history.csv", r->tc.ckpt_dir);
-    return SN_OK;
+    SN_FORWARD(sn_optim_create(&r->opt, &r->st.oc, r->model->n_params, err));
+    SN_FORWARD(sn_step_init(&r->step, d, r->model, r->opt, local, err));
+    snprintf(r->last_path, sizeof r->last_path, "%s/%s-last.ckpt", tc->ckpt_dir, tc->run_name);
+    snprintf(r->best_path, sizeof r->best_path, "%s/%s-best.ckpt", tc->ckpt_dir, tc->run_name);
+    snprintf(r->history_path, sizeof r->history_path, "%s/history.csv", tc->ckpt_dir);
+    if (d->rank == 0) {
+        /* a directory that is a file, read-only or full is found now, not after an epoch:
+           room for `last`, `best` and one temporary file */
+        uint64_t floats = r->model->n_params + r->model->n_state +
+                          (uint64_t)r->opt->n_slots * r->opt->n_params;
+        char what[1200];
+        sn_config_where(r->cfg, sn_config_find(r->cfg, "checkpoint"), "dir", what, sizeof what);
+        char role[1300];
+        snprintf(role, sizeof role, "checkpoint directory ([checkpoint] dir, %s)", what);
+        SN_FORWARD(sn_probe_dir(tc->ckpt_dir, role, 3 * 4 * floats + (1 << 20), err));
+        sn_remove_stale(tc->ckpt_dir, tc->run_name);
+        sn_remove_stale(tc->ckpt_dir, "history.csv");
+    }
+    return open_data(r, err);
 }
 
 static void teardown(struct run *r)
@@ -391,353 +753,530 @@ static void teardown(struct run *r)
     sn_loader_free(r->val_ld);
     sn_dataset_free(r->train_ds);
     sn_dataset_free(r->val_ds);
+    sn_step_free(&r->step);
     sn_optim_free(r->opt);
     sn_model_free(r->model);
+    free(r->history);
+    pthread_mutex_destroy(&r->con.mu);
 }
 
-static int fit(struct run *r, const struct sn_train_opts *opts, struct sn_err *err)
+static int check_same_model(struct run *r, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    uint64_t mine[3] = {r->cfg->hash, r->model->structure_hash, r->model->n_params};
+    uint64_t *all = calloc((size_t)d->world * 3, sizeof *all);
+    SN_RETURN_IF(!all, err, SN_ENOMEM, "out of memory");
+    int rc = sn_dist_allgather(d, mine, all, sizeof mine, err);
+    for (int i = 0; rc == SN_OK && i < d->world; i++)
+        if (memcmp(all + 3 * i, mine, sizeof mine) != 0)
+            rc = sn_err_set(err, SN_EINVAL,
+                            "rank %d's model differs from rank %d's (config hash %016llx vs "
+                            "%016llx, %llu vs %llu parameters)\n---> HINT: every rank must read "
+                            "the same config and --set options",
+                            i, d->rank, (unsigned long long)all[3 * i],
+                            (unsigned long long)mine[0], (unsigned long long)all[3 * i + 2],
+                            (unsigned long long)mine[2]);
+    free(all);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- resume */
+
+enum start { START_FRESH = 0, START_RESUMED, START_NOTHING_LEFT };
+
+/* Rank 0: the checkpoint that continues this run, checked to belong to it, loaded. */
+static int resume_rank0(struct run *r, int *start, struct sn_err *err)
+{
+    const struct sn_train_conf *tc = &r->st.tc;
+    const char *path = r->opts->resume;
+    *start = START_FRESH;
+    if (path && strcmp(path, "auto") == 0)
+        path = access(r->last_path, F_OK) == 0 ? r->last_path : NULL;
+    if (path == NULL)
+        return SN_OK;
+    struct sn_ckpt_meta meta;
+    SN_FORWARD(sn_checkpoint_read_meta(path, &meta, err));
+    if (meta.model_hash != r->model->structure_hash)
+        return sn_err_set(err, SN_EINVAL,
+                          "%s belongs to another run: it was made for another network (its layers "
+                          "or shapes differ from %s's)\n---> HINT: resume with the config it was "
+                          "trained with, or give this run its own [checkpoint] dir",
+                          path, r->cfg->path);
+    char *rec;
+    SN_FORWARD(sn_checkpoint_read_record(path, &rec, err));
+    int rc = SN_OK;
+    char changes[3000] = "";
+    int data = rec[0] ? data_changes(r, rec, changes, sizeof changes) : 0;
+    int conf = rec[0] ? config_changes(r->cfg, rec, changes, sizeof changes) : 0;
+    if (!rec[0])
+        rc = sn_err_set(err, SN_EFORMAT,
+                        "%s: written by a shardnet before checkpoint format 2, it holds no record "
+                        "of its run and cannot be resumed\n---> HINT: evaluate and predict still "
+                        "read it; train a new run in another [checkpoint] dir",
+                        path);
+    else if (data == 2 || ((data || conf) && !r->opts->allow_config_change))
+        rc = sn_err_set(err, SN_EINVAL,
+                        "%s belongs to another run; what differs:%s\n---> HINT: resume with the "
+                        "config and data it was trained with%s, or give this run its own "
+                        "[checkpoint] dir",
+                        path, changes,
+                        data == 2 ? "" : ", pass --allow-config-change to continue it anyway");
+    else if (data || conf)
+        con_say(&r->con, "note: continuing %s with --allow-config-change; what differs:%s\n", path,
+                changes);
+    if (rc == SN_OK)
+        rc = read_run(r, rec, path, err);
+    free(rec);
+    SN_FORWARD(rc);
+    char where[600];
+    sn_config_where(r->cfg, sn_config_find(r->cfg, "train"), "epochs", where, sizeof where);
+    if (r->rs.finished || (meta.epoch == tc->epochs && meta.loader_pos == 0)) {
+        con_say(&r->con, "%s: %s after epoch %d of %d; nothing left to train\n", path,
+                r->rs.finished ? "early stopping ended the run" : "the run is complete",
+                meta.epoch, tc->epochs);
+        *start = START_NOTHING_LEFT;
+        return SN_OK;
+    }
+    if (meta.epoch >= tc->epochs)
+        return sn_err_set(err, SN_EINVAL,
+                          "[train] epochs = %d (%s), but %s has already trained %d epochs%s\n"
+                          "---> HINT: raise epochs to train on, or give a new run its own "
+                          "[checkpoint] dir",
+                          tc->epochs, where, path, meta.epoch,
+                          meta.loader_pos ? " and part of the next" : "");
+    SN_FORWARD(load_ckpt(r->model, r->opt, path, &meta, err));
+    r->rs.epoch = meta.epoch;
+    r->rs.step = meta.step;
+    r->rs.pos = meta.loader_pos;
+    con_say(&r->con, "Resuming from %s: epoch %d, step %lld\n", path, meta.epoch + 1,
+            (long long)meta.step);
+    *start = START_RESUMED;
+    return SN_OK;
+}
+
+/* ---------------------------------------------------------------- the fit loop */
+
+/* Batch-norm statistics drift apart on each rank's slices: every rank takes their average. */
+static int average_state(struct run *r, struct sn_err *err)
 {
     struct sn_model *m = r->model;
-    struct sn_dist *d = r->d;
-    const struct sn_train_conf *tc = &r->tc;
-    int rank0 = d->rank == 0;
-    FILE *out = r->out;
+    if (r->d->world == 1 || m->n_state == 0)
+        return SN_OK;
+    SN_FORWARD(sn_dist_allreduce_sum(r->d, m->state, m->n_state, err));
+    for (size_t i = 0; i < m->n_state; i++)
+        m->state[i] /= (float)r->d->world;
+    return SN_OK;
+}
 
-    int start_epoch = 0, skip_steps = 0;
-    int64_t step = 0;
-    double best = INFINITY;
-    sn_model_init_params(m, tc->seed);
-    const char *resume = opts->resume;
-    if (resume && strcmp(resume, "auto") == 0)
-        resume = access(r->last_path, F_OK) == 0 ? r->last_path : NULL;
-    if (resume) {
-        struct sn_ckpt_meta meta;
-        SN_FORWARD(load_ckpt(m, r->opt, resume, &meta, err));
-        start_epoch = meta.epoch;
-        skip_steps = (int)(meta.loader_pos / tc->batch_size);
-        step = meta.step;
-        best = meta.best_val_loss;
-        r->opt->t = meta.step;
-        r->opt->lr_scale = meta.lr;
-        if (rank0 && !opts->quiet)
-            fprintf(out, "Resuming from %s: epoch %d, step %lld\n", resume, meta.epoch + 1,
-                    (long long)meta.step);
+/* Every rank: statistics averaged, rank 0 writes `last`, its outcome is everyone's. */
+static int save_last(struct run *r, struct sn_err *err)
+{
+    SN_FORWARD(average_state(r, err));
+    int rc = r->d->rank == 0 ? save_ckpt(r, r->last_path, NAN, err) : SN_OK;
+    return agree(r->d, rc, err);
+}
+
+/* Runs the model over a whole loader epoch (no augmentation, in order). sums: this rank's loss
+ * sum, correct rows, rows evaluated and files skipped. */
+static int evaluate_loader(struct sn_model *m, struct sn_loader *ld, double sums[4],
+                           struct sn_err *err)
+{
+    memset(sums, 0, 4 * sizeof *sums);
+    SN_FORWARD(sn_loader_start_epoch(ld, 0, err));
+    struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 0};
+    long long correct = 0;
+    for (;;) {
+        struct sn_batch *b;
+        SN_FORWARD(sn_loader_next(ld, &b, err));
+        if (!b)
+            break;
+        if (b->n > 0) {
+            ctx.sample_ids = b->ids;
+            const float *logits = sn_model_forward(m, b->x, b->n, &ctx);
+            sums[0] += sn_loss(m->loss, logits, b->y, b->ok, b->n, m->n_outputs, 0, NULL, &correct);
+            sums[2] += b->n - b->n_bad;
+            sums[3] += b->n_bad;
+        }
+        sn_loader_release(ld, b);
     }
-    /* Rank 0's model (and optimizer state after a resume) is everyone's. */
+    sums[1] = (double)correct;
+    return SN_OK;
+}
+
+static void eval_result(const double sums[4], struct sn_eval_result *res)
+{
+    res->n = (long long)sums[2];
+    res->skipped = (long long)sums[3];
+    res->loss = res->n ? sums[0] / res->n : NAN;
+    res->accuracy = res->n ? sums[1] / res->n : NAN;
+}
+
+static int train_epoch(struct run *r, int epoch, struct sn_err *err)
+{
+    struct run_state *rs = &r->rs;
+    const struct sn_train_conf *tc = &r->st.tc;
+    struct sn_dist *d = r->d;
+    int first = (int)(rs->pos / tc->batch_size);
+    con_say(&r->con, "Epoch %d/%d\n", epoch + 1, tc->epochs);
+    con_epoch(&r->con, r->steps, rs->seconds);
+    double t0 = sn_now() - rs->seconds, wait0 = rs->data_wait;
+    SN_FORWARD(sn_loader_start_epoch_at(r->train_ld, epoch, first, err));
+    for (int s = first; s < r->steps; s++) {
+        struct sn_batch *b;
+        SN_FORWARD(sn_loader_next(r->train_ld, &b, err));
+        sn_dist_set_step(d, rs->step);
+        struct sn_step_in in = {.x = b->x, .y = b->y, .ok = b->ok, .ids = b->ids, .n = b->n,
+                                .global_n = b->global_n, .seed = tc->seed,
+                                .step = (uint64_t)rs->step, .epoch = epoch,
+                                .stop = r->opts->stop && *r->opts->stop};
+        struct sn_step_out out;
+        int rc = sn_step_run(&r->step, &in, SN_SYNC_OVERLAP, &out, err);
+        sn_loader_release(r->train_ld, b);
+        if (rc == SN_ENUM)
+            return collective_error(d, rc, err);
+        SN_FORWARD(rc);
+        rs->step++;
+        rs->pos = (int64_t)(s + 1) * tc->batch_size;
+        rs->loss += out.loss;
+        rs->correct += out.correct;
+        rs->samples += out.samples;
+        rs->bad += in.global_n - out.samples;
+        con_progress(&r->con, s + 1, rs->loss / fmax(1, rs->samples),
+                     rs->correct / fmax(1, rs->samples));
+        if (out.stop || (tc->save_every > 0 && rs->step % tc->save_every == 0)) {
+            rs->seconds = sn_now() - t0;
+            rs->data_wait = wait0 + sn_loader_wait_seconds(r->train_ld);
+            SN_FORWARD(save_last(r, err));
+        }
+        if (out.stop) {
+            sn_err_set(err, SN_ESTOP,
+                       "stopped by a signal at epoch %d, step %lld; %s holds the run\n---> HINT: "
+                       "continue with --resume %s (or --resume auto)",
+                       epoch + 1, (long long)rs->step, r->last_path, r->last_path);
+            return collective_error(d, SN_ESTOP, err);
+        }
+    }
+    rs->seconds = sn_now() - t0;
+    rs->data_wait = wait0 + sn_loader_wait_seconds(r->train_ld);
+    return SN_OK;
+}
+
+/* Rank 0's end of an epoch: history, callbacks, checkpoints. No collective. */
+static int end_epoch_rank0(struct run *r, int epoch, const struct sn_eval_result *vr,
+                           double val_seconds, struct sn_err *err)
+{
+    struct run_state *rs = &r->rs;
+    const struct sn_train_conf *tc = &r->st.tc;
+    double loss = rs->loss / fmax(1, rs->samples), acc = rs->correct / fmax(1, rs->samples);
+    double secs = rs->seconds + val_seconds;
+    con_epoch_line(&r->con, r->steps, secs, loss, acc, vr->loss, vr->accuracy);
+    char skipped[128] = "";
+    if (rs->bad > 0)
+        snprintf(skipped, sizeof skipped, ", %.0f unreadable files skipped", rs->bad);
+    if (vr->skipped > 0)
+        snprintf(skipped + strlen(skipped), sizeof skipped - strlen(skipped),
+                 ", %lld unreadable validation files skipped", vr->skipped);
+    con_say(&r->con, "    data wait %.2fs (%.1f%% of the epoch), validated %lld images%s\n",
+            rs->data_wait, 100 * rs->data_wait / fmax(1e-9, secs), vr->n, skipped);
+    double *row = NULL;
+    double (*h)[HISTORY_COLS] = realloc(r->history, (size_t)(r->n_hist + 1) * sizeof *h);
+    SN_RETURN_IF(!h, err, SN_ENOMEM, "out of memory");
+    r->history = h;
+    row = h[r->n_hist++];
+    double lr = sn_optim_lr(r->opt, r->opt->t);
+    row[0] = epoch + 1, row[1] = loss, row[2] = acc, row[3] = vr->loss, row[4] = vr->accuracy;
+    row[5] = lr, row[6] = secs;
+
+    double best_before = rs->cb.best;
+    struct sn_callbacks_result res;
+    sn_callbacks_epoch_end(&tc->cb, &rs->cb, epoch, vr->loss, lr, &res);
+    if (res.lr != lr && lr > 0) {
+        rs->lr_scale *= res.lr / lr;
+        con_say(&r->con, "ReduceLROnPlateau: learning rate %.3g -> %.3g\n", lr, res.lr);
+    }
+    /* the state of the next epoch's start: what `last` records */
+    double val_loss = vr->loss;
+    rs->epoch = epoch + 1;
+    rs->pos = 0;
+    rs->loss = rs->correct = rs->samples = rs->bad = rs->seconds = rs->data_wait = 0;
+    rs->finished = res.stop;
+    SN_FORWARD(write_history(r->history_path, (const double(*)[HISTORY_COLS])r->history,
+                             r->n_hist, err));
+    if (tc->cb.save_best_only && res.improved) {
+        SN_FORWARD(save_ckpt(r, r->best_path, val_loss, err));
+        con_say(&r->con, "    val_loss improved from %.5f to %.5f, saved %s\n", best_before,
+                val_loss, r->best_path);
+    } else if (!tc->cb.save_best_only) {
+        char path[1700];
+        snprintf(path, sizeof path, "%s/%s-epoch%03d.ckpt", tc->ckpt_dir, tc->run_name, epoch + 1);
+        SN_FORWARD(save_ckpt(r, path, val_loss, err));
+        con_say(&r->con, "    saved %s\n", path);
+    }
+    SN_FORWARD(save_ckpt(r, r->last_path, val_loss, err));
+    if (res.stop)
+        con_say(&r->con, "Epoch %d: early stopping (val_loss has not improved by more than %g "
+                         "for %d epochs)\n",
+                epoch + 1, tc->cb.es_min_delta, tc->cb.es_patience);
+    return SN_OK;
+}
+
+/* Every rank: statistics averaged, validation sharded and summed, rank 0's part, and its
+ * outcome broadcast. *stop is set when early stopping ended the run. */
+static int end_epoch(struct run *r, int epoch, int *stop, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    double t0 = sn_now();
+    SN_FORWARD(average_state(r, err));
+    double sums[4];
+    SN_FORWARD(evaluate_loader(r->model, r->val_ld, sums, err));
+    if (d->world > 1)
+        SN_FORWARD(sn_dist_allreduce_sum_f64(d, sums, 4, err));
+    struct sn_eval_result vr;
+    eval_result(sums, &vr);
+    int rc = d->rank == 0 ? end_epoch_rank0(r, epoch, &vr, sn_now() - t0, err) : SN_OK;
+    /* rank 0's run state is everyone's; its failure too */
+    struct {
+        int32_t failed;
+        struct run_state rs;
+    } msg = {rc != SN_OK, r->rs};
+    int brc = sn_dist_bcast(d, &msg, sizeof msg, 0, d->rank == 0 ? NULL : err);
+    if (rc == SN_OK && brc != SN_OK)
+        return brc;
+    if (msg.failed) {
+        if (d->rank != 0)
+            rc = sn_err_set(err, SN_EMPI, "%s", ""); /* rank 0 reports */
+        err->collective = 1;
+        return rc;
+    }
+    r->rs = msg.rs;
+    r->opt->lr_scale = r->rs.lr_scale;
+    *stop = r->rs.finished;
+    return SN_OK;
+}
+
+static int fit(struct run *r, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    struct sn_model *m = r->model;
+    sn_model_init_params(m, r->st.tc.seed);
+    sn_callbacks_init(&r->rs.cb);
+    r->rs.lr_scale = 1.0;
+    int start = START_FRESH;
+    int rc = d->rank == 0 ? resume_rank0(r, &start, err) : SN_OK;
+    SN_FORWARD(agree(d, rc, err));
     SN_FORWARD(check_same_model(r, err));
+    /* rank 0's decision, run state and model (after a resume: and optimizer) are everyone's */
+    struct {
+        int32_t start;
+        struct run_state rs;
+    } msg = {start, r->rs};
+    SN_FORWARD(sn_dist_bcast(d, &msg, sizeof msg, 0, err));
+    if (msg.start == START_NOTHING_LEFT)
+        return SN_OK;
+    r->rs = msg.rs;
     SN_FORWARD(sn_dist_bcast(d, m->params, m->n_params * sizeof(float), 0, err));
     SN_FORWARD(sn_dist_bcast(d, m->state, m->n_state * sizeof(float), 0, err));
     size_t n_opt = (size_t)r->opt->n_slots * r->opt->n_params;
     SN_FORWARD(sn_dist_bcast(d, r->opt->moments, n_opt * sizeof(float), 0, err));
-
-    int steps = sn_loader_steps(r->train_ld);
-    if (tc->steps_per_epoch > 0 && tc->steps_per_epoch < steps)
-        steps = tc->steps_per_epoch;
-    int dlog_rows = (tc->batch_size + d->world - 1) / d->world;
-    float *dlogits = calloc((size_t)dlog_rows * m->n_outputs + 1, sizeof(float));
-    double *history = calloc((size_t)(tc->epochs + 1) * 7, sizeof(double));
-    SN_RETURN_IF(!dlogits || !history, err, SN_ENOMEM, "out of memory");
-    int n_hist = 0, es_wait = 0, rlr_wait = 0, rlr_cool = 0;
-    if (rank0 && resume)
-        n_hist = read_history(r->history_path, history, start_epoch);
-    int rc = SN_OK;
-
-    for (int epoch = start_epoch; epoch < tc->epochs && rc == SN_OK; epoch++) {
-        double t_epoch = sn_now();
-        struct progress pg = {out, isatty(fileno(out)), steps, t_epoch, 0};
-        if (rank0 && !opts->quiet)
-            fprintf(out, "Epoch %d/%d\n", epoch + 1, tc->epochs);
-        rc = sn_loader_start_epoch(r->train_ld, epoch, err);
-        double sums[3] = {0, 0, 0}; /* loss sum, correct, samples — global */
-        for (int s = 0; s < steps && rc == SN_OK; s++) {
-            struct sn_batch *b;
-            rc = sn_loader_next(r->train_ld, &b, err);
-            if (rc != SN_OK || !b)
-                break;
-            if (epoch == start_epoch && s < skip_steps) {
-                /* resuming mid-epoch: these batches were trained on before the stop */
-                sn_loader_release(r->train_ld, b);
-                continue;
-            }
-            sn_dist_set_step(d, step);
-            struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 1,
-                                      .seed = tc->seed, .step = (uint64_t)step,
-                                      .sample_ids = b->ids};
-            sn_model_zero_grads(m);
-            long long correct = 0;
-            double loss = 0;
-            if (b->n > 0) {
-                const float *logits = sn_model_forward(m, b->x, b->n, &ctx);
-                /* the bad rows of other ranks are not known here: scale by the global batch,
-                   which keeps 1 rank and N ranks identical when no file is bad */
-                loss = sn_loss(m->loss, logits, b->y, b->ok, b->n, m->n_outputs,
-                               1.0f / (float)b->global_n, dlogits, &correct);
-                sn_model_backward(m, b->x, dlogits, b->n, &ctx, sn_gradsync_ready, &r->sync);
-            }
-            double local[4] = {loss, (double)correct, (double)(b->n - b->n_bad),
-                               opts->stop && *opts->stop ? 1.0 : 0.0};
-            sn_loader_release(r->train_ld, b);
-            rc = sn_gradsync_finish(&r->sync, err);
-            if (rc == SN_OK && d->world > 1)
-                rc = sn_dist_allreduce_sum_f64(d, local, 4, err);
-            int stop = local[3] > 0; /* any rank signalled: all stop after this step */
-            if (rc != SN_OK)
-                break;
-            if (!isfinite(local[0])) {
-                rc = sn_err_set(err, SN_ENUM,
-                                "the loss became %s at epoch %d, step %lld\n---> HINT: lower "
-                                "learning_rate, check the data (a Rescaling layer?)",
-                                isnan(local[0]) ? "NaN" : "infinite", epoch + 1, (long long)step);
-                if (!rank0)
-                    err->msg[0] = '\0';
-                err->collective = 1; /* every rank saw the same global loss */
-                break;
-            }
-            sn_optim_step(r->opt, m);
-            step++;
-            for (int k = 0; k < 3; k++)
-                sums[k] += local[k];
-            if (rank0 && !opts->quiet)
-                progress_update(&pg, s + 1, sums[0] / fmax(1, sums[2]), sums[1] / fmax(1, sums[2]),
-                                0);
-            int64_t pos = (int64_t)(s + 1) * tc->batch_size;
-            if (rank0 && (stop || (tc->save_every > 0 && step % tc->save_every == 0)))
-                rc = save_ckpt(r, r->last_path, epoch, step, pos, best, NAN, err);
-            if (stop) {
-                if (rc == SN_OK) {
-                    rc = sn_err_set(err, SN_ESTOP,
-                                    "stopped by a signal at epoch %d, step %lld; %s holds the "
-                                    "run\n---> HINT: continue with --resume %s",
-                                    epoch + 1, (long long)step, r->last_path, r->last_path);
-                    if (!rank0)
-                        err->msg[0] = '\0';
-                }
-                err->collective = 1;
-                break;
-            }
-        }
-        if (rc != SN_OK)
-            break;
-        double data_wait = sn_loader_wait_seconds(r->train_ld); /* since start_epoch */
-        int bad = sn_loader_bad_count(r->train_ld);
-        /* Batch-norm statistics drift apart on each rank's slices: average them. */
-        if (d->world > 1 && m->n_state > 0) {
-            rc = sn_dist_allreduce_sum(d, m->state, m->n_state, err);
-            for (size_t i = 0; rc == SN_OK && i < m->n_state; i++)
-                m->state[i] /= (float)d->world;
-        }
-        double badsum = bad;
-        if (rc == SN_OK && d->world > 1)
-            rc = sn_dist_allreduce_sum_f64(d, &badsum, 1, err);
-        if (rc != SN_OK)
-            break;
-
-        /* Rank 0's end of epoch: validation, history, checkpoints, decisions. No collective. */
-        struct epoch_decision dec = {0, 0, r->opt->lr_scale, best};
-        if (rank0) {
-            double train_loss = sums[0] / fmax(1, sums[2]), train_acc = sums[1] / fmax(1, sums[2]);
-            if (!opts->quiet)
-                progress_update(&pg, steps, train_loss, train_acc, 1);
-            struct sn_eval_result vr;
-            int lrc = evaluate_loader(m, r->val_ld, &vr, err);
-            double secs = sn_now() - t_epoch;
-            if (lrc == SN_OK) {
-                if (!opts->quiet) {
-                    fprintf(out, " - val_loss: %.4f - val_accuracy: %.4f\n", vr.loss, vr.accuracy);
-                    fprintf(out, "    data wait %.2fs (%.1f%% of the epoch), validated %lld images",
-                            data_wait, 100 * data_wait / fmax(1e-9, secs), vr.n);
-                    if (badsum > 0)
-                        fprintf(out, ", %.0f unreadable files skipped", badsum);
-                    fprintf(out, "\n");
-                    fflush(out);
-                }
-                double *row = history + 7 * n_hist++;
-                row[0] = epoch + 1, row[1] = train_loss, row[2] = train_acc, row[3] = vr.loss;
-                row[4] = vr.accuracy, row[5] = sn_optim_lr(r->opt, r->opt->t), row[6] = secs;
-                lrc = write_history(r->history_path, history, n_hist, err);
-            }
-            int improved = lrc == SN_OK && vr.loss < best - tc->es_min_delta;
-            int improved_rlr = lrc == SN_OK && vr.loss < best - tc->rlr_min_delta;
-            if (lrc == SN_OK && vr.loss < best) {
-                best = vr.loss;
-                lrc = save_ckpt(r, r->best_path, epoch + 1, step, 0, best, vr.loss, err);
-                if (lrc == SN_OK && !opts->quiet)
-                    fprintf(out, "    val_loss improved, saved %s\n", r->best_path);
-            }
-            if (lrc == SN_OK)
-                lrc = save_ckpt(r, r->last_path, epoch + 1, step, 0, best, vr.loss, err);
-            /* EarlyStopping / ReduceLROnPlateau, Keras's counting */
-            es_wait = improved ? 0 : es_wait + 1;
-            if (tc->es_patience > 0 && es_wait >= tc->es_patience) {
-                dec.stop = 1;
-                if (!opts->quiet)
-                    fprintf(out, "Early stopping: val_loss has not improved for %d epochs\n",
-                            es_wait);
-            }
-            if (rlr_cool > 0)
-                rlr_cool--, rlr_wait = 0;
-            else if (tc->rlr_patience > 0) {
-                rlr_wait = improved_rlr ? 0 : rlr_wait + 1;
-                if (rlr_wait >= tc->rlr_patience) {
-                    double lr = sn_optim_lr(r->opt, r->opt->t);
-                    double new_lr = fmax(lr * tc->rlr_factor, tc->rlr_min_lr);
-                    if (new_lr < lr) {
-                        dec.lr_scale = r->opt->lr_scale * new_lr / lr;
-                        if (!opts->quiet)
-                            fprintf(out, "ReduceLROnPlateau: learning rate %.3g -> %.3g\n", lr,
-                                    new_lr);
-                    }
-                    rlr_wait = 0;
-                    rlr_cool = tc->rlr_cooldown;
-                }
-            }
-            dec.best = best;
-            if (lrc != SN_OK) {
-                dec.failed = 1;
-                rc = lrc;
-            }
-        }
-        int brc = sn_dist_bcast(d, &dec, sizeof dec, 0, rank0 ? NULL : err);
-        if (rc == SN_OK && brc != SN_OK)
-            rc = brc;
-        if (dec.failed) {
-            if (!rank0)
-                rc = sn_err_set(err, SN_EMPI, "%s", ""); /* rank 0 reports */
-            err->collective = 1;
-        }
-        r->opt->lr_scale = dec.lr_scale;
-        best = dec.best;
-        if (rc == SN_OK && dec.stop)
+    r->opt->t = r->rs.step;
+    r->opt->lr_scale = r->rs.lr_scale;
+    for (int epoch = r->rs.epoch; epoch < r->st.tc.epochs; epoch++) {
+        int stop = 0;
+        SN_FORWARD(train_epoch(r, epoch, err));
+        SN_FORWARD(end_epoch(r, epoch, &stop, err));
+        if (stop)
             break;
     }
-    if (rc == SN_OK && rank0 && tc->es_restore_best && isfinite(best)) {
-        struct sn_ckpt_meta meta;
-        rc = load_ckpt(m, NULL, r->best_path, &meta, err);
-    }
-    free(dlogits);
-    free(history);
-    return rc;
+    return SN_OK;
 }
 
 int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_train_opts *opts,
              struct sn_err *err)
 {
-    struct run r = {.cfg = cfg, .d = d, .out = opts->out ? opts->out : stdout};
-    int rc = setup(&r, err);
-    /* Agree on set-up failures before any rank waits in a collective: the lowest failing rank
-       reports, every rank ends normally. */
-    int flag = rc != SN_OK ? d->world - d->rank : 0;
-    struct sn_err agree_err;
-    if (sn_dist_allreduce_max_int(d, &flag, &agree_err) != SN_OK && rc == SN_OK) {
-        *err = agree_err;
-        rc = err->code;
-    }
-    if (flag > 0) {
-        int reporter = d->world - flag;
-        if (d->rank != reporter) {
-            rc = sn_err_set(err, SN_EMPI, "%s", "");
-        }
-        err->collective = 1;
-    }
+    struct run *r = calloc(1, sizeof *r);
+    SN_RETURN_IF(!r, err, SN_ENOMEM, "out of memory");
+    r->cfg = cfg;
+    r->d = d;
+    r->opts = opts;
+    con_init(&r->con, opts->out ? opts->out : stdout, d->rank != 0 || opts->quiet);
+    int rc = agree(d, setup(r, err), err);
     if (rc == SN_OK) {
-        sn_dist_set_watchdog(d, r.tc.watchdog);
-        rc = set_threads(&r, err);
-        if (rc == SN_OK)
-            rc = fit(&r, opts, err);
+        sn_dist_set_watchdog(d, r->st.tc.watchdog);
+        rc = set_threads(r, err);
     }
-    teardown(&r);
+    if (rc == SN_OK)
+        rc = fit(r, err);
+    teardown(r);
+    free(r);
     return rc;
 }
 
 /* ---------------------------------------------------------------- evaluate, predict */
 
-/* Builds the model for inference at batch `batch` and loads a checkpoint into it. */
-static int inference_model(const struct sn_config *cfg, const char *ckpt, int batch,
-                           struct sn_model **out, struct sn_err *err)
+/* A trained network: the config's settings, the checkpoint's parameters and class names. */
+struct trained {
+    struct sn_settings st;
+    struct sn_model *model;
+    char (*classes)[64]; /* owned, (n_classes) */
+    int n_classes;
+};
+
+static void trained_free(struct trained *t)
 {
-    struct sn_model *m;
-    SN_FORWARD(sn_model_build(&m, cfg, batch, &sn_ops_blas, err));
+    sn_model_free(t->model);
+    free(t->classes);
+}
+
+/* Builds the network for batches of max_batch, loads the checkpoint into it and takes its class
+ * names; a config that changed since the checkpoint is named key by key on notes. */
+static int load_trained(struct trained *t, const struct sn_config *cfg, const char *ckpt,
+                        int max_batch, FILE *notes, struct sn_err *err)
+{
+    memset(t, 0, sizeof *t);
+    SN_FORWARD(sn_settings_load(&t->st, cfg, max_batch, &t->model, err));
     struct sn_ckpt_meta meta;
-    int rc = load_ckpt(m, NULL, ckpt, &meta, err);
-    if (rc != SN_OK) {
-        sn_model_free(m);
-        return rc;
+    SN_FORWARD(load_ckpt(t->model, NULL, ckpt, &meta, err));
+    char *rec;
+    SN_FORWARD(sn_checkpoint_read_record(ckpt, &rec, err));
+    char changes[3000] = "";
+    if (rec[0] && config_changes(cfg, rec, changes, sizeof changes) > 0)
+        fprintf(notes, "note: %s was trained with another config; what differs:%s\n", ckpt,
+                changes);
+    int rc = record_class_names(rec, &t->classes, &t->n_classes, err);
+    free(rec);
+    SN_FORWARD(rc);
+    if (t->n_classes == 0) {
+        /* a version 1 checkpoint: the training folder's names, if it can be read */
+        struct sn_dataset *ds;
+        SN_RETURN_IF(sn_dataset_open(&ds, &t->st.dc, SN_SPLIT_TRAIN, NULL, err) != SN_OK, err,
+                     SN_EFORMAT,
+                     "%s holds no class names (written before checkpoint format 2) and the "
+                     "training folder cannot tell them: %s",
+                     ckpt, err->msg);
+        free(t->classes);
+        t->classes = calloc((size_t)ds->n_classes, sizeof *t->classes);
+        t->n_classes = ds->n_classes;
+        if (t->classes)
+            memcpy(t->classes, ds->class_names, (size_t)ds->n_classes * sizeof *t->classes);
+        fprintf(notes, "note: %s holds no class names (an older checkpoint): taking them from %s\n",
+                ckpt, ds->root);
+        sn_dataset_free(ds);
+        SN_RETURN_IF(!t->classes, err, SN_ENOMEM, "out of memory");
     }
-    *out = m;
-    return SN_OK;
+    return check_classes(t->model, t->n_classes, ckpt, err);
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* --data DIR: a data root holding the split's folder, or that folder itself. */
+static void use_data_dir(struct sn_data_conf *dc, const char *dir, int split)
+{
+    static const char *const names[3][2] = {{"train", NULL}, {"val", "validation"}, {"test", NULL}};
+    int root = 0;
+    for (int k = 0; k < 2 && names[split][k] && !root; k++) {
+        char p[SN_PATH_MAX + 16];
+        snprintf(p, sizeof p, "%s/%s", dir, names[split][k]);
+        root = is_dir(p);
+    }
+    if (root) {
+        snprintf(dc->dir, sizeof dc->dir, "%s", dir);
+        snprintf(dc->dir_where, sizeof dc->dir_where, "--data");
+        dc->split_dir[split][0] = '\0';
+    } else {
+        snprintf(dc->split_dir[split], sizeof dc->split_dir[split], "%s", dir);
+        snprintf(dc->split_where[split], sizeof dc->split_where[split], "--data");
+        dc->validation_split = 0; /* the folder is the split, whole */
+    }
 }
 
 int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_dir, int split,
-                struct sn_eval_result *res, struct sn_err *err)
+                FILE *notes, struct sn_eval_result *res, struct sn_err *err)
 {
-    struct sn_data_conf dc;
     struct sn_train_conf tc;
-    SN_FORWARD(sn_data_conf_parse(&dc, cfg, err));
     SN_FORWARD(sn_train_conf_parse(&tc, cfg, err));
-    if (data_dir) {
-        snprintf(dc.dir, sizeof dc.dir, "%s", data_dir);
-        dc.split_dir[split][0] = '\0';
-    }
-    struct sn_model *m = NULL;
+    struct trained t;
+    int rc = load_trained(&t, cfg, ckpt, tc.validation_batch_size, notes, err);
+    struct sn_data_conf *dc = &t.st.dc;
     struct sn_dataset *ds = NULL;
     struct sn_loader *ld = NULL;
-    int rc = inference_model(cfg, ckpt, tc.validation_batch_size, &m, err);
+    if (rc == SN_OK && data_dir)
+        use_data_dir(dc, data_dir, split);
+    struct sn_classes known = {t.n_classes, (const char(*)[64])t.classes};
     if (rc == SN_OK)
-        rc = sn_dataset_open(&ds, &dc, (enum sn_split)split, err);
+        rc = sn_dataset_open(&ds, dc, (enum sn_split)split, &known, err);
     if (rc == SN_OK) {
-        struct sn_loader_conf lc = {.ds = ds, .dc = &dc, .global_batch = tc.validation_batch_size,
+        sn_dataset_describe(ds, dc, (enum sn_split)split, notes);
+        char missing[512];
+        int n = sn_dataset_missing(ds, missing, sizeof missing);
+        if (n > 0)
+            fprintf(notes, "note: %s lacks %d of the model's %d classes: %s\n", ds->root, n,
+                    ds->n_classes, missing);
+        struct sn_loader_conf lc = {.ds = ds, .dc = dc, .global_batch = tc.validation_batch_size,
                                     .rank = 0, .world = 1, .shuffle = 0, .seed = tc.seed};
         rc = sn_loader_create(&ld, &lc, err);
     }
+    double sums[4];
     if (rc == SN_OK)
-        rc = evaluate_loader(m, ld, res, err);
+        rc = evaluate_loader(t.model, ld, sums, err);
+    if (rc == SN_OK)
+        eval_result(sums, res);
     sn_loader_free(ld);
     sn_dataset_free(ds);
-    sn_model_free(m);
+    trained_free(&t);
     return rc;
 }
 
-int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int n_images,
-               FILE *out, struct sn_err *err)
+int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int n_images, int top,
+               FILE *out, FILE *notes, struct sn_err *err)
 {
-    struct sn_data_conf dc;
-    SN_FORWARD(sn_data_conf_parse(&dc, cfg, err));
-    struct sn_model *m;
-    SN_FORWARD(inference_model(cfg, ckpt, 1, &m, err));
-    size_t in_size = sn_shape_size(m->input);
-    float *x = malloc(in_size * sizeof(float)), *probs = malloc((size_t)m->n_outputs * sizeof(float));
-    int rc = x && probs ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
-    /* class names come from the training folders when they can be read */
-    struct sn_dataset *ds = NULL;
-    struct sn_err ignored;
-    if (sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, &ignored) != SN_OK)
-        ds = NULL;
-    struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 0};
+    struct trained t;
+    int rc = load_trained(&t, cfg, ckpt, 1, notes, err);
+    struct sn_model *m = t.model;
+    float *x = NULL, *probs = NULL;
+    int *order = NULL;
+    if (rc == SN_OK) {
+        x = malloc(sn_shape_size(m->input) * sizeof(float));
+        probs = malloc((size_t)(t.n_classes + 1) * sizeof(float));
+        order = malloc((size_t)(t.n_classes + 1) * sizeof(int));
+        if (!x || !probs || !order)
+            rc = sn_err_set(err, SN_ENOMEM, "out of memory");
+    }
+    if (top < 1 || top > t.n_classes)
+        top = top < 1 ? 1 : t.n_classes;
+    struct sn_step_ctx ctx = {.ops = m ? m->ops : NULL, .scratch = m ? m->scratch : NULL};
     for (int i = 0; rc == SN_OK && i < n_images; i++) {
-        rc = sn_data_load_image(&dc, images[i], x, err);
+        rc = sn_data_load_image(&t.st.dc, images[i], x, err);
         if (rc != SN_OK)
             break;
         int64_t id = 0;
         ctx.sample_ids = &id;
         const float *logits = sn_model_forward(m, x, 1, &ctx);
         sn_model_probabilities(m, logits, probs, 1);
+        if (m->loss == SN_LOSS_BCE) { /* one unit: P(class 1) */
+            probs[1] = probs[0];
+            probs[0] = 1 - probs[1];
+        }
+        for (int k = 0; k < t.n_classes; k++)
+            order[k] = k;
+        for (int a = 0; a < top; a++) /* the top classes, most probable first */
+            for (int b = a + 1; b < t.n_classes; b++)
+                if (probs[order[b]] > probs[order[a]]) {
+                    int tmp = order[a];
+                    order[a] = order[b];
+                    order[b] = tmp;
+                }
         fprintf(out, "%s", images[i]);
-        /* binary models output P(class 1); name both classes when the folders are known */
-        if (m->loss == SN_LOSS_BCE && ds && ds->n_classes == 2)
-            fprintf(out, " %s=%.4f %s=%.4f", ds->class_names[0], 1 - probs[0],
-                    ds->class_names[1], probs[0]);
-        else
-            for (int k = 0; k < m->n_outputs; k++) {
-                if (ds && m->n_outputs == ds->n_classes)
-                    fprintf(out, " %s=%.4f", ds->class_names[k], probs[k]);
-                else
-                    fprintf(out, " %d=%.4f", k, probs[k]);
-            }
+        for (int a = 0; a < top; a++)
+            fprintf(out, " %s %.3f", t.classes[order[a]], probs[order[a]]);
         fprintf(out, "\n");
     }
-    sn_dataset_free(ds);
     free(x);
     free(probs);
-    sn_model_free(m);
+    free(order);
+    trained_free(&t);
     return rc;
 }

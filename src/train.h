@@ -1,11 +1,16 @@
 /* train.h — fit, evaluate, predict and bench: the workflows built on model, data, dist,
- * checkpoint and optim.
+ * checkpoint, optim, step and callbacks.
  *
  * Training is data-parallel: `batch_size` is the global batch, each rank computes gradients on
- * its slice (data.h), gradients are summed over ranks in one allreduce per trainable range and
- * the step is the same everywhere. Rank 0 alone validates, writes history and checkpoints and
- * decides best model, early stopping and learning-rate changes; one broadcast per epoch carries
- * its decisions to the others. Rank-0-only code holds no collective. */
+ * its slice (data.h), gradients are summed over ranks (step.h) and the update is the same
+ * everywhere. Validation is sharded the same way and summed. Rank 0 alone writes history and
+ * checkpoints and runs the callbacks (callbacks.h); one broadcast per epoch carries its
+ * decisions to the others. Rank-0-only code holds no collective.
+ *
+ * A checkpoint holds everything that decides the rest of its run (parameters, optimizer
+ * moments, the callbacks' state, the learning-rate scale, the current epoch's running sums, the
+ * history) and says which run it belongs to (the resolved config, the class names, the data's
+ * fingerprints): a resume continues only the same run. */
 #ifndef SN_TRAIN_H
 #define SN_TRAIN_H
 
@@ -13,39 +18,54 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "augment.h"
+#include "callbacks.h"
 #include "config.h"
+#include "data.h"
 #include "dist.h"
 #include "err.h"
+#include "model.h"
+#include "optim.h"
 
-/* The [train], [checkpoint], [early_stopping] and [reduce_lr_on_plateau] settings. */
+/* The [train] and [checkpoint] settings, with the callbacks'. */
 struct sn_train_conf {
     int epochs;
     int batch_size;            /* global batch */
     uint64_t seed;
     int shuffle;
-    int threads;               /* BLAS threads per rank (0 = fit ranks x threads to the node) */
+    int threads;               /* compute threads per rank (0 = $SN_THREADS, else the node's
+                                  cores shared among its ranks) */
     int steps_per_epoch;       /* 0 = the whole training split */
-    int validation_batch_size;
-    double watchdog;           /* seconds a collective may take before the job is aborted */
+    int validation_batch_size; /* global, like batch_size */
+    double watchdog;           /* seconds a collective may wait before the job is aborted */
     char ckpt_dir[1024];       /* [checkpoint] dir (default ".") */
     char run_name[512];        /* file-name prefix: config file name without extension */
     int save_every;            /* [checkpoint] save_every: steps between `last` saves (0 = per epoch) */
-    int save_best_only;        /* keep `best` by monitor (val_loss) */
-    /* EarlyStopping (patience 0 = off) */
-    int es_patience;
-    double es_min_delta;
-    int es_restore_best;
-    /* ReduceLROnPlateau (patience 0 = off) */
-    int rlr_patience;
-    double rlr_factor, rlr_min_delta, rlr_min_lr;
-    int rlr_cooldown;
+    struct sn_callbacks_conf cb;
 };
 
 int sn_train_conf_parse(struct sn_train_conf *tc, const struct sn_config *cfg, struct sn_err *err);
 
+/* Every setting of a config: what each command reads before any work. */
+struct sn_settings {
+    struct sn_train_conf tc;
+    struct sn_data_conf dc;
+    struct sn_augment_conf ac;
+    struct sn_optim_conf oc;
+    const struct sn_ops *ops;  /* [model] backend */
+};
+
+/* Parses every settings section, builds the network for batches of up to max_batch, checks
+ * that data, network and loss fit together, and rejects any key nobody read (with the closest
+ * known key as a suggestion) — the same checks for every command. *model (NULL: built, checked
+ * and freed) receives the network. */
+int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, int max_batch,
+                     struct sn_model **model, struct sn_err *err);
+
 struct sn_train_opts {
     const char *resume;        /* checkpoint to resume from, "auto" (the run's `last` checkpoint
                                   if there is one), or NULL */
+    int allow_config_change;   /* resume even when the config or data changed (named anyway) */
     FILE *out;                 /* progress (rank 0), usually stdout */
     int quiet;
     /* Set asynchronously (a signal: SLURM's warning before a time limit, preemption). At the
@@ -54,8 +74,9 @@ struct sn_train_opts {
     volatile sig_atomic_t *stop;
 };
 
-/* `shardnet train`: runs on every rank of d. Returns SN_OK on every rank, or an error on the rank
- * where it happened (the caller aborts the job). */
+/* `shardnet train`: runs on every rank of d. Returns SN_OK on every rank (also when a resumed
+ * run had nothing left to train), or an error on the rank where it happened (err->collective
+ * when every rank has it). */
 int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_train_opts *opts,
              struct sn_err *err);
 
@@ -65,14 +86,17 @@ struct sn_eval_result {
     double loss, accuracy;
 };
 
-/* `shardnet evaluate`: loss and accuracy of a checkpoint on a split (default test) in one process.
- * data_dir (may be NULL) overrides [data] dir. */
+/* `shardnet evaluate`: loss and accuracy of a checkpoint on a split (default test) in one process,
+ * labels by the checkpoint's class names. data_dir (may be NULL) replaces [data]: a data root
+ * holding the split's folder, or the split's folder itself (class folders inside). Notes (a
+ * changed config, classes the split lacks) go to notes. */
 int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_dir, int split,
-                struct sn_eval_result *res, struct sn_err *err);
+                FILE *notes, struct sn_eval_result *res, struct sn_err *err);
 
-/* `shardnet predict`: class probabilities for each image, one line each, on out. */
-int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int n_images,
-               FILE *out, struct sn_err *err);
+/* `shardnet predict`: for each image, its `top` most probable classes by the checkpoint's
+ * class names ("IMAGE 7_Sneaker 0.960"), one line each, on out. */
+int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int n_images, int top,
+               FILE *out, FILE *notes, struct sn_err *err);
 
 struct sn_bench_opts {
     int batch;            /* 0 = [train] batch_size */

@@ -3,6 +3,7 @@
 #include "layer.h"
 
 #include <math.h>   // defines: sqrtf
+#include <stdio.h>  // defines: snprintf
 #include <string.h> // defines: strcmp
 
 const struct sn_layer_type *const sn_layer_types[] = {
@@ -50,6 +51,7 @@ int sn_layer_require(const struct sn_config *cfg, const struct sn_section *s, co
 {
     if (sn_section_key(s, key) != NULL)
         return SN_OK;
-    return sn_config_error(cfg, s, key, err, SN_EINVAL,
-                           "missing required key; HINT: add `%s = ...` to the section", key);
+    char hint[160];
+    snprintf(hint, sizeof hint, "missing required key; HINT: add `%s = ...` to the section", key);
+    return sn_config_missing(cfg, s, key, hint, err);
 }
