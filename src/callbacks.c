@@ -1,6 +1,6 @@
 /* callbacks.c — see callbacks.h. The counting follows Keras's callbacks:
  *
- *   EarlyStopping:      wait += 1; if val_loss - min_delta < best: best = val_loss, wait = 0;
+ *   EarlyStopping:      wait += 1; if val_loss + min_delta < best: best = val_loss, wait = 0;
  *                       elif wait >= patience and epoch > 0: stop.
  *                       (Keras 3's order: tf.keras 2.x also stopped on an improving epoch when
  *                       patience = 0, since it tested wait >= patience after the reset.)
@@ -67,7 +67,7 @@ void sn_callbacks_epoch_end(const struct sn_callbacks_conf *c, struct sn_callbac
     }
     if (c->es_on) {
         st->es_wait++;
-        if (val_loss - c->es_min_delta < st->es_best) {
+        if (val_loss + c->es_min_delta < st->es_best) {
             st->es_best = val_loss;
             st->es_wait = 0;
         } else if (st->es_wait >= c->es_patience && epoch > 0) {

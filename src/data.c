@@ -73,10 +73,9 @@ static int parse_class_names(struct sn_data_conf *dc, const struct sn_config *cf
 int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, struct sn_err *err)
 {
     memset(dc, 0, sizeof *dc);
+    /* without a [data] section (a network described for `summary`) every key takes its
+       default and there is no image size: commands that read images say so */
     const struct sn_section *s = sn_config_find(cfg, "data");
-    SN_RETURN_IF(s == NULL, err, SN_EINVAL,
-                 "%s: no [data] section; HINT: add [data] with dir = ... and image_size = ...",
-                 cfg->path);
 
     SN_FORWARD(sn_section_string(cfg, s, "dir", NULL, dc->dir, sizeof dc->dir, err));
     sn_config_where(cfg, s, "dir", dc->dir_where, sizeof dc->dir_where);
@@ -87,7 +86,7 @@ int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, str
         sn_config_where(cfg, s, split_keys[i], dc->split_where[i], sizeof dc->split_where[i]);
     }
 
-    if (sn_section_key(s, "image_size") == NULL)
+    if (s != NULL && sn_section_key(s, "image_size") == NULL)
         return sn_config_missing(cfg, s, "image_size",
                                  "required: 28 or height,width such as 180,180", err);
     int hw[2];

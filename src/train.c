@@ -70,6 +70,8 @@ static int check_fit(const struct sn_settings *st, const struct sn_config *cfg,
                      const struct sn_model *m, struct sn_err *err)
 {
     const struct sn_data_conf *dc = &st->dc;
+    if (dc->height == 0 && sn_config_find(cfg, "data") == NULL)
+        return SN_OK; /* no [data]: a network without images (summary) */
     if (dc->height != m->input.h || dc->width != m->input.w || dc->channels != m->input.c)
         return sn_err_set(err, SN_EINVAL,
                           "%s: [data] gives %dx%dx%d images, the model expects %dx%dx%d",
@@ -990,11 +992,9 @@ static int end_epoch_rank0(struct run *r, int epoch, const struct sn_eval_result
     double best_before = rs->cb.best;
     struct sn_callbacks_result res;
     sn_callbacks_epoch_end(&tc->cb, &rs->cb, epoch, vr->loss, lr, &res);
-    if (res.lr != lr && lr > 0) {
+    if (res.lr != lr && lr > 0)
         rs->lr_scale *= res.lr / lr;
-        con_say(&r->con, "ReduceLROnPlateau: learning rate %.3g -> %.3g\n", lr, res.lr);
-    }
-    /* the state of the next epoch's start: what `last` records */
+    /* the state of the next epoch's start: what the checkpoints record */
     double val_loss = vr->loss;
     rs->epoch = epoch + 1;
     rs->pos = 0;
@@ -1013,6 +1013,8 @@ static int end_epoch_rank0(struct run *r, int epoch, const struct sn_eval_result
         con_say(&r->con, "    saved %s\n", path);
     }
     SN_FORWARD(save_ckpt(r, r->last_path, val_loss, err));
+    if (res.lr != lr && lr > 0)
+        con_say(&r->con, "ReduceLROnPlateau: learning rate %.3g -> %.3g\n", lr, res.lr);
     if (res.stop)
         con_say(&r->con, "Epoch %d: early stopping (val_loss has not improved by more than %g "
                          "for %d epochs)\n",

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Every command reads the whole config and rejects keys nobody reads, suggesting the closest
+# known one; keys that used to be read and ignored either work (save_best_only) or are refused
+# with the reason (restore_best_weights); an unknown command says so.
+# Args: SHARDNET SOURCE_DIR TMP_DIR
+set -uo pipefail
+bin=$1 src=$2 tmp=$3
+rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} OPENBLAS_NUM_THREADS=1
+fails=0 passes=0
+check() {
+    local name=$1; shift
+    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
+}
+contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
+
+"$bin" dataset fashion-mnist fm --limit 120 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
+cfg=$src/configs/mnist_convnet.cfg
+sets=(--set data.dir=fm --set train.epochs=2 --set train.threads=1 --set checkpoint.dir=run)
+"$bin" train "$cfg" "${sets[@]}" > train.out 2>&1 || { echo "training failed"; cat train.out; exit 1; }
+ckpt=run/mnist_convnet-best.ckpt
+img=$(find fm/test -name '*.jpg' | head -1)
+
+# --- a misspelt key, through --set, in every command: exit 1, named, with the right key offered
+expect_typo() { # NAME OUTFILE SUGGESTION COMMAND...
+    local name=$1 out=$2 want=$3; shift 3
+    "$@" > "$out" 2>&1
+    local rc=$?
+    check "$name: exit 1 (got $rc)" test $rc -eq 1
+    check "$name: suggestion" contains "$out" "$want"
+}
+expect_typo "summary stride" summary.out "--set conv2d.stride: unknown key 'stride' in \[conv2d\] (section at line [0-9]*); did you mean 'strides'?" \
+    "$bin" summary "$cfg" --set conv2d.stride=2
+expect_typo "bench learning_rat" bench.out "unknown key 'learning_rat' in \[train\].*did you mean 'learning_rate'?" \
+    "$bin" bench "$cfg" "${sets[@]}" --iters 1 --set train.learning_rat=0.1
+expect_typo "evaluate colour_mode" evaluate.out "did you mean 'color_mode'?" \
+    "$bin" evaluate "$cfg" "${sets[@]}" --checkpoint "$ckpt" --set data.colour_mode=rgb
+expect_typo "predict pool_sise" predict.out "did you mean 'pool_size'?" \
+    "$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" --set maxpooling2d.pool_sise=3 "$img"
+expect_typo "train paitence" train_typo.out "did you mean 'patience'?" \
+    "$bin" train "$cfg" "${sets[@]}" --set early_stopping.paitence=2
+
+# --- a misspelt required key in a file: named on its own line, not as a missing key elsewhere
+printf '[data]\nimage_size = 28\ncolor_mode = grayscale\n[conv2d]\nfiltres = 8\nkernel_size = 3\n[flatten]\n[dense]\nunits = 10\n' > filtres.cfg
+"$bin" summary filtres.cfg > filtres.out 2>&1
+check "filtres: exit 1" test $? -eq 1
+check "filtres: named at its line" contains filtres.out "filtres.cfg:5: unknown key 'filtres' in \[conv2d\] (section at line 4); did you mean 'filters'?"
+# a key with no near neighbour lists what the section takes
+"$bin" summary "$cfg" --set dense.colour=red > far.out 2>&1
+check "far typo: lists the keys" contains far.out "HINT: \[dense\] takes name, trainable, units, activation, use_bias"
+
+# --- a network that needs no data still has a summary
+printf '[model]\ninput_shape = 28,28,1\n[conv2d]\nfilters = 8\nkernel_size = 3\n[flatten]\n[dense]\nunits = 10\n' > nodata.cfg
+"$bin" summary nodata.cfg > nodata.out 2>&1
+check "summary without [data] dir: exit 0" test $? -eq 0
+
+# --- read-and-ignored keys: save_best_only works as in Keras, restore_best_weights is refused
+"$bin" train "$cfg" "${sets[@]}" --set checkpoint.save_best_only=false --set checkpoint.dir=every > every.out 2>&1
+check "save_best_only = false: exit 0" test $? -eq 0
+check "save_best_only = false: a checkpoint per epoch" test -s every/mnist_convnet-epoch001.ckpt -a -s every/mnist_convnet-epoch002.ckpt
+check "save_best_only = false: no best checkpoint" test ! -e every/mnist_convnet-best.ckpt
+"$bin" train "$cfg" "${sets[@]}" --set early_stopping.restore_best_weights=true > rbw.out 2>&1
+check "restore_best_weights: exit 1" test $? -eq 1
+check "restore_best_weights: the reason" contains rbw.out "restore_best_weights: not supported: NAME-best.ckpt already holds"
+SN_THREADS=many "$bin" train "$cfg" "${sets[@]}" > env.out 2>&1
+check "SN_THREADS that is not a number: exit 1" test $? -eq 1
+check "SN_THREADS: named" contains env.out "SN_THREADS=many"
+SN_THREADS=1 "$bin" train "$cfg" "${sets[@]}" --set train.epochs=1 --set checkpoint.dir=env1 > env1.out 2>&1
+check "SN_THREADS=1 sets the threads" contains env1.out "1 BLAS thread,"
+
+# --- commands and options
+"$bin" trian "$cfg" > cmd.out 2>&1
+check "unknown command: exit 2" test $? -eq 2
+check "unknown command: named" contains cmd.out "unknown command 'trian'"
+"$bin" --help > help.out 2>&1
+check "help lists the exit statuses" contains help.out "76  peer lost"
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
