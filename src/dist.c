@@ -16,7 +16,7 @@
 #include <mpi.h>     // defines: MPI_Init_thread, MPI_Allreduce, MPI_Comm_split_type, MPI_Abort
 #include <pthread.h> // defines: pthread_create, pthread_mutex_t, pthread_cond_timedwait
 #include <stdio.h>   // defines: fprintf, fflush
-#include <stdlib.h>  // defines: calloc, free
+#include <stdlib.h>  // defines: calloc, free, getenv
 #include <string.h>  // defines: memset, snprintf
 #include <time.h>    // defines: clock_gettime, nanosleep, CLOCK_MONOTONIC, CLOCK_REALTIME
 #include <unistd.h>  // defines: alarm, _exit
@@ -176,6 +176,8 @@ int sn_dist_init(struct sn_dist *d, int *argc, char ***argv, struct sn_err *err)
     pthread_cond_init(&im->cv, NULL);
     d->impl = im;
 
+    /* read before MPI_Init: a singleton start sets the same variables for itself */
+    d->launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("SLURM_PROCID");
     int inited = 0, provided = MPI_THREAD_SINGLE, rc;
     MPI_Initialized(&inited);
     if (!inited) {

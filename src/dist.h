@@ -16,6 +16,7 @@
 struct sn_dist {
     int rank, world;
     int local_rank, local_size; /* ranks on this node */
+    int launched;               /* started by a launcher (mpirun, srun), not a lone process */
     char host[64];
     void *impl;                 /* owned: communicator, watchdog state */
 };

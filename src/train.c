@@ -151,13 +151,11 @@ struct console {
 
 #define PROGRESS_LINE_SECONDS 60.0
 
-static void con_init(struct console *c, FILE *out, int quiet)
+static void con_init(struct console *c, FILE *out, int quiet, int launched)
 {
     memset(c, 0, sizeof *c);
     c->out = out;
     c->quiet = quiet;
-    int launched = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") ||
-                   getenv("SLURM_PROCID");
     c->bar = !quiet && isatty(fileno(out)) && !launched;
     pthread_mutex_init(&c->mu, NULL);
 }
@@ -1100,7 +1098,7 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
     r->cfg = cfg;
     r->d = d;
     r->opts = opts;
-    con_init(&r->con, opts->out ? opts->out : stdout, d->rank != 0 || opts->quiet);
+    con_init(&r->con, opts->out ? opts->out : stdout, d->rank != 0 || opts->quiet, d->launched);
     int rc = agree(d, setup(r, err), err);
     if (rc == SN_OK) {
         sn_dist_set_watchdog(d, r->st.tc.watchdog);
