@@ -104,12 +104,13 @@ read -r state code _ <<<"$(job_end "$id" 60)"
 if [[ "$state" == FAILED && "$code" == 3:0 ]]; then pass "failing job $id reported FAILED 3:0"; else fail "failing job $id: JobState=$state ExitCode=$code (want FAILED 3:0)"; fi
 
 # 3. cluster/train.sbatch with a stand-in trainer: SIGUSR1 to the batch shell reaches both ranks,
-#    they exit non-zero ("checkpointed"), the job requeues itself and the second run completes.
+#    they exit 75 ("checkpointed, resumable"), the job requeues itself and the second run
+#    completes. (A stand-in exiting with any other status is not requeued: see 3b.)
 cat >"$tmp/fake-trainer" <<'EOF'
 #!/bin/bash
 echo "fake rank $SLURM_PROCID restart ${SLURM_RESTART_COUNT:-0}: $*"
 if [[ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]]; then exit 0; fi
-trap 'echo "fake rank $SLURM_PROCID got USR1"; exit 3' USR1
+trap 'echo "fake rank $SLURM_PROCID got USR1"; exit ${FAKE_STOP_STATUS:-75}' USR1
 for i in $(seq 120); do sleep 0.25; done
 exit 9
 EOF
@@ -133,6 +134,26 @@ if job_running "$id" 30; then
         pass "train.sbatch job $id requeued once and COMPLETED"
     else
         fail "train.sbatch job $id: JobState=$state ExitCode=$code Restarts=$restarts (want COMPLETED 0:0 1)"
+    fi
+else
+    fail "train.sbatch job $id never started"
+fi
+
+# 3b. A stand-in that exits 76 (peer lost) after SIGUSR1 is not requeued: only 75 is.
+id="$(cd "$src" && FAKE_STOP_STATUS=76 SHARDNET_BIN="$tmp/fake-trainer" sbatch --parsable \
+      --ntasks=2 --time=5 --output="$tmp/job-lost-%j.out" cluster/train.sbatch configs/none.ini)"
+if job_running "$id" 30; then
+    for ((i = 0; i < 40; i++)); do
+        [[ "$(grep -c 'restart 0' "$tmp/job-lost-$id.out" 2>/dev/null)" -ge 2 ]] && break
+        sleep 0.25
+    done
+    sleep 0.5
+    scancel --signal=USR1 --batch "$id"
+    read -r state code restarts <<<"$(job_end "$id" 60)"
+    if [[ "$state" == FAILED && "$code" == 76:0 && "$restarts" == 0 ]]; then
+        pass "train.sbatch job $id: peer lost (76) is not requeued"
+    else
+        fail "train.sbatch job $id: JobState=$state ExitCode=$code Restarts=$restarts (want FAILED 76:0 0)"
     fi
 else
     fail "train.sbatch job $id never started"
