@@ -496,17 +496,19 @@ static int parse_long(const char *v, long *out)
     return 0;
 }
 
-/* Parses a finite number or a fraction "a/b". @return 0 or 1 if not a number. */
+/* Parses a finite number or a fraction "a/b" (blanks around the slash allowed: "1.0 / 127.5").
+ * @return 0 or 1 if not a number. */
 static int parse_double(const char *v, double *out)
 {
     char *end;
     double x = strtod(v, &end);
     if (end == v || isspace((unsigned char)*v))
         return 1;
-    if (*end == '/') {
-        const char *d = end + 1;
-        if (isspace((unsigned char)*d))
-            return 1;
+    const char *p = end;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '/') {
+        const char *d = p + 1;
         double y = strtod(d, &end);
         if (end == d || y == 0)
             return 1;
@@ -896,7 +898,7 @@ static const char *closest_known(const struct sn_section *s, const char *word)
     for (int i = 0; i < s->n_resolved; i++) {
         const char *name = s->resolved[i].name;
         int d = edit_distance(word, name);
-        if (near(word, name) && d < best_d && sn_section_key(s, name) == NULL) {
+        if (near(word, name) && d < best_d) {
             best = name;
             best_d = d;
         }

@@ -68,6 +68,15 @@ check "SN_THREADS: named" contains env.out "SN_THREADS=many"
 SN_THREADS=1 "$bin" train "$cfg" "${sets[@]}" --set train.epochs=1 --set checkpoint.dir=env1 > env1.out 2>&1
 check "SN_THREADS=1 sets the threads" contains env1.out "1 BLAS thread,"
 
+# --- a config that changed since the checkpoint: evaluate and predict name each changed key
+"$bin" evaluate "$cfg" "${sets[@]}" --checkpoint "$ckpt" --set rescaling.scale=1 \
+    --set train.optimizer=adam > changed.out 2>&1
+check "evaluate with a changed config: exit 0" test $? -eq 0
+check "evaluate names the changed scale" contains changed.out "\[rescaling\] scale: 0.0039215686274509803 in the checkpoint, 1 now"
+check "evaluate names the changed optimizer" contains changed.out "\[train\] optimizer: rmsprop in the checkpoint, adam now"
+"$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" --set data.interpolation=nearest "$img" > changed_p.out 2>&1
+check "predict names the changed interpolation" contains changed_p.out "\[data\] interpolation: bilinear in the checkpoint, nearest now"
+
 # --- commands and options
 "$bin" trian "$cfg" > cmd.out 2>&1
 check "unknown command: exit 2" test $? -eq 2

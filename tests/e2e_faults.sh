@@ -74,6 +74,16 @@ check "SIGTERM to shardnet-run: no temporary file left" test -z "$(find term -na
 "$run" -n 2 -- train "$cfg" "${slow[@]}" --set checkpoint.dir=term --resume auto > term2.out 2>&1
 check "resumed after SIGTERM: exit 0" test $? -eq 0
 
+# --- SIGTERM to mpirun itself is Open MPI's: it kills the ranks and exits 1, as documented
+mpirun -np 2 --bind-to none "$bin" train "$cfg" "${slow[@]}" --set checkpoint.dir=mpiterm > mpiterm.out 2>&1 &
+job=$!
+for _ in $(seq 1 200); do grep -q "Epoch 1" mpiterm.out && break; sleep 0.1; done
+kill -TERM $job
+wait $job
+rc=$?
+check "SIGTERM to mpirun: exit 1, as documented (got $rc)" test $rc -eq 1
+pkill -9 -f "checkpoint.dir=mpiterm" 2>/dev/null
+
 # --- the log as a file, under mpirun: whole lines in order, each written as it happens
 "$run" -n 2 -- train "$cfg" "${slow[@]}" --set train.epochs=2 --set checkpoint.dir=log > log.out 2>&1 &
 job=$!

@@ -3,46 +3,13 @@
  * Config ([rescaling]): scale (required; a number or a fraction "1/255"), offset = 0. */
 #include "layer.h"
 
-#include <errno.h>  // defines: errno, ERANGE
-#include <math.h>   // defines: isfinite
-#include <stdlib.h> // defines: strtod
-
-/* "0.00392", "1/255", "1.0 / 127.5" -> *out; 0 on success, -1 if it does not parse */
-static int parse_number_or_fraction(const char *text, double *out)
-{
-    char *end;
-    errno = 0;
-    double num = strtod(text, &end);
-    if (end == text || errno == ERANGE)
-        return -1;
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (*end == '/') {
-        const char *den_text = end + 1;
-        double den = strtod(den_text, &end);
-        if (end == den_text || errno == ERANGE || den == 0.0)
-            return -1;
-        num /= den;
-    }
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (*end != '\0' || !isfinite(num))
-        return -1;
-    *out = num;
-    return 0;
-}
-
 static int rescaling_configure(struct sn_layer *l, const struct sn_config *cfg,
                                const struct sn_section *s, struct sn_shape in, int max_batch,
                                struct sn_err *err)
 {
-    char text[SN_CFG_VALUE_MAX];
     double scale, offset;
     SN_FORWARD(sn_layer_require(cfg, s, "scale", err));
-    SN_FORWARD(sn_section_string(cfg, s, "scale", NULL, text, (int)sizeof text, err));
-    if (parse_number_or_fraction(text, &scale) != 0)
-        return sn_config_error(cfg, s, "scale", err, SN_EINVAL,
-                               "'%s' is not a number; HINT: write e.g. 1/255 or 0.00392", text);
+    SN_FORWARD(sn_section_float(cfg, s, "scale", 0.0, -1e30, 1e30, &scale, err));
     SN_FORWARD(sn_section_float(cfg, s, "offset", 0.0, -1e30, 1e30, &offset, err));
     l->conf.scale = (float)scale;
     l->conf.offset = (float)offset;
