@@ -13,7 +13,6 @@
 
 #include <math.h>   // defines: INFINITY, isnan, fmax
 #include <stdio.h>  // defines: snprintf
-#include <stdlib.h> // defines: strtod, strtol
 
 int sn_callbacks_conf_parse(struct sn_callbacks_conf *c, const struct sn_config *cfg,
                             struct sn_err *err)
@@ -103,33 +102,25 @@ void sn_callbacks_save(const struct sn_callbacks_state *st, struct sn_record *re
     sn_record_add(rec, "cb.rlr_cooldown", "%d", st->rlr_cooldown);
 }
 
-static int get_double(const char *record, const char *key, double *out)
+/* A counter of the record: a whole number in [0, 2^30). */
+static int get_count(const char *record, const char *key, int *out)
 {
-    char v[64], *end;
-    if (!sn_record_get(record, key, 0, v, sizeof v))
+    double v;
+    if (sn_record_double(record, key, 0, &v) != 0 || v < 0 || v >= (1 << 30) || v != (int)v)
         return -1;
-    *out = strtod(v, &end);
-    return *end == '\0' && end != v ? 0 : -1;
-}
-
-static int get_int(const char *record, const char *key, int *out)
-{
-    char v[64], *end;
-    if (!sn_record_get(record, key, 0, v, sizeof v))
-        return -1;
-    long x = strtol(v, &end, 10);
-    *out = (int)x;
-    return *end == '\0' && end != v && x >= 0 && x < (1L << 30) ? 0 : -1;
+    *out = (int)v;
+    return 0;
 }
 
 int sn_callbacks_load(struct sn_callbacks_state *st, const char *record, const char *path,
                       struct sn_err *err)
 {
-    if (get_double(record, "cb.best", &st->best) || get_double(record, "cb.es_best", &st->es_best) ||
-        get_int(record, "cb.es_wait", &st->es_wait) ||
-        get_double(record, "cb.rlr_best", &st->rlr_best) ||
-        get_int(record, "cb.rlr_wait", &st->rlr_wait) ||
-        get_int(record, "cb.rlr_cooldown", &st->rlr_cooldown))
+    if (sn_record_double(record, "cb.best", 0, &st->best) ||
+        sn_record_double(record, "cb.es_best", 0, &st->es_best) ||
+        get_count(record, "cb.es_wait", &st->es_wait) ||
+        sn_record_double(record, "cb.rlr_best", 0, &st->rlr_best) ||
+        get_count(record, "cb.rlr_wait", &st->rlr_wait) ||
+        get_count(record, "cb.rlr_cooldown", &st->rlr_cooldown))
         return sn_err_set(err, SN_EFORMAT, "%s: the run record lacks the callbacks' state (cb.*)",
                           path);
     return SN_OK;

@@ -26,7 +26,7 @@
 #include <fcntl.h>    // defines: open, O_WRONLY, O_CREAT, O_EXCL, O_RDONLY, O_DIRECTORY
 #include <stdarg.h>   // defines: va_list, va_start, va_end
 #include <stdio.h>    // defines: FILE, fopen, fread, fwrite, fseek, vsnprintf
-#include <stdlib.h>   // defines: malloc, realloc, free
+#include <stdlib.h>   // defines: malloc, realloc, free, strtod
 #include <string.h>   // defines: memcpy, memcmp, memset, strerror, strlen, strncmp
 #include <sys/stat.h> // defines: fstat, struct stat
 
@@ -645,4 +645,13 @@ int sn_record_count(const char *text, const char *key)
     while (text && record_find(text, key, n))
         n++;
     return n;
+}
+
+int sn_record_double(const char *text, const char *key, int nth, double *out)
+{
+    char v[96], *end;
+    if (!sn_record_get(text, key, nth, v, sizeof v))
+        return -1;
+    *out = strtod(v, &end);
+    return end != v && *end == '\0' ? 0 : -1;
 }

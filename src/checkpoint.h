@@ -92,5 +92,8 @@ void sn_record_free(struct sn_record *r);
 int  sn_record_get(const char *text, const char *key, int nth, char *out, size_t cap);
 /* Number of lines with key. */
 int  sn_record_count(const char *text, const char *key);
+/* The nth value of key as a whole number (a double: "%a" or decimal). @return 0, or -1 when
+ * absent or not a number. */
+int  sn_record_double(const char *text, const char *key, int nth, double *out);
 
 #endif

@@ -344,27 +344,19 @@ static int record_run(const struct run *r, struct sn_record *rec, struct sn_err 
     return SN_OK;
 }
 
-static int record_double(const char *rec, const char *key, int nth, double *out)
-{
-    char v[96], *end;
-    if (!sn_record_get(rec, key, nth, v, sizeof v))
-        return -1;
-    *out = strtod(v, &end);
-    return end != v && *end == '\0' ? 0 : -1;
-}
-
 /* Reads the run state and history of a record (rank 0). */
 static int read_run(struct run *r, const char *rec, const char *path, struct sn_err *err)
 {
     struct run_state *rs = &r->rs;
     double finished;
-    if (record_double(rec, "finished", 0, &finished) || record_double(rec, "lr_scale", 0, &rs->lr_scale) ||
-        record_double(rec, "epoch.loss", 0, &rs->loss) ||
-        record_double(rec, "epoch.correct", 0, &rs->correct) ||
-        record_double(rec, "epoch.samples", 0, &rs->samples) ||
-        record_double(rec, "epoch.bad", 0, &rs->bad) ||
-        record_double(rec, "epoch.seconds", 0, &rs->seconds) ||
-        record_double(rec, "epoch.data_wait", 0, &rs->data_wait))
+    if (sn_record_double(rec, "finished", 0, &finished) ||
+        sn_record_double(rec, "lr_scale", 0, &rs->lr_scale) ||
+        sn_record_double(rec, "epoch.loss", 0, &rs->loss) ||
+        sn_record_double(rec, "epoch.correct", 0, &rs->correct) ||
+        sn_record_double(rec, "epoch.samples", 0, &rs->samples) ||
+        sn_record_double(rec, "epoch.bad", 0, &rs->bad) ||
+        sn_record_double(rec, "epoch.seconds", 0, &rs->seconds) ||
+        sn_record_double(rec, "epoch.data_wait", 0, &rs->data_wait))
         return sn_err_set(err, SN_EFORMAT, "%s: the run record lacks the run's state", path);
     rs->finished = finished != 0;
     SN_FORWARD(sn_callbacks_load(&rs->cb, rec, path, err));
@@ -508,7 +500,7 @@ static int data_changes(const struct run *r, const char *rec, char *msg, size_t 
         char key[32], v[64];
         double files = -1;
         snprintf(key, sizeof key, "%s_files", what[k]);
-        record_double(rec, key, 0, &files);
+        sn_record_double(rec, key, 0, &files);
         snprintf(key, sizeof key, "%s_fingerprint", what[k]);
         char now[32];
         snprintf(now, sizeof now, "%016llx", (unsigned long long)sets[k]->fingerprint);

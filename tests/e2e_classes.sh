@@ -4,18 +4,7 @@
 # unknown one refused), evaluate and predict read them from the checkpoint. Labels are checked
 # against the network's outputs before any work.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
-set -uo pipefail
-bin=$1 src=$2 tmp=$3
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} OPENBLAS_NUM_THREADS=1
-fails=0 passes=0
-check() {
-    local name=$1; shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
-lacks() { ! grep -q -- "$2" "$1" || { echo "--- $1 contains '$2':"; cat "$1"; return 1; }; }
-atleast() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+source "$(dirname "$0")/lib.sh" "$@"
 
 "$bin" dataset fashion-mnist fm --limit 600 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
 cfg=$src/configs/mnist_convnet.cfg
@@ -68,5 +57,4 @@ check "label_mode against the loss: named" contains lm.out "label_mode = binary 
 check "10 classes, 9 units: exit 1" test $? -eq 1
 check "10 classes, 9 units: named" contains units.out "has 10 classes but the last layer has 9 units"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -3,16 +3,7 @@
 # known one; keys that used to be read and ignored either work (save_best_only) or are refused
 # with the reason (restore_best_weights); an unknown command says so.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
-set -uo pipefail
-bin=$1 src=$2 tmp=$3
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} OPENBLAS_NUM_THREADS=1
-fails=0 passes=0
-check() {
-    local name=$1; shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
+source "$(dirname "$0")/lib.sh" "$@"
 
 "$bin" dataset fashion-mnist fm --limit 120 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
 cfg=$src/configs/mnist_convnet.cfg
@@ -84,5 +75,4 @@ check "unknown command: named" contains cmd.out "unknown command 'trian'"
 "$bin" --help > help.out 2>&1
 check "help lists the exit statuses" contains help.out "76  peer lost"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -5,20 +5,10 @@
 # checkpointing like SIGUSR1; stale temporary files removed; logs written as whole lines, in
 # order, as they happen; skipped-file reports on a line of their own.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
-set -uo pipefail
-bin=$1 src=$2 tmp=$3
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} OPENBLAS_NUM_THREADS=1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+source "$(dirname "$0")/lib.sh" "$@"
+export OMPI_MCA_rmaps_base_oversubscribe=1
 export SHARDNET_BIN=$bin
 run=$src/launcher/shardnet-run
-fails=0 passes=0
-check() {
-    local name=$1; shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
-lacks() { ! grep -q -- "$2" "$1" || { echo "--- $1 contains '$2':"; cat "$1"; return 1; }; }
 
 "$bin" dataset fashion-mnist fm --limit 120 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
 cfg=$src/configs/mnist_convnet.cfg
@@ -141,5 +131,4 @@ check "killed rank under shardnet-run: exit 76 (got $rc)" test $rc -eq 76
 check "killed rank: said" contains dead.out "a rank died on signal 9"
 pkill -9 -f "checkpoint.dir=dead" 2>/dev/null
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

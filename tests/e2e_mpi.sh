@@ -3,20 +3,7 @@
 # same bits; uneven shards neither hang nor miscount; frozen layers stay frozen; a failing or dead
 # rank ends the whole job quickly, with its reason, and leaves no half-written checkpoint.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
-set -uo pipefail
-bin=$1 src=$2 tmp=$3
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpirun=(mpirun --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none
-        -x OPENBLAS_CORETYPE -x OPENBLAS_NUM_THREADS=1)
-fails=0 passes=0
-check() {
-    local name=$1; shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
-below() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+source "$(dirname "$0")/lib.sh" "$@"
 
 # 101 images per split: a prime, so no world size divides it
 "$bin" dataset fashion-mnist fm --limit 101 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
@@ -136,5 +123,4 @@ check "stuck rank: ended within 30 s" test $(( $(date +%s) - start )) -le 30
 check "stuck rank: watchdog names the wait and the step" contains stuck.out "at step"
 pkill -9 -f "checkpoint.dir=stuck" 2>/dev/null
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

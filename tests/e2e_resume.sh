@@ -10,18 +10,7 @@
 #  - `--resume auto` refuses a checkpoint of another run (network, config, data) naming what
 #    differs, trains nothing when the run is complete, and refuses fewer epochs than done.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
-set -uo pipefail
-bin=$1 src=$2 tmp=$3
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpirun=(mpirun --oversubscribe --bind-to none -x OPENBLAS_CORETYPE -x OPENBLAS_NUM_THREADS=1)
-fails=0 passes=0
-check() {
-    local name=$1; shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
+source "$(dirname "$0")/lib.sh" "$@"
 
 "$bin" dataset fashion-mnist fm --limit 240 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
 cfg=$src/configs/mnist_convnet.cfg
@@ -147,5 +136,4 @@ check "--allow-config-change: says what differs" contains allow.out "note: conti
 check "--allow-config-change: trains the third epoch" contains allow.out "Epoch 3/3"
 check "history grows to 3 epochs" test "$(wc -l < own/history.csv)" -eq 4
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -2,16 +2,7 @@
 # End to end, one process: dataset -> summary -> train -> best checkpoint -> evaluate -> predict,
 # and the errors a user meets: bad config key, bad value, missing section, corrupt checkpoint.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
-set -uo pipefail
-bin=$1 src=$2 tmp=$3
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} OPENBLAS_NUM_THREADS=1
-fails=0 passes=0
-check() { # check NAME CONDITION-COMMAND...
-    local name=$1; shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
+source "$(dirname "$0")/lib.sh" "$@"
 
 "$bin" dataset fashion-mnist fm --limit 3000 > dataset.out 2>&1
 check "dataset written" test -d fm/train/9_Ankle_boot -a -d fm/val -a -d fm/test
@@ -101,5 +92,4 @@ head -c 100 run/mnist_convnet-best.ckpt > truncated.ckpt
 check "truncated checkpoint exit 1" test $? -eq 1
 check "truncated checkpoint named" contains trunc.out "truncated.ckpt"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

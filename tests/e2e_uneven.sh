@@ -3,19 +3,7 @@
 # same order, with zero gradients, and the job neither hangs nor miscounts. A short watchdog turns
 # a hang into a failure within seconds instead of minutes.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
-set -uo pipefail
-bin=$1 src=$2 tmp=$3
-rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpirun=(mpirun --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none
-        -x OPENBLAS_CORETYPE -x OPENBLAS_NUM_THREADS=1)
-fails=0 passes=0
-check() {
-    local name=$1; shift
-    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $name"; fails=$((fails + 1)); fi
-}
-contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat "$1"; return 1; }; }
+source "$(dirname "$0")/lib.sh" "$@"
 
 "$bin" dataset fashion-mnist fm --limit 201 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
 # two images, one per class, for three ranks
@@ -57,5 +45,4 @@ check "two3: validated 2 images" contains two3.out "validated 2 images"
 "$bin" inspect one/mnist_convnet-last.ckpt --compare pair/mnist_convnet-last.ckpt > cmp.out 2>&1
 check "batch 1: 2 ranks (one always empty) = 1 rank" contains cmp.out "identical parameters"
 
-echo "$passes passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -9,7 +9,7 @@ static int rescaling_configure(struct sn_layer *l, const struct sn_config *cfg,
 {
     double scale, offset;
     SN_FORWARD(sn_layer_require(cfg, s, "scale", err));
-    SN_FORWARD(sn_section_float(cfg, s, "scale", 0.0, -1e30, 1e30, &scale, err));
+    SN_FORWARD(sn_section_float(cfg, s, "scale", 0.0, -3.4e38, 3.4e38, &scale, err));
     SN_FORWARD(sn_section_float(cfg, s, "offset", 0.0, -1e30, 1e30, &offset, err));
     l->conf.scale = (float)scale;
     l->conf.offset = (float)offset;
