@@ -56,11 +56,13 @@ mkdir -p badfm && cp -r fm/train fm/val badfm/
 head -c 200 "$(find badfm/train/0_T-shirt_top -name '*.jpg' | head -1)" > badfm/train/0_T-shirt_top/trunc.jpg
 : > badfm/train/1_Trouser/empty.jpg
 echo "not an image" > badfm/train/2_Pullover/text.jpg
+echo "not an image either" > badfm/val/3_Dress/valtext.jpg
 bsets=(--set data.dir=badfm --set checkpoint.dir=badrun --set train.epochs=1 --set train.batch_size=100)
 "$bin" train "$cfg" "${bsets[@]}" > bad.out 2>&1
 check "bad files: training completes" test $? -eq 0
 check "bad files: 3 skipped in the epoch" contains bad.out "3 unreadable files skipped"
 check "bad files: each named once" test "$(grep -c 'skipping .*trunc.jpg' bad.out)" -eq 1
+check "bad files: validation skips counted" contains bad.out "1 unreadable validation files skipped"
 "$bin" train "$cfg" "${bsets[@]}" --set data.on_bad_image=fail > strict.out 2>&1
 check "strict mode: exit 1" test $? -eq 1
 check "strict mode: names the file" grep -q "empty.jpg\|trunc.jpg\|text.jpg" strict.out
