@@ -231,9 +231,10 @@ static void con_progress(struct console *c, int done, double loss, double acc)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* The epoch's line: "782/782 [====] - 95s 121ms/step - loss: ... - val_accuracy: 0.9023". */
-static void con_epoch_line(struct console *c, int done, double seconds, double loss, double acc,
-                           double val_loss, double val_acc)
+/* The epoch's line: "782/782 [====] - 95s 121ms/step - loss: ... - val_accuracy: 0.9023": the
+ * epoch's seconds with validation, the training steps' time per step. */
+static void con_epoch_line(struct console *c, int done, double seconds, double train_seconds,
+                           double loss, double acc, double val_loss, double val_acc)
 {
     if (c->quiet)
         return;
@@ -245,7 +246,7 @@ static void con_epoch_line(struct console *c, int done, double seconds, double l
     fprintf(c->out,
             " - %.0fs %.0fms/step - loss: %.4f - accuracy: %.4f - val_loss: %.4f - "
             "val_accuracy: %.4f\n",
-            seconds, done ? 1e3 * seconds / done : 0.0, loss, acc, val_loss, val_acc);
+            seconds, done ? 1e3 * train_seconds / done : 0.0, loss, acc, val_loss, val_acc);
     c->open = 0;
     fflush(c->out);
     pthread_mutex_unlock(&c->mu);
@@ -961,7 +962,7 @@ static int end_epoch_rank0(struct run *r, int epoch, const struct sn_eval_result
     const struct sn_train_conf *tc = &r->st.tc;
     double loss = rs->loss / fmax(1, rs->samples), acc = rs->correct / fmax(1, rs->samples);
     double secs = rs->seconds + val_seconds;
-    con_epoch_line(&r->con, r->steps, secs, loss, acc, vr->loss, vr->accuracy);
+    con_epoch_line(&r->con, r->steps, secs, rs->seconds, loss, acc, vr->loss, vr->accuracy);
     char skipped[128] = "";
     if (rs->bad > 0)
         snprintf(skipped, sizeof skipped, ", %.0f unreadable files skipped", rs->bad);
