@@ -18,7 +18,7 @@
 #include <setjmp.h>     // defines: setjmp (libpng's error return)
 #include <stdio.h>      // defines: FILE, fopen, fwrite, fclose
 #include <stdlib.h>     // defines: malloc, realloc, free
-#include <string.h>     // defines: memset, strerror, strstr
+#include <string.h>     // defines: memcpy, memset, strerror, strstr
 #include <sys/stat.h>   // defines: fstat, struct stat
 #include <turbojpeg.h>  // defines: tjhandle, tjDecompress2, tjCompress2, tjGetScalingFactors
 #include <unistd.h>     // defines: read, close
@@ -293,8 +293,11 @@ static int resize_nearest(struct sn_image_ctx *ctx, const uint8_t *src, int sw, 
 }
 
 /* tf's resize_area: output i averages the source box [i*s, (i+1)*s), s = in/out, weighting the
- * partly covered pixels by their coverage. Separable: all crop rows horizontally into tmp
- * (ch,W,C), then columns. */
+ * partly covered pixels by their coverage. Separable, one output row at a time: the source rows
+ * of its box are summed with their weights into a scratch row (cw,C), which is then averaged
+ * horizontally. Work is about one pass over the pixels plus H*cw, and scratch is one source row,
+ * whatever the image's shape (a 1 x 1,000,000 image would otherwise need a scratch row per source
+ * row); an output row whose box is the previous one's (upscaling) is copied. */
 static void area_taps(int i, int in, int out, int *first, int *last, float *scale)
 {
     *scale = (float)in / (float)out;
@@ -313,36 +316,39 @@ static float area_weight(int j, int i, float scale)
 static int resize_area(struct sn_image_ctx *ctx, const uint8_t *src, int sw, int C, int y0, int x0,
                        int ch, int cw, int H, int W, float *out, struct sn_err *err)
 {
-    size_t rowf = (size_t)W * C;
-    SN_FORWARD(grow((void **)&ctx->tmp, &ctx->tmp_cap, (size_t)ch * rowf, sizeof(float), err));
-    float *tmp = ctx->tmp;
-    for (int r = 0; r < ch; r++) {
-        const uint8_t *row = src + ((size_t)(y0 + r) * sw + x0) * C;
-        float *t = tmp + (size_t)r * rowf;
-        for (int x = 0; x < W; x++) {
-            int f, l;
-            float s;
-            area_taps(x, cw, W, &f, &l, &s);
-            for (int c = 0; c < C; c++) {
-                float acc = 0;
-                for (int j = f; j < l; j++)
-                    acc += area_weight(j, x, s) * row[(j < cw ? j : cw - 1) * C + c];
-                t[x * C + c] = acc;
-            }
-        }
-    }
+    size_t rowc = (size_t)cw * C, rowf = (size_t)W * C;
+    SN_FORWARD(grow((void **)&ctx->tmp, &ctx->tmp_cap, rowc, sizeof(float), err));
+    float *acc = ctx->tmp;
+    int prev_f = -1, prev_l = -1;
+    float prev_w = 0;
     for (int y = 0; y < H; y++) {
         int f, l;
         float s;
         area_taps(y, ch, H, &f, &l, &s);
         float *o = out + (size_t)y * rowf;
-        for (size_t i = 0; i < rowf; i++)
-            o[i] = 0;
+        if (l - f == 1 && f == prev_f && l == prev_l && area_weight(f, y, s) == prev_w) {
+            memcpy(o, o - rowf, rowf * sizeof *o);
+            continue;
+        }
+        prev_f = f, prev_l = l, prev_w = area_weight(f, y, s);
+        for (size_t i = 0; i < rowc; i++)
+            acc[i] = 0;
         for (int j = f; j < l; j++) {
             float wgt = area_weight(j, y, s);
-            const float *t = tmp + (size_t)(j < ch ? j : ch - 1) * rowf;
-            for (size_t i = 0; i < rowf; i++)
-                o[i] += wgt * t[i];
+            const uint8_t *row = src + ((size_t)(y0 + (j < ch ? j : ch - 1)) * sw + x0) * C;
+            for (size_t i = 0; i < rowc; i++)
+                acc[i] += wgt * row[i];
+        }
+        for (int x = 0; x < W; x++) {
+            int fx, lx;
+            float sx;
+            area_taps(x, cw, W, &fx, &lx, &sx);
+            for (int c = 0; c < C; c++) {
+                float v = 0;
+                for (int j = fx; j < lx; j++)
+                    v += area_weight(j, x, sx) * acc[(j < cw ? j : cw - 1) * C + c];
+                o[x * C + c] = v;
+            }
         }
     }
     return SN_OK;
@@ -529,7 +535,9 @@ static int decode_png(struct sn_image_ctx *ctx, const char *path, const uint8_t 
             png_set_palette_to_rgb(png);
         if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8)
             png_set_expand_gray_1_2_4_to_8(png);
-        if (ctype & PNG_COLOR_MASK_ALPHA)
+        /* alpha is dropped, as tf's decode_png with 1 or 3 channels drops it: the colour type's
+           own, and the one the palette expansion makes of a tRNS chunk */
+        if ((ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
             png_set_strip_alpha(png);
         if (!color && o->channels == 3)
             png_set_gray_to_rgb(png);
