@@ -34,8 +34,33 @@ int sn_optim_conf_parse(struct sn_optim_conf *oc, const struct sn_config *cfg, s
     SN_FORWARD(sn_section_float(cfg, s, "decay_rate", 0.5, 0, 1e3, &oc->decay_rate, err));
     SN_FORWARD(sn_section_float(cfg, s, "alpha", 0.0, 0, 1, &oc->alpha, err));
     SN_FORWARD(sn_section_int(cfg, s, "warmup_steps", 0, 0, 1 << 30, &oc->warmup_steps, err));
-    if (oc->nesterov && oc->kind != SN_OPT_SGD)
-        return sn_config_error(cfg, s, "nesterov", err, SN_EINVAL, "applies to sgd only");
+    /* a key the chosen optimizer or schedule does not read is a mistake, not a no-op */
+    static const struct {
+        const char *key;
+        unsigned optimizers; /* bit k: used by kinds[k] */
+        unsigned schedules;  /* bit k: used by scheds[k] */
+    } uses[] = {
+        {"momentum", 1u << SN_OPT_SGD, ~0u},      {"nesterov", 1u << SN_OPT_SGD, ~0u},
+        {"rho", 1u << SN_OPT_RMSPROP, ~0u},       {"beta_1", 1u << SN_OPT_ADAM, ~0u},
+        {"beta_2", 1u << SN_OPT_ADAM, ~0u},       {"epsilon", ~(1u << SN_OPT_SGD), ~0u},
+        {"decay_steps", ~0u, ~(1u << SN_SCHED_CONSTANT)},
+        {"decay_rate", ~0u, (1u << SN_SCHED_STEP) | (1u << SN_SCHED_EXPONENTIAL)},
+        {"alpha", ~0u, 1u << SN_SCHED_COSINE},
+    };
+    for (size_t i = 0; i < sizeof uses / sizeof uses[0]; i++) {
+        if (sn_section_key(s, uses[i].key) == NULL)
+            continue;
+        if (!(uses[i].optimizers & (1u << k)))
+            return sn_config_error(cfg, s, uses[i].key, err, SN_EINVAL,
+                                   "optimizer = %s does not use it; HINT: remove it, or choose "
+                                   "the optimizer it belongs to",
+                                   kinds[k]);
+        if (!(uses[i].schedules & (1u << sk)))
+            return sn_config_error(cfg, s, uses[i].key, err, SN_EINVAL,
+                                   "lr_schedule = %s does not use it; HINT: remove it, or choose "
+                                   "the schedule it belongs to",
+                                   scheds[sk]);
+    }
     return SN_OK;
 }
 

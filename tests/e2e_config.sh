@@ -53,6 +53,11 @@ check "save_best_only = false: no best checkpoint" test ! -e every/mnist_convnet
 "$bin" train "$cfg" "${sets[@]}" --set early_stopping.restore_best_weights=true > rbw.out 2>&1
 check "restore_best_weights: exit 1" test $? -eq 1
 check "restore_best_weights: the reason" contains rbw.out "restore_best_weights: not supported: NAME-best.ckpt already holds"
+"$bin" summary "$cfg" --set train.optimizer=adam --set train.momentum=0.9 > momentum.out 2>&1
+check "momentum with adam: exit 1" test $? -eq 1
+check "momentum with adam: named" contains momentum.out "\[train\] momentum: optimizer = adam does not use it"
+"$bin" summary "$cfg" --set train.lr_schedule=cosine --set train.decay_rate=0.5 > decay.out 2>&1
+check "decay_rate with a cosine schedule: named" contains decay.out "\[train\] decay_rate: lr_schedule = cosine does not use it"
 SN_THREADS=many "$bin" train "$cfg" "${sets[@]}" > env.out 2>&1
 check "SN_THREADS that is not a number: exit 1" test $? -eq 1
 check "SN_THREADS: named" contains env.out "SN_THREADS=many"
