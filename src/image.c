@@ -521,6 +521,12 @@ static int decode_png(struct sn_image_ctx *ctx, const char *path, const uint8_t 
         return sn_err_set(err, SN_EFORMAT, "%s: truncated or corrupt PNG: %s", path, src.msg);
     }
     png_set_read_fn(png, &src, png_read_mem);
+    /* Chunks the decoder has no use for are skipped unread: libpng would otherwise allocate
+       (and zero) the length a text or profile chunk declares, up to 2 GB, before finding the
+       file ends after a few bytes. tRNS stays: it is part of the pixels. */
+    static const png_byte skipped[] = "tEXt\0zTXt\0iTXt\0iCCP\0sPLT\0eXIf\0pCAL\0sCAL\0";
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, skipped, 8);
     png_read_info(png, info);
     png_uint_32 pw = 0, ph = 0;
     int depth = 0, ctype = 0;
