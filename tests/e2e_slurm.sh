@@ -115,12 +115,18 @@ for i in $(seq 120); do sleep 0.25; done
 exit 9
 EOF
 chmod +x "$tmp/fake-trainer"
-id="$(cd "$src" && SHARDNET_BIN="$tmp/fake-trainer" sbatch --parsable --ntasks=2 --time=5 \
-      --output="$tmp/job-train-%j.out" cluster/train.sbatch configs/none.ini)"
-if job_running "$id" 30; then
+# stop_fake_job NAME [VAR=VALUE...]: submits train.sbatch with the stand-in (output
+# job-NAME-ID.out), signals SIGUSR1 once both ranks run, and sets id, out, state, code and
+# restarts when the job has ended (state is empty if it never started)
+stop_fake_job() {
+    local name=$1; shift
+    id="$(cd "$src" && env "$@" SHARDNET_BIN="$tmp/fake-trainer" sbatch --parsable --ntasks=2 \
+          --time=5 --output="$tmp/job-$name-%j.out" cluster/train.sbatch configs/none.ini)"
+    out="$tmp/job-$name-$id.out" state="" code="" restarts=""
+    job_running "$id" 30 || return 0
     # Signal once both ranks run (their trap is set right after the line they print).
     for ((i = 0; i < 40; i++)); do
-        [[ "$(grep -c 'restart 0' "$tmp/job-train-$id.out" 2>/dev/null)" -ge 2 ]] && break
+        [[ "$(grep -c 'restart 0' "$out" 2>/dev/null)" -ge 2 ]] && break
         sleep 0.25
     done
     sleep 0.5
@@ -128,7 +134,9 @@ if job_running "$id" 30; then
     # A requeued job waits cred_expire (10 s) + 1 s before it starts again; moving its StartTime
     # to now races with the revoked credential ("Job credential revoked") and kills it.
     read -r state code restarts <<<"$(job_end "$id" 60)"
-    out="$tmp/job-train-$id.out"
+}
+stop_fake_job train
+if [[ -n "$state" ]]; then
     [[ "$(grep -c 'got USR1' "$out")" -eq 2 ]] && pass "SIGUSR1 reached both ranks" || fail "SIGUSR1 did not reach 2 ranks (see $out)"
     if [[ "$state" == COMPLETED && "$code" == 0:0 && "$restarts" == 1 ]]; then
         pass "train.sbatch job $id requeued once and COMPLETED"
@@ -140,23 +148,11 @@ else
 fi
 
 # 3b. A stand-in that exits 76 (peer lost) after SIGUSR1 is not requeued: only 75 is.
-id="$(cd "$src" && FAKE_STOP_STATUS=76 SHARDNET_BIN="$tmp/fake-trainer" sbatch --parsable \
-      --ntasks=2 --time=5 --output="$tmp/job-lost-%j.out" cluster/train.sbatch configs/none.ini)"
-if job_running "$id" 30; then
-    for ((i = 0; i < 40; i++)); do
-        [[ "$(grep -c 'restart 0' "$tmp/job-lost-$id.out" 2>/dev/null)" -ge 2 ]] && break
-        sleep 0.25
-    done
-    sleep 0.5
-    scancel --signal=USR1 --batch "$id"
-    read -r state code restarts <<<"$(job_end "$id" 60)"
-    if [[ "$state" == FAILED && "$code" == 76:0 && "$restarts" == 0 ]]; then
-        pass "train.sbatch job $id: peer lost (76) is not requeued"
-    else
-        fail "train.sbatch job $id: JobState=$state ExitCode=$code Restarts=$restarts (want FAILED 76:0 0)"
-    fi
+stop_fake_job lost FAKE_STOP_STATUS=76
+if [[ "$state" == FAILED && "$code" == 76:0 && "$restarts" == 0 ]]; then
+    pass "train.sbatch job $id: peer lost (76) is not requeued"
 else
-    fail "train.sbatch job $id never started"
+    fail "train.sbatch job $id: JobState=$state ExitCode=$code Restarts=$restarts (want FAILED 76:0 0)"
 fi
 
 # 4. The real trainer through cluster/train.sbatch: 2 tasks, one epoch on a small Fashion-MNIST.
