@@ -578,9 +578,7 @@ int sn_section_bool(const struct sn_config *cfg, const struct sn_section *s, con
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
     const struct sn_key *k = take(s, key);
-    int v = -1;
-    if (k == NULL)
-        v = def;
+    int v = k == NULL ? def != 0 : -1;
     for (int i = 0; i < 4 && v < 0; i++)
         if (strcasecmp(k->value, yes[i]) == 0)
             v = 1;
