@@ -105,10 +105,10 @@ check "under a terminal: the skip is not glued after the bar" \
     test -z "$(tr '\r' '\n' < tty.out | grep '.shardnet: skipping')"
 
 # --- a lost rank: the watchdog ends the job with 76, not the resumable 75
-"$run" -n 2 -- train "$cfg" "${slow[@]}" --set train.watchdog=3 --set checkpoint.dir=stuck > stuck.out 2>&1 &
+"$run" -n 2 -- train "$cfg" "${slow[@]}" --set train.watchdog=3 --set checkpoint.dir=faults_stuck > faults_stuck.out 2>&1 &
 job=$!
-for _ in $(seq 1 200); do grep -q "Epoch 1" stuck.out && break; sleep 0.1; done
-victim=$(pgrep -f "checkpoint.dir=stuck" | while read -r p; do
+for _ in $(seq 1 200); do grep -q "Epoch 1" faults_stuck.out && break; sleep 0.1; done
+victim=$(pgrep -f "checkpoint.dir=faults_stuck" | while read -r p; do
     [ "$(cat /proc/$p/comm 2>/dev/null)" = shardnet ] && echo "$p"; done | tail -1)
 kill -STOP "$victim"
 start=$(date +%s)
@@ -118,17 +118,17 @@ wait $job
 rc=$?
 check "stuck rank: exit 76 (got $rc)" test $rc -eq 76
 check "stuck rank: within 20 s" test $(( $(date +%s) - start )) -le 20
-check "stuck rank: the watchdog names the wait" contains stuck.out "another rank is stuck or dead"
-pkill -9 -f "checkpoint.dir=stuck" 2>/dev/null
+check "stuck rank: the watchdog names the wait" contains faults_stuck.out "another rank is stuck or dead"
+pkill -9 -f "checkpoint.dir=faults_stuck" 2>/dev/null
 # a rank killed outright: mpirun reports 128 + 9, the launcher says peer lost
-"$run" -n 2 -- train "$cfg" "${slow[@]}" --set checkpoint.dir=dead > dead.out 2>&1 &
+"$run" -n 2 -- train "$cfg" "${slow[@]}" --set checkpoint.dir=faults_dead > faults_dead.out 2>&1 &
 job=$!
-for _ in $(seq 1 200); do grep -q "Epoch 1" dead.out && break; sleep 0.1; done
-pkill -9 -n -f "checkpoint.dir=dead"
+for _ in $(seq 1 200); do grep -q "Epoch 1" faults_dead.out && break; sleep 0.1; done
+pkill -9 -n -f "checkpoint.dir=faults_dead"
 wait $job
 rc=$?
 check "killed rank under shardnet-run: exit 76 (got $rc)" test $rc -eq 76
-check "killed rank: said" contains dead.out "a rank died on signal 9"
-pkill -9 -f "checkpoint.dir=dead" 2>/dev/null
+check "killed rank: said" contains faults_dead.out "a rank died on signal 9"
+pkill -9 -f "checkpoint.dir=faults_dead" 2>/dev/null
 
 finish
