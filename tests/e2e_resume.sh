@@ -129,11 +129,16 @@ check "other network: named" contains net.out "made for another network"
 "${mpirun[@]}" -np 1 "$bin" train "$cfg" "${own[@]}" --set train.epochs=1 --resume auto > fewer.out 2>&1
 check "fewer epochs than done: exit 1" test $? -eq 1
 check "fewer epochs than done: names [train] epochs" contains fewer.out "\[train\] epochs = 1 (--set train.epochs), but own/mnist_convnet-last.ckpt has already trained 2 epochs"
-"${mpirun[@]}" -np 1 "$bin" train "$cfg" "${own[@]}" --set train.learning_rate=0.01 --set train.epochs=3 \
+"${mpirun[@]}" -np 1 "$bin" train "$cfg" "${own[@]}" --set train.epochs=3 --resume auto > more.out 2>&1
+check "more epochs: exit 0" test $? -eq 0
+check "more epochs: resumed, no change named" lacks more.out "what differs"
+check "more epochs: trains the third epoch" contains more.out "Epoch 3/3"
+check "history grows to 3 epochs" test "$(wc -l < own/history.csv)" -eq 4
+"${mpirun[@]}" -np 1 "$bin" train "$cfg" "${own[@]}" --set train.learning_rate=0.01 --set train.epochs=4 \
     --resume auto --allow-config-change > allow.out 2>&1
 check "--allow-config-change: exit 0" test $? -eq 0
 check "--allow-config-change: says what differs" contains allow.out "note: continuing .* with --allow-config-change"
-check "--allow-config-change: trains the third epoch" contains allow.out "Epoch 3/3"
-check "history grows to 3 epochs" test "$(wc -l < own/history.csv)" -eq 4
+check "--allow-config-change: trains the fourth epoch" contains allow.out "Epoch 4/4"
+check "history grows to 4 epochs" test "$(wc -l < own/history.csv)" -eq 5
 
 finish
