@@ -14,7 +14,8 @@
  * Max pooling keeps the argmax for backward; with stride == pool (the default) its backward
  * writes every input cell once instead of zeroing and scattering.
  *
- * This file is the only caller of cblas in shardnet. Nothing here allocates. */
+ * This file is the only caller of cblas in shardnet. Nothing here allocates, except the start-up
+ * check of the GEMM kernels (sn_ops_blas_check). */
 #include "ops.h"
 
 /* -O2's "very cheap" vectorizer leaves the element-wise loops here (col2im's adds, bias, the
@@ -26,7 +27,9 @@
 #endif
 
 #include <cblas.h>  // defines: cblas_sgemm, openblas_set_num_threads, openblas_get_num_threads
-#include <math.h>   // defines: expf, tanhf, INFINITY
+#include <math.h>   // defines: expf, tanhf, fabs, INFINITY
+#include <stdio.h>  // defines: sscanf, snprintf
+#include <stdlib.h> // defines: malloc, free
 #include <string.h> // defines: memcpy, memset, strcmp
 
 /* Upper bound of the im2col buffer: 1 MB, a core's L2 on current x86 servers. A chunk built
@@ -498,6 +501,69 @@ size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d)
         most = b > most ? b : most;
     }
     return most;
+}
+
+/* ---- the loaded kernels --------------------------------------------------------------------- */
+
+void sn_ops_blas_info(char *version, size_t vn, char *core, size_t cn)
+{
+    /* "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64" */
+    char v[32] = "?";
+    sscanf(openblas_get_config(), "OpenBLAS %31s", v);
+    snprintf(version, vn, "%s", v);
+    snprintf(core, cn, "%s", openblas_get_corename());
+}
+
+/* One product of the check: C = A B (+ C) through cblas and through a double loop. */
+static int check_shape(int ta, int tb, int m, int n, int k, float beta, float *a, float *b,
+                       float *c, float *c0)
+{
+    uint32_t s = (uint32_t)(m * 131 + n * 17 + k);
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    for (size_t i = 0; i < (size_t)k * n; i++)
+        b[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    for (size_t i = 0; i < (size_t)m * n; i++)
+        c[i] = c0[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    blas_gemm(ta, tb, m, n, k, 1.0f, a, b, beta, c);
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            double sum = 0, mag = 0;
+            for (int p = 0; p < k; p++) {
+                double x = ta ? a[(size_t)p * m + i] : a[(size_t)i * k + p];
+                double y = tb ? b[(size_t)j * k + p] : b[(size_t)p * n + j];
+                sum += x * y;
+                mag += fabs(x * y);
+            }
+            double want = sum + beta * c0[(size_t)i * n + j];
+            mag += fabs(beta * c0[(size_t)i * n + j]);
+            if (!(fabs(c[(size_t)i * n + j] - want) <= 1e-4 * (mag + 1e-30)))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int sn_ops_blas_check(void)
+{
+    static const struct {
+        int ta, tb, m, n, k;
+        float beta;
+    } shapes[] = {
+        {0, 0, 1, 1, 1, 0},       {0, 0, 7, 5, 3, 0},        {0, 0, 333, 32, 10, 0},
+        {0, 0, 97, 64, 289, 0},   {1, 0, 289, 64, 97, 1},    {0, 1, 97, 288, 64, 0},
+        {1, 1, 33, 17, 65, 1},    {0, 0, 64, 129, 200, 1},
+    };
+    const size_t most = 333 * 289; /* at least m*k, k*n and m*n of every shape */
+    float *buf = malloc(4 * most * sizeof(float));
+    if (!buf)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof shapes / sizeof shapes[0]; i++)
+        rc = check_shape(shapes[i].ta, shapes[i].tb, shapes[i].m, shapes[i].n, shapes[i].k,
+                         shapes[i].beta, buf, buf + most, buf + 2 * most, buf + 3 * most);
+    free(buf);
+    return rc;
 }
 
 void sn_ops_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }

@@ -87,6 +87,13 @@ size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d);
 /* Looks a backend up by name ("blas", "ref"); NULL if unknown. */
 const struct sn_ops *sn_ops_by_name(const char *name);
 
+/* OpenBLAS's version and the core type whose kernels it loaded: "0.3.21", "SkylakeX". */
+void sn_ops_blas_info(char *version, size_t vn, char *core, size_t cn);
+/* Start-up check of the loaded GEMM kernels against a naive product on a few shapes (both
+ * transposes, odd sizes, beta = 1, the shapes im2col makes): 0 when every element agrees to
+ * 1e-4 relative to the sums of magnitudes, -1 otherwise. A few milliseconds. */
+int sn_ops_blas_check(void);
+
 /* Sets the number of threads the BLAS may use in this process (openblas_set_num_threads). */
 void sn_ops_set_threads(int n);
 int  sn_ops_get_threads(void);

@@ -21,6 +21,7 @@
 #include <unistd.h>  // defines: isatty, fileno, access
 
 #include "checkpoint.h"
+#include "cpu.h"
 #include "step.h"
 #include "sys.h"
 
@@ -647,10 +648,11 @@ static int set_threads(struct run *r, struct sn_err *err)
             threads = 1;
     }
     sn_ops_set_threads(threads);
-    char line[256];
-    snprintf(line, sizeof line, "rank %d of %d on %s: %d BLAS thread%s, %d data thread%s, CPUs %s",
-             d->rank, d->world, d->host, threads, threads > 1 ? "s" : "", r->st.dc.threads,
-             r->st.dc.threads > 1 ? "s" : "", cpus[0] ? cpus : "?");
+    char line[512];
+    snprintf(line, sizeof line,
+             "rank %d of %d on %s: %d BLAS thread%s, %d data thread%s, CPUs %s, %s", d->rank,
+             d->world, d->host, threads, threads > 1 ? "s" : "", r->st.dc.threads,
+             r->st.dc.threads > 1 ? "s" : "", cpus[0] ? cpus : "?", sn_cpu_kernels());
     char *all = calloc((size_t)d->world, sizeof line);
     SN_RETURN_IF(!all, err, SN_ENOMEM, "out of memory");
     int rc = sn_dist_allgather(d, line, all, sizeof line, err);

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# OpenBLAS's kernels are chosen for the CPU whatever way shardnet starts: never below the CPU's
+# level when nobody set OPENBLAS_CORETYPE, the user's value when set, a level lower (with a
+# warning) when the start-up GEMM check fails, and the same on every rank under mpirun.
+# Args: SHARDNET SOURCE_DIR TMP_DIR
+source "$(dirname "$0")/lib.sh" "$@"
+
+flags=$(grep -m1 '^flags' /proc/cpuinfo)
+has() { [[ " $flags " == *" $1 "* ]]; }
+want=Prescott
+has avx && want=Sandybridge
+has avx2 && has fma && want=Haswell
+has avx512f && has avx512bw && has avx512vl && has avx512dq && has avx512cd && want=SkylakeX
+[[ $want == SkylakeX ]] && has avx512_bf16 && want=Cooperlake
+level() { # an OpenBLAS core type's level, as cpu.c ranks them
+    case ${1,,} in
+    cooperlake|sapphirerapids) echo 5 ;; skylakex) echo 4 ;; haswell|zen|excavator) echo 3 ;;
+    sandybridge|bulldozer|piledriver|steamroller) echo 2 ;; *) echo 1 ;;
+    esac
+}
+core_of() { sed -n 's/^OpenBLAS [^ ]* \([A-Za-z0-9]*\) kernels.*/\1/p' "$1" | head -1; }
+
+# --- nobody set OPENBLAS_CORETYPE: kernels of the CPU's level
+env -u OPENBLAS_CORETYPE "$bin" version > auto.out 2> auto.err
+check "version with no OPENBLAS_CORETYPE: exit 0" test $? -eq 0
+got=$(core_of auto.out)
+check "kernels named ($got)" test -n "$got"
+check "kernels $got at the CPU's level ($want)" test "$(level "$got")" -ge "$(level "$want")"
+check "no warning" test ! -s auto.err
+
+# --- the user's value is respected, even below the CPU's level
+OPENBLAS_CORETYPE=Haswell "$bin" version > user.out 2>&1
+check "OPENBLAS_CORETYPE=Haswell respected" contains user.out "OpenBLAS [^ ]* Haswell kernels (set by OPENBLAS_CORETYPE"
+
+# --- a failed check steps down one level at a time, with a warning naming what failed
+if [[ $(level "$got") -gt 1 ]]; then
+    env -u OPENBLAS_CORETYPE SN_TEST_BLAS_WRONG="$got" "$bin" version > down.out 2> down.err
+    check "check failed: exit 0" test $? -eq 0
+    lower=$(core_of down.out)
+    check "check failed: $got -> $lower, one level down" \
+        test "$(level "$lower")" -eq $(( $(level "$got") - 1 ))
+    check "check failed: warning names $got" contains down.err "OpenBLAS kernels $got computed a wrong product in the start-up check; running its $lower kernels instead"
+    check "check failed: version line says so" contains down.out "failed the check: $got"
+    # a user's value that fails the check is not kept either
+    OPENBLAS_CORETYPE=Haswell SN_TEST_BLAS_WRONG=haswell "$bin" version > userdown.out 2>&1
+    check "OPENBLAS_CORETYPE=Haswell failing: Sandybridge" contains userdown.out "Sandybridge kernels"
+fi
+
+# --- under mpirun, every rank: the start line names the kernels on each rank, and bench too
+"$bin" dataset fashion-mnist fm --limit 40 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
+env -u OPENBLAS_CORETYPE "${mpirun[@]}" -np 2 "$bin" train "$src/configs/mnist_convnet.cfg" \
+    --set data.dir=fm --set train.epochs=1 --set train.threads=1 --set checkpoint.dir=run \
+    > mpi.out 2>&1
+check "2 ranks: train exit 0" test $? -eq 0
+check "2 ranks: rank 0's kernels" contains mpi.out "^rank 0 of 2 .*OpenBLAS [^ ]* $got kernels"
+check "2 ranks: rank 1's kernels" contains mpi.out "^rank 1 of 2 .*OpenBLAS [^ ]* $got kernels"
+env -u OPENBLAS_CORETYPE "$bin" bench "$src/configs/mnist_convnet.cfg" --set train.threads=1 \
+    --batch 8 --iters 2 > bench.out 2>&1
+check "bench names the kernels" contains bench.out "^kernels: OpenBLAS [^ ]* $got kernels"
+finish
