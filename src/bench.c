@@ -11,6 +11,7 @@
 #include <stdlib.h> // defines: calloc, free, qsort
 #include <string.h> // defines: memset
 
+#include "cpu.h"
 #include "data.h"
 #include "image.h"
 #include "model.h"
@@ -143,6 +144,30 @@ static int bench_scaling(struct sn_step *st, const struct sn_step_in *in, struct
     return SN_OK;
 }
 
+/* The machine's own GEMM rate with the threads this rank runs: OpenBLAS sgemm on 1024x1024
+ * matrices, the best of 5 after a warm-up. A network's GFLOP/s divided by it says how well the
+ * network uses the machine, whatever the machine. */
+static double gemm_peak(void)
+{
+    const int n = 1024;
+    float *a = malloc(3 * (size_t)n * n * sizeof(float));
+    if (!a)
+        return 0;
+    float *b = a + (size_t)n * n, *c = b + (size_t)n * n;
+    for (size_t i = 0; i < 3 * (size_t)n * n; i++)
+        a[i] = (float)(i % 7) * 0.25f - 0.75f;
+    double best = 1e30;
+    for (int it = 0; it < 6; it++) {
+        double t0 = sn_now();
+        sn_ops_blas.gemm(0, 0, n, n, n, 1.0f, a, b, 0.0f, c);
+        double t = sn_now() - t0;
+        if (it > 0 && t < best)
+            best = t;
+    }
+    free(a);
+    return 2.0 * n * n * n / best / 1e9;
+}
+
 /* Training throughput on synthetic batches: inference, steps with the exchange overlapped and
  * blocking, per-layer times, and under mpirun the scaling pairs. */
 static int bench_train(const struct sn_settings *settings, const struct sn_config *cfg,
@@ -263,9 +288,14 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
                      "backend %s\n",
                 cfg->path, d->world, d->world > 1 ? "s" : "", sn_ops_get_threads(),
                 sn_ops_get_threads() > 1 ? "s" : "", n, n * d->world, m->ops->name);
-        fprintf(out, "inference: %.0f images/s, %.1f GFLOP/s\n", n / t_inf, n * flops / t_inf / 1e9);
-        fprintf(out, "train: %.0f images/s, %.1f GFLOP/s\n", n * d->world / avg[0],
-                3 * n * flops / avg[0] / 1e9);
+        fprintf(out, "kernels: %s\n", sn_cpu_kernels());
+        double peak = gemm_peak();
+        fprintf(out, "GEMM peak: %.1f GFLOP/s per rank (sgemm 1024x1024x1024)\n", peak);
+        double g_inf = n * flops / t_inf / 1e9, g_train = 3 * n * flops / avg[0] / 1e9;
+        fprintf(out, "inference: %.0f images/s, %.1f GFLOP/s, %.0f%% of GEMM peak\n", n / t_inf,
+                g_inf, peak > 0 ? 100 * g_inf / peak : 0);
+        fprintf(out, "train: %.0f images/s, %.1f GFLOP/s per rank, %.0f%% of GEMM peak\n",
+                n * d->world / avg[0], g_train, peak > 0 ? 100 * g_train / peak : 0);
         /* what backward hides: the transfer still to do when the slower rank ends backward
            (imbalance between ranks cannot be hidden by overlap) */
         if (d->world > 1)

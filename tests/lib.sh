@@ -1,15 +1,15 @@
 # tests/lib.sh — what the end-to-end scripts share. Each e2e_*.sh starts with
 #     source "$(dirname "$0")/lib.sh" "$@"
 # given its arguments SHARDNET SOURCE_DIR TMP_DIR: this sets bin, src and tmp, enters a fresh
-# $tmp, exports what every run needs (Open MPI as root, OpenBLAS's kernels), and defines the
+# $tmp, exports what every run needs (Open MPI as root, one OpenBLAS thread), and defines the
 # mpirun command line, the checks, and `finish`, which prints the tally and is the verdict.
 set -uo pipefail
 bin=$1 src=$2 tmp=$3
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
-export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell} OPENBLAS_NUM_THREADS=1
+export OPENBLAS_NUM_THREADS=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun=(mpirun --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none
-        -x OPENBLAS_CORETYPE -x OPENBLAS_NUM_THREADS)
+        -x OPENBLAS_NUM_THREADS)
 fails=0 passes=0
 
 # check NAME COMMAND...: COMMAND's status is the verdict on NAME
