@@ -213,8 +213,11 @@ static int conv_bias_folded(const float *w, const float *b, size_t k, size_t oc)
     return b != NULL && b == w + k * oc;
 }
 
-static void blas_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
-                                const float *b, float *out, void *scratch)
+static void blas_act_forward(enum sn_act act, const float *x, float *y, size_t rows,
+                             size_t cols);
+
+static void blas_conv2d_linear(const struct sn_conv_desc *d, const float *in, const float *w,
+                               const float *b, float *out, void *scratch)
 {
     const size_t K = (size_t)d->kh * d->kw * d->c, OC = (size_t)d->oc;
     const size_t M = (size_t)d->n * d->oh * d->ow;
@@ -237,6 +240,14 @@ static void blas_conv2d_forward(const struct sn_conv_desc *d, const float *in, c
         if (b && !folded)
             add_bias_rows(out + m0 * OC, b, m1 - m0, OC);
     }
+}
+
+static void blas_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
+                                const float *b, enum sn_act act, float *out, void *scratch)
+{
+    blas_conv2d_linear(d, in, w, b, out, scratch);
+    if (act != SN_ACT_LINEAR)
+        blas_act_forward(act, out, out, (size_t)d->n * d->oh * d->ow, (size_t)d->oc);
 }
 
 /* db (OC) += column sums of dout (M, OC) */
@@ -489,12 +500,14 @@ const struct sn_ops *sn_ops_by_name(const char *name)
         return &sn_ops_blas;
     if (strcmp(name, "ref") == 0)
         return &sn_ops_ref;
+    if (strcmp(name, "onednn") == 0)
+        return &sn_ops_onednn;
     return NULL;
 }
 
 size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d)
 {
-    const struct sn_ops *all[] = {&sn_ops_blas, &sn_ops_ref};
+    const struct sn_ops *all[] = {&sn_ops_blas, &sn_ops_onednn, &sn_ops_ref};
     size_t most = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         size_t b = all[i]->conv2d_scratch(d);
@@ -566,7 +579,11 @@ int sn_ops_blas_check(void)
     return rc;
 }
 
-void sn_ops_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+void sn_ops_set_threads(int n)
+{
+    openblas_set_num_threads(n < 1 ? 1 : n);
+    sn_ops_onednn_set_threads(n);
+}
 
 int sn_ops_get_threads(void) { return openblas_get_num_threads(); }
 

@@ -7,9 +7,10 @@
  * exported from Keras load as they are.
  *
  * A backend is a table of functions (struct sn_ops). Layers call only through the table, so a
- * second backend (oneDNN, say) takes over by providing another table. Two exist:
- *   sn_ops_blas — im2col + OpenBLAS sgemm, the fast path (ops.c, the only caller of cblas);
- *   sn_ops_ref  — naive loops, the tests' oracle (ops_ref.c).
+ * second backend takes over by providing another table. Three exist:
+ *   sn_ops_blas   — im2col + OpenBLAS sgemm (ops.c, the only caller of cblas);
+ *   sn_ops_onednn — oneDNN's JIT convolutions and pooling, the rest as blas (ops_dnnl.c);
+ *   sn_ops_ref    — naive loops, the tests' oracle (ops_ref.c).
  *
  * Contracts common to all functions:
  *  - Forward functions overwrite their output.
@@ -56,9 +57,10 @@ struct sn_ops {
 
     /* bytes of scratch conv2d_forward/backward need for this descriptor */
     size_t (*conv2d_scratch)(const struct sn_conv_desc *d);
-    /* in (N,H,W,C), w (KH,KW,C,OC), b (OC) or NULL -> out (N,OH,OW,OC) */
+    /* in (N,H,W,C), w (KH,KW,C,OC), b (OC) or NULL -> out (N,OH,OW,OC) = act(in * w + b);
+     * a backend may fuse the activation into the convolution's output pass */
     void (*conv2d_forward)(const struct sn_conv_desc *d, const float *in, const float *w,
-                           const float *b, float *out, void *scratch);
+                           const float *b, enum sn_act act, float *out, void *scratch);
     /* dout (N,OH,OW,OC) -> din (N,H,W,C) = ... (if din), dw += ..., db += ... (if db) */
     void (*conv2d_backward)(const struct sn_conv_desc *d, const float *in, const float *w,
                             const float *dout, float *din, float *dw, float *db, void *scratch);
@@ -79,12 +81,21 @@ struct sn_ops {
 
 extern const struct sn_ops sn_ops_blas;
 extern const struct sn_ops sn_ops_ref;
+extern const struct sn_ops sn_ops_onednn;
+
+/* oneDNN's version and the instruction set its kernels use: "oneDNN 2.6.3 avx512_core". */
+void sn_ops_onednn_describe(char *buf, size_t n);
+/* Releases oneDNN's primitives, their buffers, its engine and stream (ops_dnnl.c keeps them
+ * for the process: one per shape met). */
+void sn_ops_onednn_free(void);
+/* Sets the threads oneDNN's kernels use (OpenMP); called by sn_ops_set_threads. */
+void sn_ops_onednn_set_threads(int n);
 
 /* The largest conv2d_scratch() over all backends: what a layer reserves when it is configured,
  * before it knows which backend will run it. */
 size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d);
 
-/* Looks a backend up by name ("blas", "ref"); NULL if unknown. */
+/* Looks a backend up by name ("blas", "onednn", "ref"); NULL if unknown. */
 const struct sn_ops *sn_ops_by_name(const char *name);
 
 /* OpenBLAS's version and the core type whose kernels it loaded: "0.3.21", "SkylakeX". */
@@ -94,7 +105,7 @@ void sn_ops_blas_info(char *version, size_t vn, char *core, size_t cn);
  * 1e-4 relative to the sums of magnitudes, -1 otherwise. A few milliseconds. */
 int sn_ops_blas_check(void);
 
-/* Sets the number of threads the BLAS may use in this process (openblas_set_num_threads). */
+/* Sets the number of threads every backend may use in this process: OpenBLAS's and oneDNN's. */
 void sn_ops_set_threads(int n);
 int  sn_ops_get_threads(void);
 

@@ -34,8 +34,10 @@ static size_t ref_conv2d_scratch(const struct sn_conv_desc *d) { return 0; }
 /* index of w (KH,KW,C,OC) */
 #define WDX4(d, ky, kx, c, o) ((((size_t)(ky) * (d)->kw + (kx)) * (d)->c + (c)) * (d)->oc + (o))
 
+static void ref_act_forward(enum sn_act act, const float *x, float *y, size_t rows, size_t cols);
+
 static void ref_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
-                               const float *b, float *out, void *scratch)
+                               const float *b, enum sn_act act, float *out, void *scratch)
 {
     for (int n = 0; n < d->n; n++)
         for (int oy = 0; oy < d->oh; oy++)
@@ -53,6 +55,8 @@ static void ref_conv2d_forward(const struct sn_conv_desc *d, const float *in, co
                         }
                     out[ODX4(d, n, oy, ox, o)] = (float)s;
                 }
+    if (act != SN_ACT_LINEAR)
+        ref_act_forward(act, out, out, (size_t)d->n * d->oh * d->ow, (size_t)d->oc);
 }
 
 static void ref_conv2d_backward(const struct sn_conv_desc *d, const float *in, const float *w,

@@ -166,9 +166,9 @@ static void test_conv2d_gradients(void **state)
         "[conv2d]\nfilters = 5\nkernel_size = (1, 1)\nuse_bias = false\n",
         "[conv2d]\nfilters = 4\nkernel_size = 2\npadding = same\nactivation = softmax\n",
     };
-    const struct sn_ops *backends[2] = {&sn_ops_blas, &sn_ops_ref};
+    const struct sn_ops *backends[3] = {&sn_ops_blas, &sn_ops_onednn, &sn_ops_ref};
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
-        for (int b = 0; b < 2; b++) {
+        for (int b = 0; b < 3; b++) {
             struct tl t;
             tl_make_ok(&t, cfgs[i], img(5, 6, 3), 2);
             sn_test_fill(t.p, t.l.n_params, -0.5f, 0.5f, 43); /* nonzero biases too */
@@ -249,9 +249,9 @@ static void test_dense_gradients(void **state)
         "[dense]\nunits = 4\nactivation = softmax\n",
         "[dense]\nunits = 3\nuse_bias = false\nactivation = tanh\n",
     };
-    const struct sn_ops *backends[2] = {&sn_ops_blas, &sn_ops_ref};
+    const struct sn_ops *backends[3] = {&sn_ops_blas, &sn_ops_onednn, &sn_ops_ref};
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
-        for (int b = 0; b < 2; b++) {
+        for (int b = 0; b < 3; b++) {
             struct tl t;
             tl_make_ok(&t, cfgs[i], vec(7), 3);
             sn_test_fill(t.p, t.l.n_params, -0.5f, 0.5f, 45);
@@ -294,11 +294,13 @@ static void test_maxpool(void **state)
     assert_int_equal(t.l.n_params, 0);
     assert_int_equal(t.l.aux_per_sample, 6 * sizeof(int32_t));
     assert_int_equal(tl_gradcheck(&t, &sn_ops_blas, 1, 2, 1e-3f, 1e-3, 1e-2), 0);
+    assert_int_equal(tl_gradcheck(&t, &sn_ops_onednn, 1, 2, 1e-3f, 1e-3, 1e-2), 0);
     tl_free(&t);
     tl_make_ok(&t, "[maxpooling2d]\npool_size = 3\nstrides = 2\npadding = same\n", img(5, 7, 2), 2);
     assert_int_equal(t.l.out.h, 3);
     assert_int_equal(t.l.out.w, 4);
     assert_int_equal(tl_gradcheck(&t, &sn_ops_blas, 1, 2, 1e-3f, 1e-3, 1e-2), 0);
+    assert_int_equal(tl_gradcheck(&t, &sn_ops_onednn, 1, 2, 1e-3f, 1e-3, 1e-2), 0);
     tl_free(&t);
 }
 

@@ -36,10 +36,15 @@ static void quantize(float *x, size_t n)
         x[i] = roundf(x[i] * 4.0f) / 4.0f;
 }
 
-/* Runs forward and backward on both backends and compares out, din, dw, db. dw and db start
+/* The fast backends, each checked against sn_ops_ref. */
+static const struct sn_ops *const fast[] = {&sn_ops_blas, &sn_ops_onednn};
+#define N_FAST (sizeof fast / sizeof fast[0])
+
+/* Runs forward and backward on a fast backend and the naive one and compares out, din, dw, db. dw and db start
  * from the same nonzero values, so "accumulate, not overwrite" is checked too. With `exact`, the
  * data are quantized and the results must agree to tol over sums of thousands of terms. */
-static void check_conv_case(const struct conv_case *t, double tol, int exact)
+static void check_conv_case(const struct sn_ops *ops, const struct conv_case *t, double tol,
+                            int exact)
 {
     struct sn_conv_desc d;
     make_desc(t, &d);
@@ -50,7 +55,7 @@ static void check_conv_case(const struct conv_case *t, double tol, int exact)
     float *din_b = malloc(nin * 4), *din_r = malloc(nin * 4);
     float *dw_b = malloc(nw * 4), *dw_r = malloc(nw * 4), *db_b = malloc(d.oc * 4),
           *db_r = malloc(d.oc * 4);
-    size_t sbytes = sn_ops_blas.conv2d_scratch(&d);
+    size_t sbytes = ops->conv2d_scratch(&d);
     void *scratch = malloc(sbytes ? sbytes : 1);
     assert_non_null(scratch);
     sn_test_fill(in, nin, -1, 1, 1);
@@ -66,18 +71,18 @@ static void check_conv_case(const struct conv_case *t, double tol, int exact)
         quantize(dw_b, nw), quantize(dw_r, nw), quantize(db_b, d.oc), quantize(db_r, d.oc);
     }
 
-    sn_ops_blas.conv2d_forward(&d, in, w, b, out_b, scratch);
-    sn_ops_ref.conv2d_forward(&d, in, w, b, out_r, NULL);
+    ops->conv2d_forward(&d, in, w, b, SN_ACT_LINEAR, out_b, scratch);
+    sn_ops_ref.conv2d_forward(&d, in, w, b, SN_ACT_LINEAR, out_r, NULL);
     assert_true(sn_test_max_rel_diff(out_b, out_r, nout) < tol);
 
-    sn_ops_blas.conv2d_backward(&d, in, w, dout, din_b, dw_b, db_b, scratch);
+    ops->conv2d_backward(&d, in, w, dout, din_b, dw_b, db_b, scratch);
     sn_ops_ref.conv2d_backward(&d, in, w, dout, din_r, dw_r, db_r, NULL);
     assert_true(sn_test_max_rel_diff(din_b, din_r, nin) < tol);
     assert_true(sn_test_max_rel_diff(dw_b, dw_r, nw) < tol);
     assert_true(sn_test_max_rel_diff(db_b, db_r, d.oc) < tol);
 
     /* din == NULL (a first layer): same parameter gradients, accumulated a second time */
-    sn_ops_blas.conv2d_backward(&d, in, w, dout, NULL, dw_b, db_b, scratch);
+    ops->conv2d_backward(&d, in, w, dout, NULL, dw_b, db_b, scratch);
     sn_ops_ref.conv2d_backward(&d, in, w, dout, NULL, dw_r, db_r, NULL);
     assert_true(sn_test_max_rel_diff(dw_b, dw_r, nw) < tol);
     assert_true(sn_test_max_rel_diff(db_b, db_r, d.oc) < tol);
@@ -89,18 +94,25 @@ static void check_conv_case(const struct conv_case *t, double tol, int exact)
     memcpy(wb + nw, b, d.oc * 4);
     memcpy(dwb, dw_r, nw * 4);
     memcpy(dwb + nw, db_r, d.oc * 4);
-    sn_ops_blas.conv2d_forward(&d, in, wb, wb + nw, out_b, scratch);
+    ops->conv2d_forward(&d, in, wb, wb + nw, SN_ACT_LINEAR, out_b, scratch);
     assert_true(sn_test_max_rel_diff(out_b, out_r, nout) < tol);
-    sn_ops_blas.conv2d_backward(&d, in, wb, dout, din_b, dwb, dwb + nw, scratch);
+    ops->conv2d_backward(&d, in, wb, dout, din_b, dwb, dwb + nw, scratch);
     sn_ops_ref.conv2d_backward(&d, in, w, dout, NULL, dw_r, db_r, NULL);
     assert_true(sn_test_max_rel_diff(din_b, din_r, nin) < tol);
     assert_true(sn_test_max_rel_diff(dwb, dw_r, nw) < tol);
     assert_true(sn_test_max_rel_diff(dwb + nw, db_r, d.oc) < tol);
     /* no bias at all */
-    sn_ops_blas.conv2d_forward(&d, in, w, NULL, out_b, scratch);
-    sn_ops_ref.conv2d_forward(&d, in, w, NULL, out_r, NULL);
+    ops->conv2d_forward(&d, in, w, NULL, SN_ACT_LINEAR, out_b, scratch);
+    sn_ops_ref.conv2d_forward(&d, in, w, NULL, SN_ACT_LINEAR, out_r, NULL);
     assert_true(sn_test_max_rel_diff(out_b, out_r, nout) < tol);
     free(wb), free(dwb);
+    /* an activation fused into the convolution (oneDNN's post-op) equals one after it; ReLU
+     * exactly as the sum, sigmoid and tanh as float against double */
+    for (int act = SN_ACT_RELU; act <= SN_ACT_TANH; act++) {
+        ops->conv2d_forward(&d, in, w, b, (enum sn_act)act, out_b, scratch);
+        sn_ops_ref.conv2d_forward(&d, in, w, b, (enum sn_act)act, out_r, NULL);
+        assert_true(sn_test_max_rel_diff(out_b, out_r, nout) < (act == SN_ACT_RELU ? tol : 1e-5));
+    }
 
     free(in), free(w), free(b), free(out_b), free(out_r), free(dout), free(din_b), free(din_r);
     free(dw_b), free(dw_r), free(db_b), free(db_r), free(scratch);
@@ -121,9 +133,15 @@ static void test_conv_small_cases(void **state)
         {1, 8, 8, 4, 3, 1, 1, 2, 2, 0},  /* 1x1 with stride: im2col */
         {2, 5, 5, 3, 2, 5, 5, 1, 1, 1},  /* kernel as large as the image, same */
         {1, 4, 4, 2, 2, 4, 4, 3, 3, 1},  /* same padding with stride 3 */
+        {3, 11, 9, 17, 19, 3, 3, 1, 1, 1}, /* channels not a multiple of 8 or 16, same */
+        {2, 13, 13, 32, 64, 3, 3, 1, 1, 0}, /* Listing 8.1's second layer, batch 2 */
+        {2, 9, 10, 24, 40, 3, 3, 2, 2, 1}, /* stride 2, same, odd sizes */
+        {2, 7, 7, 16, 33, 1, 1, 1, 1, 0},  /* 1x1 with many channels */
+        {1, 12, 12, 3, 16, 5, 5, 1, 1, 1}, /* 5x5 on RGB */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        check_conv_case(&cases[i], 1e-5, 0);
+    for (size_t k = 0; k < N_FAST; k++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            check_conv_case(fast[k], &cases[i], 1e-5, 0);
 }
 
 static void test_conv_chunked(void **state)
@@ -137,7 +155,8 @@ static void test_conv_chunked(void **state)
     size_t sbytes = sn_ops_blas.conv2d_scratch(&d);
     assert_true(sbytes < full);
     assert_true(sbytes <= ((size_t)1 << 20));
-    check_conv_case(&t, 1e-9, 1);
+    for (size_t k = 0; k < N_FAST; k++)
+        check_conv_case(fast[k], &t, 1e-9, 1);
 }
 
 static void test_conv_scratch_bound(void **state)
@@ -164,7 +183,7 @@ static void test_conv_known_values(void **state)
     struct sn_conv_desc d = {.n = 1, .h = 3, .w = 3, .c = 1, .oh = 2, .ow = 2, .oc = 1,
                              .kh = 2, .kw = 2, .sh = 1, .sw = 1};
     float scratch[64];
-    sn_ops_blas.conv2d_forward(&d, in, w, b, out, scratch);
+    sn_ops_blas.conv2d_forward(&d, in, w, b, SN_ACT_LINEAR, out, scratch);
     const float want[4] = {12.5f, 16.5f, 24.5f, 28.5f};
     for (int i = 0; i < 4; i++)
         assert_float_equal(out[i], want[i], 1e-5);
@@ -303,6 +322,42 @@ static void test_maxpool_tiling_backward(void **state)
         }
 }
 
+/* Each fast backend's pooling against the naive one: the same maxima, and the gradient sent to
+ * the same cells, for "valid" and "same", overlapping and tiling windows, odd channel counts.
+ * The argmax buffer is each backend's own business (oneDNN keeps its workspace there). */
+static void test_maxpool_backends_match_ref(void **state)
+{
+    static const int shapes[][7] = {
+        /* n  h  w  c  pool stride same */
+        {2, 26, 26, 32, 2, 2, 0}, {3, 7, 9, 17, 2, 2, 1}, {2, 9, 8, 3, 3, 2, 1},
+        {2, 6, 7, 1, 3, 1, 0},    {1, 11, 5, 19, 3, 3, 1}, {2, 5, 5, 16, 2, 1, 1},
+    };
+    for (size_t k = 0; k < N_FAST; k++) {
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            const int *t = shapes[i];
+            struct sn_pool_desc d = {.n = t[0], .h = t[1], .w = t[2], .c = t[3], .ph = t[4],
+                                     .pw = t[4], .sh = t[5], .sw = t[5]};
+            d.oh = sn_out_size(d.h, d.ph, d.sh, t[6], &d.pad_top);
+            d.ow = sn_out_size(d.w, d.pw, d.sw, t[6], &d.pad_left);
+            size_t ni = (size_t)d.n * d.h * d.w * d.c, no = (size_t)d.n * d.oh * d.ow * d.c;
+            float *in = malloc(ni * 4), *of = malloc(no * 4), *orf = malloc(no * 4);
+            float *dout = malloc(no * 4), *dinf = malloc(ni * 4), *dinr = malloc(ni * 4);
+            int32_t *af = malloc(no * 4), *ar = malloc(no * 4);
+            sn_test_fill(in, ni, -1, 1, 80 + (int)i);
+            sn_test_fill(dout, no, -1, 1, 90 + (int)i);
+            for (size_t j = 0; j < ni; j++)
+                dinf[j] = 1e30f; /* backward overwrites din */
+            fast[k]->maxpool_forward(&d, in, of, af);
+            sn_ops_ref.maxpool_forward(&d, in, orf, ar);
+            assert_true(sn_test_max_rel_diff(of, orf, no) == 0);
+            fast[k]->maxpool_backward(&d, dout, af, dinf);
+            sn_ops_ref.maxpool_backward(&d, dout, ar, dinr);
+            assert_true(sn_test_max_rel_diff(dinf, dinr, ni) < 1e-6);
+            free(in), free(of), free(orf), free(dout), free(dinf), free(dinr), free(af), free(ar);
+        }
+    }
+}
+
 static void test_activations(void **state)
 {
     enum { R = 7, C = 11 };
@@ -385,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_lecture_example),
         cmocka_unit_test(test_maxpool_same_padding_never_wins),
         cmocka_unit_test(test_maxpool_tiling_backward),
+        cmocka_unit_test(test_maxpool_backends_match_ref),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_out_size),
         cmocka_unit_test(test_by_name_and_threads),

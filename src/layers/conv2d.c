@@ -88,9 +88,8 @@ static void conv2d_forward(struct sn_layer *l, const float *in, float *out, int 
     size_t nw = (size_t)d.kh * d.kw * d.c * d.oc;
     const float *b = l->conf.use_bias ? l->p + nw : NULL;
     char *scratch = (char *)ctx->scratch + conv2d_act_bytes(l, n);
-    ctx->ops->conv2d_forward(&d, in, l->p, b, out, scratch);
-    if (l->conf.act != SN_ACT_LINEAR && !l->logits_out)
-        ctx->ops->act_forward(l->conf.act, out, out, (size_t)n * d.oh * d.ow, (size_t)d.oc);
+    ctx->ops->conv2d_forward(&d, in, l->p, b, l->logits_out ? SN_ACT_LINEAR : l->conf.act, out,
+                             scratch);
 }
 
 /* dout (N,OH,OW,OC) -> din (N,H,W,C) if din; kernel and bias grads += */

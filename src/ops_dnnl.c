@@ -1,0 +1,548 @@
+/* ops_dnnl.c — sn_ops_onednn: convolution and max pooling on oneDNN's primitives (Debian's
+ * libdnnl, the kernels PyTorch calls on x86), everything else as in sn_ops_blas.
+ *
+ * oneDNN JIT-compiles a convolution for the CPU it runs on (AVX2, AVX-512, AVX-512 BF16, AMX)
+ * and picks direct or Winograd algorithms per shape. Activations stay NHWC between layers, a
+ * layout oneDNN's JIT convolutions take natively; weights are the layers' Keras layout
+ * (KH,KW,C,OC), reordered into the blocked layout a primitive asks for on each call (weights
+ * change every step; the reorder is a copy of the weights, small next to the convolution).
+ *
+ * A primitive is made once per shape: the first call with a descriptor creates it, with the
+ * reorders it needs and every buffer (blocked weights, their gradient, oneDNN's scratchpad, in
+ * "user" mode so oneDNN allocates nothing while it runs) and keeps it in a table searched by
+ * descriptor. A training run meets each shape on its first step (and the short last batch once
+ * per epoch), so no step after the first allocates. A ReLU after a convolution runs inside it,
+ * as a post-op on the output it has just written.
+ *
+ * Contracts are those of ops.h: backward overwrites din and accumulates dw, db (the gradient of
+ * the weights comes out blocked and is reordered into dw with a "sum" post-op, so += costs no
+ * extra pass). A shape oneDNN refuses is computed by sn_ops_blas, which the layers' scratch is
+ * sized for. This file is the only one that includes <dnnl.h>. */
+#include "ops.h"
+
+#include <dnnl.h>   // defines: dnnl_engine_create, dnnl_convolution_forward_desc_init, ...
+#include <omp.h>    // defines: omp_set_num_threads (this oneDNN build threads with OpenMP)
+#include <stdio.h>  // defines: snprintf
+#include <stdlib.h> // defines: posix_memalign, free, realloc
+#include <string.h> // defines: memcmp, memset
+
+enum prim_kind { CONV_FWD = 1, CONV_BWD_DATA, CONV_BWD_WEIGHTS, POOL_FWD, POOL_BWD };
+
+/* What a primitive is made for: its kind and every number of its descriptor. */
+struct prim_key {
+    int kind;
+    int v[16];
+};
+
+struct prim {
+    struct prim_key key;
+    int ok;                   /* 0: oneDNN refused this shape; sn_ops_blas computes it */
+    dnnl_primitive_t p;
+    dnnl_primitive_t reorder; /* user weights -> primitive's, or primitive's dW -> dw (+=) */
+    dnnl_memory_t src, wuser, wprim, bias, dst, ws, scratch, dbias;
+    void *wbuf, *scratchbuf, *dbbuf; /* owned: blocked weights (or dW), scratchpad, db */
+    char impl[64];            /* oneDNN's implementation, "jit:avx512_core" */
+};
+
+static struct {
+    int ready;                /* 1 engine and stream made, -1 they failed */
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    struct prim *prims;       /* owned, n of cap: pointers into it stay valid until free */
+    size_t n, cap;
+} dn;
+
+static int dn_init(void)
+{
+    if (dn.ready)
+        return dn.ready > 0;
+    dn.ready = -1;
+    if (dnnl_engine_create(&dn.engine, dnnl_cpu, 0) != dnnl_success)
+        return 0;
+    if (dnnl_stream_create(&dn.stream, dn.engine, dnnl_stream_default_flags) != dnnl_success)
+        return 0;
+    dn.ready = 1;
+    return 1;
+}
+
+/* An aligned, zeroed (so: already faulted in) buffer of n bytes, or NULL. */
+static void *dn_alloc(size_t n)
+{
+    void *p = NULL;
+    if (n == 0)
+        n = 64;
+    if (posix_memalign(&p, 64, n) != 0)
+        return NULL;
+    memset(p, 0, n);
+    return p;
+}
+
+/* The table entry for key: found, or appended with ok = 0 for the caller to build. NULL when
+ * the table cannot grow (the caller then uses sn_ops_blas). */
+static struct prim *prim_slot(const struct prim_key *key, int *fresh)
+{
+    *fresh = 0;
+    for (size_t i = 0; i < dn.n; i++)
+        if (memcmp(&dn.prims[i].key, key, sizeof *key) == 0)
+            return &dn.prims[i];
+    if (dn.n == dn.cap) {
+        /* entries are handed out as pointers for one call only, so moving them is safe */
+        size_t cap = dn.cap ? 2 * dn.cap : 64;
+        struct prim *p = realloc(dn.prims, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        dn.prims = p;
+        dn.cap = cap;
+    }
+    struct prim *e = &dn.prims[dn.n++];
+    memset(e, 0, sizeof *e);
+    e->key = *key;
+    *fresh = 1;
+    return e;
+}
+
+static void set(dnnl_memory_t m, const void *p)
+{
+    if (m)
+        dnnl_memory_set_data_handle(m, (void *)p);
+}
+
+static void md_nhwc(dnnl_memory_desc_t *md, int n, int c, int h, int w)
+{
+    dnnl_dims_t dims = {n, c, h, w};
+    dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nhwc);
+}
+
+static void md_any(dnnl_memory_desc_t *md, int o, int i, int kh, int kw)
+{
+    dnnl_dims_t dims = {o, i, kh, kw};
+    dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_format_tag_any);
+}
+
+/* Keras's kernel (KH,KW,C,OC) as oneDNN's logical (OC,C,KH,KW): tag hwio */
+static void md_keras_kernel(dnnl_memory_desc_t *md, int o, int i, int kh, int kw)
+{
+    dnnl_dims_t dims = {o, i, kh, kw};
+    dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_hwio);
+}
+
+static void md_vec(dnnl_memory_desc_t *md, int n)
+{
+    dnnl_dims_t dims = {n};
+    dnnl_memory_desc_init_by_tag(md, 1, dims, dnnl_f32, dnnl_a);
+}
+
+static int mem(dnnl_memory_t *m, const dnnl_memory_desc_t *md)
+{
+    return dnnl_memory_create(m, md, dn.engine, DNNL_MEMORY_NONE) == dnnl_success;
+}
+
+/* Right padding that makes oneDNN's output size ours: (out-1)*s + k - in - left, at least 0
+ * (a "valid" window that leaves input rows unread needs none). */
+static int pad_right(int in, int out, int k, int s, int left)
+{
+    int r = (out - 1) * s + k - in - left;
+    return r > 0 ? r : 0;
+}
+
+static dnnl_primitive_attr_t user_scratchpad_attr(int relu)
+{
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success)
+        return NULL;
+    dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (relu) {
+        dnnl_post_ops_t po = NULL;
+        dnnl_post_ops_create(&po);
+        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+        dnnl_primitive_attr_set_post_ops(attr, po);
+        dnnl_post_ops_destroy(po);
+    }
+    return attr;
+}
+
+/* The primitive of pd, its scratchpad (buffer and memory) and its implementation name. */
+static int finish_prim(struct prim *e, const_dnnl_primitive_desc_t pd)
+{
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (bytes > 0) {
+        if (!(e->scratchbuf = dn_alloc(bytes)) || !mem(&e->scratch, smd))
+            return 0;
+    }
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(e->impl, sizeof e->impl, "%s", impl ? impl : "?");
+    return dnnl_primitive_create(&e->p, pd) == dnnl_success;
+}
+
+/* The convolution's geometry for oneDNN. */
+struct conv_geo {
+    dnnl_memory_desc_t src, dst, wuser, wany, bias;
+    dnnl_dims_t strides, pl, pr;
+};
+
+static void conv_geo(const struct sn_conv_desc *d, struct conv_geo *g)
+{
+    md_nhwc(&g->src, d->n, d->c, d->h, d->w);
+    md_nhwc(&g->dst, d->n, d->oc, d->oh, d->ow);
+    md_keras_kernel(&g->wuser, d->oc, d->c, d->kh, d->kw);
+    md_any(&g->wany, d->oc, d->c, d->kh, d->kw);
+    md_vec(&g->bias, d->oc);
+    g->strides[0] = d->sh;
+    g->strides[1] = d->sw;
+    g->pl[0] = d->pad_top;
+    g->pl[1] = d->pad_left;
+    g->pr[0] = pad_right(d->h, d->oh, d->kh, d->sh, d->pad_top);
+    g->pr[1] = pad_right(d->w, d->ow, d->kw, d->sw, d->pad_left);
+}
+
+static void conv_key(struct prim_key *k, int kind, const struct sn_conv_desc *d, int a, int b)
+{
+    memset(k, 0, sizeof *k);
+    k->kind = kind;
+    int v[] = {d->n,  d->h,  d->w,  d->c,  d->oh,      d->ow,       d->oc, d->kh,
+               d->kw, d->sh, d->sw, d->pad_top, d->pad_left, a,     b};
+    memcpy(k->v, v, sizeof v);
+}
+
+/* A forward descriptor, for the primitive itself and as the hint backward primitives need. */
+static dnnl_primitive_desc_t conv_fwd_pd(const struct conv_geo *g, int bias,
+                                         const_dnnl_primitive_attr_t attr)
+{
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                           &g->src, &g->wany, bias ? &g->bias : NULL, &g->dst,
+                                           g->strides, g->pl, g->pr) != dnnl_success)
+        return NULL;
+    if (dnnl_primitive_desc_create(&pd, &cd, attr, dn.engine, NULL) != dnnl_success)
+        return NULL;
+    return pd;
+}
+
+/* A reorder from md `from` to md `to`, accumulating (dst += src) when sum. */
+static int make_reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from,
+                        const dnnl_memory_desc_t *to, int sum)
+{
+    dnnl_primitive_attr_t attr = NULL;
+    if (sum) {
+        dnnl_post_ops_t po = NULL;
+        dnnl_primitive_attr_create(&attr);
+        dnnl_post_ops_create(&po);
+        dnnl_post_ops_append_sum(po, 1.0f);
+        dnnl_primitive_attr_set_post_ops(attr, po);
+        dnnl_post_ops_destroy(po);
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_reorder_primitive_desc_create(&pd, from, dn.engine, to, dn.engine, attr) ==
+                 dnnl_success &&
+             dnnl_primitive_create(r, pd) == dnnl_success;
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    return ok;
+}
+
+/* Weights in the layout pd asks for (md `which` of pd): a buffer, its memory, and the reorder
+ * from the user's Keras layout when it differs. */
+static int prim_weights(struct prim *e, const_dnnl_primitive_desc_t pd, dnnl_query_t which,
+                        const struct conv_geo *g, int to_user)
+{
+    const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, which, 0);
+    if (!wmd || !mem(&e->wuser, &g->wuser))
+        return 0;
+    if (dnnl_memory_desc_equal(wmd, &g->wuser) && !to_user)
+        return 1; /* the primitive reads the user's weights as they are */
+    if (!(e->wbuf = dn_alloc(dnnl_memory_desc_get_size(wmd))) || !mem(&e->wprim, wmd))
+        return 0;
+    set(e->wprim, e->wbuf);
+    return to_user ? make_reorder(&e->reorder, wmd, &g->wuser, 1)
+                   : make_reorder(&e->reorder, &g->wuser, wmd, 0);
+}
+
+static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, int relu)
+{
+    if (!dn_init())
+        return NULL;
+    struct prim_key key;
+    conv_key(&key, kind, d, bias, relu);
+    int fresh;
+    struct prim *e = prim_slot(&key, &fresh);
+    if (!e || !fresh)
+        return e && e->ok ? e : NULL;
+    struct conv_geo g;
+    conv_geo(d, &g);
+    dnnl_primitive_attr_t attr = user_scratchpad_attr(relu);
+    dnnl_primitive_desc_t fwd = conv_fwd_pd(&g, bias, kind == CONV_FWD ? attr : NULL);
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = fwd != NULL;
+    if (ok && kind == CONV_FWD) {
+        pd = fwd, fwd = NULL;
+        ok = prim_weights(e, pd, dnnl_query_weights_md, &g, 0) && mem(&e->src, &g.src) &&
+             mem(&e->dst, &g.dst) && (!bias || mem(&e->bias, &g.bias));
+    } else if (ok && kind == CONV_BWD_DATA) {
+        dnnl_convolution_desc_t cd;
+        ok = dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &g.src,
+                                                      &g.wany, &g.dst, g.strides, g.pl,
+                                                      g.pr) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &cd, attr, dn.engine, fwd) == dnnl_success &&
+             prim_weights(e, pd, dnnl_query_weights_md, &g, 0) && mem(&e->src, &g.src) &&
+             mem(&e->dst, &g.dst);
+    } else if (ok && kind == CONV_BWD_WEIGHTS) {
+        dnnl_convolution_desc_t cd;
+        ok = dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &g.src,
+                                                         &g.wany, bias ? &g.bias : NULL, &g.dst,
+                                                         g.strides, g.pl, g.pr) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &cd, attr, dn.engine, fwd) == dnnl_success &&
+             prim_weights(e, pd, dnnl_query_diff_weights_md, &g, 1) && mem(&e->src, &g.src) &&
+             mem(&e->dst, &g.dst);
+        if (ok && bias)
+            ok = (e->dbbuf = dn_alloc((size_t)d->oc * sizeof(float))) && mem(&e->dbias, &g.bias);
+    }
+    ok = ok && finish_prim(e, pd);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_desc_destroy(fwd);
+    dnnl_primitive_attr_destroy(attr);
+    e->ok = ok;
+    return ok ? e : NULL;
+}
+
+static void run(struct prim *e, int n, const dnnl_exec_arg_t *args)
+{
+    dnnl_exec_arg_t all[10];
+    memcpy(all, args, (size_t)n * sizeof *args);
+    if (e->scratch) {
+        set(e->scratch, e->scratchbuf);
+        all[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->scratch};
+    }
+    dnnl_primitive_execute(e->p, dn.stream, n, all);
+    dnnl_stream_wait(dn.stream);
+}
+
+/* the weights as the primitive reads them: reordered into its buffer, or the user's */
+static dnnl_memory_t weights_in(struct prim *e, const float *w)
+{
+    set(e->wuser, w);
+    if (!e->reorder)
+        return e->wuser;
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, e->wuser}, {DNNL_ARG_TO, e->wprim}};
+    dnnl_primitive_execute(e->reorder, dn.stream, 2, a);
+    return e->wprim;
+}
+
+static size_t onednn_conv2d_scratch(const struct sn_conv_desc *d)
+{
+    return sn_ops_blas.conv2d_scratch(d); /* for the shapes oneDNN refuses */
+}
+
+static void onednn_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
+                                const float *b, enum sn_act act, float *out, void *scratch)
+{
+    struct prim *e = conv_prim(CONV_FWD, d, b != NULL, act == SN_ACT_RELU);
+    if (!e) {
+        sn_ops_blas.conv2d_forward(d, in, w, b, act, out, scratch);
+        return;
+    }
+    set(e->src, in);
+    set(e->dst, out);
+    set(e->bias, b);
+    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, e->src},
+                            {DNNL_ARG_WEIGHTS, weights_in(e, w)},
+                            {DNNL_ARG_DST, e->dst},
+                            {DNNL_ARG_BIAS, e->bias}};
+    run(e, b ? 4 : 3, a);
+    if (act != SN_ACT_LINEAR && act != SN_ACT_RELU)
+        sn_ops_blas.act_forward(act, out, out, (size_t)d->n * d->oh * d->ow, (size_t)d->oc);
+}
+
+static void onednn_conv2d_backward(const struct sn_conv_desc *d, const float *in, const float *w,
+                                 const float *dout, float *din, float *dw, float *db,
+                                 void *scratch)
+{
+    struct prim *bd = din ? conv_prim(CONV_BWD_DATA, d, 0, 0) : NULL;
+    struct prim *bw = dw ? conv_prim(CONV_BWD_WEIGHTS, d, db != NULL, 0) : NULL;
+    if ((din && !bd) || (dw && !bw) || (db && !dw)) {
+        sn_ops_blas.conv2d_backward(d, in, w, dout, din, dw, db, scratch);
+        return;
+    }
+    if (bw) {
+        set(bw->src, in);
+        set(bw->dst, dout);
+        set(bw->dbias, bw->dbbuf);
+        dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, bw->src},
+                                {DNNL_ARG_DIFF_DST, bw->dst},
+                                {DNNL_ARG_DIFF_WEIGHTS, bw->wprim},
+                                {DNNL_ARG_DIFF_BIAS, bw->dbias}};
+        run(bw, db ? 4 : 3, a);
+        set(bw->wuser, dw); /* dw += dW, through the reorder's sum post-op */
+        dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, bw->wprim}, {DNNL_ARG_TO, bw->wuser}};
+        dnnl_primitive_execute(bw->reorder, dn.stream, 2, r);
+        const float *g = bw->dbbuf;
+        for (int j = 0; db && j < d->oc; j++)
+            db[j] += g[j];
+    }
+    if (bd) {
+        set(bd->src, din);
+        set(bd->dst, dout);
+        dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, bd->dst},
+                                {DNNL_ARG_WEIGHTS, weights_in(bd, w)},
+                                {DNNL_ARG_DIFF_SRC, bd->src}};
+        run(bd, 3, a);
+    }
+}
+
+/* ---- max pooling ----------------------------------------------------------------------------- */
+
+static struct prim *pool_prim(int kind, const struct sn_pool_desc *d)
+{
+    if (!dn_init())
+        return NULL;
+    struct prim_key key;
+    memset(&key, 0, sizeof key);
+    key.kind = kind;
+    int v[] = {d->n, d->h, d->w, d->c, d->oh, d->ow, d->ph, d->pw, d->sh, d->sw, d->pad_top,
+               d->pad_left};
+    memcpy(key.v, v, sizeof v);
+    int fresh;
+    struct prim *e = prim_slot(&key, &fresh);
+    if (!e || !fresh)
+        return e && e->ok ? e : NULL;
+    dnnl_memory_desc_t src, dst;
+    md_nhwc(&src, d->n, d->c, d->h, d->w);
+    md_nhwc(&dst, d->n, d->c, d->oh, d->ow);
+    dnnl_dims_t strides = {d->sh, d->sw}, kernel = {d->ph, d->pw}, dil = {0, 0};
+    dnnl_dims_t pl = {d->pad_top, d->pad_left};
+    dnnl_dims_t pr = {pad_right(d->h, d->oh, d->ph, d->sh, d->pad_top),
+                      pad_right(d->w, d->ow, d->pw, d->sw, d->pad_left)};
+    dnnl_primitive_attr_t attr = user_scratchpad_attr(0);
+    dnnl_pooling_v2_desc_t fd, bd;
+    dnnl_primitive_desc_t fwd = NULL, pd = NULL;
+    int ok = dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, dnnl_pooling_max,
+                                               &src, &dst, strides, kernel, dil, pl,
+                                               pr) == dnnl_success &&
+             dnnl_primitive_desc_create(&fwd, &fd, kind == POOL_FWD ? attr : NULL, dn.engine,
+                                        NULL) == dnnl_success;
+    if (ok && kind == POOL_BWD)
+        ok = dnnl_pooling_v2_backward_desc_init(&bd, dnnl_pooling_max, &src, &dst, strides, kernel,
+                                                dil, pl, pr) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &bd, attr, dn.engine, fwd) == dnnl_success;
+    else
+        pd = fwd, fwd = NULL;
+    /* the workspace (which cell won) lives in the layer's argmax buffer: 4 bytes per output */
+    const dnnl_memory_desc_t *wmd = ok ? dnnl_primitive_desc_query_md(pd, dnnl_query_workspace_md,
+                                                                      0)
+                                       : NULL;
+    ok = ok && wmd && dnnl_memory_desc_get_size(wmd) <= (size_t)d->n * d->oh * d->ow * d->c * 4 &&
+         mem(&e->ws, wmd) && mem(&e->src, &src) && mem(&e->dst, &dst) && finish_prim(e, pd);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_desc_destroy(fwd);
+    dnnl_primitive_attr_destroy(attr);
+    e->ok = ok;
+    return ok ? e : NULL;
+}
+
+static void onednn_maxpool_forward(const struct sn_pool_desc *d, const float *in, float *out,
+                                 int32_t *argmax)
+{
+    struct prim *e = pool_prim(POOL_FWD, d);
+    if (!e) {
+        sn_ops_blas.maxpool_forward(d, in, out, argmax);
+        return;
+    }
+    set(e->src, in);
+    set(e->dst, out);
+    set(e->ws, argmax);
+    dnnl_exec_arg_t a[3] = {
+        {DNNL_ARG_SRC, e->src}, {DNNL_ARG_DST, e->dst}, {DNNL_ARG_WORKSPACE, e->ws}};
+    run(e, 3, a);
+}
+
+static void onednn_maxpool_backward(const struct sn_pool_desc *d, const float *dout,
+                                  const int32_t *argmax, float *din)
+{
+    /* the forward's primitive exists (it ran first) and decides whether its workspace is
+       oneDNN's or sn_ops_blas's argmax */
+    struct prim *f = pool_prim(POOL_FWD, d);
+    struct prim *e = f ? pool_prim(POOL_BWD, d) : NULL;
+    if (!f || !e) {
+        sn_ops_blas.maxpool_backward(d, dout, argmax, din);
+        return;
+    }
+    set(e->src, din);
+    set(e->dst, dout);
+    set(e->ws, argmax);
+    dnnl_exec_arg_t a[3] = {
+        {DNNL_ARG_DIFF_DST, e->dst}, {DNNL_ARG_DIFF_SRC, e->src}, {DNNL_ARG_WORKSPACE, e->ws}};
+    run(e, 3, a);
+}
+
+static void onednn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                      const float *b, float beta, float *c)
+{
+    sn_ops_blas.gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+}
+
+static void onednn_act_forward(enum sn_act act, const float *x, float *y, size_t rows, size_t cols)
+{
+    sn_ops_blas.act_forward(act, x, y, rows, cols);
+}
+
+static void onednn_act_backward(enum sn_act act, const float *y, const float *dy, float *dx,
+                              size_t rows, size_t cols)
+{
+    sn_ops_blas.act_backward(act, y, dy, dx, rows, cols);
+}
+
+const struct sn_ops sn_ops_onednn = {
+    .name = "onednn",
+    .gemm = onednn_gemm,
+    .conv2d_scratch = onednn_conv2d_scratch,
+    .conv2d_forward = onednn_conv2d_forward,
+    .conv2d_backward = onednn_conv2d_backward,
+    .maxpool_forward = onednn_maxpool_forward,
+    .maxpool_backward = onednn_maxpool_backward,
+    .act_forward = onednn_act_forward,
+    .act_backward = onednn_act_backward,
+};
+
+void sn_ops_onednn_set_threads(int n) { omp_set_num_threads(n < 1 ? 1 : n); }
+
+void sn_ops_onednn_describe(char *buf, size_t n)
+{
+    const dnnl_version_t *v = dnnl_version();
+    const char *isa = "?";
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: isa = "sse41"; break;
+    case dnnl_cpu_isa_avx: isa = "avx"; break;
+    case dnnl_cpu_isa_avx2: isa = "avx2"; break;
+    case dnnl_cpu_isa_avx2_vnni: isa = "avx2_vnni"; break;
+    case dnnl_cpu_isa_avx512_core: isa = "avx512_core"; break;
+    case dnnl_cpu_isa_avx512_core_vnni: isa = "avx512_core_vnni"; break;
+    case dnnl_cpu_isa_avx512_core_bf16: isa = "avx512_core_bf16"; break;
+    case dnnl_cpu_isa_avx512_core_amx: isa = "avx512_core_amx"; break;
+    default: break;
+    }
+    snprintf(buf, n, "oneDNN %d.%d.%d %s", v->major, v->minor, v->patch, isa);
+}
+
+void sn_ops_onednn_free(void)
+{
+    for (size_t i = 0; i < dn.n; i++) {
+        struct prim *e = &dn.prims[i];
+        dnnl_primitive_destroy(e->p);
+        dnnl_primitive_destroy(e->reorder);
+        dnnl_memory_t ms[] = {e->src, e->wuser, e->wprim, e->bias, e->dst, e->ws, e->scratch,
+                              e->dbias};
+        for (size_t k = 0; k < sizeof ms / sizeof ms[0]; k++)
+            dnnl_memory_destroy(ms[k]);
+        free(e->wbuf);
+        free(e->scratchbuf);
+        free(e->dbbuf);
+    }
+    free(dn.prims);
+    if (dn.ready > 0) {
+        dnnl_stream_destroy(dn.stream);
+        dnnl_engine_destroy(dn.engine);
+    }
+    memset(&dn, 0, sizeof dn);
+}
