@@ -9,9 +9,10 @@
 
 #include <math.h>   // defines: fmax
 #include <stdlib.h> // defines: calloc, free, qsort
-#include <string.h> // defines: memset
+#include <string.h> // defines: memset, strcmp
 
 #include "cpu.h"
+#include "tune.h"
 #include "data.h"
 #include "image.h"
 #include "model.h"
@@ -175,8 +176,14 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
                        struct sn_err *err)
 {
     const struct sn_train_conf *tc = &settings->tc;
-    const struct sn_ops *ops = bo->backend ? sn_ops_by_name(bo->backend) : settings->ops;
-    SN_RETURN_IF(!ops, err, SN_EINVAL, "--backend %s: use blas or ref", bo->backend);
+    struct sn_settings st = *settings;
+    if (bo->backend) {
+        st.auto_backend = strcmp(bo->backend, "auto") == 0;
+        st.ops = st.auto_backend ? &sn_ops_blas : sn_ops_by_name(bo->backend);
+        SN_RETURN_IF(!st.ops, err, SN_EINVAL, "--backend %s: use auto, blas, onednn or ref",
+                     bo->backend);
+    }
+    const struct sn_ops *ops = st.ops;
     if (tc->threads > 0)
         sn_ops_set_threads(tc->threads);
     int global = bo->batch ? bo->batch * d->world : tc->batch_size;
@@ -204,6 +211,10 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         rc = sn_optim_create(&opt, &settings->oc, m->n_params, err);
     if (rc == SN_OK)
         rc = sn_step_init(&step, d, m, opt, n, err);
+    if (rc == SN_OK)
+        rc = st.auto_backend ? sn_tune_backends(m, &(struct sn_tune_conf){.training = 1, .n = n,
+                                                .threads = sn_ops_get_threads()}, d, out, err)
+                             : SN_OK;
     if (rc != SN_OK)
         goto done;
     sn_model_init_params(m, tc->seed);
@@ -284,11 +295,14 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         slow_left += laps[(size_t)slow * 2 * iters + 2 * k + 1] / iters;
     }
     if (rc == SN_OK && d->rank == 0) {
-        fprintf(out, "config: %s, %d rank%s x %d BLAS thread%s, batch %d per rank (%d global), "
+        fprintf(out, "config: %s, %d rank%s x %d thread%s, batch %d per rank (%d global), "
                      "backend %s\n",
                 cfg->path, d->world, d->world > 1 ? "s" : "", sn_ops_get_threads(),
-                sn_ops_get_threads() > 1 ? "s" : "", n, n * d->world, m->ops->name);
-        fprintf(out, "kernels: %s\n", sn_cpu_kernels());
+                sn_ops_get_threads() > 1 ? "s" : "", n, n * d->world,
+                st.auto_backend ? "auto (per layer below)" : m->ops->name);
+        char dnnl[64];
+        sn_ops_onednn_describe(dnnl, sizeof dnnl);
+        fprintf(out, "kernels: %s; %s\n", sn_cpu_kernels(), dnnl);
         double peak = gemm_peak();
         fprintf(out, "GEMM peak: %.1f GFLOP/s per rank (sgemm 1024x1024x1024)\n", peak);
         double g_inf = n * flops / t_inf / 1e9, g_train = 3 * n * flops / avg[0] / 1e9;
@@ -308,8 +322,9 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
                     1e3 * avg[1], step.sync.n_buckets, step.sync.n_buckets > 1 ? "s" : "");
         fprintf(out, "per layer (ms per step, batch %d):\n", n);
         for (int i = 0; i < m->n_layers; i++)
-            fprintf(out, "  %-24s forward %8.3f  backward %8.3f\n", m->layers[i].name,
-                    1e3 * t_fwd[i] / iters, 1e3 * t_bwd[i] / iters);
+            fprintf(out, "  %-24s forward %8.3f  backward %8.3f  %s\n", m->layers[i].name,
+                    1e3 * t_fwd[i] / iters, 1e3 * t_bwd[i] / iters,
+                    (m->layers[i].ops ? m->layers[i].ops : m->ops)->name);
         fflush(out);
     }
     if (rc == SN_OK && d->world > 1) {

@@ -90,6 +90,8 @@ struct sn_layer {
     int line;                     /* config line of its section, for messages */
     struct sn_layer_conf conf;
     int trainable;                /* `trainable = false` freezes it: no grads, no update */
+    const struct sn_ops *ops;     /* view: the backend this layer runs on ([model] backend =
+                                     auto chooses per layer); NULL: the step context's */
 
     struct sn_shape in, out;
     size_t n_params, param_off;   /* trainable-or-frozen weights: count, offset in params */

@@ -296,7 +296,10 @@ const float *sn_model_forward(struct sn_model *m, const float *x, int n,
     for (int i = 0; i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         double t0 = m->t_fwd ? sn_now() : 0;
-        l->type->forward(l, m->acts[i], m->acts[i + 1], n, ctx);
+        struct sn_step_ctx lc = *ctx;
+        if (l->ops)
+            lc.ops = l->ops;
+        l->type->forward(l, m->acts[i], m->acts[i + 1], n, &lc);
         if (m->t_fwd)
             m->t_fwd[i] += sn_now() - t0;
     }
@@ -324,7 +327,10 @@ void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits,
         float *din = i > stop ? m->dbuf[i & 1] : NULL;
         /* frozen layers still pass gradients down, but must not touch their grads */
         double t0 = m->t_bwd ? sn_now() : 0;
-        l->type->backward(l, m->acts[i], m->acts[i + 1], dout, din, n, ctx);
+        struct sn_step_ctx lc = *ctx;
+        if (l->ops)
+            lc.ops = l->ops;
+        l->type->backward(l, m->acts[i], m->acts[i + 1], dout, din, n, &lc);
         if (m->t_bwd)
             m->t_bwd[i] += sn_now() - t0;
         if (ready)
@@ -334,6 +340,52 @@ void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits,
     /* layers below `stop` have no trainable parameters: their gradients are ready too */
     for (int i = stop - 1; ready && i >= 0; i--)
         ready(user, i);
+}
+
+/* ---- timing a layer on a backend ------------------------------------------------------------ */
+
+int sn_layer_has_backend_choice(const struct sn_layer *l)
+{
+    return l->type == &sn_layer_conv2d || l->type == &sn_layer_maxpooling2d;
+}
+
+double sn_model_time_layer(struct sn_model *m, int i, int n, int training,
+                           const struct sn_ops *ops)
+{
+    struct sn_layer *l = &m->layers[i];
+    if (n > m->max_batch)
+        n = m->max_batch;
+    int first = first_needed_layer(m);
+    training = training && i >= first;
+    /* random inputs and output gradients, in the buffers a step uses: dbuf[0] is dout, dbuf[1]
+       din (or, for the first layer, whose input acts[0] is the caller's, the input) */
+    struct sn_rng rng;
+    sn_rng_seed(&rng, 12345 + (uint64_t)i);
+    float *x = i == 0 ? m->dbuf[1] : m->acts[i];
+    for (size_t k = 0; k < sn_shape_size(l->in) * (size_t)n; k++)
+        x[k] = sn_rng_uniform(&rng);
+    for (size_t k = 0; k < sn_shape_size(l->out) * (size_t)n; k++)
+        m->dbuf[0][k] = 2 * sn_rng_uniform(&rng) - 1;
+    float *din = training && i > first ? m->dbuf[1] : NULL;
+    struct sn_step_ctx ctx = {.ops = ops, .scratch = m->scratch, .training = training};
+    double best = 1e30, spent = 0;
+    /* the best of at least 4 runs and 20 ms, after a first one (which creates oneDNN's
+       primitives and faults the buffers in) */
+    for (int rep = 0; rep < 13 && (rep < 5 || spent < 0.02); rep++) {
+        double t0 = sn_now();
+        l->type->forward(l, x, m->acts[i + 1], n, &ctx);
+        if (training)
+            l->type->backward(l, x, m->acts[i + 1], m->dbuf[0], din, n, &ctx);
+        double t = sn_now() - t0;
+        if (rep > 0) {
+            best = t < best ? t : best;
+            spent += t;
+        }
+    }
+    /* what the runs accumulated is not a gradient */
+    if (training && l->n_params > 0)
+        memset(l->g, 0, l->n_params * sizeof(float));
+    return best;
 }
 
 void sn_model_zero_grads(struct sn_model *m)

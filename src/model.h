@@ -83,6 +83,17 @@ typedef void (*sn_grads_ready_fn)(void *user, int layer);
 void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits, int n,
                        const struct sn_step_ctx *ctx, sn_grads_ready_fn ready, void *user);
 
+/* Whether a layer's arithmetic differs between backends (conv2d, maxpooling2d); the other
+ * layers run the same loops on all of them. */
+int sn_layer_has_backend_choice(const struct sn_layer *l);
+
+/* Seconds of one forward of layer i at batch n on ops, and of its backward when training (and
+ * the layer is one backward reaches): the best of several runs on random data, in the model's own
+ * buffers. Parameters and other layers' gradients are untouched; activations, the gradient
+ * buffers and this layer's gradients are overwritten (its gradients are left zero). */
+double sn_model_time_layer(struct sn_model *m, int i, int n, int training,
+                           const struct sn_ops *ops);
+
 /* Zeroes the trainable gradient ranges. */
 void sn_model_zero_grads(struct sn_model *m);
 

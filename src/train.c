@@ -22,6 +22,7 @@
 
 #include "checkpoint.h"
 #include "cpu.h"
+#include "tune.h"
 #include "step.h"
 #include "sys.h"
 
@@ -100,10 +101,11 @@ int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, int ma
     SN_FORWARD(sn_augment_conf_parse(&st->ac, cfg, err));
     SN_FORWARD(sn_optim_conf_parse(&st->oc, cfg, err));
     const struct sn_section *ms = sn_config_find(cfg, "model");
-    static const char *const backends[] = {"blas", "ref", NULL};
+    static const char *const backends[] = {"auto", "blas", "onednn", "ref", NULL};
     int b;
-    SN_FORWARD(sn_section_choice(cfg, ms, "backend", "blas", backends, &b, err));
-    st->ops = sn_ops_by_name(backends[b]);
+    SN_FORWARD(sn_section_choice(cfg, ms, "backend", "auto", backends, &b, err));
+    st->auto_backend = b == 0;
+    st->ops = b == 0 ? &sn_ops_blas : sn_ops_by_name(backends[b]);
     struct sn_model *m;
     SN_FORWARD(sn_model_build(&m, cfg, max_batch > 0 ? max_batch : 1, st->ops, err));
     int rc = check_fit(st, cfg, m, err);
@@ -650,7 +652,7 @@ static int set_threads(struct run *r, struct sn_err *err)
     sn_ops_set_threads(threads);
     char line[512];
     snprintf(line, sizeof line,
-             "rank %d of %d on %s: %d BLAS thread%s, %d data thread%s, CPUs %s, %s", d->rank,
+             "rank %d of %d on %s: %d compute thread%s, %d data thread%s, CPUs %s, %s", d->rank,
              d->world, d->host, threads, threads > 1 ? "s" : "", r->st.dc.threads,
              r->st.dc.threads > 1 ? "s" : "", cpus[0] ? cpus : "?", sn_cpu_kernels());
     char *all = calloc((size_t)d->world, sizeof line);
@@ -1099,6 +1101,13 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
         sn_dist_set_watchdog(d, r->st.tc.watchdog);
         rc = set_threads(r, err);
     }
+    if (rc == SN_OK) {
+        int local = (r->st.tc.batch_size + d->world - 1) / d->world;
+        struct sn_tune_conf tc = {.training = 1, .n = local, .threads = sn_ops_get_threads()};
+        if (r->st.auto_backend)
+            rc = sn_tune_backends(r->model, &tc, d, d->rank == 0 && !opts->quiet ? r->con.out : NULL,
+                                  err);
+    }
     if (rc == SN_OK)
         rc = fit(r, err);
     teardown(r);
@@ -1129,6 +1138,10 @@ static int load_trained(struct trained *t, const struct sn_config *cfg, const ch
 {
     memset(t, 0, sizeof *t);
     SN_FORWARD(sn_settings_load(&t->st, cfg, max_batch, &t->model, err));
+    if (t->st.auto_backend) { /* forward only, quietly: evaluate's and predict's output is data */
+        struct sn_tune_conf tc = {.n = max_batch, .threads = sn_ops_get_threads()};
+        SN_FORWARD(sn_tune_backends(t->model, &tc, NULL, NULL, err));
+    }
     struct sn_ckpt_meta meta;
     SN_FORWARD(load_ckpt(t->model, NULL, ckpt, &meta, err));
     char *rec;

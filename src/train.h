@@ -52,7 +52,8 @@ struct sn_settings {
     struct sn_data_conf dc;
     struct sn_augment_conf ac;
     struct sn_optim_conf oc;
-    const struct sn_ops *ops;  /* [model] backend */
+    const struct sn_ops *ops;  /* [model] backend; sn_ops_blas when it is auto */
+    int auto_backend;          /* [model] backend = auto (the default): chosen per layer */
 };
 
 /* Parses every settings section, builds the network for batches of up to max_batch, checks

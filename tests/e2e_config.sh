@@ -62,7 +62,7 @@ SN_THREADS=many "$bin" train "$cfg" "${sets[@]}" > env.out 2>&1
 check "SN_THREADS that is not a number: exit 1" test $? -eq 1
 check "SN_THREADS: named" contains env.out "SN_THREADS=many"
 SN_THREADS=1 "$bin" train "$cfg" "${sets[@]}" --set train.epochs=1 --set checkpoint.dir=env1 > env1.out 2>&1
-check "SN_THREADS=1 sets the threads" contains env1.out "1 BLAS thread,"
+check "SN_THREADS=1 sets the threads" contains env1.out "1 compute thread,"
 
 # --- a config that changed since the checkpoint: evaluate and predict name each changed key
 "$bin" evaluate "$cfg" "${sets[@]}" --checkpoint "$ckpt" --set rescaling.scale=1 \

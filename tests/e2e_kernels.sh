@@ -2,6 +2,8 @@
 # OpenBLAS's kernels are chosen for the CPU whatever way shardnet starts: never below the CPU's
 # level when nobody set OPENBLAS_CORETYPE, the user's value when set, a level lower (with a
 # warning) when the start-up GEMM check fails, and the same on every rank under mpirun.
+# Backends: oneDNN trains on N ranks as on 1; backend = auto times each layer once per machine
+# and config, then reads its choice from the cache.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -57,4 +59,44 @@ check "2 ranks: rank 1's kernels" contains mpi.out "^rank 1 of 2 .*OpenBLAS [^ ]
 env -u OPENBLAS_CORETYPE "$bin" bench "$src/configs/mnist_convnet.cfg" --set train.threads=1 \
     --batch 8 --iters 2 > bench.out 2>&1
 check "bench names the kernels" contains bench.out "^kernels: OpenBLAS [^ ]* $got kernels"
+
+# --- the oneDNN backend: 2 ranks train the same model as 1 (same global batch)
+cfg=$src/configs/mnist_convnet.cfg
+common=(--set data.dir=fm --set train.optimizer=sgd --set train.learning_rate=0.05
+        --set train.batch_size=8 --set train.epochs=1 --set model.backend=onednn)
+for n in 1 2; do
+    "${mpirun[@]}" -np $n "$bin" train "$cfg" "${common[@]}" --set checkpoint.dir=dnnl$n > dnnl$n.out 2>&1
+    check "onednn on $n ranks: exit 0" test $? -eq 0
+done
+check "onednn: no per-layer choice printed" lacks dnnl1.out "backend for"
+"$bin" inspect dnnl1/mnist_convnet-last.ckpt --compare dnnl2/mnist_convnet-last.ckpt > dnnlcmp.out 2>&1
+rel=$(sed -n 's/.*max rel diff \([0-9.e+-]*\).*/\1/p' dnnlcmp.out)
+check "onednn: 2 ranks vs 1, max rel diff ${rel:-?} < 1e-5" below "${rel:-1}" 1e-5
+"$bin" evaluate "$cfg" "${common[@]}" --checkpoint dnnl2/mnist_convnet-best.ckpt > dnnleval.out 2>&1
+check "onednn: evaluate exit 0" test $? -eq 0
+
+# --- auto: timed once, then read from the cache; the same choice both times
+auto=(--set data.dir=fm --set train.epochs=1 --set train.threads=1 --set checkpoint.dir=auto)
+cache=$XDG_CACHE_HOME/shardnet/backends.tsv
+before=$(cat "$cache" 2>/dev/null | wc -l)
+"$bin" train "$cfg" "${auto[@]}" > auto1.out 2>&1
+check "auto: exit 0" test $? -eq 0
+check "auto: one line per conv2d and pooling layer" \
+    test "$(grep -c '^backend for ' auto1.out)" -eq 5
+check "auto: times both backends" contains auto1.out "^backend for conv2d: [a-z]* (forward + backward at batch [0-9]*: blas [0-9.]* ms, onednn [0-9.]* ms)$"
+check "auto: cache written, a line per layer" test "$(wc -l < "$cache")" -eq $((before + 5))
+"$bin" train "$cfg" "${auto[@]}" --set checkpoint.dir=auto2 > auto2.out 2>&1
+check "auto: second run reads the cache" test "$(grep -c ', timed before)$' auto2.out)" -eq 5
+check "auto: same choices" test "$(grep '^backend for' auto1.out | sed 's/ (.*//')" = \
+    "$(grep '^backend for' auto2.out | sed 's/ (.*//')"
+"$bin" inspect auto/mnist_convnet-last.ckpt --compare auto2/mnist_convnet-last.ckpt > autocmp.out 2>&1
+check "auto: the two runs give identical parameters" contains autocmp.out "identical parameters"
+# a cache that cannot be written: said once, and the run goes on
+XDG_CACHE_HOME=/proc/none "$bin" train "$cfg" "${auto[@]}" --set checkpoint.dir=auto3 > auto3.out 2>&1
+check "auto, unwritable cache: exit 0" test $? -eq 0
+check "auto, unwritable cache: said once" test "$(grep -c 'note: cannot write the backend cache /proc/none/shardnet/backends.tsv' auto3.out)" -eq 1
+# an unknown backend names the choices
+"$bin" summary "$cfg" --set model.backend=cuda > badbackend.out 2>&1
+check "backend = cuda: exit 1" test $? -eq 1
+check "backend = cuda: choices named" contains badbackend.out "auto.*blas.*onednn.*ref"
 finish

@@ -54,7 +54,7 @@ check "trained layer changed" test "$(grep 'layer dense ' f5.out)" != "$(grep 'l
 # the in-job scaling pairs (ranks 1.. sleep in a barrier while rank 0 trains alone)
 "${mpirun[@]}" -np 2 "$bin" bench "$cfg" --batch 8 --iters 4 > bench2.out 2>&1
 check "bench on 2 ranks exit 0" test $? -eq 0
-check "bench reports the aggregate rate" contains bench2.out "2 ranks x 1 BLAS thread, batch 8 per rank (16 global)"
+check "bench reports the aggregate rate" contains bench2.out "2 ranks x 1 thread, batch 8 per rank (16 global)"
 check "bench splits the exchange" contains bench2.out "waiting for the slower rank"
 check "bench measures scaling in the job" contains bench2.out "scaling: 2 ranks .*x one rank alone (median of 3 pairs"
 

@@ -7,6 +7,8 @@ set -uo pipefail
 bin=$1 src=$2 tmp=$3
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
 export OPENBLAS_NUM_THREADS=1
+# [model] backend = auto keeps its per-layer choices here, one cache per test
+export XDG_CACHE_HOME=$tmp/cache
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun=(mpirun --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none
         -x OPENBLAS_NUM_THREADS)

@@ -1,0 +1,192 @@
+/* tune.c — the per-layer backend choice of [model] backend = auto, and its cache (tune.h). */
+#include "tune.h"
+
+#include <stdint.h> // defines: int32_t
+#include <stdlib.h> // defines: getenv, calloc, free
+#include <string.h> // defines: strstr, strlen, strcmp, strchr
+
+#include "cpu.h"
+#include "sys.h" // defines: sn_mkdir_p
+
+enum { N_OPS = 2 };
+static const struct sn_ops *const candidates[N_OPS] = {&sn_ops_blas, &sn_ops_onednn};
+
+void sn_tune_cache_path(const struct sn_tune_conf *tc, char *buf, size_t n)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (tc->cache)
+        snprintf(buf, n, "%s", tc->cache);
+    else if (xdg && *xdg)
+        snprintf(buf, n, "%s/shardnet/backends.tsv", xdg);
+    else if (home && *home)
+        snprintf(buf, n, "%s/.cache/shardnet/backends.tsv", home);
+    else
+        snprintf(buf, n, "%s", "");
+}
+
+/* What decides a layer's times: the machine and kernels, the threads, the layer's arithmetic
+ * and the batch. No tab or newline (the cache's separators). */
+static void layer_key(const struct sn_layer *l, const struct sn_tune_conf *tc, const char *kernels,
+                      char *key, size_t n)
+{
+    const struct sn_layer_conf *c = &l->conf;
+    snprintf(key, n,
+             "%s; %d thread%s; %s %dx%dx%d -> %dx%dx%d window %dx%d strides %dx%d %s act %d "
+             "bias %d; batch %d; %s",
+             kernels, tc->threads, tc->threads > 1 ? "s" : "", l->type->section, l->in.h, l->in.w,
+             l->in.c, l->out.h, l->out.w, l->out.c, c->kh, c->kw, c->sh, c->sw,
+             c->same ? "same" : "valid", (int)c->act, c->use_bias, tc->n,
+             tc->training ? "train" : "infer");
+    for (char *p = key; *p; p++)
+        if (*p == '\t' || *p == '\n')
+            *p = ' ';
+}
+
+/* The whole cache file, NUL-terminated, with a newline in front so that every line starts
+ * after one; NULL when there is none. */
+static char *read_cache(const char *path)
+{
+    FILE *f = path[0] ? fopen(path, "rb") : NULL;
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    char chunk[65536];
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + got + 2 > cap) {
+            cap = 2 * (len + got + 2);
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        memcpy(buf + 1 + len, chunk, got);
+        len += got;
+    }
+    fclose(f);
+    if (!buf)
+        return NULL;
+    buf[0] = '\n';
+    buf[len + 1] = '\0';
+    return buf;
+}
+
+/* The cached line for key: backend index and the two times (ms); 0 if none. The last line for
+ * a key wins. */
+static int cache_lookup(const char *cache, const char *key, int *pick, double t[N_OPS])
+{
+    int found = 0;
+    size_t kl = strlen(key);
+    for (const char *p = cache; p && (p = strstr(p, "\n")) != NULL; p++) {
+        if (strncmp(p + 1, key, kl) != 0 || p[1 + kl] != '\t')
+            continue;
+        char name[32];
+        double a, b;
+        if (sscanf(p + 2 + kl, "%31s %lf %lf", name, &a, &b) != 3)
+            continue;
+        for (int k = 0; k < N_OPS; k++)
+            if (strcmp(name, candidates[k]->name) == 0) {
+                *pick = k;
+                t[0] = a / 1e3;
+                t[1] = b / 1e3;
+                found = 1;
+            }
+    }
+    return found;
+}
+
+/* Appends one decision; each line is a single write on an O_APPEND file, so jobs that tune at
+ * once on a node do not mix their lines. */
+static int cache_append(const char *path, const char *key, int pick, const double t[N_OPS])
+{
+    if (!path[0])
+        return -1;
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        struct sn_err ignored;
+        if (sn_mkdir_p(dir, "backend cache directory", &ignored) != SN_OK)
+            return -1;
+    }
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return -1;
+    setvbuf(f, NULL, _IOFBF, 4096);
+    fprintf(f, "%s\t%s\t%.4f\t%.4f\n", key, candidates[pick]->name, 1e3 * t[0], 1e3 * t[1]);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct sn_dist *d,
+                     FILE *out, struct sn_err *err)
+{
+    int rank0 = !d || d->rank == 0;
+    int32_t *pick = calloc((size_t)m->n_layers, sizeof *pick);
+    double *times = calloc((size_t)m->n_layers * N_OPS, sizeof *times);
+    char *from_cache = calloc((size_t)m->n_layers, 1);
+    int rc = pick && times && from_cache ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
+    char path[1100], kernels[512], dnnl[64];
+    sn_tune_cache_path(tc, path, sizeof path);
+    sn_ops_onednn_describe(dnnl, sizeof dnnl);
+    snprintf(kernels, sizeof kernels, "%s; %s", sn_cpu_kernels(), dnnl);
+    char *cache = rc == SN_OK && rank0 ? read_cache(path) : NULL;
+    int cache_failed = 0;
+    for (int i = 0; rc == SN_OK && rank0 && i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        if (!sn_layer_has_backend_choice(l))
+            continue;
+        char key[1024];
+        layer_key(l, tc, kernels, key, sizeof key);
+        double *t = times + (size_t)i * N_OPS;
+        int b = 0;
+        if (cache_lookup(cache, key, &b, t)) {
+            from_cache[i] = 1;
+        } else {
+            for (int k = 0; k < N_OPS; k++)
+                t[k] = sn_model_time_layer(m, i, tc->n, tc->training, candidates[k]);
+            for (int k = 1; k < N_OPS; k++)
+                if (t[k] < t[b])
+                    b = k;
+            if (!cache_failed && cache_append(path, key, b, t) != 0) {
+                cache_failed = 1;
+                if (out)
+                    fprintf(out, "note: cannot write the backend cache %s: layers are timed "
+                                 "again at each start\n",
+                            path[0] ? path : "(no $HOME)");
+            }
+        }
+        pick[i] = b;
+    }
+    free(cache);
+    /* one choice for the job: rank 0's */
+    if (d && d->world > 1) {
+        int failed = rc != SN_OK;
+        struct sn_err agree_err = {0};
+        if (sn_dist_allreduce_max_int(d, &failed, &agree_err) != SN_OK)
+            rc = rc != SN_OK ? rc : (*err = agree_err, err->code);
+        else if (failed && rc == SN_OK)
+            rc = sn_err_set(err, SN_ENOMEM, "out of memory on another rank while choosing "
+                                            "backends");
+        if (rc == SN_OK)
+            rc = sn_dist_bcast(d, pick, (size_t)m->n_layers * sizeof *pick, 0, err);
+    }
+    for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        if (!sn_layer_has_backend_choice(l))
+            continue;
+        l->ops = candidates[pick[i]];
+        const double *t = times + (size_t)i * N_OPS;
+        if (out && rank0)
+            fprintf(out, "backend for %s: %s (%s at batch %d: blas %.3f ms, onednn %.3f ms%s)\n",
+                    l->name, l->ops->name, tc->training ? "forward + backward" : "forward", tc->n,
+                    1e3 * t[0], 1e3 * t[1], from_cache[i] ? ", timed before" : "");
+    }
+    free(pick);
+    free(times);
+    free(from_cache);
+    return rc;
+}

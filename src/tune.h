@@ -1,0 +1,39 @@
+/* tune.h — [model] backend = auto: each layer on the backend that runs it fastest here.
+ *
+ * Which backend wins depends on the CPU and on the layer: on an AVX-512 machine oneDNN's JIT
+ * convolutions beat im2col + OpenBLAS on a one-channel first layer by 1.6x and lose on others,
+ * and its pooling is 2-4x faster. Like cuDNN's benchmark mode, shardnet times each layer that
+ * has a choice (conv2d, maxpooling2d) on each backend at the run's per-rank batch, forward and
+ * backward, and keeps the faster. Unlike it, the choice is deterministic: rank 0 decides for
+ * every rank, and each decision is written to a cache file keyed by the CPU, the kernels, the
+ * threads and the layer's shape, so the next run on this machine with this config reads it
+ * instead of timing again (runs on the same machine compute the same bits, resumes included).
+ * Delete the file to time again; `backend = blas|onednn|ref` forces one backend for all. */
+#ifndef SN_TUNE_H
+#define SN_TUNE_H
+
+#include <stdio.h>
+
+#include "dist.h"
+#include "err.h"
+#include "model.h"
+
+struct sn_tune_conf {
+    int training;         /* time forward + backward (else forward only: evaluate, predict) */
+    int n;                /* per-rank batch */
+    int threads;          /* the threads each backend runs with (part of the cache key) */
+    const char *cache;    /* cache file; NULL: $XDG_CACHE_HOME/shardnet/backends.tsv, else
+                             $HOME/.cache/shardnet/backends.tsv; "" for none */
+};
+
+/* Sets the ops of each layer of m that has a choice, on every rank of d (d may be NULL), and
+ * prints one line per such layer on out (rank 0; out may be NULL): the backend, the times and
+ * whether they came from the cache. A cache that cannot be read or written is not an error
+ * (the timing is then done each run, and said once). */
+int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct sn_dist *d,
+                     FILE *out, struct sn_err *err);
+
+/* The cache file's path for tc (its cache, or the default), into buf. */
+void sn_tune_cache_path(const struct sn_tune_conf *tc, char *buf, size_t n);
+
+#endif
