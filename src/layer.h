@@ -92,6 +92,8 @@ struct sn_layer {
     int trainable;                /* `trainable = false` freezes it: no grads, no update */
     const struct sn_ops *ops;     /* view: the backend this layer runs on ([model] backend =
                                      auto chooses per layer); NULL: the step context's */
+    const struct sn_ops *ops_bwd_data, *ops_bwd_weights; /* views: conv2d's backward parts,
+                                     when chosen apart from its forward (NULL: as forward) */
 
     struct sn_shape in, out;
     size_t n_params, param_off;   /* trainable-or-frozen weights: count, offset in params */

@@ -349,14 +349,20 @@ int sn_layer_has_backend_choice(const struct sn_layer *l)
     return l->type == &sn_layer_conv2d || l->type == &sn_layer_maxpooling2d;
 }
 
-double sn_model_time_layer(struct sn_model *m, int i, int n, int training,
+double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
                            const struct sn_ops *ops)
 {
     struct sn_layer *l = &m->layers[i];
     if (n > m->max_batch)
         n = m->max_batch;
     int first = first_needed_layer(m);
-    training = training && i >= first;
+    int trainable = l->trainable;
+    if (part == SN_TIME_BWD_DATA && i <= first)
+        return 0; /* backward computes no input gradient here */
+    if (part == SN_TIME_BWD_WEIGHTS && (!l->trainable || l->n_params == 0))
+        return 0;
+    if (part == SN_TIME_FORWARD_BACKWARD && i < first)
+        part = SN_TIME_FORWARD;
     /* random inputs and output gradients, in the buffers a step uses: dbuf[0] is dout, dbuf[1]
        din (or, for the first layer, whose input acts[0] is the caller's, the input) */
     struct sn_rng rng;
@@ -366,15 +372,22 @@ double sn_model_time_layer(struct sn_model *m, int i, int n, int training,
         x[k] = sn_rng_uniform(&rng);
     for (size_t k = 0; k < sn_shape_size(l->out) * (size_t)n; k++)
         m->dbuf[0][k] = 2 * sn_rng_uniform(&rng) - 1;
-    float *din = training && i > first ? m->dbuf[1] : NULL;
-    struct sn_step_ctx ctx = {.ops = ops, .scratch = m->scratch, .training = training};
+    float *din = part != SN_TIME_BWD_WEIGHTS && i > first ? m->dbuf[1] : NULL;
+    const struct sn_ops *saved[3] = {l->ops, l->ops_bwd_data, l->ops_bwd_weights};
+    l->ops = l->ops_bwd_data = l->ops_bwd_weights = ops;
+    if (part == SN_TIME_BWD_DATA)
+        l->trainable = 0; /* input gradient only */
+    struct sn_step_ctx ctx = {.ops = ops, .scratch = m->scratch, .training = 1};
+    if (part != SN_TIME_FORWARD && part != SN_TIME_FORWARD_BACKWARD)
+        l->type->forward(l, x, m->acts[i + 1], n, &ctx); /* the output backward reads */
     double best = 1e30, spent = 0;
     /* the best of at least 4 runs and 20 ms, after a first one (which creates oneDNN's
        primitives and faults the buffers in) */
     for (int rep = 0; rep < 13 && (rep < 5 || spent < 0.02); rep++) {
         double t0 = sn_now();
-        l->type->forward(l, x, m->acts[i + 1], n, &ctx);
-        if (training)
+        if (part == SN_TIME_FORWARD || part == SN_TIME_FORWARD_BACKWARD)
+            l->type->forward(l, x, m->acts[i + 1], n, &ctx);
+        if (part != SN_TIME_FORWARD)
             l->type->backward(l, x, m->acts[i + 1], m->dbuf[0], din, n, &ctx);
         double t = sn_now() - t0;
         if (rep > 0) {
@@ -382,8 +395,10 @@ double sn_model_time_layer(struct sn_model *m, int i, int n, int training,
             spent += t;
         }
     }
+    l->trainable = trainable;
+    l->ops = saved[0], l->ops_bwd_data = saved[1], l->ops_bwd_weights = saved[2];
     /* what the runs accumulated is not a gradient */
-    if (training && l->n_params > 0)
+    if (l->n_params > 0 && l->g)
         memset(l->g, 0, l->n_params * sizeof(float));
     return best;
 }

@@ -87,11 +87,22 @@ void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits,
  * layers run the same loops on all of them. */
 int sn_layer_has_backend_choice(const struct sn_layer *l);
 
-/* Seconds of one forward of layer i at batch n on ops, and of its backward when training (and
- * the layer is one backward reaches): the best of several runs on random data, in the model's own
- * buffers. Parameters and other layers' gradients are untouched; activations, the gradient
- * buffers and this layer's gradients are overwritten (its gradients are left zero). */
-double sn_model_time_layer(struct sn_model *m, int i, int n, int training,
+/* What sn_model_time_layer times. A convolution's forward and its two backward parts are
+ * independent and may run on different backends; pooling's backward reads what its forward
+ * wrote (the argmax), so the pair is timed, and chosen, together. */
+enum sn_time_part {
+    SN_TIME_FORWARD,
+    SN_TIME_FORWARD_BACKWARD,
+    SN_TIME_BWD_DATA,    /* the input gradient only */
+    SN_TIME_BWD_WEIGHTS, /* the parameter gradients only */
+};
+
+/* Seconds of `part` of layer i at batch n on ops: the best of several runs on random data, in
+ * the model's own buffers (0 when the part does not run in training: no input gradient below
+ * the first trainable layer, no weight gradient for a frozen one). Parameters and the other
+ * layers' gradients are untouched; activations, the gradient buffers and this layer's
+ * gradients are overwritten (its gradients are left zero). */
+double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
                            const struct sn_ops *ops);
 
 /* Zeroes the trainable gradient ranges. */

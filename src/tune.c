@@ -121,12 +121,37 @@ static int cache_append(const char *path, const char *key, int pick, const doubl
     return fclose(f) == 0 ? 0 : -1;
 }
 
+/* The parts of a layer chosen apart (model.h): a convolution's three, pooling's pair. */
+static int layer_parts(const struct sn_layer *l, int training, enum sn_time_part parts[3])
+{
+    if (!training) {
+        parts[0] = SN_TIME_FORWARD;
+        return 1;
+    }
+    if (l->type != &sn_layer_conv2d) {
+        parts[0] = SN_TIME_FORWARD_BACKWARD;
+        return 1;
+    }
+    parts[0] = SN_TIME_FORWARD;
+    parts[1] = SN_TIME_BWD_DATA;
+    parts[2] = SN_TIME_BWD_WEIGHTS;
+    return 3;
+}
+
+static const char *const part_names[] = {
+    [SN_TIME_FORWARD] = "forward",
+    [SN_TIME_FORWARD_BACKWARD] = "forward + backward",
+    [SN_TIME_BWD_DATA] = "input gradient",
+    [SN_TIME_BWD_WEIGHTS] = "weight gradient",
+};
+
 int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct sn_dist *d,
                      FILE *out, struct sn_err *err)
 {
     int rank0 = !d || d->rank == 0;
-    int32_t *pick = calloc((size_t)m->n_layers, sizeof *pick);
-    double *times = calloc((size_t)m->n_layers * N_OPS, sizeof *times);
+    size_t slots = (size_t)m->n_layers * 3;
+    int32_t *pick = calloc(slots, sizeof *pick); /* per layer and part: candidate, -1 none */
+    double *times = calloc(slots * N_OPS, sizeof *times);
     char *from_cache = calloc((size_t)m->n_layers, 1);
     int rc = pick && times && from_cache ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
     char path[1100], kernels[512], dnnl[64];
@@ -135,31 +160,38 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     snprintf(kernels, sizeof kernels, "%s; %s", sn_cpu_kernels(), dnnl);
     char *cache = rc == SN_OK && rank0 ? read_cache(path) : NULL;
     int cache_failed = 0;
+    for (size_t k = 0; rc == SN_OK && k < slots; k++)
+        pick[k] = -1;
     for (int i = 0; rc == SN_OK && rank0 && i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         if (!sn_layer_has_backend_choice(l))
             continue;
-        char key[1024];
-        layer_key(l, tc, kernels, key, sizeof key);
-        double *t = times + (size_t)i * N_OPS;
-        int b = 0;
-        if (cache_lookup(cache, key, &b, t)) {
-            from_cache[i] = 1;
-        } else {
-            for (int k = 0; k < N_OPS; k++)
-                t[k] = sn_model_time_layer(m, i, tc->n, tc->training, candidates[k]);
-            for (int k = 1; k < N_OPS; k++)
-                if (t[k] < t[b])
-                    b = k;
-            if (!cache_failed && cache_append(path, key, b, t) != 0) {
-                cache_failed = 1;
-                if (out)
-                    fprintf(out, "note: cannot write the backend cache %s: layers are timed "
-                                 "again at each start\n",
-                            path[0] ? path : "(no $HOME)");
+        enum sn_time_part parts[3];
+        int np = layer_parts(l, tc->training, parts);
+        from_cache[i] = 1;
+        for (int p = 0; p < np; p++) {
+            char key[1100], base[1024];
+            layer_key(l, tc, kernels, base, sizeof base);
+            snprintf(key, sizeof key, "%s; %s", base, part_names[parts[p]]);
+            double *t = times + ((size_t)i * 3 + p) * N_OPS;
+            int b = 0;
+            if (!cache_lookup(cache, key, &b, t)) {
+                from_cache[i] = 0;
+                for (int k = 0; k < N_OPS; k++)
+                    t[k] = sn_model_time_layer(m, i, tc->n, parts[p], candidates[k]);
+                for (int k = 1; k < N_OPS; k++)
+                    if (t[k] < t[b])
+                        b = k;
+                if (!cache_failed && cache_append(path, key, b, t) != 0) {
+                    cache_failed = 1;
+                    if (out)
+                        fprintf(out, "note: cannot write the backend cache %s: layers are timed "
+                                     "again at each start\n",
+                                path[0] ? path : "(no $HOME)");
+                }
             }
+            pick[(size_t)i * 3 + p] = t[0] == 0 && t[1] == 0 ? -1 : b; /* -1: does not run */
         }
-        pick[i] = b;
     }
     free(cache);
     /* one choice for the job: rank 0's */
@@ -172,18 +204,33 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
             rc = sn_err_set(err, SN_ENOMEM, "out of memory on another rank while choosing "
                                             "backends");
         if (rc == SN_OK)
-            rc = sn_dist_bcast(d, pick, (size_t)m->n_layers * sizeof *pick, 0, err);
+            rc = sn_dist_bcast(d, pick, slots * sizeof *pick, 0, err);
     }
     for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         if (!sn_layer_has_backend_choice(l))
             continue;
-        l->ops = candidates[pick[i]];
-        const double *t = times + (size_t)i * N_OPS;
+        enum sn_time_part parts[3];
+        int np = layer_parts(l, tc->training, parts);
+        char line[1024];
+        int len = snprintf(line, sizeof line, "backend for %s at batch %d:", l->name, tc->n);
+        for (int p = 0; p < np; p++) {
+            int b = pick[(size_t)i * 3 + p];
+            const struct sn_ops *ops = candidates[b < 0 ? 0 : b];
+            if (parts[p] == SN_TIME_FORWARD || parts[p] == SN_TIME_FORWARD_BACKWARD)
+                l->ops = ops;
+            else if (parts[p] == SN_TIME_BWD_DATA)
+                l->ops_bwd_data = ops;
+            else
+                l->ops_bwd_weights = ops;
+            const double *t = times + ((size_t)i * 3 + p) * N_OPS;
+            if (b >= 0 && len < (int)sizeof line)
+                len += snprintf(line + len, sizeof line - len,
+                                "%s %s %s (blas %.3f ms, onednn %.3f ms)", p ? "," : "",
+                                part_names[parts[p]], ops->name, 1e3 * t[0], 1e3 * t[1]);
+        }
         if (out && rank0)
-            fprintf(out, "backend for %s: %s (%s at batch %d: blas %.3f ms, onednn %.3f ms%s)\n",
-                    l->name, l->ops->name, tc->training ? "forward + backward" : "forward", tc->n,
-                    1e3 * t[0], 1e3 * t[1], from_cache[i] ? ", timed before" : "");
+            fprintf(out, "%s%s\n", line, from_cache[i] ? ", timed before" : "");
     }
     free(pick);
     free(times);

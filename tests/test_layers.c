@@ -177,6 +177,23 @@ static void test_conv2d_gradients(void **state)
         }
 }
 
+/* [model] backend = auto may run a convolution's forward, input gradient and weight gradient
+ * on three different backends: every mix gives the finite-difference gradients. */
+static void test_conv2d_mixed_backends(void **state)
+{
+    const struct sn_ops *ops[2] = {&sn_ops_blas, &sn_ops_onednn};
+    for (int mix = 0; mix < 8; mix++) {
+        struct tl t;
+        tl_make_ok(&t, "[conv2d]\nfilters = 5\nkernel_size = 3\npadding = same\nactivation = tanh\n",
+                   img(6, 5, 3), 2);
+        sn_test_fill(t.p, t.l.n_params, -0.5f, 0.5f, 47);
+        t.l.ops_bwd_data = ops[(mix >> 1) & 1];
+        t.l.ops_bwd_weights = ops[(mix >> 2) & 1];
+        assert_int_equal(tl_gradcheck(&t, ops[mix & 1], 1, 2, 1e-2f, 2e-3, 1e-2), 0);
+        tl_free(&t);
+    }
+}
+
 static void test_conv2d_config(void **state)
 {
     struct tl t;
@@ -498,6 +515,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_type_table),
+        cmocka_unit_test(test_conv2d_mixed_backends),
         cmocka_unit_test(test_conv2d_config),
         cmocka_unit_test(test_conv2d_gradients),
         cmocka_unit_test(test_conv2d_logits_out),

@@ -111,7 +111,16 @@ static void conv2d_backward(struct sn_layer *l, const float *in, const float *ou
     char *scratch = (char *)ctx->scratch + conv2d_act_bytes(l, n);
     float *dw = grads ? l->g : NULL;
     float *db = grads && l->conf.use_bias ? l->g + nw : NULL;
-    ctx->ops->conv2d_backward(&d, in, l->p, g, din, dw, db, scratch);
+    /* the input gradient and the weight gradient are independent computations: each may run
+       on the backend that does it faster (tune.c) */
+    const struct sn_ops *bd = l->ops_bwd_data ? l->ops_bwd_data : ctx->ops;
+    const struct sn_ops *bw = l->ops_bwd_weights ? l->ops_bwd_weights : ctx->ops;
+    if (bd == bw || !din || !grads) {
+        (din ? bd : bw)->conv2d_backward(&d, in, l->p, g, din, dw, db, scratch);
+    } else {
+        bw->conv2d_backward(&d, in, l->p, g, NULL, dw, db, scratch);
+        bd->conv2d_backward(&d, in, l->p, g, din, NULL, NULL, scratch);
+    }
 }
 
 const struct sn_layer_type sn_layer_conv2d = {
