@@ -300,9 +300,7 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
                 cfg->path, d->world, d->world > 1 ? "s" : "", sn_ops_get_threads(),
                 sn_ops_get_threads() > 1 ? "s" : "", n, n * d->world,
                 st.auto_backend ? "auto (per layer below)" : m->ops->name);
-        char dnnl[64];
-        sn_ops_onednn_describe(dnnl, sizeof dnnl);
-        fprintf(out, "kernels: %s; %s\n", sn_cpu_kernels(), dnnl);
+        fprintf(out, "kernels: %s\n", sn_cpu_kernels());
         double peak = gemm_peak();
         fprintf(out, "GEMM peak: %.1f GFLOP/s per rank (sgemm 1024x1024x1024)\n", peak);
         double g_inf = n * flops / t_inf / 1e9, g_train = 3 * n * flops / avg[0] / 1e9;

@@ -513,13 +513,14 @@ static void select_kernels(char **argv)
         fprintf(stderr, "shardnet: warning: OpenBLAS kernels %s computed a wrong product in the "
                         "start-up check; running its %s kernels instead\n",
                 failed, core);
-    char line[256];
+    char line[384], dnnl[64];
+    sn_ops_onednn_describe(dnnl, sizeof dnnl);
     const char *how = set && ours && strcmp(set, ours) == 0 ? "chosen for"
                       : set && *set                          ? "set by OPENBLAS_CORETYPE; CPU"
                                                              : "OpenBLAS's choice; CPU";
-    snprintf(line, sizeof line, "OpenBLAS %s %s kernels (%s %s%s, %s%s%s)", version, core, how,
-             sn_isa_name(cpu.isa), cpu.amx ? " AMX" : "", cpu.model, failed ? "; failed the check: " : "",
-             failed ? failed : "");
+    snprintf(line, sizeof line, "OpenBLAS %s %s kernels (%s %s%s, %s%s%s); %s", version, core,
+             how, sn_isa_name(cpu.isa), cpu.amx ? " AMX" : "", cpu.model,
+             failed ? "; failed the check: " : "", failed ? failed : "", dnnl);
     sn_cpu_set_kernels(line);
 }
 

@@ -102,7 +102,7 @@ const char *sn_blas_core_below(const char *failed)
     return best_core(isa - 1);
 }
 
-static char kernels_line[256] = "OpenBLAS kernels not checked";
+static char kernels_line[384] = "OpenBLAS kernels not checked";
 
 void sn_cpu_set_kernels(const char *line)
 {

@@ -50,8 +50,8 @@ const char *sn_blas_core_upgrade(int isa, const char *current);
 const char *sn_blas_core_below(const char *failed);
 
 /* One line on the kernels this process runs, for the start line, `bench` and `version`:
- * "OpenBLAS 0.3.21 Cooperlake kernels, chosen for AVX-512 BF16 (AMD EPYC)". Set once by cli.c
- * at start, before any thread. */
+ * "OpenBLAS 0.3.21 Cooperlake kernels (chosen for AVX-512 BF16, AMD EPYC); oneDNN 2.6.3
+ * avx512_core_bf16". Set once by cli.c at start, before any thread. */
 void sn_cpu_set_kernels(const char *line);
 const char *sn_cpu_kernels(void);
 

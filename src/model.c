@@ -346,7 +346,8 @@ void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits,
 
 int sn_layer_has_backend_choice(const struct sn_layer *l)
 {
-    return l->type == &sn_layer_conv2d || l->type == &sn_layer_maxpooling2d;
+    return l->type == &sn_layer_conv2d || l->type == &sn_layer_maxpooling2d ||
+           l->type == &sn_layer_dense;
 }
 
 double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,

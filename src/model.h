@@ -83,13 +83,13 @@ typedef void (*sn_grads_ready_fn)(void *user, int layer);
 void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits, int n,
                        const struct sn_step_ctx *ctx, sn_grads_ready_fn ready, void *user);
 
-/* Whether a layer's arithmetic differs between backends (conv2d, maxpooling2d); the other
+/* Whether a layer's arithmetic differs between backends (conv2d, maxpooling2d, dense); the other
  * layers run the same loops on all of them. */
 int sn_layer_has_backend_choice(const struct sn_layer *l);
 
 /* What sn_model_time_layer times. A convolution's forward and its two backward parts are
  * independent and may run on different backends; pooling's backward reads what its forward
- * wrote (the argmax), so the pair is timed, and chosen, together. */
+ * wrote (the argmax), so the pair is timed, and chosen, together (dense's too: it is small). */
 enum sn_time_part {
     SN_TIME_FORWARD,
     SN_TIME_FORWARD_BACKWARD,

@@ -1,7 +1,7 @@
 /* ops_dnnl.c — sn_ops_onednn: convolution and max pooling on oneDNN's primitives (Debian's
  * libdnnl, the kernels PyTorch calls on x86), everything else as in sn_ops_blas.
  *
- * oneDNN JIT-compiles a convolution for the CPU it runs on (AVX2, AVX-512, AVX-512 BF16, AMX)
+ * Dense layers go through oneDNN's sgemm (sn_ops.gemm). oneDNN JIT-compiles a convolution for the CPU it runs on (AVX2, AVX-512, AVX-512 BF16, AMX)
  * and picks direct or Winograd algorithms per shape. Activations stay NHWC between layers, a
  * layout oneDNN's JIT convolutions take natively; weights are the layers' Keras layout
  * (KH,KW,C,OC), reordered into the blocked layout a primitive asks for on each call (weights
@@ -476,10 +476,13 @@ static void onednn_maxpool_backward(const struct sn_pool_desc *d, const float *d
     run(e, 3, a);
 }
 
+/* oneDNN's own sgemm (JIT-compiled for the CPU, row-major): the dense layers */
 static void onednn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                      const float *b, float beta, float *c)
+                        const float *b, float beta, float *c)
 {
-    sn_ops_blas.gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    if (dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, trans_a ? m : k, b,
+                   trans_b ? k : n, beta, c, n) != dnnl_success)
+        sn_ops_blas.gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
 static void onednn_act_forward(enum sn_act act, const float *x, float *y, size_t rows, size_t cols)

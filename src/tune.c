@@ -154,10 +154,9 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     double *times = calloc(slots * N_OPS, sizeof *times);
     char *from_cache = calloc((size_t)m->n_layers, 1);
     int rc = pick && times && from_cache ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
-    char path[1100], kernels[512], dnnl[64];
+    char path[1100];
+    const char *kernels = sn_cpu_kernels();
     sn_tune_cache_path(tc, path, sizeof path);
-    sn_ops_onednn_describe(dnnl, sizeof dnnl);
-    snprintf(kernels, sizeof kernels, "%s; %s", sn_cpu_kernels(), dnnl);
     char *cache = rc == SN_OK && rank0 ? read_cache(path) : NULL;
     int cache_failed = 0;
     for (size_t k = 0; rc == SN_OK && k < slots; k++)

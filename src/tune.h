@@ -1,10 +1,11 @@
 /* tune.h — [model] backend = auto: each layer on the backend that runs it fastest here.
  *
- * Which backend wins depends on the CPU and on the layer: on an AVX-512 machine oneDNN's JIT
- * convolutions beat im2col + OpenBLAS on a one-channel first layer by 1.6x and lose on others,
- * and its pooling is 2-4x faster. Like cuDNN's benchmark mode, shardnet times each layer that
- * has a choice (conv2d, maxpooling2d) on each backend at the run's per-rank batch, forward and
- * backward, and keeps the faster. Unlike it, the choice is deterministic: rank 0 decides for
+ * Which backend wins depends on the CPU, the layer and the direction: on an AVX-512 machine
+ * oneDNN's forward convolution of the 180x180 network's first layer is twice as fast as
+ * im2col + OpenBLAS while its weight gradient is slower, and its pooling is 2-4x faster. Like
+ * cuDNN's benchmark mode, shardnet times each layer that has a choice (conv2d, maxpooling2d,
+ * dense) on each backend at the run's per-rank batch and keeps the faster — for a convolution,
+ * its forward, input gradient and weight gradient apart. Unlike cuDNN, the choice is deterministic: rank 0 decides for
  * every rank, and each decision is written to a cache file keyed by the CPU, the kernels, the
  * threads and the layer's shape, so the next run on this machine with this config reads it
  * instead of timing again (runs on the same machine compute the same bits, resumes included).

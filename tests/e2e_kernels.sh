@@ -81,16 +81,16 @@ cache=$XDG_CACHE_HOME/shardnet/backends.tsv
 before=$(cat "$cache" 2>/dev/null | wc -l)
 "$bin" train "$cfg" "${auto[@]}" > auto1.out 2>&1
 check "auto: exit 0" test $? -eq 0
-check "auto: one line per conv2d and pooling layer" \
-    test "$(grep -c '^backend for ' auto1.out)" -eq 5
+check "auto: one line per conv2d, pooling and dense layer" \
+    test "$(grep -c '^backend for ' auto1.out)" -eq 6
 ms="(blas [0-9.]* ms, onednn [0-9.]* ms)"
 check "auto: a convolution's parts chosen apart (no input gradient for the first)" contains auto1.out "^backend for conv2d at batch 64: forward [a-z]* $ms, weight gradient [a-z]* $ms$"
 check "auto: all three parts of the second" contains auto1.out "^backend for conv2d_1 at batch 64: forward [a-z]* $ms, input gradient [a-z]* $ms, weight gradient [a-z]* $ms$"
 check "auto: pooling's pair together" contains auto1.out "^backend for maxpooling2d at batch 64: forward + backward [a-z]* $ms$"
-check "auto: cache written, a line per part (3 per conv2d, 1 per pooling)" \
-    test "$(wc -l < "$cache")" -eq $((before + 11))
+check "auto: cache written, a line per part (3 per conv2d, 1 per pooling or dense)" \
+    test "$(wc -l < "$cache")" -eq $((before + 12))
 "$bin" train "$cfg" "${auto[@]}" --set checkpoint.dir=auto2 > auto2.out 2>&1
-check "auto: second run reads the cache" test "$(grep -c ', timed before$' auto2.out)" -eq 5
+check "auto: second run reads the cache" test "$(grep -c ', timed before$' auto2.out)" -eq 6
 check "auto: same choices" test "$(grep '^backend for' auto1.out | sed 's/ ([^)]*)//g; s/, timed before//')" = \
     "$(grep '^backend for' auto2.out | sed 's/ ([^)]*)//g; s/, timed before//')"
 "$bin" inspect auto/mnist_convnet-last.ckpt --compare auto2/mnist_convnet-last.ckpt > autocmp.out 2>&1
