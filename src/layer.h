@@ -61,8 +61,10 @@ struct sn_layer_type {
     /* in (N, in) -> out (N, out). */
     void (*forward)(struct sn_layer *l, const float *in, float *out, int n,
                     const struct sn_step_ctx *ctx);
-    /* dout (N, out) -> din (N, in) if din != NULL; grads += . `in` and `out` are the forward's. */
-    void (*backward)(struct sn_layer *l, const float *in, const float *out, const float *dout,
+    /* dout (N, out) -> din (N, in) if din != NULL; grads += . `in` and `out` are the forward's.
+     * dout may be overwritten: nothing reads it after (a layer with an activation turns it into
+     * the gradient before the activation in place, sparing a pass over fresh memory). */
+    void (*backward)(struct sn_layer *l, const float *in, const float *out, float *dout,
                      float *din, int n, const struct sn_step_ctx *ctx);
 };
 

@@ -316,12 +316,12 @@ static int first_needed_layer(const struct sn_model *m)
     return m->n_layers;
 }
 
-void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits, int n,
+void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n,
                        const struct sn_step_ctx *ctx, sn_grads_ready_fn ready, void *user)
 {
     m->acts[0] = (float *)x;
     int stop = first_needed_layer(m);
-    const float *dout = dlogits;
+    float *dout = dlogits;
     for (int i = m->n_layers - 1; i >= stop; i--) {
         struct sn_layer *l = &m->layers[i];
         float *din = i > stop ? m->dbuf[i & 1] : NULL;

@@ -79,8 +79,8 @@ const float *sn_model_forward(struct sn_model *m, const float *x, int n,
 typedef void (*sn_grads_ready_fn)(void *user, int layer);
 
 /* dlogits (n, n_outputs) -> grads += (trainable layers only); runs after sn_model_forward with
- * the same x and n. ready (may be NULL) is called after each layer, from the last to the first. */
-void sn_model_backward(struct sn_model *m, const float *x, const float *dlogits, int n,
+ * the same x and n. dlogits is overwritten. ready (may be NULL) is called after each layer, from the last to the first. */
+void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n,
                        const struct sn_step_ctx *ctx, sn_grads_ready_fn ready, void *user);
 
 /* Whether a layer's arithmetic differs between backends (conv2d, maxpooling2d, dense); the other

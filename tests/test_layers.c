@@ -123,7 +123,10 @@ static int tl_gradcheck(struct tl *t, const struct sn_ops *ops, int training, in
     memset(t->g, 0, t->l.n_params * sizeof(float));
 
     tl_loss(t, x, out, r, n, &ctx);
-    t->l.type->backward(&t->l, x, out, r, din, n, &ctx);
+    float *dout = malloc(nout * 4); /* backward may overwrite it; r stays the loss's weights */
+    memcpy(dout, r, nout * 4);
+    t->l.type->backward(&t->l, x, out, dout, din, n, &ctx);
+    free(dout);
 
     int bad = 0;
     for (size_t i = 0; i < nin; i++) {

@@ -27,7 +27,7 @@ static void activation_forward(struct sn_layer *l, const float *in, float *out, 
 
 /* dout -> din, from the forward's output */
 static void activation_backward(struct sn_layer *l, const float *in, const float *out,
-                                const float *dout, float *din, int n,
+                                float *dout, float *din, int n,
                                 const struct sn_step_ctx *ctx)
 {
     if (din == NULL)

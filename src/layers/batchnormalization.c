@@ -107,7 +107,7 @@ static void bn_forward(struct sn_layer *l, const float *in, float *out, int n,
 }
 
 /* dout (R, C) -> din (R, C) if din; gamma, beta grads += */
-static void bn_backward(struct sn_layer *l, const float *in, const float *out, const float *dout,
+static void bn_backward(struct sn_layer *l, const float *in, const float *out, float *dout,
                         float *din, int n, const struct sn_step_ctx *ctx)
 {
     const size_t C = (size_t)l->in.c, R = (size_t)n * l->in.h * l->in.w;

@@ -3,8 +3,8 @@
  * Config ([conv2d]): filters (required), kernel_size (required), strides = 1,
  * padding = valid|same, activation = linear, use_bias = true.
  * Params, Keras's order: kernel (KH,KW,C,OC) then bias (OC).
- * Scratch: [activation gradient (N,OH,OW,OC) if there is an activation | the backend's conv
- * scratch]. The arithmetic is the backend's (ctx->ops); this file only wires shapes. */
+ * Scratch: the backend's conv scratch (the activation's gradient is taken in place, in dout).
+ * The arithmetic is the backend's (ctx->ops); this file only wires shapes. */
 #include "layer.h"
 
 static const char *const sn_padding_names[] = {"valid", "same", NULL};
@@ -22,14 +22,6 @@ static void conv2d_desc(const struct sn_layer *l, int n, struct sn_conv_desc *d)
     d->sw = l->conf.sw;
     d->oh = sn_out_size(d->h, d->kh, d->sh, l->conf.same, &d->pad_top);
     d->ow = sn_out_size(d->w, d->kw, d->sw, l->conf.same, &d->pad_left);
-}
-
-/* bytes of the activation-gradient part of scratch for n samples */
-static size_t conv2d_act_bytes(const struct sn_layer *l, int n)
-{
-    if (l->conf.act == SN_ACT_LINEAR)
-        return 0;
-    return sn_align64((size_t)n * sn_shape_size(l->out) * sizeof(float));
 }
 
 static int conv2d_configure(struct sn_layer *l, const struct sn_config *cfg,
@@ -66,7 +58,7 @@ static int conv2d_configure(struct sn_layer *l, const struct sn_config *cfg,
     l->n_params = (size_t)c->kh * c->kw * in.c * c->filters + (c->use_bias ? c->filters : 0);
     struct sn_conv_desc d;
     conv2d_desc(l, max_batch, &d);
-    l->scratch_bytes = conv2d_act_bytes(l, max_batch) + sn_ops_conv2d_scratch_max(&d);
+    l->scratch_bytes = sn_ops_conv2d_scratch_max(&d);
     return SN_OK;
 }
 
@@ -87,14 +79,14 @@ static void conv2d_forward(struct sn_layer *l, const float *in, float *out, int 
     conv2d_desc(l, n, &d);
     size_t nw = (size_t)d.kh * d.kw * d.c * d.oc;
     const float *b = l->conf.use_bias ? l->p + nw : NULL;
-    char *scratch = (char *)ctx->scratch + conv2d_act_bytes(l, n);
+    char *scratch = ctx->scratch;
     ctx->ops->conv2d_forward(&d, in, l->p, b, l->logits_out ? SN_ACT_LINEAR : l->conf.act, out,
                              scratch);
 }
 
 /* dout (N,OH,OW,OC) -> din (N,H,W,C) if din; kernel and bias grads += */
 static void conv2d_backward(struct sn_layer *l, const float *in, const float *out,
-                            const float *dout, float *din, int n, const struct sn_step_ctx *ctx)
+                            float *dout, float *din, int n, const struct sn_step_ctx *ctx)
 {
     struct sn_conv_desc d;
     conv2d_desc(l, n, &d);
@@ -102,13 +94,12 @@ static void conv2d_backward(struct sn_layer *l, const float *in, const float *ou
     const int grads = l->trainable && l->g != NULL;
     if (!grads && din == NULL)
         return;
+    /* dout becomes the gradient before the activation, in place */
+    if (l->conf.act != SN_ACT_LINEAR && !l->logits_out)
+        ctx->ops->act_backward(l->conf.act, out, dout, dout, (size_t)n * d.oh * d.ow,
+                               (size_t)d.oc);
     const float *g = dout;
-    if (l->conf.act != SN_ACT_LINEAR && !l->logits_out) {
-        float *dz = ctx->scratch; /* (N,OH,OW,OC): gradient before the activation */
-        ctx->ops->act_backward(l->conf.act, out, dout, dz, (size_t)n * d.oh * d.ow, (size_t)d.oc);
-        g = dz;
-    }
-    char *scratch = (char *)ctx->scratch + conv2d_act_bytes(l, n);
+    char *scratch = ctx->scratch;
     float *dw = grads ? l->g : NULL;
     float *db = grads && l->conf.use_bias ? l->g + nw : NULL;
     /* the input gradient and the weight gradient are independent computations: each may run

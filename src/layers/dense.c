@@ -3,7 +3,7 @@
  * Config ([dense]): units (required), activation = linear, use_bias = true.
  * Params, Keras's order: kernel (IN,UNITS) then bias (UNITS).
  * Like Keras, an image input (H,W,C) is transformed along C at each pixel: the rows of the GEMM
- * are N*H*W. Scratch: the gradient before the activation, (N*H*W, UNITS), if there is one. */
+ * are N*H*W. No scratch: the activation's gradient is taken in place, in dout. */
 #include "layer.h"
 
 static int dense_configure(struct sn_layer *l, const struct sn_config *cfg,
@@ -17,9 +17,6 @@ static int dense_configure(struct sn_layer *l, const struct sn_config *cfg,
     SN_FORWARD(sn_section_bool(cfg, s, "use_bias", 1, &c->use_bias, err));
     l->out = (struct sn_shape){in.h, in.w, c->filters, in.rank};
     l->n_params = (size_t)in.c * c->filters + (c->use_bias ? c->filters : 0);
-    l->scratch_bytes = c->act == SN_ACT_LINEAR
-                           ? 0
-                           : sn_align64((size_t)max_batch * sn_shape_size(l->out) * sizeof(float));
     return SN_OK;
 }
 
@@ -49,18 +46,15 @@ static void dense_forward(struct sn_layer *l, const float *in, float *out, int n
 
 /* dout (R, UNITS) -> din (R, IN) if din; kernel (IN,UNITS) and bias grads += */
 static void dense_backward(struct sn_layer *l, const float *in, const float *out,
-                           const float *dout, float *din, int n, const struct sn_step_ctx *ctx)
+                           float *dout, float *din, int n, const struct sn_step_ctx *ctx)
 {
     const int rows = n * l->in.h * l->in.w, k = l->in.c, u = l->conf.filters;
     const int grads = l->trainable && l->g != NULL;
     if (!grads && din == NULL)
         return;
+    if (l->conf.act != SN_ACT_LINEAR && !l->logits_out) /* in place: dout becomes dz */
+        ctx->ops->act_backward(l->conf.act, out, dout, dout, (size_t)rows, (size_t)u);
     const float *g = dout;
-    if (l->conf.act != SN_ACT_LINEAR && !l->logits_out) {
-        float *dz = ctx->scratch; /* (R, UNITS) */
-        ctx->ops->act_backward(l->conf.act, out, dout, dz, (size_t)rows, (size_t)u);
-        g = dz;
-    }
     if (grads) {
         /* dW (IN,UNITS) += in^T (IN,R) * g (R,UNITS) */
         ctx->ops->gemm(1, 0, k, u, rows, 1.0f, in, g, 1.0f, l->g);

@@ -54,7 +54,7 @@ static void dropout_forward(struct sn_layer *l, const float *in, float *out, int
 
 /* dout (N, S) -> din (N, S) through the forward's mask */
 static void dropout_backward(struct sn_layer *l, const float *in, const float *out,
-                             const float *dout, float *din, int n, const struct sn_step_ctx *ctx)
+                             float *dout, float *din, int n, const struct sn_step_ctx *ctx)
 {
     if (din == NULL)
         return;

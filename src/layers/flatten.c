@@ -21,7 +21,7 @@ static void flatten_forward(struct sn_layer *l, const float *in, float *out, int
 }
 
 static void flatten_backward(struct sn_layer *l, const float *in, const float *out,
-                             const float *dout, float *din, int n, const struct sn_step_ctx *ctx)
+                             float *dout, float *din, int n, const struct sn_step_ctx *ctx)
 {
     if (din != NULL && din != dout)
         memcpy(din, dout, (size_t)n * sn_shape_size(l->in) * sizeof(float));

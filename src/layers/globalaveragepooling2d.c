@@ -36,7 +36,7 @@ static void gap_forward(struct sn_layer *l, const float *in, float *out, int n,
 
 /* dout (N,C) -> din (N,H,W,C) = dout / (H*W) at every pixel */
 static void gap_backward(struct sn_layer *l, const float *in, const float *out,
-                         const float *dout, float *din, int n, const struct sn_step_ctx *ctx)
+                         float *dout, float *din, int n, const struct sn_step_ctx *ctx)
 {
     if (din == NULL)
         return;

@@ -64,7 +64,7 @@ static void maxpool_forward(struct sn_layer *l, const float *in, float *out, int
 
 /* dout (N,OH,OW,C) -> din (N,H,W,C) */
 static void maxpool_backward(struct sn_layer *l, const float *in, const float *out,
-                             const float *dout, float *din, int n, const struct sn_step_ctx *ctx)
+                             float *dout, float *din, int n, const struct sn_step_ctx *ctx)
 {
     if (din == NULL)
         return;

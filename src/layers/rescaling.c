@@ -29,7 +29,7 @@ static void rescaling_forward(struct sn_layer *l, const float *in, float *out, i
 
 /* din = dout * scale: usually not asked for, as rescaling tends to be the first layer */
 static void rescaling_backward(struct sn_layer *l, const float *in, const float *out,
-                               const float *dout, float *din, int n,
+                               float *dout, float *din, int n,
                                const struct sn_step_ctx *ctx)
 {
     if (din == NULL)
