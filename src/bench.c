@@ -319,10 +319,20 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
                     avg[2] > 0 ? 100 * fmin(1, fmax(0, 1 - slow_left / avg[2])) : 0,
                     1e3 * avg[1], step.sync.n_buckets, step.sync.n_buckets > 1 ? "s" : "");
         fprintf(out, "per layer (ms per step, batch %d):\n", n);
-        for (int i = 0; i < m->n_layers; i++)
-            fprintf(out, "  %-24s forward %8.3f  backward %8.3f  %s\n", m->layers[i].name,
-                    1e3 * t_fwd[i] / iters, 1e3 * t_bwd[i] / iters,
-                    (m->layers[i].ops ? m->layers[i].ops : m->ops)->name);
+        for (int i = 0; i < m->n_layers; i++) {
+            const struct sn_layer *l = &m->layers[i];
+            const struct sn_ops *f = l->ops ? l->ops : m->ops;
+            const struct sn_ops *bd = l->ops_bwd_data ? l->ops_bwd_data : f;
+            const struct sn_ops *bw = l->ops_bwd_weights ? l->ops_bwd_weights : f;
+            char on[96];
+            if (bd == f && bw == f)
+                snprintf(on, sizeof on, "%s", f->name);
+            else
+                snprintf(on, sizeof on, "%s, input gradient %s, weight gradient %s", f->name,
+                         bd->name, bw->name);
+            fprintf(out, "  %-24s forward %8.3f  backward %8.3f  %s\n", l->name,
+                    1e3 * t_fwd[i] / iters, 1e3 * t_bwd[i] / iters, on);
+        }
         fflush(out);
     }
     if (rc == SN_OK && d->world > 1) {
