@@ -215,7 +215,7 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
         int len = snprintf(line, sizeof line, "backend for %s at batch %d:", l->name, tc->n);
         for (int p = 0; p < np; p++) {
             int b = pick[(size_t)i * 3 + p];
-            const struct sn_ops *ops = candidates[b < 0 ? 0 : b];
+            const struct sn_ops *ops = b < 0 ? NULL : candidates[b]; /* NULL: as forward */
             if (parts[p] == SN_TIME_FORWARD || parts[p] == SN_TIME_FORWARD_BACKWARD)
                 l->ops = ops;
             else if (parts[p] == SN_TIME_BWD_DATA)
