@@ -2,7 +2,7 @@
  * See cpu.h for why shardnet chooses OpenBLAS's kernels itself. */
 #include "cpu.h"
 
-#include <cpuid.h>   // defines: __get_cpuid
+#include <cpuid.h>   // defines: __get_cpuid, __get_cpuid_count
 #include <stdio.h>   // defines: snprintf
 #include <string.h>  // defines: memcpy, strlen
 #include <strings.h> // defines: strcasecmp
@@ -22,7 +22,11 @@ void sn_cpu_detect(struct sn_cpu *c)
         c->isa = SN_ISA_AVX;
     else
         c->isa = SN_ISA_SSE;
-    c->amx = __builtin_cpu_supports("amx-tile") != 0;
+    /* AMX tiles: cpuid leaf 7, EDX bit 24 (not every compiler's __builtin_cpu_supports knows
+       it); reported only */
+    unsigned int a7, b7, c7, d7;
+    if (__get_cpuid_count(7, 0, &a7, &b7, &c7, &d7))
+        c->amx = (d7 >> 24) & 1;
 
     /* brand string: leaves 0x80000002..4, 16 bytes each */
     unsigned int r[12] = {0}, top = 0, b, cx, d;

@@ -21,10 +21,14 @@
 #include "ops.h"
 
 #include <dnnl.h>   // defines: dnnl_engine_create, dnnl_convolution_forward_desc_init, ...
-#include <omp.h>    // defines: omp_set_num_threads (this oneDNN build threads with OpenMP)
 #include <stdio.h>  // defines: snprintf
 #include <stdlib.h> // defines: posix_memalign, free, realloc
 #include <string.h> // defines: memcmp, memset
+
+/* Debian's oneDNN threads with GNU OpenMP (libgomp, linked by CMakeLists.txt): its thread count
+ * is libgomp's. Declared here rather than through <omp.h>, which would tie the build to one
+ * compiler's OpenMP support (clang's would bring a second runtime into the process). */
+void omp_set_num_threads(int n);
 
 enum prim_kind { CONV_FWD = 1, CONV_BWD_DATA, CONV_BWD_WEIGHTS, POOL_FWD, POOL_BWD };
 
