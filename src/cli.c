@@ -570,5 +570,6 @@ int sn_cli_main(int argc, char **argv)
     else
         rc = cmd_dataset(&a);
     free(a.positional);
+    sn_ops_onednn_free();
     return rc;
 }

@@ -347,7 +347,7 @@ void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n
 int sn_layer_has_backend_choice(const struct sn_layer *l)
 {
     return l->type == &sn_layer_conv2d || l->type == &sn_layer_maxpooling2d ||
-           l->type == &sn_layer_dense;
+           l->type == &sn_layer_dense || l->type == &sn_layer_globalaveragepooling2d;
 }
 
 double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,

@@ -83,8 +83,8 @@ typedef void (*sn_grads_ready_fn)(void *user, int layer);
 void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n,
                        const struct sn_step_ctx *ctx, sn_grads_ready_fn ready, void *user);
 
-/* Whether a layer's arithmetic differs between backends (conv2d, maxpooling2d, dense); the other
- * layers run the same loops on all of them. */
+/* Whether a layer's arithmetic differs between backends (conv2d, maxpooling2d, dense,
+ * globalaveragepooling2d); the other layers run the same loops on all of them. */
 int sn_layer_has_backend_choice(const struct sn_layer *l);
 
 /* What sn_model_time_layer times. A convolution's forward and its two backward parts are

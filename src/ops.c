@@ -480,6 +480,131 @@ static void blas_act_backward(enum sn_act act, const float *y, const float *dy, 
     }
 }
 
+/* ---- bias, global average pooling, batch normalization ------------------------------------- */
+
+static void blas_bias_forward(float *out, const float *b, size_t rows, size_t cols)
+{
+    add_bias_rows(out, b, rows, cols);
+}
+
+static void blas_bias_backward(const float *dout, float *db, size_t rows, size_t cols)
+{
+    colsum_add(dout, db, rows, cols);
+}
+
+static void blas_avgpool_global_forward(const float *in, float *out, int n, int hw, int c)
+{
+    const float inv = 1.0f / (float)hw;
+    for (int i = 0; i < n; i++) {
+        float *y = out + (size_t)i * c;
+        const float *x = in + (size_t)i * hw * c;
+        for (int k = 0; k < c; k++)
+            y[k] = 0.0f;
+        for (int p = 0; p < hw; p++, x += c)
+            for (int k = 0; k < c; k++)
+                y[k] += x[k];
+        for (int k = 0; k < c; k++)
+            y[k] *= inv;
+    }
+}
+
+static void blas_avgpool_global_backward(const float *dout, float *din, int n, int hw, int c)
+{
+    const float inv = 1.0f / (float)hw;
+    for (int i = 0; i < n; i++) {
+        const float *g = dout + (size_t)i * c;
+        float *x = din + (size_t)i * hw * c;
+        for (int p = 0; p < hw; p++, x += c)
+            for (int k = 0; k < c; k++)
+                x[k] = g[k] * inv;
+    }
+}
+
+static void blas_batchnorm_forward(const float *x, float *y, size_t rows, int c, float eps,
+                                   int batch_stats, const float *gamma, const float *beta,
+                                   float *mean, float *var, void *scratch)
+{
+    const size_t C = (size_t)c;
+    if (batch_stats) {
+        double *sum = scratch, *sq = sum + C;
+        for (size_t k = 0; k < C; k++)
+            sum[k] = sq[k] = 0.0;
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = 0; k < C; k++)
+                sum[k] += x[r * C + k];
+        for (size_t k = 0; k < C; k++)
+            mean[k] = (float)(sum[k] / (double)rows);
+        /* two passes: E[(x-mean)^2] does not cancel the way E[x^2]-mean^2 does */
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = 0; k < C; k++) {
+                double dlt = (double)x[r * C + k] - mean[k];
+                sq[k] += dlt * dlt;
+            }
+        for (size_t k = 0; k < C; k++)
+            var[k] = (float)(sq[k] / (double)rows);
+    }
+    float *inv_std = scratch; /* the sums are no longer needed */
+    for (size_t k = 0; k < C; k++)
+        inv_std[k] = (float)(1.0 / sqrt((double)var[k] + eps));
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * C;
+        float *yr = y + r * C;
+        for (size_t k = 0; k < C; k++) {
+            float v = (xr[k] - mean[k]) * inv_std[k];
+            if (gamma)
+                v *= gamma[k];
+            if (beta)
+                v += beta[k];
+            yr[k] = v;
+        }
+    }
+}
+
+static void blas_batchnorm_backward(const float *x, const float *dy, float *dx, size_t rows,
+                                    int c, float eps, int batch_stats, const float *gamma,
+                                    const float *mean, const float *var, float *dgamma,
+                                    float *dbeta, void *scratch)
+{
+    const size_t C = (size_t)c;
+    double *sdy = scratch, *sdyx = sdy + C; /* sum dy, sum dy * xhat per channel */
+    float *inv_std = (float *)(sdyx + C);
+    for (size_t k = 0; k < C; k++) {
+        sdy[k] = sdyx[k] = 0.0;
+        inv_std[k] = (float)(1.0 / sqrt((double)var[k] + eps));
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t k = 0; k < C; k++) {
+            float g = dy[r * C + k];
+            float xhat = (x[r * C + k] - mean[k]) * inv_std[k];
+            sdy[k] += g;
+            sdyx[k] += (double)g * xhat;
+        }
+    for (size_t k = 0; dgamma && k < C; k++)
+        dgamma[k] += (float)sdyx[k];
+    for (size_t k = 0; dbeta && k < C; k++)
+        dbeta[k] += (float)sdy[k];
+    if (dx == NULL)
+        return;
+    if (batch_stats) {
+        /* dx = gamma * inv_std / R * (R * dy - sum(dy) - xhat * sum(dy * xhat)) */
+        for (size_t k = 0; k < C; k++) {
+            sdy[k] /= (double)rows;
+            sdyx[k] /= (double)rows;
+        }
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = 0; k < C; k++) {
+                float s = (gamma ? gamma[k] : 1.0f) * inv_std[k];
+                float xhat = (x[r * C + k] - mean[k]) * inv_std[k];
+                dx[r * C + k] = s * (dy[r * C + k] - (float)sdy[k] - xhat * (float)sdyx[k]);
+            }
+    } else {
+        /* the statistics are constants: an affine map per channel */
+        for (size_t r = 0; r < rows; r++)
+            for (size_t k = 0; k < C; k++)
+                dx[r * C + k] = dy[r * C + k] * (gamma ? gamma[k] : 1.0f) * inv_std[k];
+    }
+}
+
 const struct sn_ops sn_ops_blas = {
     .name = "blas",
     .gemm = blas_gemm,
@@ -490,6 +615,12 @@ const struct sn_ops sn_ops_blas = {
     .maxpool_backward = blas_maxpool_backward,
     .act_forward = blas_act_forward,
     .act_backward = blas_act_backward,
+    .bias_forward = blas_bias_forward,
+    .bias_backward = blas_bias_backward,
+    .avgpool_global_forward = blas_avgpool_global_forward,
+    .avgpool_global_backward = blas_avgpool_global_backward,
+    .batchnorm_forward = blas_batchnorm_forward,
+    .batchnorm_backward = blas_batchnorm_backward,
 };
 
 const struct sn_ops *sn_ops_by_name(const char *name)

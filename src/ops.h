@@ -72,6 +72,30 @@ struct sn_ops {
     void (*maxpool_backward)(const struct sn_pool_desc *d, const float *dout,
                              const int32_t *argmax, float *din);
 
+    /* out (rows, cols) += b (cols) on every row: a dense layer's bias */
+    void (*bias_forward)(float *out, const float *b, size_t rows, size_t cols);
+    /* db (cols) += the column sums of dout (rows, cols) */
+    void (*bias_backward)(const float *dout, float *db, size_t rows, size_t cols);
+
+    /* Global average pooling: in (N, HW, C) -> out (N, C), the mean over the HW pixels; and
+     * backward, din (N, HW, C) = dout / HW at every pixel. */
+    void (*avgpool_global_forward)(const float *in, float *out, int n, int hw, int c);
+    void (*avgpool_global_backward)(const float *dout, float *din, int n, int hw, int c);
+
+    /* Batch normalization of x (rows, c), per channel: y = (x - mean) / sqrt(var + eps) * gamma
+     * + beta (gamma, beta NULL: 1, 0). With batch_stats (training) mean and var (c) are the
+     * batch's, biased, and are written; else they are read (the moving statistics). scratch
+     * holds at least 2c doubles. */
+    void (*batchnorm_forward)(const float *x, float *y, size_t rows, int c, float eps,
+                              int batch_stats, const float *gamma, const float *beta,
+                              float *mean, float *var, void *scratch);
+    /* dy -> dx (if dx), dgamma += and dbeta += (when not NULL), with the forward's mean and
+     * var; with batch_stats the statistics' dependence on x is part of dx, else they are
+     * constants. scratch holds at least 2c doubles and c floats. */
+    void (*batchnorm_backward)(const float *x, const float *dy, float *dx, size_t rows, int c,
+                               float eps, int batch_stats, const float *gamma, const float *mean,
+                               const float *var, float *dgamma, float *dbeta, void *scratch);
+
     /* y (rows, cols) = act(x); x may equal y. Softmax works on each row of `cols`. */
     void (*act_forward)(enum sn_act act, const float *x, float *y, size_t rows, size_t cols);
     /* dx = dy * act'(.) computed from the activation's OUTPUT y; dx may equal dy. */

@@ -5,7 +5,7 @@
  * an agreement between the two is evidence rather than an echo. It needs no scratch. */
 #include "ops.h"
 
-#include <math.h>   // defines: exp, tanh, INFINITY
+#include <math.h>   // defines: exp, tanh, sqrt, INFINITY
 #include <string.h> // defines: memset
 
 static void ref_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -197,6 +197,91 @@ static void ref_act_backward(enum sn_act act, const float *y, const float *dy, f
     }
 }
 
+static void ref_bias_forward(float *out, const float *b, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++)
+            out[r * cols + j] = (float)((double)out[r * cols + j] + b[j]);
+}
+
+static void ref_bias_backward(const float *dout, float *db, size_t rows, size_t cols)
+{
+    for (size_t j = 0; j < cols; j++) {
+        double s = db[j];
+        for (size_t r = 0; r < rows; r++)
+            s += dout[r * cols + j];
+        db[j] = (float)s;
+    }
+}
+
+static void ref_avgpool_global_forward(const float *in, float *out, int n, int hw, int c)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < c; k++) {
+            double s = 0;
+            for (int p = 0; p < hw; p++)
+                s += in[((size_t)i * hw + p) * c + k];
+            out[(size_t)i * c + k] = (float)(s / hw);
+        }
+}
+
+static void ref_avgpool_global_backward(const float *dout, float *din, int n, int hw, int c)
+{
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < hw; p++)
+            for (int k = 0; k < c; k++)
+                din[((size_t)i * hw + p) * c + k] = (float)((double)dout[(size_t)i * c + k] / hw);
+}
+
+/* Batch normalization, the textbook way: per channel, statistics in double. */
+static void ref_batchnorm_forward(const float *x, float *y, size_t rows, int c, float eps,
+                                  int batch_stats, const float *gamma, const float *beta,
+                                  float *mean, float *var, void *scratch)
+{
+    for (int k = 0; k < c; k++) {
+        if (batch_stats) {
+            double m = 0, v = 0;
+            for (size_t r = 0; r < rows; r++)
+                m += x[r * c + k];
+            m /= (double)rows;
+            for (size_t r = 0; r < rows; r++)
+                v += (x[r * c + k] - m) * (x[r * c + k] - m);
+            mean[k] = (float)m;
+            var[k] = (float)(v / (double)rows);
+        }
+        double is = 1.0 / sqrt((double)var[k] + eps);
+        for (size_t r = 0; r < rows; r++)
+            y[r * c + k] = (float)(((double)x[r * c + k] - mean[k]) * is * (gamma ? gamma[k] : 1.0) +
+                                   (beta ? beta[k] : 0.0));
+    }
+}
+
+static void ref_batchnorm_backward(const float *x, const float *dy, float *dx, size_t rows, int c,
+                                   float eps, int batch_stats, const float *gamma,
+                                   const float *mean, const float *var, float *dgamma, float *dbeta,
+                                   void *scratch)
+{
+    for (int k = 0; k < c; k++) {
+        double is = 1.0 / sqrt((double)var[k] + eps), g = gamma ? gamma[k] : 1.0;
+        double sdy = 0, sdyx = 0;
+        for (size_t r = 0; r < rows; r++) {
+            double xhat = ((double)x[r * c + k] - mean[k]) * is;
+            sdy += dy[r * c + k];
+            sdyx += dy[r * c + k] * xhat;
+        }
+        if (dgamma)
+            dgamma[k] = (float)(dgamma[k] + sdyx);
+        if (dbeta)
+            dbeta[k] = (float)(dbeta[k] + sdy);
+        for (size_t r = 0; dx && r < rows; r++) {
+            double xhat = ((double)x[r * c + k] - mean[k]) * is;
+            dx[r * c + k] = (float)(batch_stats ? g * is * (dy[r * c + k] - sdy / (double)rows -
+                                                            xhat * sdyx / (double)rows)
+                                                : g * is * dy[r * c + k]);
+        }
+    }
+}
+
 const struct sn_ops sn_ops_ref = {
     .name = "ref",
     .gemm = ref_gemm,
@@ -207,4 +292,10 @@ const struct sn_ops sn_ops_ref = {
     .maxpool_backward = ref_maxpool_backward,
     .act_forward = ref_act_forward,
     .act_backward = ref_act_backward,
+    .bias_forward = ref_bias_forward,
+    .bias_backward = ref_bias_backward,
+    .avgpool_global_forward = ref_avgpool_global_forward,
+    .avgpool_global_backward = ref_avgpool_global_backward,
+    .batchnorm_forward = ref_batchnorm_forward,
+    .batchnorm_backward = ref_batchnorm_backward,
 };

@@ -344,6 +344,12 @@ static void test_flatten_gap_rescaling(void **state)
     assert_float_equal(y[0], 5.5, 1e-5); /* mean of 0..11 */
     assert_float_equal(y[4], 9.5, 1e-5);
     assert_int_equal(tl_gradcheck(&t, &sn_ops_blas, 1, 2, 1e-2f, 1e-3, 1e-3), 0);
+    ctx = tl_ctx(&t, &sn_ops_onednn, 0, NULL);
+    t.l.type->forward(&t.l, x, y, 1, &ctx);
+    assert_float_equal(y[0], 5.5, 1e-5);
+    assert_float_equal(y[4], 9.5, 1e-5);
+    assert_int_equal(tl_gradcheck(&t, &sn_ops_onednn, 1, 2, 1e-2f, 1e-3, 1e-3), 0);
+    assert_int_equal(tl_gradcheck(&t, &sn_ops_ref, 1, 2, 1e-2f, 1e-3, 1e-3), 0);
     tl_free(&t);
 
     tl_make_ok(&t, "[rescaling]\nscale = 1/255\n", img(2, 2, 3), 1);
@@ -480,9 +486,24 @@ static void test_batchnorm(void **state)
         assert_float_equal(y[c], want, 1e-5);
     }
 
-    /* gradients, training mode (through the batch statistics) and inference mode */
-    assert_int_equal(tl_gradcheck(&t, &sn_ops_blas, 1, N, 1e-2f, 2e-3, 2e-2), 0);
-    assert_int_equal(tl_gradcheck(&t, &sn_ops_blas, 0, N, 1e-2f, 1e-3, 1e-2), 0);
+    /* gradients, training mode (through the batch statistics) and inference mode, on every
+       backend */
+    const struct sn_ops *backends[3] = {&sn_ops_blas, &sn_ops_onednn, &sn_ops_ref};
+    for (int b = 0; b < 3; b++) {
+        assert_int_equal(tl_gradcheck(&t, backends[b], 1, N, 1e-2f, 2e-3, 2e-2), 0);
+        assert_int_equal(tl_gradcheck(&t, backends[b], 0, N, 1e-2f, 1e-3, 1e-2), 0);
+    }
+    tl_free(&t);
+    /* scale only, center only */
+    tl_make_ok(&t, "[batchnormalization]\ncenter = false\n", img(2, 3, 5), 3);
+    sn_test_fill(t.p, t.l.n_params, 0.5f, 1.5f, 63);
+    for (int b = 0; b < 3; b++)
+        assert_int_equal(tl_gradcheck(&t, backends[b], 1, 3, 1e-2f, 2e-3, 2e-2), 0);
+    tl_free(&t);
+    tl_make_ok(&t, "[batchnormalization]\nscale = false\n", img(2, 3, 5), 3);
+    sn_test_fill(t.p, t.l.n_params, -0.5f, 0.5f, 64);
+    for (int b = 0; b < 3; b++)
+        assert_int_equal(tl_gradcheck(&t, backends[b], 1, 3, 1e-2f, 2e-3, 2e-2), 0);
     tl_free(&t);
 
     /* center = false, scale = false: no params, still normalises */
@@ -491,7 +512,8 @@ static void test_batchnorm(void **state)
     assert_int_equal(t.l.n_params, 0);
     assert_int_equal(t.l.n_state, 12);
     assert_float_equal(t.l.conf.momentum, 0.9, 1e-7);
-    assert_int_equal(tl_gradcheck(&t, &sn_ops_blas, 1, 8, 1e-2f, 2e-3, 2e-2), 0);
+    for (int b = 0; b < 3; b++)
+        assert_int_equal(tl_gradcheck(&t, backends[b], 1, 8, 1e-2f, 2e-3, 2e-2), 0);
     tl_free(&t);
 }
 

@@ -5,6 +5,7 @@
 #include <stdarg.h> // defines: va_list (cmocka needs it)
 #include <stddef.h> // defines: size_t (cmocka needs it)
 #include <stdint.h> // defines: int32_t
+#include <stdio.h>  // defines: fprintf
 #include <stdlib.h> // defines: malloc, free, calloc
 
 #include <cmocka.h> // defines: cmocka_unit_test, assert_*
@@ -358,6 +359,77 @@ static void test_maxpool_backends_match_ref(void **state)
     }
 }
 
+/* Bias, global average pooling and batch normalization of each fast backend against the naive
+ * one; batch normalization with and without gamma and beta, with the batch's statistics and
+ * with given ones, and its gradients accumulated (dgamma, dbeta start nonzero). */
+static void test_bias_gap_batchnorm_match_ref(void **state)
+{
+    enum { R = 37, C = 19, N = 3, HW = 12 }; /* N * HW <= R: x holds (N, HW, C) */
+    float x[R * C], dy[R * C], yf[R * C], yr[R * C], dxf[R * C], dxr[R * C];
+    float b[C], mf[C], vf[C], mr[C], vr[C], gam[C], bet[C];
+    float dgf[C], dbf[C], dgr[C], dbr[C];
+    double scratch[3 * C];
+    sn_test_fill(x, R * C, -2, 3, 101);
+    sn_test_fill(dy, R * C, -1, 1, 102);
+    sn_test_fill(b, C, -1, 1, 103);
+    sn_test_fill(gam, C, 0.5f, 1.5f, 104);
+    sn_test_fill(bet, C, -0.5f, 0.5f, 105);
+    for (size_t k = 0; k < N_FAST; k++) {
+        const struct sn_ops *f = fast[k];
+        memcpy(yf, x, sizeof x), memcpy(yr, x, sizeof x);
+        f->bias_forward(yf, b, R, C);
+        sn_ops_ref.bias_forward(yr, b, R, C);
+        assert_true(sn_test_max_rel_diff(yf, yr, R * C) < 1e-6);
+        memcpy(dgf, b, sizeof b), memcpy(dgr, b, sizeof b);
+        f->bias_backward(dy, dgf, R, C);
+        sn_ops_ref.bias_backward(dy, dgr, R, C);
+        assert_true(sn_test_max_rel_diff(dgf, dgr, C) < 1e-5);
+
+        /* x as (N, HW, C) */
+        f->avgpool_global_forward(x, yf, N, HW, C);
+        sn_ops_ref.avgpool_global_forward(x, yr, N, HW, C);
+        assert_true(sn_test_max_rel_diff(yf, yr, N * C) < 1e-5);
+        f->avgpool_global_backward(dy, dxf, N, HW, C);
+        sn_ops_ref.avgpool_global_backward(dy, dxr, N, HW, C);
+        assert_true(sn_test_max_rel_diff(dxf, dxr, N * HW * C) < 1e-6);
+
+        for (int mode = 0; mode < 8; mode++) {
+            int batch = mode & 1;
+            const float *g = mode & 2 ? gam : NULL, *be = mode & 4 ? bet : NULL;
+            if (!batch) {
+                sn_test_fill(mr, C, -0.5f, 0.5f, 106);
+                sn_test_fill(vr, C, 0.5f, 2.0f, 107);
+                memcpy(mf, mr, sizeof mr), memcpy(vf, vr, sizeof vr);
+            }
+            f->batchnorm_forward(x, yf, R, C, 1e-3f, batch, g, be, mf, vf, scratch);
+            sn_ops_ref.batchnorm_forward(x, yr, R, C, 1e-3f, batch, g, be, mr, vr, scratch);
+            assert_true(sn_test_max_rel_diff(mf, mr, C) < 1e-5);
+            assert_true(sn_test_max_rel_diff(vf, vr, C) < 1e-5);
+            assert_true(sn_test_max_rel_diff(yf, yr, R * C) < 1e-4);
+            /* with gradients of what exists, and without (a frozen layer) */
+            for (int grads = 0; grads < 2; grads++) {
+                sn_test_fill(dgf, C, -0.1f, 0.1f, 108), memcpy(dgr, dgf, sizeof dgf);
+                sn_test_fill(dbf, C, -0.1f, 0.1f, 109), memcpy(dbr, dbf, sizeof dbf);
+                float *wg = grads && g ? dgf : NULL, *wb = grads && be ? dbf : NULL;
+                f->batchnorm_backward(x, dy, dxf, R, C, 1e-3f, batch, g, mf, vf, wg, wb, scratch);
+                sn_ops_ref.batchnorm_backward(x, dy, dxr, R, C, 1e-3f, batch, g, mr, vr,
+                                              grads && g ? dgr : NULL, grads && be ? dbr : NULL,
+                                              scratch);
+                if (sn_test_max_rel_diff(dxf, dxr, R * C) >= 1e-4 ||
+                    sn_test_max_rel_diff(dgf, dgr, C) >= 1e-4 ||
+                    sn_test_max_rel_diff(dbf, dbr, C) >= 1e-4)
+                    fprintf(stderr, "  %s: batchnorm mode %d grads %d: dx, dgamma, dbeta differ "
+                                    "by %g, %g, %g\n",
+                            f->name, mode, grads, sn_test_max_rel_diff(dxf, dxr, R * C),
+                            sn_test_max_rel_diff(dgf, dgr, C), sn_test_max_rel_diff(dbf, dbr, C));
+                assert_true(sn_test_max_rel_diff(dxf, dxr, R * C) < 1e-4);
+                assert_true(sn_test_max_rel_diff(dgf, dgr, C) < 1e-4);
+                assert_true(sn_test_max_rel_diff(dbf, dbr, C) < 1e-4);
+            }
+        }
+    }
+}
+
 static void test_activations(void **state)
 {
     enum { R = 7, C = 11 };
@@ -441,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_same_padding_never_wins),
         cmocka_unit_test(test_maxpool_tiling_backward),
         cmocka_unit_test(test_maxpool_backends_match_ref),
+        cmocka_unit_test(test_bias_gap_batchnorm_match_ref),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_out_size),
         cmocka_unit_test(test_by_name_and_threads),

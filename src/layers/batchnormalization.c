@@ -7,12 +7,13 @@
  * Training (ctx->training and the layer trainable — a frozen BatchNormalization runs in
  * inference mode, as in Keras): statistics of the batch over N*H*W per channel, biased variance,
  * and moving = moving * momentum + batch * (1 - momentum). Inference: the moving statistics.
- * Aux: the mean and 1/sqrt(var + epsilon) the forward used, (2, C) floats — backward rebuilds the
- * normalised input from `in` rather than keeping a copy of it. Scratch: (2, C) doubles of sums.
- * Statistics are per rank (Keras's default without SyncBatchNormalization). */
+ * Aux: the mean and variance the forward used, (2, C) floats — backward rebuilds the normalised
+ * input from `in` rather than keeping a copy of it. Scratch: the backend's, 2C doubles and C
+ * floats. The arithmetic is the backend's (ctx->ops). Statistics are per rank (Keras's default
+ * without SyncBatchNormalization). */
 #include "layer.h"
 
-#include <math.h> // defines: sqrt
+#include <string.h> // defines: memcpy
 
 static int bn_configure(struct sn_layer *l, const struct sn_config *cfg,
                         const struct sn_section *s, struct sn_shape in, int max_batch,
@@ -30,7 +31,7 @@ static int bn_configure(struct sn_layer *l, const struct sn_config *cfg,
     l->n_params = (size_t)(c->bn_scale + c->bn_center) * in.c;
     l->n_state = 2 * (size_t)in.c;
     l->aux_per_sample = 2 * (size_t)in.c * sizeof(float); /* >= (2,C) floats for any batch */
-    l->scratch_bytes = sn_align64(2 * (size_t)in.c * sizeof(double));
+    l->scratch_bytes = sn_align64(2 * (size_t)in.c * sizeof(double) + (size_t)in.c * sizeof(float));
     return SN_OK;
 }
 
@@ -62,46 +63,20 @@ static void bn_forward(struct sn_layer *l, const float *in, float *out, int n,
     const size_t C = (size_t)l->in.c, R = (size_t)n * l->in.h * l->in.w;
     const float *gamma = l->conf.bn_scale ? l->p : NULL;
     const float *beta = l->conf.bn_center ? l->p + (l->conf.bn_scale ? C : 0) : NULL;
-    float *mean = l->aux, *inv_std = mean + C;
+    float *mean = l->aux, *var = mean + C;
     float *mmean = l->state, *mvar = l->state + C;
-    if (bn_batch_stats(l, ctx)) {
-        double *sum = ctx->scratch, *sq = sum + C;
-        for (size_t c = 0; c < C; c++)
-            sum[c] = sq[c] = 0.0;
-        for (size_t r = 0; r < R; r++)
-            for (size_t c = 0; c < C; c++)
-                sum[c] += in[r * C + c];
-        for (size_t c = 0; c < C; c++)
-            mean[c] = (float)(sum[c] / (double)R);
-        /* two passes: E[(x-mean)^2] does not cancel the way E[x^2]-mean^2 does */
-        for (size_t r = 0; r < R; r++)
-            for (size_t c = 0; c < C; c++) {
-                double dlt = (double)in[r * C + c] - mean[c];
-                sq[c] += dlt * dlt;
-            }
+    int batch = bn_batch_stats(l, ctx);
+    if (!batch) {
+        memcpy(mean, mmean, C * sizeof(float));
+        memcpy(var, mvar, C * sizeof(float));
+    }
+    ctx->ops->batchnorm_forward(in, out, R, (int)C, l->conf.epsilon, batch, gamma, beta, mean,
+                                var, ctx->scratch);
+    if (batch) {
         const float m = l->conf.momentum;
         for (size_t c = 0; c < C; c++) {
-            double var = sq[c] / (double)R;
-            inv_std[c] = (float)(1.0 / sqrt(var + l->conf.epsilon));
             mmean[c] = mmean[c] * m + mean[c] * (1.0f - m);
-            mvar[c] = mvar[c] * m + (float)var * (1.0f - m);
-        }
-    } else {
-        for (size_t c = 0; c < C; c++) {
-            mean[c] = mmean[c];
-            inv_std[c] = (float)(1.0 / sqrt((double)mvar[c] + l->conf.epsilon));
-        }
-    }
-    for (size_t r = 0; r < R; r++) {
-        const float *x = in + r * C;
-        float *y = out + r * C;
-        for (size_t c = 0; c < C; c++) {
-            float v = (x[c] - mean[c]) * inv_std[c];
-            if (gamma)
-                v *= gamma[c];
-            if (beta)
-                v += beta[c];
-            y[c] = v;
+            mvar[c] = mvar[c] * m + var[c] * (1.0f - m);
         }
     }
 }
@@ -112,48 +87,15 @@ static void bn_backward(struct sn_layer *l, const float *in, const float *out, f
 {
     const size_t C = (size_t)l->in.c, R = (size_t)n * l->in.h * l->in.w;
     const float *gamma = l->conf.bn_scale ? l->p : NULL;
-    const float *mean = l->aux, *inv_std = mean + C;
+    const float *mean = l->aux, *var = mean + C;
     const int grads = l->trainable && l->g != NULL;
-    double *sdy = ctx->scratch, *sdyx = sdy + C; /* sum dy, sum dy * xhat per channel */
-    for (size_t c = 0; c < C; c++)
-        sdy[c] = sdyx[c] = 0.0;
-    for (size_t r = 0; r < R; r++)
-        for (size_t c = 0; c < C; c++) {
-            float dy = dout[r * C + c];
-            float xhat = (in[r * C + c] - mean[c]) * inv_std[c];
-            sdy[c] += dy;
-            sdyx[c] += (double)dy * xhat;
-        }
-    if (grads) {
-        float *g = l->g;
-        if (l->conf.bn_scale)
-            for (size_t c = 0; c < C; c++)
-                *g++ += (float)sdyx[c];
-        if (l->conf.bn_center)
-            for (size_t c = 0; c < C; c++)
-                *g++ += (float)sdy[c];
-    }
-    if (din == NULL)
+    float *dgamma = grads && l->conf.bn_scale ? l->g : NULL;
+    float *dbeta = grads && l->conf.bn_center ? l->g + (l->conf.bn_scale ? C : 0) : NULL;
+    if (!din && !dgamma && !dbeta)
         return;
-    if (bn_batch_stats(l, ctx)) {
-        /* din = gamma * inv_std / R * (R * dy - sum(dy) - xhat * sum(dy * xhat)) */
-        for (size_t c = 0; c < C; c++) {
-            sdy[c] /= (double)R;
-            sdyx[c] /= (double)R;
-        }
-        for (size_t r = 0; r < R; r++)
-            for (size_t c = 0; c < C; c++) {
-                float k = (gamma ? gamma[c] : 1.0f) * inv_std[c];
-                float xhat = (in[r * C + c] - mean[c]) * inv_std[c];
-                din[r * C + c] =
-                    k * (dout[r * C + c] - (float)sdy[c] - xhat * (float)sdyx[c]);
-            }
-    } else {
-        /* the statistics are constants: an affine map per channel */
-        for (size_t r = 0; r < R; r++)
-            for (size_t c = 0; c < C; c++)
-                din[r * C + c] = dout[r * C + c] * (gamma ? gamma[c] : 1.0f) * inv_std[c];
-    }
+    ctx->ops->batchnorm_backward(in, dout, din, R, (int)C, l->conf.epsilon,
+                                 bn_batch_stats(l, ctx), gamma, mean, var, dgamma, dbeta,
+                                 ctx->scratch);
 }
 
 const struct sn_layer_type sn_layer_batchnormalization = {

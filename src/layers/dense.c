@@ -34,12 +34,8 @@ static void dense_forward(struct sn_layer *l, const float *in, float *out, int n
 {
     const int rows = n * l->in.h * l->in.w, k = l->in.c, u = l->conf.filters;
     ctx->ops->gemm(0, 0, rows, u, k, 1.0f, in, l->p, 0.0f, out);
-    if (l->conf.use_bias) {
-        const float *b = l->p + (size_t)k * u;
-        for (int r = 0; r < rows; r++)
-            for (int j = 0; j < u; j++)
-                out[(size_t)r * u + j] += b[j];
-    }
+    if (l->conf.use_bias)
+        ctx->ops->bias_forward(out, l->p + (size_t)k * u, (size_t)rows, (size_t)u);
     if (l->conf.act != SN_ACT_LINEAR && !l->logits_out)
         ctx->ops->act_forward(l->conf.act, out, out, (size_t)rows, (size_t)u);
 }
@@ -58,12 +54,8 @@ static void dense_backward(struct sn_layer *l, const float *in, const float *out
     if (grads) {
         /* dW (IN,UNITS) += in^T (IN,R) * g (R,UNITS) */
         ctx->ops->gemm(1, 0, k, u, rows, 1.0f, in, g, 1.0f, l->g);
-        if (l->conf.use_bias) {
-            float *db = l->g + (size_t)k * u;
-            for (int r = 0; r < rows; r++)
-                for (int j = 0; j < u; j++)
-                    db[j] += g[(size_t)r * u + j];
-        }
+        if (l->conf.use_bias)
+            ctx->ops->bias_backward(g, l->g + (size_t)k * u, (size_t)rows, (size_t)u);
     }
     if (din) /* din (R,IN) = g (R,UNITS) * W^T (UNITS,IN) */
         ctx->ops->gemm(0, 1, rows, k, u, 1.0f, g, l->p, 0.0f, din);

@@ -19,36 +19,15 @@ static int gap_configure(struct sn_layer *l, const struct sn_config *cfg,
 static void gap_forward(struct sn_layer *l, const float *in, float *out, int n,
                         const struct sn_step_ctx *ctx)
 {
-    const size_t hw = (size_t)l->in.h * l->in.w, C = (size_t)l->in.c;
-    const float inv = 1.0f / (float)hw;
-    for (int i = 0; i < n; i++) {
-        float *y = out + (size_t)i * C;
-        const float *x = in + (size_t)i * hw * C;
-        for (size_t c = 0; c < C; c++)
-            y[c] = 0.0f;
-        for (size_t p = 0; p < hw; p++, x += C)
-            for (size_t c = 0; c < C; c++)
-                y[c] += x[c];
-        for (size_t c = 0; c < C; c++)
-            y[c] *= inv;
-    }
+    ctx->ops->avgpool_global_forward(in, out, n, l->in.h * l->in.w, l->in.c);
 }
 
 /* dout (N,C) -> din (N,H,W,C) = dout / (H*W) at every pixel */
 static void gap_backward(struct sn_layer *l, const float *in, const float *out,
                          float *dout, float *din, int n, const struct sn_step_ctx *ctx)
 {
-    if (din == NULL)
-        return;
-    const size_t hw = (size_t)l->in.h * l->in.w, C = (size_t)l->in.c;
-    const float inv = 1.0f / (float)hw;
-    for (int i = 0; i < n; i++) {
-        const float *g = dout + (size_t)i * C;
-        float *x = din + (size_t)i * hw * C;
-        for (size_t p = 0; p < hw; p++, x += C)
-            for (size_t c = 0; c < C; c++)
-                x[c] = g[c] * inv;
-    }
+    if (din != NULL)
+        ctx->ops->avgpool_global_backward(dout, din, n, l->in.h * l->in.w, l->in.c);
 }
 
 const struct sn_layer_type sn_layer_globalaveragepooling2d = {
