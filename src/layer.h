@@ -83,6 +83,8 @@ struct sn_layer_conf {
     /* batchnormalization */
     float momentum, epsilon;
     int bn_center, bn_scale;
+    /* preprocess: caffe, tf or torch (preprocess.c) */
+    int mode;
 };
 
 struct sn_layer {
@@ -130,6 +132,6 @@ static inline size_t sn_align64(size_t bytes) { return (bytes + 63) & ~(size_t)6
 
 extern const struct sn_layer_type sn_layer_rescaling, sn_layer_conv2d, sn_layer_maxpooling2d,
     sn_layer_flatten, sn_layer_dense, sn_layer_dropout, sn_layer_activation,
-    sn_layer_globalaveragepooling2d, sn_layer_batchnormalization;
+    sn_layer_globalaveragepooling2d, sn_layer_batchnormalization, sn_layer_preprocess;
 
 #endif

@@ -13,6 +13,12 @@ sets=(--set data.dir=fm --set checkpoint.dir=run --set train.epochs=3)
 "$bin" summary "$cfg" > summary.out 2>&1
 check "summary total" contains summary.out "Total params: 104,202"
 check "summary conv rows" contains summary.out "18,496"
+# VGG16 without its top at 180x180x3, as keras.applications.VGG16(include_top=False) shows it
+"$bin" summary "$src/configs/vgg16_base.cfg" > vgg16.out 2>&1
+check "vgg16 base: Keras's parameter count" contains vgg16.out "Total params: 14,714,688"
+check "vgg16 base: output (5, 5, 512)" contains vgg16.out "block5_pool (MaxPooling2D)   (None, 5, 5, 512) "
+check "vgg16 base: Keras's layer names" contains vgg16.out "block3_conv3 (Conv2D)        (None, 45, 45, 256)       590,080"
+check "vgg16 base: caffe preprocessing shown" contains vgg16.out "preprocess (Preprocess)      (None, 180, 180, 3)"
 
 "$bin" train "$cfg" "${sets[@]}" > train.out 2>&1
 check "train exit 0" test $? -eq 0

@@ -324,6 +324,48 @@ static void test_maxpool(void **state)
     tl_free(&t);
 }
 
+/* keras.applications' preprocess_input, to the bit: caffe (VGG16), tf and torch */
+static void test_preprocess(void **state)
+{
+    struct tl t;
+    const float x[6] = {0, 128, 255, 12.5f, 200, 77};
+    float y[6], d[6], dx[6];
+    tl_make_ok(&t, "[preprocess]\n", img(1, 2, 3), 1); /* mode = caffe by default */
+    struct sn_step_ctx ctx = tl_ctx(&t, &sn_ops_blas, 0, NULL);
+    t.l.type->forward(&t.l, x, y, 1, &ctx);
+    /* x[..., ::-1] - [103.939, 116.779, 123.68], in float as Keras computes it */
+    assert_true(y[0] == 255.0f - 103.939f && y[1] == 128.0f - 116.779f && y[2] == 0.0f - 123.68f);
+    assert_true(y[3] == 77.0f - 103.939f && y[4] == 200.0f - 116.779f && y[5] == 12.5f - 123.68f);
+    assert_int_equal(tl_gradcheck(&t, &sn_ops_blas, 1, 1, 1e-2f, 1e-3, 1e-3), 0);
+    tl_free(&t);
+    tl_make_ok(&t, "[preprocess]\nmode = tf\n", img(1, 2, 3), 1);
+    t.l.type->forward(&t.l, x, y, 1, &ctx);
+    for (int i = 0; i < 6; i++)
+        assert_true(y[i] == x[i] / 127.5f - 1.0f);
+    assert_int_equal(tl_gradcheck(&t, &sn_ops_blas, 1, 1, 1e-2f, 1e-3, 1e-3), 0);
+    tl_free(&t);
+    tl_make_ok(&t, "[preprocess]\nmode = torch\n", img(1, 2, 3), 1);
+    t.l.type->forward(&t.l, x, y, 1, &ctx);
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+    for (int i = 0; i < 6; i++)
+        assert_true(y[i] == (x[i] / 255.0f - mean[i % 3]) / sd[i % 3]);
+    for (int i = 0; i < 6; i++)
+        d[i] = (float)(i + 1);
+    t.l.type->backward(&t.l, x, y, d, dx, 1, &ctx);
+    assert_float_equal(dx[2], 3.0 / 255 / 0.225, 1e-6);
+    assert_int_equal(tl_gradcheck(&t, &sn_ops_blas, 1, 1, 1e-2f, 1e-3, 1e-3), 0);
+    tl_free(&t);
+    /* grayscale input, an unknown mode: errors naming what to change */
+    struct sn_err err = {0};
+    assert_int_equal(tl_make(&t, "[preprocess]\n", img(4, 4, 1), 1, &err), SN_EINVAL);
+    assert_non_null(strstr(err.msg, "color_mode = rgb"));
+    tl_free(&t);
+    assert_int_equal(tl_make(&t, "[preprocess]\nmode = imagenet\n", img(4, 4, 3), 1, &err),
+                     SN_EINVAL);
+    assert_non_null(strstr(err.msg, "caffe"));
+    tl_free(&t);
+}
+
 static void test_flatten_gap_rescaling(void **state)
 {
     struct tl t;
@@ -522,7 +564,7 @@ static void test_type_table(void **state)
     static const char *const names[] = {"rescaling", "conv2d",  "maxpooling2d",
                                         "flatten",   "dense",   "dropout",
                                         "activation", "globalaveragepooling2d",
-                                        "batchnormalization"};
+                                        "batchnormalization", "preprocess"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const struct sn_layer_type *ty = sn_layer_type_find(names[i]);
         assert_non_null(ty);
@@ -533,7 +575,7 @@ static void test_type_table(void **state)
     int n = 0;
     while (sn_layer_types[n] != NULL)
         n++;
-    assert_int_equal(n, 9);
+    assert_int_equal(n, 10);
 }
 
 int main(void)
@@ -547,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_dense_config),
         cmocka_unit_test(test_dense_gradients),
         cmocka_unit_test(test_maxpool),
+        cmocka_unit_test(test_preprocess),
         cmocka_unit_test(test_flatten_gap_rescaling),
         cmocka_unit_test(test_activation_layer),
         cmocka_unit_test(test_dropout),

@@ -16,6 +16,7 @@ const struct sn_layer_type *const sn_layer_types[] = {
     &sn_layer_activation,
     &sn_layer_globalaveragepooling2d,
     &sn_layer_batchnormalization,
+    &sn_layer_preprocess,
     NULL,
 };
 
