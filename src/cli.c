@@ -19,6 +19,7 @@
 #include "model.h"
 #include "ops.h"
 #include "train.h"
+#include "weights.h"
 
 #define SN_MAX_SETS 64
 /* Exit statuses: one table, in --help and in the README. */
@@ -41,6 +42,9 @@ static const char usage_text[] =
     "                                    class probabilities of each image\n"
     "  bench CONFIG [--batch N] [--iters N] [--backend blas|ref] [--data-only]\n"
     "                                    images/s, GFLOP/s and per-layer times\n"
+    "  import-weights CONFIG --keras FILE.h5 -o CKPT\n"
+    "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
+    "                                    .weights.h5) as a checkpoint of CONFIG's network\n"
     "  inspect CKPT [--compare OTHER] [--config CONFIG] [--record]\n"
     "                                    a checkpoint's header, parameter hash (per layer with\n"
     "                                    --config), largest differences to OTHER, and with\n"
@@ -82,6 +86,7 @@ struct args {
     const char *sets[SN_MAX_SETS];
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
+    const char *keras, *output;
     int split, batch, iters, data_only, limit, top, allow_config_change, record;
     char **positional;
     int n_positional;
@@ -127,6 +132,10 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->backend = v;
         else if (strcmp(o, "--source") == 0)
             a->source = v;
+        else if (strcmp(o, "--keras") == 0)
+            a->keras = v;
+        else if (strcmp(o, "-o") == 0 || strcmp(o, "--output") == 0)
+            a->output = v;
         else if (strcmp(o, "--split") == 0) {
             if (v && strcmp(v, "train") == 0)
                 a->split = SN_SPLIT_TRAIN;
@@ -181,6 +190,49 @@ static int load_config(struct args *a, struct sn_config **cfg, struct sn_err *er
         }
     }
     return SN_OK;
+}
+
+/* `import-weights CONFIG --keras FILE -o CKPT`: the network of CONFIG with the file's weights,
+ * written as a checkpoint (no optimizer state: a start, not a resume). */
+static int cmd_import_weights(struct args *a)
+{
+    if (!a->keras || !a->output)
+        return usage_error("%s", "import-weights needs --keras FILE.h5 and -o CKPT");
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    if (load_config(a, &cfg, &err) != SN_OK)
+        return report(&err);
+    struct sn_model *m = NULL;
+    struct sn_settings *st = calloc(1, sizeof *st);
+    int rc = st ? sn_settings_load(st, cfg, 1, &m, &err)
+                : sn_err_set(&err, SN_ENOMEM, "out of memory");
+    if (rc == SN_OK) {
+        sn_model_init_params(m, st->tc.seed); /* state (moving variance 1) for files without */
+        rc = sn_weights_import_keras(m, a->keras, &err);
+    }
+    if (rc == SN_OK) {
+        struct sn_record rec = {0};
+        sn_record_add(&rec, "imported_from", "%s", a->keras);
+        struct sn_ckpt_meta meta = {.config_hash = cfg->hash,
+                                    .model_hash = m->structure_hash,
+                                    .world_size = 1,
+                                    .n_params = m->n_params,
+                                    .n_state = m->n_state,
+                                    .best_val_loss = INFINITY,
+                                    .val_loss = NAN,
+                                    .lr = 1.0f,
+                                    .seed = st->tc.seed,
+                                    .record = rec.text};
+        rc = rec.failed ? sn_err_set(&err, SN_ENOMEM, "out of memory")
+                        : sn_checkpoint_save(a->output, &meta, m->params, m->state, NULL, &err);
+        sn_record_free(&rec);
+    }
+    if (rc == SN_OK)
+        printf("%s: %zu parameters of %s from %s\n", a->output, m->n_params, cfg->path, a->keras);
+    sn_model_free(m);
+    free(st);
+    sn_config_free(cfg);
+    return rc == SN_OK ? 0 : report(&err);
 }
 
 static int cmd_summary(struct args *a)
@@ -538,7 +590,8 @@ int sn_cli_main(int argc, char **argv)
         return 0;
     }
     static const char *const commands[] = {"summary", "train",   "bench",   "evaluate",
-                                           "predict", "inspect", "dataset", NULL};
+                                           "predict", "inspect", "dataset", "import-weights",
+                                           NULL};
     int known = 0;
     for (int i = 0; commands[i] && !known; i++)
         known = strcmp(cmd, commands[i]) == 0;
@@ -567,6 +620,8 @@ int sn_cli_main(int argc, char **argv)
         rc = cmd_predict(&a);
     else if (strcmp(cmd, "inspect") == 0)
         rc = cmd_inspect(&a);
+    else if (strcmp(cmd, "import-weights") == 0)
+        rc = cmd_import_weights(&a);
     else
         rc = cmd_dataset(&a);
     free(a.positional);

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Keras weight files: the three layouts users have (Keras 2 save_weights with the names of the
+# VGG16 file the book downloads, a Keras 2 whole-model file, Keras 3 .weights.h5) import into the
+# same checkpoint, whose parameters and state are those the fixture script computed from the
+# arrays; a file for another network, a wrong shape, a truncated file and a file that is not HDF5
+# are errors naming the file (and the layer and both shapes), and write nothing.
+# Fixtures: tests/keras/ (made by make_fixtures.py with python3-h5py). Args: SHARDNET SOURCE_DIR TMP_DIR
+source "$(dirname "$0")/lib.sh" "$@"
+
+k=$src/tests/keras
+cfg=$k/tiny.cfg
+for f in keras2_book.h5 keras2_model.h5 keras3.weights.h5; do
+    "$bin" import-weights "$cfg" --keras "$k/$f" -o "$f.ckpt" > "$f.out" 2>&1
+    check "$f: exit 0" test $? -eq 0
+    check "$f: says what it wrote" contains "$f.out" "$f.ckpt: 631 parameters of .*tiny.cfg from"
+    "$bin" inspect "$f.ckpt" --config "$cfg" > "$f.inspect" 2>&1
+    while read -r what a b c; do # "layer NAME COUNT HASH" or "state COUNT HASH"
+        if [[ $what == layer ]]; then
+            check "$f: layer $a's $b parameters as computed from the arrays" \
+                contains "$f.inspect" "layer $a  *$b parameters, hash $c"
+        else
+            check "$f: batch normalization's moving statistics" contains "$f.inspect" "state hash $b"
+        fi
+    done < "$k/expected.txt"
+done
+"$bin" inspect keras2_book.h5.ckpt --compare keras3.weights.h5.ckpt > same.out 2>&1
+check "Keras 2 and Keras 3 files: identical parameters" contains same.out "identical parameters"
+
+# --- bad files: an error naming the file, and no checkpoint written
+expect_error() { # NAME FILE PATTERN [CONFIG]
+    local name=$1 file=$2 pattern=$3 c=${4:-$cfg}
+    "$bin" import-weights "$c" --keras "$file" -o bad.ckpt > "$name.out" 2>&1
+    local rc=$?
+    check "$name: exit 1 (got $rc)" test $rc -eq 1
+    check "$name: message" contains "$name.out" "$pattern"
+    check "$name: nothing written" test ! -e bad.ckpt
+}
+expect_error wrong_shape "$k/wrong_shape.h5" "layer 'block2_conv1', array 0 (block2_conv1/block2_conv1_W_1:0): shape (3, 3, 5, 6) in the file, (3, 3, 4, 6) in the config"
+expect_error extra_layer "$k/other_net.h5" "other_net.h5 holds weights for layer 'fc1', which the config does not have"
+expect_error missing_layer "$k/keras2_book.h5" "keras2_book.h5 has no weights for layer 'conv2d' (Conv2D); it has: block1_conv1, block2_conv1, block2_bn, predictions" "$src/configs/mnist_convnet.cfg"
+head -c 12000 "$k/keras2_book.h5" > truncated.h5
+expect_error truncated truncated.h5 "truncated.h5 cannot be opened as HDF5 (truncated or damaged?)"
+expect_error not_hdf5 "$cfg" "tiny.cfg is not an HDF5 file"
+expect_error missing_file nowhere.h5 "cannot read nowhere.h5"
+"$bin" import-weights "$cfg" --keras "$k/keras3.weights.h5" > noout.out 2>&1
+check "no -o: usage error, exit 2" test $? -eq 2
+finish
