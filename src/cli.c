@@ -45,6 +45,9 @@ static const char usage_text[] =
     "  import-weights CONFIG --keras FILE.h5 -o CKPT\n"
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
     "                                    .weights.h5) as a checkpoint of CONFIG's network\n"
+    "  export-weights CONFIG --checkpoint CKPT -o FILE.h5\n"
+    "                                    a checkpoint as a Keras 2 weight file\n"
+    "                                    (model.load_weights reads it)\n"
     "  inspect CKPT [--compare OTHER] [--config CONFIG] [--record]\n"
     "                                    a checkpoint's header, parameter hash (per layer with\n"
     "                                    --config), largest differences to OTHER, and with\n"
@@ -229,6 +232,39 @@ static int cmd_import_weights(struct args *a)
     }
     if (rc == SN_OK)
         printf("%s: %zu parameters of %s from %s\n", a->output, m->n_params, cfg->path, a->keras);
+    sn_model_free(m);
+    free(st);
+    sn_config_free(cfg);
+    return rc == SN_OK ? 0 : report(&err);
+}
+
+/* `export-weights CONFIG --checkpoint CKPT -o FILE.h5` */
+static int cmd_export_weights(struct args *a)
+{
+    if (!a->checkpoint || !a->output)
+        return usage_error("%s", "export-weights needs --checkpoint CKPT and -o FILE.h5");
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    if (load_config(a, &cfg, &err) != SN_OK)
+        return report(&err);
+    struct sn_model *m = NULL;
+    struct sn_settings *st = calloc(1, sizeof *st);
+    int rc = st ? sn_settings_load(st, cfg, 1, &m, &err)
+                : sn_err_set(&err, SN_ENOMEM, "out of memory");
+    struct sn_ckpt_meta meta;
+    if (rc == SN_OK)
+        rc = sn_checkpoint_load(a->checkpoint, &meta, m->params, (int64_t)m->n_params, m->state,
+                                (int64_t)m->n_state, NULL, -1, &err);
+    if (rc == SN_OK && meta.model_hash != m->structure_hash)
+        rc = sn_err_set(&err, SN_EINVAL, "%s holds another network than %s (model hash %016llx, "
+                                         "the config's %016llx)",
+                        a->checkpoint, cfg->path, (unsigned long long)meta.model_hash,
+                        (unsigned long long)m->structure_hash);
+    if (rc == SN_OK)
+        rc = sn_weights_export_keras(m, a->output, &err);
+    if (rc == SN_OK)
+        printf("%s: %zu parameters of %s, Keras 2 layout\n", a->output, m->n_params,
+               a->checkpoint);
     sn_model_free(m);
     free(st);
     sn_config_free(cfg);
@@ -591,7 +627,7 @@ int sn_cli_main(int argc, char **argv)
     }
     static const char *const commands[] = {"summary", "train",   "bench",   "evaluate",
                                            "predict", "inspect", "dataset", "import-weights",
-                                           NULL};
+                                           "export-weights", NULL};
     int known = 0;
     for (int i = 0; commands[i] && !known; i++)
         known = strcmp(cmd, commands[i]) == 0;
@@ -622,6 +658,8 @@ int sn_cli_main(int argc, char **argv)
         rc = cmd_inspect(&a);
     else if (strcmp(cmd, "import-weights") == 0)
         rc = cmd_import_weights(&a);
+    else if (strcmp(cmd, "export-weights") == 0)
+        rc = cmd_export_weights(&a);
     else
         rc = cmd_dataset(&a);
     free(a.positional);

@@ -2,7 +2,8 @@
 #include "weights.h"
 
 #include <hdf5.h>   // defines: H5Fopen, H5Aread, H5Dread, H5Literate, ...
-#include <stdio.h>  // defines: snprintf, fopen
+#include <stdio.h>  // defines: snprintf, fopen, rename, remove
+#include <unistd.h> // defines: getpid
 #include <stdlib.h> // defines: calloc, free, strtol
 #include <string.h> // defines: strcmp, strlen, memcpy
 
@@ -365,4 +366,105 @@ int sn_weights_import_keras(struct sn_model *m, const char *path, struct sn_err 
     layers_free(&fl);
     H5Fclose(f);
     return rc;
+}
+
+/* ---- writing --------------------------------------------------------------------------------- */
+
+/* Keras's names of a layer's arrays, in the order layer_wants lists them. */
+static const char *array_name(const struct sn_layer *l, int k)
+{
+    if (l->type == &sn_layer_batchnormalization) {
+        const char *order[4];
+        int n = 0;
+        if (l->conf.bn_scale)
+            order[n++] = "gamma";
+        if (l->conf.bn_center)
+            order[n++] = "beta";
+        order[n++] = "moving_mean";
+        order[n++] = "moving_variance";
+        return order[k < n ? k : n - 1];
+    }
+    return k == 0 ? "kernel" : "bias";
+}
+
+static int write_names(hid_t obj, const char *attr_name, char (*names)[300], int n)
+{
+    size_t w = 1;
+    for (int i = 0; i < n; i++)
+        if (strlen(names[i]) > w)
+            w = strlen(names[i]);
+    char *buf = calloc((size_t)(n > 0 ? n : 1), w);
+    if (!buf)
+        return -1;
+    for (int i = 0; i < n; i++)
+        memcpy(buf + (size_t)i * w, names[i], strlen(names[i]));
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, w);
+    H5Tset_strpad(t, H5T_STR_NULLPAD); /* numpy's "S" arrays, as Keras writes them */
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t s = n > 0 ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_NULL);
+    hid_t a = H5Acreate2(obj, attr_name, t, s, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = a >= 0 && (n == 0 || H5Awrite(a, t, buf) >= 0) ? 0 : -1;
+    H5Aclose(a);
+    H5Sclose(s);
+    H5Tclose(t);
+    free(buf);
+    return rc;
+}
+
+static int write_string_attr(hid_t obj, const char *name, const char *value)
+{
+    char one[1][300];
+    snprintf(one[0], sizeof one[0], "%s", value);
+    /* a scalar would be closer to Keras; a one-element array reads the same in h5py */
+    return write_names(obj, name, one, 1);
+}
+
+int sn_weights_export_keras(const struct sn_model *m, const char *path, struct sn_err *err)
+{
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    SN_RETURN_IF(f < 0, err, SN_EIO, "cannot create %s", tmp);
+    int ok = 1;
+    char(*names)[300] = calloc((size_t)m->n_layers + 1, sizeof *names);
+    ok = names != NULL;
+    for (int i = 0; ok && i < m->n_layers; i++)
+        snprintf(names[i], sizeof names[i], "%s", m->layers[i].name);
+    ok = ok && write_names(f, "layer_names", names, m->n_layers) == 0 &&
+         write_string_attr(f, "backend", "tensorflow") == 0 &&
+         write_string_attr(f, "keras_version", "2.11.0") == 0;
+    for (int i = 0; ok && i < m->n_layers; i++) {
+        const struct sn_layer *l = &m->layers[i];
+        struct want w;
+        /* layer_wants writes nothing: its pointers only say where each array is */
+        if (!layer_wants(l, m, m->params, m->state, &w))
+            w.n = 0;
+        hid_t lg = H5Gcreate2(f, l->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        char(*wn)[300] = calloc((size_t)w.n + 1, sizeof *wn);
+        ok = lg >= 0 && wn != NULL;
+        for (int k = 0; ok && k < w.n; k++) {
+            snprintf(wn[k], sizeof wn[k], "%s/%s:0", l->name, array_name(l, k));
+            hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+            H5Pset_create_intermediate_group(lcpl, 1);
+            hid_t s = H5Screate_simple(w.ndims[k], w.dims[k], NULL);
+            hid_t d = H5Dcreate2(lg, wn[k], H5T_IEEE_F32LE, s, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+            ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                    w.dst[k]) >= 0;
+            H5Dclose(d);
+            H5Sclose(s);
+            H5Pclose(lcpl);
+        }
+        ok = ok && write_names(lg, "weight_names", wn, w.n) == 0;
+        free(wn);
+        H5Gclose(lg);
+    }
+    free(names);
+    ok = H5Fclose(f) >= 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return sn_err_set(err, SN_EIO, "cannot write %s", path);
+    }
+    return SN_OK;
 }

@@ -9,7 +9,8 @@
  *   Keras 3, .weights.h5: layers/NAME/vars/0, 1, ... in the layer's order.
  * Arrays are Keras's own layouts, which are shardnet's: a Conv2D kernel (KH,KW,C,OC) then its
  * bias, a Dense kernel (IN,UNITS) then its bias, BatchNormalization's gamma, beta, moving mean
- * and moving variance. Layers match by name; every array's shape is checked.
+ * and moving variance. Layers match by name; every array's shape is checked. Writing produces the
+ * Keras 2 layout, which Keras 2 and 3 both load.
  * Only weights.c includes <hdf5.h>. */
 #ifndef SN_WEIGHTS_H
 #define SN_WEIGHTS_H
@@ -22,5 +23,10 @@
  * layout, a layer of the model with no weights in the file, a layer in the file with weights
  * the model does not have, an array count or shape that differs. m is unchanged on error. */
 int sn_weights_import_keras(struct sn_model *m, const char *path, struct sn_err *err);
+
+/* Writes m's params and state as a Keras 2 weight file (save_weights layout: layer_names,
+ * weight_names "NAME/kernel:0", ...), which Keras's model.load_weights reads for the same
+ * network. Atomic: written to PATH.tmp.<pid>, then renamed over path. */
+int sn_weights_export_keras(const struct sn_model *m, const char *path, struct sn_err *err);
 
 #endif

@@ -26,6 +26,21 @@ done
 "$bin" inspect keras2_book.h5.ckpt --compare keras3.weights.h5.ckpt > same.out 2>&1
 check "Keras 2 and Keras 3 files: identical parameters" contains same.out "identical parameters"
 
+# --- import -> export -> import: the same parameters and state, bit for bit
+"$bin" export-weights "$cfg" --checkpoint keras2_book.h5.ckpt -o exported.h5 > export.out 2>&1
+check "export: exit 0" test $? -eq 0
+check "export: says what it wrote" contains export.out "exported.h5: 631 parameters of keras2_book.h5.ckpt, Keras 2 layout"
+check "export: no temporary file left" test -z "$(ls exported.h5.tmp.* 2>/dev/null)"
+"$bin" import-weights "$cfg" --keras exported.h5 -o again.ckpt > again.out 2>&1
+check "export, import again: exit 0" test $? -eq 0
+"$bin" inspect keras2_book.h5.ckpt --compare again.ckpt > round.out 2>&1
+check "import, export, import: identical parameters" contains round.out "identical parameters"
+check "import, export, import: identical state" \
+    test "$(grep -o 'state hash [0-9a-f]*' round.out | sort -u | wc -l)" -eq 1
+"$bin" export-weights "$src/configs/mnist_convnet.cfg" --checkpoint again.ckpt -o x.h5 > other.out 2>&1
+check "export with another config: exit 1" test $? -eq 1
+check "export with another config: named" contains other.out "again.ckpt: has 631 parameters, the model has 104202"
+
 # --- bad files: an error naming the file, and no checkpoint written
 expect_error() { # NAME FILE PATTERN [CONFIG]
     local name=$1 file=$2 pattern=$3 c=${4:-$cfg}
