@@ -38,9 +38,9 @@ static const char usage_text[] =
     "                                    SIGUSR1/SIGTERM save a resumable checkpoint, exit 75\n"
     "  evaluate CONFIG --checkpoint CKPT [--data DIR] [--split test|val|train]\n"
     "                                    loss and accuracy of a checkpoint on a split\n"
-    "  predict CONFIG --checkpoint CKPT IMAGE...\n"
+    "  predict CONFIG --checkpoint CKPT [--top K] [--digits D] IMAGE...\n"
     "                                    class probabilities of each image\n"
-    "  bench CONFIG [--batch N] [--iters N] [--backend blas|ref] [--data-only]\n"
+    "  bench CONFIG [--batch N] [--iters N] [--backend auto|blas|onednn|ref] [--data-only]\n"
     "                                    images/s, GFLOP/s and per-layer times\n"
     "  import-weights CONFIG --keras FILE.h5 -o CKPT\n"
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
@@ -90,7 +90,7 @@ struct args {
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
     const char *keras, *output;
-    int split, batch, iters, data_only, limit, top, allow_config_change, record;
+    int split, batch, iters, data_only, limit, top, digits, allow_config_change, record;
     char **positional;
     int n_positional;
 };
@@ -149,10 +149,12 @@ static int parse_args(int argc, char **argv, struct args *a)
             else if (v)
                 return usage_error("--split %s: use train, val or test", v);
         } else if (strcmp(o, "--batch") == 0 || strcmp(o, "--iters") == 0 ||
-                   strcmp(o, "--limit") == 0 || strcmp(o, "--top") == 0) {
+                   strcmp(o, "--limit") == 0 || strcmp(o, "--top") == 0 ||
+                   strcmp(o, "--digits") == 0) {
             int *dst = o[2] == 'b'   ? &a->batch
                        : o[2] == 'i' ? &a->iters
                        : o[2] == 'l' ? &a->limit
+                       : o[2] == 'd' ? &a->digits
                                      : &a->top;
             if (v && parse_int_arg(v, dst) != 0)
                 return usage_error("%s: expected a non-negative integer", v);
@@ -215,7 +217,7 @@ static int cmd_import_weights(struct args *a)
     }
     if (rc == SN_OK) {
         struct sn_record rec = {0};
-        sn_record_add(&rec, "imported_from", "%s", a->keras);
+        rc = sn_record_imported(cfg, st, a->keras, &rec, &err);
         struct sn_ckpt_meta meta = {.config_hash = cfg->hash,
                                     .model_hash = m->structure_hash,
                                     .world_size = 1,
@@ -226,8 +228,8 @@ static int cmd_import_weights(struct args *a)
                                     .lr = 1.0f,
                                     .seed = st->tc.seed,
                                     .record = rec.text};
-        rc = rec.failed ? sn_err_set(&err, SN_ENOMEM, "out of memory")
-                        : sn_checkpoint_save(a->output, &meta, m->params, m->state, NULL, &err);
+        if (rc == SN_OK)
+            rc = sn_checkpoint_save(a->output, &meta, m->params, m->state, NULL, &err);
         sn_record_free(&rec);
     }
     if (rc == SN_OK)
@@ -395,7 +397,8 @@ static int cmd_predict(struct args *a)
     if (load_config(a, &cfg, &err) != SN_OK)
         return report(&err);
     int rc = sn_predict(cfg, a->checkpoint, a->positional + 2, a->n_positional - 2,
-                        a->top ? a->top : 1, stdout, stderr, &err);
+                        a->top ? a->top : 1, a->digits ? (a->digits > 9 ? 9 : a->digits) : 3,
+                        stdout, stderr, &err);
     sn_config_free(cfg);
     return rc == SN_OK ? 0 : report(&err);
 }

@@ -320,6 +320,18 @@ static void record_classes(struct sn_record *rec, const struct sn_dataset *ds)
         sn_record_add(rec, "class", "%s", ds->class_names[c]);
 }
 
+int sn_record_imported(const struct sn_config *cfg, const struct sn_settings *st,
+                       const char *from, struct sn_record *rec, struct sn_err *err)
+{
+    sn_config_each_resolved(cfg, record_config_line, rec);
+    for (int c = 0; c < st->dc.n_class_names; c++)
+        sn_record_add(rec, "class", "%s", st->dc.class_names[c]);
+    sn_record_add(rec, "imported_from", "%s", from);
+    sn_record_add(rec, "finished", "%d", 0);
+    SN_RETURN_IF(rec->failed, err, SN_ENOMEM, "out of memory for the run record");
+    return SN_OK;
+}
+
 /* The run record of a checkpoint written now. */
 static int record_run(const struct run *r, struct sn_record *rec, struct sn_err *err)
 {
@@ -1239,6 +1251,7 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
 }
 
 int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int n_images, int top,
+               int digits,
                FILE *out, FILE *notes, struct sn_err *err)
 {
     struct trained t;
@@ -1279,7 +1292,7 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
                 }
         fprintf(out, "%s", images[i]);
         for (int a = 0; a < top; a++)
-            fprintf(out, " %s %.3f", t.classes[order[a]], probs[order[a]]);
+            fprintf(out, " %s %.*f", t.classes[order[a]], digits, probs[order[a]]);
         fprintf(out, "\n");
     }
     free(x);

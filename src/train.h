@@ -63,6 +63,11 @@ struct sn_settings {
 int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, int max_batch,
                      struct sn_model **model, struct sn_err *err);
 
+/* The run record of a checkpoint made without training (import-weights): the resolved config,
+ * the classes when [data] class_names names them, and where the weights came from. */
+int sn_record_imported(const struct sn_config *cfg, const struct sn_settings *st,
+                       const char *from, struct sn_record *rec, struct sn_err *err);
+
 struct sn_train_opts {
     const char *resume;        /* checkpoint to resume from, "auto" (the run's `last` checkpoint
                                   if there is one), or NULL */
@@ -97,6 +102,7 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
 /* `shardnet predict`: for each image, its `top` most probable classes by the checkpoint's
  * class names ("IMAGE 7_Sneaker 0.960"), one line each, on out. */
 int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int n_images, int top,
+               int digits,
                FILE *out, FILE *notes, struct sn_err *err);
 
 struct sn_bench_opts {

@@ -2,7 +2,7 @@
 # Keras weight files: the three layouts users have (Keras 2 save_weights with the names of the
 # VGG16 file the book downloads, a Keras 2 whole-model file, Keras 3 .weights.h5) import into the
 # same checkpoint, whose parameters and state are those the fixture script computed from the
-# arrays; a file for another network, a wrong shape, a truncated file and a file that is not HDF5
+# arrays, and whose outputs on two images are numpy's to 1e-4; a file for another network, a wrong shape, a truncated file and a file that is not HDF5
 # are errors naming the file (and the layer and both shapes), and write nothing.
 # Fixtures: tests/keras/ (made by make_fixtures.py with python3-h5py). Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
@@ -22,6 +22,23 @@ for f in keras2_book.h5 keras2_model.h5 keras3.weights.h5; do
             check "$f: batch normalization's moving statistics" contains "$f.inspect" "state hash $b"
         fi
     done < "$k/expected.txt"
+done
+# --- the network's outputs on two images against numpy's (predictions.txt, made with the
+# fixtures from the arrays alone), on each backend
+close_to() { # OUT: every "IMAGE class p ..." of OUT within 1e-4 of predictions.txt's
+    awk 'NR == FNR { for (i = 2; i < NF; i += 2) want[$1 "/" $i] = $(i + 1); next }
+         { n = split($1, p, "/"); img = p[n]
+           for (i = 2; i < NF; i += 2) { d = $(i + 1) - want[img "/" $i]; if (d < 0) d = -d
+                                          if (!((img "/" $i) in want) || d > 1e-4) bad++; seen++ } }
+         END { exit !(seen == 6 && bad == 0) }' "$k/predictions.txt" "$1" \
+        || { echo "--- $1 differs from numpy's:"; cat "$1" "$k/predictions.txt"; return 1; }
+}
+for f in keras2_book.h5 keras3.weights.h5; do
+    for backend in blas onednn ref; do
+        "$bin" predict "$cfg" --checkpoint "$f.ckpt" --top 3 --digits 6 --set model.backend=$backend \
+            "$k/image1.png" "$k/image2.png" > "pred_${f}_$backend.out" 2>&1
+        check "$f, $backend: class probabilities of numpy's to 1e-4" close_to "pred_${f}_$backend.out"
+    done
 done
 "$bin" inspect keras2_book.h5.ckpt --compare keras3.weights.h5.ckpt > same.out 2>&1
 check "Keras 2 and Keras 3 files: identical parameters" contains same.out "identical parameters"

@@ -13,11 +13,18 @@ Files (all with the same weights, drawn from a fixed seed):
   keras3.weights.h5   Keras 3: layers/NAME/vars/0, 1, ...
   wrong_shape.h5      keras2_book.h5 with block2_conv1's kernel for 5 input channels, not 4
   other_net.h5        keras2_book.h5 plus a layer "fc1" the config does not have
+  image1.png, image2.png  12x12 RGB images (random pixels)
+  predictions.txt     the network's class probabilities for each image, computed here with
+                      numpy in float64 from the arrays (Keras's preprocess_input "caffe", same
+                      and valid convolutions, max pooling, batch normalization with the moving
+                      statistics, softmax): what `shardnet predict` must print to 1e-4
   expected.txt        per layer, FNV-1a 64 of its parameters as float32 in shardnet's order
                       (what `shardnet inspect CKPT --config tiny.cfg` prints), and of the
                       state (moving mean, moving variance), computed here from the arrays
 """
+import struct
 import sys
+import zlib
 
 import h5py
 import numpy as np
@@ -38,7 +45,7 @@ LAYERS = [
     ("block2_bn", [("gamma", f32(6) + 1), ("beta", f32(6)), ("moving_mean", f32(6)),
                    ("moving_variance", np.abs(f32(6)) + np.float32(0.5))]),
     ("flatten", None),
-    ("predictions", [("kernel", f32(96, 3)), ("bias", f32(3))]),
+    ("predictions", [("kernel", f32(96, 3) * np.float32(0.002)), ("bias", f32(3))]),
 ]
 BOOK_SUFFIX = {"kernel": "W", "bias": "b", "gamma": "gamma", "beta": "beta",
                "moving_mean": "running_mean", "moving_variance": "running_std"}
@@ -80,6 +87,48 @@ def fnv1a64(data):
     return h
 
 
+def write_png(path, img):
+    """img (H, W, 3) uint8 as an 8-bit RGB PNG, no filtering."""
+    h, w, _ = img.shape
+    raw = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
+
+    def chunk(kind, data):
+        c = struct.pack(">I", len(data)) + kind + data
+        return c + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def conv(x, k, same):
+    """x (H, W, C), k (KH, KW, C, OC), stride 1"""
+    kh, kw = k.shape[:2]
+    if same:
+        x = np.pad(x, ((kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    oh, ow = x.shape[0] - kh + 1, x.shape[1] - kw + 1
+    y = np.zeros((oh, ow, k.shape[3]))
+    for i in range(oh):
+        for j in range(ow):
+            y[i, j] = np.tensordot(x[i:i + kh, j:j + kw], k, axes=3)
+    return y
+
+
+def forward(img):
+    a = dict((n, dict(arrays or [])) for n, arrays in LAYERS)
+    x = img.astype(np.float64)[..., ::-1] - np.array([103.939, 116.779, 123.68])
+    x = np.maximum(conv(x, a["block1_conv1"]["kernel"].astype(np.float64), True)
+                   + a["block1_conv1"]["bias"], 0)
+    x = x.reshape(6, 2, 6, 2, 4).max(axis=(1, 3))
+    x = conv(x, a["block2_conv1"]["kernel"].astype(np.float64), False)
+    bn = a["block2_bn"]
+    x = (x - bn["moving_mean"]) / np.sqrt(bn["moving_variance"].astype(np.float64) + 1e-3) \
+        * bn["gamma"] + bn["beta"]
+    z = x.reshape(-1) @ a["predictions"]["kernel"].astype(np.float64) + a["predictions"]["bias"]
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
 def main(out):
     with h5py.File(f"{out}/keras2_book.h5", "w") as f:
         write_keras2(f, "book", LAYERS)
@@ -94,6 +143,14 @@ def main(out):
         write_keras2(f, "book", wrong)
     with h5py.File(f"{out}/other_net.h5", "w") as f:
         write_keras2(f, "book", LAYERS + [("fc1", [("kernel", f32(3, 2)), ("bias", f32(2))])])
+    pixels = np.random.default_rng(7)
+    with open(f"{out}/predictions.txt", "w") as p:
+        for name in ("image1.png", "image2.png"):
+            img = pixels.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+            write_png(f"{out}/{name}", img)
+            probs = forward(img)
+            p.write(name + "".join(f" {c} {v:.9f}" for c, v in zip(("cat", "dog", "fox"), probs))
+                    + "\n")
     with open(f"{out}/expected.txt", "w") as e:
         for name, arrays in LAYERS:
             # trainable parameters in shardnet's order (batch normalization's moving
