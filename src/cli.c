@@ -42,9 +42,10 @@ static const char usage_text[] =
     "                                    class probabilities of each image\n"
     "  bench CONFIG [--batch N] [--iters N] [--backend auto|blas|onednn|ref] [--data-only]\n"
     "                                    images/s, GFLOP/s and per-layer times\n"
-    "  import-weights CONFIG --keras FILE.h5 -o CKPT\n"
+    "  import-weights CONFIG --keras FILE.h5 -o CKPT [--by-name]\n"
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
-    "                                    .weights.h5) as a checkpoint of CONFIG's network\n"
+    "                                    .weights.h5) as a checkpoint of CONFIG's network;\n"
+    "                                    --by-name: only CONFIG's layers of a larger file\n"
     "  export-weights CONFIG --checkpoint CKPT -o FILE.h5\n"
     "                                    a checkpoint as a Keras 2 weight file\n"
     "                                    (model.load_weights reads it)\n"
@@ -90,7 +91,7 @@ struct args {
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
     const char *keras, *output;
-    int split, batch, iters, data_only, limit, top, digits, allow_config_change, record;
+    int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
     char **positional;
     int n_positional;
 };
@@ -167,6 +168,9 @@ static int parse_args(int argc, char **argv, struct args *a)
         } else if (strcmp(o, "--record") == 0) {
             a->record = 1;
             takes = 0;
+        } else if (strcmp(o, "--by-name") == 0) {
+            a->by_name = 1;
+            takes = 0;
         } else if (strncmp(o, "--", 2) == 0 && o[2] != '\0') {
             return usage_error("unknown option %s", o);
         } else {
@@ -213,7 +217,7 @@ static int cmd_import_weights(struct args *a)
                 : sn_err_set(&err, SN_ENOMEM, "out of memory");
     if (rc == SN_OK) {
         sn_model_init_params(m, st->tc.seed); /* state (moving variance 1) for files without */
-        rc = sn_weights_import_keras(m, a->keras, &err);
+        rc = sn_weights_import_keras(m, a->keras, a->by_name, &err);
     }
     if (rc == SN_OK) {
         struct sn_record rec = {0};

@@ -32,7 +32,7 @@
 
 static const char *const settings_types[] = {
     "model", "data", "augment", "train", "checkpoint", "early_stopping", "reduce_lr_on_plateau",
-    NULL};
+    "base", NULL};
 
 int sn_config_is_settings(const char *type)
 {

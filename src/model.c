@@ -93,9 +93,11 @@ static int fold_final_activation(struct sn_model *m, const struct sn_config *cfg
     return SN_OK;
 }
 
+/* Configures cfg's layer sections after the layers already there (a base's, for a top). */
 static int configure_layers(struct sn_model *m, const struct sn_config *cfg, struct sn_err *err)
 {
-    struct sn_shape shape = m->input;
+    struct sn_shape shape = m->n_layers ? m->layers[m->n_layers - 1].out : m->input;
+    int first = m->n_layers;
     for (int i = 0; i < cfg->n_sections; i++) {
         const struct sn_section *s = &cfg->sections[i];
         if (sn_config_is_settings(s->type))
@@ -131,11 +133,83 @@ static int configure_layers(struct sn_model *m, const struct sn_config *cfg, str
         shape = l->out;
         m->n_layers++;
     }
-    if (m->n_layers == 0)
+    if (m->n_layers == first)
         return sn_err_set(err, SN_EINVAL,
                           "%s: the config defines no layers\n---> HINT: add sections such as "
                           "[conv2d] filters = 32 kernel_size = 3",
                           cfg->path);
+    return SN_OK;
+}
+
+/* A path given in cfg, relative to cfg's own directory unless absolute. */
+static void relative_to(const struct sn_config *cfg, const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(cfg->path, '/');
+    if (path[0] == '/' || !slash)
+        snprintf(out, cap, "%s", path);
+    else
+        snprintf(out, cap, "%.*s/%s", (int)(slash - cfg->path), cfg->path, path);
+}
+
+/* [base]: the layers of another config first (the book's conv_base), with its weights named
+ * for training to start from, and frozen as asked: trainable = false freezes all of them (Keras's
+ * conv_base.trainable = False), freeze_until = LAYER those up to and including LAYER (the
+ * book's fine-tuning: all but the last few). */
+static int configure_base(struct sn_model *m, const struct sn_config *cfg, struct sn_err *err)
+{
+    const struct sn_section *bs = sn_config_find(cfg, "base");
+    if (!bs)
+        return SN_OK;
+    char rel[1024], until[SN_CFG_NAME_MAX];
+    int trainable;
+    SN_FORWARD(sn_layer_require(cfg, bs, "config", err));
+    SN_FORWARD(sn_section_string(cfg, bs, "config", "", rel, sizeof rel, err));
+    relative_to(cfg, rel, m->base_config, sizeof m->base_config);
+    SN_FORWARD(sn_section_string(cfg, bs, "checkpoint", "", rel, sizeof rel, err));
+    if (rel[0])
+        relative_to(cfg, rel, m->base_checkpoint, sizeof m->base_checkpoint);
+    SN_FORWARD(sn_section_bool(cfg, bs, "trainable", 1, &trainable, err));
+    SN_FORWARD(sn_section_string(cfg, bs, "freeze_until", "", until, sizeof until, err));
+    if (!trainable && until[0])
+        return sn_config_error(cfg, bs, "freeze_until", err, SN_EINVAL,
+                               "freeze_until and trainable = false both say what to freeze; "
+                               "keep one");
+    struct sn_config *base;
+    char where[1200];
+    sn_config_where(cfg, bs, "config", where, sizeof where);
+    if (sn_config_load(&base, m->base_config, err) != SN_OK) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return sn_err_set(err, err->code, "[base] config (%s): %s", where, why);
+    }
+    /* room for the base's layers and the top's */
+    size_t cap = (size_t)base->n_sections + (size_t)cfg->n_sections + 1;
+    struct sn_layer *grown = realloc(m->layers, cap * sizeof *grown);
+    if (grown) {
+        memset(grown, 0, cap * sizeof *grown);
+        m->layers = grown;
+    }
+    int rc = !grown ? sn_err_set(err, SN_ENOMEM, "out of memory")
+             : sn_config_find(base, "base")
+                 ? sn_err_set(err, SN_EINVAL, "%s: a base has a [base] of its own; stack one "
+                                              "level only",
+                              m->base_config)
+                 : configure_layers(m, base, err);
+    sn_config_free(base);
+    SN_FORWARD(rc);
+    m->n_base = m->n_layers;
+    int found = !until[0];
+    for (int i = 0; i < m->n_base; i++) {
+        struct sn_layer *l = &m->layers[i];
+        if (!trainable || !found)
+            l->trainable = 0;
+        if (until[0] && strcmp(l->name, until) == 0)
+            found = 1;
+    }
+    if (!found)
+        return sn_config_error(cfg, bs, "freeze_until", err, SN_EINVAL,
+                               "freeze_until = %s: the base (%s) has no such layer", until,
+                               m->base_config);
     return SN_OK;
 }
 
@@ -216,10 +290,11 @@ static int allocate(struct sn_model *m, struct sn_err *err)
     return SN_OK;
 }
 
-static uint64_t structure_hash(const struct sn_model *m)
+/* of the first n layers */
+static uint64_t structure_hash(const struct sn_model *m, int n)
 {
     uint64_t h = sn_hash_bytes(&m->input, sizeof m->input, SN_HASH_INIT);
-    for (int i = 0; i < m->n_layers; i++) {
+    for (int i = 0; i < n; i++) {
         const struct sn_layer *l = &m->layers[i];
         h = sn_hash_bytes(l->type->section, strlen(l->type->section), h);
         h = sn_hash_bytes(&l->out, sizeof l->out, h);
@@ -248,6 +323,8 @@ int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_b
     if (rc == SN_OK)
         rc = read_loss(cfg, &m->loss, err);
     if (rc == SN_OK)
+        rc = configure_base(m, cfg, err);
+    if (rc == SN_OK)
         rc = configure_layers(m, cfg, err);
     if (rc == SN_OK)
         rc = fold_final_activation(m, cfg, err);
@@ -259,7 +336,12 @@ int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_b
         sn_model_free(m);
         return rc;
     }
-    m->structure_hash = structure_hash(m);
+    m->structure_hash = structure_hash(m, m->n_layers);
+    m->base_hash = structure_hash(m, m->n_base);
+    for (int i = 0; i < m->n_base; i++) {
+        m->base_params += m->layers[i].n_params;
+        m->base_state += m->layers[i].n_state;
+    }
     *out = m;
     return SN_OK;
 }

@@ -55,6 +55,15 @@ struct sn_model {
 
     uint64_t structure_hash;           /* layer types and shapes: what a checkpoint must match */
 
+    /* [base] config = FILE: the first n_base layers are that config's (a pretrained
+       convolutional base), the rest this config's top. Their params and state are the prefix
+       of params and state: base_params, base_state floats. */
+    int n_base;
+    size_t base_params, base_state;
+    uint64_t base_hash;                /* structure hash of the base's layers alone */
+    char base_config[1024];            /* path as resolved from this config's directory */
+    char base_checkpoint[1024];        /* [base] checkpoint: the base's weights ("" none) */
+
     /* When not NULL (bench), forward and backward add each layer's seconds here, (n_layers). */
     double *t_fwd, *t_bwd;
 };

@@ -551,6 +551,35 @@ static int load_ckpt(struct sn_model *m, struct sn_optim *opt, const char *path,
 }
 
 /* Writes a checkpoint of the run as it is now (rank 0). */
+/* [base] checkpoint: the base's weights into the prefix of params and state, for a run that
+ * starts fresh (a resume has them in its own checkpoint). The file must hold the base alone:
+ * as many parameters and statistics as the base's layers. */
+static int load_base(struct sn_model *m, struct sn_err *err)
+{
+    if (m->n_base == 0 || !m->base_checkpoint[0])
+        return SN_OK;
+    const char *path = m->base_checkpoint;
+    struct sn_ckpt_meta meta;
+    SN_FORWARD(sn_checkpoint_read_meta(path, &meta, err));
+    SN_RETURN_IF(meta.n_params != m->base_params || meta.n_state != m->base_state, err, SN_EINVAL,
+                 "[base] checkpoint %s holds %llu parameters and %llu statistics; the base %s "
+                 "has %zu and %zu: a checkpoint of another network?",
+                 path, (unsigned long long)meta.n_params, (unsigned long long)meta.n_state,
+                 m->base_config, m->base_params, m->base_state);
+    float *p = malloc((m->base_params + 1) * sizeof(float));
+    float *s = malloc((m->base_state + 1) * sizeof(float));
+    int rc = p && s ? sn_checkpoint_load(path, &meta, p, (int64_t)m->base_params, s,
+                                         (int64_t)m->base_state, NULL, -1, err)
+                    : sn_err_set(err, SN_ENOMEM, "out of memory");
+    if (rc == SN_OK) {
+        memcpy(m->params, p, m->base_params * sizeof(float));
+        memcpy(m->state, s, m->base_state * sizeof(float));
+    }
+    free(p);
+    free(s);
+    return rc;
+}
+
 static int save_ckpt(const struct run *r, const char *path, double val_loss, struct sn_err *err)
 {
     struct sn_record rec = {0};
@@ -1072,6 +1101,14 @@ static int fit(struct run *r, struct sn_err *err)
     r->rs.lr_scale = 1.0;
     int start = START_FRESH;
     int rc = d->rank == 0 ? resume_rank0(r, &start, err) : SN_OK;
+    if (rc == SN_OK && d->rank == 0 && start == START_FRESH && m->base_checkpoint[0]) {
+        rc = load_base(m, err);
+        if (rc == SN_OK && !r->opts->quiet)
+            con_say(&r->con, "base: %d layers of %s, weights from %s, %zu of %zu parameters "
+                             "frozen\n",
+                    m->n_base, m->base_config, m->base_checkpoint, m->n_params - m->n_trainable,
+                    m->n_params);
+    }
     SN_FORWARD(agree(d, rc, err));
     SN_FORWARD(check_same_model(r, err));
     /* rank 0's decision, run state and model (after a resume: and optimizer) are everyone's */

@@ -291,7 +291,7 @@ static int load_layer(const struct sn_layer *l, struct file_layer *fl, const str
     return SN_OK;
 }
 
-int sn_weights_import_keras(struct sn_model *m, const char *path, struct sn_err *err)
+int sn_weights_import_keras(struct sn_model *m, const char *path, int by_name, struct sn_err *err)
 {
     FILE *probe = fopen(path, "rb");
     SN_RETURN_IF(!probe, err, SN_EIO, "cannot read %s", path);
@@ -352,10 +352,11 @@ int sn_weights_import_keras(struct sn_model *m, const char *path, struct sn_err 
         }
         rc = load_layer(l, match, &w, path, err);
     }
-    for (int k = 0; rc == SN_OK && k < fl.n; k++)
+    for (int k = 0; rc == SN_OK && !by_name && k < fl.n; k++)
         if (!fl.l[k].used)
             rc = sn_err_set(err, SN_EINVAL, "%s holds weights for layer '%s', which the config "
-                                            "does not have (a file for another network?)",
+                                            "does not have (a file for another network? "
+                                            "--by-name takes the config's layers alone)",
                             path, fl.l[k].name);
     if (rc == SN_OK) {
         memcpy(m->params, params, m->n_params * sizeof(float));

@@ -21,8 +21,10 @@
 /* Fills m's params and state from the Keras weight file at path. Errors name the file and, as
  * the case may be, the layer and both shapes: not an HDF5 file, a truncated one, neither
  * layout, a layer of the model with no weights in the file, a layer in the file with weights
- * the model does not have, an array count or shape that differs. m is unchanged on error. */
-int sn_weights_import_keras(struct sn_model *m, const char *path, struct sn_err *err);
+ * the model does not have (unless by_name: Keras's load_weights(by_name=True), which takes the
+ * layers of the model from a file of a larger network, e.g. a base from a whole model), an
+ * array count or shape that differs. m is unchanged on error. */
+int sn_weights_import_keras(struct sn_model *m, const char *path, int by_name, struct sn_err *err);
 
 /* Writes m's params and state as a Keras 2 weight file (save_weights layout: layer_names,
  * weight_names "NAME/kernel:0", ...), which Keras's model.load_weights reads for the same
