@@ -34,7 +34,9 @@ static const char usage_text[] =
     "usage: shardnet COMMAND [ARGS]\n"
     "\n"
     "  summary CONFIG                    print the network as Keras's model.summary() does\n"
-    "  train CONFIG [--resume CKPT|auto] train (under mpirun/srun: data-parallel on every rank);\n"
+    "  train CONFIG [--resume CKPT|auto] [--init CKPT]\n"
+    "                                    train (under mpirun/srun: data-parallel on every rank);\n"
+    "                                    --init: start from CKPT's weights, a new optimizer\n"
     "                                    SIGUSR1/SIGTERM save a resumable checkpoint, exit 75\n"
     "  evaluate CONFIG --checkpoint CKPT [--data DIR] [--split test|val|train]\n"
     "                                    loss and accuracy of a checkpoint on a split\n"
@@ -90,7 +92,7 @@ struct args {
     const char *sets[SN_MAX_SETS];
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
-    const char *keras, *output;
+    const char *keras, *output, *init;
     int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
     char **positional;
     int n_positional;
@@ -136,6 +138,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->backend = v;
         else if (strcmp(o, "--source") == 0)
             a->source = v;
+        else if (strcmp(o, "--init") == 0)
+            a->init = v;
         else if (strcmp(o, "--keras") == 0)
             a->keras = v;
         else if (strcmp(o, "-o") == 0 || strcmp(o, "--output") == 0)
@@ -359,6 +363,7 @@ static int cmd_train(struct args *a, int bench, int *argc, char ***argv)
         rc = sn_bench(cfg, &d, &bo, stdout, &err);
     } else {
         struct sn_train_opts opts = {.resume = a->resume,
+                                     .init = a->init,
                                      .allow_config_change = a->allow_config_change,
                                      .out = stdout,
                                      .stop = &stop_requested};

@@ -1101,7 +1101,14 @@ static int fit(struct run *r, struct sn_err *err)
     r->rs.lr_scale = 1.0;
     int start = START_FRESH;
     int rc = d->rank == 0 ? resume_rank0(r, &start, err) : SN_OK;
-    if (rc == SN_OK && d->rank == 0 && start == START_FRESH && m->base_checkpoint[0]) {
+    if (rc == SN_OK && d->rank == 0 && start == START_FRESH && r->opts->init) {
+        struct sn_ckpt_meta meta;
+        rc = load_ckpt(m, NULL, r->opts->init, &meta, err);
+        if (rc == SN_OK && !r->opts->quiet)
+            con_say(&r->con, "initial weights from %s (epoch %d of the run that wrote it), a new "
+                             "optimizer; %zu of %zu parameters frozen\n",
+                    r->opts->init, meta.epoch, m->n_params - m->n_trainable, m->n_params);
+    } else if (rc == SN_OK && d->rank == 0 && start == START_FRESH && m->base_checkpoint[0]) {
         rc = load_base(m, err);
         if (rc == SN_OK && !r->opts->quiet)
             con_say(&r->con, "base: %d layers of %s, weights from %s, %zu of %zu parameters "

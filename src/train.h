@@ -72,6 +72,9 @@ struct sn_train_opts {
     const char *resume;        /* checkpoint to resume from, "auto" (the run's `last` checkpoint
                                   if there is one), or NULL */
     int allow_config_change;   /* resume even when the config or data changed (named anyway) */
+    const char *init;          /* a fresh run starts from this checkpoint's parameters and
+                                  statistics (same network), with a new optimizer: fine-tuning
+                                  after a frozen-base run; NULL: from [base] or initialisers */
     FILE *out;                 /* progress (rank 0), usually stdout */
     int quiet;
     /* Set asynchronously (a signal: SLURM's warning before a time limit, preemption). At the

@@ -76,6 +76,20 @@ check "freeze_until: exit 0" test $? -eq 0
 check "freeze_until p1: c1 bit-identical" test "$(hash_of c1 base.inspect)" = "$(hash_of c1 tune.inspect)"
 check "freeze_until p1: c2 trained" test "$(hash_of c2 base.inspect)" != "$(hash_of c2 tune.inspect)"
 
+# --- the book's sequence: the frozen run's best model, fine-tuned with a new optimizer (--init)
+top finetune "freeze_until = p1"
+"$bin" train finetune.cfg --init frozen/frozen-best.ckpt --set train.learning_rate=1e-5 > finetune.out 2>&1
+check "--init: exit 0" test $? -eq 0
+check "--init: said at start" contains finetune.out "initial weights from frozen/frozen-best.ckpt (epoch [0-9]* of the run that wrote it), a new optimizer; 80 of 5258 parameters frozen"
+"$bin" inspect frozen/frozen-best.ckpt --config frozen.cfg > fbest.inspect 2>&1
+"$bin" inspect finetune/finetune-last.ckpt --config finetune.cfg > finetune.inspect 2>&1
+check "--init: c1 kept (frozen)" test "$(hash_of c1 fbest.inspect)" = "$(hash_of c1 finetune.inspect)"
+check "--init: c2 fine-tuned" test "$(hash_of c2 fbest.inspect)" != "$(hash_of c2 finetune.inspect)"
+check "--init: a new optimizer (step count from 0)" contains finetune.inspect "epoch 2, step 8,"
+"$bin" train finetune.cfg --init base.ckpt --set checkpoint.dir=finetune2 > initbad.out 2>&1
+check "--init with another network's checkpoint: exit 1" test $? -eq 1
+check "--init with another network's checkpoint: named" contains initbad.out "base.ckpt: this checkpoint was made for another network"
+
 # --- bad [base] settings: named, before any work
 expect_bad() { # NAME PATTERN BASE-KEYS...
     local name=$1 pattern=$2; shift 2
