@@ -48,6 +48,9 @@ static const char usage_text[] =
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
     "                                    .weights.h5) as a checkpoint of CONFIG's network;\n"
     "                                    --by-name: only CONFIG's layers of a larger file\n"
+    "  extract CONFIG --checkpoint CKPT -o FEATURES [--data DIR]\n"
+    "                                    a base's outputs over train, val and test, for a top\n"
+    "                                    trained on them ([data] features = FEATURES)\n"
     "  export-weights CONFIG --checkpoint CKPT -o FILE.h5\n"
     "                                    a checkpoint as a Keras 2 weight file\n"
     "                                    (model.load_weights reads it)\n"
@@ -340,6 +343,28 @@ static void catch_stop_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
     sa.sa_flags = SA_RESETHAND;
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* `extract CONFIG --checkpoint CKPT -o FEATURES [--data DIR]`, on every rank */
+static int cmd_extract(struct args *a, int *argc, char ***argv)
+{
+    if (!a->checkpoint || !a->output)
+        return usage_error("%s", "extract needs --checkpoint CKPT and -o FEATURES");
+    struct sn_err err = {0};
+    struct sn_dist d;
+    if (sn_dist_init(&d, argc, argv, &err) != SN_OK)
+        return report(&err);
+    struct sn_config *cfg = NULL;
+    int rc = load_config(a, &cfg, &err);
+    if (rc != SN_OK) {
+        err.collective = 1;
+        if (d.rank != 0)
+            err.msg[0] = '\0';
+        return finish_dist(&d, rc, &err);
+    }
+    rc = sn_extract(cfg, a->checkpoint, a->data, a->output, &d, stdout, &err);
+    sn_config_free(cfg);
+    return finish_dist(&d, rc, &err);
 }
 
 static int cmd_train(struct args *a, int bench, int *argc, char ***argv)
@@ -639,7 +664,7 @@ int sn_cli_main(int argc, char **argv)
     }
     static const char *const commands[] = {"summary", "train",   "bench",   "evaluate",
                                            "predict", "inspect", "dataset", "import-weights",
-                                           "export-weights", NULL};
+                                           "export-weights", "extract", NULL};
     int known = 0;
     for (int i = 0; commands[i] && !known; i++)
         known = strcmp(cmd, commands[i]) == 0;
@@ -672,6 +697,8 @@ int sn_cli_main(int argc, char **argv)
         rc = cmd_import_weights(&a);
     else if (strcmp(cmd, "export-weights") == 0)
         rc = cmd_export_weights(&a);
+    else if (strcmp(cmd, "extract") == 0)
+        rc = cmd_extract(&a, &argc, &argv);
     else
         rc = cmd_dataset(&a);
     free(a.positional);

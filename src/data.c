@@ -25,6 +25,7 @@
 #include <string.h>   // defines: strcmp, strlen, memcpy, memset, strerror
 #include <sys/stat.h> // defines: stat, lstat, S_ISDIR, S_ISREG
 
+#include "featfile.h"
 #include "image.h"
 #include "rng.h"
 #include "sys.h"
@@ -86,6 +87,27 @@ int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, str
         sn_config_where(cfg, s, split_keys[i], dc->split_where[i], sizeof dc->split_where[i]);
     }
 
+    SN_FORWARD(sn_section_string(cfg, s, "features", NULL, dc->features, sizeof dc->features,
+                                 err));
+    sn_config_where(cfg, s, "features", dc->features_where, sizeof dc->features_where);
+    if (dc->features[0]) {
+        /* the samples' shape is the feature file's (the shapes are read, not the arrays) */
+        struct sn_features f;
+        if (sn_features_read(dc->features, "", &f, err) != SN_OK) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return sn_err_set(err, err->code, "[data] features (%s): %s", dc->features_where, why);
+        }
+        const struct sn_feature_split *t = sn_features_find(&f, "train");
+        int ok = t != NULL;
+        if (ok) {
+            dc->height = t->h, dc->width = t->w, dc->channels = t->c;
+        }
+        sn_features_free(&f);
+        SN_RETURN_IF(!ok, err, SN_EDATA, "%s ([data] features, %s) holds no train split",
+                     dc->features, dc->features_where);
+        return SN_OK;
+    }
     if (s != NULL && sn_section_key(s, "image_size") == NULL)
         return sn_config_missing(cfg, s, "image_size",
                                  "required: 28 or height,width such as 180,180", err);
@@ -305,6 +327,7 @@ void sn_dataset_free(struct sn_dataset *ds)
     free(ds->labels);
     free(ds->class_names);
     free(ds->class_count);
+    free(ds->features);
     free(ds);
 }
 
@@ -545,6 +568,76 @@ static void origin(const struct sn_data_conf *dc, enum sn_split split, char *buf
         snprintf(buf, cap, "[data] dir = %s (%s)", dc->dir, dc->dir_where);
 }
 
+/* A split of a feature file: its rows in memory, labelled by class name like image folders. */
+static int open_features(struct sn_dataset **out, const struct sn_data_conf *dc,
+                         const char *name, const struct sn_classes *known, struct sn_err *err)
+{
+    struct sn_features f;
+    SN_FORWARD(sn_features_read(dc->features, name, &f, err));
+    struct sn_feature_split *sp = NULL;
+    for (int s = 0; s < f.n_splits; s++)
+        if (strcmp(f.split[s].name, name) == 0)
+            sp = &f.split[s];
+    struct sn_dataset *ds = calloc(1, sizeof *ds);
+    int rc = !sp ? sn_err_set(err, SN_EDATA, "%s ([data] features, %s) holds no %s split; "
+                                             "HINT: extract with a %s folder",
+                              dc->features, dc->features_where, name, name)
+             : !ds ? sn_err_set(err, SN_ENOMEM, "out of memory")
+             : sp->n == 0 ? sn_err_set(err, SN_EDATA, "%s: the %s split is empty", dc->features, name)
+                          : SN_OK;
+    if (rc == SN_OK) {
+        snprintf(ds->root, sizeof ds->root, "%.1000s#%s", dc->features, name);
+        ds->n = ds->n_found = sp->n;
+        ds->n_classes = sp->n_classes;
+        ds->class_names = sp->class_names, sp->class_names = NULL;
+        ds->labels = sp->labels, sp->labels = NULL;
+        ds->features = sp->x, sp->x = NULL;
+        ds->class_count = calloc((size_t)ds->n_classes + 1, sizeof *ds->class_count);
+        rc = ds->class_count ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
+    }
+    for (int i = 0; rc == SN_OK && i < ds->n; i++)
+        ds->class_count[ds->labels[i]]++;
+    /* labels by class name: the training split's names, as for folders */
+    for (int c = 0; rc == SN_OK && known && c < ds->n_classes; c++)
+        if (find_name(known->names, known->n, ds->class_names[c]) < 0)
+            rc = sn_err_set(err, SN_EDATA, "%s: its %s split has class '%s', which the training "
+                                           "split does not",
+                            dc->features, name, ds->class_names[c]);
+    if (rc == SN_OK && known) {
+        for (int i = 0; i < ds->n; i++)
+            ds->labels[i] = find_name(known->names, known->n, ds->class_names[ds->labels[i]]);
+        char(*names)[64] = calloc((size_t)known->n + 1, 64);
+        int *count = calloc((size_t)known->n + 1, sizeof *count);
+        rc = names && count ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
+        for (int c = 0; rc == SN_OK && c < known->n; c++)
+            memcpy(names[c], known->names[c], 64);
+        for (int i = 0; rc == SN_OK && i < ds->n; i++)
+            count[ds->labels[i]]++;
+        if (rc == SN_OK) {
+            free(ds->class_names), free(ds->class_count);
+            ds->class_names = names, ds->class_count = count;
+            ds->n_classes = known->n;
+        } else {
+            free(names), free(count);
+        }
+    }
+    if (rc == SN_OK) {
+        uint64_t h = SN_HASH_INIT;
+        for (int c = 0; c < ds->n_classes; c++)
+            h = sn_hash_str(ds->class_names[c], h);
+        h = sn_hash_bytes(ds->labels, (size_t)ds->n * sizeof *ds->labels, h);
+        h = sn_hash_bytes(ds->features, (size_t)ds->n * dc->height * dc->width * dc->channels *
+                                            sizeof(float),
+                          h);
+        ds->fingerprint = h;
+        *out = ds;
+    } else {
+        sn_dataset_free(ds);
+    }
+    sn_features_free(&f);
+    return rc;
+}
+
 int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum sn_split split,
                     const struct sn_classes *known, struct sn_err *err)
 {
@@ -552,6 +645,8 @@ int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum
     static const char *const names[3] = {"train", "val", "test"};
     SN_RETURN_IF(split < SN_SPLIT_TRAIN || split > SN_SPLIT_TEST, err, SN_EINVAL,
                  "unknown split %d", (int)split);
+    if (dc->features[0])
+        return open_features(out, dc, names[split], known, err);
     char root[SN_PATH_MAX], from[SN_PATH_MAX + 400];
     origin(dc, split, from, sizeof from);
     int from_split = dc->validation_split > 0 && split != SN_SPLIT_TEST;
@@ -599,6 +694,11 @@ int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum
 void sn_dataset_describe(const struct sn_dataset *ds, const struct sn_data_conf *dc,
                          enum sn_split split, FILE *f)
 {
+    if (ds->features) {
+        fprintf(f, "Found %d samples in %s belonging to %d classes.\n", ds->n, ds->root,
+                ds->n_classes);
+        return;
+    }
     fprintf(f, "Found %d files belonging to %d classes.\n", ds->n_found, ds->n_classes);
     if (dc->validation_split > 0 && split != SN_SPLIT_TEST)
         fprintf(f, "Using %d files for %s.\n", ds->n,
@@ -765,10 +865,12 @@ static void *worker_main(void *arg)
 
         /* Outside the lock: this row of this slot belongs to this worker alone. */
         float *dst = s->b.x + (size_t)row * l->sample;
-        const char *path = l->c.ds->paths[idx];
+        const char *path = l->c.ds->paths ? l->c.ds->paths[idx] : l->c.ds->root;
         struct sn_err e = {0};
-        int rc = w->ctx ? SN_OK : sn_image_ctx_create(&w->ctx, &e);
-        if (rc == SN_OK)
+        int rc = w->ctx || l->c.ds->features ? SN_OK : sn_image_ctx_create(&w->ctx, &e);
+        if (rc == SN_OK && l->c.ds->features) /* a feature row: copied, never augmented */
+            memcpy(dst, l->c.ds->features + (size_t)idx * l->sample, l->sample * sizeof *dst);
+        else if (rc == SN_OK)
             rc = sn_image_load(w->ctx, path, &l->opts, l->aug_on ? w->tmp : dst, &e);
         if (rc != SN_OK) {
             /* A failed decode can leave decoder state behind that spoils the next, good file
@@ -865,7 +967,8 @@ int sn_loader_create(struct sn_loader **out, const struct sn_loader_conf *c, str
                  c->global_batch);
     SN_RETURN_IF(c->world < 1 || c->rank < 0 || c->rank >= c->world, err, SN_EINVAL,
                  "rank %d of %d is not a valid rank", c->rank, c->world);
-    SN_RETURN_IF(dc->height < 1 || dc->width < 1 || (dc->channels != 1 && dc->channels != 3),
+    SN_RETURN_IF(dc->height < 1 || dc->width < 1 || dc->channels < 1 ||
+                     (!c->ds->features && dc->channels != 1 && dc->channels != 3),
                  err, SN_EINVAL, "[data] image size %dx%dx%d is not valid", dc->height,
                  dc->width, dc->channels);
 
@@ -881,7 +984,7 @@ int sn_loader_create(struct sn_loader **out, const struct sn_loader_conf *c, str
                                      .interp = (int)dc->interp,
                                      .crop_to_aspect_ratio = dc->crop_to_aspect_ratio,
                                      .max_pixels = dc->max_pixels};
-    l->aug_on = c->aug != NULL && c->aug->enabled;
+    l->aug_on = c->aug != NULL && c->aug->enabled && !c->ds->features;
     l->sample = (size_t)dc->height * dc->width * dc->channels;
     l->steps = (c->ds->n + c->global_batch - 1) / c->global_batch;
     l->local_max = (c->global_batch + c->world - 1) / c->world;

@@ -53,6 +53,10 @@ struct sn_data_conf {
     int threads;                       /* decode workers per rank (0 = auto) */
     int queue_depth;                   /* batches decoded ahead (0 = auto) */
     long long max_pixels;              /* refuse larger images before decoding */
+    char features[SN_PATH_MAX];        /* features = FILE: samples are a base's outputs stored
+                                          by `shardnet extract` (featfile.h), not images;
+                                          height, width, channels are then theirs */
+    char features_where[160];
 };
 
 /* Parses [data] (missing keys take defaults; image_size is required). */
@@ -76,6 +80,8 @@ struct sn_dataset {
     int *class_count;     /* owned, (n_classes): files of each class (0: the split lacks it) */
     uint64_t fingerprint; /* hash of the class names and of every file's path under root and
                              label: the same files give the same value on any machine */
+    float *features;      /* owned, (n, H, W, C) when the split comes from a feature file
+                             (paths is then NULL): the loader copies rows instead of decoding */
 };
 
 /* Scans the split's folder and checks it up front: a missing directory, no class folders, a class

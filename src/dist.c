@@ -413,6 +413,43 @@ int sn_dist_barrier_idle(struct sn_dist *d, struct sn_err *err)
     return SN_OK;
 }
 
+int sn_dist_gatherv(struct sn_dist *d, const void *in, size_t bytes, void *out,
+                    const size_t *counts, struct sn_err *err)
+{
+    struct dist_impl *im = d->impl;
+    SN_RETURN_IF(im == NULL, err, SN_EINVAL, "dist: gatherv before sn_dist_init");
+    int *rc_counts = NULL, *displs = NULL;
+    if (d->rank == 0) {
+        rc_counts = calloc((size_t)d->world, sizeof *rc_counts);
+        displs = calloc((size_t)d->world, sizeof *displs);
+        size_t off = 0;
+        for (int r = 0; rc_counts && displs && r < d->world; r++) {
+            if (counts[r] > (size_t)INT_MAX || off > (size_t)INT_MAX) {
+                free(rc_counts);
+                free(displs);
+                return sn_err_set(err, SN_EINVAL, "dist: gatherv of more than 2 GB");
+            }
+            rc_counts[r] = (int)counts[r];
+            displs[r] = (int)off;
+            off += counts[r];
+        }
+        if (!rc_counts || !displs) {
+            free(rc_counts);
+            free(displs);
+            return sn_err_set(err, SN_ENOMEM, "out of memory");
+        }
+    }
+    SN_RETURN_IF(bytes > (size_t)INT_MAX, err, SN_EINVAL, "dist: gatherv of more than 2 GB");
+    watch_begin(im, "MPI_Gatherv");
+    int rc = MPI_Gatherv(in, (int)bytes, MPI_BYTE, out, rc_counts, displs, MPI_BYTE, 0, im->comm);
+    watch_end(im);
+    free(rc_counts);
+    free(displs);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(d, err, rc, "MPI_Gatherv");
+    return SN_OK;
+}
+
 int sn_dist_allgather(struct sn_dist *d, const void *in, void *out, size_t bytes,
                       struct sn_err *err)
 {

@@ -54,6 +54,10 @@ int  sn_dist_barrier_idle(struct sn_dist *d, struct sn_err *err);
 /* Gathers `bytes` from each rank into out (world * bytes) on every rank. */
 int  sn_dist_allgather(struct sn_dist *d, const void *in, void *out, size_t bytes,
                        struct sn_err *err);
+/* Gathers `bytes` from each rank into out on rank 0, rank after rank; counts (on rank 0) holds
+ * each rank's byte count (every rank passes its own bytes). out and counts are ignored elsewhere. */
+int  sn_dist_gatherv(struct sn_dist *d, const void *in, size_t bytes, void *out,
+                     const size_t *counts, struct sn_err *err);
 /* Max over ranks of an int (used to agree on failure flags). */
 int  sn_dist_allreduce_max_int(struct sn_dist *d, int *v, struct sn_err *err);
 

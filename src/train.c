@@ -22,6 +22,7 @@
 
 #include "checkpoint.h"
 #include "cpu.h"
+#include "featfile.h"
 #include "tune.h"
 #include "step.h"
 #include "sys.h"
@@ -74,6 +75,19 @@ static int check_fit(const struct sn_settings *st, const struct sn_config *cfg,
     const struct sn_data_conf *dc = &st->dc;
     if (dc->height == 0 && sn_config_find(cfg, "data") == NULL)
         return SN_OK; /* no [data]: a network without images (summary) */
+    if (dc->features[0] && (dc->height != m->input.h || dc->width != m->input.w ||
+                            dc->channels != m->input.c))
+        return sn_err_set(err, SN_EINVAL,
+                          "%s: the feature file %s ([data] features, %s) holds samples of "
+                          "(%d, %d, %d), the model's input_shape is (%d, %d, %d): features of "
+                          "another base?",
+                          cfg->path, dc->features, dc->features_where, dc->height, dc->width,
+                          dc->channels, m->input.h, m->input.w, m->input.c);
+    if (dc->features[0] && st->ac.enabled)
+        return sn_config_error(cfg, sn_config_find(cfg, "augment"), NULL, err, SN_EINVAL,
+                               "[augment] with [data] features: features are computed once, "
+                               "from unaugmented images; HINT: augment with a frozen base "
+                               "instead (configs/vgg16_frozen.cfg)");
     if (dc->height != m->input.h || dc->width != m->input.w || dc->channels != m->input.c)
         return sn_err_set(err, SN_EINVAL,
                           "%s: [data] gives %dx%dx%d images, the model expects %dx%dx%d",
@@ -1343,5 +1357,201 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
     free(probs);
     free(order);
     trained_free(&t);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- extract */
+
+/* This rank's outputs of the network over its shard of ds: rows (n_rows x out floats) and the
+ * dataset index of each (files that did not decode are left out). */
+static int extract_split(struct sn_model *m, const struct sn_settings *st, struct sn_dataset *ds,
+                         struct sn_dist *d, int global_batch, float **rows, int64_t **ids,
+                         size_t *n_rows, struct sn_err *err)
+{
+    size_t out = sn_shape_size(m->layers[m->n_layers - 1].out), cap = 0;
+    *rows = NULL, *ids = NULL, *n_rows = 0;
+    struct sn_loader *ld = NULL;
+    struct sn_loader_conf lc = {.ds = ds, .dc = &st->dc, .global_batch = global_batch,
+                                .rank = d->rank, .world = d->world, .shuffle = 0,
+                                .seed = st->tc.seed};
+    int rc = sn_loader_create(&ld, &lc, err);
+    if (rc == SN_OK)
+        rc = sn_loader_start_epoch(ld, 0, err);
+    struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 0};
+    while (rc == SN_OK) {
+        struct sn_batch *b;
+        rc = sn_loader_next(ld, &b, err);
+        if (rc != SN_OK || !b)
+            break;
+        if (b->n > 0) {
+            ctx.sample_ids = b->ids;
+            const float *y = sn_model_forward(m, b->x, b->n, &ctx);
+            if (*n_rows + (size_t)b->n > cap) {
+                cap = 2 * (*n_rows + (size_t)b->n);
+                float *nr = realloc(*rows, cap * out * sizeof(float));
+                int64_t *ni = realloc(*ids, cap * sizeof(int64_t));
+                if (nr)
+                    *rows = nr;
+                if (ni)
+                    *ids = ni;
+                if (!nr || !ni)
+                    rc = sn_err_set(err, SN_ENOMEM, "out of memory for the features");
+            }
+            for (int i = 0; rc == SN_OK && i < b->n; i++) {
+                if (!b->ok[i])
+                    continue;
+                memcpy(*rows + *n_rows * out, y + (size_t)i * out, out * sizeof(float));
+                (*ids)[(*n_rows)++] = b->ids[i];
+            }
+        }
+        sn_loader_release(ld, b);
+    }
+    sn_loader_free(ld);
+    return rc;
+}
+
+/* Gathers every rank's rows on rank 0 into sp, in the dataset's order. */
+static int gather_split(struct sn_dist *d, const struct sn_dataset *ds, size_t out,
+                        const float *rows, const int64_t *ids, size_t n_rows,
+                        struct sn_feature_split *sp, struct sn_err *err)
+{
+    uint64_t mine = n_rows, *all = calloc((size_t)d->world, sizeof *all);
+    size_t *cnt_i = calloc((size_t)d->world, sizeof *cnt_i), *cnt_x = calloc((size_t)d->world,
+                                                                                sizeof *cnt_x);
+    int rc = all && cnt_i && cnt_x ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
+    if (rc == SN_OK)
+        rc = sn_dist_allgather(d, &mine, all, sizeof mine, err);
+    size_t total = 0;
+    for (int r = 0; rc == SN_OK && r < d->world; r++) {
+        cnt_i[r] = all[r] * sizeof(int64_t);
+        cnt_x[r] = all[r] * out * sizeof(float);
+        total += all[r];
+    }
+    int64_t *gid = NULL;
+    float *gx = NULL;
+    if (rc == SN_OK && d->rank == 0) {
+        gid = malloc((total + 1) * sizeof *gid);
+        gx = malloc((total * out + 1) * sizeof *gx);
+        if (!gid || !gx)
+            rc = sn_err_set(err, SN_ENOMEM, "out of memory for %zu feature rows", total);
+    }
+    rc = agree(d, rc, err);
+    if (rc == SN_OK)
+        rc = sn_dist_gatherv(d, ids, n_rows * sizeof *ids, gid, cnt_i, err);
+    if (rc == SN_OK)
+        rc = sn_dist_gatherv(d, rows, n_rows * out * sizeof(float), gx, cnt_x, err);
+    if (rc == SN_OK && d->rank == 0) {
+        /* rows in the dataset's order: a slot per file, the files that did not decode dropped */
+        int64_t *at = malloc(((size_t)ds->n + 1) * sizeof *at);
+        sp->x = malloc((total * out + 1) * sizeof(float));
+        sp->labels = malloc((total + 1) * sizeof(int32_t));
+        sp->class_names = calloc((size_t)ds->n_classes + 1, 64);
+        if (!at || !sp->x || !sp->labels || !sp->class_names)
+            rc = sn_err_set(err, SN_ENOMEM, "out of memory");
+        for (int i = 0; rc == SN_OK && i < ds->n; i++)
+            at[i] = -1;
+        for (size_t k = 0; rc == SN_OK && k < total; k++)
+            at[gid[k]] = (int64_t)k;
+        int n = 0;
+        for (int i = 0; rc == SN_OK && i < ds->n; i++) {
+            if (at[i] < 0)
+                continue;
+            memcpy(sp->x + (size_t)n * out, gx + (size_t)at[i] * out, out * sizeof(float));
+            sp->labels[n++] = ds->labels[i];
+        }
+        sp->n = n;
+        sp->n_classes = ds->n_classes;
+        for (int c = 0; rc == SN_OK && c < ds->n_classes; c++)
+            memcpy(sp->class_names[c], ds->class_names[c], 64);
+        free(at);
+    }
+    free(gid);
+    free(gx);
+    free(all);
+    free(cnt_i);
+    free(cnt_x);
+    return rc;
+}
+
+int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_dir,
+               const char *out_path, struct sn_dist *d, FILE *out, struct sn_err *err)
+{
+    struct sn_train_conf tc;
+    SN_FORWARD(sn_train_conf_parse(&tc, cfg, err));
+    int local = (tc.validation_batch_size + d->world - 1) / d->world;
+    struct sn_settings *st = calloc(1, sizeof *st);
+    struct sn_model *m = NULL;
+    int rc = st ? sn_settings_load(st, cfg, local, &m, err)
+                : sn_err_set(err, SN_ENOMEM, "out of memory");
+    if (rc == SN_OK && data_dir) {
+        snprintf(st->dc.dir, sizeof st->dc.dir, "%s", data_dir);
+        snprintf(st->dc.dir_where, sizeof st->dc.dir_where, "--data");
+        for (int s = 0; s < 3; s++)
+            st->dc.split_dir[s][0] = '\0';
+    }
+    struct sn_ckpt_meta meta;
+    if (rc == SN_OK)
+        rc = load_ckpt(m, NULL, ckpt, &meta, err);
+    if (rc == SN_OK && tc.threads > 0)
+        sn_ops_set_threads(tc.threads);
+    if (rc == SN_OK && st->auto_backend) {
+        struct sn_tune_conf tune = {.n = local, .threads = sn_ops_get_threads()};
+        rc = sn_tune_backends(m, &tune, d, NULL, err);
+    }
+    rc = agree(d, rc, err);
+    struct sn_features f = {.base_hash = rc == SN_OK ? m->structure_hash : 0};
+    struct sn_dataset *train = NULL;
+    static const char *const names[3] = {"train", "val", "test"};
+    for (int s = 0; rc == SN_OK && s < 3; s++) {
+        struct sn_dataset *ds = NULL;
+        struct sn_classes known = {train ? train->n_classes : 0,
+                                   train ? (const char(*)[64])train->class_names : NULL};
+        struct sn_err e2 = {0};
+        int orc = sn_dataset_open(&ds, &st->dc, (enum sn_split)s, train ? &known : NULL, &e2);
+        if (orc != SN_OK && s > 0) { /* a split without a folder is left out, and said */
+            if (d->rank == 0)
+                fprintf(out, "note: no %s split: %s\n", names[s], e2.msg);
+            continue;
+        }
+        if (orc != SN_OK) {
+            *err = e2;
+            rc = orc;
+            break;
+        }
+        if (d->rank == 0)
+            sn_dataset_describe(ds, &st->dc, (enum sn_split)s, out);
+        float *rows = NULL;
+        int64_t *ids = NULL;
+        size_t n_rows = 0;
+        rc = agree(d, extract_split(m, st, ds, d, tc.validation_batch_size, &rows, &ids, &n_rows,
+                                    err),
+                   err);
+        struct sn_feature_split *sp = &f.split[f.n_splits];
+        struct sn_shape o = m->layers[m->n_layers - 1].out;
+        if (rc == SN_OK)
+            rc = gather_split(d, ds, sn_shape_size(o), rows, ids, n_rows, sp, err);
+        if (rc == SN_OK) {
+            snprintf(sp->name, sizeof sp->name, "%s", names[s]);
+            sp->h = o.h, sp->w = o.w, sp->c = o.c;
+            f.n_splits++;
+        }
+        free(rows);
+        free(ids);
+        if (s == 0)
+            train = ds;
+        else
+            sn_dataset_free(ds);
+    }
+    if (rc == SN_OK && d->rank == 0) {
+        rc = sn_features_write(out_path, &f, err);
+        for (int s = 0; rc == SN_OK && s < f.n_splits; s++)
+            fprintf(out, "%s: %s %d x (%d, %d, %d)\n", out_path, f.split[s].name, f.split[s].n,
+                    f.split[s].h, f.split[s].w, f.split[s].c);
+    }
+    rc = agree(d, rc, err);
+    sn_features_free(&f);
+    sn_dataset_free(train);
+    sn_model_free(m);
+    free(st);
     return rc;
 }

@@ -108,6 +108,13 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
                int digits,
                FILE *out, FILE *notes, struct sn_err *err);
 
+/* `shardnet extract`: the network of cfg (a convolutional base) with the weights of ckpt, run
+ * in inference mode over the train, val and test splits of [data] (or data_dir, a root with
+ * those folders); each rank takes its shard, rank 0 writes one feature file (featfile.h) with
+ * the labels and class names. A missing val or test folder is left out with a note. */
+int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_dir,
+               const char *out_path, struct sn_dist *d, FILE *out, struct sn_err *err);
+
 struct sn_bench_opts {
     int batch;            /* 0 = [train] batch_size */
     int iters;            /* timed steps */
