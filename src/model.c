@@ -77,6 +77,10 @@ static int fold_final_activation(struct sn_model *m, const struct sn_config *cfg
     int has_act = last->type == &sn_layer_dense || last->type == &sn_layer_conv2d ||
                   last->type == &sn_layer_activation;
     enum sn_act act = has_act ? last->conf.act : SN_ACT_LINEAR;
+    /* a network without [train] that ends in another activation (ReLU) is a convolutional
+       base, used for its outputs (extract, a [base]): its last activation stays in forward */
+    if (!sn_config_find(cfg, "train") && act != SN_ACT_SOFTMAX && act != SN_ACT_SIGMOID)
+        return SN_OK;
     int want_sigmoid = m->loss == SN_LOSS_BCE;
     if (want_sigmoid && m->n_outputs != 1)
         return sn_err_set(err, SN_EINVAL,

@@ -19,6 +19,10 @@ check "vgg16 base: Keras's parameter count" contains vgg16.out "Total params: 14
 check "vgg16 base: output (5, 5, 512)" contains vgg16.out "block5_pool (MaxPooling2D)   (None, 5, 5, 512) "
 check "vgg16 base: Keras's layer names" contains vgg16.out "block3_conv3 (Conv2D)        (None, 45, 45, 256)       590,080"
 check "vgg16 base: caffe preprocessing shown" contains vgg16.out "preprocess (Preprocess)      (None, 180, 180, 3)"
+# a base without [train] may end in a ReLU (its outputs are features, not logits)
+"$bin" summary "$src/configs/transfer/base.cfg" > tbase.out 2>&1
+check "a base ending in ReLU: summary exit 0" test $? -eq 0
+check "a base ending in ReLU: its parameters" contains tbase.out "Total params: 92,672"
 
 "$bin" train "$cfg" "${sets[@]}" > train.out 2>&1
 check "train exit 0" test $? -eq 0
