@@ -6,6 +6,7 @@ batches exactly as `shardnet bench` trains them: forward, loss, backward, RMSpro
     /usr/bin/python3 tests/peers/pytorch_bench.py --net 8.1 --batch 64 --iters 200
     /usr/bin/python3 tests/peers/pytorch_bench.py --net 8.1 --batch 64 --iters 200 --ranks 2
     /usr/bin/python3 tests/peers/pytorch_bench.py --net 8.7 --batch 32 --iters 5
+    /usr/bin/python3 tests/peers/pytorch_bench.py --net vgg16 --batch 32 --iters 2 --inference
 
 PyTorch's default layout is NCHW; --channels-last runs NHWC, shardnet's layout, which oneDNN
 prefers on AVX-512. Each process runs one thread (torch.set_num_threads(1)); --ranks N starts N processes under
@@ -49,6 +50,17 @@ def listing_8_7():
         nn.Flatten(), nn.Linear(7 * 7 * 256, 1)), (3, 180, 180), 1
 
 
+def vgg16_base():
+    """keras.applications.VGG16(include_top=False) at 180x180x3: 13 convolutions, 5 poolings."""
+    layers, c = [], 3
+    for filters, n in ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)):
+        for _ in range(n):
+            layers += [nn.Conv2d(c, filters, 3, padding=1), nn.ReLU()]
+            c = filters
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers), (3, 180, 180), None
+
+
 def run(rank, args):
     torch.set_num_threads(1)
     torch.manual_seed(1337)
@@ -57,14 +69,30 @@ def run(rank, args):
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29517")
         dist.init_process_group("gloo", rank=rank, world_size=args.ranks)
-    model, shape, classes = listing_8_1() if args.net == "8.1" else listing_8_7()
+    model, shape, classes = {"8.1": listing_8_1, "8.7": listing_8_7, "vgg16": vgg16_base}[args.net]()
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     if args.ranks > 1:
         model = nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
     x = (torch.rand(args.batch, *shape) * 255).to(memory_format=fmt)
-    if classes == 1:
+    if args.inference:
+        model.eval()
+        with torch.no_grad():
+            for _ in range(2):
+                model(x)
+            t0 = time.perf_counter()
+            for _ in range(args.iters):
+                model(x)
+            seconds = time.perf_counter() - t0
+        print(f"pytorch {args.net}: {args.batch * args.iters / seconds:.1f} images/s inference, "
+              f"1 thread, batch {args.batch}, {'NHWC' if args.channels_last else 'NCHW'}, "
+              f"torch {torch.__version__}", flush=True)
+        return
+    if classes is None:  # a base alone: train it against its outputs' mean, as a stand-in loss
+        loss_fn = lambda out, _: out.mean()  # noqa: E731
+        y = None
+    elif classes == 1:
         loss_fn = nn.BCEWithLogitsLoss()
         y = torch.randint(0, 2, (args.batch, 1)).float()
     else:
@@ -99,7 +127,8 @@ def run(rank, args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--net", choices=["8.1", "8.7"], default="8.1")
+    p.add_argument("--net", choices=["8.1", "8.7", "vgg16"], default="8.1")
+    p.add_argument("--inference", action="store_true", help="forward passes only, no_grad")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--ranks", type=int, default=1)
