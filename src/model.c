@@ -250,7 +250,10 @@ static int lay_out_params(struct sn_model *m, struct sn_err *err)
 static int allocate(struct sn_model *m, struct sn_err *err)
 {
     m->params = alloc_zeroed(m->n_params * sizeof(float));
-    m->grads = alloc_zeroed(m->n_params * sizeof(float));
+    /* calloc, not alloc_zeroed: a large block comes zeroed from the kernel and a page is only
+       faulted in when written, so a frozen layer's gradients (never written) take no memory */
+    m->grads_block = calloc(m->n_params + 16, sizeof(float));
+    m->grads = m->grads_block ? (float *)align64((size_t)m->grads_block) : NULL;
     m->state = alloc_zeroed(m->n_state * sizeof(float));
     m->acts = calloc((size_t)m->n_layers + 1, sizeof *m->acts);
     if (!m->params || !m->grads || !m->state || !m->acts)
@@ -356,7 +359,7 @@ void sn_model_free(struct sn_model *m)
         return;
     free(m->layers);
     free(m->params);
-    free(m->grads);
+    free(m->grads_block);
     free(m->state);
     free(m->acts);
     free(m->arena);
@@ -484,8 +487,9 @@ double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part p
     }
     l->trainable = trainable;
     l->ops = saved[0], l->ops_bwd_data = saved[1], l->ops_bwd_weights = saved[2];
-    /* what the runs accumulated is not a gradient */
-    if (l->n_params > 0 && l->g)
+    /* what the runs accumulated is not a gradient (a frozen layer's were never touched, and
+       stay untouched: its part of grads is never paged in) */
+    if (l->n_params > 0 && l->g && l->trainable)
         memset(l->g, 0, l->n_params * sizeof(float));
     return best;
 }

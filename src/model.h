@@ -37,7 +37,10 @@ struct sn_model {
     int max_batch;
 
     size_t n_params, n_state, n_trainable;
-    float *params, *grads, *state;     /* owned, 64-byte aligned */
+    float *params, *grads, *state;     /* owned, 64-byte aligned (grads: a view into
+                                          grads_block, zeroed by the kernel, paged in as the
+                                          trainable parts are written) */
+    void *grads_block;                 /* owned */
     int n_ranges;
     struct sn_range ranges[SN_MAX_RANGES]; /* trainable parts of params, in order */
 
