@@ -303,7 +303,8 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         fprintf(out, "kernels: %s\n", sn_cpu_kernels());
         double peak = gemm_peak();
         fprintf(out, "GEMM peak: %.1f GFLOP/s per rank (sgemm 1024x1024x1024)\n", peak);
-        double g_inf = n * flops / t_inf / 1e9, g_train = 3 * n * flops / avg[0] / 1e9;
+        double g_inf = n * flops / t_inf / 1e9,
+               g_train = n * sn_model_train_flops_per_sample(m) / avg[0] / 1e9;
         fprintf(out, "inference: %.0f images/s, %.1f GFLOP/s, %.0f%% of GEMM peak\n", n / t_inf,
                 g_inf, peak > 0 ? 100 * g_inf / peak : 0);
         fprintf(out, "train: %.0f images/s, %.1f GFLOP/s per rank, %.0f%% of GEMM peak\n",

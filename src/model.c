@@ -247,6 +247,8 @@ static int lay_out_params(struct sn_model *m, struct sn_err *err)
     return SN_OK;
 }
 
+static int first_needed_layer(const struct sn_model *m);
+
 static int allocate(struct sn_model *m, struct sn_err *err)
 {
     m->params = alloc_zeroed(m->n_params * sizeof(float));
@@ -259,12 +261,16 @@ static int allocate(struct sn_model *m, struct sn_err *err)
     if (!m->params || !m->grads || !m->state || !m->acts)
         return sn_err_set(err, SN_ENOMEM, "out of memory for %zu parameters", m->n_params);
 
+    /* The gradient buffers hold the outputs' gradients of the layers backward reaches (from
+       the first trainable one): a frozen base's, never computed, get none. They also hold an
+       input batch for the backend timing (tune.c). */
     size_t B = (size_t)m->max_batch, max_act = sn_shape_size(m->input), bytes = 0;
+    int first = first_needed_layer(m);
     for (int i = 0; i < m->n_layers; i++) {
         const struct sn_layer *l = &m->layers[i];
         bytes += align64(sn_shape_size(l->out) * B * sizeof(float));
         bytes += align64(l->aux_per_sample * B);
-        if (sn_shape_size(l->out) > max_act)
+        if (i >= first && sn_shape_size(l->out) > max_act)
             max_act = sn_shape_size(l->out);
         if (l->scratch_bytes > m->scratch_bytes)
             m->scratch_bytes = l->scratch_bytes;
@@ -460,8 +466,8 @@ double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part p
     float *x = i == 0 ? m->dbuf[1] : m->acts[i];
     for (size_t k = 0; k < sn_shape_size(l->in) * (size_t)n; k++)
         x[k] = sn_rng_uniform(&rng);
-    for (size_t k = 0; k < sn_shape_size(l->out) * (size_t)n; k++)
-        m->dbuf[0][k] = 2 * sn_rng_uniform(&rng) - 1;
+    for (size_t k = 0; part != SN_TIME_FORWARD && k < sn_shape_size(l->out) * (size_t)n; k++)
+        m->dbuf[0][k] = 2 * sn_rng_uniform(&rng) - 1; /* i >= first: dbuf has its size */
     float *din = part != SN_TIME_BWD_WEIGHTS && i > first ? m->dbuf[1] : NULL;
     const struct sn_ops *saved[3] = {l->ops, l->ops_bwd_data, l->ops_bwd_weights};
     l->ops = l->ops_bwd_data = l->ops_bwd_weights = ops;
@@ -602,15 +608,35 @@ void sn_model_summary(const struct sn_model *m, const char *title, void *file)
     fprintf(f, "Non-trainable params: %s\n%s\n", num, rule);
 }
 
+static double layer_flops(const struct sn_layer *l)
+{
+    if (l->type == &sn_layer_conv2d)
+        return 2.0 * l->out.h * l->out.w * l->out.c * (double)l->conf.kh * l->conf.kw * l->in.c;
+    if (l->type == &sn_layer_dense)
+        return 2.0 * (double)sn_shape_size(l->in) * l->out.c;
+    return 0;
+}
+
 double sn_model_flops_per_sample(const struct sn_model *m)
 {
     double flops = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        flops += layer_flops(&m->layers[i]);
+    return flops;
+}
+
+double sn_model_train_flops_per_sample(const struct sn_model *m)
+{
+    int first = first_needed_layer(m);
+    double flops = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const struct sn_layer *l = &m->layers[i];
-        if (l->type == &sn_layer_conv2d)
-            flops += 2.0 * l->out.h * l->out.w * l->out.c * (double)l->conf.kh * l->conf.kw * l->in.c;
-        else if (l->type == &sn_layer_dense)
-            flops += 2.0 * (double)sn_shape_size(l->in) * l->out.c;
+        double f = layer_flops(l);
+        flops += f;                              /* forward */
+        if (i > first)
+            flops += f;                          /* input gradient */
+        if (i >= first && l->trainable)
+            flops += f;                          /* weight gradient */
     }
     return flops;
 }

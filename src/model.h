@@ -136,5 +136,9 @@ void sn_model_summary(const struct sn_model *m, const char *title, void *file);
 
 /* Forward FLOPs per sample (multiply-adds counted as 2), for `bench`. */
 double sn_model_flops_per_sample(const struct sn_model *m);
+/* A training step's FLOPs per sample: forward, and the backward parts that run (no input
+ * gradient below the first trainable layer, no weight gradient for a frozen one) — 3x forward
+ * for a network trained whole, 1x for a frozen base. */
+double sn_model_train_flops_per_sample(const struct sn_model *m);
 
 #endif
