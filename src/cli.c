@@ -208,6 +208,18 @@ static int load_config(struct args *a, struct sn_config **cfg, struct sn_err *er
     return SN_OK;
 }
 
+/* A command's config and its network (for batches of 1), for the commands that work on weights.
+ * The caller frees all three, whatever the result (each may be NULL). */
+static int load_network(struct args *a, struct sn_config **cfg, struct sn_settings **st,
+                        struct sn_model **m, struct sn_err *err)
+{
+    *cfg = NULL, *st = NULL, *m = NULL;
+    SN_FORWARD(load_config(a, cfg, err));
+    *st = calloc(1, sizeof **st);
+    SN_RETURN_IF(!*st, err, SN_ENOMEM, "out of memory");
+    return sn_settings_load(*st, *cfg, 1, m, err);
+}
+
 /* `import-weights CONFIG --keras FILE -o CKPT`: the network of CONFIG with the file's weights,
  * written as a checkpoint (no optimizer state: a start, not a resume). */
 static int cmd_import_weights(struct args *a)
@@ -216,12 +228,9 @@ static int cmd_import_weights(struct args *a)
         return usage_error("%s", "import-weights needs --keras FILE.h5 and -o CKPT");
     struct sn_err err = {0};
     struct sn_config *cfg;
-    if (load_config(a, &cfg, &err) != SN_OK)
-        return report(&err);
-    struct sn_model *m = NULL;
-    struct sn_settings *st = calloc(1, sizeof *st);
-    int rc = st ? sn_settings_load(st, cfg, 1, &m, &err)
-                : sn_err_set(&err, SN_ENOMEM, "out of memory");
+    struct sn_settings *st;
+    struct sn_model *m;
+    int rc = load_network(a, &cfg, &st, &m, &err);
     if (rc == SN_OK) {
         sn_model_init_params(m, st->tc.seed); /* state (moving variance 1) for files without */
         rc = sn_weights_import_keras(m, a->keras, a->by_name, &err);
@@ -258,12 +267,9 @@ static int cmd_export_weights(struct args *a)
         return usage_error("%s", "export-weights needs --checkpoint CKPT and -o FILE.h5");
     struct sn_err err = {0};
     struct sn_config *cfg;
-    if (load_config(a, &cfg, &err) != SN_OK)
-        return report(&err);
-    struct sn_model *m = NULL;
-    struct sn_settings *st = calloc(1, sizeof *st);
-    int rc = st ? sn_settings_load(st, cfg, 1, &m, &err)
-                : sn_err_set(&err, SN_ENOMEM, "out of memory");
+    struct sn_settings *st;
+    struct sn_model *m;
+    int rc = load_network(a, &cfg, &st, &m, &err);
     struct sn_ckpt_meta meta;
     if (rc == SN_OK)
         rc = sn_checkpoint_load(a->checkpoint, &meta, m->params, (int64_t)m->n_params, m->state,
@@ -288,15 +294,12 @@ static int cmd_summary(struct args *a)
 {
     struct sn_err err = {0};
     struct sn_config *cfg;
-    if (load_config(a, &cfg, &err) != SN_OK)
-        return report(&err);
+    struct sn_settings *st;
     struct sn_model *m;
-    struct sn_settings *st = calloc(1, sizeof *st);
-    int rc = st ? sn_settings_load(st, cfg, 1, &m, &err) : sn_err_set(&err, SN_ENOMEM, "out of memory");
-    if (rc == SN_OK) {
+    int rc = load_network(a, &cfg, &st, &m, &err);
+    if (rc == SN_OK)
         sn_model_summary(m, m->name, stdout);
-        sn_model_free(m);
-    }
+    sn_model_free(m);
     free(st);
     sn_config_free(cfg);
     return rc == SN_OK ? 0 : report(&err);
