@@ -348,30 +348,13 @@ static void catch_stop_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-/* `extract CONFIG --checkpoint CKPT -o FEATURES [--data DIR]`, on every rank */
-static int cmd_extract(struct args *a, int *argc, char ***argv)
-{
-    if (!a->checkpoint || !a->output)
-        return usage_error("%s", "extract needs --checkpoint CKPT and -o FEATURES");
-    struct sn_err err = {0};
-    struct sn_dist d;
-    if (sn_dist_init(&d, argc, argv, &err) != SN_OK)
-        return report(&err);
-    struct sn_config *cfg = NULL;
-    int rc = load_config(a, &cfg, &err);
-    if (rc != SN_OK) {
-        err.collective = 1;
-        if (d.rank != 0)
-            err.msg[0] = '\0';
-        return finish_dist(&d, rc, &err);
-    }
-    rc = sn_extract(cfg, a->checkpoint, a->data, a->output, &d, stdout, &err);
-    sn_config_free(cfg);
-    return finish_dist(&d, rc, &err);
-}
+/* The commands that run on every rank of an MPI job. */
+enum job { JOB_TRAIN, JOB_BENCH, JOB_EXTRACT };
 
-static int cmd_train(struct args *a, int bench, int *argc, char ***argv)
+static int cmd_job(struct args *a, enum job job, int *argc, char ***argv)
 {
+    if (job == JOB_EXTRACT && (!a->checkpoint || !a->output))
+        return usage_error("%s", "extract needs --checkpoint CKPT and -o FEATURES");
     struct sn_err err = {0};
     struct sn_dist d;
     if (sn_dist_init(&d, argc, argv, &err) != SN_OK)
@@ -385,7 +368,9 @@ static int cmd_train(struct args *a, int bench, int *argc, char ***argv)
             err.msg[0] = '\0';
         return finish_dist(&d, rc, &err);
     }
-    if (bench) {
+    if (job == JOB_EXTRACT) {
+        rc = sn_extract(cfg, a->checkpoint, a->data, a->output, &d, stdout, &err);
+    } else if (job == JOB_BENCH) {
         struct sn_bench_opts bo = {.batch = a->batch, .iters = a->iters,
                                    .data_only = a->data_only, .backend = a->backend};
         rc = sn_bench(cfg, &d, &bo, stdout, &err);
@@ -687,9 +672,9 @@ int sn_cli_main(int argc, char **argv)
     else if (strcmp(cmd, "summary") == 0)
         rc = cmd_summary(&a);
     else if (strcmp(cmd, "train") == 0)
-        rc = cmd_train(&a, 0, &argc, &argv);
+        rc = cmd_job(&a, JOB_TRAIN, &argc, &argv);
     else if (strcmp(cmd, "bench") == 0)
-        rc = cmd_train(&a, 1, &argc, &argv);
+        rc = cmd_job(&a, JOB_BENCH, &argc, &argv);
     else if (strcmp(cmd, "evaluate") == 0)
         rc = cmd_evaluate(&a);
     else if (strcmp(cmd, "predict") == 0)
@@ -701,7 +686,7 @@ int sn_cli_main(int argc, char **argv)
     else if (strcmp(cmd, "export-weights") == 0)
         rc = cmd_export_weights(&a);
     else if (strcmp(cmd, "extract") == 0)
-        rc = cmd_extract(&a, &argc, &argv);
+        rc = cmd_job(&a, JOB_EXTRACT, &argc, &argv);
     else
         rc = cmd_dataset(&a);
     free(a.positional);
