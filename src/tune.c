@@ -168,9 +168,10 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
         enum sn_time_part parts[3];
         int np = layer_parts(l, tc->training, parts);
         from_cache[i] = 1;
+        char base[1024];
+        layer_key(l, tc, kernels, base, sizeof base);
         for (int p = 0; p < np; p++) {
-            char key[1100], base[1024];
-            layer_key(l, tc, kernels, base, sizeof base);
+            char key[1100];
             snprintf(key, sizeof key, "%s; %s", base, part_names[parts[p]]);
             double *t = times + ((size_t)i * 3 + p) * N_OPS;
             int b = 0;
