@@ -1494,6 +1494,8 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
         rc = load_ckpt(m, NULL, ckpt, &meta, err);
     if (rc == SN_OK && tc.threads > 0)
         sn_ops_set_threads(tc.threads);
+    /* a rank that hangs ends the job here as in training (dist.h) */
+    sn_dist_set_watchdog(d, tc.watchdog);
     if (rc == SN_OK && st->auto_backend) {
         struct sn_tune_conf tune = {.n = local, .threads = sn_ops_get_threads()};
         rc = sn_tune_backends(m, &tune, d, NULL, err);

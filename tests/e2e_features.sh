@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Feature extraction (the book's fast feature extraction): `extract` runs a base with its
-# weights over train, val and test once, on 1 or N ranks with the same file; a top trains and
+# weights over train, val and test once, on 1 or N ranks with the same file (also when a rank has
+# no image in a step); a top trains and
 # evaluates on the stored features in memory; a feature file of another base, augmentation on
 # features, a file that is not one and a truncated one are errors naming the file.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
@@ -23,6 +24,11 @@ check "extract: the three splits" contains x1.out "feat1.bin: test 24 x (4, 4, 6
 check "extract, 2 ranks: exit 0" test $? -eq 0
 check "extract: 2 ranks write the file 1 rank writes" cmp -s feat1.bin feat2.bin
 check "extract: no temporary file left" test -z "$(ls feat*.tmp.* 2>/dev/null)"
+# uneven: 3 ranks, global batches of 2, so one rank has no image in every step; same file
+"${mpirun[@]}" -np 3 "$bin" extract base.cfg --checkpoint base.ckpt --data shapes -o feat3.bin \
+    --set model.backend=ref --set train.validation_batch_size=2 --set train.watchdog=60 > x3.out 2>&1
+check "extract, 3 ranks, an empty rank each step: exit 0" test $? -eq 0
+check "extract, 3 ranks, an empty rank each step: the file 1 rank writes" cmp -s feat1.bin feat3.bin
 
 # --- a dense top on the features, in memory
 cat > top.cfg <<'CFG'
