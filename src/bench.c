@@ -180,7 +180,7 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
     if (bo->backend) {
         st.auto_backend = strcmp(bo->backend, "auto") == 0;
         st.ops = st.auto_backend ? &sn_ops_blas : sn_ops_by_name(bo->backend);
-        SN_RETURN_IF(!st.ops, err, SN_EINVAL, "--backend %s: use auto, blas, onednn or ref",
+        SN_RETURN_IF(!st.ops, err, SN_EINVAL, "--backend %s: use auto, blas, onednn, winograd or ref",
                      bo->backend);
     }
     const struct sn_ops *ops = st.ops;
@@ -311,6 +311,16 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
                 r_inf < 100 ? 1 : 0, r_inf, g_inf, peak > 0 ? 100 * g_inf / peak : 0);
         fprintf(out, "train: %.*f images/s, %.1f GFLOP/s per rank, %.0f%% of GEMM peak\n",
                 r_train < 100 ? 1 : 0, r_train, g_train, peak > 0 ? 100 * g_train / peak : 0);
+        int wino = 0;
+        for (int i = 0; i < m->n_layers; i++) {
+            const struct sn_layer *l = &m->layers[i];
+            wino |= l->ops == &sn_ops_winograd || l->ops_bwd_data == &sn_ops_winograd ||
+                    l->ops_bwd_weights == &sn_ops_winograd ||
+                    (!l->ops && m->ops == &sn_ops_winograd);
+        }
+        if (wino)
+            fprintf(out, "note: GFLOP/s count a direct convolution's multiply-adds; Winograd's "
+                         "layers do fewer, so the share of GEMM peak can pass 100%%\n");
         /* what backward hides: the transfer still to do when the slower rank ends backward
            (imbalance between ranks cannot be hidden by overlap) */
         if (d->world > 1)

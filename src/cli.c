@@ -42,7 +42,7 @@ static const char usage_text[] =
     "                                    loss and accuracy of a checkpoint on a split\n"
     "  predict CONFIG --checkpoint CKPT [--top K] [--digits D] IMAGE...\n"
     "                                    class probabilities of each image\n"
-    "  bench CONFIG [--batch N] [--iters N] [--backend auto|blas|onednn|ref] [--data-only]\n"
+    "  bench CONFIG [--batch N] [--iters N] [--backend auto|blas|onednn|winograd|ref] [--data-only]\n"
     "                                    images/s, GFLOP/s and per-layer times\n"
     "  import-weights CONFIG --keras FILE.h5 -o CKPT [--by-name]\n"
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"

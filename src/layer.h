@@ -127,6 +127,8 @@ void sn_glorot_uniform(float *w, size_t n, int fan_in, int fan_out, struct sn_rn
  * conv2d filters/kernel_size, dense units, ...). */
 int sn_layer_require(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                      struct sn_err *err);
+/* The arithmetic of conv2d layer l at batch n, as the backends take it. */
+void sn_conv2d_desc(const struct sn_layer *l, int n, struct sn_conv_desc *d);
 /* Byte counts of scratch partitions are rounded up to 64 so that every part stays aligned. */
 static inline size_t sn_align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 

@@ -633,12 +633,14 @@ const struct sn_ops *sn_ops_by_name(const char *name)
         return &sn_ops_ref;
     if (strcmp(name, "onednn") == 0)
         return &sn_ops_onednn;
+    if (strcmp(name, "winograd") == 0)
+        return &sn_ops_winograd;
     return NULL;
 }
 
 size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d)
 {
-    const struct sn_ops *all[] = {&sn_ops_blas, &sn_ops_onednn, &sn_ops_ref};
+    const struct sn_ops *all[] = {&sn_ops_blas, &sn_ops_onednn, &sn_ops_winograd, &sn_ops_ref};
     size_t most = 0;
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         size_t b = all[i]->conv2d_scratch(d);

@@ -7,9 +7,10 @@
  * exported from Keras load as they are.
  *
  * A backend is a table of functions (struct sn_ops). Layers call only through the table, so a
- * second backend takes over by providing another table. Three exist:
+ * second backend takes over by providing another table. Four exist:
  *   sn_ops_blas   — im2col + OpenBLAS sgemm (ops.c, the only caller of cblas);
  *   sn_ops_onednn — oneDNN's JIT convolutions and pooling, the rest as blas (ops_dnnl.c);
+ *   sn_ops_winograd — sn_ops_onednn with Winograd's 3x3 convolutions where oneDNN has them;
  *   sn_ops_ref    — naive loops, the tests' oracle (ops_ref.c).
  *
  * Contracts common to all functions:
@@ -106,6 +107,7 @@ struct sn_ops {
 extern const struct sn_ops sn_ops_blas;
 extern const struct sn_ops sn_ops_ref;
 extern const struct sn_ops sn_ops_onednn;
+extern const struct sn_ops sn_ops_winograd;
 
 /* oneDNN's version and the instruction set its kernels use: "oneDNN 2.6.3 avx512_core". */
 void sn_ops_onednn_describe(char *buf, size_t n);
@@ -119,7 +121,11 @@ void sn_ops_onednn_set_threads(int n);
  * before it knows which backend will run it. */
 size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d);
 
-/* Looks a backend up by name ("blas", "onednn", "ref"); NULL if unknown. */
+/* Whether sn_ops_winograd computes convolution d with Winograd's algorithm on this CPU; when
+ * not, it computes it as sn_ops_onednn does. */
+int sn_ops_winograd_has(const struct sn_conv_desc *d);
+
+/* Looks a backend up by name ("blas", "onednn", "winograd", "ref"); NULL if unknown. */
 const struct sn_ops *sn_ops_by_name(const char *name);
 
 /* OpenBLAS's version and the core type whose kernels it loaded: "0.3.21", "SkylakeX". */

@@ -115,7 +115,7 @@ int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, int ma
     SN_FORWARD(sn_augment_conf_parse(&st->ac, cfg, err));
     SN_FORWARD(sn_optim_conf_parse(&st->oc, cfg, err));
     const struct sn_section *ms = sn_config_find(cfg, "model");
-    static const char *const backends[] = {"auto", "blas", "onednn", "ref", NULL};
+    static const char *const backends[] = {"auto", "blas", "onednn", "winograd", "ref", NULL};
     int b;
     SN_FORWARD(sn_section_choice(cfg, ms, "backend", "auto", backends, &b, err));
     st->auto_backend = b == 0;

@@ -8,8 +8,9 @@
 #include "cpu.h"
 #include "sys.h" // defines: sn_mkdir_p
 
-enum { N_OPS = 2 };
-static const struct sn_ops *const candidates[N_OPS] = {&sn_ops_blas, &sn_ops_onednn};
+enum { N_OPS = 3 };
+static const struct sn_ops *const candidates[N_OPS] = {&sn_ops_blas, &sn_ops_onednn,
+                                                       &sn_ops_winograd};
 
 void sn_tune_cache_path(const struct sn_tune_conf *tc, char *buf, size_t n)
 {
@@ -74,8 +75,8 @@ static char *read_cache(const char *path)
     return buf;
 }
 
-/* The cached line for key: backend index and the two times (ms); 0 if none. The last line for
- * a key wins. */
+/* The cached line for key: backend index and the candidates' times (ms); 0 if none. The last
+ * line for a key wins; a line with another number of times (an older build's) is not used. */
 static int cache_lookup(const char *cache, const char *key, int *pick, double t[N_OPS])
 {
     int found = 0;
@@ -84,14 +85,16 @@ static int cache_lookup(const char *cache, const char *key, int *pick, double t[
         if (strncmp(p + 1, key, kl) != 0 || p[1 + kl] != '\t')
             continue;
         char name[32];
-        double a, b;
-        if (sscanf(p + 2 + kl, "%31s %lf %lf", name, &a, &b) != 3)
+        double ms[N_OPS];
+        int used = 0;
+        if (sscanf(p + 2 + kl, "%31s %lf %lf %lf%n", name, &ms[0], &ms[1], &ms[2], &used) != 4 ||
+            (p[2 + kl + used] != '\n' && p[2 + kl + used] != '\0'))
             continue;
         for (int k = 0; k < N_OPS; k++)
             if (strcmp(name, candidates[k]->name) == 0) {
                 *pick = k;
-                t[0] = a / 1e3;
-                t[1] = b / 1e3;
+                for (int j = 0; j < N_OPS; j++)
+                    t[j] = ms[j] / 1e3;
                 found = 1;
             }
     }
@@ -117,8 +120,22 @@ static int cache_append(const char *path, const char *key, int pick, const doubl
     if (!f)
         return -1;
     setvbuf(f, NULL, _IOFBF, 4096);
-    fprintf(f, "%s\t%s\t%.4f\t%.4f\n", key, candidates[pick]->name, 1e3 * t[0], 1e3 * t[1]);
+    fprintf(f, "%s\t%s\t%.4f\t%.4f\t%.4f\n", key, candidates[pick]->name, 1e3 * t[0],
+            1e3 * t[1], 1e3 * t[2]);
     return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Whether candidate k can differ from the others on layer l: the Winograd table is oneDNN's but
+ * for the convolutions oneDNN has a Winograd primitive for. A candidate not timed has time 0. */
+static int candidate_applies(int k, const struct sn_layer *l)
+{
+    if (candidates[k] != &sn_ops_winograd)
+        return 1;
+    if (l->type != &sn_layer_conv2d)
+        return 0;
+    struct sn_conv_desc d;
+    sn_conv2d_desc(l, 1, &d);
+    return sn_ops_winograd_has(&d);
 }
 
 /* The parts of a layer chosen apart (model.h): a convolution's three, pooling's pair. */
@@ -178,9 +195,11 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
             if (!cache_lookup(cache, key, &b, t)) {
                 from_cache[i] = 0;
                 for (int k = 0; k < N_OPS; k++)
-                    t[k] = sn_model_time_layer(m, i, tc->n, parts[p], candidates[k]);
+                    t[k] = candidate_applies(k, l)
+                               ? sn_model_time_layer(m, i, tc->n, parts[p], candidates[k])
+                               : 0;
                 for (int k = 1; k < N_OPS; k++)
-                    if (t[k] < t[b])
+                    if (candidate_applies(k, l) && t[k] < t[b])
                         b = k;
                 if (!cache_failed && cache_append(path, key, b, t) != 0) {
                     cache_failed = 1;
@@ -190,7 +209,10 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
                                 path[0] ? path : "(no $HOME)");
                 }
             }
-            pick[(size_t)i * 3 + p] = t[0] == 0 && t[1] == 0 ? -1 : b; /* -1: does not run */
+            int runs = 0;
+            for (int k = 0; k < N_OPS; k++)
+                runs |= t[k] != 0;
+            pick[(size_t)i * 3 + p] = runs ? b : -1; /* -1: does not run */
         }
     }
     free(cache);
@@ -225,9 +247,14 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
                 l->ops_bwd_weights = ops;
             const double *t = times + ((size_t)i * 3 + p) * N_OPS;
             if (b >= 0 && len < (int)sizeof line)
-                len += snprintf(line + len, sizeof line - len,
-                                "%s %s %s (blas %.3f ms, onednn %.3f ms)", p ? "," : "",
-                                part_names[parts[p]], ops->name, 1e3 * t[0], 1e3 * t[1]);
+                len += snprintf(line + len, sizeof line - len, "%s %s %s (", p ? "," : "",
+                                part_names[parts[p]], ops->name);
+            for (int k = 0; b >= 0 && k < N_OPS && len < (int)sizeof line; k++)
+                if (candidate_applies(k, l))
+                    len += snprintf(line + len, sizeof line - len, "%s%s %.3f ms", k ? ", " : "",
+                                    candidates[k]->name, 1e3 * t[k]);
+            if (b >= 0 && len < (int)sizeof line)
+                len += snprintf(line + len, sizeof line - len, ")");
         }
         if (out && rank0)
             fprintf(out, "%s%s\n", line, from_cache[i] ? ", timed before" : "");

@@ -9,7 +9,7 @@
  * every rank, and each decision is written to a cache file keyed by the CPU, the kernels, the
  * threads and the layer's shape, so the next run on this machine with this config reads it
  * instead of timing again (runs on the same machine compute the same bits, resumes included).
- * Delete the file to time again; `backend = blas|onednn|ref` forces one backend for all. */
+ * Delete the file to time again; `backend = blas|onednn|winograd|ref` forces one backend for all. */
 #ifndef SN_TUNE_H
 #define SN_TUNE_H
 

@@ -74,6 +74,15 @@ rel=$(sed -n 's/.*max rel diff \([0-9.e+-]*\).*/\1/p' dnnlcmp.out)
 check "onednn: 2 ranks vs 1, max rel diff ${rel:-?} < 1e-5" below "${rel:-1}" 1e-5
 "$bin" evaluate "$cfg" "${common[@]}" --checkpoint dnnl2/mnist_convnet-best.ckpt > dnnleval.out 2>&1
 check "onednn: evaluate exit 0" test $? -eq 0
+# the same with Winograd's convolutions (Listing 8.1's second layer has them on AVX-512)
+for n in 1 2; do
+    "${mpirun[@]}" -np $n "$bin" train "$cfg" "${common[@]}" --set model.backend=winograd \
+        --set checkpoint.dir=wino$n > wino$n.out 2>&1
+    check "winograd on $n ranks: exit 0" test $? -eq 0
+done
+"$bin" inspect wino1/mnist_convnet-last.ckpt --compare wino2/mnist_convnet-last.ckpt > winocmp.out 2>&1
+rel=$(sed -n 's/.*max rel diff \([0-9.e+-]*\).*/\1/p' winocmp.out)
+check "winograd: 2 ranks vs 1, max rel diff ${rel:-?} < 1e-5" below "${rel:-1}" 1e-5
 
 # --- auto: timed once, then read from the cache; the same choice both times
 auto=(--set data.dir=fm --set train.epochs=1 --set train.threads=1 --set checkpoint.dir=auto)
@@ -83,7 +92,7 @@ before=$(cat "$cache" 2>/dev/null | wc -l)
 check "auto: exit 0" test $? -eq 0
 check "auto: one line per conv2d, pooling and dense layer" \
     test "$(grep -c '^backend for ' auto1.out)" -eq 6
-ms="(blas [0-9.]* ms, onednn [0-9.]* ms)"
+ms="(blas [0-9.]* ms, onednn [0-9.]* ms\(, winograd [0-9.]* ms\)\{0,1\})"
 check "auto: a convolution's parts chosen apart (no input gradient for the first)" contains auto1.out "^backend for conv2d at batch 64: forward [a-z]* $ms, weight gradient [a-z]* $ms$"
 check "auto: all three parts of the second" contains auto1.out "^backend for conv2d_1 at batch 64: forward [a-z]* $ms, input gradient [a-z]* $ms, weight gradient [a-z]* $ms$"
 check "auto: pooling's pair together" contains auto1.out "^backend for maxpooling2d at batch 64: forward + backward [a-z]* $ms$"
@@ -102,5 +111,5 @@ check "auto, unwritable cache: said once" test "$(grep -c 'note: cannot write th
 # an unknown backend names the choices
 "$bin" summary "$cfg" --set model.backend=cuda > badbackend.out 2>&1
 check "backend = cuda: exit 1" test $? -eq 1
-check "backend = cuda: choices named" contains badbackend.out "auto.*blas.*onednn.*ref"
+check "backend = cuda: choices named" contains badbackend.out "auto.*blas.*onednn.*winograd.*ref"
 finish

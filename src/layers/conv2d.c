@@ -9,7 +9,7 @@
 
 static const char *const sn_padding_names[] = {"valid", "same", NULL};
 
-static void conv2d_desc(const struct sn_layer *l, int n, struct sn_conv_desc *d)
+void sn_conv2d_desc(const struct sn_layer *l, int n, struct sn_conv_desc *d)
 {
     d->n = n;
     d->h = l->in.h;
@@ -57,7 +57,7 @@ static int conv2d_configure(struct sn_layer *l, const struct sn_config *cfg,
     l->out = (struct sn_shape){oh, ow, c->filters, 3};
     l->n_params = (size_t)c->kh * c->kw * in.c * c->filters + (c->use_bias ? c->filters : 0);
     struct sn_conv_desc d;
-    conv2d_desc(l, max_batch, &d);
+    sn_conv2d_desc(l, max_batch, &d);
     l->scratch_bytes = sn_ops_conv2d_scratch_max(&d);
     return SN_OK;
 }
@@ -76,7 +76,7 @@ static void conv2d_forward(struct sn_layer *l, const float *in, float *out, int 
                            const struct sn_step_ctx *ctx)
 {
     struct sn_conv_desc d;
-    conv2d_desc(l, n, &d);
+    sn_conv2d_desc(l, n, &d);
     size_t nw = (size_t)d.kh * d.kw * d.c * d.oc;
     const float *b = l->conf.use_bias ? l->p + nw : NULL;
     char *scratch = ctx->scratch;
@@ -89,7 +89,7 @@ static void conv2d_backward(struct sn_layer *l, const float *in, const float *ou
                             float *dout, float *din, int n, const struct sn_step_ctx *ctx)
 {
     struct sn_conv_desc d;
-    conv2d_desc(l, n, &d);
+    sn_conv2d_desc(l, n, &d);
     size_t nw = (size_t)d.kh * d.kw * d.c * d.oc;
     const int grads = l->trainable && l->g != NULL;
     if (!grads && din == NULL)
