@@ -111,6 +111,36 @@ static int zr_get(struct zr *r, void *dst, size_t n)
     return r->failed ? -1 : 0;
 }
 
+/* n bytes into a buffer allocated as they arrive (*out, the caller's to free; NULL: skipped),
+ * so that a damaged size field costs no more memory than the bytes the file really holds, twice
+ * at most, instead of whatever the field claims. *nomem tells an allocation that failed. */
+static int zr_get_new(struct zr *r, void **out, size_t n, int *nomem)
+{
+    if (!out)
+        return zr_get(r, NULL, n);
+    char *buf = NULL;
+    size_t have = 0;
+    do {
+        size_t cap = have ? 2 * have : (size_t)1 << 20;
+        cap = cap < n ? cap : n;
+        char *nb = realloc(buf, cap ? cap : 1);
+        if (!nb) {
+            *nomem = 1;
+            break;
+        }
+        buf = nb;
+        if (zr_get(r, buf + have, cap - have) != 0)
+            break;
+        have = cap;
+    } while (have < n);
+    if (have < n || !buf) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    return 0;
+}
+
 static int zr_u32(struct zr *r, int *v)
 {
     unsigned char b[4];
@@ -167,20 +197,17 @@ int sn_features_read(const char *path, const char *only, struct sn_features *f,
         }
         sp->n = v[0], sp->h = v[1], sp->w = v[2], sp->c = v[3], sp->n_classes = v[4];
         size_t nx = (size_t)sp->n * sp->h * sp->w * sp->c;
-        int keep = !only || strcmp(only, sp->name) == 0;
-        sp->class_names = calloc((size_t)sp->n_classes + 1, 64);
-        if (keep) {
-            sp->labels = malloc(((size_t)sp->n + 1) * sizeof(int32_t));
-            sp->x = malloc((nx + 1) * sizeof(float));
-        }
-        if (!sp->class_names || (keep && (!sp->labels || !sp->x))) {
-            rc = sn_err_set(err, SN_ENOMEM, "out of memory for the feature file %s", path);
+        int keep = !only || strcmp(only, sp->name) == 0, nomem = 0;
+        if (zr_get_new(&r, (void **)&sp->class_names, (size_t)sp->n_classes * 64, &nomem) != 0 ||
+            zr_get_new(&r, keep ? (void **)&sp->labels : NULL, (size_t)sp->n * sizeof(int32_t),
+                       &nomem) != 0 ||
+            zr_get_new(&r, keep ? (void **)&sp->x : NULL, nx * sizeof(float), &nomem) != 0)
+            rc = nomem ? sn_err_set(err, SN_ENOMEM, "out of memory for the feature file %s", path)
+                       : SN_EFORMAT;
+        if (rc == SN_ENOMEM) {
+            named = 1;
             break;
         }
-        if (zr_get(&r, sp->class_names, (size_t)sp->n_classes * 64) != 0 ||
-            zr_get(&r, sp->labels, (size_t)sp->n * sizeof(int32_t)) != 0 ||
-            zr_get(&r, sp->x, nx * sizeof(float)) != 0)
-            rc = SN_EFORMAT;
         for (int k = 0; rc == SN_OK && k < sp->n_classes; k++)
             sp->class_names[k][63] = '\0';
         for (int k = 0; rc == SN_OK && keep && k < sp->n; k++)

@@ -1,9 +1,11 @@
-/* make_corpus.c — writes the seed corpus of fuzz_checkpoint and fuzz_image:
- *     make_corpus DIR   writes DIR/checkpoint/ and DIR/image/
+/* make_corpus.c — writes the seed corpus of fuzz_checkpoint, fuzz_featfile and fuzz_image:
+ *     make_corpus DIR   writes DIR/checkpoint/, DIR/featfile/ and DIR/image/
  * (`cmake --build build-fuzz --target fuzz_corpus` runs it on tests/fuzz/corpus).
  *
  * Checkpoints are written by sn_checkpoint_save itself, never assembled byte by byte here, so
- * that after a change of the checkpoint format one command brings the seeds up to date. Images
+ * that after a change of the checkpoint format one command brings the seeds up to date; feature
+ * files likewise by sn_features_write, each seeded twice: as the file, and as the bytes inside its
+ * zstd frame (fuzz_featfile compresses those itself). Images
  * are JPEGs and PNGs of a few hundred bytes, each preceded by the two option bytes fuzz_image
  * reads (image_opts.h): the plain ones come from the project's writers (sn_image_write_jpeg,
  * sn_image_write_png); the kinds those do not write are made here — progressive, 4:2:2, 4:4:0,
@@ -21,9 +23,11 @@
 
 #include <turbojpeg.h> // defines: tjInitCompress, tjCompress2, TJFLAG_PROGRESSIVE, TJPF_CMYK
 #include <zlib.h>      // defines: compress, compressBound, crc32
+#include <zstd.h>      // defines: ZSTD_decompressStream
 
 #include "checkpoint.h" // defines: sn_checkpoint_save, struct sn_ckpt_meta, sn_record_add
 #include "err.h"        // defines: struct sn_err, sn_err_set, SN_FORWARD, SN_RETURN_IF
+#include "featfile.h"   // defines: sn_features_write, struct sn_features
 #include "image.h"      // defines: sn_image_write_jpeg, sn_image_write_png
 #include "image_opts.h" // defines: fuzz_image_opts_encode, FUZZ_IMAGE_PREFIX
 
@@ -387,18 +391,101 @@ static int images(const char *dir, struct sn_err *err)
     return SN_OK;
 }
 
+/* ---- feature files ------------------------------------------------------------------------ */
+
+/* The bytes inside the zstd frame of the file at path (malloc'd, *n of them), or NULL. */
+static uint8_t *frame_content(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t in[65536], *out = NULL;
+    size_t cap = 0, have = 0, got;
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    while (f && d && (got = fread(in, 1, sizeof in, f)) > 0) {
+        ZSTD_inBuffer ib = {in, got, 0};
+        while (ib.pos < ib.size) {
+            if (cap - have < 65536) {
+                uint8_t *nb = realloc(out, cap = 2 * cap + 65536);
+                if (!nb)
+                    goto fail;
+                out = nb;
+            }
+            ZSTD_outBuffer ob = {out + have, cap - have, 0};
+            if (ZSTD_isError(ZSTD_decompressStream(d, &ob, &ib)))
+                goto fail;
+            have += ob.pos;
+        }
+    }
+    if (!f || !d)
+        goto fail;
+    fclose(f);
+    ZSTD_freeDCtx(d);
+    *n = have;
+    return out;
+fail:
+    if (f)
+        fclose(f);
+    ZSTD_freeDCtx(d);
+    free(out);
+    return NULL;
+}
+
+/* A feature file of splits with n images of (h,w,c) each, k classes; and its frame's content. */
+static int featfile_seed(const char *dir, const char *name, int splits, int n, int h, int w, int c,
+                         int k, struct sn_err *err)
+{
+    static const char *const names[] = {"train", "val", "test"};
+    struct sn_features f = {.base_hash = 0x5eed0000u + (uint64_t)n, .n_splits = splits};
+    float x[64];
+    int32_t labels[8];
+    char classes[4][64] = {"cat", "dog", "0_T-shirt_top", "b"};
+    for (int i = 0; i < 64; i++)
+        x[i] = (float)(i % 7) - 2.5f;
+    for (int i = 0; i < 8; i++)
+        labels[i] = i % k;
+    for (int s = 0; s < splits; s++) {
+        struct sn_feature_split *sp = &f.split[s];
+        snprintf(sp->name, sizeof sp->name, "%s", names[s]);
+        sp->n = n, sp->h = h, sp->w = w, sp->c = c, sp->n_classes = k;
+        sp->class_names = classes;
+        sp->labels = labels;
+        sp->x = x;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.feat", dir, name);
+    SN_FORWARD(sn_features_write(path, &f, err));
+    size_t bytes = 0;
+    uint8_t *content = frame_content(path, &bytes);
+    SN_RETURN_IF(!content, err, SN_EIO, "%s: cannot read back the frame", path);
+    char inner[256];
+    snprintf(inner, sizeof inner, "%s.inner", name);
+    int rc = write_seed(dir, inner, NULL, content, bytes, err);
+    free(content);
+    return rc;
+}
+
+static int featfiles(const char *dir, struct sn_err *err)
+{
+    SN_FORWARD(featfile_seed(dir, "three_splits", 3, 4, 1, 2, 2, 2, err));
+    SN_FORWARD(featfile_seed(dir, "one_split", 1, 8, 2, 2, 2, 4, err));
+    SN_FORWARD(featfile_seed(dir, "empty_split", 2, 0, 1, 1, 8, 3, err));
+    return SN_OK;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: make_corpus DIR   (writes DIR/checkpoint/ and DIR/image/)\n");
+        fprintf(stderr, "usage: make_corpus DIR   (writes DIR/checkpoint/, DIR/featfile/ and "
+                        "DIR/image/)\n");
         return 2;
     }
     struct sn_err err = {0};
-    char ckpt[4096], img[4096];
+    char ckpt[4096], feat[4096], img[4096];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint", argv[1]);
+    snprintf(feat, sizeof feat, "%s/featfile", argv[1]);
     snprintf(img, sizeof img, "%s/image", argv[1]);
     if (make_dir(argv[1], &err) != SN_OK || make_dir(ckpt, &err) != SN_OK ||
-        make_dir(img, &err) != SN_OK || checkpoints(ckpt, &err) != SN_OK ||
+        make_dir(feat, &err) != SN_OK || make_dir(img, &err) != SN_OK ||
+        checkpoints(ckpt, &err) != SN_OK || featfiles(feat, &err) != SN_OK ||
         images(img, &err) != SN_OK) {
         fprintf(stderr, "make_corpus: %s\n", err.msg);
         return 1;

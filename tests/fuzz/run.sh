@@ -15,7 +15,7 @@ secs=$2
 shift 2
 
 flags=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -print_final_stats=1)
-for target in config checkpoint image; do
+for target in config checkpoint featfile image; do
     bin="$build/tests/fuzz/fuzz_$target"
     work="$build/fuzz-run/$target"
     rm -rf "$work"
