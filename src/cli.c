@@ -33,7 +33,8 @@
 static const char usage_text[] =
     "usage: shardnet COMMAND [ARGS]\n"
     "\n"
-    "  summary CONFIG                    print the network as Keras's model.summary() does\n"
+    "  summary CONFIG [--expand-nested]  print the network as Keras's model.summary() does;\n"
+    "                                    a [base] is one row unless --expand-nested\n"
     "  train CONFIG [--resume CKPT|auto] [--init CKPT]\n"
     "                                    train (under mpirun/srun: data-parallel on every rank);\n"
     "                                    --init: start from CKPT's weights, a new optimizer\n"
@@ -97,6 +98,7 @@ struct args {
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
     const char *keras, *output, *init;
     int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
+    int expand_nested;
     char **positional;
     int n_positional;
 };
@@ -177,6 +179,9 @@ static int parse_args(int argc, char **argv, struct args *a)
             takes = 0;
         } else if (strcmp(o, "--by-name") == 0) {
             a->by_name = 1;
+            takes = 0;
+        } else if (strcmp(o, "--expand-nested") == 0) {
+            a->expand_nested = 1;
             takes = 0;
         } else if (strncmp(o, "--", 2) == 0 && o[2] != '\0') {
             return usage_error("unknown option %s", o);
@@ -298,7 +303,7 @@ static int cmd_summary(struct args *a)
     struct sn_model *m;
     int rc = load_network(a, &cfg, &st, &m, &err);
     if (rc == SN_OK)
-        sn_model_summary(m, m->name, stdout);
+        sn_model_summary(m, m->name, a->expand_nested, stdout);
     sn_model_free(m);
     free(st);
     sn_config_free(cfg);

@@ -199,6 +199,9 @@ static int configure_base(struct sn_model *m, const struct sn_config *cfg, struc
                                               "level only",
                               m->base_config)
                  : configure_layers(m, base, err);
+    if (rc == SN_OK)
+        rc = sn_section_string(base, sn_config_find(base, "model"), "name", "base", m->base_name,
+                               sizeof m->base_name, err);
     sn_config_free(base);
     SN_FORWARD(rc);
     m->n_base = m->n_layers;
@@ -576,7 +579,8 @@ static void commas(char *buf, size_t cap, size_t v)
     buf[o] = '\0';
 }
 
-void sn_model_summary(const struct sn_model *m, const char *title, void *file)
+void sn_model_summary(const struct sn_model *m, const char *title, int expand_nested,
+                      void *file)
 {
     FILE *f = file;
     const char *rule = "_________________________________________________________________";
@@ -589,16 +593,31 @@ void sn_model_summary(const struct sn_model *m, const char *title, void *file)
     snprintf(shp, sizeof shp, "[(None, %d, %d, %d)]", m->input.h, m->input.w, m->input.c);
     fprintf(f, " %-28s %-25s %-10s\n\n", name, shp, "0");
     size_t frozen = 0, state = 0;
+    int first = 0;
+    if (m->n_base > 0 && !expand_nested) {
+        size_t base = 0;
+        for (int i = 0; i < m->n_base; i++)
+            base += m->layers[i].n_params + m->layers[i].n_state;
+        snprintf(name, sizeof name, "%s (Functional)", m->base_name);
+        shape_str(shp, sizeof shp, m->layers[m->n_base - 1].out);
+        commas(num, sizeof num, base);
+        fprintf(f, " %-28s %-25s %-10s\n", name, shp, num);
+        fprintf(f, "%s\n", m->n_base < m->n_layers ? "" : dbl);
+        first = m->n_base;
+    }
     for (int i = 0; i < m->n_layers; i++) {
         const struct sn_layer *l = &m->layers[i];
-        snprintf(name, sizeof name, "%s (%s)", l->name, l->type->keras_name);
-        shape_str(shp, sizeof shp, l->out);
-        commas(num, sizeof num, l->n_params + l->n_state);
-        fprintf(f, " %-28s %-25s %-10s\n", name, shp, num);
-        fprintf(f, "%s\n", i + 1 < m->n_layers ? "" : dbl);
         if (!l->trainable)
             frozen += l->n_params;
         state += l->n_state;
+        if (i < first)
+            continue;
+        snprintf(name, sizeof name, "%s (%s)", l->name, l->type->keras_name);
+        shape_str(shp, sizeof shp, l->out);
+        commas(num, sizeof num, l->n_params + l->n_state);
+        fprintf(f, " %s%-*s %-25s %-10s\n", i < m->n_base ? "  " : "", i < m->n_base ? 26 : 28,
+                name, shp, num);
+        fprintf(f, "%s\n", i + 1 < m->n_layers ? "" : dbl);
     }
     commas(num, sizeof num, m->n_params + m->n_state);
     fprintf(f, "Total params: %s\n", num);

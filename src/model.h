@@ -66,6 +66,7 @@ struct sn_model {
     uint64_t base_hash;                /* structure hash of the base's layers alone */
     char base_config[1024];            /* path as resolved from this config's directory */
     char base_checkpoint[1024];        /* [base] checkpoint: the base's weights ("" none) */
+    char base_name[SN_CFG_NAME_MAX];   /* the base config's [model] name, default "base" */
 
     /* When not NULL (bench), forward and backward add each layer's seconds here, (n_layers). */
     double *t_fwd, *t_bwd;
@@ -132,7 +133,10 @@ double sn_loss(enum sn_loss_kind kind, const float *logits, const int32_t *label
                long long *correct);
 
 /* Keras's summary table, written to f. */
-void sn_model_summary(const struct sn_model *m, const char *title, void *file);
+/* With a [base], its layers are one row, "NAME (Functional)", as Keras shows a model used as a
+ * layer; expand_nested lists them one by one, as Keras's summary(expand_nested=True) does. */
+void sn_model_summary(const struct sn_model *m, const char *title, int expand_nested,
+                      void *file);
 
 /* Forward FLOPs per sample (multiply-adds counted as 2), for `bench`. */
 double sn_model_flops_per_sample(const struct sn_model *m);

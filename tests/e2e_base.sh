@@ -58,6 +58,10 @@ done
 top frozen "checkpoint = base.ckpt" "trainable = false"
 "$bin" summary frozen.cfg > frozen.summary 2>&1
 check "summary: the base's parameters non-trainable" contains frozen.summary "Non-trainable params: 1,248"
+check "summary: the base is one row, as Keras shows a nested model" contains frozen.summary "^ base (Functional) *(None, 5, 5, 16) *1,248 *$"
+check "summary: its layers are not listed" lacks frozen.summary "c1 (Conv2D)"
+"$bin" summary frozen.cfg --expand-nested > frozen.nested 2>&1
+check "summary --expand-nested: the base's layers, indented" contains frozen.nested "^   c2 (Conv2D) *(None, 11, 11, 16) *1,168 *$"
 "${mpirun[@]}" -np 2 "$bin" train frozen.cfg > frozen.out 2>&1
 check "frozen base, 2 ranks: exit 0" test $? -eq 0
 check "frozen base: said at start" contains frozen.out "base: 5 layers of .*base.cfg, weights from .*base.ckpt, 1248 of 5258 parameters frozen"
