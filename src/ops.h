@@ -112,7 +112,7 @@ extern const struct sn_ops sn_ops_winograd;
 /* oneDNN's version and the instruction set its kernels use: "oneDNN 2.6.3 avx512_core". */
 void sn_ops_onednn_describe(char *buf, size_t n);
 /* Releases oneDNN's primitives, their buffers, its engine and stream (ops_dnnl.c keeps them
- * for the process: one per shape met). */
+ * for the process: one per shape met); the next call makes again what it needs. */
 void sn_ops_onednn_free(void);
 /* Sets the threads oneDNN's kernels use (OpenMP); called by sn_ops_set_threads. */
 void sn_ops_onednn_set_threads(int n);

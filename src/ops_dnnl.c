@@ -61,7 +61,7 @@ struct prim {
     dnnl_primitive_t reorder; /* user weights -> primitive's, or primitive's dW -> dw (+=) */
     dnnl_memory_t src, wuser, wprim, bias, dst, ws, scratch, dbias;
     struct act_io io_src, io_dst;   /* src (or diff_src), dst (or diff_dst) */
-    void *wbuf, *scratchbuf, *dbbuf; /* owned: blocked weights (or dW), scratchpad, db */
+    void *wbuf, *dbbuf;       /* owned: blocked weights (or dW), db */
     char impl[64];            /* oneDNN's implementation, "jit:avx512_core" */
 };
 
@@ -71,10 +71,13 @@ static struct {
     dnnl_stream_t stream;
     struct prim *prims;       /* owned, n of cap: pointers into it stay valid until free */
     size_t n, cap;
-    /* blocked activations of Winograd primitives, shared: a primitive runs at most two at once,
-     * one after the other. Grown when a primitive is made (the first step), never per step. */
-    void *pool[2];
-    size_t pool_size[2];
+    /* Shared by every primitive, since they run one at a time on one stream: [0] and [1] hold
+     * the blocked activations of Winograd primitives (at most two per primitive), [2] is the
+     * scratchpad (Winograd's transformed tiles reach hundreds of MB on VGG16's first layers: one
+     * per primitive would take gigabytes). Grown when a primitive is made (the first step or the
+     * backend timing), never per step. */
+    void *pool[3];
+    size_t pool_size[3];
 } dn;
 
 static int dn_init(void)
@@ -100,6 +103,21 @@ static void *dn_alloc(size_t n)
         return NULL;
     memset(p, 0, n);
     return p;
+}
+
+enum { POOL_SCRATCH = 2 };
+
+/* Grows dn.pool[slot] to hold bytes; 0 when out of memory. */
+static int pool_reserve(int slot, size_t bytes)
+{
+    if (bytes <= dn.pool_size[slot])
+        return 1;
+    free(dn.pool[slot]);
+    dn.pool_size[slot] = 0;
+    if (!(dn.pool[slot] = dn_alloc(bytes)))
+        return 0;
+    dn.pool_size[slot] = bytes;
+    return 1;
 }
 
 /* The table entry for key: found, or appended with ok = 0 for the caller to build. NULL when
@@ -192,7 +210,7 @@ static int finish_prim(struct prim *e, const_dnnl_primitive_desc_t pd)
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
     if (bytes > 0) {
-        if (!(e->scratchbuf = dn_alloc(bytes)) || !mem(&e->scratch, smd))
+        if (!pool_reserve(POOL_SCRATCH, bytes) || !mem(&e->scratch, smd))
             return 0;
     }
     const char *impl = NULL;
@@ -307,14 +325,8 @@ static int act_io(struct act_io *io, const_dnnl_primitive_desc_t pd, dnnl_query_
         return 0;
     if (dnnl_memory_desc_equal(md, user))
         return 1;
-    size_t bytes = dnnl_memory_desc_get_size(md);
-    if (bytes > dn.pool_size[slot]) {
-        free(dn.pool[slot]);
-        dn.pool_size[slot] = 0;
-        if (!(dn.pool[slot] = dn_alloc(bytes)))
-            return 0;
-        dn.pool_size[slot] = bytes;
-    }
+    if (!pool_reserve(slot, dnnl_memory_desc_get_size(md)))
+        return 0;
     io->slot = slot;
     io->output = output;
     return mem(&io->blk, md) &&
@@ -377,7 +389,7 @@ static void run(struct prim *e, int n, const dnnl_exec_arg_t *args)
     dnnl_exec_arg_t all[10];
     memcpy(all, args, (size_t)n * sizeof *args);
     if (e->scratch) {
-        set(e->scratch, e->scratchbuf);
+        set(e->scratch, dn.pool[POOL_SCRATCH]);
         all[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, e->scratch};
     }
     dnnl_primitive_execute(e->p, dn.stream, n, all);
@@ -779,12 +791,11 @@ void sn_ops_onednn_free(void)
         for (size_t k = 0; k < sizeof ms / sizeof ms[0]; k++)
             dnnl_memory_destroy(ms[k]);
         free(e->wbuf);
-        free(e->scratchbuf);
         free(e->dbbuf);
     }
     free(dn.prims);
-    free(dn.pool[0]);
-    free(dn.pool[1]);
+    for (int k = 0; k < 3; k++)
+        free(dn.pool[k]);
     if (dn.ready > 0) {
         dnnl_stream_destroy(dn.stream);
         dnnl_engine_destroy(dn.engine);

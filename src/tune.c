@@ -216,6 +216,9 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
         }
     }
     free(cache);
+    /* the primitives and buffers of the candidates not chosen go; the chosen ones are made
+       again at the first step, with shared buffers sized for them alone */
+    sn_ops_onednn_free();
     /* one choice for the job: rank 0's */
     if (d && d->world > 1) {
         int failed = rc != SN_OK;
