@@ -73,4 +73,26 @@ sed -i '/^\[augment\]/,$d' top.cfg
 expect_bad not_features "base.cfg is not a feature file" --set data.features=base.cfg
 head -c 2000 feat2.bin > cut.bin
 expect_bad truncated "cut.bin: damaged or truncated feature file" --set data.features=cut.bin
+# --- a rank that stops answering during extract: the watchdog ends the job with 76 (peer lost)
+# within its time, and no feature file, whole or partial, is left
+"$bin" dataset shapes big --limit 4000 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
+"${mpirun[@]}" -np 2 "$bin" extract base.cfg --checkpoint base.ckpt --data big -o stuck.bin \
+    --set model.backend=ref --set train.validation_batch_size=2 --set train.watchdog=5 > stuck.out 2>&1 &
+job=$!
+for _ in $(seq 1 300); do grep -q "^Found" stuck.out && break; sleep 0.1; done
+victim=$(pgrep -f "stuck.bin" | while read -r p; do
+    [ "$(cat /proc/$p/comm 2>/dev/null)" = shardnet ] && echo "$p"; done | tail -1)
+check "stuck rank in extract: found a rank" test -n "$victim"
+kill -STOP "$victim" 2>/dev/null
+start=$(date +%s)
+for _ in $(seq 1 120); do kill -0 "$job" 2>/dev/null || break; sleep 0.5; done
+kill -CONT "$victim" 2>/dev/null
+wait "$job"
+rc=$?
+check "stuck rank in extract: exit 76, peer lost (got $rc)" test $rc -eq 76
+check "stuck rank in extract: ended within 30 s" test $(( $(date +%s) - start )) -le 30
+check "stuck rank in extract: no feature file" test ! -e stuck.bin
+check "stuck rank in extract: no temporary file" test -z "$(ls stuck.bin.* .stuck.bin* 2>/dev/null)"
+pkill -9 -f "stuck.bin" 2>/dev/null
+
 finish
