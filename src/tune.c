@@ -4,6 +4,7 @@
 #include <stdint.h> // defines: int32_t
 #include <stdlib.h> // defines: getenv, calloc, free
 #include <string.h> // defines: strstr, strlen, strcmp, strchr
+#include <time.h>   // defines: nanosleep, struct timespec
 
 #include "cpu.h"
 #include "sys.h" // defines: sn_mkdir_p
@@ -166,6 +167,8 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
                      FILE *out, struct sn_err *err)
 {
     int rank0 = !d || d->rank == 0;
+    const char *ts = getenv("SN_TEST_TUNE_SLEEP");
+    double test_sleep = ts ? atof(ts) : 0;
     size_t slots = (size_t)m->n_layers * 3;
     int32_t *pick = calloc(slots, sizeof *pick); /* per layer and part: candidate, -1 none */
     double *times = calloc(slots * N_OPS, sizeof *times);
@@ -178,10 +181,31 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     int cache_failed = 0;
     for (size_t k = 0; rc == SN_OK && k < slots; k++)
         pick[k] = -1;
-    for (int i = 0; rc == SN_OK && rank0 && i < m->n_layers; i++) {
+    if (d && d->world > 1) {
+        int failed = rc != SN_OK;
+        struct sn_err agree_err = {0};
+        if (sn_dist_allreduce_max_int(d, &failed, &agree_err) != SN_OK)
+            rc = rc != SN_OK ? rc : (*err = agree_err, err->code);
+        else if (failed && rc == SN_OK)
+            rc = sn_err_set(err, SN_ENOMEM, "out of memory on another rank while choosing "
+                                            "backends");
+    }
+    /* Rank 0 times the layers; the others take its choice layer by layer, so that each of
+       their waits lasts one layer's timing, well within the watchdog, however long the whole
+       takes (VGG16's thirteen convolutions, timed for the first time on a loaded machine, take
+       minutes). */
+    for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         if (!sn_layer_has_backend_choice(l))
             continue;
+        if (!rank0) {
+            rc = sn_dist_bcast(d, pick + (size_t)i * 3, 3 * sizeof *pick, 0, err);
+            continue;
+        }
+        if (test_sleep > 0) /* tests: a layer that takes long to time */
+            nanosleep(&(struct timespec){(time_t)test_sleep,
+                                         (long)((test_sleep - (time_t)test_sleep) * 1e9)},
+                      NULL);
         enum sn_time_part parts[3];
         int np = layer_parts(l, tc->training, parts);
         from_cache[i] = 1;
@@ -214,23 +238,13 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
                 runs |= t[k] != 0;
             pick[(size_t)i * 3 + p] = runs ? b : -1; /* -1: does not run */
         }
+        if (d && d->world > 1)
+            rc = sn_dist_bcast(d, pick + (size_t)i * 3, 3 * sizeof *pick, 0, err);
     }
     free(cache);
     /* the primitives and buffers of the candidates not chosen go; the chosen ones are made
        again at the first step, with shared buffers sized for them alone */
     sn_ops_onednn_free();
-    /* one choice for the job: rank 0's */
-    if (d && d->world > 1) {
-        int failed = rc != SN_OK;
-        struct sn_err agree_err = {0};
-        if (sn_dist_allreduce_max_int(d, &failed, &agree_err) != SN_OK)
-            rc = rc != SN_OK ? rc : (*err = agree_err, err->code);
-        else if (failed && rc == SN_OK)
-            rc = sn_err_set(err, SN_ENOMEM, "out of memory on another rank while choosing "
-                                            "backends");
-        if (rc == SN_OK)
-            rc = sn_dist_bcast(d, pick, slots * sizeof *pick, 0, err);
-    }
     for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         if (!sn_layer_has_backend_choice(l))

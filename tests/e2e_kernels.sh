@@ -108,6 +108,13 @@ check "auto: the two runs give identical parameters" contains autocmp.out "ident
 XDG_CACHE_HOME=/proc/none "$bin" train "$cfg" "${auto[@]}" --set checkpoint.dir=auto3 > auto3.out 2>&1
 check "auto, unwritable cache: exit 0" test $? -eq 0
 check "auto, unwritable cache: said once" test "$(grep -c 'note: cannot write the backend cache /proc/none/shardnet/backends.tsv' auto3.out)" -eq 1
+# timing longer than the watchdog on rank 0 (each layer held 1 s more, 6 layers, watchdog 4 s): the
+# other rank waits one layer at a time, so the job is not taken for a dead one
+XDG_CACHE_HOME=$PWD/slowtune SN_TEST_TUNE_SLEEP=1 "${mpirun[@]}" -np 2 "$bin" train "$cfg" \
+    "${auto[@]}" --set train.watchdog=4 --set checkpoint.dir=slowtune > slowtune.out 2>&1
+rc=$?
+check "auto on 2 ranks, timing over 6 s, watchdog 4 s: exit 0 (got $rc)" test $rc -eq 0
+check "auto on 2 ranks, timing over 6 s: no watchdog abort" lacks slowtune.out "has waited"
 # an unknown backend names the choices
 "$bin" summary "$cfg" --set model.backend=cuda > badbackend.out 2>&1
 check "backend = cuda: exit 1" test $? -eq 1
