@@ -3,7 +3,7 @@
 # stopped by a signal that was not the user's (SIGTERM to one rank: exit 75) starts again from
 # its last checkpoint and ends with the same checkpoint as a run never interrupted; a
 # configuration error is not retried (one attempt, exit 1); the user's SIGTERM to the launcher
-# is not retried (exit 75).
+# is not retried (exit 75). And the launcher's hosts options, read with --dry-run.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 export OMPI_MCA_rmaps_base_oversubscribe=1
@@ -96,6 +96,26 @@ rc=$?
 check "user stop: exit 75 (got $rc)" test $rc -eq 75
 check "user stop: not restarted" lacks term.out "restart"
 check "user stop: a checkpoint holds the run" contains term.out "stopped by a signal at epoch"
+
+# --- hosts read without running (--dry-run): binding from each node's slots, bad hostfiles
+printf '# two nodes\nnodeA slots=2\nnodeB  slots = 2  max_slots=4   # spaces\n\n' > hosts.txt
+"$run" --hostfile hosts.txt --threads 2 --dry-run -- train "$cfg" > dry.out 2>&1
+check "hostfile: dry run exit 0" test $? -eq 0
+check "hostfile: one rank per slot, bound to 2 cores each" \
+    contains dry.out "^mpirun -np 4 .*--hostfile hosts.txt --map-by slot:PE=2 --bind-to core -x SN_THREADS"
+check "hostfile: placement per node" contains dry.out "nodeA: 2 ranks x 2 threads, nodeB: 2 ranks x 2 threads"
+check "hostfile: the environment printed" contains dry.out "^export OPENBLAS_NUM_THREADS=2$"
+"$run" --hosts nodeA:2,nodeB:1 -n 5 --dry-run -- train "$cfg" > over.out 2>&1
+check "more ranks than slots: oversubscribed, unbound" contains over.out "--host nodeA:2,nodeB:1 --oversubscribe --bind-to none"
+printf 'nodeA slots=2\nnodeB slots=two\n' > bad1.txt
+"$run" --hostfile bad1.txt --dry-run -- train "$cfg" > bad1.out 2>&1
+check "hostfile: a bad slot count is a usage error naming file and line" \
+    test $? -eq 2 -a -n "$(grep 'bad1.txt:2: slots=two: expected a positive integer' bad1.out)"
+printf 'nodeA ports=22\n' > bad2.txt
+"$run" --hostfile bad2.txt --dry-run -- train "$cfg" > bad2.out 2>&1
+check "hostfile: an unknown keyword is named" contains bad2.out "bad2.txt:1: unknown keyword 'ports'"
+"$run" --hostfile hosts.txt --hosts a:1 --dry-run -- train "$cfg" > both.out 2>&1
+check "--hosts and --hostfile together: usage error" test $? -eq 2
 
 # --- a usage error of the launcher: --max-restarts for a command with no checkpoint
 "$run" --max-restarts 2 -- bench "$cfg" > usage.out 2>&1
