@@ -1504,8 +1504,10 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
     struct sn_features f = {.base_hash = rc == SN_OK ? m->structure_hash : 0};
     struct sn_dataset *train = NULL;
     static const char *const names[3] = {"train", "val", "test"};
+    double secs[3] = {0}; /* per split written: decoding, the base, the gather */
     for (int s = 0; rc == SN_OK && s < 3; s++) {
         struct sn_dataset *ds = NULL;
+        double t0 = sn_now();
         struct sn_classes known = {train ? train->n_classes : 0,
                                    train ? (const char(*)[64])train->class_names : NULL};
         struct sn_err e2 = {0};
@@ -1535,7 +1537,7 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
         if (rc == SN_OK) {
             snprintf(sp->name, sizeof sp->name, "%s", names[s]);
             sp->h = o.h, sp->w = o.w, sp->c = o.c;
-            f.n_splits++;
+            secs[f.n_splits++] = sn_now() - t0;
         }
         free(rows);
         free(ids);
@@ -1547,8 +1549,9 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
     if (rc == SN_OK && d->rank == 0) {
         rc = sn_features_write(out_path, &f, err);
         for (int s = 0; rc == SN_OK && s < f.n_splits; s++)
-            fprintf(out, "%s: %s %d x (%d, %d, %d)\n", out_path, f.split[s].name, f.split[s].n,
-                    f.split[s].h, f.split[s].w, f.split[s].c);
+            fprintf(out, "%s: %s %d x (%d, %d, %d), %.1f images/s on %d rank%s\n", out_path,
+                    f.split[s].name, f.split[s].n, f.split[s].h, f.split[s].w, f.split[s].c,
+                    secs[s] > 0 ? f.split[s].n / secs[s] : 0, d->world, d->world > 1 ? "s" : "");
     }
     rc = agree(d, rc, err);
     sn_features_free(&f);

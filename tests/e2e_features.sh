@@ -18,7 +18,7 @@ check "base weights imported by name" test $? -eq 0
 # --- 1 rank and 2 ranks write the same file (naive backend: no batch-size-dependent sums)
 "$bin" extract base.cfg --checkpoint base.ckpt --data shapes -o feat1.bin --set model.backend=ref > x1.out 2>&1
 check "extract, 1 rank: exit 0" test $? -eq 0
-check "extract: the three splits" contains x1.out "feat1.bin: test 24 x (4, 4, 6)"
+check "extract: the three splits, with their rate" contains x1.out "feat1.bin: test 24 x (4, 4, 6), [0-9.]* images/s on 1 rank$"
 "${mpirun[@]}" -np 2 "$bin" extract base.cfg --checkpoint base.ckpt --data shapes -o feat2.bin \
     --set model.backend=ref > x2.out 2>&1
 check "extract, 2 ranks: exit 0" test $? -eq 0
