@@ -8,7 +8,7 @@
 #include "train.h"
 
 #include <math.h>   // defines: fmax
-#include <stdlib.h> // defines: calloc, free, qsort
+#include <stdlib.h> // defines: calloc, free, qsort, getenv, atoi
 #include <string.h> // defines: memset, strcmp
 
 #include "cpu.h"
@@ -184,8 +184,11 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
                      bo->backend);
     }
     const struct sn_ops *ops = st.ops;
-    if (tc->threads > 0)
-        sn_ops_set_threads(tc->threads);
+    /* threads as training takes them: [train] threads, else $SN_THREADS (shardnet-run --threads) */
+    const char *env = getenv("SN_THREADS");
+    int threads = tc->threads > 0 ? tc->threads : env ? atoi(env) : 0;
+    if (threads > 0 && threads <= 1024)
+        sn_ops_set_threads(threads);
     int global = bo->batch ? bo->batch * d->world : tc->batch_size;
     int n = (global + d->world - 1) / d->world;
     int iters = bo->iters ? bo->iters : 20;
