@@ -18,6 +18,7 @@
 #include "dist.h"
 #include "model.h"
 #include "ops.h"
+#include "plot.h"
 #include "train.h"
 #include "weights.h"
 
@@ -62,6 +63,12 @@ static const char usage_text[] =
     "                                    write Fashion-MNIST as an image directory\n"
     "  dataset shapes OUTDIR [--limit N] write a synthetic 2-class RGB set (circle, square) shaped\n"
     "                                    like the book's cats_vs_dogs_small\n"
+    "  plot HISTORY.csv [MORE.csv ...] -o FIGURE.png|.svg\n"
+    "                                    training and validation accuracy and loss against\n"
+    "                                    epochs, one colour per run (history.csv of train)\n"
+    "  plot --scaling SCALING.csv [...] -o FIGURE.png|.svg\n"
+    "                                    images/s and efficiency against ranks, with the ideal\n"
+    "                                    (scaling.csv of cluster/scaling)\n"
     "  version\n"
     "\n"
     "Options for commands that take a CONFIG:\n"
@@ -97,6 +104,7 @@ struct args {
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
     const char *keras, *output, *init;
     int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
+    int scaling;
     char **positional;
     int n_positional;
 };
@@ -177,6 +185,9 @@ static int parse_args(int argc, char **argv, struct args *a)
             takes = 0;
         } else if (strcmp(o, "--by-name") == 0) {
             a->by_name = 1;
+            takes = 0;
+        } else if (strcmp(o, "--scaling") == 0) {
+            a->scaling = 1;
             takes = 0;
         } else if (strncmp(o, "--", 2) == 0 && o[2] != '\0') {
             return usage_error("unknown option %s", o);
@@ -549,6 +560,26 @@ static int cmd_dataset(struct args *a)
     return 0;
 }
 
+/* `plot CSV... -o FIGURE`: training curves, or with --scaling the scaling figure. */
+static int cmd_plot(struct args *a)
+{
+    if (!a->output)
+        return usage_error("%s", "plot needs -o FIGURE.png or -o FIGURE.svg");
+    if (a->n_positional < 2)
+        return usage_error("%s", "plot needs at least one CSV file");
+    struct sn_err err = {0};
+    const char *const *csv = (const char *const *)a->positional + 1;
+    int n = a->n_positional - 1;
+    int rc = a->scaling ? sn_plot_scaling(csv, n, a->output, &err)
+                        : sn_plot_curves(csv, n, a->output, &err);
+    if (rc != SN_OK)
+        return report(&err);
+    printf("%s: %s of %d run%s\n", a->output,
+           a->scaling ? "images/s and efficiency against ranks" : "accuracy and loss curves", n,
+           n > 1 ? "s" : "");
+    return 0;
+}
+
 /* ---------------------------------------------------------------- OpenBLAS's kernels (cpu.h) */
 
 /* Is this the process the job prints warnings from (rank 0, or no launcher)? Read before MPI. */
@@ -652,7 +683,7 @@ int sn_cli_main(int argc, char **argv)
     }
     static const char *const commands[] = {"summary", "train",   "bench",   "evaluate",
                                            "predict", "inspect", "dataset", "import-weights",
-                                           "export-weights", "extract", NULL};
+                                           "export-weights", "extract", "plot", NULL};
     int known = 0;
     for (int i = 0; commands[i] && !known; i++)
         known = strcmp(cmd, commands[i]) == 0;
@@ -666,7 +697,7 @@ int sn_cli_main(int argc, char **argv)
         return rc;
     /* positional[0] is the command itself */
     a.config = a.n_positional > 1 ? a.positional[1] : NULL;
-    int needs_config = strcmp(cmd, "dataset") != 0;
+    int needs_config = strcmp(cmd, "dataset") != 0 && strcmp(cmd, "plot") != 0;
     if (needs_config && !a.config)
         rc = usage_error("%s needs a CONFIG (or CKPT) argument", cmd);
     else if (strcmp(cmd, "summary") == 0)
@@ -687,6 +718,8 @@ int sn_cli_main(int argc, char **argv)
         rc = cmd_export_weights(&a);
     else if (strcmp(cmd, "extract") == 0)
         rc = cmd_job(&a, JOB_EXTRACT, &argc, &argv);
+    else if (strcmp(cmd, "plot") == 0)
+        rc = cmd_plot(&a);
     else
         rc = cmd_dataset(&a);
     free(a.positional);
