@@ -308,6 +308,11 @@ static void draw_glyph(cairo_t *cr, double x0, double x1, double y, struct rgb c
     }
 }
 
+static int finite_at(const struct series *s, int i)
+{
+    return i >= 0 && i < s->n && isfinite(s->x[i]) && isfinite(s->y[i]);
+}
+
 static void draw_panel(cairo_t *cr, double px, double py, double pw, double ph,
                        const struct panel *p)
 {
@@ -392,6 +397,14 @@ static void draw_panel(cairo_t *cr, double px, double py, double pw, double ph,
             }
             cairo_stroke(cr);
             cairo_set_dash(cr, NULL, 0, 0);
+            /* a point with no finite neighbour makes no segment (a one-epoch run): a small dot */
+            for (int i = 0; i < s->n && !(s->style & STYLE_DOTS); i++) {
+                double x = s->x[i], y = s->y[i] * s->y_scale;
+                if (isfinite(x) && isfinite(y) && !finite_at(s, i - 1) && !finite_at(s, i + 1)) {
+                    cairo_arc(cr, SX(x), SY(y), 2.2, 0, 2 * M_PI);
+                    cairo_fill(cr);
+                }
+            }
         }
         if (s->style & STYLE_DOTS)
             for (int i = 0; i < s->n; i++) {
