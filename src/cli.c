@@ -44,7 +44,8 @@ static const char usage_text[] =
     "  predict CONFIG --checkpoint CKPT [--top K] [--digits D] IMAGE...\n"
     "                                    class probabilities of each image\n"
     "  bench CONFIG [--batch N] [--iters N] [--backend auto|blas|onednn|ref] [--data-only]\n"
-    "                                    images/s, GFLOP/s and per-layer times\n"
+    "        [--csv FILE]                images/s, GFLOP/s and per-layer times; --csv: the\n"
+    "                                    figures as a CSV row too (images/s, allreduce, scaling)\n"
     "  import-weights CONFIG --keras FILE.h5 -o CKPT [--by-name]\n"
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
     "                                    .weights.h5) as a checkpoint of CONFIG's network;\n"
@@ -102,7 +103,7 @@ struct args {
     const char *sets[SN_MAX_SETS];
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
-    const char *keras, *output, *init;
+    const char *keras, *output, *init, *csv;
     int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
     int scaling;
     char **positional;
@@ -153,6 +154,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->init = v;
         else if (strcmp(o, "--keras") == 0)
             a->keras = v;
+        else if (strcmp(o, "--csv") == 0)
+            a->csv = v;
         else if (strcmp(o, "-o") == 0 || strcmp(o, "--output") == 0)
             a->output = v;
         else if (strcmp(o, "--split") == 0) {
@@ -383,7 +386,8 @@ static int cmd_job(struct args *a, enum job job, int *argc, char ***argv)
         rc = sn_extract(cfg, a->checkpoint, a->data, a->output, &d, stdout, &err);
     } else if (job == JOB_BENCH) {
         struct sn_bench_opts bo = {.batch = a->batch, .iters = a->iters,
-                                   .data_only = a->data_only, .backend = a->backend};
+                                   .data_only = a->data_only, .backend = a->backend,
+                                   .csv = a->csv};
         rc = sn_bench(cfg, &d, &bo, stdout, &err);
     } else {
         struct sn_train_opts opts = {.resume = a->resume,
