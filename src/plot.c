@@ -7,10 +7,10 @@
 #include <cairo.h>     // defines: cairo_t, cairo_image_surface_create, cairo_show_text
 #include <errno.h>     // defines: errno
 #include <limits.h>    // defines: PATH_MAX
-#include <math.h>      // defines: isfinite, floor, ceil, log10, pow, NAN, M_PI
+#include <math.h>      // defines: isfinite, floor, ceil, log10, pow, fabs, fmin, fmax, NAN, M_PI
 #include <stdio.h>     // defines: FILE, fopen, getline, snprintf
 #include <stdlib.h>    // defines: malloc, realloc, free, strtod, realpath
-#include <string.h>    // defines: strcmp, strchr, strrchr, strerror, strspn
+#include <string.h>    // defines: strcmp, strchr, strrchr, strerror, strspn, memchr, memcmp
 #include <strings.h>   // defines: strcasecmp
 
 #include "sys.h"
