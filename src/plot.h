@@ -8,7 +8,7 @@
  * A run's name in the legend is its CSV's parent folder when the file is named history.csv or
  * scaling.csv (the run directory), else the file's stem. Every input is read before anything is
  * drawn; the figure is written atomically (sys.h), so a failure leaves no output file. Only
- * plot.c includes <cairo.h>. */
+ * plot.c includes <cairo.h> (and fontconfig's header, for its cleanup). */
 #ifndef SN_PLOT_H
 #define SN_PLOT_H
 
