@@ -4,10 +4,13 @@
  *
  * Under mpirun every rank runs the same steps, gradients are allreduced as in training, and
  * rank 0 prints aggregate images/s, the exchange split into transfer and waiting for the slower
- * rank, and the scaling against rank 0 training alone, measured in the same job. */
+ * rank, and the scaling against rank 0 training alone, measured in the same job.
+ *
+ * With --csv FILE rank 0 also writes the training figures as one CSV row under a header, for
+ * scripts (cluster/scaling): the same numbers as the prose lines, none scraped from them. */
 #include "train.h"
 
-#include <math.h>   // defines: fmax
+#include <math.h>   // defines: fmax, isnan, NAN
 #include <stdlib.h> // defines: calloc, free, qsort, getenv, atoi
 #include <string.h> // defines: memset, strcmp
 
@@ -100,8 +103,13 @@ static int cmp_double(const void *a, const void *b)
 #define SCALING_BLOCK_STEPS 8
 #define SCALING_MAX_PAIRS 64
 
+/* The scaling pairs' ratios (N ranks over rank 0 alone): median and middle half. */
+struct scaling_ratio {
+    double median, lo, hi;
+};
+
 static int bench_scaling(struct sn_step *st, const struct sn_step_in *in, struct sn_dist *d,
-                         int iters, FILE *out, struct sn_err *err)
+                         int iters, FILE *out, struct scaling_ratio *sr, struct sn_err *err)
 {
     int pairs = iters / SCALING_BLOCK_STEPS;
     pairs = pairs < 3 ? 3 : pairs > SCALING_MAX_PAIRS ? SCALING_MAX_PAIRS : pairs;
@@ -142,6 +150,7 @@ static int bench_scaling(struct sn_step *st, const struct sn_step_in *in, struct
             d->world, median, pairs, SCALING_BLOCK_STEPS, ratio[pairs / 4],
             ratio[(3 * pairs) / 4], d->world * t_alone / t_all, steps * in->global_n / t_all,
             steps * in->n / t_alone, 100 * median / d->world);
+    *sr = (struct scaling_ratio){median, ratio[pairs / 4], ratio[(3 * pairs) / 4]};
     return SN_OK;
 }
 
@@ -167,6 +176,31 @@ static double gemm_peak(void)
     }
     free(a);
     return 2.0 * n * n * n / best / 1e9;
+}
+
+/* The figures of one training benchmark, for --csv. */
+struct bench_row {
+    int ranks, threads, batch, global;
+    const char *backend;
+    double rate, step_ms, inference_rate, gflops, peak, allreduce_ms, wait_ms, left_ms;
+    struct scaling_ratio sr; /* NaN on one rank */
+};
+
+static int write_csv(const char *path, const struct bench_row *r, struct sn_err *err)
+{
+    struct sn_atomic_file af;
+    SN_FORWARD(sn_atomic_open(&af, path, err));
+    fprintf(af.f, "ranks,threads,batch_per_rank,global_batch,backend,images_per_s,step_ms,"
+                  "inference_images_per_s,gflops_per_rank,gemm_peak_gflops,allreduce_ms,wait_ms,"
+                  "left_after_backward_ms,in_job_speedup,in_job_speedup_lo,in_job_speedup_hi\n");
+    fprintf(af.f, "%d,%d,%d,%d,%s,%.1f,%.4f,%.1f,%.2f,%.2f,%.4f,%.4f,%.4f,", r->ranks, r->threads,
+            r->batch, r->global, r->backend, r->rate, r->step_ms, r->inference_rate, r->gflops,
+            r->peak, r->allreduce_ms, r->wait_ms, r->left_ms);
+    if (isnan(r->sr.median))
+        fprintf(af.f, ",,\n");
+    else
+        fprintf(af.f, "%.4f,%.4f,%.4f\n", r->sr.median, r->sr.lo, r->sr.hi);
+    return sn_atomic_commit(&af, err);
 }
 
 /* Training throughput on synthetic batches: inference, steps with the exchange overlapped and
@@ -297,6 +331,10 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
                 slow = r;
         slow_left += laps[(size_t)slow * 2 * iters + 2 * k + 1] / iters;
     }
+    struct bench_row row = {.ranks = d->world, .threads = sn_ops_get_threads(), .batch = n,
+                            .global = n * d->world,
+                            .backend = st.auto_backend ? "auto" : m->ops->name,
+                            .sr = {NAN, NAN, NAN}};
     if (rc == SN_OK && d->rank == 0) {
         fprintf(out, "config: %s, %d rank%s x %d thread%s, batch %d per rank (%d global), "
                      "backend %s\n",
@@ -324,6 +362,11 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         if (wino)
             fprintf(out, "note: GFLOP/s count a direct convolution's multiply-adds; Winograd's "
                          "layers do fewer, so the share of GEMM peak can pass 100%%\n");
+        row.rate = r_train, row.step_ms = 1e3 * avg[0], row.inference_rate = r_inf;
+        row.gflops = g_train, row.peak = peak;
+        if (d->world > 1)
+            row.allreduce_ms = 1e3 * avg[2], row.wait_ms = 1e3 * avg[3],
+            row.left_ms = 1e3 * slow_left;
         /* what backward hides: the transfer still to do when the slower rank ends backward
            (imbalance between ranks cannot be hidden by overlap) */
         if (d->world > 1)
@@ -353,8 +396,10 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
     }
     if (rc == SN_OK && d->world > 1) {
         in.step = 0;
-        rc = bench_scaling(&step, &in, d, iters, out, err);
+        rc = bench_scaling(&step, &in, d, iters, out, &row.sr, err);
     }
+    if (rc == SN_OK && d->rank == 0 && bo->csv)
+        rc = write_csv(bo->csv, &row, err);
 done:
     sn_step_free(&step);
     sn_optim_free(opt);
@@ -375,6 +420,9 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     struct sn_settings *st = calloc(1, sizeof *st);
     SN_RETURN_IF(!st, err, SN_ENOMEM, "out of memory");
     int rc = sn_settings_load(st, cfg, 1, NULL, err);
+    if (rc == SN_OK && bo->data_only && bo->csv)
+        rc = sn_err_set(err, SN_EINVAL, "--csv %s: the CSV holds training figures; "
+                                        "--data-only prints the pipeline's alone", bo->csv);
     if (rc == SN_OK)
         rc = bo->data_only ? bench_data(st, d, bo, out, err) : bench_train(st, cfg, d, bo, out, err);
     free(st);

@@ -18,6 +18,7 @@
 #include "dist.h"
 #include "model.h"
 #include "ops.h"
+#include "plot.h"
 #include "train.h"
 #include "weights.h"
 
@@ -44,7 +45,8 @@ static const char usage_text[] =
     "  predict CONFIG --checkpoint CKPT [--top K] [--digits D] IMAGE...\n"
     "                                    class probabilities of each image\n"
     "  bench CONFIG [--batch N] [--iters N] [--backend auto|blas|onednn|winograd|ref] [--data-only]\n"
-    "                                    images/s, GFLOP/s and per-layer times\n"
+    "        [--csv FILE]                images/s, GFLOP/s and per-layer times; --csv: the\n"
+    "                                    figures as a CSV row too (images/s, allreduce, scaling)\n"
     "  import-weights CONFIG --keras FILE.h5 -o CKPT [--by-name]\n"
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
     "                                    .weights.h5) as a checkpoint of CONFIG's network;\n"
@@ -63,6 +65,12 @@ static const char usage_text[] =
     "                                    write Fashion-MNIST as an image directory\n"
     "  dataset shapes OUTDIR [--limit N] write a synthetic 2-class RGB set (circle, square) shaped\n"
     "                                    like the book's cats_vs_dogs_small\n"
+    "  plot HISTORY.csv [MORE.csv ...] -o FIGURE.png|.svg\n"
+    "                                    training and validation accuracy and loss against\n"
+    "                                    epochs, one colour per run (history.csv of train)\n"
+    "  plot --scaling SCALING.csv [...] -o FIGURE.png|.svg\n"
+    "                                    images/s and efficiency against ranks, with the ideal\n"
+    "                                    (scaling.csv of cluster/scaling)\n"
     "  version\n"
     "\n"
     "Options for commands that take a CONFIG:\n"
@@ -96,9 +104,9 @@ struct args {
     const char *sets[SN_MAX_SETS];
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
-    const char *keras, *output, *init;
+    const char *keras, *output, *init, *csv;
     int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
-    int expand_nested;
+    int expand_nested, scaling;
     char **positional;
     int n_positional;
 };
@@ -147,6 +155,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->init = v;
         else if (strcmp(o, "--keras") == 0)
             a->keras = v;
+        else if (strcmp(o, "--csv") == 0)
+            a->csv = v;
         else if (strcmp(o, "-o") == 0 || strcmp(o, "--output") == 0)
             a->output = v;
         else if (strcmp(o, "--split") == 0) {
@@ -182,6 +192,9 @@ static int parse_args(int argc, char **argv, struct args *a)
             takes = 0;
         } else if (strcmp(o, "--expand-nested") == 0) {
             a->expand_nested = 1;
+            takes = 0;
+        } else if (strcmp(o, "--scaling") == 0) {
+            a->scaling = 1;
             takes = 0;
         } else if (strncmp(o, "--", 2) == 0 && o[2] != '\0') {
             return usage_error("unknown option %s", o);
@@ -377,7 +390,8 @@ static int cmd_job(struct args *a, enum job job, int *argc, char ***argv)
         rc = sn_extract(cfg, a->checkpoint, a->data, a->output, &d, stdout, &err);
     } else if (job == JOB_BENCH) {
         struct sn_bench_opts bo = {.batch = a->batch, .iters = a->iters,
-                                   .data_only = a->data_only, .backend = a->backend};
+                                   .data_only = a->data_only, .backend = a->backend,
+                                   .csv = a->csv};
         rc = sn_bench(cfg, &d, &bo, stdout, &err);
     } else {
         struct sn_train_opts opts = {.resume = a->resume,
@@ -554,6 +568,26 @@ static int cmd_dataset(struct args *a)
     return 0;
 }
 
+/* `plot CSV... -o FIGURE`: training curves, or with --scaling the scaling figure. */
+static int cmd_plot(struct args *a)
+{
+    if (!a->output)
+        return usage_error("%s", "plot needs -o FIGURE.png or -o FIGURE.svg");
+    if (a->n_positional < 2)
+        return usage_error("%s", "plot needs at least one CSV file");
+    struct sn_err err = {0};
+    const char *const *csv = (const char *const *)a->positional + 1;
+    int n = a->n_positional - 1;
+    int rc = a->scaling ? sn_plot_scaling(csv, n, a->output, &err)
+                        : sn_plot_curves(csv, n, a->output, &err);
+    if (rc != SN_OK)
+        return report(&err);
+    printf("%s: %s of %d run%s\n", a->output,
+           a->scaling ? "images/s and efficiency against ranks" : "accuracy and loss curves", n,
+           n > 1 ? "s" : "");
+    return 0;
+}
+
 /* ---------------------------------------------------------------- OpenBLAS's kernels (cpu.h) */
 
 /* Is this the process the job prints warnings from (rank 0, or no launcher)? Read before MPI. */
@@ -657,7 +691,7 @@ int sn_cli_main(int argc, char **argv)
     }
     static const char *const commands[] = {"summary", "train",   "bench",   "evaluate",
                                            "predict", "inspect", "dataset", "import-weights",
-                                           "export-weights", "extract", NULL};
+                                           "export-weights", "extract", "plot", NULL};
     int known = 0;
     for (int i = 0; commands[i] && !known; i++)
         known = strcmp(cmd, commands[i]) == 0;
@@ -671,7 +705,7 @@ int sn_cli_main(int argc, char **argv)
         return rc;
     /* positional[0] is the command itself */
     a.config = a.n_positional > 1 ? a.positional[1] : NULL;
-    int needs_config = strcmp(cmd, "dataset") != 0;
+    int needs_config = strcmp(cmd, "dataset") != 0 && strcmp(cmd, "plot") != 0;
     if (needs_config && !a.config)
         rc = usage_error("%s needs a CONFIG (or CKPT) argument", cmd);
     else if (strcmp(cmd, "summary") == 0)
@@ -692,6 +726,8 @@ int sn_cli_main(int argc, char **argv)
         rc = cmd_export_weights(&a);
     else if (strcmp(cmd, "extract") == 0)
         rc = cmd_job(&a, JOB_EXTRACT, &argc, &argv);
+    else if (strcmp(cmd, "plot") == 0)
+        rc = cmd_plot(&a);
     else
         rc = cmd_dataset(&a);
     free(a.positional);

@@ -120,6 +120,7 @@ struct sn_bench_opts {
     int iters;            /* timed steps */
     int data_only;        /* benchmark the data pipeline instead */
     const char *backend;  /* "blas" (default) or "ref" */
+    const char *csv;      /* rank 0 writes the training figures here (header + one row) */
 };
 
 /* `shardnet bench`: prints one figure per line on out (rank 0). */
