@@ -20,6 +20,7 @@
 #include "step.h"
 #include "rng.h"
 #include "sys.h"
+#include "trace.h"
 
 static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn_bench_opts *bo,
                       FILE *out, struct sn_err *err)
@@ -193,6 +194,7 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
     struct sn_model *m = NULL;
     struct sn_optim *opt = NULL;
     struct sn_step step = {0};
+    int tracing = 0;
     SN_FORWARD(sn_model_build(&m, cfg, n, ops, err));
     size_t in_size = sn_shape_size(m->input) * (size_t)n;
     float *x = malloc(in_size * sizeof(float));
@@ -215,6 +217,10 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         rc = st.auto_backend ? sn_tune_backends(m, &(struct sn_tune_conf){.training = 1, .n = n,
                                                 .threads = sn_ops_get_threads()}, d, out, err)
                              : SN_OK;
+    if (rc == SN_OK && bo->trace) {
+        rc = sn_trace_start(d, bo->trace_events, err);
+        tracing = rc == SN_OK;
+    }
     if (rc != SN_OK)
         goto done;
     sn_model_init_params(m, tc->seed);
@@ -343,6 +349,8 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         rc = bench_scaling(&step, &in, d, iters, out, err);
     }
 done:
+    if (tracing)
+        rc = sn_train_finish_trace(d, bo->trace, rc, d->rank == 0 ? out : NULL, err);
     sn_step_free(&step);
     sn_optim_free(opt);
     sn_model_free(m);
@@ -362,6 +370,19 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     struct sn_settings *st = calloc(1, sizeof *st);
     SN_RETURN_IF(!st, err, SN_ENOMEM, "out of memory");
     int rc = sn_settings_load(st, cfg, 1, NULL, err);
+    if (rc == SN_OK && bo->trace) {
+        /* rank 0 writes the file: it checks the path, and its outcome is everyone's */
+        int bad = d->rank == 0 && sn_trace_probe(bo->trace, err) != SN_OK;
+        struct sn_err ignored;
+        if (d->world > 1 && sn_dist_allreduce_max_int(d, &bad, &ignored) != SN_OK)
+            bad = 1;
+        if (bad) {
+            if (d->rank != 0)
+                err->msg[0] = '\0';
+            err->code = rc = SN_EIO;
+            err->collective = 1;
+        }
+    }
     if (rc == SN_OK)
         rc = bo->data_only ? bench_data(st, d, bo, out, err) : bench_train(st, cfg, d, bo, out, err);
     free(st);
