@@ -146,6 +146,49 @@ static int bench_scaling(struct sn_step *st, const struct sn_step_in *in, struct
     return SN_OK;
 }
 
+/* What recording a trace costs, measured like the scaling: pairs of 8-step blocks, one with the
+ * recording paused and one with it on, in alternating order, timed on every rank; the median
+ * of the pairs' ratios (of the slower rank's time) is the figure, so that a shared machine's
+ * drift over seconds cancels. */
+static int bench_trace_cost(struct sn_step *st, const struct sn_step_in *in, struct sn_dist *d,
+                            int iters, FILE *out, struct sn_err *err)
+{
+    int pairs = iters / SCALING_BLOCK_STEPS;
+    pairs = pairs < 5 ? 5 : pairs > SCALING_MAX_PAIRS ? SCALING_MAX_PAIRS : pairs;
+    double ratio[SCALING_MAX_PAIRS];
+    struct sn_step_out so;
+    int rc = SN_OK;
+    for (int p = 0; p < pairs && rc == SN_OK; p++) {
+        double t[2] = {0, 0}; /* off, on */
+        for (int k = 0; k < 2 && rc == SN_OK; k++) {
+            int on = (p + k) % 2;
+            sn_trace_pause(!on);
+            double t0 = sn_now();
+            for (int s = 0; s < SCALING_BLOCK_STEPS && rc == SN_OK; s++)
+                rc = sn_step_run(st, in, SN_SYNC_OVERLAP, &so, err);
+            t[on] = sn_now() - t0;
+        }
+        double all[2 * 64];
+        if (rc == SN_OK && d->world > 1 && d->world <= 64) { /* the slower rank's is the job's */
+            rc = sn_dist_allgather(d, t, all, sizeof t, err);
+            for (int r = 0; rc == SN_OK && r < d->world; r++)
+                t[0] = fmax(t[0], all[2 * r]), t[1] = fmax(t[1], all[2 * r + 1]);
+        }
+        ratio[p] = t[1] / t[0];
+    }
+    sn_trace_pause(0);
+    if (rc != SN_OK || d->rank != 0)
+        return rc;
+    qsort(ratio, (size_t)pairs, sizeof ratio[0], cmp_double);
+    double median = pairs % 2 ? ratio[pairs / 2] : (ratio[pairs / 2 - 1] + ratio[pairs / 2]) / 2;
+    fprintf(out,
+            "trace: steps %.2f%% slower with recording on (median of %d pairs of alternating "
+            "%d-step blocks with and without it, middle half %+.2f%% to %+.2f%%)\n",
+            100 * (median - 1), pairs, SCALING_BLOCK_STEPS, 100 * (ratio[pairs / 4] - 1),
+            100 * (ratio[(3 * pairs) / 4] - 1));
+    return SN_OK;
+}
+
 /* The machine's own GEMM rate with the threads this rank runs: OpenBLAS sgemm on 1024x1024
  * matrices, the best of 5 after a warm-up. A network's GFLOP/s divided by it says how well the
  * network uses the machine, whatever the machine. */
@@ -344,6 +387,8 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         }
         fflush(out);
     }
+    if (rc == SN_OK && tracing)
+        rc = bench_trace_cost(&step, &in, d, iters, out, err);
     if (rc == SN_OK && d->world > 1) {
         in.step = 0;
         rc = bench_scaling(&step, &in, d, iters, out, err);

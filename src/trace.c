@@ -129,6 +129,12 @@ void sn_trace_record(enum sn_trace_cat cat, const char *name, const char *detail
                                  .cat = (int)cat};
 }
 
+void sn_trace_pause(int paused)
+{
+    if (T.ev)
+        sn_trace_on = !paused;
+}
+
 int sn_trace_probe(const char *path, struct sn_err *err)
 {
     struct sn_atomic_file af;

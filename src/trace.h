@@ -68,6 +68,10 @@ static inline void sn_trace_end(enum sn_trace_cat cat, const char *name, int64_t
         sn_trace_record(cat, name, NULL, arg, t0, sn_now());
 }
 
+/* Pauses (1) or resumes (0) the recording of a started trace, between steps (bench measures
+ * what recording costs by alternating blocks of steps with and without it). */
+void sn_trace_pause(int paused);
+
 /* Checks, before any work, that path can be written (its directory exists and is writable):
  * creates and removes its temporary file. */
 int  sn_trace_probe(const char *path, struct sn_err *err);
