@@ -155,11 +155,14 @@ static int bench_trace_cost(struct sn_step *st, const struct sn_step_in *in, str
 {
     int pairs = iters / SCALING_BLOCK_STEPS;
     pairs = pairs < 5 ? 5 : pairs > SCALING_MAX_PAIRS ? SCALING_MAX_PAIRS : pairs;
-    double ratio[SCALING_MAX_PAIRS];
+    double ratio[SCALING_MAX_PAIRS], t_on = 0;
+    double per_event = sn_trace_event_cost();
+    size_t events = 0;
     struct sn_step_out so;
     int rc = SN_OK;
     for (int p = 0; p < pairs && rc == SN_OK; p++) {
         double t[2] = {0, 0}; /* off, on */
+        size_t n0 = sn_trace_count();
         for (int k = 0; k < 2 && rc == SN_OK; k++) {
             int on = (p + k) % 2;
             sn_trace_pause(!on);
@@ -168,6 +171,8 @@ static int bench_trace_cost(struct sn_step *st, const struct sn_step_in *in, str
                 rc = sn_step_run(st, in, SN_SYNC_OVERLAP, &so, err);
             t[on] = sn_now() - t0;
         }
+        events += sn_trace_count() - n0;
+        t_on += t[1];
         double all[2 * 64];
         if (rc == SN_OK && d->world > 1 && d->world <= 64) { /* the slower rank's is the job's */
             rc = sn_dist_allgather(d, t, all, sizeof t, err);
@@ -181,11 +186,14 @@ static int bench_trace_cost(struct sn_step *st, const struct sn_step_in *in, str
         return rc;
     qsort(ratio, (size_t)pairs, sizeof ratio[0], cmp_double);
     double median = pairs % 2 ? ratio[pairs / 2] : (ratio[pairs / 2 - 1] + ratio[pairs / 2]) / 2;
+    double steps = (double)pairs * SCALING_BLOCK_STEPS, per_step = events / steps;
     fprintf(out,
-            "trace: steps %.2f%% slower with recording on (median of %d pairs of alternating "
-            "%d-step blocks with and without it, middle half %+.2f%% to %+.2f%%)\n",
-            100 * (median - 1), pairs, SCALING_BLOCK_STEPS, 100 * (ratio[pairs / 4] - 1),
-            100 * (ratio[(3 * pairs) / 4] - 1));
+            "trace: an event costs %.0f ns, %.0f events a step: %.4f%% of a %.2f ms step; steps "
+            "%.2f%% slower with recording on (median of %d pairs of alternating %d-step blocks "
+            "with and without it, middle half %+.2f%% to %+.2f%%)\n",
+            1e9 * per_event, per_step, 100 * per_event * per_step / (t_on / steps),
+            1e3 * t_on / steps, 100 * (median - 1), pairs, SCALING_BLOCK_STEPS,
+            100 * (ratio[pairs / 4] - 1), 100 * (ratio[(3 * pairs) / 4] - 1));
     return SN_OK;
 }
 

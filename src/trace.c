@@ -3,6 +3,7 @@
  * nesting wants), prints them as JSON text, and rank 0 gathers the texts and writes the file. */
 #include "trace.h"
 
+#include <math.h>   // defines: fmin
 #include <stdarg.h> // defines: va_list, va_start
 #include <stdlib.h> // defines: malloc, realloc, free, qsort
 #include <string.h> // defines: memset, strlen
@@ -133,6 +134,27 @@ void sn_trace_pause(int paused)
 {
     if (T.ev)
         sn_trace_on = !paused;
+}
+
+size_t sn_trace_count(void) { return T.n; }
+
+double sn_trace_event_cost(void)
+{
+    enum { N = 1024 };
+    if (!sn_trace_on || T.cap - T.n < N)
+        return 0;
+    size_t n0 = T.n;
+    double best = 1e30;
+    for (int rep = 0; rep < 20; rep++) {
+        double start = sn_now();
+        for (int i = 0; i < N; i++) {
+            double t0 = sn_trace_clock();
+            sn_trace_end(SN_TRACE_FORWARD, "cost", i, t0);
+        }
+        best = fmin(best, (sn_now() - start) / N);
+        T.n = n0;
+    }
+    return best;
 }
 
 int sn_trace_probe(const char *path, struct sn_err *err)

@@ -72,6 +72,14 @@ static inline void sn_trace_end(enum sn_trace_cat cat, const char *name, int64_t
  * what recording costs by alternating blocks of steps with and without it). */
 void sn_trace_pause(int paused);
 
+/* Events recorded so far on this rank. */
+size_t sn_trace_count(void);
+
+/* Seconds one event costs the thread that records it (its two clock reads and the store): the
+ * best of several timed loops, which leave the buffer as it was. Needs a started trace with
+ * room for 1024 events; 0 otherwise. */
+double sn_trace_event_cost(void);
+
 /* Checks, before any work, that path can be written (its directory exists and is writable):
  * creates and removes its temporary file. */
 int  sn_trace_probe(const char *path, struct sn_err *err);

@@ -3,7 +3,8 @@
 # module: both ranks, forward and backward of every layer of the config by name, allreduce
 # buckets, optimizer, validation, checkpoints, proper nesting per lane); a bad path fails before
 # training; a full buffer stops recording and says so; a stopped run still writes its trace;
-# `shardnet timeline` draws a step as a PNG and refuses what it cannot draw.
+# bench --trace measures what recording costs; `shardnet timeline` draws a step as a PNG and
+# refuses what it cannot draw.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -141,6 +142,15 @@ check "stopped run: the trace is JSON with steps of both ranks" python3 -c '
 import json, sys
 d = json.load(open("stopped.json"))
 sys.exit(0 if {e["pid"] for e in d["traceEvents"] if e.get("cat") == "step"} == {0, 1} else 1)'
+
+# --- bench --trace: the trace, and what recording costs
+"${mpirun[@]}" -np 2 "$bin" bench "$cfg" --set train.threads=1 --backend blas --batch 8 --iters 8 \
+    --trace bench.json > bench.out 2>&1
+check "bench --trace: exit 0" test $? -eq 0
+check "bench --trace: the cost line" contains bench.out "^trace: an event costs [0-9]* ns, [0-9]* events a step: .* slower with recording on"
+check "bench --trace: written" contains bench.out "trace: [0-9]* events of 2 ranks written to bench.json"
+"$bin" bench "$cfg" --data-only --trace x.json > bdata.out 2>&1
+check "bench --data-only --trace: usage error (exit 2)" test $? -eq 2
 
 # --- the timeline of one step
 "$bin" timeline run/trace.json -o step.png --step 14 > tl.out 2>&1
