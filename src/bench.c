@@ -23,6 +23,7 @@
 #include "step.h"
 #include "rng.h"
 #include "sys.h"
+#include "trace.h"
 
 static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn_bench_opts *bo,
                       FILE *out, struct sn_err *err)
@@ -154,6 +155,57 @@ static int bench_scaling(struct sn_step *st, const struct sn_step_in *in, struct
     return SN_OK;
 }
 
+/* What recording a trace costs, measured like the scaling: pairs of 8-step blocks, one with the
+ * recording paused and one with it on, in alternating order, timed on every rank; the median
+ * of the pairs' ratios (of the slower rank's time) is the figure, so that a shared machine's
+ * drift over seconds cancels. */
+static int bench_trace_cost(struct sn_step *st, const struct sn_step_in *in, struct sn_dist *d,
+                            int iters, FILE *out, struct sn_err *err)
+{
+    int pairs = iters / SCALING_BLOCK_STEPS;
+    pairs = pairs < 5 ? 5 : pairs > SCALING_MAX_PAIRS ? SCALING_MAX_PAIRS : pairs;
+    double ratio[SCALING_MAX_PAIRS], t_on = 0;
+    double per_event = sn_trace_event_cost();
+    size_t events = 0;
+    struct sn_step_out so;
+    int rc = SN_OK;
+    for (int p = 0; p < pairs && rc == SN_OK; p++) {
+        double t[2] = {0, 0}; /* off, on */
+        size_t n0 = sn_trace_count();
+        for (int k = 0; k < 2 && rc == SN_OK; k++) {
+            int on = (p + k) % 2;
+            sn_trace_pause(!on);
+            double t0 = sn_now();
+            for (int s = 0; s < SCALING_BLOCK_STEPS && rc == SN_OK; s++)
+                rc = sn_step_run(st, in, SN_SYNC_OVERLAP, &so, err);
+            t[on] = sn_now() - t0;
+        }
+        events += sn_trace_count() - n0;
+        t_on += t[1];
+        double all[2 * 64];
+        if (rc == SN_OK && d->world > 1 && d->world <= 64) { /* the slower rank's is the job's */
+            rc = sn_dist_allgather(d, t, all, sizeof t, err);
+            for (int r = 0; rc == SN_OK && r < d->world; r++)
+                t[0] = fmax(t[0], all[2 * r]), t[1] = fmax(t[1], all[2 * r + 1]);
+        }
+        ratio[p] = t[1] / t[0];
+    }
+    sn_trace_pause(0);
+    if (rc != SN_OK || d->rank != 0)
+        return rc;
+    qsort(ratio, (size_t)pairs, sizeof ratio[0], cmp_double);
+    double median = pairs % 2 ? ratio[pairs / 2] : (ratio[pairs / 2 - 1] + ratio[pairs / 2]) / 2;
+    double steps = (double)pairs * SCALING_BLOCK_STEPS, per_step = events / steps;
+    fprintf(out,
+            "trace: an event costs %.0f ns, %.0f events a step: %.4f%% of a %.2f ms step; steps "
+            "%.2f%% slower with recording on (median of %d pairs of alternating %d-step blocks "
+            "with and without it, middle half %+.2f%% to %+.2f%%)\n",
+            1e9 * per_event, per_step, 100 * per_event * per_step / (t_on / steps),
+            1e3 * t_on / steps, 100 * (median - 1), pairs, SCALING_BLOCK_STEPS,
+            100 * (ratio[pairs / 4] - 1), 100 * (ratio[(3 * pairs) / 4] - 1));
+    return SN_OK;
+}
+
 /* The machine's own GEMM rate with the threads this rank runs: OpenBLAS sgemm on 1024x1024
  * matrices, the best of 5 after a warm-up. A network's GFLOP/s divided by it says how well the
  * network uses the machine, whatever the machine. */
@@ -230,6 +282,7 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
     struct sn_model *m = NULL;
     struct sn_optim *opt = NULL;
     struct sn_step step = {0};
+    int tracing = 0;
     SN_FORWARD(sn_model_build(&m, cfg, n, ops, err));
     size_t in_size = sn_shape_size(m->input) * (size_t)n;
     float *x = malloc(in_size * sizeof(float));
@@ -252,6 +305,10 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         rc = st.auto_backend ? sn_tune_backends(m, &(struct sn_tune_conf){.training = 1, .n = n,
                                                 .threads = sn_ops_get_threads()}, d, out, err)
                              : SN_OK;
+    if (rc == SN_OK && bo->trace) {
+        rc = sn_trace_start(d, bo->trace_events, err);
+        tracing = rc == SN_OK;
+    }
     if (rc != SN_OK)
         goto done;
     sn_model_init_params(m, tc->seed);
@@ -394,6 +451,8 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         }
         fflush(out);
     }
+    if (rc == SN_OK && tracing)
+        rc = bench_trace_cost(&step, &in, d, iters, out, err);
     if (rc == SN_OK && d->world > 1) {
         in.step = 0;
         rc = bench_scaling(&step, &in, d, iters, out, &row.sr, err);
@@ -401,6 +460,8 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
     if (rc == SN_OK && d->rank == 0 && bo->csv)
         rc = write_csv(bo->csv, &row, err);
 done:
+    if (tracing)
+        rc = sn_train_finish_trace(d, bo->trace, rc, d->rank == 0 ? out : NULL, err);
     sn_step_free(&step);
     sn_optim_free(opt);
     sn_model_free(m);
@@ -423,6 +484,19 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     if (rc == SN_OK && bo->data_only && bo->csv)
         rc = sn_err_set(err, SN_EINVAL, "--csv %s: the CSV holds training figures; "
                                         "--data-only prints the pipeline's alone", bo->csv);
+    if (rc == SN_OK && bo->trace) {
+        /* rank 0 writes the file: it checks the path, and its outcome is everyone's */
+        int bad = d->rank == 0 && sn_trace_probe(bo->trace, err) != SN_OK;
+        struct sn_err ignored;
+        if (d->world > 1 && sn_dist_allreduce_max_int(d, &bad, &ignored) != SN_OK)
+            bad = 1;
+        if (bad) {
+            if (d->rank != 0)
+                err->msg[0] = '\0';
+            err->code = rc = SN_EIO;
+            err->collective = 1;
+        }
+    }
     if (rc == SN_OK)
         rc = bo->data_only ? bench_data(st, d, bo, out, err) : bench_train(st, cfg, d, bo, out, err);
     free(st);

@@ -19,6 +19,7 @@
 #include "model.h"
 #include "ops.h"
 #include "plot.h"
+#include "timeline.h"
 #include "train.h"
 #include "weights.h"
 
@@ -45,8 +46,11 @@ static const char usage_text[] =
     "  predict CONFIG --checkpoint CKPT [--top K] [--digits D] IMAGE...\n"
     "                                    class probabilities of each image\n"
     "  bench CONFIG [--batch N] [--iters N] [--backend auto|blas|onednn|winograd|ref] [--data-only]\n"
-    "        [--csv FILE]                images/s, GFLOP/s and per-layer times; --csv: the\n"
+    "        [--csv FILE] [--trace FILE] images/s, GFLOP/s and per-layer times; --csv: the\n"
     "                                    figures as a CSV row too (images/s, allreduce, scaling)\n"
+    "  timeline TRACE.json -o STEP.png [--step N]\n"
+    "                                    one step of a --trace file drawn: every rank's lanes\n"
+    "                                    (compute, allreduce buckets, data) on a time axis in ms\n"
     "  import-weights CONFIG --keras FILE.h5 -o CKPT [--by-name]\n"
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
     "                                    .weights.h5) as a checkpoint of CONFIG's network;\n"
@@ -75,6 +79,9 @@ static const char usage_text[] =
     "\n"
     "Options for commands that take a CONFIG:\n"
     "  --set SECTION.KEY=VALUE           override a config key (repeatable)\n"
+    "  --trace FILE [--trace-events N]   train, bench: a Chrome-trace timeline of every rank\n"
+    "                                    (Perfetto, chrome://tracing), written by rank 0 at the\n"
+    "                                    end; N events per rank at most (default 524288)\n"
     "\n"
     "Exit status:\n"
     "  0   done (also: a resumed run with nothing left to train)\n"
@@ -104,9 +111,10 @@ struct args {
     const char *sets[SN_MAX_SETS];
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
-    const char *keras, *output, *init, *csv;
+    const char *keras, *output, *init, *csv, *trace;
     int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
     int expand_nested, scaling;
+    int trace_events, step; /* step: -1 unless --step */
     char **positional;
     int n_positional;
 };
@@ -126,6 +134,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     memset(a, 0, sizeof *a);
     a->positional = calloc((size_t)argc + 1, sizeof *a->positional);
     a->split = SN_SPLIT_TEST;
+    a->step = -1;
     if (!a->positional)
         return usage_error("%s", "out of memory");
     for (int i = 0; i < argc; i++) {
@@ -159,6 +168,13 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->csv = v;
         else if (strcmp(o, "-o") == 0 || strcmp(o, "--output") == 0)
             a->output = v;
+        else if (strcmp(o, "--trace") == 0)
+            a->trace = v;
+        else if (strcmp(o, "--trace-events") == 0 || strcmp(o, "--step") == 0) {
+            int *dst = o[2] == 't' ? &a->trace_events : &a->step;
+            if (v && (parse_int_arg(v, dst) != 0 || (dst == &a->trace_events && *dst < 1)))
+                return usage_error("%s: expected a positive integer", v);
+        }
         else if (strcmp(o, "--split") == 0) {
             if (v && strcmp(v, "train") == 0)
                 a->split = SN_SPLIT_TRAIN;
@@ -373,6 +389,8 @@ static int cmd_job(struct args *a, enum job job, int *argc, char ***argv)
 {
     if (job == JOB_EXTRACT && (!a->checkpoint || !a->output))
         return usage_error("%s", "extract needs --checkpoint CKPT and -o FEATURES");
+    if (job == JOB_BENCH && a->trace && a->data_only)
+        return usage_error("%s", "--trace records training steps: not with --data-only");
     struct sn_err err = {0};
     struct sn_dist d;
     if (sn_dist_init(&d, argc, argv, &err) != SN_OK)
@@ -391,19 +409,37 @@ static int cmd_job(struct args *a, enum job job, int *argc, char ***argv)
     } else if (job == JOB_BENCH) {
         struct sn_bench_opts bo = {.batch = a->batch, .iters = a->iters,
                                    .data_only = a->data_only, .backend = a->backend,
-                                   .csv = a->csv};
+                                   .csv = a->csv, .trace = a->trace,
+                                   .trace_events = (size_t)a->trace_events};
         rc = sn_bench(cfg, &d, &bo, stdout, &err);
     } else {
         struct sn_train_opts opts = {.resume = a->resume,
                                      .init = a->init,
                                      .allow_config_change = a->allow_config_change,
                                      .out = stdout,
-                                     .stop = &stop_requested};
+                                     .stop = &stop_requested,
+                                     .trace = a->trace,
+                                     .trace_events = (size_t)a->trace_events};
         catch_stop_signals();
         rc = sn_train(cfg, &d, &opts, &err);
     }
     sn_config_free(cfg);
     return finish_dist(&d, rc, &err);
+}
+
+/* `timeline TRACE -o PNG [--step N]` */
+static int cmd_timeline(struct args *a)
+{
+    if (!a->output)
+        return usage_error("%s", "timeline needs -o FILE.png");
+    struct sn_err err = {0};
+    struct sn_timeline_info info;
+    int rc = sn_timeline_render(a->config, a->output, a->step, &info, &err);
+    if (rc != SN_OK)
+        return report(&err);
+    printf("%s: step %lld of %d rank%s, %.3f ms, from %s\n", a->output, info.step, info.ranks,
+           info.ranks > 1 ? "s" : "", info.ms, a->config);
+    return 0;
 }
 
 static int cmd_evaluate(struct args *a)
@@ -691,7 +727,7 @@ int sn_cli_main(int argc, char **argv)
     }
     static const char *const commands[] = {"summary", "train",   "bench",   "evaluate",
                                            "predict", "inspect", "dataset", "import-weights",
-                                           "export-weights", "extract", "plot", NULL};
+                                           "export-weights", "extract", "plot", "timeline", NULL};
     int known = 0;
     for (int i = 0; commands[i] && !known; i++)
         known = strcmp(cmd, commands[i]) == 0;
@@ -706,8 +742,17 @@ int sn_cli_main(int argc, char **argv)
     /* positional[0] is the command itself */
     a.config = a.n_positional > 1 ? a.positional[1] : NULL;
     int needs_config = strcmp(cmd, "dataset") != 0 && strcmp(cmd, "plot") != 0;
-    if (needs_config && !a.config)
-        rc = usage_error("%s needs a CONFIG (or CKPT) argument", cmd);
+    int traced = strcmp(cmd, "train") == 0 || strcmp(cmd, "bench") == 0;
+    if ((a.trace || a.trace_events) && !traced)
+        rc = usage_error("%s: --trace and --trace-events are for train and bench", cmd);
+    else if (a.step >= 0 && strcmp(cmd, "timeline") != 0)
+        rc = usage_error("%s: --step is for timeline", cmd);
+    else if (a.trace_events && !a.trace)
+        rc = usage_error("%s", "--trace-events needs --trace FILE");
+    else if (needs_config && !a.config)
+        rc = usage_error("%s needs a CONFIG (or CKPT, TRACE) argument", cmd);
+    else if (strcmp(cmd, "timeline") == 0)
+        rc = cmd_timeline(&a);
     else if (strcmp(cmd, "summary") == 0)
         rc = cmd_summary(&a);
     else if (strcmp(cmd, "train") == 0)

@@ -3,7 +3,8 @@
 
 #include <string.h> // defines: memset
 
-#include "sys.h"
+#include "sys.h"   // defines: sn_now
+#include "trace.h" // defines: sn_trace_on, sn_trace_record
 
 int sn_gradsync_init(struct sn_gradsync *g, struct sn_dist *d, struct sn_model *m,
                      size_t bucket_bytes, struct sn_err *err)
@@ -42,12 +43,20 @@ void sn_gradsync_ready(void *user, int layer)
     if (g->d->world == 1 || g->failed)
         return;
     for (int b = 0; b < g->n_buckets; b++) {
-        if (g->buckets[b].req >= 0)
-            sn_dist_test(g->d, g->buckets[b].req); /* drive progress */
-        else if (g->buckets[b].first_layer == layer &&
-                 sn_dist_iallreduce_sum(g->d, g->m->grads + g->buckets[b].off, g->buckets[b].len,
-                                        &g->buckets[b].req, &g->err) != SN_OK)
-            g->failed = 1;
+        if (g->buckets[b].req >= 0) {
+            int done = sn_dist_test(g->d, g->buckets[b].req); /* drive progress */
+            if (__builtin_expect(sn_trace_on, 0) && done && !g->buckets[b].seen_done) {
+                g->buckets[b].seen_done = 1;
+                sn_trace_record(SN_TRACE_ALLREDUCE, "allreduce", NULL, b, g->buckets[b].t_start,
+                                sn_now());
+            }
+        } else if (g->buckets[b].first_layer == layer) {
+            g->buckets[b].t_start = sn_trace_clock();
+            g->buckets[b].seen_done = 0;
+            if (sn_dist_iallreduce_sum(g->d, g->m->grads + g->buckets[b].off, g->buckets[b].len,
+                                       &g->buckets[b].req, &g->err) != SN_OK)
+                g->failed = 1;
+        }
     }
 }
 
@@ -66,9 +75,12 @@ int sn_gradsync_finish(struct sn_gradsync *g, struct sn_err *err)
        collectives by order, and a blocking allreduce never matches another rank's non-blocking
        one, so every rank must start the same buckets the same way in the same order. */
     for (int b = 0; b < g->n_buckets && rc == SN_OK; b++)
-        if (g->buckets[b].req < 0)
+        if (g->buckets[b].req < 0) {
+            g->buckets[b].t_start = sn_trace_clock();
+            g->buckets[b].seen_done = 0;
             rc = sn_dist_iallreduce_sum(g->d, g->m->grads + g->buckets[b].off, g->buckets[b].len,
                                         &g->buckets[b].req, err);
+        }
     for (int b = 0; b < g->n_buckets; b++) {
         if (g->buckets[b].req < 0)
             continue;
@@ -76,6 +88,9 @@ int sn_gradsync_finish(struct sn_gradsync *g, struct sn_err *err)
         if (rc == SN_OK)
             rc = wrc;
         g->buckets[b].req = -1;
+        if (__builtin_expect(sn_trace_on, 0) && !g->buckets[b].seen_done)
+            sn_trace_record(SN_TRACE_ALLREDUCE, "allreduce", NULL, b, g->buckets[b].t_start,
+                            sn_now());
     }
     g->failed = 0;
     g->t_wait += sn_now() - t0;
@@ -84,8 +99,11 @@ int sn_gradsync_finish(struct sn_gradsync *g, struct sn_err *err)
 
 int sn_gradsync_blocking(struct sn_gradsync *g, struct sn_err *err)
 {
-    for (int b = 0; b < g->n_buckets && g->d->world > 1; b++)
+    for (int b = 0; b < g->n_buckets && g->d->world > 1; b++) {
+        double t0 = sn_trace_clock();
         SN_FORWARD(sn_dist_allreduce_sum(g->d, g->m->grads + g->buckets[b].off, g->buckets[b].len,
                                          err));
+        sn_trace_end(SN_TRACE_ALLREDUCE, "allreduce (blocking)", b, t0);
+    }
     return SN_OK;
 }

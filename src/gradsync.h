@@ -26,6 +26,8 @@ struct sn_gradsync {
         size_t off, len;          /* range of m->grads */
         int first_layer;          /* starts when this layer's backward is done */
         int req;                  /* in-flight request, -1 if none */
+        double t_start;           /* when it started (tracing only) */
+        int seen_done;            /* a poll saw it complete (tracing only) */
     } buckets[SN_MAX_BUCKETS];
     int failed;                   /* a start failed: finish() reports it */
     struct sn_err err;

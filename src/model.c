@@ -11,7 +11,8 @@
 #include <stdlib.h> // defines: aligned_alloc, calloc, free
 #include <string.h> // defines: memset, strcmp, snprintf
 
-#include "sys.h" // defines: sn_hash_bytes, sn_now
+#include "sys.h"   // defines: sn_hash_bytes, sn_now
+#include "trace.h" // defines: sn_trace_clock, sn_trace_end
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
@@ -391,16 +392,19 @@ const float *sn_model_forward(struct sn_model *m, const float *x, int n,
                               const struct sn_step_ctx *ctx)
 {
     m->acts[0] = (float *)x; /* view of the caller's batch; never written */
+    double pass0 = sn_trace_clock();
     for (int i = 0; i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
-        double t0 = m->t_fwd ? sn_now() : 0;
+        double t0 = m->t_fwd ? sn_now() : 0, tt = sn_trace_clock();
         struct sn_step_ctx lc = *ctx;
         if (l->ops)
             lc.ops = l->ops;
         l->type->forward(l, m->acts[i], m->acts[i + 1], n, &lc);
         if (m->t_fwd)
             m->t_fwd[i] += sn_now() - t0;
+        sn_trace_end(SN_TRACE_FORWARD, l->name, i, tt);
     }
+    sn_trace_end(SN_TRACE_FORWARD, "forward", -1, pass0);
     return m->acts[m->n_layers];
 }
 
@@ -420,17 +424,19 @@ void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n
     m->acts[0] = (float *)x;
     int stop = first_needed_layer(m);
     float *dout = dlogits;
+    double pass0 = sn_trace_clock();
     for (int i = m->n_layers - 1; i >= stop; i--) {
         struct sn_layer *l = &m->layers[i];
         float *din = i > stop ? m->dbuf[i & 1] : NULL;
         /* frozen layers still pass gradients down, but must not touch their grads */
-        double t0 = m->t_bwd ? sn_now() : 0;
+        double t0 = m->t_bwd ? sn_now() : 0, tt = sn_trace_clock();
         struct sn_step_ctx lc = *ctx;
         if (l->ops)
             lc.ops = l->ops;
         l->type->backward(l, m->acts[i], m->acts[i + 1], dout, din, n, &lc);
         if (m->t_bwd)
             m->t_bwd[i] += sn_now() - t0;
+        sn_trace_end(SN_TRACE_BACKWARD, l->name, i, tt);
         if (ready)
             ready(user, i);
         dout = din;
@@ -438,6 +444,7 @@ void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n
     /* layers below `stop` have no trainable parameters: their gradients are ready too */
     for (int i = stop - 1; ready && i >= 0; i--)
         ready(user, i);
+    sn_trace_end(SN_TRACE_BACKWARD, "backward", -1, pass0);
 }
 
 /* ---- timing a layer on a backend ------------------------------------------------------------ */

@@ -5,7 +5,8 @@
 #include <stdlib.h> // defines: calloc, free
 #include <string.h> // defines: memset
 
-#include "sys.h"
+#include "sys.h"   // defines: sn_now
+#include "trace.h" // defines: sn_trace_clock, sn_trace_end
 
 int sn_step_init(struct sn_step *s, struct sn_dist *d, struct sn_model *m, struct sn_optim *opt,
                  int max_rows, struct sn_err *err)
@@ -33,6 +34,8 @@ int sn_step_run(struct sn_step *s, const struct sn_step_in *in, enum sn_step_syn
     struct sn_dist *d = s->d;
     SN_RETURN_IF(in->n > s->max_rows, err, SN_EINVAL, "step: %d rows, room for %d", in->n,
                  s->max_rows);
+    double t_step = sn_trace_clock();
+    int64_t step = (int64_t)in->step;
     struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 1,
                               .seed = in->seed, .step = in->step, .sample_ids = in->ids};
     sn_model_zero_grads(m);
@@ -52,6 +55,7 @@ int sn_step_run(struct sn_step *s, const struct sn_step_in *in, enum sn_step_syn
     }
     int rc = SN_OK;
     s->t_backward = sn_now();
+    double t_sync = sn_trace_clock();
     int collective = mode != SN_SYNC_NONE && d->world > 1;
     if (collective && mode == SN_SYNC_BLOCKING)
         rc = sn_dist_barrier(d, err);
@@ -62,6 +66,7 @@ int sn_step_run(struct sn_step *s, const struct sn_step_in *in, enum sn_step_syn
     s->t_exchanged = sn_now();
     if (rc == SN_OK && collective)
         rc = sn_dist_allreduce_sum_f64(d, stats, 4, err);
+    sn_trace_end(SN_TRACE_SYNC, "gradient sync", step, t_sync);
     SN_FORWARD(rc);
     *out = (struct sn_step_out){.loss = stats[0], .correct = stats[1], .samples = stats[2],
                                 .stop = stats[3] > 0};
@@ -72,8 +77,12 @@ int sn_step_run(struct sn_step *s, const struct sn_step_in *in, enum sn_step_syn
                    isnan(stats[0]) ? "NaN" : "infinite", in->epoch + 1,
                    (unsigned long long)in->step);
         err->collective = 1; /* every rank saw the same sum */
+        sn_trace_end(SN_TRACE_STEP, "step", step, t_step);
         return SN_ENUM;
     }
+    double t_opt = sn_trace_clock();
     sn_optim_step(s->opt, m);
+    sn_trace_end(SN_TRACE_OPTIMIZER, "optimizer", step, t_opt);
+    sn_trace_end(SN_TRACE_STEP, "step", step, t_step);
     return SN_OK;
 }

@@ -26,6 +26,7 @@
 #include "tune.h"
 #include "step.h"
 #include "sys.h"
+#include "trace.h"
 
 /* ---------------------------------------------------------------- settings */
 
@@ -614,9 +615,12 @@ static int save_ckpt(const struct run *r, const char *path, double val_loss, str
         .loader_pos = r->rs.pos,
         .record = rec.text,
     };
+    double t0 = sn_trace_clock();
     if (rc == SN_OK)
         rc = sn_checkpoint_save(path, &meta, r->model->params, r->model->state, r->opt->moments,
                                 err);
+    if (sn_trace_on)
+        sn_trace_record(SN_TRACE_CHECKPOINT, "checkpoint", path, r->rs.step, t0, sn_now());
     sn_record_free(&rec);
     return rc;
 }
@@ -793,6 +797,8 @@ static int setup(struct run *r, struct sn_err *err)
         char role[1300];
         snprintf(role, sizeof role, "checkpoint directory ([checkpoint] dir, %s)", what);
         SN_FORWARD(sn_probe_dir(tc->ckpt_dir, role, 3 * 4 * floats + (1 << 20), err));
+        if (r->opts->trace)
+            SN_FORWARD(sn_trace_probe(r->opts->trace, err));
         sn_remove_stale(tc->ckpt_dir, tc->run_name);
         sn_remove_stale(tc->ckpt_dir, "history.csv");
     }
@@ -939,7 +945,9 @@ static int evaluate_loader(struct sn_model *m, struct sn_loader *ld, double sums
     long long correct = 0;
     for (;;) {
         struct sn_batch *b;
+        double t0 = sn_trace_clock();
         SN_FORWARD(sn_loader_next(ld, &b, err));
+        sn_trace_end(SN_TRACE_DATA, "validation data", -1, t0);
         if (!b)
             break;
         if (b->n > 0) {
@@ -975,7 +983,9 @@ static int train_epoch(struct run *r, int epoch, struct sn_err *err)
     SN_FORWARD(sn_loader_start_epoch_at(r->train_ld, epoch, first, err));
     for (int s = first; s < r->steps; s++) {
         struct sn_batch *b;
+        double t_data = sn_trace_clock();
         SN_FORWARD(sn_loader_next(r->train_ld, &b, err));
+        sn_trace_end(SN_TRACE_DATA, "data wait", rs->step, t_data);
         sn_dist_set_step(d, rs->step);
         struct sn_step_in in = {.x = b->x, .y = b->y, .ok = b->ok, .ids = b->ids, .n = b->n,
                                 .global_n = b->global_n, .seed = tc->seed,
@@ -1077,12 +1087,13 @@ static int end_epoch_rank0(struct run *r, int epoch, const struct sn_eval_result
 static int end_epoch(struct run *r, int epoch, int *stop, struct sn_err *err)
 {
     struct sn_dist *d = r->d;
-    double t0 = sn_now();
+    double t0 = sn_now(), t_val = sn_trace_clock();
     SN_FORWARD(average_state(r, err));
     double sums[4];
     SN_FORWARD(evaluate_loader(r->model, r->val_ld, sums, err));
     if (d->world > 1)
         SN_FORWARD(sn_dist_allreduce_sum_f64(d, sums, 4, err));
+    sn_trace_end(SN_TRACE_VALIDATION, "validation", epoch + 1, t_val);
     struct sn_eval_result vr;
     eval_result(sums, &vr);
     int rc = d->rank == 0 ? end_epoch_rank0(r, epoch, &vr, sn_now() - t0, err) : SN_OK;
@@ -1091,7 +1102,9 @@ static int end_epoch(struct run *r, int epoch, int *stop, struct sn_err *err)
         int32_t failed;
         struct run_state rs;
     } msg = {rc != SN_OK, r->rs};
+    double t_bc = sn_trace_clock();
     int brc = sn_dist_bcast(d, &msg, sizeof msg, 0, d->rank == 0 ? NULL : err);
+    sn_trace_end(SN_TRACE_SYNC, "rank 0's end of epoch", -1, t_bc);
     if (rc == SN_OK && brc != SN_OK)
         return brc;
     if (msg.failed) {
@@ -1149,12 +1162,31 @@ static int fit(struct run *r, struct sn_err *err)
     r->opt->lr_scale = r->rs.lr_scale;
     for (int epoch = r->rs.epoch; epoch < r->st.tc.epochs; epoch++) {
         int stop = 0;
+        double t0 = sn_trace_clock();
         SN_FORWARD(train_epoch(r, epoch, err));
         SN_FORWARD(end_epoch(r, epoch, &stop, err));
+        sn_trace_end(SN_TRACE_EPOCH, "epoch", epoch + 1, t0);
         if (stop)
             break;
     }
     return SN_OK;
+}
+
+/* After one rank's own failure the others may sit in a collective: no gather is safe. */
+int sn_train_finish_trace(struct sn_dist *d, const char *path, int rc, FILE *note,
+                          struct sn_err *err)
+{
+    if (rc != SN_OK && !err->collective) {
+        sn_trace_free();
+        return rc;
+    }
+    struct sn_err terr = {0};
+    int trc = sn_trace_finish(d, path, note, rc == SN_OK ? err : &terr);
+    if (rc == SN_OK)
+        return trc;
+    if (trc != SN_OK && terr.msg[0])
+        fprintf(stderr, "shardnet: the trace was not written: %s\n", terr.msg);
+    return rc;
 }
 
 int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_train_opts *opts,
@@ -1178,8 +1210,15 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
             rc = sn_tune_backends(r->model, &tc, d, d->rank == 0 && !opts->quiet ? r->con.out : NULL,
                                   err);
     }
+    int tracing = 0;
+    if (rc == SN_OK && opts->trace) {
+        rc = sn_trace_start(d, opts->trace_events, err);
+        tracing = rc == SN_OK;
+    }
     if (rc == SN_OK)
         rc = fit(r, err);
+    if (tracing)
+        rc = sn_train_finish_trace(d, opts->trace, rc, d->rank == 0 ? r->con.out : NULL, err);
     teardown(r);
     free(r);
     return rc;

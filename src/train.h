@@ -81,7 +81,17 @@ struct sn_train_opts {
        next step every rank agrees, rank 0 saves `last` with the loader position, and sn_train
        returns SN_ESTOP on every rank; --resume continues exactly there. May be NULL. */
     volatile sig_atomic_t *stop;
+    const char *trace;         /* --trace FILE: a Chrome-trace timeline of every rank (trace.h),
+                                  written by rank 0 at the end (also after a stop); NULL: none */
+    size_t trace_events;       /* events each rank has room for (0: the default) */
 };
+
+/* The end of a traced run (train, bench), on every rank: the trace written when every rank
+ * got here with rc (a success, or an error all ranks met: a stop, a NaN loss), dropped after
+ * one rank's own failure, which leaves no collective to trust. note: rank 0's progress stream.
+ * @return rc, or the trace's failure after a success. */
+int sn_train_finish_trace(struct sn_dist *d, const char *path, int rc, FILE *note,
+                          struct sn_err *err);
 
 /* `shardnet train`: runs on every rank of d. Returns SN_OK on every rank (also when a resumed
  * run had nothing left to train), or an error on the rank where it happened (err->collective
@@ -121,6 +131,8 @@ struct sn_bench_opts {
     int data_only;        /* benchmark the data pipeline instead */
     const char *backend;  /* "blas" (default) or "ref" */
     const char *csv;      /* rank 0 writes the training figures here (header + one row) */
+    const char *trace;    /* --trace FILE, as for train (NULL: none) */
+    size_t trace_events;
 };
 
 /* `shardnet bench`: prints one figure per line on out (rank 0). */
