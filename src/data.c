@@ -768,10 +768,11 @@ void sn_dataset_free(struct sn_dataset *ds)
 {
     if (ds == NULL)
         return;
-    if (ds->paths)
+    if (ds->paths && !ds->path_arena)
         for (int i = 0; i < ds->n; i++)
             free(ds->paths[i]);
     free(ds->paths);
+    free(ds->path_arena);
     free(ds->labels);
     free(ds->class_names);
     free(ds->class_count);
@@ -875,17 +876,22 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
     /* files in label order, each class's sorted: the order (and the fingerprint) depends only
        on the names */
     int total = 0;
+    size_t bytes = 0, rlen = strlen(root);
     uint64_t h = SN_HASH_INIT;
     for (int c = 0; c < ds->n_classes; c++) {
         int k = scan_index_find(&x, ds->class_names[c]);
+        for (int i = k < 0 ? 0 : x.first[k]; k >= 0 && i < x.first[k + 1]; i++)
+            bytes += rlen + strlen(ds->class_names[c]) + strlen(x.files.v[i]) + 3;
         total += k < 0 ? 0 : x.first[k + 1] - x.first[k];
     }
     ds->paths = calloc((size_t)total + 1, sizeof *ds->paths);
     ds->labels = calloc((size_t)total + 1, sizeof *ds->labels);
-    if (!ds->paths || !ds->labels) {
+    ds->path_arena = malloc(bytes + 1);
+    if (!ds->paths || !ds->labels || !ds->path_arena) {
         rc = sn_err_set(err, SN_ENOMEM, "out of memory listing %s", root);
         goto fail;
     }
+    char *at = ds->path_arena;
     for (int c = 0; c < ds->n_classes; c++) {
         h = sn_hash_str(ds->class_names[c], h);
         char cdir[SN_PATH_MAX];
@@ -900,15 +906,19 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
                             "class folder %s has no images (.jpg .jpeg .png .bmp .gif)", cdir);
             goto fail;
         }
+        size_t clen = strlen(cdir);
         for (int i = 0; i < nk; i++) {
-            char p[SN_PATH_MAX];
-            if ((rc = join_path(p, sizeof p, cdir, x.files.v[x.first[k] + i], err)) != SN_OK)
-                goto fail;
-            ds->paths[ds->n] = strdup(p);
-            if (ds->paths[ds->n] == NULL) {
-                rc = sn_err_set(err, SN_ENOMEM, "out of memory");
+            const char *f = x.files.v[x.first[k] + i];
+            size_t flen = strlen(f);
+            if (clen + 1 + flen >= SN_PATH_MAX) {
+                rc = sn_err_set(err, SN_EINVAL, "path too long: %s/%s", cdir, f);
                 goto fail;
             }
+            memcpy(at, cdir, clen);
+            at[clen] = '/';
+            memcpy(at + clen + 1, f, flen + 1);
+            ds->paths[ds->n] = at;
+            at += clen + flen + 2;
             ds->labels[ds->n] = c;
             ds->n++;
         }
@@ -951,7 +961,7 @@ static void dataset_filter(struct sn_dataset *ds, const uint8_t *keep)
             ds->paths[m] = ds->paths[i];
             ds->labels[m] = ds->labels[i];
             m++;
-        } else {
+        } else if (!ds->path_arena) {
             free(ds->paths[i]);
         }
     }
@@ -1218,24 +1228,30 @@ int sn_dataset_unpack(struct sn_dataset **out, const void *buf, size_t len, stru
         ds->class_count[c] = (int)get_u32(&r);
     }
     int n = ds->n;
-    ds->n = 0; /* counts the paths owned so far, for sn_dataset_free */
+    ds->n = 0; /* counts the paths set so far */
     size_t skip = strlen(ds->root) + 1;
+    /* the names take at most the bytes left plus a root and a NUL each */
+    size_t bytes = r.bad ? 0 : (r.n - r.off) + (size_t)n * (skip + 1);
+    if (!r.bad && (ds->path_arena = malloc(bytes + 1)) == NULL) {
+        sn_dataset_free(ds);
+        return sn_err_set(err, SN_ENOMEM, "out of memory receiving %d file names", n);
+    }
+    char *at = ds->path_arena;
     char rel[SN_PATH_MAX];
     for (int i = 0; i < n && !r.bad; i++) {
         uint32_t y = get_u32(&r);
         get_str(&r, rel, sizeof rel, 0);
-        if (r.bad || y >= (uint32_t)ds->n_classes || !safe_rel(rel) ||
-            skip + strlen(rel) >= SN_PATH_MAX) {
+        size_t rl = strlen(rel);
+        if (r.bad || y >= (uint32_t)ds->n_classes || !safe_rel(rel) || skip + rl >= SN_PATH_MAX) {
             r.bad = 1;
             break;
         }
         ds->labels[i] = (int32_t)y;
-        ds->paths[i] = malloc(skip + strlen(rel) + 1);
-        if (ds->paths[i] == NULL) {
-            sn_dataset_free(ds);
-            return sn_err_set(err, SN_ENOMEM, "out of memory receiving file names");
-        }
-        snprintf(ds->paths[i], skip + strlen(rel) + 1, "%s/%s", ds->root, rel);
+        memcpy(at, ds->root, skip - 1);
+        at[skip - 1] = '/';
+        memcpy(at + skip, rel, rl + 1);
+        ds->paths[i] = at;
+        at += skip + rl + 1;
         ds->n++;
     }
     if (r.bad || r.off != r.n) {
@@ -1275,8 +1291,11 @@ int sn_dataset_open_shared(struct sn_dataset **out, struct sn_dist *d,
             snprintf(head.msg, sizeof head.msg, "%s", err->msg);
         *out = ds;
     }
+    /* the others wait asleep while rank 0 reads: spinning in MPI_Bcast would take the cores
+       that rank 0's scan runs on where ranks share them */
     struct sn_err berr = {0};
-    if (sn_dist_bcast(d, &head, sizeof head, 0, &berr) != SN_OK) {
+    if (sn_dist_barrier_idle(d, &berr) != SN_OK ||
+        sn_dist_bcast(d, &head, sizeof head, 0, &berr) != SN_OK) {
         free(buf);
         *err = berr;
         return err->code;

@@ -80,7 +80,9 @@ struct sn_dataset {
     char root[SN_PATH_MAX];
     int n;                /* number of files */
     int n_found;          /* files in the folder before validation_split took its part */
-    char **paths;         /* owned, (n) */
+    char **paths;         /* owned, (n); each string owned too, unless path_arena is set */
+    char *path_arena;     /* owned: when set, every paths[i] points into it (one allocation
+                             for a million names instead of a million) */
     int32_t *labels;      /* owned, (n) */
     int n_classes;
     char (*class_names)[64]; /* owned, (n_classes): label i is class_names[i] */
