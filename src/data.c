@@ -1332,6 +1332,21 @@ int sn_dataset_open_shared(struct sn_dataset **out, struct sn_dist *d,
     if (d->rank != 0 && rc == SN_OK)
         rc = sn_dataset_unpack(out, buf, (size_t)head.len, err);
     free(buf);
+    /* one stat, not a walk: a node that lacks the folder rank 0 listed says so now rather than
+       failing on every image */
+    struct stat st;
+    int missing = 0;
+    if (d->rank != 0 && rc == SN_OK)
+        missing = stat((*out)->root, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (missing) {
+        rc = sn_err_set(err, SN_EDATA,
+                        "rank %d (%s): %s, listed by rank 0, is not a folder here: %s\n---> "
+                        "HINT: every rank reads its images: put them on a file system that every "
+                        "node sees, at the same path",
+                        d->rank, d->host, (*out)->root, strerror(missing));
+        sn_dataset_free(*out);
+        *out = NULL;
+    }
     return rc;
 }
 

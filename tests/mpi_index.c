@@ -4,7 +4,7 @@
  * Ranks other than 0 run with the SN_TEST_FORBID_SCAN hook set, so that a rank that reads a data
  * folder itself fails instead of passing by accident; afterwards, with the hook cleared, each
  * rank scans for itself and must find exactly what it received. An error met by rank 0 reaches
- * every rank. */
+ * every rank; a rank without the folder rank 0 listed says so. */
 #include <setjmp.h> // defines: jmp_buf (cmocka needs it)
 #include <stdarg.h> // defines: va_list (cmocka needs it)
 #include <stddef.h> // defines: size_t (cmocka needs it)
@@ -15,6 +15,7 @@
 #include <stdlib.h>   // defines: malloc, free, setenv, getenv
 #include <string.h>   // defines: strstr, strcmp
 #include <sys/stat.h> // defines: mkdir
+#include <unistd.h>   // defines: chdir, getcwd
 
 #include "data.h"
 #include "dist.h"
@@ -157,11 +158,44 @@ static void test_rank0_error_reaches_every_rank(void **state)
     assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
 }
 
+/* Rank 0 lists a folder that another rank does not have (a relative path, from another working
+ * directory): that rank says so, naming the folder, instead of failing on every image. */
+static void test_folder_missing_on_a_rank(void **state)
+{
+    struct sn_dist *d = *state;
+    char root[1024], base[1024], cwd[4096];
+    make_tree(d, root, sizeof root);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(base, sizeof base, "%s", root);
+    char *slash = strrchr(base, '/');
+    assert_non_null(slash);
+    *slash = '\0';
+    assert_int_equal(chdir(d->rank == 0 ? base : "/"), 0);
+    struct sn_data_conf dc;
+    conf(&dc, slash + 1);
+    struct sn_err err = {0};
+    struct sn_dataset *ds = NULL;
+    int rc = sn_dataset_open_shared(&ds, d, &dc, SN_SPLIT_TRAIN, NULL, &err);
+    assert_int_equal(chdir(cwd), 0);
+    if (d->rank == 0) {
+        assert_int_equal(rc, SN_OK);
+        sn_dataset_free(ds);
+    } else {
+        assert_int_equal(rc, SN_EDATA);
+        assert_null(ds);
+        if (strstr(err.msg, "listed by rank 0, is not a folder here") == NULL ||
+            strstr(err.msg, slash + 1) == NULL)
+            fail_msg("rank %d: '%s'", d->rank, err.msg);
+    }
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks_receive_rank0_index),
         cmocka_unit_test(test_rank0_error_reaches_every_rank),
+        cmocka_unit_test(test_folder_missing_on_a_rank),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
