@@ -2,6 +2,10 @@
  * epoch order, and the loader: persistent worker threads that decode and augment this rank's
  * shard of each global batch into a ring of batch slots allocated once.
  *
+ * Scanning at cluster scale: a scan reads names and types only (readdir's d_type), keeps what it
+ * found in ROOT/.shardnet-index (checked whole, trusted while every folder keeps its mtime), and
+ * under MPI runs on rank 0 alone, which broadcasts the result packed as bytes (dist.h).
+ *
  * Loader protocol (all shared fields under l->mu):
  *   - a work cursor (cur_batch, cur_row) walks the rows of this rank's slices, batch by batch;
  *   - batch b lives in slot b % queue_depth; a worker may start batch b only when that slot is
