@@ -2,6 +2,10 @@
  * epoch order, and the loader: persistent worker threads that decode and augment this rank's
  * shard of each global batch into a ring of batch slots allocated once.
  *
+ * Scanning at cluster scale: a scan reads names and types only (readdir's d_type), keeps what it
+ * found in ROOT/.shardnet-index (checked whole, trusted while every folder keeps its mtime), and
+ * under MPI runs on rank 0 alone, which broadcasts the result packed as bytes (dist.h).
+ *
  * Loader protocol (all shared fields under l->mu):
  *   - a work cursor (cur_batch, cur_row) walks the rows of this rank's slices, batch by batch;
  *   - batch b lives in slot b % queue_depth; a worker may start batch b only when that slot is
@@ -15,7 +19,7 @@
 #include "data.h"
 
 #include <ctype.h>    // defines: tolower
-#include <dirent.h>   // defines: opendir, readdir, closedir
+#include <dirent.h>   // defines: opendir, readdir, closedir, dirfd, DT_DIR, DT_REG
 #include <errno.h>    // defines: errno, ENOENT, ENOTDIR
 #include <stddef.h>   // defines: offsetof
 #include <limits.h>   // defines: INT_MAX
@@ -23,8 +27,11 @@
 #include <stdio.h>    // defines: snprintf, fprintf
 #include <stdlib.h>   // defines: malloc, calloc, free, qsort
 #include <string.h>   // defines: strcmp, strlen, memcpy, memset, strerror
-#include <sys/stat.h> // defines: stat, lstat, S_ISDIR, S_ISREG
+#include <sys/stat.h> // defines: stat, lstat, fstat, S_ISDIR, S_ISREG
+#include <time.h>     // defines: time
+#include <unistd.h>   // defines: access, W_OK
 
+#include "dist.h"
 #include "featfile.h"
 #include "image.h"
 #include "rng.h"
@@ -182,6 +189,7 @@ int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, str
     double mp;
     SN_FORWARD(sn_section_float(cfg, s, "max_pixels", 89478485.0, 0.0, 1e15, &mp, err));
     dc->max_pixels = (long long)mp;
+    SN_FORWARD(sn_section_bool(cfg, s, "index_cache", 1, &dc->index_cache, err));
     return SN_OK;
 }
 
@@ -253,11 +261,65 @@ static void strlist_free(struct strlist *l)
     memset(l, 0, sizeof *l);
 }
 
+/* A folder read during a scan: its path under the scanned root and its state then. Adding,
+ * removing or renaming an entry changes a folder's mtime, so equal states mean equal listings. */
+struct walked {
+    char *rel;          /* owned: "cat", "cat/sub" */
+    int64_t sec, nsec;  /* st_mtim */
+    uint64_t ino;
+};
+
+/* What a scan of a split's folder found, before any config is applied: the class folders, the
+ * image files of each (relative to it), and every folder read below the root. This is what the
+ * index cache holds. */
+struct scan_index {
+    struct strlist folders; /* class folder names, sorted */
+    int *first;             /* owned, (folders.n + 1): folder i's files are files.v[first[i]..first[i+1]) */
+    struct strlist files;   /* paths relative to their class folder, sorted as list_dir sorts */
+    int n_walked, cap_walked;
+    struct walked *walked;  /* owned, (n_walked) */
+};
+
+static void scan_index_free(struct scan_index *x)
+{
+    strlist_free(&x->folders);
+    strlist_free(&x->files);
+    free(x->first);
+    for (int i = 0; i < x->n_walked; i++)
+        free(x->walked[i].rel);
+    free(x->walked);
+    memset(x, 0, sizeof *x);
+}
+
+static int walked_push(struct scan_index *x, const char *rel, const struct stat *st,
+                       struct sn_err *err)
+{
+    if (x->n_walked == x->cap_walked) {
+        int cap = x->cap_walked ? 2 * x->cap_walked : 64;
+        struct walked *w = realloc(x->walked, (size_t)cap * sizeof *w);
+        SN_RETURN_IF(w == NULL, err, SN_ENOMEM, "out of memory listing folders");
+        x->walked = w;
+        x->cap_walked = cap;
+    }
+    struct walked *w = &x->walked[x->n_walked];
+    w->rel = strdup(rel);
+    SN_RETURN_IF(w->rel == NULL, err, SN_ENOMEM, "out of memory listing folders");
+    w->sec = (int64_t)st->st_mtim.tv_sec;
+    w->nsec = (int64_t)st->st_mtim.tv_nsec;
+    w->ino = (uint64_t)st->st_ino;
+    x->n_walked++;
+    return SN_OK;
+}
+
 /* Lists the non-hidden entries of dir that are directories (want_dirs) or image files, sorted.
  * Entries are names relative to dir. With `recurse`, image files in subfolders are listed too
- * (as Keras walks a class folder): this folder's files first, then each subfolder's, sorted. */
+ * (as Keras walks a class folder): this folder's files first, then each subfolder's, sorted.
+ * File contents are never read; an entry is stat'ed only when readdir cannot tell its type (a
+ * symbolic link, or a file system without d_type). With walk != NULL, every folder read is
+ * recorded there as walk_rel/rel with its state taken before it was read. */
 static int list_dir(const char *dir, const char *rel, int want_dirs, int recurse,
-                    struct strlist *out, struct sn_err *err)
+                    struct strlist *out, struct scan_index *walk, const char *walk_rel,
+                    struct sn_err *err)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -268,11 +330,22 @@ static int list_dir(const char *dir, const char *rel, int want_dirs, int recurse
             return sn_err_set(err, SN_EDATA, "%s is not a directory", dir);
         return sn_err_set(err, SN_EIO, "cannot open directory %s: %s", dir, strerror(e));
     }
-    char path[SN_PATH_MAX], name[SN_PATH_MAX];
+    char path[SN_PATH_MAX], name[SN_PATH_MAX], wrel[SN_PATH_MAX];
     struct strlist subdirs = {0};
     int rc = SN_OK, first = out->n;
+    if (walk) {
+        struct stat dst;
+        if (rel[0])
+            rc = join_path(wrel, sizeof wrel, walk_rel, rel, err);
+        else
+            snprintf(wrel, sizeof wrel, "%s", walk_rel);
+        if (rc == SN_OK && fstat(dirfd(d), &dst) != 0)
+            rc = sn_err_set(err, SN_EIO, "cannot stat directory %s: %s", dir, strerror(errno));
+        if (rc == SN_OK)
+            rc = walked_push(walk, wrel, &dst, err);
+    }
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
+    while (rc == SN_OK && (de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
         if ((rc = join_path(path, sizeof path, dir, de->d_name, err)) != SN_OK)
@@ -283,17 +356,24 @@ static int list_dir(const char *dir, const char *rel, int want_dirs, int recurse
             snprintf(name, sizeof name, "%s", de->d_name);
         if (rc != SN_OK)
             break;
-        struct stat st;
-        if (stat(path, &st) != 0)
-            continue; /* dangling link */
-        int keep = want_dirs ? S_ISDIR(st.st_mode)
-                             : S_ISREG(st.st_mode) && has_image_ext(de->d_name);
+        int isdir, isreg, real_dir;
+        if (de->d_type == DT_DIR || de->d_type == DT_REG) {
+            isdir = real_dir = de->d_type == DT_DIR;
+            isreg = de->d_type == DT_REG;
+        } else {
+            struct stat st, lst;
+            if (stat(path, &st) != 0)
+                continue; /* dangling link */
+            isdir = S_ISDIR(st.st_mode);
+            isreg = S_ISREG(st.st_mode);
+            real_dir = isdir && lstat(path, &lst) == 0 && S_ISDIR(lst.st_mode);
+        }
+        int keep = want_dirs ? isdir : isreg && has_image_ext(de->d_name);
         if (keep && (rc = strlist_push(out, name, err)) != SN_OK)
             break;
         /* subfolders are walked, symlinked ones are not (Keras: follow_links=False) */
-        struct stat lst;
-        if (!want_dirs && recurse && S_ISDIR(st.st_mode) && lstat(path, &lst) == 0 &&
-            S_ISDIR(lst.st_mode) && (rc = strlist_push(&subdirs, de->d_name, err)) != SN_OK)
+        if (!want_dirs && recurse && real_dir &&
+            (rc = strlist_push(&subdirs, de->d_name, err)) != SN_OK)
             break;
     }
     closedir(d);
@@ -310,20 +390,393 @@ static int list_dir(const char *dir, const char *rel, int want_dirs, int recurse
         else
             snprintf(sub_rel, sizeof sub_rel, "%s", subdirs.v[i]);
         if (rc == SN_OK)
-            rc = list_dir(path, sub_rel, 0, 1, out, err);
+            rc = list_dir(path, sub_rel, 0, 1, out, walk, walk_rel, err);
     }
     strlist_free(&subdirs);
     return rc;
 }
 
+/* Reads root's class folders and every image file under them into x. */
+static int scan_index_build(const char *root, struct scan_index *x, struct sn_err *err)
+{
+    memset(x, 0, sizeof *x);
+    SN_FORWARD(list_dir(root, "", 1, 0, &x->folders, NULL, "", err));
+    x->first = calloc((size_t)x->folders.n + 1, sizeof *x->first);
+    SN_RETURN_IF(x->first == NULL, err, SN_ENOMEM, "out of memory listing %s", root);
+    for (int i = 0; i < x->folders.n; i++) {
+        char cdir[SN_PATH_MAX];
+        x->first[i] = x->files.n;
+        SN_FORWARD(join_path(cdir, sizeof cdir, root, x->folders.v[i], err));
+        SN_FORWARD(list_dir(cdir, "", 0, 1, &x->files, x, x->folders.v[i], err));
+    }
+    x->first[x->folders.n] = x->files.n;
+    return SN_OK;
+}
+
+/* Index of a class folder in x, or -1 (folders are sorted). */
+static int scan_index_find(const struct scan_index *x, const char *name)
+{
+    int lo = 0, hi = x->folders.n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2, c = strcmp(x->folders.v[mid], name);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Byte formats: the index cache and the broadcast dataset                                     */
+
+/* Little-endian fields and length-prefixed strings, the same on every machine. A writer that
+ * runs out of memory remembers it (oom) and is checked once at the end; a reader that meets a
+ * field past the end or a bad string sets bad and returns zeros from then on. */
+struct wbuf {
+    unsigned char *p;
+    size_t n, cap;
+    int oom;
+};
+
+static void put_bytes(struct wbuf *b, const void *v, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, v, n);
+    b->n += n;
+}
+
+static void put_u64(struct wbuf *b, uint64_t v)
+{
+    unsigned char s[8];
+    for (int i = 0; i < 8; i++)
+        s[i] = (unsigned char)(v >> (8 * i));
+    put_bytes(b, s, 8);
+}
+
+static void put_u32(struct wbuf *b, uint32_t v)
+{
+    unsigned char s[4];
+    for (int i = 0; i < 4; i++)
+        s[i] = (unsigned char)(v >> (8 * i));
+    put_bytes(b, s, 4);
+}
+
+static void put_str(struct wbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    put_u32(b, (uint32_t)n);
+    put_bytes(b, s, n);
+}
+
+struct rbuf {
+    const unsigned char *p;
+    size_t n, off;
+    int bad;
+};
+
+static uint64_t get_uint(struct rbuf *r, int bytes)
+{
+    if (r->bad || r->n - r->off < (size_t)bytes) {
+        r->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v |= (uint64_t)r->p[r->off + i] << (8 * i);
+    r->off += (size_t)bytes;
+    return v;
+}
+
+static uint32_t get_u32(struct rbuf *r) { return (uint32_t)get_uint(r, 4); }
+static uint64_t get_u64(struct rbuf *r) { return get_uint(r, 8); }
+
+/* A count of items that take at least min_bytes each: bad when the rest cannot hold them. */
+static int get_count(struct rbuf *r, size_t min_bytes)
+{
+    uint32_t n = get_u32(r);
+    if (r->bad || n > INT_MAX / 2 || (size_t)n > (r->n - r->off) / min_bytes) {
+        r->bad = 1;
+        return 0;
+    }
+    return (int)n;
+}
+
+/* Copies a string into out (cap bytes); bad when it does not fit, holds a NUL, or is empty and
+ * may not be. */
+static void get_str(struct rbuf *r, char *out, size_t cap, int may_be_empty)
+{
+    uint32_t n = get_u32(r);
+    if (r->bad || n >= cap || r->n - r->off < n || (n == 0 && !may_be_empty) ||
+        memchr(r->p + r->off, '\0', n) != NULL) {
+        r->bad = 1;
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, r->p + r->off, n);
+    out[n] = '\0';
+    r->off += n;
+}
+
+/* A relative path stays below its folder: not absolute, no "." or ".." component. */
+static int safe_rel(const char *p)
+{
+    if (p[0] == '/' || p[0] == '\0')
+        return 0;
+    for (const char *c = p; *c;) {
+        const char *e = strchr(c, '/');
+        size_t len = e ? (size_t)(e - c) : strlen(c);
+        if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+            return 0;
+        c += len + (e != NULL);
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The index cache: ROOT/.shardnet-index
+ *
+ *   "SNIX" u32 version | u64 payload bytes | u64 FNV-1a 64 of the payload | payload
+ *   payload: u32 n_walked { str rel, u64 mtime s, u64 mtime ns, u64 inode }
+ *            u32 n_folders { str name, u32 n_files { str path } }
+ *
+ * It is trusted only when it parses whole (magic, version, sizes within the file, checksum, every
+ * count bounded by the bytes left, every path relative and below its folder), when the root's
+ * class folders are the ones recorded (one readdir of the root), and when every folder read by
+ * the scan still has its recorded mtime and inode. Anything else means a fresh scan; a damaged
+ * file is also noted on stderr. The root's own mtime is not recorded: writing the cache changes
+ * it. */
+
+#define INDEX_MAGIC 0x58494e53u /* "SNIX" */
+#define INDEX_VERSION 1u
+#define INDEX_HEADER 24
+
+static void index_path(char *out, size_t cap, const char *root)
+{
+    snprintf(out, cap, "%s/%s", root, SN_INDEX_CACHE_NAME);
+}
+
+/* Serializes x into b (header included). */
+static void index_serialize(const struct scan_index *x, struct wbuf *b)
+{
+    put_u32(b, INDEX_MAGIC);
+    put_u32(b, INDEX_VERSION);
+    put_u64(b, 0); /* payload bytes and checksum, filled below */
+    put_u64(b, 0);
+    put_u32(b, (uint32_t)x->n_walked);
+    for (int i = 0; i < x->n_walked; i++) {
+        put_str(b, x->walked[i].rel);
+        put_u64(b, (uint64_t)x->walked[i].sec);
+        put_u64(b, (uint64_t)x->walked[i].nsec);
+        put_u64(b, x->walked[i].ino);
+    }
+    put_u32(b, (uint32_t)x->folders.n);
+    for (int i = 0; i < x->folders.n; i++) {
+        put_str(b, x->folders.v[i]);
+        put_u32(b, (uint32_t)(x->first[i + 1] - x->first[i]));
+        for (int k = x->first[i]; k < x->first[i + 1]; k++)
+            put_str(b, x->files.v[k]);
+    }
+    if (b->oom)
+        return;
+    uint64_t len = b->n - INDEX_HEADER, sum = sn_hash_bytes(b->p + INDEX_HEADER, len,
+                                                            SN_HASH_INIT);
+    struct wbuf h = {.p = b->p + 8, .cap = 16};
+    put_u64(&h, len);
+    put_u64(&h, sum);
+}
+
+/* Parses an index file's bytes. Returns 0 with x filled, or -1 with why set (x empty). */
+static int index_parse(const unsigned char *p, size_t n, struct scan_index *x, char *why,
+                       size_t cap)
+{
+    memset(x, 0, sizeof *x);
+    struct rbuf r = {.p = p, .n = n};
+    uint32_t magic = get_u32(&r), version = get_u32(&r);
+    uint64_t len = get_u64(&r), sum = get_u64(&r);
+    if (r.bad || magic != INDEX_MAGIC) {
+        snprintf(why, cap, "not an index file (bad magic or shorter than its header)");
+        return -1;
+    }
+    if (version != INDEX_VERSION) {
+        snprintf(why, cap, "version %u, expected %u", version, INDEX_VERSION);
+        return -1;
+    }
+    if (len != n - INDEX_HEADER) {
+        snprintf(why, cap, "%zu bytes, its header says %llu", n,
+                 (unsigned long long)len + INDEX_HEADER);
+        return -1;
+    }
+    if (sn_hash_bytes(p + INDEX_HEADER, (size_t)len, SN_HASH_INIT) != sum) {
+        snprintf(why, cap, "checksum mismatch");
+        return -1;
+    }
+    char s[SN_PATH_MAX];
+    struct sn_err err = {0};
+    int nw = get_count(&r, 28);
+    for (int i = 0; i < nw && !r.bad; i++) {
+        get_str(&r, s, sizeof s, 0);
+        struct stat st = {0};
+        st.st_mtim.tv_sec = (time_t)get_u64(&r);
+        st.st_mtim.tv_nsec = (long)get_u64(&r);
+        st.st_ino = (ino_t)get_u64(&r);
+        if (!r.bad && (!safe_rel(s) || walked_push(x, s, &st, &err) != SN_OK))
+            r.bad = 1;
+    }
+    int nf = get_count(&r, 8);
+    x->first = r.bad ? NULL : calloc((size_t)nf + 1, sizeof *x->first);
+    if (x->first == NULL)
+        r.bad = 1;
+    for (int i = 0; i < nf && !r.bad; i++) {
+        get_str(&r, s, sizeof s, 0);
+        if (r.bad || strchr(s, '/') || !safe_rel(s) ||
+            (i > 0 && strcmp(x->folders.v[i - 1], s) >= 0) ||
+            strlist_push(&x->folders, s, &err) != SN_OK) {
+            r.bad = 1;
+            break;
+        }
+        x->first[i] = x->files.n;
+        int k = get_count(&r, 4);
+        for (int j = 0; j < k && !r.bad; j++) {
+            get_str(&r, s, sizeof s, 0);
+            if (r.bad || !safe_rel(s) || strlist_push(&x->files, s, &err) != SN_OK)
+                r.bad = 1;
+        }
+    }
+    if (!r.bad)
+        x->first[x->folders.n] = x->files.n;
+    if (r.bad || r.off != r.n) {
+        snprintf(why, cap, "its contents do not parse at byte %zu", r.off);
+        scan_index_free(x);
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 when the folders under root are as x recorded them. */
+static int index_fresh(const char *root, const struct scan_index *x)
+{
+    struct strlist now = {0};
+    struct sn_err err;
+    int fresh = list_dir(root, "", 1, 0, &now, NULL, "", &err) == SN_OK &&
+                now.n == x->folders.n;
+    for (int i = 0; fresh && i < now.n; i++)
+        fresh = strcmp(now.v[i], x->folders.v[i]) == 0;
+    strlist_free(&now);
+    for (int i = 0; fresh && i < x->n_walked; i++) {
+        char p[SN_PATH_MAX];
+        struct stat st;
+        fresh = join_path(p, sizeof p, root, x->walked[i].rel, &err) == SN_OK &&
+                stat(p, &st) == 0 && S_ISDIR(st.st_mode) &&
+                (int64_t)st.st_mtim.tv_sec == x->walked[i].sec &&
+                (int64_t)st.st_mtim.tv_nsec == x->walked[i].nsec &&
+                (uint64_t)st.st_ino == x->walked[i].ino;
+    }
+    return fresh;
+}
+
+/* Reads root's cache. Returns 1 when x holds a fresh index, 0 otherwise (no file, stale, or
+ * damaged: then a note says so on stderr). */
+static int index_read(const char *root, struct scan_index *x)
+{
+    char path[SN_PATH_MAX + 32];
+    index_path(path, sizeof path, root);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return 0;
+    struct stat st;
+    unsigned char *p = NULL;
+    char why[200] = "";
+    /* 16 GiB bounds a file that claims to list more than any folder holds */
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1ll << 34))
+        snprintf(why, sizeof why, "not a regular file of a plausible size");
+    else if ((p = malloc((size_t)st.st_size + 1)) == NULL)
+        snprintf(why, sizeof why, "out of memory reading it");
+    else if (fread(p, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+        snprintf(why, sizeof why, "cannot be read whole");
+    fclose(f);
+    int ok = !why[0] && index_parse(p, (size_t)st.st_size, x, why, sizeof why) == 0;
+    free(p);
+    if (!ok) {
+        fprintf(stderr, "shardnet: note: %s is damaged (%s): ignored, %s is scanned again\n",
+                path, why, root);
+        return 0;
+    }
+    if (!index_fresh(root, x)) {
+        scan_index_free(x);
+        return 0;
+    }
+    return 1;
+}
+
+/* Writes root's cache atomically, if it can: a read-only or full data folder is not an error,
+ * the next run scans again. Not written when a folder changed in the second before the scan
+ * began: a file added in the same tick of a coarse clock would leave the mtime unchanged. */
+static void index_write(const char *root, const struct scan_index *x, time_t scan_began)
+{
+    for (int i = 0; i < x->n_walked; i++)
+        if (x->walked[i].sec >= (int64_t)scan_began - 1)
+            return;
+    struct wbuf b = {0};
+    index_serialize(x, &b);
+    char path[SN_PATH_MAX + 32];
+    index_path(path, sizeof path, root);
+    struct sn_atomic_file af;
+    struct sn_err err;
+    if (!b.oom && access(root, W_OK) == 0 && sn_atomic_open(&af, path, &err) == SN_OK) {
+        if (fwrite(b.p, 1, b.n, af.f) == b.n)
+            (void)sn_atomic_commit(&af, &err);
+        else
+            sn_atomic_abort(&af);
+    }
+    free(b.p);
+}
+
+/* The index of root: from its cache when that is fresh, else scanned (and cached). */
+static int scan_index_get(const char *root, int use_cache, struct scan_index *x, int *cached,
+                          struct sn_err *err)
+{
+    *cached = 0;
+    if (use_cache && index_read(root, x)) {
+        *cached = 1;
+        return SN_OK;
+    }
+    time_t began = time(NULL);
+    int rc = scan_index_build(root, x, err);
+    if (rc != SN_OK) {
+        scan_index_free(x);
+        return rc;
+    }
+    if (use_cache)
+        index_write(root, x, began);
+    return SN_OK;
+}
+
+
 void sn_dataset_free(struct sn_dataset *ds)
 {
     if (ds == NULL)
         return;
-    if (ds->paths)
+    if (ds->paths && !ds->path_arena)
         for (int i = 0; i < ds->n; i++)
             free(ds->paths[i]);
     free(ds->paths);
+    free(ds->path_arena);
     free(ds->labels);
     free(ds->class_names);
     free(ds->class_count);
@@ -366,7 +819,10 @@ static int class_list(struct sn_dataset *ds, const struct sn_data_conf *dc,
         for (int c = 0; c < n; c++) {
             char p[SN_PATH_MAX];
             SN_FORWARD(join_path(p, sizeof p, root, dc->class_names[c], err));
-            SN_RETURN_IF(!is_dir(p), err, SN_EDATA,
+            int found = 0;
+            for (int i = 0; i < folders->n && !found; i++)
+                found = strcmp(folders->v[i], dc->class_names[c]) == 0;
+            SN_RETURN_IF(!found, err, SN_EDATA,
                          "class folder %s is missing (listed in [data] class_names)", p);
         }
     for (int i = 0; i < folders->n; i++)
@@ -386,7 +842,7 @@ static int class_list(struct sn_dataset *ds, const struct sn_data_conf *dc,
     return SN_OK;
 }
 
-/* Scans root into a new dataset holding every image of every class. */
+/* Scans root (or reads its index cache) into a new dataset holding every image of every class. */
 static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, const char *root,
                      const struct sn_classes *known, struct sn_err *err)
 {
@@ -396,23 +852,24 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
                           strerror(errno));
     SN_RETURN_IF(!S_ISDIR(st.st_mode), err, SN_EDATA, "%s is not a directory", root);
 
-    struct strlist folders = {0}, files = {0};
+    struct scan_index x = {0};
     struct sn_dataset *ds = calloc(1, sizeof *ds);
-    int rc = SN_OK;
+    int rc = SN_OK, cached = 0;
     if (ds == NULL) {
         rc = sn_err_set(err, SN_ENOMEM, "out of memory");
         goto fail;
     }
     snprintf(ds->root, sizeof ds->root, "%s", root);
-    if ((rc = list_dir(root, "", 1, 0, &folders, err)) != SN_OK)
+    if ((rc = scan_index_get(root, dc->index_cache, &x, &cached, err)) != SN_OK)
         goto fail;
-    if (folders.n == 0) {
+    ds->index_source = cached ? SN_INDEX_CACHED : SN_INDEX_SCANNED;
+    if (x.folders.n == 0) {
         rc = sn_err_set(err, SN_EDATA,
                         "%s has no class subfolders; HINT: expected %s/<class>/<image>", root,
                         root);
         goto fail;
     }
-    if ((rc = class_list(ds, dc, known, &folders, err)) != SN_OK)
+    if ((rc = class_list(ds, dc, known, &x.folders, err)) != SN_OK)
         goto fail;
     if (dc->label_mode == SN_LABEL_BINARY && ds->n_classes != 2) {
         rc = sn_err_set(err, SN_EDATA, "%s: label_mode = binary needs exactly 2 classes, found %d",
@@ -422,52 +879,54 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
 
     /* files in label order, each class's sorted: the order (and the fingerprint) depends only
        on the names */
-    int cap = 0;
+    int total = 0;
+    size_t bytes = 0, rlen = strlen(root);
     uint64_t h = SN_HASH_INIT;
+    for (int c = 0; c < ds->n_classes; c++) {
+        int k = scan_index_find(&x, ds->class_names[c]);
+        for (int i = k < 0 ? 0 : x.first[k]; k >= 0 && i < x.first[k + 1]; i++)
+            bytes += rlen + strlen(ds->class_names[c]) + strlen(x.files.v[i]) + 3;
+        total += k < 0 ? 0 : x.first[k + 1] - x.first[k];
+    }
+    ds->paths = calloc((size_t)total + 1, sizeof *ds->paths);
+    ds->labels = calloc((size_t)total + 1, sizeof *ds->labels);
+    ds->path_arena = malloc(bytes + 1);
+    if (!ds->paths || !ds->labels || !ds->path_arena) {
+        rc = sn_err_set(err, SN_ENOMEM, "out of memory listing %s", root);
+        goto fail;
+    }
+    char *at = ds->path_arena;
     for (int c = 0; c < ds->n_classes; c++) {
         h = sn_hash_str(ds->class_names[c], h);
         char cdir[SN_PATH_MAX];
         if ((rc = join_path(cdir, sizeof cdir, root, ds->class_names[c], err)) != SN_OK)
             goto fail;
-        strlist_free(&files);
-        if (known && !is_dir(cdir))
+        int k = scan_index_find(&x, ds->class_names[c]);
+        if (k < 0 && known)
             continue; /* a class this split lacks */
-        if ((rc = list_dir(cdir, "", 0, 1, &files, err)) != SN_OK)
-            goto fail;
-        if (files.n == 0 && !known) {
+        int nk = k < 0 ? 0 : x.first[k + 1] - x.first[k];
+        if (nk == 0 && !known) {
             rc = sn_err_set(err, SN_EDATA,
                             "class folder %s has no images (.jpg .jpeg .png .bmp .gif)", cdir);
             goto fail;
         }
-        if (ds->n + files.n > cap) {
-            int ncap = cap ? cap : 1024;
-            while (ncap < ds->n + files.n)
-                ncap *= 2;
-            char **p = realloc(ds->paths, (size_t)ncap * sizeof *p);
-            if (p)
-                ds->paths = p;
-            int32_t *y = realloc(ds->labels, (size_t)ncap * sizeof *y);
-            if (y)
-                ds->labels = y;
-            if (!p || !y) {
-                rc = sn_err_set(err, SN_ENOMEM, "out of memory listing %s", cdir);
+        size_t clen = strlen(cdir);
+        for (int i = 0; i < nk; i++) {
+            const char *f = x.files.v[x.first[k] + i];
+            size_t flen = strlen(f);
+            if (clen + 1 + flen >= SN_PATH_MAX) {
+                rc = sn_err_set(err, SN_EINVAL, "path too long: %s/%s", cdir, f);
                 goto fail;
             }
-            cap = ncap;
-        }
-        for (int i = 0; i < files.n; i++) {
-            char p[SN_PATH_MAX];
-            if ((rc = join_path(p, sizeof p, cdir, files.v[i], err)) != SN_OK)
-                goto fail;
-            ds->paths[ds->n] = strdup(p);
-            if (ds->paths[ds->n] == NULL) {
-                rc = sn_err_set(err, SN_ENOMEM, "out of memory");
-                goto fail;
-            }
+            memcpy(at, cdir, clen);
+            at[clen] = '/';
+            memcpy(at + clen + 1, f, flen + 1);
+            ds->paths[ds->n] = at;
+            at += clen + flen + 2;
             ds->labels[ds->n] = c;
             ds->n++;
         }
-        ds->class_count[c] = files.n;
+        ds->class_count[c] = nk;
     }
     if (ds->n == 0) {
         rc = sn_err_set(err, SN_EDATA, "%s holds no images in any of its class folders", root);
@@ -475,16 +934,15 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
     }
     ds->n_found = ds->n;
     ds->fingerprint = h;
-    strlist_free(&folders);
-    strlist_free(&files);
+    scan_index_free(&x);
     *out = ds;
     return SN_OK;
 fail:
-    strlist_free(&folders);
-    strlist_free(&files);
+    scan_index_free(&x);
     sn_dataset_free(ds);
     return rc;
 }
+
 
 /* The fingerprint over the files kept: each path relative to root and its label. */
 static void fingerprint(struct sn_dataset *ds)
@@ -507,7 +965,7 @@ static void dataset_filter(struct sn_dataset *ds, const uint8_t *keep)
             ds->paths[m] = ds->paths[i];
             ds->labels[m] = ds->labels[i];
             m++;
-        } else {
+        } else if (!ds->path_arena) {
             free(ds->paths[i]);
         }
     }
@@ -647,6 +1105,10 @@ int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum
                  "unknown split %d", (int)split);
     if (dc->features[0])
         return open_features(out, dc, names[split], known, err);
+    SN_RETURN_IF(getenv("SN_TEST_FORBID_SCAN") != NULL, err, SN_EINVAL,
+                 "the %s split's folders were about to be read with SN_TEST_FORBID_SCAN set "
+                 "(a test hook: this process should have received its index)",
+                 names[split]);
     char root[SN_PATH_MAX], from[SN_PATH_MAX + 400];
     origin(dc, split, from, sizeof from);
     int from_split = dc->validation_split > 0 && split != SN_SPLIT_TEST;
@@ -689,6 +1151,207 @@ int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum
     fingerprint(ds);
     *out = ds;
     return SN_OK;
+}
+
+#define PACK_MAGIC 0x53444e53u /* "SNDS" */
+#define PACK_VERSION 1u
+
+int sn_dataset_pack(const struct sn_dataset *ds, void **buf, size_t *len, struct sn_err *err)
+{
+    *buf = NULL;
+    *len = 0;
+    SN_RETURN_IF(ds->features != NULL || ds->paths == NULL, err, SN_EINVAL,
+                 "%s: a feature-file split is not packed (every rank reads the file)", ds->root);
+    size_t skip = strlen(ds->root) + 1;
+    struct wbuf b = {0};
+    put_u32(&b, PACK_MAGIC);
+    put_u32(&b, PACK_VERSION);
+    put_str(&b, ds->root);
+    put_u32(&b, (uint32_t)ds->n);
+    put_u32(&b, (uint32_t)ds->n_found);
+    put_u32(&b, (uint32_t)ds->n_classes);
+    put_u64(&b, ds->fingerprint);
+    put_u32(&b, (uint32_t)ds->index_source);
+    for (int c = 0; c < ds->n_classes; c++) {
+        put_str(&b, ds->class_names[c]);
+        put_u32(&b, (uint32_t)ds->class_count[c]);
+    }
+    for (int i = 0; i < ds->n; i++) {
+        /* paths are root/..., as sn_dataset_open made them */
+        if (strncmp(ds->paths[i], ds->root, skip - 1) != 0 || ds->paths[i][skip - 1] != '/') {
+            free(b.p);
+            return sn_err_set(err, SN_EINVAL, "%s is not under %s", ds->paths[i], ds->root);
+        }
+        put_u32(&b, (uint32_t)ds->labels[i]);
+        put_str(&b, ds->paths[i] + skip);
+    }
+    if (b.oom) {
+        free(b.p);
+        return sn_err_set(err, SN_ENOMEM, "out of memory packing the file list of %s", ds->root);
+    }
+    *buf = b.p;
+    *len = b.n;
+    return SN_OK;
+}
+
+int sn_dataset_unpack(struct sn_dataset **out, const void *buf, size_t len, struct sn_err *err)
+{
+    *out = NULL;
+    struct rbuf r = {.p = buf, .n = len};
+    struct sn_dataset *ds = calloc(1, sizeof *ds);
+    SN_RETURN_IF(ds == NULL, err, SN_ENOMEM, "out of memory");
+    uint32_t magic = get_u32(&r), version = get_u32(&r);
+    if (r.bad || magic != PACK_MAGIC || version != PACK_VERSION) {
+        sn_dataset_free(ds);
+        return sn_err_set(err, SN_EFORMAT, "a packed file list: bad magic or version %u", version);
+    }
+    get_str(&r, ds->root, sizeof ds->root, 0);
+    ds->n = get_count(&r, 8);
+    ds->n_found = (int)get_u32(&r);
+    ds->n_classes = get_count(&r, 8);
+    ds->fingerprint = get_u64(&r);
+    uint32_t source = get_u32(&r);
+    (void)source; /* rank 0's scan or cache: this rank received it */
+    ds->index_source = SN_INDEX_RECEIVED;
+    if (!r.bad && (ds->n_classes > SN_MAX_CLASSES || ds->n_found < ds->n))
+        r.bad = 1;
+    if (!r.bad) {
+        ds->class_names = calloc((size_t)ds->n_classes + 1, sizeof *ds->class_names);
+        ds->class_count = calloc((size_t)ds->n_classes + 1, sizeof *ds->class_count);
+        ds->paths = calloc((size_t)ds->n + 1, sizeof *ds->paths);
+        ds->labels = calloc((size_t)ds->n + 1, sizeof *ds->labels);
+        if (!ds->class_names || !ds->class_count || !ds->paths || !ds->labels) {
+            int n = ds->n;
+            ds->n = 0;
+            sn_dataset_free(ds);
+            return sn_err_set(err, SN_ENOMEM, "out of memory receiving %d file names", n);
+        }
+    }
+    for (int c = 0; c < ds->n_classes && !r.bad; c++) {
+        get_str(&r, ds->class_names[c], sizeof ds->class_names[c], 0);
+        ds->class_count[c] = (int)get_u32(&r);
+    }
+    int n = ds->n;
+    ds->n = 0; /* counts the paths set so far */
+    size_t skip = strlen(ds->root) + 1;
+    /* the names take at most the bytes left plus a root and a NUL each */
+    size_t bytes = r.bad ? 0 : (r.n - r.off) + (size_t)n * (skip + 1);
+    if (!r.bad && (ds->path_arena = malloc(bytes + 1)) == NULL) {
+        sn_dataset_free(ds);
+        return sn_err_set(err, SN_ENOMEM, "out of memory receiving %d file names", n);
+    }
+    char *at = ds->path_arena;
+    char rel[SN_PATH_MAX];
+    for (int i = 0; i < n && !r.bad; i++) {
+        uint32_t y = get_u32(&r);
+        get_str(&r, rel, sizeof rel, 0);
+        size_t rl = strlen(rel);
+        if (r.bad || y >= (uint32_t)ds->n_classes || !safe_rel(rel) || skip + rl >= SN_PATH_MAX) {
+            r.bad = 1;
+            break;
+        }
+        ds->labels[i] = (int32_t)y;
+        memcpy(at, ds->root, skip - 1);
+        at[skip - 1] = '/';
+        memcpy(at + skip, rel, rl + 1);
+        ds->paths[i] = at;
+        at += skip + rl + 1;
+        ds->n++;
+    }
+    if (r.bad || r.off != r.n) {
+        sn_dataset_free(ds);
+        return sn_err_set(err, SN_EFORMAT, "a packed file list of %zu bytes is damaged at byte %zu",
+                          len, r.off);
+    }
+    *out = ds;
+    return SN_OK;
+}
+
+int sn_dataset_open_shared(struct sn_dataset **out, struct sn_dist *d,
+                           const struct sn_data_conf *dc, enum sn_split split,
+                           const struct sn_classes *known, struct sn_err *err)
+{
+    *out = NULL;
+    if (d == NULL || d->world == 1 || dc->features[0])
+        return sn_dataset_open(out, dc, split, known, err);
+    /* rank 0's outcome first (code, message, size), then the bytes */
+    struct {
+        int64_t code;
+        uint64_t len;
+        char msg[sizeof err->msg];
+    } head;
+    memset(&head, 0, sizeof head);
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = SN_OK;
+    if (d->rank == 0) {
+        struct sn_dataset *ds = NULL;
+        rc = sn_dataset_open(&ds, dc, split, known, err);
+        if (rc == SN_OK)
+            rc = sn_dataset_pack(ds, &buf, &len, err);
+        head.code = rc;
+        head.len = len;
+        if (rc != SN_OK)
+            snprintf(head.msg, sizeof head.msg, "%s", err->msg);
+        *out = ds;
+    }
+    /* the others wait asleep while rank 0 reads: spinning in MPI_Bcast would take the cores
+       that rank 0's scan runs on where ranks share them */
+    struct sn_err berr = {0};
+    if (sn_dist_barrier_idle(d, &berr) != SN_OK ||
+        sn_dist_bcast(d, &head, sizeof head, 0, &berr) != SN_OK) {
+        free(buf);
+        *err = berr;
+        return err->code;
+    }
+    if (head.code != SN_OK) {
+        free(buf);
+        if (d->rank == 0) {
+            sn_dataset_free(*out);
+            *out = NULL;
+        }
+        head.msg[sizeof head.msg - 1] = '\0';
+        sn_err_set(err, (int)head.code, "%s", head.msg);
+        err->collective = 1;
+        return (int)head.code;
+    }
+    if (d->rank != 0 && (buf = malloc(head.len ? head.len : 1)) == NULL) {
+        /* the others are entering the broadcast: a rank that cannot take part ends the job
+           rather than leave them waiting */
+        char msg[200];
+        snprintf(msg, sizeof msg, "out of memory for the file list of the %s split (%llu bytes)",
+                 split == SN_SPLIT_TRAIN ? "train" : split == SN_SPLIT_VAL ? "val" : "test",
+                 (unsigned long long)head.len);
+        sn_dist_abort(d, 1, msg);
+    }
+    if (sn_dist_bcast(d, buf, (size_t)head.len, 0, &berr) != SN_OK) {
+        free(buf);
+        if (d->rank == 0) {
+            sn_dataset_free(*out);
+            *out = NULL;
+        }
+        *err = berr;
+        return err->code;
+    }
+    if (d->rank != 0 && rc == SN_OK)
+        rc = sn_dataset_unpack(out, buf, (size_t)head.len, err);
+    free(buf);
+    /* one stat, not a walk: a node that lacks the folder rank 0 listed says so now rather than
+       failing on every image */
+    struct stat st;
+    int missing = 0;
+    if (d->rank != 0 && rc == SN_OK)
+        missing = stat((*out)->root, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (missing) {
+        rc = sn_err_set(err, SN_EDATA,
+                        "rank %d (%s): %s, listed by rank 0, is not a folder here: %s\n---> "
+                        "HINT: every rank reads its images: put them on a file system that every "
+                        "node sees, at the same path",
+                        d->rank, d->host, (*out)->root, strerror(missing));
+        sn_dataset_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void sn_dataset_describe(const struct sn_dataset *ds, const struct sn_data_conf *dc,
@@ -890,7 +1553,8 @@ static void *worker_main(void *arg)
             if (strstr(e.msg, path) == NULL) {
                 char m[sizeof e.msg];
                 snprintf(m, sizeof m, "%s", e.msg);
-                snprintf(e.msg, sizeof e.msg, "%s: %.1400s", path, m);
+                int room = (int)sizeof e.msg - (int)strlen(path) - 3;
+                snprintf(e.msg, sizeof e.msg, "%s: %.*s", path, room > 0 ? room : 0, m);
             }
             s->b.ok[row] = 0;
             s->b.n_bad++;

@@ -313,7 +313,7 @@ static const char *const free_keys[] = {
     "train.epochs",   "train.threads",    "train.watchdog", "data.threads",
     "data.queue_depth", "data.dir",       "data.train",     "data.val",
     "data.test",      "model.backend",    "checkpoint.dir", "checkpoint.name",
-    "checkpoint.save_every", NULL};
+    "checkpoint.save_every", "data.index_cache", NULL};
 
 static int is_free_key(const char *name)
 {
@@ -732,12 +732,12 @@ static int open_data(struct run *r, struct sn_err *err)
     const struct sn_settings *st = &r->st;
     const struct sn_train_conf *tc = &st->tc;
     struct sn_dist *d = r->d;
-    SN_FORWARD(sn_dataset_open(&r->train_ds, &st->dc, SN_SPLIT_TRAIN, NULL, err));
+    SN_FORWARD(sn_dataset_open_shared(&r->train_ds, d, &st->dc, SN_SPLIT_TRAIN, NULL, err));
     SN_FORWARD(check_classes(r->model, r->train_ds->n_classes, r->train_ds->root, err));
     /* the training split fixes the model's classes; validation is labelled by their names */
     struct sn_classes known = {r->train_ds->n_classes,
                                (const char(*)[64])r->train_ds->class_names};
-    SN_FORWARD(sn_dataset_open(&r->val_ds, &st->dc, SN_SPLIT_VAL, &known, err));
+    SN_FORWARD(sn_dataset_open_shared(&r->val_ds, d, &st->dc, SN_SPLIT_VAL, &known, err));
     if (d->rank == 0 && !r->con.quiet) {
         sn_dataset_describe(r->train_ds, &st->dc, SN_SPLIT_TRAIN, r->con.out);
         sn_dataset_describe(r->val_ds, &st->dc, SN_SPLIT_VAL, r->con.out);
@@ -1550,7 +1550,8 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
         struct sn_classes known = {train ? train->n_classes : 0,
                                    train ? (const char(*)[64])train->class_names : NULL};
         struct sn_err e2 = {0};
-        int orc = sn_dataset_open(&ds, &st->dc, (enum sn_split)s, train ? &known : NULL, &e2);
+        int orc = sn_dataset_open_shared(&ds, d, &st->dc, (enum sn_split)s, train ? &known : NULL,
+                                         &e2);
         if (orc != SN_OK && s > 0) { /* a split without a folder is left out, and said */
             if (d->rank == 0)
                 fprintf(out, "note: no %s split: %s\n", names[s], e2.msg);

@@ -2,10 +2,12 @@
 # e2e_slurm.sh — shardnet's SLURM path on a private one-node cluster (cluster/local-cluster).
 #
 # usage: e2e_slurm.sh SHARDNET_BINARY SOURCE_DIR TMP_DIR
-# Checks: a 2-task srun --mpi=pmix job completes (mpi_dist, if built, sees one 2-rank world;
+# Checks: the process-tracking plugins chosen from a tree's cgroup mounts (fake trees, and
+# `start` says its choice); a 2-task srun --mpi=pmix job completes (mpi_dist, if built, sees one 2-rank world;
 # the shardnet binary, if built, runs `version` on both tasks);
 # a failing job is reported FAILED (so the checks can fail); cluster/train.sbatch passes SIGUSR1
-# on to the ranks and requeues the job, which then completes. Exit 77 = skipped (no SLURM).
+# on to the ranks and requeues the job, which then completes; cluster/train-multinode.sbatch
+# trains on 2 nodes x 2 ranks (two slurmd on this host) with shared data and checkpoint folders. Exit 77 = skipped (no SLURM).
 # The cluster is always stopped at the end, and every wait is bounded.
 set -uo pipefail
 
@@ -21,7 +23,9 @@ mpi_dist="$(cd "$tmp/.." && pwd)/../mpi_dist"
 # own ports, so that it neither meets a developer's cluster nor a second run of this test.
 export SN_CLUSTER_DIR
 SN_CLUSTER_DIR="$(mktemp -d /tmp/sn-e2e-slurm.XXXXXX)"
-export SN_CLUSTER_PORT=$((20000 + ($$ % 10000) * 2))
+export SN_CLUSTER_PORT=$((20000 + ($$ % 10000) * 3))
+# two slurmd standing in for two nodes (HOST1, HOST2), for cluster/train-multinode.sbatch
+export SN_CLUSTER_NODES=2
 
 cleanup() {
     "$lc" stop >"$tmp/stop.log" 2>&1 || true
@@ -34,6 +38,29 @@ trap cleanup EXIT
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 pass() { echo "ok: $*"; }
+
+# 0. The process-tracking choice, judged on fake file system trees (no SLURM needed): cgroup v2,
+#    cgroup v1 with the freezer, v1 without it, and nothing mounted (a container or chroot).
+fake="$tmp/fake-root"
+rm -rf "$fake"
+mkdir -p "$fake"/{v2/sys/fs/cgroup,v1/proc,v1nofreezer/proc,none/proc,empty}
+touch "$fake/v2/sys/fs/cgroup/cgroup.controllers"
+echo "cgroup /sys/fs/cgroup/freezer cgroup rw,nosuid,nodev,noexec,relatime,freezer 0 0" >"$fake/v1/proc/mounts"
+echo "cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0" >"$fake/v1nofreezer/proc/mounts"
+echo "proc /proc proc rw,relatime 0 0" >"$fake/none/proc/mounts"
+plugins_of() { SN_CLUSTER_CGROUP="${2:-auto}" "$lc" plugins "$fake/$1" 2>&1; }
+[[ "$(plugins_of v2)" == "ProctrackType=proctrack/cgroup TaskPlugin=task/cgroup (cgroup v2"* ]] &&
+    pass "cgroup v2 tree: cgroup plugins" || fail "cgroup v2 tree: $(plugins_of v2)"
+[[ "$(plugins_of v1)" == "ProctrackType=proctrack/cgroup TaskPlugin=task/cgroup (cgroup v1 freezer mounted at /sys/fs/cgroup/freezer)" ]] &&
+    pass "cgroup v1 tree: cgroup plugins" || fail "cgroup v1 tree: $(plugins_of v1)"
+for t in v1nofreezer none empty; do
+    [[ "$(plugins_of $t)" == "ProctrackType=proctrack/linuxproc TaskPlugin=task/none (no cgroup file system mounted"* ]] &&
+        pass "$t tree: falls back to linuxproc" || fail "$t tree: $(plugins_of $t)"
+done
+[[ "$(plugins_of v2 no)" == "ProctrackType=proctrack/linuxproc TaskPlugin=task/none (SN_CLUSTER_CGROUP=no)" ]] &&
+    pass "SN_CLUSTER_CGROUP=no: linuxproc" || fail "SN_CLUSTER_CGROUP=no: $(plugins_of v2 no)"
+plugins_of none yes >/dev/null && fail "SN_CLUSTER_CGROUP=yes without cgroups should fail" ||
+    pass "SN_CLUSTER_CGROUP=yes without cgroups fails"
 
 start_out="$("$lc" start 2>&1)"
 rc=$?
@@ -48,6 +75,9 @@ if [[ $rc -ne 0 ]]; then
     exit 1
 fi
 eval "$(grep '^export SLURM_CONF=' <<<"$start_out")"
+grep -q "process tracking: proctrack/" <<<"$start_out" && pass "start says which process tracking it chose" ||
+    fail "start did not say which process tracking it chose"
+grep "process tracking:" <<<"$start_out"
 [[ -n "${SLURM_CONF:-}" ]] || { echo "FAIL: start printed no SLURM_CONF line"; exit 1; }
 
 # Waits at most $2 seconds for job $1 to end; prints "STATE EXITCODE RESTARTS".
@@ -170,6 +200,44 @@ if [[ -x "$bin" ]] && "$bin" dataset fashion-mnist "$tmp/fm" --limit 101 >/dev/n
     fi
 else
     fail "could not prepare the trainer job (shardnet dataset)"
+fi
+
+# 5. cluster/train-multinode.sbatch: 2 nodes x 2 ranks, shared data and checkpoint directories.
+#    The two "nodes" share this host: Open MPI's shared-memory transport would meet itself twice,
+#    so the job talks TCP (OMPI_MCA_btl=self,tcp; not needed on real nodes).
+rm -rf "$tmp/mn-ckpt"
+if [[ -d "$tmp/fm/train" ]]; then
+    find "$tmp/fm" -type d -exec touch -d '1 hour ago' {} + # old enough for the file-list cache
+    rm -f "$tmp/fm/train/.shardnet-index"
+    id="$(cd "$src" && OMPI_MCA_btl=self,tcp SHARDNET_BIN="$bin" SN_DATA_DIR="$tmp/fm" \
+          SN_CKPT_DIR="$tmp/mn-ckpt" sbatch --parsable --cpus-per-task=2 --time=5 \
+          --output="$tmp/job-mn-%j.out" cluster/train-multinode.sbatch configs/mnist_convnet.cfg \
+          --set train.epochs=1)"
+    read -r state code _ <<<"$(job_end "$id" 300)"
+    out="$tmp/job-mn-$id.out"
+    if [[ "$state" == COMPLETED && "$code" == 0:0 && -s "$tmp/mn-ckpt/mnist_convnet-best.ckpt" ]]; then
+        pass "train-multinode.sbatch job $id COMPLETED with a best checkpoint in SN_CKPT_DIR"
+    else
+        fail "train-multinode.sbatch job $id: JobState=$state ExitCode=$code (see $out)"
+    fi
+    grep -q "2 nodes x 2 ranks, 2 CPUs each (1 compute + 1 data threads)" "$out" &&
+        pass "2 nodes x 2 ranks, CPUs split between compute and data threads" || fail "no '2 nodes x 2 ranks' line in $out"
+    grep -q "rank 3 of 4 on .*1 compute thread, 1 data thread" "$out" && pass "4 ranks, 1 compute + 1 data thread each" ||
+        fail "no 'rank 3 of 4 ... 1 compute thread, 1 data thread' in $out"
+    [[ -s "$tmp/fm/train/.shardnet-index" ]] && pass "rank 0 left the file-list cache in the shared data folder" ||
+        fail "no $tmp/fm/train/.shardnet-index after the job"
+    # a directory no node has is refused before training, naming it
+    id="$(cd "$src" && SHARDNET_BIN="$bin" SN_DATA_DIR=/nonexistent-sn-data sbatch --parsable \
+          --cpus-per-task=2 --time=2 --output="$tmp/job-mnbad-%j.out" \
+          cluster/train-multinode.sbatch configs/mnist_convnet.cfg)"
+    read -r state code _ <<<"$(job_end "$id" 60)"
+    if [[ "$state" == FAILED && "$code" == 2:0 ]] && grep -q "SN_DATA_DIR=/nonexistent-sn-data is not a directory on every node" "$tmp/job-mnbad-$id.out"; then
+        pass "train-multinode.sbatch refuses a data directory the nodes do not have"
+    else
+        fail "train-multinode.sbatch with a missing SN_DATA_DIR: JobState=$state ExitCode=$code (see $tmp/job-mnbad-$id.out)"
+    fi
+else
+    fail "no data for the multi-node job"
 fi
 
 scancel $(squeue -h -o %i) 2>/dev/null || true

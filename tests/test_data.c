@@ -416,6 +416,232 @@ static void test_validation_split(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* order and shards                                                                          */
 
+/* ---------------------------------------------------------------------------------------- */
+/* The index: packed form, cache beside the data                                             */
+
+/* root/train/{a,b,c}/ with a subfolder in b; every folder dated 2020 so that a scan may be
+ * cached (folders changed in the last second are not). */
+static void make_index_tree(const char *root)
+{
+    char p[1200];
+    const char *files[] = {"a/1.jpg", "a/2.jpg", "a/3.png", "b/x.jpg", "b/sub/y.jpg",
+                           "b/sub/z.jpg", "c/only.jpeg"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/train/%s", root, files[i]);
+        char *slash = strrchr(p, '/');
+        *slash = '\0';
+        mkdirs(p);
+        *slash = '/';
+        write_bytes(p, "x", 1);
+    }
+}
+
+static void backdate(const char *root)
+{
+    static int day; /* a new date each time: setting back the date a cache recorded would hide
+                       the change (as it would from make) */
+    char cmd[1400];
+    day++;
+    snprintf(cmd, sizeof cmd, "find '%s' -type d -exec touch -d '2020-01-01 + %d days' {} +", root,
+             day);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void assert_same_dataset(const struct sn_dataset *a, const struct sn_dataset *b)
+{
+    assert_string_equal(a->root, b->root);
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(a->n_found, b->n_found);
+    assert_int_equal(a->n_classes, b->n_classes);
+    assert_true(a->fingerprint == b->fingerprint);
+    for (int c = 0; c < a->n_classes; c++) {
+        assert_string_equal(a->class_names[c], b->class_names[c]);
+        assert_int_equal(a->class_count[c], b->class_count[c]);
+    }
+    for (int i = 0; i < a->n; i++) {
+        assert_string_equal(a->paths[i], b->paths[i]);
+        assert_int_equal(a->labels[i], b->labels[i]);
+    }
+}
+
+static void test_pack_round_trip(void **state)
+{
+    (void)state;
+    char root[1024];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_pack"));
+    make_index_tree(root);
+    struct sn_data_conf dc;
+    conf_for(&dc, "", 28);
+    set_path(dc.dir, root);
+    dc.validation_split = 0.3; /* n_found != n survives the trip */
+    dc.has_split_seed = 1;
+    dc.split_seed = 7;
+    struct sn_dataset *ds = NULL, *back = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_true(ds->n < ds->n_found);
+    void *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(sn_dataset_pack(ds, &buf, &len, &err), SN_OK);
+    assert_int_equal(sn_dataset_unpack(&back, buf, len, &err), SN_OK);
+    assert_same_dataset(ds, back);
+    assert_int_equal(back->index_source, SN_INDEX_RECEIVED);
+    sn_dataset_free(back);
+
+    /* every truncation and a flipped byte in every position: an error or a list, never a
+       read past the end (ASan would say) nor a path out of the root */
+    unsigned char *copy = malloc(len);
+    assert_non_null(copy);
+    for (size_t cut = 0; cut < len; cut++) {
+        back = NULL;
+        memcpy(copy, buf, cut);
+        assert_int_equal(sn_dataset_unpack(&back, copy, cut, &err), SN_EFORMAT);
+        assert_null(back);
+    }
+    for (size_t i = 0; i < len; i++) {
+        memcpy(copy, buf, len);
+        copy[i] ^= 0x40;
+        back = NULL;
+        if (sn_dataset_unpack(&back, copy, len, &err) == SN_OK) {
+            for (int k = 0; k < back->n; k++) {
+                assert_non_null(strstr(back->paths[k], "/"));
+                assert_null(strstr(back->paths[k] + strlen(back->root), "/../"));
+                assert_true(back->labels[k] >= 0 && back->labels[k] < back->n_classes);
+            }
+            sn_dataset_free(back);
+        } else {
+            assert_null(back);
+        }
+    }
+    free(copy);
+    free(buf);
+    sn_dataset_free(ds);
+}
+
+/* Opens root's train split with the cache on; returns it, checks where it came from. */
+static struct sn_dataset *open_cached_at(const char *root, enum sn_index_source want, int line)
+{
+    struct sn_data_conf dc;
+    conf_for(&dc, "", 28);
+    set_path(dc.dir, root);
+    dc.index_cache = 1;
+    struct sn_dataset *ds = NULL;
+    struct sn_err err = {0};
+    if (sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, &err) != SN_OK)
+        fail_msg("%s", err.msg);
+    if (ds->index_source != want)
+        fail_msg("line %d: index source %d, expected %d", line, ds->index_source, want);
+    return ds;
+}
+#define open_cached(root, want) open_cached_at(root, want, __LINE__)
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static void test_index_cache(void **state)
+{
+    (void)state;
+    char root[1024], cache[1200];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_cache"));
+    make_index_tree(root);
+    snprintf(cache, sizeof cache, "%s/train/%s", root, SN_INDEX_CACHE_NAME);
+
+    /* folders changed just now: scanned, not cached (a change in the same clock tick could
+       hide) */
+    struct sn_dataset *ref = open_cached(root, SN_INDEX_SCANNED);
+    assert_int_equal(file_size(cache), -1);
+    backdate(root);
+    sn_dataset_free(open_cached(root, SN_INDEX_SCANNED));
+    assert_true(file_size(cache) > 0);
+    struct sn_dataset *ds = open_cached(root, SN_INDEX_CACHED);
+    assert_same_dataset(ref, ds);
+    sn_dataset_free(ds);
+
+    /* without the cache setting nothing is read or written */
+    struct sn_data_conf dc;
+    conf_for(&dc, "", 28);
+    set_path(dc.dir, root);
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_int_equal(ds->index_source, SN_INDEX_SCANNED);
+    sn_dataset_free(ds);
+
+    /* a file added to a class folder, to a subfolder, a file removed, a new class folder:
+       each is seen */
+    const char *changes[] = {"touch '%s/train/a/4.jpg'", "touch '%s/train/b/sub/w.jpg'",
+                             "rm '%s/train/a/1.jpg'", "mkdir '%s/train/d' && touch '%s/train/d/1.jpg'"};
+    const int delta[] = {1, 1, -1, 1};
+    int n = ref->n;
+    for (int k = 0; k < 4; k++) {
+        char cmd[3000];
+        snprintf(cmd, sizeof cmd, changes[k], root, root);
+        assert_int_equal(system(cmd), 0);
+        ds = open_cached(root, SN_INDEX_SCANNED);
+        n += delta[k];
+        assert_int_equal(ds->n, n);
+        assert_true(ds->fingerprint != ref->fingerprint);
+        sn_dataset_free(ds);
+        backdate(root);
+        sn_dataset_free(open_cached(root, SN_INDEX_SCANNED)); /* rewrites the cache */
+        ds = open_cached(root, SN_INDEX_CACHED);
+        assert_int_equal(ds->n, n);
+        sn_dataset_free(ds);
+    }
+    assert_int_equal(n, ref->n + 2);
+
+    /* a damaged cache: truncated, or one byte flipped anywhere, is never trusted; the scan's
+       result is the same as a fresh one and the cache is rebuilt */
+    struct sn_dataset *fresh = open_cached(root, SN_INDEX_CACHED);
+    long size = file_size(cache);
+    FILE *f = fopen(cache, "rb");
+    assert_non_null(f);
+    unsigned char *good = malloc((size_t)size);
+    assert_non_null(good);
+    assert_int_equal(fread(good, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    const long cuts[] = {0, 3, 23, 24, size / 2, size - 1};
+    for (int k = 0; k < 6; k++) {
+        write_bytes(cache, good, (size_t)cuts[k]);
+        ds = open_cached(root, SN_INDEX_SCANNED);
+        assert_same_dataset(fresh, ds);
+        sn_dataset_free(ds);
+        assert_int_equal(file_size(cache), size); /* rebuilt */
+    }
+    for (long i = 0; i < size; i += (i < 64 ? 1 : 7)) {
+        good[i] ^= 0x01;
+        write_bytes(cache, good, (size_t)size);
+        good[i] ^= 0x01;
+        ds = open_cached(root, SN_INDEX_SCANNED);
+        assert_same_dataset(fresh, ds);
+        sn_dataset_free(ds);
+    }
+    ds = open_cached(root, SN_INDEX_CACHED);
+    sn_dataset_free(ds);
+    free(good);
+    sn_dataset_free(fresh);
+    sn_dataset_free(ref);
+
+    /* a cache that cannot be written (its name taken by a folder, as a read-only data folder
+       would refuse it) is no error: the folder is scanned each time */
+    assert_int_equal(unlink(cache), 0);
+    assert_int_equal(mkdir(cache, 0755), 0);
+    backdate(root);
+    for (int k = 0; k < 2; k++) {
+        ds = open_cached(root, SN_INDEX_SCANNED);
+        assert_int_equal(ds->n, n);
+        sn_dataset_free(ds);
+    }
+    assert_int_equal(rmdir(cache), 0);
+
+    /* the test hook that MPI tests set on ranks that must not scan */
+    setenv("SN_TEST_FORBID_SCAN", "1", 1);
+    expect_open_error(&dc, SN_SPLIT_TRAIN, "SN_TEST_FORBID_SCAN");
+    unsetenv("SN_TEST_FORBID_SCAN");
+}
+
 static void test_epoch_order(void **state)
 {
     (void)state;
@@ -911,6 +1137,8 @@ int main(void)
         cmocka_unit_test(test_scan_sorted),
         cmocka_unit_test(test_scan_errors),
         cmocka_unit_test(test_validation_split),
+        cmocka_unit_test(test_pack_round_trip),
+        cmocka_unit_test(test_index_cache),
         cmocka_unit_test(test_epoch_order),
         cmocka_unit_test(test_shard_arithmetic),
         cmocka_unit_test(test_loader_ranks),

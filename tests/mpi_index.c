@@ -1,0 +1,201 @@
+/* mpi_index.c — the file list read by rank 0 alone and broadcast (sn_dataset_open_shared), at
+ * every rank count ctest runs (1..4).
+ *
+ * Ranks other than 0 run with the SN_TEST_FORBID_SCAN hook set, so that a rank that reads a data
+ * folder itself fails instead of passing by accident; afterwards, with the hook cleared, each
+ * rank scans for itself and must find exactly what it received. An error met by rank 0 reaches
+ * every rank; a rank without the folder rank 0 listed says so. */
+#include <setjmp.h> // defines: jmp_buf (cmocka needs it)
+#include <stdarg.h> // defines: va_list (cmocka needs it)
+#include <stddef.h> // defines: size_t (cmocka needs it)
+#include <stdint.h> // defines: uintmax_t (cmocka needs it)
+#include <cmocka.h> // defines: cmocka_unit_test, assert_int_equal, cmocka_run_group_tests
+
+#include <stdio.h>    // defines: snprintf, fopen
+#include <stdlib.h>   // defines: malloc, free, setenv, getenv
+#include <string.h>   // defines: strstr, strcmp
+#include <sys/stat.h> // defines: mkdir
+#include <unistd.h>   // defines: chdir, getcwd
+
+#include "data.h"
+#include "dist.h"
+#include "testutil.h"
+
+#define WATCHDOG_SECONDS 20.0
+
+static int group_setup(void **state)
+{
+    struct sn_dist *d = malloc(sizeof *d);
+    struct sn_err err = {0};
+    if (d == NULL || sn_dist_init(d, NULL, NULL, &err) != SN_OK) {
+        fprintf(stderr, "mpi_index: sn_dist_init failed: %s\n", err.msg);
+        free(d);
+        return -1;
+    }
+    sn_dist_set_watchdog(d, WATCHDOG_SECONDS);
+    *state = d;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    sn_dist_finalize(*state);
+    free(*state);
+    return 0;
+}
+
+/* DIR/{train,val}/<class>/<file> made by rank 0; every rank gets the path. */
+static void make_tree(struct sn_dist *d, char *root, size_t cap)
+{
+    const char *base = getenv("SN_TEST_TMP");
+    snprintf(root, cap, "%s/mpi_index_%d", base ? base : "/tmp/shardnet-test", d->world);
+    struct sn_err err = {0};
+    if (d->rank == 0) {
+        char name[64];
+        snprintf(name, sizeof name, "mpi_index_%d", d->world);
+        sn_test_dir(name); /* empty: a cache left by an earlier run would be used */
+        static const char *const files[] = {
+            "train/cat/1.jpg", "train/cat/2.jpg", "train/cat/deep/3.jpg", "train/dog/a.png",
+            "train/dog/b.png", "train/emu/x.jpeg", "val/cat/v1.jpg",      "val/emu/v2.jpg"};
+        char p[1400];
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            snprintf(p, sizeof p, "%s/%s", root, files[i]);
+            for (char *s = p + 1; *s; s++)
+                if (*s == '/') {
+                    *s = '\0';
+                    mkdir(p, 0755);
+                    *s = '/';
+                }
+            FILE *f = fopen(p, "w");
+            assert_non_null(f);
+            fputs("x", f);
+            fclose(f);
+        }
+    }
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+}
+
+static void conf(struct sn_data_conf *dc, const char *root)
+{
+    memset(dc, 0, sizeof *dc);
+    snprintf(dc->dir, sizeof dc->dir, "%s", root);
+    dc->height = dc->width = 8;
+    dc->channels = 1;
+    dc->index_cache = 1;
+}
+
+static void assert_same(const struct sn_dataset *a, const struct sn_dataset *b)
+{
+    assert_string_equal(a->root, b->root);
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(a->n_found, b->n_found);
+    assert_int_equal(a->n_classes, b->n_classes);
+    assert_true(a->fingerprint == b->fingerprint);
+    for (int c = 0; c < a->n_classes; c++) {
+        assert_string_equal(a->class_names[c], b->class_names[c]);
+        assert_int_equal(a->class_count[c], b->class_count[c]);
+    }
+    for (int i = 0; i < a->n; i++) {
+        assert_string_equal(a->paths[i], b->paths[i]);
+        assert_int_equal(a->labels[i], b->labels[i]);
+    }
+}
+
+static void test_ranks_receive_rank0_index(void **state)
+{
+    struct sn_dist *d = *state;
+    char root[1024];
+    make_tree(d, root, sizeof root);
+    struct sn_data_conf dc;
+    conf(&dc, root);
+    struct sn_err err = {0};
+    if (d->rank > 0)
+        setenv("SN_TEST_FORBID_SCAN", "1", 1);
+    struct sn_dataset *train = NULL, *val = NULL;
+    int rc = sn_dataset_open_shared(&train, d, &dc, SN_SPLIT_TRAIN, NULL, &err);
+    if (rc != SN_OK)
+        fail_msg("rank %d: %s", d->rank, err.msg);
+    struct sn_classes known = {train->n_classes, (const char(*)[64])train->class_names};
+    rc = sn_dataset_open_shared(&val, d, &dc, SN_SPLIT_VAL, &known, &err);
+    if (rc != SN_OK)
+        fail_msg("rank %d: %s", d->rank, err.msg);
+    unsetenv("SN_TEST_FORBID_SCAN");
+    assert_int_equal(train->index_source,
+                     d->rank == 0 || d->world == 1 ? SN_INDEX_SCANNED : SN_INDEX_RECEIVED);
+    assert_int_equal(train->n, 6);
+    assert_int_equal(val->n, 2);
+    assert_int_equal(val->class_count[1], 0); /* dog: the split lacks it */
+
+    /* what each rank finds by itself, once allowed to look */
+    dc.index_cache = 0;
+    struct sn_dataset *own = NULL;
+    assert_int_equal(sn_dataset_open(&own, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_same(train, own);
+    sn_dataset_free(own);
+    assert_int_equal(sn_dataset_open(&own, &dc, SN_SPLIT_VAL, &known, &err), SN_OK);
+    assert_same(val, own);
+    sn_dataset_free(own);
+    sn_dataset_free(train);
+    sn_dataset_free(val);
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+}
+
+static void test_rank0_error_reaches_every_rank(void **state)
+{
+    struct sn_dist *d = *state;
+    struct sn_data_conf dc;
+    conf(&dc, "/nonexistent-shardnet-data");
+    struct sn_err err = {0};
+    if (d->rank > 0)
+        setenv("SN_TEST_FORBID_SCAN", "1", 1);
+    struct sn_dataset *ds = NULL;
+    int rc = sn_dataset_open_shared(&ds, d, &dc, SN_SPLIT_TRAIN, NULL, &err);
+    unsetenv("SN_TEST_FORBID_SCAN");
+    assert_int_equal(rc, SN_EDATA);
+    assert_null(ds);
+    if (strstr(err.msg, "/nonexistent-shardnet-data") == NULL)
+        fail_msg("rank %d: '%s' does not name the folder", d->rank, err.msg);
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+}
+
+/* Rank 0 lists a folder that another rank does not have (a relative path, from another working
+ * directory): that rank says so, naming the folder, instead of failing on every image. */
+static void test_folder_missing_on_a_rank(void **state)
+{
+    struct sn_dist *d = *state;
+    char root[1024], base[1024], cwd[4096];
+    make_tree(d, root, sizeof root);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    snprintf(base, sizeof base, "%s", root);
+    char *slash = strrchr(base, '/');
+    assert_non_null(slash);
+    *slash = '\0';
+    assert_int_equal(chdir(d->rank == 0 ? base : "/"), 0);
+    struct sn_data_conf dc;
+    conf(&dc, slash + 1);
+    struct sn_err err = {0};
+    struct sn_dataset *ds = NULL;
+    int rc = sn_dataset_open_shared(&ds, d, &dc, SN_SPLIT_TRAIN, NULL, &err);
+    assert_int_equal(chdir(cwd), 0);
+    if (d->rank == 0) {
+        assert_int_equal(rc, SN_OK);
+        sn_dataset_free(ds);
+    } else {
+        assert_int_equal(rc, SN_EDATA);
+        assert_null(ds);
+        if (strstr(err.msg, "listed by rank 0, is not a folder here") == NULL ||
+            strstr(err.msg, slash + 1) == NULL)
+            fail_msg("rank %d: '%s'", d->rank, err.msg);
+    }
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ranks_receive_rank0_index),
+        cmocka_unit_test(test_rank0_error_reaches_every_rank),
+        cmocka_unit_test(test_folder_missing_on_a_rank),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
