@@ -5,7 +5,7 @@
 #include <math.h>   // defines: fabs, isnan
 #include <signal.h> // defines: sigaction, sig_atomic_t
 #include <stdio.h>  // defines: fprintf, printf
-#include <stdlib.h> // defines: strtol, malloc
+#include <stdlib.h> // defines: strtol, strtoull, malloc
 #include <errno.h>  // defines: errno
 #include <string.h> // defines: strcmp, strncmp, strchr, strerror
 #include <strings.h> // defines: strncasecmp
@@ -45,6 +45,9 @@ static const char usage_text[] =
     "                                    class probabilities of each image\n"
     "  bench CONFIG [--batch N] [--iters N] [--backend auto|blas|onednn|winograd|ref] [--data-only]\n"
     "                                    images/s, GFLOP/s and per-layer times\n"
+    "  bench --allreduce [--sizes 4K,64K,1M,16M] [--iters N] [--csv FILE]\n"
+    "                                    the gradient exchange alone: median time per message\n"
+    "                                    size over the job's ranks (--csv: a row per size)\n"
     "  import-weights CONFIG --keras FILE.h5 -o CKPT [--by-name]\n"
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
     "                                    .weights.h5) as a checkpoint of CONFIG's network;\n"
@@ -96,9 +99,9 @@ struct args {
     const char *sets[SN_MAX_SETS];
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
-    const char *keras, *output, *init;
+    const char *keras, *output, *init, *sizes, *csv;
     int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
-    int expand_nested;
+    int expand_nested, allreduce;
     char **positional;
     int n_positional;
 };
@@ -143,6 +146,10 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->backend = v;
         else if (strcmp(o, "--source") == 0)
             a->source = v;
+        else if (strcmp(o, "--sizes") == 0)
+            a->sizes = v;
+        else if (strcmp(o, "--csv") == 0)
+            a->csv = v;
         else if (strcmp(o, "--init") == 0)
             a->init = v;
         else if (strcmp(o, "--keras") == 0)
@@ -182,6 +189,9 @@ static int parse_args(int argc, char **argv, struct args *a)
             takes = 0;
         } else if (strcmp(o, "--expand-nested") == 0) {
             a->expand_nested = 1;
+            takes = 0;
+        } else if (strcmp(o, "--allreduce") == 0) {
+            a->allreduce = 1;
             takes = 0;
         } else if (strncmp(o, "--", 2) == 0 && o[2] != '\0') {
             return usage_error("unknown option %s", o);
@@ -351,6 +361,61 @@ static void catch_stop_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
     sa.sa_flags = SA_RESETHAND;
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* --sizes 4K,64K,1M,16M: byte counts, K = 1024, M = 1024^2, G = 1024^3, each a whole number
+ * of floats. Returns 0, or the usage error's exit status. */
+static int parse_sizes(const char *list, struct sn_allreduce_opts *o)
+{
+    o->n_sizes = 0;
+    for (const char *p = list; *p;) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || errno || *p == '-')
+            return usage_error("--sizes %s: expected sizes in bytes like 4K,64K,1M,16M", list);
+        unsigned long long mul = 1;
+        if (*end == 'K' || *end == 'k')
+            mul = 1ULL << 10, end++;
+        else if (*end == 'M' || *end == 'm')
+            mul = 1ULL << 20, end++;
+        else if (*end == 'G' || *end == 'g')
+            mul = 1ULL << 30, end++;
+        if ((*end != ',' && *end != '\0') || v == 0 || v > (1ULL << 30) / mul ||
+            (v * mul) % 4 != 0)
+            return usage_error("--sizes %s: each size must be a whole number of 4-byte floats, "
+                               "from 4 to 1G bytes (4K,64K,1M,16M)", list);
+        if (o->n_sizes == SN_ALLREDUCE_MAX_SIZES)
+            return usage_error("--sizes %s: at most 32 sizes", list);
+        o->sizes[o->n_sizes++] = (size_t)(v * mul);
+        p = *end == ',' ? end + 1 : end;
+        if (*end == ',' && !*p)
+            return usage_error("--sizes %s: a size is missing after the last comma", list);
+    }
+    if (o->n_sizes == 0)
+        return usage_error("--sizes %s: no size given", list);
+    return 0;
+}
+
+/* `bench --allreduce`: no config, every rank of the job. */
+static int cmd_bench_allreduce(struct args *a, int *argc, char ***argv)
+{
+    struct sn_allreduce_opts o = {.iters = a->iters, .csv = a->csv};
+    if (a->sizes) {
+        int rc = parse_sizes(a->sizes, &o);
+        if (rc != 0)
+            return rc;
+    }
+    if (a->config)
+        return usage_error("bench --allreduce takes no CONFIG (got %s)", a->config);
+    if (a->batch || a->backend || a->data_only || a->n_sets)
+        return usage_error("%s", "bench --allreduce takes only --sizes, --iters and --csv");
+    struct sn_err err = {0};
+    struct sn_dist d;
+    if (sn_dist_init(&d, argc, argv, &err) != SN_OK)
+        return report(&err);
+    int rc = sn_bench_allreduce(&d, &o, stdout, &err);
+    return finish_dist(&d, rc, &err);
 }
 
 /* The commands that run on every rank of an MPI job. */
@@ -671,9 +736,14 @@ int sn_cli_main(int argc, char **argv)
         return rc;
     /* positional[0] is the command itself */
     a.config = a.n_positional > 1 ? a.positional[1] : NULL;
-    int needs_config = strcmp(cmd, "dataset") != 0;
-    if (needs_config && !a.config)
+    int is_bench = strcmp(cmd, "bench") == 0;
+    int needs_config = strcmp(cmd, "dataset") != 0 && !(is_bench && a.allreduce);
+    if ((a.allreduce && !is_bench) || (!a.allreduce && (a.sizes || a.csv)))
+        rc = usage_error("%s: --allreduce, --sizes and --csv go with bench --allreduce", cmd);
+    else if (needs_config && !a.config)
         rc = usage_error("%s needs a CONFIG (or CKPT) argument", cmd);
+    else if (is_bench && a.allreduce)
+        rc = cmd_bench_allreduce(&a, &argc, &argv);
     else if (strcmp(cmd, "summary") == 0)
         rc = cmd_summary(&a);
     else if (strcmp(cmd, "train") == 0)
