@@ -57,6 +57,23 @@ check "fit: R^2 near 1" contains fit.out "^R^2 = 0.99\|^R^2 = 1.0000"
 "$ab" fit --weight absolute synth.csv > fit2.out 2>&1
 b2=$(sed -n 's/^beta = \([0-9.]*\) ns\/byte$/\1/p' fit2.out)
 check "fit --weight absolute: beta ${b2:-?} within 1%" awk -v x="${b2:-0}" 'BEGIN { exit !(x > 0.37 * 0.99 && x < 0.37 * 1.01) }'
+# the binomial model (Open MPI 4.1's in-place non-blocking allreduce) from its own synthetic CSV
+python3 - > synthb.csv <<'PY'
+import math
+alpha, beta = 11e-6, 1.6e-9
+print("ranks,bytes,median_us")
+for p in (2, 3, 4, 8):
+    for n in (4096, 65536, 1 << 20, 16 << 20):
+        r = math.ceil(math.log2(p))
+        print(f"{p},{n},{2 * r * (alpha + n * beta) * 1e6:.4f}")
+PY
+"$ab" fit --model binomial synthb.csv > fitb.out 2>&1
+a=$(sed -n 's/^alpha = \([0-9.]*\) us$/\1/p' fitb.out)
+b=$(sed -n 's/^beta = \([0-9.]*\) ns\/byte$/\1/p' fitb.out)
+check "fit --model binomial: alpha ${a:-?} us within 1% of 11" awk -v x="${a:-0}" 'BEGIN { exit !(x > 11 * 0.99 && x < 11 * 1.01) }'
+check "fit --model binomial: beta ${b:-?} ns/byte within 1% of 1.6" awk -v x="${b:-0}" 'BEGIN { exit !(x > 1.6 * 0.99 && x < 1.6 * 1.01) }'
+r2=$(sed -n 's/^the ring model on the same points: .*R^2 = \([0-9.]*\)$/\1/p' fitb.out)
+check "fit --model binomial: the ring model fits these points worse (R^2 ${r2:-?} < 0.99)" below "${r2:-1}" 0.99
 "$ab" fit ar.csv > fitar.out 2>&1
 check "fit of the benchmark's own CSV: exit 0" test $? -eq 0
 check "fit of the benchmark's CSV: alpha and 1/beta printed" contains fitar.out "^1/beta = "
@@ -80,6 +97,10 @@ n=$(grep -cE '^ +(8|16|32|64) +[0-9.]+ \| ' pred.out)
 check "predict: rows 8, 16, 32, 64 in each of the 4 tables (got $n)" test "$n" -eq 16
 n=$(grep -cE '^  +(8|16|32|64) +[0-9.]+[* ] +[0-9.]+[* ] ' pred.out)
 check "predict: remedies for 8..64 in each of the 4 tables (got $n)" test "$n" -eq 16
+"$ab" predict --markdown --model binomial --model ring --alpha 10 --alpha 25 --net mnist:104202:30:20:2 > md.out 2>&1
+check "predict --markdown: exit 0" test $? -eq 0
+n=$(grep -cE '^\| mnist \| (10|100) Gbit/s \| (binomial|ring) \| (10|25) us \|( [0-9]+%, [*0-9.x]+ \([*0-9.x]+\) \|){4}$' md.out)
+check "predict --markdown: 8 rows of 4 node counts (got $n)" test "$n" -eq 8
 "$ab" predict --alpha 20 --net mnist:0:30:20:2 > predbad.out 2>&1
 check "predict with 0 params: usage error" test $? -eq 2
 
