@@ -4,7 +4,10 @@
  *
  * Under mpirun every rank runs the same steps, gradients are allreduced as in training, and
  * rank 0 prints aggregate images/s, the exchange split into transfer and waiting for the slower
- * rank, and the scaling against rank 0 training alone, measured in the same job. */
+ * rank, and the scaling against rank 0 training alone, measured in the same job.
+ *
+ * `bench --allreduce` times the gradient exchange alone, per message size, for an alpha-beta
+ * model of it (cluster/alphabeta fits one to its CSV). */
 #include "train.h"
 
 #include <math.h>   // defines: fmax
