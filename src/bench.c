@@ -7,7 +7,10 @@
  * rank, and the scaling against rank 0 training alone, measured in the same job.
  *
  * With --csv FILE rank 0 also writes the training figures as one CSV row under a header, for
- * scripts (cluster/scaling): the same numbers as the prose lines, none scraped from them. */
+ * scripts (cluster/scaling): the same numbers as the prose lines, none scraped from them.
+ *
+ * `bench --allreduce` times the gradient exchange alone, per message size, for an alpha-beta
+ * model of it (cluster/alphabeta fits one to its CSV). */
 #include "train.h"
 
 #include <math.h>   // defines: fmax, isnan, NAN
@@ -500,5 +503,123 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     if (rc == SN_OK)
         rc = bo->data_only ? bench_data(st, d, bo, out, err) : bench_train(st, cfg, d, bo, out, err);
     free(st);
+    return rc;
+}
+
+/* Timed calls per message size when --iters is not given: about 64 MB through the exchange per
+ * size, between 10 and 200 calls (16 MB: 10 calls, 4 KB: 200). */
+static int allreduce_iters(size_t bytes)
+{
+    size_t it = ((size_t)64 << 20) / bytes;
+    return it < 10 ? 10 : it > 200 ? 200 : (int)it;
+}
+
+/* One message size: checked once, warmed up, timed `iters` times. t (iters) receives each call's
+ * time averaged over ranks, on every rank. The calls are the gradients' own: a non-blocking sum
+ * of floats in place (sn_dist_iallreduce_sum) finished by sn_dist_wait, as gradsync.c does. */
+static int allreduce_size(struct sn_dist *d, float *buf, size_t n, int iters, double *t,
+                          struct sn_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (float)(d->rank + 1);
+    int req;
+    SN_FORWARD(sn_dist_iallreduce_sum(d, buf, n, &req, err));
+    SN_FORWARD(sn_dist_wait(d, req, err));
+    /* small integers: the sum is exact whatever the order */
+    const float want = (float)d->world * (float)(d->world + 1) / 2;
+    for (size_t i = 0; i < n; i++)
+        SN_RETURN_IF(buf[i] != want, err, SN_EINVAL,
+                     "allreduce of %zu bytes: element %zu is %g on rank %d, expected %g (the sum "
+                     "of 1..%d); HINT: the MPI library or the network corrupts messages",
+                     4 * n, i, (double)buf[i], d->rank, (double)want, d->world);
+    /* zeros from here on: the sums stay finite whatever the number of calls */
+    memset(buf, 0, n * sizeof *buf);
+    for (int it = -3; it < iters; it++) {
+        SN_FORWARD(sn_dist_barrier(d, err));
+        double t0 = sn_now();
+        SN_FORWARD(sn_dist_iallreduce_sum(d, buf, n, &req, err));
+        SN_FORWARD(sn_dist_wait(d, req, err));
+        if (it >= 0)
+            t[it] = sn_now() - t0;
+    }
+    SN_FORWARD(sn_dist_allreduce_sum_f64(d, t, (size_t)iters, err));
+    for (int it = 0; it < iters; it++)
+        t[it] /= d->world;
+    return SN_OK;
+}
+
+int sn_bench_allreduce(struct sn_dist *d, const struct sn_allreduce_opts *o, FILE *out,
+                       struct sn_err *err)
+{
+    static const size_t defaults[] = {4 << 10, 64 << 10, 1 << 20, 16 << 20};
+    const size_t *sizes = o->n_sizes ? o->sizes : defaults;
+    int n_sizes = o->n_sizes ? o->n_sizes : 4;
+    size_t max_bytes = 0;
+    int max_iters = 0;
+    for (int s = 0; s < n_sizes; s++) {
+        SN_RETURN_IF(sizes[s] < 4 || sizes[s] % 4 || sizes[s] > ((size_t)1 << 30), err,
+                     SN_EINVAL, "--sizes: %zu bytes is not a whole number of floats between 4 "
+                     "bytes and 1G", sizes[s]);
+        int it = o->iters ? o->iters : allreduce_iters(sizes[s]);
+        max_bytes = sizes[s] > max_bytes ? sizes[s] : max_bytes;
+        max_iters = it > max_iters ? it : max_iters;
+    }
+    float *buf = malloc(max_bytes);
+    double *t = malloc((size_t)max_iters * sizeof *t);
+    struct sn_atomic_file af = {0};
+    int rc = buf && t ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
+    /* the file is opened before the first call so that a wrong path fails at once, on rank 0;
+       the other ranks learn it from the flag */
+    int bad = 0;
+    if (rc == SN_OK && d->rank == 0 && o->csv) {
+        rc = sn_atomic_open(&af, o->csv, err);
+        bad = rc != SN_OK;
+    }
+    if (d->world > 1) {
+        struct sn_err ignored = {0};
+        if (sn_dist_allreduce_max_int(d, &bad, &ignored) != SN_OK)
+            bad = 1;
+        if (bad && rc == SN_OK)
+            rc = sn_err_set(err, SN_EIO, "rank 0 could not create %s", o->csv);
+    }
+    if (bad) {
+        /* every rank stops here together: rank 0 alone reports why */
+        err->collective = 1;
+        if (d->rank != 0)
+            err->msg[0] = '\0';
+    }
+    if (rc == SN_OK && d->rank == 0) {
+        fprintf(out, "allreduce: %d rank%s on %s, non-blocking sum of floats in place (as the "
+                     "gradients), each call after a barrier; time averaged over ranks\n",
+                d->world, d->world > 1 ? "s" : "", d->host);
+        if (af.f)
+            fprintf(af.f, "ranks,bytes,iters,median_us,min_us,algbw_gbs,busbw_gbs\n");
+    }
+    for (int s = 0; s < n_sizes && rc == SN_OK; s++) {
+        int iters = o->iters ? o->iters : allreduce_iters(sizes[s]);
+        rc = allreduce_size(d, buf, sizes[s] / 4, iters, t, err);
+        if (rc != SN_OK || d->rank != 0)
+            continue;
+        qsort(t, (size_t)iters, sizeof *t, cmp_double);
+        double med = iters % 2 ? t[iters / 2] : (t[iters / 2 - 1] + t[iters / 2]) / 2;
+        /* algorithm bandwidth: bytes / time; bus bandwidth: what each link carried, a ring's
+           2 (p-1)/p of the message (nccl-tests' convention), comparable across rank counts */
+        double alg = (double)sizes[s] / fmax(med, 1e-12) / 1e9;
+        double bus = alg * 2.0 * (d->world - 1) / d->world;
+        fprintf(out, "  %10zu bytes: median %10.1f us, min %10.1f us (%d calls), %.3f GB/s "
+                     "algorithm, %.3f GB/s bus\n",
+                sizes[s], 1e6 * med, 1e6 * t[0], iters, alg, bus);
+        if (af.f)
+            fprintf(af.f, "%d,%zu,%d,%.3f,%.3f,%.6f,%.6f\n", d->world, sizes[s], iters, 1e6 * med,
+                    1e6 * t[0], alg, bus);
+    }
+    if (af.f) {
+        if (rc == SN_OK)
+            rc = sn_atomic_commit(&af, err);
+        else
+            sn_atomic_abort(&af);
+    }
+    free(buf);
+    free(t);
     return rc;
 }

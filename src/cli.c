@@ -5,7 +5,7 @@
 #include <math.h>   // defines: fabs, isnan
 #include <signal.h> // defines: sigaction, sig_atomic_t
 #include <stdio.h>  // defines: fprintf, printf
-#include <stdlib.h> // defines: strtol, malloc
+#include <stdlib.h> // defines: strtol, strtoull, malloc
 #include <errno.h>  // defines: errno
 #include <string.h> // defines: strcmp, strncmp, strchr, strerror
 #include <strings.h> // defines: strncasecmp
@@ -51,6 +51,9 @@ static const char usage_text[] =
     "  timeline TRACE.json -o STEP.png [--step N]\n"
     "                                    one step of a --trace file drawn: every rank's lanes\n"
     "                                    (compute, allreduce buckets, data) on a time axis in ms\n"
+    "  bench --allreduce [--sizes 4K,64K,1M,16M] [--iters N] [--csv FILE]\n"
+    "                                    the gradient exchange alone: median time per message\n"
+    "                                    size over the job's ranks (--csv: a row per size)\n"
     "  import-weights CONFIG --keras FILE.h5 -o CKPT [--by-name]\n"
     "                                    a Keras weight file (Keras 2 .h5 or Keras 3\n"
     "                                    .weights.h5) as a checkpoint of CONFIG's network;\n"
@@ -111,9 +114,9 @@ struct args {
     const char *sets[SN_MAX_SETS];
     int n_sets;
     const char *checkpoint, *data, *resume, *compare, *backend, *source, *layers_config;
-    const char *keras, *output, *init, *csv, *trace;
+    const char *keras, *output, *init, *csv, *trace, *sizes;
     int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
-    int expand_nested, scaling;
+    int expand_nested, scaling, allreduce;
     int trace_events, step; /* step: -1 unless --step */
     char **positional;
     int n_positional;
@@ -160,12 +163,14 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->backend = v;
         else if (strcmp(o, "--source") == 0)
             a->source = v;
+        else if (strcmp(o, "--sizes") == 0)
+            a->sizes = v;
+        else if (strcmp(o, "--csv") == 0)
+            a->csv = v;
         else if (strcmp(o, "--init") == 0)
             a->init = v;
         else if (strcmp(o, "--keras") == 0)
             a->keras = v;
-        else if (strcmp(o, "--csv") == 0)
-            a->csv = v;
         else if (strcmp(o, "-o") == 0 || strcmp(o, "--output") == 0)
             a->output = v;
         else if (strcmp(o, "--trace") == 0)
@@ -211,6 +216,9 @@ static int parse_args(int argc, char **argv, struct args *a)
             takes = 0;
         } else if (strcmp(o, "--scaling") == 0) {
             a->scaling = 1;
+            takes = 0;
+        } else if (strcmp(o, "--allreduce") == 0) {
+            a->allreduce = 1;
             takes = 0;
         } else if (strncmp(o, "--", 2) == 0 && o[2] != '\0') {
             return usage_error("unknown option %s", o);
@@ -380,6 +388,61 @@ static void catch_stop_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
     sa.sa_flags = SA_RESETHAND;
     sigaction(SIGTERM, &sa, NULL);
+}
+
+/* --sizes 4K,64K,1M,16M: byte counts, K = 1024, M = 1024^2, G = 1024^3, each a whole number
+ * of floats. Returns 0, or the usage error's exit status. */
+static int parse_sizes(const char *list, struct sn_allreduce_opts *o)
+{
+    o->n_sizes = 0;
+    for (const char *p = list; *p;) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p || errno || *p == '-')
+            return usage_error("--sizes %s: expected sizes in bytes like 4K,64K,1M,16M", list);
+        unsigned long long mul = 1;
+        if (*end == 'K' || *end == 'k')
+            mul = 1ULL << 10, end++;
+        else if (*end == 'M' || *end == 'm')
+            mul = 1ULL << 20, end++;
+        else if (*end == 'G' || *end == 'g')
+            mul = 1ULL << 30, end++;
+        if ((*end != ',' && *end != '\0') || v == 0 || v > (1ULL << 30) / mul ||
+            (v * mul) % 4 != 0)
+            return usage_error("--sizes %s: each size must be a whole number of 4-byte floats, "
+                               "from 4 to 1G bytes (4K,64K,1M,16M)", list);
+        if (o->n_sizes == SN_ALLREDUCE_MAX_SIZES)
+            return usage_error("--sizes %s: at most 32 sizes", list);
+        o->sizes[o->n_sizes++] = (size_t)(v * mul);
+        p = *end == ',' ? end + 1 : end;
+        if (*end == ',' && !*p)
+            return usage_error("--sizes %s: a size is missing after the last comma", list);
+    }
+    if (o->n_sizes == 0)
+        return usage_error("--sizes %s: no size given", list);
+    return 0;
+}
+
+/* `bench --allreduce`: no config, every rank of the job. */
+static int cmd_bench_allreduce(struct args *a, int *argc, char ***argv)
+{
+    struct sn_allreduce_opts o = {.iters = a->iters, .csv = a->csv};
+    if (a->sizes) {
+        int rc = parse_sizes(a->sizes, &o);
+        if (rc != 0)
+            return rc;
+    }
+    if (a->config)
+        return usage_error("bench --allreduce takes no CONFIG (got %s)", a->config);
+    if (a->batch || a->backend || a->data_only || a->n_sets)
+        return usage_error("%s", "bench --allreduce takes only --sizes, --iters and --csv");
+    struct sn_err err = {0};
+    struct sn_dist d;
+    if (sn_dist_init(&d, argc, argv, &err) != SN_OK)
+        return report(&err);
+    int rc = sn_bench_allreduce(&d, &o, stdout, &err);
+    return finish_dist(&d, rc, &err);
 }
 
 /* The commands that run on every rank of an MPI job. */
@@ -741,18 +804,28 @@ int sn_cli_main(int argc, char **argv)
         return rc;
     /* positional[0] is the command itself */
     a.config = a.n_positional > 1 ? a.positional[1] : NULL;
-    int needs_config = strcmp(cmd, "dataset") != 0 && strcmp(cmd, "plot") != 0;
-    int traced = strcmp(cmd, "train") == 0 || strcmp(cmd, "bench") == 0;
+    int is_bench = strcmp(cmd, "bench") == 0;
+    int needs_config = strcmp(cmd, "dataset") != 0 && strcmp(cmd, "plot") != 0 &&
+                       !(is_bench && a.allreduce);
+    int traced = strcmp(cmd, "train") == 0 || is_bench;
     if ((a.trace || a.trace_events) && !traced)
         rc = usage_error("%s: --trace and --trace-events are for train and bench", cmd);
     else if (a.step >= 0 && strcmp(cmd, "timeline") != 0)
         rc = usage_error("%s: --step is for timeline", cmd);
     else if (a.trace_events && !a.trace)
         rc = usage_error("%s", "--trace-events needs --trace FILE");
+    else if ((a.allreduce && !is_bench) || (!a.allreduce && a.sizes))
+        rc = usage_error("%s: --allreduce and --sizes go with bench --allreduce", cmd);
+    else if (a.csv && !is_bench)
+        rc = usage_error("%s: --csv is for bench", cmd);
+    else if (a.allreduce && a.trace)
+        rc = usage_error("%s", "bench --allreduce takes no --trace");
     else if (needs_config && !a.config)
         rc = usage_error("%s needs a CONFIG (or CKPT, TRACE) argument", cmd);
     else if (strcmp(cmd, "timeline") == 0)
         rc = cmd_timeline(&a);
+    else if (is_bench && a.allreduce)
+        rc = cmd_bench_allreduce(&a, &argc, &argv);
     else if (strcmp(cmd, "summary") == 0)
         rc = cmd_summary(&a);
     else if (strcmp(cmd, "train") == 0)

@@ -139,4 +139,21 @@ struct sn_bench_opts {
 int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
              FILE *out, struct sn_err *err);
 
+#define SN_ALLREDUCE_MAX_SIZES 32
+struct sn_allreduce_opts {
+    size_t sizes[SN_ALLREDUCE_MAX_SIZES]; /* message sizes in bytes, multiples of 4 */
+    int n_sizes;                          /* 0 = 4 KB, 64 KB, 1 MB, 16 MB */
+    int iters;                            /* timed calls per size; 0 = by size (see bench.c) */
+    const char *csv;                      /* rank 0 also writes the rows here; NULL = none */
+};
+
+/* `shardnet bench --allreduce`: the gradient exchange alone (sn_dist_allreduce_sum on floats,
+ * in place, the call that sums the gradients) at each message size. Per size: one call whose
+ * result is checked (rank r sends r+1; every element must come back as the sum), warm-up calls,
+ * then `iters` calls, each started after a barrier and timed on every rank. Rank 0 prints one
+ * line per size: the median over calls of the time averaged over ranks, the minimum, and the
+ * bandwidths; with csv it writes the same figures, one row per size, atomically. */
+int sn_bench_allreduce(struct sn_dist *d, const struct sn_allreduce_opts *o, FILE *out,
+                       struct sn_err *err);
+
 #endif
