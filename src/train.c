@@ -787,6 +787,7 @@ static int setup(struct run *r, struct sn_err *err)
     snprintf(r->last_path, sizeof r->last_path, "%s/%s-last.ckpt", tc->ckpt_dir, tc->run_name);
     snprintf(r->best_path, sizeof r->best_path, "%s/%s-best.ckpt", tc->ckpt_dir, tc->run_name);
     snprintf(r->history_path, sizeof r->history_path, "%s/history.csv", tc->ckpt_dir);
+    int rc = SN_OK;
     if (d->rank == 0) {
         /* a directory that is a file, read-only or full is found now, not after an epoch:
            room for `last`, `best` and one temporary file */
@@ -796,12 +797,17 @@ static int setup(struct run *r, struct sn_err *err)
         sn_config_where(r->cfg, sn_config_find(r->cfg, "checkpoint"), "dir", what, sizeof what);
         char role[1300];
         snprintf(role, sizeof role, "checkpoint directory ([checkpoint] dir, %s)", what);
-        SN_FORWARD(sn_probe_dir(tc->ckpt_dir, role, 3 * 4 * floats + (1 << 20), err));
-        if (r->opts->trace)
-            SN_FORWARD(sn_trace_probe(r->opts->trace, err));
-        sn_remove_stale(tc->ckpt_dir, tc->run_name);
-        sn_remove_stale(tc->ckpt_dir, "history.csv");
+        rc = sn_probe_dir(tc->ckpt_dir, role, 3 * 4 * floats + (1 << 20), err);
+        if (rc == SN_OK && r->opts->trace)
+            rc = sn_trace_probe(r->opts->trace, err);
+        if (rc == SN_OK) {
+            sn_remove_stale(tc->ckpt_dir, tc->run_name);
+            sn_remove_stale(tc->ckpt_dir, "history.csv");
+        }
     }
+    /* rank 0's checks are everyone's before the data is opened, which is collective: a rank 0
+       that stopped here alone would leave the others waiting for its listing */
+    SN_FORWARD(agree(d, rc, err));
     return open_data(r, err);
 }
 
