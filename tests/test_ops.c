@@ -146,7 +146,8 @@ static void test_conv_small_cases(void **state)
 }
 
 /* Winograd's F(4x4, 3x3) reorders the sums and goes through fractions (1/4, 1/6, ...) that
- * float cannot hold exactly: agreement to 1e-4 relative, not 1e-5. On a CPU where oneDNN has no
+ * float cannot hold exactly: agreement to 5e-4 relative, not 1e-5 (a weight gradient summed
+ * over 16,000 positions, twice, is the worst case here: 1.5e-4). On a CPU where oneDNN has no
  * Winograd primitive the table computes as sn_ops_onednn, which is checked the same way. */
 static void test_conv_winograd(void **state)
 {
@@ -156,6 +157,9 @@ static void test_conv_winograd(void **state)
         {2, 12, 12, 16, 32, 3, 3, 1, 1, 1}, /* same */
         {3, 9, 11, 48, 16, 3, 3, 1, 1, 1},  /* odd sizes: partial 4x4 output tiles */
         {1, 6, 6, 64, 64, 3, 3, 1, 1, 1},   /* one image */
+        {24, 5, 5, 64, 128, 3, 3, 1, 1, 0}, /* Listing 8.1's third layer: one 3x3 tile */
+        {12, 13, 13, 32, 64, 3, 3, 1, 1, 0}, /* its second, at batch 12 */
+        {24, 28, 28, 1, 32, 3, 3, 1, 1, 0}, /* its first: one input channel */
         {2, 7, 7, 3, 16, 3, 3, 1, 1, 1},    /* RGB: oneDNN pads the channels to 16 */
         {2, 9, 9, 16, 16, 3, 3, 2, 2, 1},   /* stride 2: never Winograd */
     };
@@ -165,9 +169,9 @@ static void test_conv_winograd(void **state)
         make_desc(&cases[i], &d);
         if (sn_ops_winograd_has(&d))
             has++;
-        if (i == 5)
+        if (i == 8)
             assert_false(sn_ops_winograd_has(&d));
-        check_conv_case(&sn_ops_winograd, &cases[i], 1e-4, 0);
+        check_conv_case(&sn_ops_winograd, &cases[i], 5e-4, 0);
     }
     if (!has)
         print_message("note: oneDNN has no Winograd convolution on this CPU; checked its "
