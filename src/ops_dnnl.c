@@ -717,22 +717,21 @@ static void onednn_act_backward(enum sn_act act, const float *y, const float *dy
     sn_ops_blas.act_backward(act, y, dy, dx, rows, cols);
 }
 
+/* What the two oneDNN tables share: all but the convolutions. */
+#define ONEDNN_OPS_BUT_CONV                                                                    \
+    .gemm = onednn_gemm, .conv2d_scratch = onednn_conv2d_scratch,                              \
+    .maxpool_forward = onednn_maxpool_forward, .maxpool_backward = onednn_maxpool_backward,    \
+    .act_forward = onednn_act_forward, .act_backward = onednn_act_backward,                    \
+    .bias_forward = onednn_bias_forward, .bias_backward = onednn_bias_backward,                \
+    .avgpool_global_forward = onednn_avgpool_global_forward,                                   \
+    .avgpool_global_backward = onednn_avgpool_global_backward,                                 \
+    .batchnorm_forward = onednn_batchnorm_forward, .batchnorm_backward = onednn_batchnorm_backward
+
 const struct sn_ops sn_ops_onednn = {
     .name = "onednn",
-    .gemm = onednn_gemm,
-    .conv2d_scratch = onednn_conv2d_scratch,
     .conv2d_forward = onednn_conv2d_forward,
     .conv2d_backward = onednn_conv2d_backward,
-    .maxpool_forward = onednn_maxpool_forward,
-    .maxpool_backward = onednn_maxpool_backward,
-    .act_forward = onednn_act_forward,
-    .act_backward = onednn_act_backward,
-    .bias_forward = onednn_bias_forward,
-    .bias_backward = onednn_bias_backward,
-    .avgpool_global_forward = onednn_avgpool_global_forward,
-    .avgpool_global_backward = onednn_avgpool_global_backward,
-    .batchnorm_forward = onednn_batchnorm_forward,
-    .batchnorm_backward = onednn_batchnorm_backward,
+    ONEDNN_OPS_BUT_CONV,
 };
 
 int sn_ops_winograd_has(const struct sn_conv_desc *d)
@@ -742,20 +741,9 @@ int sn_ops_winograd_has(const struct sn_conv_desc *d)
 
 const struct sn_ops sn_ops_winograd = {
     .name = "winograd",
-    .gemm = onednn_gemm,
-    .conv2d_scratch = onednn_conv2d_scratch,
     .conv2d_forward = winograd_conv2d_forward,
     .conv2d_backward = winograd_conv2d_backward,
-    .maxpool_forward = onednn_maxpool_forward,
-    .maxpool_backward = onednn_maxpool_backward,
-    .act_forward = onednn_act_forward,
-    .act_backward = onednn_act_backward,
-    .bias_forward = onednn_bias_forward,
-    .bias_backward = onednn_bias_backward,
-    .avgpool_global_forward = onednn_avgpool_global_forward,
-    .avgpool_global_backward = onednn_avgpool_global_backward,
-    .batchnorm_forward = onednn_batchnorm_forward,
-    .batchnorm_backward = onednn_batchnorm_backward,
+    ONEDNN_OPS_BUT_CONV,
 };
 
 void sn_ops_onednn_set_threads(int n) { omp_set_num_threads(n < 1 ? 1 : n); }
