@@ -304,10 +304,13 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         rc = sn_optim_create(&opt, &settings->oc, m->n_params, err);
     if (rc == SN_OK)
         rc = sn_step_init(&step, d, m, opt, n, err);
-    if (rc == SN_OK)
-        rc = st.auto_backend ? sn_tune_backends(m, &(struct sn_tune_conf){.training = 1, .n = n,
-                                                .threads = sn_ops_get_threads()}, d, out, err)
-                             : SN_OK;
+    if (rc == SN_OK) {
+        struct sn_tune_conf tune = {.training = 1, .n = n, .threads = sn_ops_get_threads()};
+        if (st.auto_backend)
+            rc = sn_tune_backends(m, &tune, d, out, err);
+        else
+            sn_tune_prepare(m, &tune);
+    }
     if (rc == SN_OK && bo->trace) {
         rc = sn_trace_start(d, bo->trace_events, err);
         tracing = rc == SN_OK;
@@ -343,6 +346,7 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
                             .seed = tc->seed};
     struct sn_step_out so;
     double t_block = 0, t_skew = 0, t_step = 0;
+    size_t prims_before = sn_ops_onednn_primitives();
     for (int it = -2; it < 2 * iters && rc == SN_OK; it++) {
         int overlap = it % 2 == 0;
         if (it == 0) {
@@ -422,6 +426,10 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         if (wino)
             fprintf(out, "note: GFLOP/s count a direct convolution's multiply-adds; Winograd's "
                          "layers do fewer, so the share of GEMM peak can pass 100%%\n");
+        size_t prims = sn_ops_onednn_primitives();
+        if (prims > 0)
+            fprintf(out, "oneDNN primitives: %zu made before the training steps, %zu during them\n",
+                    prims_before, prims - prims_before);
         row.rate = r_train, row.step_ms = 1e3 * avg[0], row.inference_rate = r_inf;
         row.gflops = g_train, row.peak = peak;
         if (d->world > 1)

@@ -455,8 +455,23 @@ int sn_layer_has_backend_choice(const struct sn_layer *l)
            l->type == &sn_layer_dense || l->type == &sn_layer_globalaveragepooling2d;
 }
 
+static double time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
+                         const struct sn_ops *ops, int min_reps);
+
 double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
                            const struct sn_ops *ops)
+{
+    return time_layer(m, i, n, part, ops, 5);
+}
+
+void sn_model_prepare_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
+                            const struct sn_ops *ops)
+{
+    (void)time_layer(m, i, n, part, ops, 1);
+}
+
+static double time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
+                         const struct sn_ops *ops, int min_reps)
 {
     struct sn_layer *l = &m->layers[i];
     if (n > m->max_batch)
@@ -489,7 +504,7 @@ double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part p
     double best = 1e30, spent = 0;
     /* the best of at least 4 runs and 20 ms, after a first one (which creates oneDNN's
        primitives and faults the buffers in) */
-    for (int rep = 0; rep < 13 && (rep < 5 || spent < 0.02); rep++) {
+    for (int rep = 0; rep < 13 && (rep < min_reps || (min_reps > 1 && spent < 0.02)); rep++) {
         double t0 = sn_now();
         if (part == SN_TIME_FORWARD || part == SN_TIME_FORWARD_BACKWARD)
             l->type->forward(l, x, m->acts[i + 1], n, &ctx);

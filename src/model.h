@@ -118,6 +118,12 @@ enum sn_time_part {
 double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
                            const struct sn_ops *ops);
 
+/* Runs `part` of layer i once at batch n on ops, as sn_model_time_layer does, untimed: the
+ * backend makes what it keeps for the shape (oneDNN's primitives, their buffers) before the
+ * first step rather than in it. */
+void sn_model_prepare_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
+                            const struct sn_ops *ops);
+
 /* Zeroes the trainable gradient ranges. */
 void sn_model_zero_grads(struct sn_model *m);
 

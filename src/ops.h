@@ -114,6 +114,9 @@ void sn_ops_onednn_describe(char *buf, size_t n);
 /* Releases oneDNN's primitives, their buffers, its engine and stream (ops_dnnl.c keeps them
  * for the process: one per shape met); the next call makes again what it needs. */
 void sn_ops_onednn_free(void);
+/* How many primitives oneDNN's backends have made (or found it has none for) since the last
+ * sn_ops_onednn_free: bench checks that a step makes none. */
+size_t sn_ops_onednn_primitives(void);
 /* Sets the threads oneDNN's kernels use (OpenMP); called by sn_ops_set_threads. */
 void sn_ops_onednn_set_threads(int n);
 

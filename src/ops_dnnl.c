@@ -746,6 +746,8 @@ const struct sn_ops sn_ops_winograd = {
     ONEDNN_OPS_BUT_CONV,
 };
 
+size_t sn_ops_onednn_primitives(void) { return dn.n; }
+
 void sn_ops_onednn_set_threads(int n) { omp_set_num_threads(n < 1 ? 1 : n); }
 
 void sn_ops_onednn_describe(char *buf, size_t n)

@@ -1215,6 +1215,8 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
         if (r->st.auto_backend)
             rc = sn_tune_backends(r->model, &tc, d, d->rank == 0 && !opts->quiet ? r->con.out : NULL,
                                   err);
+        else
+            sn_tune_prepare(r->model, &tc);
     }
     int tracing = 0;
     if (rc == SN_OK && opts->trace) {
@@ -1541,9 +1543,12 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
         sn_ops_set_threads(tc.threads);
     /* a rank that hangs ends the job here as in training (dist.h) */
     sn_dist_set_watchdog(d, tc.watchdog);
-    if (rc == SN_OK && st->auto_backend) {
+    if (rc == SN_OK) {
         struct sn_tune_conf tune = {.n = local, .threads = sn_ops_get_threads()};
-        rc = sn_tune_backends(m, &tune, d, NULL, err);
+        if (st->auto_backend)
+            rc = sn_tune_backends(m, &tune, d, NULL, err);
+        else
+            sn_tune_prepare(m, &tune);
     }
     rc = agree(d, rc, err);
     struct sn_features f = {.base_hash = rc == SN_OK ? m->structure_hash : 0};

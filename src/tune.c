@@ -243,7 +243,7 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     }
     free(cache);
     /* the primitives and buffers of the candidates not chosen go; the chosen ones are made
-       again at the first step, with shared buffers sized for them alone */
+       again below, before the first step, with shared buffers sized for them alone */
     sn_ops_onednn_free();
     for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
@@ -279,5 +279,28 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     free(pick);
     free(times);
     free(from_cache);
+    if (rc == SN_OK)
+        sn_tune_prepare(m, tc); /* on every rank */
     return rc;
+}
+
+void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        if (!sn_layer_has_backend_choice(l))
+            continue;
+        enum sn_time_part parts[3];
+        int np = layer_parts(l, tc->training, parts);
+        const struct sn_ops *fwd = l->ops ? l->ops : m->ops;
+        for (int p = 0; p < np; p++) {
+            const struct sn_ops *ops = parts[p] == SN_TIME_BWD_DATA && l->ops_bwd_data
+                                           ? l->ops_bwd_data
+                                       : parts[p] == SN_TIME_BWD_WEIGHTS && l->ops_bwd_weights
+                                           ? l->ops_bwd_weights
+                                           : fwd;
+            if (ops == &sn_ops_onednn || ops == &sn_ops_winograd)
+                sn_model_prepare_layer(m, i, tc->n, parts[p], ops);
+        }
+    }
 }

@@ -27,6 +27,11 @@ struct sn_tune_conf {
                              $HOME/.cache/shardnet/backends.tsv; "" for none */
 };
 
+/* Makes what the oneDNN backends keep for each layer's shapes at batch tc->n (primitives,
+ * their buffers) by running each part once, so that no training step makes any; the layers'
+ * gradients are left zero. sn_tune_backends calls it; call it for a backend set by name. */
+void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc);
+
 /* Sets the ops of each layer of m that has a choice, on every rank of d (d may be NULL), and
  * prints one line per such layer on out (rank 0; out may be NULL): the backend, the times and
  * whether they came from the cache. A cache that cannot be read or written is not an error

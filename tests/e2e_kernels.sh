@@ -115,6 +115,12 @@ XDG_CACHE_HOME=$PWD/slowtune SN_TEST_TUNE_SLEEP=1 "${mpirun[@]}" -np 2 "$bin" tr
 rc=$?
 check "auto on 2 ranks, timing over 6 s, watchdog 4 s: exit 0 (got $rc)" test $rc -eq 0
 check "auto on 2 ranks, timing over 6 s: no watchdog abort" lacks slowtune.out "has waited"
+# oneDNN's primitives are made before the first training step, never in one
+for be in auto winograd; do
+    "$bin" bench "$cfg" --set train.threads=1 --batch 8 --iters 2 --backend $be > prims_$be.out 2>&1
+    check "bench, backend $be: no primitive made during the steps" \
+        contains prims_$be.out "^oneDNN primitives: [1-9][0-9]* made before the training steps, 0 during them$"
+done
 # an unknown backend names the choices
 "$bin" summary "$cfg" --set model.backend=cuda > badbackend.out 2>&1
 check "backend = cuda: exit 1" test $? -eq 1
