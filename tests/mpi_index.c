@@ -84,23 +84,6 @@ static void conf(struct sn_data_conf *dc, const char *root)
     dc->index_cache = 1;
 }
 
-static void assert_same(const struct sn_dataset *a, const struct sn_dataset *b)
-{
-    assert_string_equal(a->root, b->root);
-    assert_int_equal(a->n, b->n);
-    assert_int_equal(a->n_found, b->n_found);
-    assert_int_equal(a->n_classes, b->n_classes);
-    assert_true(a->fingerprint == b->fingerprint);
-    for (int c = 0; c < a->n_classes; c++) {
-        assert_string_equal(a->class_names[c], b->class_names[c]);
-        assert_int_equal(a->class_count[c], b->class_count[c]);
-    }
-    for (int i = 0; i < a->n; i++) {
-        assert_string_equal(a->paths[i], b->paths[i]);
-        assert_int_equal(a->labels[i], b->labels[i]);
-    }
-}
-
 static void test_ranks_receive_rank0_index(void **state)
 {
     struct sn_dist *d = *state;
@@ -130,10 +113,10 @@ static void test_ranks_receive_rank0_index(void **state)
     dc.index_cache = 0;
     struct sn_dataset *own = NULL;
     assert_int_equal(sn_dataset_open(&own, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
-    assert_same(train, own);
+    sn_test_assert_same_dataset(train, own);
     sn_dataset_free(own);
     assert_int_equal(sn_dataset_open(&own, &dc, SN_SPLIT_VAL, &known, &err), SN_OK);
-    assert_same(val, own);
+    sn_test_assert_same_dataset(val, own);
     sn_dataset_free(own);
     sn_dataset_free(train);
     sn_dataset_free(val);

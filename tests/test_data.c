@@ -447,23 +447,6 @@ static void backdate(const char *root)
     assert_int_equal(system(cmd), 0);
 }
 
-static void assert_same_dataset(const struct sn_dataset *a, const struct sn_dataset *b)
-{
-    assert_string_equal(a->root, b->root);
-    assert_int_equal(a->n, b->n);
-    assert_int_equal(a->n_found, b->n_found);
-    assert_int_equal(a->n_classes, b->n_classes);
-    assert_true(a->fingerprint == b->fingerprint);
-    for (int c = 0; c < a->n_classes; c++) {
-        assert_string_equal(a->class_names[c], b->class_names[c]);
-        assert_int_equal(a->class_count[c], b->class_count[c]);
-    }
-    for (int i = 0; i < a->n; i++) {
-        assert_string_equal(a->paths[i], b->paths[i]);
-        assert_int_equal(a->labels[i], b->labels[i]);
-    }
-}
-
 static void test_pack_round_trip(void **state)
 {
     (void)state;
@@ -484,7 +467,7 @@ static void test_pack_round_trip(void **state)
     size_t len = 0;
     assert_int_equal(sn_dataset_pack(ds, &buf, &len, &err), SN_OK);
     assert_int_equal(sn_dataset_unpack(&back, buf, len, &err), SN_OK);
-    assert_same_dataset(ds, back);
+    sn_test_assert_same_dataset(ds, back);
     assert_int_equal(back->index_source, SN_INDEX_RECEIVED);
     sn_dataset_free(back);
 
@@ -557,7 +540,7 @@ static void test_index_cache(void **state)
     sn_dataset_free(open_cached(root, SN_INDEX_SCANNED));
     assert_true(file_size(cache) > 0);
     struct sn_dataset *ds = open_cached(root, SN_INDEX_CACHED);
-    assert_same_dataset(ref, ds);
+    sn_test_assert_same_dataset(ref, ds);
     sn_dataset_free(ds);
 
     /* without the cache setting nothing is read or written */
@@ -606,7 +589,7 @@ static void test_index_cache(void **state)
     for (int k = 0; k < 6; k++) {
         write_bytes(cache, good, (size_t)cuts[k]);
         ds = open_cached(root, SN_INDEX_SCANNED);
-        assert_same_dataset(fresh, ds);
+        sn_test_assert_same_dataset(fresh, ds);
         sn_dataset_free(ds);
         assert_int_equal(file_size(cache), size); /* rebuilt */
     }
@@ -615,7 +598,7 @@ static void test_index_cache(void **state)
         write_bytes(cache, good, (size_t)size);
         good[i] ^= 0x01;
         ds = open_cached(root, SN_INDEX_SCANNED);
-        assert_same_dataset(fresh, ds);
+        sn_test_assert_same_dataset(fresh, ds);
         sn_dataset_free(ds);
     }
     ds = open_cached(root, SN_INDEX_CACHED);

@@ -5,6 +5,13 @@
 #include <stdio.h>  // defines: snprintf, fopen
 #include <stdlib.h> // defines: getenv, system
 
+#include <setjmp.h> // cmocka needs these three before it
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h> // defines: assert_string_equal, assert_int_equal, assert_true
+
+#include "data.h" // defines: struct sn_dataset
 #include "rng.h"
 
 const char *sn_test_dir(const char *name)
@@ -46,4 +53,21 @@ int sn_test_write_file(const char *path, const char *text)
         return -1;
     fputs(text, f);
     return fclose(f) == 0 ? 0 : -1;
+}
+
+void sn_test_assert_same_dataset(const struct sn_dataset *a, const struct sn_dataset *b)
+{
+    assert_string_equal(a->root, b->root);
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(a->n_found, b->n_found);
+    assert_int_equal(a->n_classes, b->n_classes);
+    assert_true(a->fingerprint == b->fingerprint);
+    for (int c = 0; c < a->n_classes; c++) {
+        assert_string_equal(a->class_names[c], b->class_names[c]);
+        assert_int_equal(a->class_count[c], b->class_count[c]);
+    }
+    for (int i = 0; i < a->n; i++) {
+        assert_string_equal(a->paths[i], b->paths[i]);
+        assert_int_equal(a->labels[i], b->labels[i]);
+    }
 }

@@ -14,5 +14,9 @@ void sn_test_fill(float *x, size_t n, float lo, float hi, uint64_t seed);
 double sn_test_max_rel_diff(const float *a, const float *b, size_t n);
 /* Writes text to a file; returns 0 on success. */
 int sn_test_write_file(const char *path, const char *text);
+/* cmocka assertions: two listings of a split are the same (root, counts, fingerprint, classes,
+ * every path and label, in order). */
+struct sn_dataset;
+void sn_test_assert_same_dataset(const struct sn_dataset *a, const struct sn_dataset *b);
 
 #endif
