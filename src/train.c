@@ -1561,8 +1561,12 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
         struct sn_classes known = {train ? train->n_classes : 0,
                                    train ? (const char(*)[64])train->class_names : NULL};
         struct sn_err e2 = {0};
+        /* a cold listing of a large split on a shared file system may take rank 0 minutes while
+           the others wait for it, as in training, where the watchdog starts after the listing */
+        sn_dist_set_watchdog(d, 0);
         int orc = sn_dataset_open_shared(&ds, d, &st->dc, (enum sn_split)s, train ? &known : NULL,
                                          &e2);
+        sn_dist_set_watchdog(d, tc.watchdog);
         if (orc != SN_OK && s > 0) { /* a split without a folder is left out, and said */
             if (d->rank == 0)
                 fprintf(out, "note: no %s split: %s\n", names[s], e2.msg);
