@@ -126,17 +126,19 @@ static int cache_append(const char *path, const char *key, int pick, const doubl
     return fclose(f) == 0 ? 0 : -1;
 }
 
-/* Whether candidate k can differ from the others on layer l: the Winograd table is oneDNN's but
- * for the convolutions oneDNN has a Winograd primitive for. A candidate not timed has time 0. */
-static int candidate_applies(int k, const struct sn_layer *l)
+/* Which candidates can differ from the others on layer l (applies[k]): the Winograd table is
+ * oneDNN's but for the convolutions oneDNN has a Winograd primitive for. A candidate not timed
+ * has time 0, in the cache too. */
+static void candidates_applying(const struct sn_layer *l, int applies[N_OPS])
 {
-    if (candidates[k] != &sn_ops_winograd)
-        return 1;
-    if (l->type != &sn_layer_conv2d)
-        return 0;
-    struct sn_conv_desc d;
-    sn_conv2d_desc(l, 1, &d);
-    return sn_ops_winograd_has(&d);
+    for (int k = 0; k < N_OPS; k++) {
+        applies[k] = candidates[k] != &sn_ops_winograd;
+        if (!applies[k] && l->type == &sn_layer_conv2d) {
+            struct sn_conv_desc d;
+            sn_conv2d_desc(l, 1, &d);
+            applies[k] = sn_ops_winograd_has(&d);
+        }
+    }
 }
 
 /* The parts of a layer chosen apart (model.h): a convolution's three, pooling's pair. */
@@ -209,6 +211,7 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
         enum sn_time_part parts[3];
         int np = layer_parts(l, tc->training, parts);
         from_cache[i] = 1;
+        int applies[N_OPS], known = 0; /* applies: found at the first part the cache lacks */
         char base[1024];
         layer_key(l, tc, kernels, base, sizeof base);
         for (int p = 0; p < np; p++) {
@@ -218,12 +221,13 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
             int b = 0;
             if (!cache_lookup(cache, key, &b, t)) {
                 from_cache[i] = 0;
+                if (!known)
+                    candidates_applying(l, applies), known = 1;
                 for (int k = 0; k < N_OPS; k++)
-                    t[k] = candidate_applies(k, l)
-                               ? sn_model_time_layer(m, i, tc->n, parts[p], candidates[k])
-                               : 0;
+                    t[k] = applies[k] ? sn_model_time_layer(m, i, tc->n, parts[p], candidates[k])
+                                      : 0;
                 for (int k = 1; k < N_OPS; k++)
-                    if (candidate_applies(k, l) && t[k] < t[b])
+                    if (applies[k] && t[k] < t[b])
                         b = k;
                 if (!cache_failed && cache_append(path, key, b, t) != 0) {
                     cache_failed = 1;
@@ -267,7 +271,7 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
                 len += snprintf(line + len, sizeof line - len, "%s %s %s (", p ? "," : "",
                                 part_names[parts[p]], ops->name);
             for (int k = 0; b >= 0 && k < N_OPS && len < (int)sizeof line; k++)
-                if (candidate_applies(k, l))
+                if (t[k] > 0) /* timed, here or in the cache */
                     len += snprintf(line + len, sizeof line - len, "%s%s %.3f ms", k ? ", " : "",
                                     candidates[k]->name, 1e3 * t[k]);
             if (b >= 0 && len < (int)sizeof line)
