@@ -88,10 +88,7 @@ start_long_run() {
     "${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set train.epochs=1000 \
         --set checkpoint.save_every=1 --set checkpoint.dir="$dir" "$@" > "$dir.out" 2>&1 &
     job=$!
-    for _ in $(seq 1 100); do
-        [ -s "$dir/mnist_convnet-last.ckpt" ] && break
-        sleep 0.2
-    done
+    wait_for_file "$dir/mnist_convnet-last.ckpt" 20
     victim=$(pgrep -f "checkpoint.dir=$dir" | while read -r p; do
         [ "$(cat /proc/$p/comm 2>/dev/null)" = shardnet ] && echo "$p"; done | tail -1)
     check "$dir: found a rank" test -n "$victim"

@@ -103,7 +103,7 @@ done
 on 1 "$run" --hostfile hosts1 --no-bind --max-restarts 2 --restart-delay 1 -- train "$cfg" "${slow[@]}" \
     --set checkpoint.dir=lost > lost.out 2>&1 &
 job=$!
-for _ in $(seq 1 300); do [ -s lost/mnist_convnet-last.ckpt ] && break; sleep 0.1; done
+wait_for_file lost/mnist_convnet-last.ckpt
 on2=$(ip netns pids "$name-h2")
 check "host 2's Open MPI daemon found" test -n "$(for p in $on2; do cat /proc/$p/comm; done | grep -x orted)"
 # shellcheck disable=SC2086

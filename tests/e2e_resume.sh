@@ -23,10 +23,7 @@ check "uninterrupted run exit 0" test $? -eq 0
 
 "${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set checkpoint.dir=stopped > stopped.out 2>&1 &
 job=$!
-for _ in $(seq 1 300); do
-    [ -s stopped/mnist_convnet-last.ckpt ] && break
-    sleep 0.1
-done
+wait_for_file stopped/mnist_convnet-last.ckpt
 kill -USR1 $job
 wait $job
 rc=$?

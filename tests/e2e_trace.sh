@@ -129,10 +129,7 @@ check "small buffer: the file says it is truncated" python3 check.py small.json 
 "${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set model.backend=ref --set checkpoint.save_every=1 \
     --set checkpoint.dir=stopped --trace stopped.json > stopped.out 2>&1 &
 job=$!
-for _ in $(seq 1 300); do
-    [ -s stopped/mnist_convnet-last.ckpt ] && break
-    sleep 0.1
-done
+wait_for_file stopped/mnist_convnet-last.ckpt
 kill -USR1 $job
 wait $job
 rc=$?

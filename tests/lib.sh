@@ -23,6 +23,13 @@ contains() { grep -q -- "$2" "$1" || { echo "--- $1 does not contain '$2':"; cat
 lacks() { ! grep -q -- "$2" "$1" || { echo "--- $1 contains '$2':"; cat "$1"; return 1; }; }
 below() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
 atleast() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+# wait_for_file FILE [SECONDS]: until FILE is there and not empty, at most SECONDS (30); the
+# checks that follow say what it means if it never came
+wait_for_file() {
+    local _
+    for _ in $(seq 1 $(( ${2:-30} * 10 ))); do [ -s "$1" ] && return 0; sleep 0.1; done
+    return 1
+}
 finish() {
     echo "$passes passed, $fails failed"
     [ "$fails" -eq 0 ]
