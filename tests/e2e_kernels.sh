@@ -118,12 +118,12 @@ check "auto on 2 ranks, timing over 6 s: no watchdog abort" lacks slowtune.out "
 # rank 0 stuck in the timing of one layer (held 60 s, watchdog 4 s): the other rank's watchdog
 # ends the job with 76 (peer lost), well before the hold is over
 start=$(date +%s)
-XDG_CACHE_HOME=$PWD/stucktune SN_TEST_TUNE_SLEEP=60 "${mpirun[@]}" -np 2 "$bin" train "$cfg" \
-    "${auto[@]}" --set train.watchdog=4 --set checkpoint.dir=stucktune > stucktune.out 2>&1
+XDG_CACHE_HOME=$PWD/heldtiming SN_TEST_TUNE_SLEEP=60 "${mpirun[@]}" -np 2 "$bin" train "$cfg" \
+    "${auto[@]}" --set train.watchdog=4 --set checkpoint.dir=heldtiming > heldtiming.out 2>&1
 rc=$?
 check "rank 0 stuck while timing: exit 76 (got $rc)" test $rc -eq 76
 check "rank 0 stuck while timing: ended within 30 s" test $(( $(date +%s) - start )) -le 30
-check "rank 0 stuck while timing: the watchdog names the wait" contains stucktune.out "has waited"
+check "rank 0 stuck while timing: the watchdog names the wait" contains heldtiming.out "has waited"
 # oneDNN's primitives are made before the first training step, never in one
 for be in auto winograd; do
     "$bin" bench "$cfg" --set train.threads=1 --batch 8 --iters 2 --backend $be > prims_$be.out 2>&1
