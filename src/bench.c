@@ -305,7 +305,8 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
     if (rc == SN_OK)
         rc = sn_step_init(&step, d, m, opt, n, err);
     if (rc == SN_OK) {
-        struct sn_tune_conf tune = {.training = 1, .n = n, .threads = sn_ops_get_threads()};
+        struct sn_tune_conf tune = {.training = 1, .n = n, .threads = sn_ops_get_threads(),
+                                    .bf16 = tc->bf16};
         if (st.auto_backend)
             rc = sn_tune_backends(m, &tune, d, out, err);
         else
@@ -430,6 +431,9 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         if (prims > 0)
             fprintf(out, "oneDNN primitives: %zu made before the training steps, %zu during them\n",
                     prims_before, prims - prims_before);
+        char runs[512]; /* auto said it with its choices */
+        if (!st.auto_backend && sn_model_plan_layouts(m, 1, runs, sizeof runs) > 0)
+            fprintf(out, "oneDNN's blocked layout kept between layers: %s\n", runs);
         row.rate = r_train, row.step_ms = 1e3 * avg[0], row.inference_rate = r_inf;
         row.gflops = g_train, row.peak = peak;
         if (d->world > 1)
@@ -492,6 +496,8 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
     struct sn_settings *st = calloc(1, sizeof *st);
     SN_RETURN_IF(!st, err, SN_ENOMEM, "out of memory");
     int rc = sn_settings_load(st, cfg, 1, NULL, err);
+    if (rc == SN_OK && !bo->data_only)
+        rc = sn_settings_check_cpu(st, cfg, err);
     if (rc == SN_OK && bo->data_only && bo->csv)
         rc = sn_err_set(err, SN_EINVAL, "--csv %s: the CSV holds training figures; "
                                         "--data-only prints the pipeline's alone", bo->csv);

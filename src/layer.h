@@ -98,6 +98,8 @@ struct sn_layer {
                                      auto chooses per layer); NULL: the step context's */
     const struct sn_ops *ops_bwd_data, *ops_bwd_weights; /* views: conv2d's backward parts,
                                      when chosen apart from its forward (NULL: as forward) */
+    int blk_in, blk_out;          /* in, out (and their gradients) are in oneDNN's blocked
+                                     layout, not NHWC: set by sn_model_plan_layouts */
 
     struct sn_shape in, out;
     size_t n_params, param_off;   /* trainable-or-frozen weights: count, offset in params */

@@ -335,6 +335,12 @@ int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_b
     if (rc == SN_OK)
         rc = sn_section_string(cfg, sn_config_find(cfg, "model"), "name", "model", m->name,
                                sizeof m->name, err);
+    static const char *const layouts[] = {"blocked", "nhwc", NULL};
+    int layout = 0;
+    if (rc == SN_OK)
+        rc = sn_section_choice(cfg, sn_config_find(cfg, "model"), "onednn_layout", "blocked",
+                               layouts, &layout, err);
+    m->keep_blocked = layout == 0;
     if (rc == SN_OK)
         rc = read_input_shape(cfg, &m->input, err);
     if (rc == SN_OK)
@@ -447,6 +453,85 @@ void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n
     sn_trace_end(SN_TRACE_BACKWARD, "backward", -1, pass0);
 }
 
+/* ---- layouts between layers ------------------------------------------------------------------ */
+
+static int on_onednn(const struct sn_ops *o)
+{
+    return o == &sn_ops_onednn || o == &sn_ops_winograd || o == &sn_ops_bf16;
+}
+
+/* a backend whose convolutions reorder NHWC activations (to Winograd's blocked layout, to bf16):
+   a run holding one gains from keeping them blocked */
+static int reorders(const struct sn_ops *o) { return o == &sn_ops_winograd || o == &sn_ops_bf16; }
+
+/* Whether layer l may sit in a blocked run: a convolution or max pooling whose parts that run
+ * are all on oneDNN (*wino set when one of them is Winograd's). */
+static int blockable(const struct sn_model *m, const struct sn_layer *l, int training, int *wino)
+{
+    const struct sn_ops *f = l->ops ? l->ops : m->ops;
+    if (l->in.rank != 3 || !on_onednn(f))
+        return 0;
+    if (l->type == &sn_layer_maxpooling2d)
+        return 1;
+    if (l->type != &sn_layer_conv2d)
+        return 0;
+    const struct sn_ops *bd = l->ops_bwd_data ? l->ops_bwd_data : f;
+    const struct sn_ops *bw = l->ops_bwd_weights ? l->ops_bwd_weights : f;
+    if (training && (!on_onednn(bd) || !on_onednn(bw)))
+        return 0;
+    *wino |= reorders(f) || (training && (reorders(bd) || reorders(bw)));
+    return 1;
+}
+
+/* Whether the tensor between layers a and a + 1 may be blocked: channels in 16s, and a producer
+ * whose activation is elementwise (a softmax runs over NHWC's channel rows). */
+static int joinable(const struct sn_model *m, int a)
+{
+    const struct sn_layer *l = &m->layers[a];
+    return l->out.c % 16 == 0 && l->out.rank == 3 &&
+           !(l->type == &sn_layer_conv2d && l->conf.act == SN_ACT_SOFTMAX) && !l->logits_out;
+}
+
+int sn_model_plan_layouts(struct sn_model *m, int training, char *desc, size_t desc_size)
+{
+    for (int i = 0; i < m->n_layers; i++)
+        m->layers[i].blk_in = m->layers[i].blk_out = 0;
+    int kept = 0, len = 0;
+    if (desc && desc_size)
+        desc[0] = '\0';
+    for (int i = 0; m->keep_blocked && sn_ops_onednn_blocked_native() && i < m->n_layers;) {
+        int wino = 0;
+        if (!blockable(m, &m->layers[i], training, &wino)) {
+            i++;
+            continue;
+        }
+        int j = i;
+        while (j + 1 < m->n_layers && joinable(m, j) &&
+               blockable(m, &m->layers[j + 1], training, &wino))
+            j++;
+        int next = j + 1, a = i, b = j;
+        /* a pooling at an end would read one layout and write another */
+        while (a <= b && m->layers[a].type != &sn_layer_conv2d)
+            a++;
+        while (b >= a && m->layers[b].type != &sn_layer_conv2d)
+            b--;
+        if (wino && b > a) {
+            for (int k = a; k < b; k++) {
+                m->layers[k].blk_out = m->layers[k + 1].blk_in = 1;
+                kept++;
+            }
+            if (desc && len < (int)desc_size)
+                len += snprintf(desc + len, desc_size - len, "%s%s to %s (%d layers)",
+                                len ? ", " : "", m->layers[a].name, m->layers[b].name,
+                                b - a + 1);
+        }
+        i = next;
+    }
+    if (desc && desc_size && !len)
+        snprintf(desc, desc_size, "none");
+    return kept;
+}
+
 /* ---- timing a layer on a backend ------------------------------------------------------------ */
 
 int sn_layer_has_backend_choice(const struct sn_layer *l)
@@ -496,6 +581,11 @@ static double time_layer(struct sn_model *m, int i, int n, enum sn_time_part par
     float *din = part != SN_TIME_BWD_WEIGHTS && i > first ? m->dbuf[1] : NULL;
     const struct sn_ops *saved[3] = {l->ops, l->ops_bwd_data, l->ops_bwd_weights};
     l->ops = l->ops_bwd_data = l->ops_bwd_weights = ops;
+    /* a timing compares backends on NHWC, which all of them take; a preparation makes what the
+       step will run, in the layouts planned */
+    int blk[2] = {l->blk_in, l->blk_out};
+    if (min_reps > 1)
+        l->blk_in = l->blk_out = 0;
     if (part == SN_TIME_BWD_DATA)
         l->trainable = 0; /* input gradient only */
     struct sn_step_ctx ctx = {.ops = ops, .scratch = m->scratch, .training = 1};
@@ -518,6 +608,7 @@ static double time_layer(struct sn_model *m, int i, int n, enum sn_time_part par
     }
     l->trainable = trainable;
     l->ops = saved[0], l->ops_bwd_data = saved[1], l->ops_bwd_weights = saved[2];
+    l->blk_in = blk[0], l->blk_out = blk[1];
     /* what the runs accumulated is not a gradient (a frozen layer's were never touched, and
        stay untouched: its part of grads is never paged in) */
     if (l->n_params > 0 && l->g && l->trainable)

@@ -68,6 +68,10 @@ struct sn_model {
     char base_checkpoint[1024];        /* [base] checkpoint: the base's weights ("" none) */
     char base_name[SN_CFG_NAME_MAX];   /* the base config's [model] name, default "base" */
 
+    /* [model] onednn_layout = blocked (1, the default) or nhwc (0): whether runs of layers on
+       oneDNN keep its blocked layout between them (sn_model_plan_layouts) */
+    int keep_blocked;
+
     /* When not NULL (bench), forward and backward add each layer's seconds here, (n_layers). */
     double *t_fwd, *t_bwd;
 };
@@ -123,6 +127,18 @@ double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part p
  * first step rather than in it. */
 void sn_model_prepare_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
                             const struct sn_ops *ops);
+
+/* Decides, once the backends are chosen, where activations (and their gradients) stay in
+ * oneDNN's blocked layout between layers: inside each run of consecutive convolutions and max
+ * poolings whose every part that runs (the backward ones too, when training) is on a oneDNN
+ * backend, whose channels come in 16s, and which holds a Winograd or bf16 convolution (they
+ * take reordered data only: NHWC costs each a reorder in and out); on CPUs where that layout is
+ * oneDNN's native one (AVX-512) and unless m->keep_blocked is 0. A run begins and ends with a
+ * convolution, which reorders from and to NHWC at those ends; everything outside stays NHWC
+ * (Flatten's order, Keras's). Clears every earlier decision first. Returns the number of
+ * layer-to-layer boundaries kept blocked and writes, when desc is not NULL, a line naming the
+ * runs ("conv2d_1 to conv2d_4 (7 layers)", or "none"). */
+int sn_model_plan_layouts(struct sn_model *m, int training, char *desc, size_t desc_size);
 
 /* Zeroes the trainable gradient ranges. */
 void sn_model_zero_grads(struct sn_model *m);

@@ -7,10 +7,12 @@
  * exported from Keras load as they are.
  *
  * A backend is a table of functions (struct sn_ops). Layers call only through the table, so a
- * second backend takes over by providing another table. Four exist:
+ * second backend takes over by providing another table. Five exist:
  *   sn_ops_blas   — im2col + OpenBLAS sgemm (ops.c, the only caller of cblas);
  *   sn_ops_onednn — oneDNN's JIT convolutions and pooling, the rest as blas (ops_dnnl.c);
  *   sn_ops_winograd — sn_ops_onednn with Winograd's 3x3 convolutions where oneDNN has them;
+ *   sn_ops_bf16   — sn_ops_onednn with convolutions on bf16 inputs, fp32 sums ([train]
+ *                   precision = bf16, CPUs with AVX-512 BF16 or AMX);
  *   sn_ops_ref    — naive loops, the tests' oracle (ops_ref.c).
  *
  * Contracts common to all functions:
@@ -39,6 +41,10 @@ struct sn_conv_desc {
     int kh, kw;           /* kernel (KH,KW,C,OC) */
     int sh, sw;           /* strides */
     int pad_top, pad_left; /* zero padding before the first row/column ("same" padding) */
+    int blk_in, blk_out;  /* 1: in (and its gradient), or out (and its gradient), is in oneDNN's
+                             blocked layout nChw16c (C a multiple of 16), not NHWC: the model
+                             keeps it so between two layers that both run on oneDNN (model.h,
+                             sn_model_plan_layouts); only the oneDNN backends take it */
 };
 
 struct sn_pool_desc {
@@ -47,6 +53,7 @@ struct sn_pool_desc {
     int ph, pw;           /* pool window */
     int sh, sw;           /* strides */
     int pad_top, pad_left; /* "same" padding: padded cells never win the max */
+    int blk_in, blk_out;  /* as in sn_conv_desc */
 };
 
 struct sn_ops {
@@ -108,6 +115,7 @@ extern const struct sn_ops sn_ops_blas;
 extern const struct sn_ops sn_ops_ref;
 extern const struct sn_ops sn_ops_onednn;
 extern const struct sn_ops sn_ops_winograd;
+extern const struct sn_ops sn_ops_bf16;
 
 /* oneDNN's version and the instruction set its kernels use: "oneDNN 2.6.3 avx512_core". */
 void sn_ops_onednn_describe(char *buf, size_t n);
@@ -123,6 +131,14 @@ void sn_ops_onednn_set_threads(int n);
 /* The largest conv2d_scratch() over all backends: what a layer reserves when it is configured,
  * before it knows which backend will run it. */
 size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d);
+
+/* Whether nChw16c, the layout blk_in and blk_out name, is the one oneDNN's kernels work in on
+ * this CPU (AVX-512): where it is not, keeping it between layers would slow them. */
+int sn_ops_onednn_blocked_native(void);
+
+/* Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), which sn_ops_bf16 needs to be
+ * fast: elsewhere oneDNN would emulate it or fall back to reference loops. */
+int sn_ops_bf16_native(void);
 
 /* Whether sn_ops_winograd computes convolution d with Winograd's algorithm on this CPU; when
  * not, it computes it as sn_ops_onednn does. */

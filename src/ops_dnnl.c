@@ -3,12 +3,13 @@
  * bias, batch normalization and activations as in sn_ops_blas.
  *
  * oneDNN JIT-compiles a convolution for the instruction set at hand (AVX2, AVX-512, AVX-512
- * BF16, AMX). Activations stay NHWC between layers, a layout its JIT convolutions take natively
- * (measured on AVX-512: its blocked layout is as fast forward and for the input gradient, and
- * faster only for the weight gradient, which auto may give to OpenBLAS instead); weights are the
- * layers' Keras layout (KH,KW,C,OC), reordered into the blocked layout a primitive asks for on
- * each call (weights change every step; the reorder is a copy of the weights, small next to the
- * convolution). Winograd is not offered: this build has it for blocked layouts only.
+ * BF16, AMX). Activations are NHWC between layers, a layout its direct JIT convolutions take
+ * natively, except inside a run of oneDNN layers holding a Winograd convolution: Winograd works
+ * on the blocked layout nChw16c only, so there the model keeps activations and their gradients
+ * blocked (the descriptors' blk_in, blk_out; model.h) and only the run's first and last
+ * convolutions reorder, from and to NHWC. Weights are the layers' Keras layout (KH,KW,C,OC),
+ * reordered into the blocked layout a primitive asks for on each call (weights change every
+ * step; the reorder is a copy of the weights, small next to the convolution).
  *
  * The backend's context — engine, stream and the table of primitives — is process-wide, made
  * on first use and released by sn_ops_onednn_free: one engine and one stream per process, as
@@ -24,12 +25,13 @@
  * Contracts are those of ops.h: backward overwrites din and accumulates dw, db (the gradient of
  * the weights comes out blocked and is reordered into dw with a "sum" post-op, so += costs no
  * extra pass). A shape oneDNN refuses is computed by sn_ops_blas, which the layers' scratch is
- * sized for. This file is the only one that includes <dnnl.h>. */
+ * sized for (on NHWC copies when its tensors are blocked). This file is the only one that
+ * includes <dnnl.h>. */
 #include "ops.h"
 
 #include <dnnl.h>   // defines: dnnl_engine_create, dnnl_convolution_forward_desc_init, ...
 #include <stdio.h>  // defines: snprintf
-#include <stdlib.h> // defines: posix_memalign, free, realloc
+#include <stdlib.h> // defines: posix_memalign, free, realloc, getenv
 #include <string.h> // defines: memcmp, memset
 
 /* Debian's oneDNN threads with GNU OpenMP (libgomp, linked by CMakeLists.txt): its thread count
@@ -39,10 +41,19 @@ void omp_set_num_threads(int n);
 
 enum prim_kind { CONV_FWD = 1, CONV_BWD_DATA, CONV_BWD_WEIGHTS, POOL_FWD, POOL_BWD };
 
+/* How a convolution computes: oneDNN's direct algorithm in fp32, Winograd's F(4x4,3x3) in fp32,
+ * or direct with bf16 inputs (activations, weights, gradients rounded to bfloat16; products
+ * summed and results written in fp32: [train] precision = bf16) */
+enum conv_alg { ALG_DIRECT = 0, ALG_WINOGRAD, ALG_BF16 };
+
+/* dn.pool's slots: [0] and [1] a primitive's reordered activations, [2] the scratchpad, [3..5]
+ * NHWC copies of blocked tensors for sn_ops_blas when oneDNN refuses a shape (see fallback) */
+enum { POOL_SCRATCH = 2, POOL_NHWC = 3, POOL_SLOTS = 6 };
+
 /* What a primitive is made for: its kind and every number of its descriptor. */
 struct prim_key {
     int kind;
-    int v[16];
+    int v[20];
 };
 
 /* An activation the primitive takes in a layout of its own (Winograd's nChw16c): `blk` is that
@@ -67,6 +78,8 @@ struct prim {
 
 static struct {
     int ready;                /* 1 engine and stream made, -1 they failed */
+    int refuse;               /* tests: $SN_TEST_ONEDNN_REFUSE set at dn_init, no primitive is
+                                 made, so every operation takes the sn_ops_blas path */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     struct prim *prims;       /* owned, n of cap: pointers into it stay valid until free */
@@ -76,8 +89,8 @@ static struct {
      * scratchpad (Winograd's transformed tiles reach hundreds of MB on VGG16's first layers: one
      * per primitive would take gigabytes). Grown when a primitive is made (the first step or the
      * backend timing), never per step. */
-    void *pool[3];
-    size_t pool_size[3];
+    void *pool[POOL_SLOTS];
+    size_t pool_size[POOL_SLOTS];
 } dn;
 
 static int dn_init(void)
@@ -85,6 +98,7 @@ static int dn_init(void)
     if (dn.ready)
         return dn.ready > 0;
     dn.ready = -1;
+    dn.refuse = getenv("SN_TEST_ONEDNN_REFUSE") != NULL;
     if (dnnl_engine_create(&dn.engine, dnnl_cpu, 0) != dnnl_success)
         return 0;
     if (dnnl_stream_create(&dn.stream, dn.engine, dnnl_stream_default_flags) != dnnl_success)
@@ -104,8 +118,6 @@ static void *dn_alloc(size_t n)
     memset(p, 0, n);
     return p;
 }
-
-enum { POOL_SCRATCH = 2 };
 
 /* Grows dn.pool[slot] to hold bytes; 0 when out of memory. */
 static int pool_reserve(int slot, size_t bytes)
@@ -150,10 +162,11 @@ static void set(dnnl_memory_t m, const void *p)
         dnnl_memory_set_data_handle(m, (void *)p);
 }
 
-static void md_nhwc(dnnl_memory_desc_t *md, int n, int c, int h, int w)
+/* An activation (N,C,H,W logically) as the layers hold it: NHWC, or nChw16c when blk */
+static void md_act(dnnl_memory_desc_t *md, int n, int c, int h, int w, int blk)
 {
     dnnl_dims_t dims = {n, c, h, w};
-    dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_nhwc);
+    dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, blk ? dnnl_nChw16c : dnnl_nhwc);
 }
 
 static void md_any(dnnl_memory_desc_t *md, int o, int i, int kh, int kw)
@@ -219,29 +232,41 @@ static int finish_prim(struct prim *e, const_dnnl_primitive_desc_t pd)
     return dnnl_primitive_create(&e->p, pd) == dnnl_success;
 }
 
-/* The convolution's geometry for oneDNN: our NHWC activations (src, dst) and what the primitive
- * is asked to take (asrc, adst: the same, or "any" for Winograd, which works on blocked data). */
+/* The convolution's geometry for oneDNN: our activations (src, dst: NHWC or blocked) and what the
+ * primitive of `kind` is asked to take (asrc, adst, wany: the same, or "any" layout where it
+ * may choose; bf16 for its inputs with ALG_BF16, fp32 for what it writes). */
 struct conv_geo {
     dnnl_memory_desc_t src, dst, asrc, adst, wuser, wany, bias;
     dnnl_dims_t strides, pl, pr;
     dnnl_alg_kind_t alg;
 };
 
-static void conv_geo(const struct sn_conv_desc *d, int wino, struct conv_geo *g)
+static void conv_geo(const struct sn_conv_desc *d, int alg, int kind, struct conv_geo *g)
 {
-    md_nhwc(&g->src, d->n, d->c, d->h, d->w);
-    md_nhwc(&g->dst, d->n, d->oc, d->oh, d->ow);
+    md_act(&g->src, d->n, d->c, d->h, d->w, d->blk_in);
+    md_act(&g->dst, d->n, d->oc, d->oh, d->ow, d->blk_out);
     g->asrc = g->src;
     g->adst = g->dst;
-    g->alg = dnnl_convolution_direct;
-    if (wino) {
+    g->alg = alg == ALG_WINOGRAD ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    /* Winograd works on blocked data only; bf16 needs a converted copy anyway; a direct
+       convolution next to a blocked tensor is let choose both layouts, since its fast kernels
+       want src and dst alike */
+    if (alg != ALG_DIRECT || d->blk_in || d->blk_out) {
         dnnl_dims_t sd = {d->n, d->c, d->h, d->w}, dd = {d->n, d->oc, d->oh, d->ow};
-        dnnl_memory_desc_init_by_tag(&g->asrc, 4, sd, dnnl_f32, dnnl_format_tag_any);
-        dnnl_memory_desc_init_by_tag(&g->adst, 4, dd, dnnl_f32, dnnl_format_tag_any);
-        g->alg = dnnl_convolution_winograd;
+        int bf = alg == ALG_BF16;
+        dnnl_memory_desc_init_by_tag(&g->asrc, 4, sd, bf && kind != CONV_BWD_DATA ? dnnl_bf16
+                                                                                  : dnnl_f32,
+                                     dnnl_format_tag_any);
+        dnnl_memory_desc_init_by_tag(&g->adst, 4, dd, bf && kind != CONV_FWD ? dnnl_bf16
+                                                                             : dnnl_f32,
+                                     dnnl_format_tag_any);
     }
     md_keras_kernel(&g->wuser, d->oc, d->c, d->kh, d->kw);
     md_any(&g->wany, d->oc, d->c, d->kh, d->kw);
+    if (alg == ALG_BF16 && kind != CONV_BWD_WEIGHTS) {
+        dnnl_dims_t wd = {d->oc, d->c, d->kh, d->kw};
+        dnnl_memory_desc_init_by_tag(&g->wany, 4, wd, dnnl_bf16, dnnl_format_tag_any);
+    }
     md_vec(&g->bias, d->oc);
     g->strides[0] = d->sh;
     g->strides[1] = d->sw;
@@ -256,8 +281,8 @@ static void conv_key(struct prim_key *k, int kind, const struct sn_conv_desc *d,
 {
     memset(k, 0, sizeof *k);
     k->kind = kind;
-    int v[] = {d->n,  d->h,  d->w,       d->c,        d->oh, d->ow, d->oc, d->kh,
-               d->kw, d->sh, d->sw, d->pad_top, d->pad_left, a,     b,     c};
+    int v[] = {d->n,  d->h,  d->w,       d->c,        d->oh, d->ow, d->oc, d->kh,     d->kw,
+               d->sh, d->sw, d->pad_top, d->pad_left, a,     b,     c,     d->blk_in, d->blk_out};
     memcpy(k->v, v, sizeof v);
 }
 
@@ -333,20 +358,21 @@ static int act_io(struct act_io *io, const_dnnl_primitive_desc_t pd, dnnl_query_
            (output ? make_reorder(&io->re, md, user, 0) : make_reorder(&io->re, user, md, 0));
 }
 
-static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, int relu, int wino)
+static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, int relu, int alg)
 {
-    if (!dn_init())
+    if (!dn_init() || dn.refuse)
         return NULL;
     struct prim_key key;
-    conv_key(&key, kind, d, bias, relu, wino);
+    conv_key(&key, kind, d, bias, relu, alg);
     int fresh;
     struct prim *e = prim_slot(&key, &fresh);
     if (!e || !fresh)
         return e && e->ok ? e : NULL;
-    struct conv_geo g;
-    conv_geo(d, wino, &g);
+    struct conv_geo g, gf; /* gf: the forward's, which backward primitives take as a hint */
+    conv_geo(d, alg, kind, &g);
+    conv_geo(d, alg, CONV_FWD, &gf);
     dnnl_primitive_attr_t attr = user_scratchpad_attr(relu);
-    dnnl_primitive_desc_t fwd = conv_fwd_pd(&g, bias, kind == CONV_FWD ? attr : NULL);
+    dnnl_primitive_desc_t fwd = conv_fwd_pd(&gf, bias, kind == CONV_FWD ? attr : NULL);
     dnnl_primitive_desc_t pd = NULL;
     int ok = fwd != NULL;
     if (ok && kind == CONV_FWD) {
@@ -436,11 +462,11 @@ static void io_out(struct act_io *io, dnnl_memory_t user)
     dnnl_stream_wait(dn.stream);
 }
 
-/* 0 when oneDNN has no primitive of algorithm `wino` for this shape */
-static int conv_forward(const struct sn_conv_desc *d, int wino, const float *in, const float *w,
+/* 0 when oneDNN has no primitive of algorithm `alg` for this shape */
+static int conv_forward(const struct sn_conv_desc *d, int alg, const float *in, const float *w,
                         const float *b, enum sn_act act, float *out)
 {
-    struct prim *e = conv_prim(CONV_FWD, d, b != NULL, act == SN_ACT_RELU, wino);
+    struct prim *e = conv_prim(CONV_FWD, d, b != NULL, act == SN_ACT_RELU, alg);
     if (!e)
         return 0;
     set(e->src, in);
@@ -458,10 +484,10 @@ static int conv_forward(const struct sn_conv_desc *d, int wino, const float *in,
 }
 
 /* dw += dW, db += dB; 0 when oneDNN has no such primitive */
-static int conv_bwd_weights(const struct sn_conv_desc *d, int wino, const float *in,
+static int conv_bwd_weights(const struct sn_conv_desc *d, int alg, const float *in,
                             const float *dout, float *dw, float *db)
 {
-    struct prim *bw = conv_prim(CONV_BWD_WEIGHTS, d, db != NULL, 0, wino);
+    struct prim *bw = conv_prim(CONV_BWD_WEIGHTS, d, db != NULL, 0, alg);
     if (!bw)
         return 0;
     set(bw->src, in);
@@ -483,10 +509,10 @@ static int conv_bwd_weights(const struct sn_conv_desc *d, int wino, const float 
 }
 
 /* din = dL/dinput; 0 when oneDNN has no such primitive */
-static int conv_bwd_data(const struct sn_conv_desc *d, int wino, const float *w,
+static int conv_bwd_data(const struct sn_conv_desc *d, int alg, const float *w,
                          const float *dout, float *din)
 {
-    struct prim *bd = conv_prim(CONV_BWD_DATA, d, 0, 0, wino);
+    struct prim *bd = conv_prim(CONV_BWD_DATA, d, 0, 0, alg);
     if (!bd)
         return 0;
     set(bd->src, din);
@@ -499,66 +525,190 @@ static int conv_bwd_data(const struct sn_conv_desc *d, int wino, const float *w,
     return 1;
 }
 
+/* ---- shapes oneDNN refuses: sn_ops_blas, on NHWC copies of blocked tensors ------------------
+ * The model keeps a tensor blocked only between layers whose primitives oneDNN made at the
+ * training batch, so this path is for the unexpected: a batch of another size refused, or
+ * memory refused while making its primitive. Correct before fast: one-off reorders (made and
+ * released at each call) into dn.pool[POOL_NHWC...]. */
+
+/* Copies tensor (N,C,H,W) x, in layout blk_from, to y in layout blk_to; 0 when oneDNN cannot. */
+static int relayout(const float *x, int blk_from, float *y, int blk_to, int n, int c, int h, int w)
+{
+    if (!dn_init())
+        return 0;
+    dnnl_memory_desc_t a, b;
+    md_act(&a, n, c, h, w, blk_from);
+    md_act(&b, n, c, h, w, blk_to);
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t ma = NULL, mb = NULL;
+    int ok = make_reorder(&r, &a, &b, 0) && mem(&ma, &a) && mem(&mb, &b);
+    if (ok) {
+        set(ma, x);
+        set(mb, y);
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ma}, {DNNL_ARG_TO, mb}};
+        ok = dnnl_primitive_execute(r, dn.stream, 2, args) == dnnl_success &&
+             dnnl_stream_wait(dn.stream) == dnnl_success;
+    }
+    dnnl_primitive_destroy(r);
+    dnnl_memory_destroy(ma);
+    dnnl_memory_destroy(mb);
+    return ok;
+}
+
+/* Tensor x (N,C,H,W) as NHWC: x itself when not blocked, else a copy in dn.pool[slot] (filled
+ * when `fill`, for an input); NULL when neither memory nor oneDNN allows it. */
+static float *nhwc_of(const float *x, int blk, int n, int c, int h, int w, int slot, int fill)
+{
+    if (!x || !blk)
+        return (float *)x;
+    size_t bytes = (size_t)n * c * h * w * sizeof(float);
+    if (!pool_reserve(slot, bytes))
+        return NULL;
+    if (fill && !relayout(x, 1, dn.pool[slot], 0, n, c, h, w))
+        return NULL;
+    return dn.pool[slot];
+}
+
+/* Where even that fails, the output is NaN: the step's loss check stops the run, naming the
+ * step, rather than training on a tensor of the wrong layout. */
+static void poison(float *x, size_t count)
+{
+    for (size_t i = 0; x && i < count; i++)
+        x[i] = __builtin_nanf("");
+}
+
+/* An NHWC result t back into y in layout blk (nothing to do when t is y) */
+static void result_to(const float *t, float *y, int blk, int n, int c, int h, int w)
+{
+    if (t != y && !relayout(t, 0, y, blk, n, c, h, w))
+        poison(y, (size_t)n * c * h * w);
+}
+
+static void blas_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
+                                const float *b, enum sn_act act, float *out, void *scratch)
+{
+    struct sn_conv_desc p = *d;
+    p.blk_in = p.blk_out = 0;
+    const float *x = nhwc_of(in, d->blk_in, d->n, d->c, d->h, d->w, POOL_NHWC, 1);
+    float *y = nhwc_of(out, d->blk_out, d->n, d->oc, d->oh, d->ow, POOL_NHWC + 1, 0);
+    if (!x || !y) {
+        poison(out, (size_t)d->n * d->oc * d->oh * d->ow);
+        return;
+    }
+    sn_ops_blas.conv2d_forward(&p, x, w, b, act, y, scratch);
+    result_to(y, out, d->blk_out, d->n, d->oc, d->oh, d->ow);
+}
+
+static void blas_conv2d_backward(const struct sn_conv_desc *d, const float *in, const float *w,
+                                 const float *dout, float *din, float *dw, float *db,
+                                 void *scratch)
+{
+    struct sn_conv_desc p = *d;
+    p.blk_in = p.blk_out = 0;
+    const float *x = nhwc_of(in, d->blk_in, d->n, d->c, d->h, d->w, POOL_NHWC, 1);
+    const float *dy = nhwc_of(dout, d->blk_out, d->n, d->oc, d->oh, d->ow, POOL_NHWC + 1, 1);
+    float *dx = nhwc_of(din, d->blk_in, d->n, d->c, d->h, d->w, POOL_NHWC + 2, 0);
+    if (!x || !dy || (din && !dx)) {
+        poison(din, (size_t)d->n * d->c * d->h * d->w);
+        poison(dw, (size_t)d->kh * d->kw * d->c * d->oc);
+        return;
+    }
+    sn_ops_blas.conv2d_backward(&p, x, w, dy, dx, dw, db, scratch);
+    if (din)
+        result_to(dx, din, d->blk_in, d->n, d->c, d->h, d->w);
+}
+
 static void onednn_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
                                 const float *b, enum sn_act act, float *out, void *scratch)
 {
-    if (!conv_forward(d, 0, in, w, b, act, out))
-        sn_ops_blas.conv2d_forward(d, in, w, b, act, out, scratch);
+    if (!conv_forward(d, ALG_DIRECT, in, w, b, act, out))
+        blas_conv2d_forward(d, in, w, b, act, out, scratch);
 }
 
 static void onednn_conv2d_backward(const struct sn_conv_desc *d, const float *in, const float *w,
                                  const float *dout, float *din, float *dw, float *db,
                                  void *scratch)
 {
-    if (dw && !conv_bwd_weights(d, 0, in, dout, dw, db))
-        sn_ops_blas.conv2d_backward(d, in, w, dout, NULL, dw, db, scratch);
+    if (dw && !conv_bwd_weights(d, ALG_DIRECT, in, dout, dw, db))
+        blas_conv2d_backward(d, in, w, dout, NULL, dw, db, scratch);
     else if (db && !dw)
-        sn_ops_blas.conv2d_backward(d, in, w, dout, NULL, NULL, db, scratch);
-    if (din && !conv_bwd_data(d, 0, w, dout, din))
-        sn_ops_blas.conv2d_backward(d, in, w, dout, din, NULL, NULL, scratch);
+        blas_conv2d_backward(d, in, w, dout, NULL, NULL, db, scratch);
+    if (din && !conv_bwd_data(d, ALG_DIRECT, w, dout, din))
+        blas_conv2d_backward(d, in, w, dout, din, NULL, NULL, scratch);
 }
 
 /* Winograd's F(4x4, 3x3) where oneDNN has it (3x3, stride 1, channels in 16s, AVX-512): about
  * half the multiplications of a direct convolution for a little more rounding error, on data
  * reordered to oneDNN's blocked layout and back. Other shapes: as sn_ops_onednn. */
+/* A convolution on algorithm alg where oneDNN has it, else as sn_ops_onednn */
+static void alg_conv2d_forward(int alg, const struct sn_conv_desc *d, const float *in,
+                               const float *w, const float *b, enum sn_act act, float *out,
+                               void *scratch)
+{
+    if (!conv_forward(d, alg, in, w, b, act, out))
+        onednn_conv2d_forward(d, in, w, b, act, out, scratch);
+}
+
+static void alg_conv2d_backward(int alg, const struct sn_conv_desc *d, const float *in,
+                                const float *w, const float *dout, float *din, float *dw,
+                                float *db, void *scratch)
+{
+    if (dw && conv_bwd_weights(d, alg, in, dout, dw, db))
+        dw = NULL, db = NULL;
+    if (din && conv_bwd_data(d, alg, w, dout, din))
+        din = NULL;
+    if (din || dw || db)
+        onednn_conv2d_backward(d, in, w, dout, din, dw, db, scratch);
+}
+
 static void winograd_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
                                     const float *b, enum sn_act act, float *out, void *scratch)
 {
-    if (!conv_forward(d, 1, in, w, b, act, out))
-        onednn_conv2d_forward(d, in, w, b, act, out, scratch);
+    alg_conv2d_forward(ALG_WINOGRAD, d, in, w, b, act, out, scratch);
 }
 
 static void winograd_conv2d_backward(const struct sn_conv_desc *d, const float *in,
                                      const float *w, const float *dout, float *din, float *dw,
                                      float *db, void *scratch)
 {
-    if (dw && conv_bwd_weights(d, 1, in, dout, dw, db))
-        dw = NULL, db = NULL;
-    if (din && conv_bwd_data(d, 1, w, dout, din))
-        din = NULL;
-    if (din || dw || db)
-        onednn_conv2d_backward(d, in, w, dout, din, dw, db, scratch);
+    alg_conv2d_backward(ALG_WINOGRAD, d, in, w, dout, din, dw, db, scratch);
+}
+
+/* bf16: the inputs of each product rounded to bfloat16 (8 bits of mantissa), sums and results in
+ * fp32, on AVX-512 BF16's dot-product instructions or AMX; the weights stay fp32 in the model
+ * (the optimizer's master copy) and are rounded on the way in, like the activations. */
+static void bf16_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
+                                const float *b, enum sn_act act, float *out, void *scratch)
+{
+    alg_conv2d_forward(ALG_BF16, d, in, w, b, act, out, scratch);
+}
+
+static void bf16_conv2d_backward(const struct sn_conv_desc *d, const float *in, const float *w,
+                                 const float *dout, float *din, float *dw, float *db,
+                                 void *scratch)
+{
+    alg_conv2d_backward(ALG_BF16, d, in, w, dout, din, dw, db, scratch);
 }
 
 /* ---- max pooling ----------------------------------------------------------------------------- */
 
 static struct prim *pool_prim(int kind, const struct sn_pool_desc *d, dnnl_alg_kind_t alg)
 {
-    if (!dn_init())
+    if (!dn_init() || dn.refuse)
         return NULL;
     struct prim_key key;
     memset(&key, 0, sizeof key);
     key.kind = kind;
-    int v[] = {d->n,  d->h,  d->w,       d->c,        d->oh,     d->ow, d->ph,
-               d->pw, d->sh, d->sw, d->pad_top, d->pad_left, (int)alg};
+    int v[] = {d->n,  d->h,  d->w,       d->c,        d->oh,     d->ow,     d->ph,     d->pw,
+               d->sh, d->sw, d->pad_top, d->pad_left, (int)alg, d->blk_in, d->blk_out};
     memcpy(key.v, v, sizeof v);
     int fresh;
     struct prim *e = prim_slot(&key, &fresh);
     if (!e || !fresh)
         return e && e->ok ? e : NULL;
     dnnl_memory_desc_t src, dst;
-    md_nhwc(&src, d->n, d->c, d->h, d->w);
-    md_nhwc(&dst, d->n, d->c, d->oh, d->ow);
+    md_act(&src, d->n, d->c, d->h, d->w, d->blk_in);
+    md_act(&dst, d->n, d->c, d->oh, d->ow, d->blk_out);
     dnnl_dims_t strides = {d->sh, d->sw}, kernel = {d->ph, d->pw}, dil = {0, 0};
     dnnl_dims_t pl = {d->pad_top, d->pad_left};
     dnnl_dims_t pr = {pad_right(d->h, d->oh, d->ph, d->sh, d->pad_top),
@@ -598,7 +748,16 @@ static void onednn_maxpool_forward(const struct sn_pool_desc *d, const float *in
 {
     struct prim *e = pool_prim(POOL_FWD, d, dnnl_pooling_max);
     if (!e) {
-        sn_ops_blas.maxpool_forward(d, in, out, argmax);
+        struct sn_pool_desc p = *d;
+        p.blk_in = p.blk_out = 0;
+        const float *x = nhwc_of(in, d->blk_in, d->n, d->c, d->h, d->w, POOL_NHWC, 1);
+        float *y = nhwc_of(out, d->blk_out, d->n, d->c, d->oh, d->ow, POOL_NHWC + 1, 0);
+        if (!x || !y) {
+            poison(out, (size_t)d->n * d->c * d->oh * d->ow);
+            return;
+        }
+        sn_ops_blas.maxpool_forward(&p, x, y, argmax); /* argmax: into the NHWC copy */
+        result_to(y, out, d->blk_out, d->n, d->c, d->oh, d->ow);
         return;
     }
     set(e->src, in);
@@ -617,7 +776,16 @@ static void onednn_maxpool_backward(const struct sn_pool_desc *d, const float *d
     struct prim *f = pool_prim(POOL_FWD, d, dnnl_pooling_max);
     struct prim *e = f ? pool_prim(POOL_BWD, d, dnnl_pooling_max) : NULL;
     if (!f || !e) {
-        sn_ops_blas.maxpool_backward(d, dout, argmax, din);
+        struct sn_pool_desc p = *d;
+        p.blk_in = p.blk_out = 0;
+        const float *dy = nhwc_of(dout, d->blk_out, d->n, d->c, d->oh, d->ow, POOL_NHWC, 1);
+        float *dx = nhwc_of(din, d->blk_in, d->n, d->c, d->h, d->w, POOL_NHWC + 1, 0);
+        if (!dy || !dx) {
+            poison(din, (size_t)d->n * d->c * d->h * d->w);
+            return;
+        }
+        sn_ops_blas.maxpool_backward(&p, dy, argmax, dx);
+        result_to(dx, din, d->blk_in, d->n, d->c, d->h, d->w);
         return;
     }
     set(e->src, din);
@@ -736,7 +904,7 @@ const struct sn_ops sn_ops_onednn = {
 
 int sn_ops_winograd_has(const struct sn_conv_desc *d)
 {
-    return conv_prim(CONV_FWD, d, 1, 0, 1) != NULL;
+    return conv_prim(CONV_FWD, d, 1, 0, ALG_WINOGRAD) != NULL;
 }
 
 const struct sn_ops sn_ops_winograd = {
@@ -746,7 +914,27 @@ const struct sn_ops sn_ops_winograd = {
     ONEDNN_OPS_BUT_CONV,
 };
 
+const struct sn_ops sn_ops_bf16 = {
+    .name = "bf16",
+    .conv2d_forward = bf16_conv2d_forward,
+    .conv2d_backward = bf16_conv2d_backward,
+    ONEDNN_OPS_BUT_CONV,
+};
+
+int sn_ops_bf16_native(void)
+{
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx;
+}
+
 size_t sn_ops_onednn_primitives(void) { return dn.n; }
+
+int sn_ops_onednn_blocked_native(void)
+{
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return isa == dnnl_cpu_isa_avx512_core || isa == dnnl_cpu_isa_avx512_core_vnni ||
+           isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx;
+}
 
 void sn_ops_onednn_set_threads(int n) { omp_set_num_threads(n < 1 ? 1 : n); }
 
@@ -784,7 +972,7 @@ void sn_ops_onednn_free(void)
         free(e->dbbuf);
     }
     free(dn.prims);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < POOL_SLOTS; k++)
         free(dn.pool[k]);
     if (dn.ready > 0) {
         dnnl_stream_destroy(dn.stream);

@@ -41,6 +41,10 @@ int sn_train_conf_parse(struct sn_train_conf *tc, const struct sn_config *cfg, s
     tc->seed = (uint64_t)seed;
     SN_FORWARD(sn_section_bool(cfg, t, "shuffle", 1, &tc->shuffle, err));
     SN_FORWARD(sn_section_int(cfg, t, "threads", 0, 0, 1024, &tc->threads, err));
+    static const char *const precisions[] = {"fp32", "bf16", NULL};
+    int precision;
+    SN_FORWARD(sn_section_choice(cfg, t, "precision", "fp32", precisions, &precision, err));
+    tc->bf16 = precision == 1;
     SN_FORWARD(sn_section_int(cfg, t, "steps_per_epoch", 0, 0, 1 << 30, &tc->steps_per_epoch, err));
     SN_FORWARD(sn_section_int(cfg, t, "validation_batch_size", 0, 0, 1 << 20,
                               &tc->validation_batch_size, err));
@@ -131,6 +135,19 @@ int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, int ma
     else
         sn_model_free(m);
     return rc;
+}
+
+int sn_settings_check_cpu(const struct sn_settings *st, const struct sn_config *cfg,
+                          struct sn_err *err)
+{
+    if (!st->tc.bf16 || sn_ops_bf16_native())
+        return SN_OK;
+    char isa[128];
+    sn_ops_onednn_describe(isa, sizeof isa);
+    return sn_config_error(cfg, sn_config_find(cfg, "train"), "precision", err, SN_EINVAL,
+                           "bf16 needs a CPU with AVX-512 BF16 or AMX; this one "
+                           "runs %s. HINT: precision = fp32",
+                           isa);
 }
 
 /* The classes of a split against the network's outputs: one unit per class, or one sigmoid unit
@@ -773,6 +790,7 @@ static int setup(struct run *r, struct sn_err *err)
     int local = (tc0.batch_size + d->world - 1) / d->world;
     int vlocal = (tc0.validation_batch_size + d->world - 1) / d->world;
     SN_FORWARD(sn_settings_load(&r->st, r->cfg, local > vlocal ? local : vlocal, &r->model, err));
+    SN_FORWARD(sn_settings_check_cpu(&r->st, r->cfg, err));
     const struct sn_train_conf *tc = &r->st.tc;
     const char *env = getenv("SN_THREADS");
     if (env) {
@@ -1211,12 +1229,17 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
     }
     if (rc == SN_OK) {
         int local = (r->st.tc.batch_size + d->world - 1) / d->world;
-        struct sn_tune_conf tc = {.training = 1, .n = local, .threads = sn_ops_get_threads()};
+        struct sn_tune_conf tc = {.training = 1, .n = local, .threads = sn_ops_get_threads(),
+                                  .bf16 = r->st.tc.bf16};
         if (r->st.auto_backend)
             rc = sn_tune_backends(r->model, &tc, d, d->rank == 0 && !opts->quiet ? r->con.out : NULL,
                                   err);
         else
             sn_tune_prepare(r->model, &tc);
+        char runs[512]; /* auto said it with its choices */
+        if (rc == SN_OK && !r->st.auto_backend &&
+            sn_model_plan_layouts(r->model, 1, runs, sizeof runs) > 0)
+            con_say(&r->con, "oneDNN's blocked layout kept between layers: %s\n", runs);
     }
     int tracing = 0;
     if (rc == SN_OK && opts->trace) {
@@ -1255,10 +1278,14 @@ static int load_trained(struct trained *t, const struct sn_config *cfg, const ch
 {
     memset(t, 0, sizeof *t);
     SN_FORWARD(sn_settings_load(&t->st, cfg, max_batch, &t->model, err));
-    if (t->st.auto_backend) { /* forward only, quietly: evaluate's and predict's output is data */
-        struct sn_tune_conf tc = {.n = max_batch, .threads = sn_ops_get_threads()};
+    SN_FORWARD(sn_settings_check_cpu(&t->st, cfg, err));
+    /* forward only, quietly: evaluate's and predict's output is data */
+    struct sn_tune_conf tc = {.n = max_batch, .threads = sn_ops_get_threads(),
+                              .bf16 = t->st.tc.bf16};
+    if (t->st.auto_backend)
         SN_FORWARD(sn_tune_backends(t->model, &tc, NULL, NULL, err));
-    }
+    else
+        sn_tune_prepare(t->model, &tc);
     struct sn_ckpt_meta meta;
     SN_FORWARD(load_ckpt(t->model, NULL, ckpt, &meta, err));
     char *rec;
@@ -1530,6 +1557,8 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
     struct sn_model *m = NULL;
     int rc = st ? sn_settings_load(st, cfg, local, &m, err)
                 : sn_err_set(err, SN_ENOMEM, "out of memory");
+    if (rc == SN_OK)
+        rc = sn_settings_check_cpu(st, cfg, err);
     if (rc == SN_OK && data_dir) {
         snprintf(st->dc.dir, sizeof st->dc.dir, "%s", data_dir);
         snprintf(st->dc.dir_where, sizeof st->dc.dir_where, "--data");
@@ -1544,7 +1573,8 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
     /* a rank that hangs ends the job here as in training (dist.h) */
     sn_dist_set_watchdog(d, tc.watchdog);
     if (rc == SN_OK) {
-        struct sn_tune_conf tune = {.n = local, .threads = sn_ops_get_threads()};
+        struct sn_tune_conf tune = {.n = local, .threads = sn_ops_get_threads(),
+                                    .bf16 = st->tc.bf16};
         if (st->auto_backend)
             rc = sn_tune_backends(m, &tune, d, NULL, err);
         else

@@ -35,6 +35,7 @@ struct sn_train_conf {
     int shuffle;
     int threads;               /* compute threads per rank (0 = $SN_THREADS, else the node's
                                   cores shared among its ranks) */
+    int bf16;                  /* precision = bf16: convolutions on bf16 inputs (sn_ops_bf16) */
     int steps_per_epoch;       /* 0 = the whole training split */
     int validation_batch_size; /* global, like batch_size */
     double watchdog;           /* seconds a collective may wait before the job is aborted */
@@ -62,6 +63,11 @@ struct sn_settings {
  * and freed) receives the network. */
 int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, int max_batch,
                      struct sn_model **model, struct sn_err *err);
+
+/* What the settings ask of the CPU, checked before any work: precision = bf16 needs bf16
+ * arithmetic (AVX-512 BF16 or AMX). An error naming the config and the key otherwise. */
+int sn_settings_check_cpu(const struct sn_settings *st, const struct sn_config *cfg,
+                          struct sn_err *err);
 
 /* The run record of a checkpoint made without training (import-weights): the resolved config,
  * the classes when [data] class_names names them, and where the weights came from. */

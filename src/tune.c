@@ -183,6 +183,7 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     int cache_failed = 0;
     for (size_t k = 0; rc == SN_OK && k < slots; k++)
         pick[k] = -1;
+    sn_model_plan_layouts(m, tc->training, NULL, 0); /* none, until the backends are chosen */
     if (d && d->world > 1) {
         int failed = rc != SN_OK;
         struct sn_err agree_err = {0};
@@ -198,8 +199,8 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
        minutes). */
     for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
-        if (!sn_layer_has_backend_choice(l))
-            continue;
+        if (!sn_layer_has_backend_choice(l) || (tc->bf16 && l->type == &sn_layer_conv2d))
+            continue; /* bf16: sn_tune_prepare sets it, on every rank */
         if (!rank0) {
             rc = sn_dist_bcast(d, pick + (size_t)i * 3, 3 * sizeof *pick, 0, err);
             continue;
@@ -257,6 +258,11 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
         int np = layer_parts(l, tc->training, parts);
         char line[1024];
         int len = snprintf(line, sizeof line, "backend for %s at batch %d:", l->name, tc->n);
+        if (tc->bf16 && l->type == &sn_layer_conv2d) {
+            if (out && rank0)
+                fprintf(out, "%s %s (precision = bf16)\n", line, sn_ops_bf16.name);
+            continue;
+        }
         for (int p = 0; p < np; p++) {
             int b = pick[(size_t)i * 3 + p];
             const struct sn_ops *ops = b < 0 ? NULL : candidates[b]; /* NULL: as forward */
@@ -283,13 +289,23 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     free(pick);
     free(times);
     free(from_cache);
-    if (rc == SN_OK)
+    if (rc == SN_OK) {
         sn_tune_prepare(m, tc); /* on every rank */
+        char runs[512];
+        if (out && rank0 && sn_model_plan_layouts(m, tc->training, runs, sizeof runs) > 0)
+            fprintf(out, "oneDNN's blocked layout kept between layers: %s\n", runs);
+    }
     return rc;
 }
 
 void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc)
 {
+    for (int i = 0; tc->bf16 && i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        if (l->type == &sn_layer_conv2d)
+            l->ops = l->ops_bwd_data = l->ops_bwd_weights = &sn_ops_bf16;
+    }
+    sn_model_plan_layouts(m, tc->training, NULL, 0);
     for (int i = 0; i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         if (!sn_layer_has_backend_choice(l))
@@ -303,7 +319,7 @@ void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc)
                                        : parts[p] == SN_TIME_BWD_WEIGHTS && l->ops_bwd_weights
                                            ? l->ops_bwd_weights
                                            : fwd;
-            if (ops == &sn_ops_onednn || ops == &sn_ops_winograd)
+            if (ops == &sn_ops_onednn || ops == &sn_ops_winograd || ops == &sn_ops_bf16)
                 sn_model_prepare_layer(m, i, tc->n, parts[p], ops);
         }
     }

@@ -23,13 +23,16 @@ struct sn_tune_conf {
     int training;         /* time forward + backward (else forward only: evaluate, predict) */
     int n;                /* per-rank batch */
     int threads;          /* the threads each backend runs with (part of the cache key) */
+    int bf16;             /* [train] precision = bf16: every convolution on sn_ops_bf16, untimed
+                             (the choice is the precision, not a speed) */
     const char *cache;    /* cache file; NULL: $XDG_CACHE_HOME/shardnet/backends.tsv, else
                              $HOME/.cache/shardnet/backends.tsv; "" for none */
 };
 
-/* Makes what the oneDNN backends keep for each layer's shapes at batch tc->n (primitives,
- * their buffers) by running each part once, so that no training step makes any; the layers'
- * gradients are left zero. sn_tune_backends calls it; call it for a backend set by name. */
+/* Plans the layouts between layers (sn_model_plan_layouts), then makes what the oneDNN
+ * backends keep for each layer's shapes at batch tc->n (primitives, their buffers) by running
+ * each part once, so that no training step makes any; the layers' gradients are left zero.
+ * sn_tune_backends calls it; call it for a backend set by name. */
 void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc);
 
 /* Sets the ops of each layer of m that has a choice, on every rank of d (d may be NULL), and

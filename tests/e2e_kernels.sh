@@ -83,6 +83,21 @@ done
 "$bin" inspect wino1/mnist_convnet-last.ckpt --compare wino2/mnist_convnet-last.ckpt > winocmp.out 2>&1
 rel=$(sed -n 's/.*max rel diff \([0-9.e+-]*\).*/\1/p' winocmp.out)
 check "winograd: 2 ranks vs 1, max rel diff ${rel:-?} < 1e-5" below "${rel:-1}" 1e-5
+# oneDNN's blocked layout kept between those layers (AVX-512) changes no bit: the same run with
+# every layer reading and writing NHWC ends with the same parameters
+if grep -q avx512f /proc/cpuinfo; then
+    check "winograd: blocked layout kept from the first to the last convolution" \
+        contains wino1.out "^oneDNN's blocked layout kept between layers: conv2d to conv2d_2 (5 layers)"
+fi
+"$bin" train "$cfg" "${common[@]}" --set model.backend=winograd --set model.onednn_layout=nhwc \
+    --set checkpoint.dir=winonhwc > winonhwc.out 2>&1
+check "winograd, onednn_layout = nhwc: exit 0" test $? -eq 0
+check "onednn_layout = nhwc: no blocked layout" lacks winonhwc.out "blocked layout kept"
+"$bin" inspect wino1/mnist_convnet-last.ckpt --compare winonhwc/mnist_convnet-last.ckpt > laycmp.out 2>&1
+check "blocked layout vs NHWC: identical parameters" contains laycmp.out "(identical parameters)"
+"$bin" train "$cfg" "${common[@]}" --set model.onednn_layout=nchw > badlayout.out 2>&1
+check "onednn_layout = nchw: exit 1" test $? -eq 1
+check "onednn_layout = nchw: the choices named" contains badlayout.out "onednn_layout.*blocked.*nhwc"
 
 # --- auto: timed once, then read from the cache; the same choice both times
 auto=(--set data.dir=fm --set train.epochs=1 --set train.threads=1 --set checkpoint.dir=auto)
@@ -130,6 +145,33 @@ for be in auto winograd; do
     check "bench, backend $be: no primitive made during the steps" \
         contains prims_$be.out "^oneDNN primitives: [1-9][0-9]* made before the training steps, 0 during them$"
 done
+# --- precision = bf16: convolutions on oneDNN's bf16 kernels, untimed, where the CPU has them
+if grep -qw 'avx512_bf16\|amx_bf16' /proc/cpuinfo; then
+    "$bin" train "$cfg" "${auto[@]}" --set train.precision=bf16 --set checkpoint.dir=bf16 > bf16.out 2>&1
+    check "precision = bf16: exit 0" test $? -eq 0
+    check "precision = bf16: each convolution on bf16" \
+        test "$(grep -c '^backend for conv2d[_0-9]* at batch [0-9]*: bf16 (precision = bf16)$' bf16.out)" -eq 3
+    check "precision = bf16: pooling still chosen by timing" contains bf16.out "^backend for maxpooling2d at batch .*(blas .* ms"
+    check "precision = bf16: a finite loss" contains bf16.out " - loss: [0-9]"
+    "$bin" evaluate "$cfg" "${auto[@]}" --set train.precision=bf16 --checkpoint bf16/mnist_convnet-best.ckpt > bf16eval.out 2>&1
+    check "precision = bf16: evaluate exit 0" test $? -eq 0
+    "$bin" bench "$cfg" --set train.threads=1 --set train.precision=bf16 --batch 8 --iters 2 --backend winograd > bf16bench.out 2>&1
+    check "precision = bf16, backend winograd: bench exit 0" test $? -eq 0
+    check "precision = bf16: no primitive made during the steps" \
+        contains bf16bench.out "^oneDNN primitives: [1-9][0-9]* made before the training steps, 0 during them$"
+fi
+# a CPU without bf16 arithmetic (oneDNN limited to AVX2 here): refused before any work, naming the
+# config and the key; summary, which computes nothing, still works
+sed 's/^\[train\]$/[train]\nprecision = bf16/' "$cfg" > bf16.cfg
+DNNL_MAX_CPU_ISA=AVX2 "$bin" train bf16.cfg "${auto[@]}" --set checkpoint.dir=nobf16 > nobf16.out 2>&1
+check "precision = bf16 without bf16 arithmetic: exit 1" test $? -eq 1
+check "precision = bf16 without bf16 arithmetic: says why" contains nobf16.out "\[train\] precision: bf16 needs a CPU with AVX-512 BF16 or AMX; this one runs oneDNN [0-9.]* avx2"
+check "precision = bf16 without bf16 arithmetic: names the file and line" contains nobf16.out "bf16.cfg:[0-9]*"
+check "precision = bf16 without bf16 arithmetic: no checkpoint directory" test ! -e nobf16
+DNNL_MAX_CPU_ISA=AVX2 "$bin" summary "$cfg" --set train.precision=bf16 > nobf16sum.out 2>&1
+check "precision = bf16 without bf16 arithmetic: summary exit 0" test $? -eq 0
+"$bin" summary "$cfg" --set train.precision=fp16 > fp16.out 2>&1
+check "precision = fp16: exit 1, the choices named" contains fp16.out "precision.*fp32, bf16"
 # an unknown backend names the choices
 "$bin" summary "$cfg" --set model.backend=cuda > badbackend.out 2>&1
 check "backend = cuda: exit 1" test $? -eq 1

@@ -6,7 +6,7 @@
 #include <stddef.h> // defines: size_t (cmocka needs it)
 #include <stdint.h> // defines: int32_t
 #include <stdio.h>  // defines: fprintf
-#include <stdlib.h> // defines: malloc, free, calloc
+#include <stdlib.h> // defines: malloc, free, calloc, setenv, unsetenv
 
 #include <cmocka.h> // defines: cmocka_unit_test, assert_*
 
@@ -176,6 +176,203 @@ static void test_conv_winograd(void **state)
     if (!has)
         print_message("note: oneDNN has no Winograd convolution on this CPU; checked its "
                       "fallback only\n");
+}
+
+/* max |a - b| over max |b|: an error measured against the tensor's scale */
+static double diff_to_max(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+/* forward, input gradient and weight gradient of bf16 on random data, against the naive ones */
+static void check_conv_bf16_random(const struct conv_case *t)
+{
+    struct sn_conv_desc d;
+    make_desc(t, &d);
+    size_t nin = (size_t)d.n * d.h * d.w * d.c, nout = (size_t)d.n * d.oh * d.ow * d.oc;
+    size_t nw = (size_t)d.kh * d.kw * d.c * d.oc;
+    float *in = malloc(nin * 4), *w = malloc(nw * 4), *dout = malloc(nout * 4);
+    float *y = malloc(nout * 4), *yr = malloc(nout * 4), *dx = malloc(nin * 4), *dxr = malloc(nin * 4);
+    float *dw = calloc(nw, 4), *dwr = calloc(nw, 4);
+    void *scratch = malloc(sn_ops_bf16.conv2d_scratch(&d) + 1);
+    sn_test_fill(in, nin, -1, 1, 31);
+    sn_test_fill(w, nw, -0.5f, 0.5f, 32);
+    sn_test_fill(dout, nout, -1, 1, 33);
+    sn_ops_bf16.conv2d_forward(&d, in, w, NULL, SN_ACT_LINEAR, y, scratch);
+    sn_ops_ref.conv2d_forward(&d, in, w, NULL, SN_ACT_LINEAR, yr, NULL);
+    sn_ops_bf16.conv2d_backward(&d, in, w, dout, dx, dw, NULL, scratch);
+    sn_ops_ref.conv2d_backward(&d, in, w, dout, dxr, dwr, NULL, NULL);
+    assert_true(diff_to_max(y, yr, nout) < 1e-2);
+    assert_true(diff_to_max(dx, dxr, nin) < 1e-2);
+    assert_true(diff_to_max(dw, dwr, nw) < 1e-2);
+    /* and not fp32: bf16 rounding shows (else the fp32 path ran) */
+    assert_true(diff_to_max(y, yr, nout) > 1e-5);
+    free(in), free(w), free(dout), free(y), free(yr), free(dx), free(dxr), free(dw), free(dwr);
+    free(scratch);
+}
+
+/* bf16 convolutions ([train] precision = bf16) round each input to 8 bits of mantissa and sum
+ * in fp32: on quarters (which bf16 holds exactly) they equal the naive sums to float rounding;
+ * on random data they agree to 1e-2 of the tensor's largest value (2^-8 per factor, over sums of
+ * up to 576 terms of random sign: about 2e-3 measured). */
+static void test_conv_bf16(void **state)
+{
+    static const struct conv_case cases[] = {
+        /* n  h  w  c oc kh kw sh sw same */
+        {2, 13, 13, 32, 64, 3, 3, 1, 1, 0}, /* Listing 8.1's second layer */
+        {24, 28, 28, 1, 32, 3, 3, 1, 1, 0}, /* its first: one input channel */
+        {2, 7, 7, 3, 16, 3, 3, 1, 1, 1},    /* RGB, same */
+        {3, 11, 9, 17, 19, 3, 3, 1, 1, 1},  /* channels not in 16s */
+        {2, 9, 10, 24, 40, 3, 3, 2, 2, 1},  /* stride 2, odd sizes */
+        {2, 7, 7, 16, 33, 1, 1, 1, 1, 0},   /* 1x1 */
+    };
+    if (!sn_ops_bf16_native())
+        print_message("note: no bf16 arithmetic on this CPU: oneDNN's emulation is checked\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        check_conv_case(&sn_ops_bf16, &cases[i], 1e-6, 1);
+        check_conv_bf16_random(&cases[i]);
+    }
+}
+
+/* NHWC x (n,h,w,c) -> y in oneDNN's nChw16c (c a multiple of 16), or back when `back`. */
+static void to_blocked(const float *x, float *y, int n, int h, int w, int c, int back)
+{
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < h; r++)
+            for (int q = 0; q < w; q++)
+                for (int k = 0; k < c; k++) {
+                    size_t nhwc = (((size_t)i * h + r) * w + q) * c + k;
+                    size_t blk = ((((size_t)i * (c / 16) + k / 16) * h + r) * w + q) * 16 + k % 16;
+                    if (back)
+                        y[nhwc] = x[blk];
+                    else
+                        y[blk] = x[nhwc];
+                }
+}
+
+/* A tensor in the layout `blk` names: a blocked copy of NHWC x, or x itself. */
+static float *laid(const float *x, int blk, int n, int h, int w, int c)
+{
+    size_t count = (size_t)n * h * w * c;
+    float *y = malloc(count * 4);
+    assert_non_null(y);
+    if (blk)
+        to_blocked(x, y, n, h, w, c, 0);
+    else
+        memcpy(y, x, count * 4);
+    return y;
+}
+
+/* y, in the layout `blk` names, back to NHWC, in place. */
+static void unlay(float *y, int blk, int n, int h, int w, int c)
+{
+    if (!blk)
+        return;
+    size_t count = (size_t)n * h * w * c;
+    float *t = malloc(count * 4);
+    assert_non_null(t);
+    to_blocked(y, t, n, h, w, c, 1);
+    memcpy(y, t, count * 4);
+    free(t);
+}
+
+/* One convolution with its input or output (and their gradients) in oneDNN's blocked layout,
+ * as the model keeps them between two oneDNN layers, against the naive NHWC results. */
+static void check_conv_blocked(const struct sn_ops *ops, const struct conv_case *t, int bi, int bo)
+{
+    struct sn_conv_desc d;
+    make_desc(t, &d);
+    size_t nin = (size_t)d.n * d.h * d.w * d.c, nout = (size_t)d.n * d.oh * d.ow * d.oc;
+    size_t nw = (size_t)d.kh * d.kw * d.c * d.oc;
+    float *in = malloc(nin * 4), *w = malloc(nw * 4), *b = malloc(d.oc * 4);
+    float *dout = malloc(nout * 4), *out_r = malloc(nout * 4), *din_r = malloc(nin * 4);
+    float *dw_r = calloc(nw, 4), *db_r = calloc(d.oc, 4), *dw = calloc(nw, 4), *db = calloc(d.oc, 4);
+    void *scratch = malloc(ops->conv2d_scratch(&d) + 1);
+    sn_test_fill(in, nin, -1, 1, 11);
+    sn_test_fill(w, nw, -0.5f, 0.5f, 12);
+    sn_test_fill(b, d.oc, -1, 1, 13);
+    sn_test_fill(dout, nout, -1, 1, 14);
+    sn_ops_ref.conv2d_forward(&d, in, w, b, SN_ACT_RELU, out_r, NULL);
+    sn_ops_ref.conv2d_backward(&d, in, w, dout, din_r, dw_r, db_r, NULL);
+
+    d.blk_in = bi, d.blk_out = bo;
+    float *x = laid(in, bi, d.n, d.h, d.w, d.c), *dy = laid(dout, bo, d.n, d.oh, d.ow, d.oc);
+    float *y = malloc(nout * 4), *dx = malloc(nin * 4);
+    ops->conv2d_forward(&d, x, w, b, SN_ACT_RELU, y, scratch);
+    ops->conv2d_backward(&d, x, w, dy, dx, dw, db, scratch);
+    unlay(y, bo, d.n, d.oh, d.ow, d.oc);
+    unlay(dx, bi, d.n, d.h, d.w, d.c);
+    double tol = ops == &sn_ops_winograd ? 5e-4 : 1e-5;
+    assert_true(sn_test_max_rel_diff(y, out_r, nout) < tol);
+    assert_true(sn_test_max_rel_diff(dx, din_r, nin) < tol);
+    assert_true(sn_test_max_rel_diff(dw, dw_r, nw) < tol);
+    assert_true(sn_test_max_rel_diff(db, db_r, d.oc) < tol);
+    free(in), free(w), free(b), free(dout), free(out_r), free(din_r), free(dw_r), free(db_r);
+    free(dw), free(db), free(scratch), free(x), free(dy), free(y), free(dx);
+}
+
+/* One max pooling on blocked input and output, against the naive NHWC results. */
+static void check_pool_blocked(const struct sn_ops *ops, int n, int h, int w, int c, int p,
+                               int same)
+{
+    struct sn_pool_desc d = {.n = n, .h = h, .w = w, .c = c, .ph = p, .pw = p, .sh = p, .sw = p};
+    d.oh = sn_out_size(h, p, p, same, &d.pad_top);
+    d.ow = sn_out_size(w, p, p, same, &d.pad_left);
+    size_t ni = (size_t)n * h * w * c, no = (size_t)n * d.oh * d.ow * c;
+    float *in = malloc(ni * 4), *dout = malloc(no * 4), *out_r = malloc(no * 4);
+    float *din_r = malloc(ni * 4), *y = malloc(no * 4), *dx = malloc(ni * 4);
+    int32_t *ar = malloc(no * 4), *a = malloc(no * 4);
+    sn_test_fill(in, ni, -1, 1, 21);
+    sn_test_fill(dout, no, -1, 1, 22);
+    sn_ops_ref.maxpool_forward(&d, in, out_r, ar);
+    sn_ops_ref.maxpool_backward(&d, dout, ar, din_r);
+    d.blk_in = d.blk_out = 1;
+    float *x = laid(in, 1, n, h, w, c), *dy = laid(dout, 1, n, d.oh, d.ow, c);
+    ops->maxpool_forward(&d, x, y, a);
+    ops->maxpool_backward(&d, dy, a, dx);
+    unlay(y, 1, n, d.oh, d.ow, c);
+    unlay(dx, 1, n, h, w, c);
+    assert_true(sn_test_max_rel_diff(y, out_r, no) == 0);
+    assert_true(sn_test_max_rel_diff(dx, din_r, ni) < 1e-6);
+    free(in), free(dout), free(out_r), free(din_r), free(y), free(dx), free(ar), free(a);
+    free(x), free(dy);
+}
+
+static void check_blocked_all(void)
+{
+    static const struct conv_case cases[] = {
+        /* n  h  w  c oc kh kw sh sw same */
+        {2, 13, 13, 32, 64, 3, 3, 1, 1, 0}, /* Listing 8.1's second layer: Winograd */
+        {3, 9, 11, 48, 16, 3, 3, 1, 1, 1},  /* odd sizes, same */
+        {2, 9, 9, 16, 32, 3, 3, 2, 2, 1},   /* stride 2: direct */
+        {2, 7, 7, 16, 32, 1, 1, 1, 1, 0},   /* 1x1: direct */
+    };
+    const struct sn_ops *const ops[] = {&sn_ops_onednn, &sn_ops_winograd};
+    for (size_t k = 0; k < 2; k++) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (int m = 1; m < 4; m++) /* in blocked, out blocked, both */
+                check_conv_blocked(ops[k], &cases[i], m & 1, m >> 1);
+        check_pool_blocked(ops[k], 2, 26, 26, 32, 2, 0);
+        check_pool_blocked(ops[k], 3, 7, 9, 16, 2, 1);
+    }
+}
+
+/* Tensors kept in oneDNN's blocked layout between layers: each oneDNN convolution and pooling
+ * reads and writes them so, and where oneDNN refuses a shape (forced here by the test hook),
+ * sn_ops_blas computes it on NHWC copies and the results still come back blocked. */
+static void test_blocked_layouts(void **state)
+{
+    check_blocked_all();
+    sn_ops_onednn_free();
+    setenv("SN_TEST_ONEDNN_REFUSE", "1", 1);
+    check_blocked_all();
+    unsetenv("SN_TEST_ONEDNN_REFUSE");
+    sn_ops_onednn_free();
 }
 
 static void test_conv_chunked(void **state)
@@ -540,6 +737,8 @@ int main(void)
         cmocka_unit_test(test_conv_small_cases),
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_chunked),
+        cmocka_unit_test(test_blocked_layouts),
+        cmocka_unit_test(test_conv_bf16),
         cmocka_unit_test(test_conv_scratch_bound),
         cmocka_unit_test(test_conv_known_values),
         cmocka_unit_test(test_gemm_transposes),

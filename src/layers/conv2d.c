@@ -22,6 +22,8 @@ void sn_conv2d_desc(const struct sn_layer *l, int n, struct sn_conv_desc *d)
     d->sw = l->conf.sw;
     d->oh = sn_out_size(d->h, d->kh, d->sh, l->conf.same, &d->pad_top);
     d->ow = sn_out_size(d->w, d->kw, d->sw, l->conf.same, &d->pad_left);
+    d->blk_in = l->blk_in;
+    d->blk_out = l->blk_out;
 }
 
 static int conv2d_configure(struct sn_layer *l, const struct sn_config *cfg,

@@ -19,6 +19,8 @@ static void maxpool_desc(const struct sn_layer *l, int n, struct sn_pool_desc *d
     d->sw = l->conf.sw;
     d->oh = sn_out_size(d->h, d->ph, d->sh, l->conf.same, &d->pad_top);
     d->ow = sn_out_size(d->w, d->pw, d->sw, l->conf.same, &d->pad_left);
+    d->blk_in = l->blk_in;
+    d->blk_out = l->blk_out;
 }
 
 static int maxpool_configure(struct sn_layer *l, const struct sn_config *cfg,
