@@ -367,7 +367,9 @@ int main(int argc, char **argv)
     for (; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
         struct in_addr a;
-        if (!eq || eq == argv[i] || inet_pton(AF_INET, eq + 1, &a) != 1) {
+        /* a name of /var/run/netns, not a path */
+        if (!eq || eq == argv[i] || memchr(argv[i], '/', (size_t)(eq - argv[i])) || argv[i][0] == '.' ||
+            inet_pton(AF_INET, eq + 1, &a) != 1) {
             char msg[512];
             snprintf(msg, sizeof msg, "'%s': expected NS=ADDR, e.g. shardnet-h1=198.18.0.1", argv[i]);
             return usage(msg);

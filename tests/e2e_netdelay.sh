@@ -5,8 +5,8 @@
 # bridge); a round trip between two of them takes at least 2 x 2 ms and a 2-rank allreduce at
 # least 2 ms on average over its ranks (bounds the relay must honour, never timed from above);
 # 3 ranks on 3 hosts sum correctly through it; `down` stops it (its counters in the log) and
-# leaves no namespace. Needs root and iproute2 (else exit 77 with the reason).
-# Args: SHARDNET SOURCE_DIR TMP_DIR
+# leaves no namespace; without /dev/net/tun `up` exits 77 and leaves nothing.
+# Needs root and iproute2 (else exit 77 with the reason). Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 export SHARDNET_BIN=$bin
 hosts=$src/cluster/netns-hosts
@@ -71,6 +71,7 @@ for p in 2 3; do
 done
 read -r tx1 rx1 < <("$hosts" bytes --name "$name" 1)
 check "host 1's sn0 carried the 64 KiB sums: received $((rx1 - rx0)) bytes > 2 x 5 x 65536" test $((rx1 - rx0)) -gt 655360
+check "host 1's sn0 carried the 64 KiB sums: sent $((tx1 - tx0)) bytes > 2 x 5 x 65536" test $((tx1 - tx0)) -gt 655360
 # 2 ranks: the later rank's call needs a round trip (its share there, the sum back), so the
 # average of the two is a one-way delay at least
 min4=$(awk -F, '$1 == 2 && $2 == 4 { print $5 }' ar2.csv)
@@ -85,4 +86,13 @@ state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1)
 check "down: the relay (pid $pid) is gone (state '${state:-none}')" test -z "$state" -o "$state" = Z -o "$state" = X
 check "down: no namespace $name-* left" test -z "$(ip netns list | grep "^$name-")"
 check "down: the relay's log removed" test ! -e "${TMPDIR:-/tmp}/netns-hosts-$name.relay.log"
+
+# without /dev/net/tun (hidden under an empty file system in a mount namespace of its own): the
+# relay cannot be made here, which is a skip (77), not a failure, and nothing is left
+unshare -m sh -c 'mount -t tmpfs none /dev/net && exec "$@"' sh "$hosts" up 2 --name "$name" \
+    --subnet "$sub" --relay --delay 1ms > notun.out 2>&1
+rc=$?
+check "no /dev/net/tun: exit 77 (got $rc)" test $rc -eq 77
+check "no /dev/net/tun: says so" contains notun.out "/dev/net/tun: cannot open"
+check "no /dev/net/tun: no namespace $name-* left" test -z "$(ip netns list | grep "^$name-")"
 finish
