@@ -3,7 +3,8 @@
  * as many container and virtual machine kernels are. cluster/netns-hosts starts it for
  * `up N --delay D` when netem is missing (or with --relay).
  *
- *   shardnet-netdelay --delay D [--dev NAME] [--queue-mb M] [--daemon LOGFILE] NS=ADDR...
+ *   shardnet-netdelay --delay D [--dev NAME] [--queue-mb M] [--no-offload] [--daemon LOGFILE]
+ *                     NS=ADDR...
  *
  * For each NS=ADDR (a namespace made by `ip netns add NS`, and the IPv4 address its host will
  * hold), it enters the namespace, creates the TUN device NAME there (default sn0) and comes back:
@@ -15,25 +16,29 @@
  * address once due, that is never before D. The queue is a ring of --queue-mb MiB allocated at
  * start (default 64); a packet that finds it full is dropped and counted, as a switch's full
  * buffer would. A packet for an address no host holds, and any non-IPv4 packet, is dropped and
- * counted. The delay is one way: a round trip between two hosts takes 2 D at least.
+ * counted. The delay is one way: a round trip between two hosts takes 2 D at least. The devices
+ * take checksum and segmentation offloads (IFF_VNET_HDR, TUNSETOFFLOAD), as a veth does, so a
+ * host neither computes checksums nor cuts its TCP stream into MTU-sized packets for the relay;
+ * --no-offload turns that off (about 10% less bandwidth through the relay here).
  *
  * It is not netem: no jitter, loss or reordering, one FIFO for all hosts (so a constant D keeps
  * packets in order), and no rate (netns-hosts shapes the devices' egress with tbf for --rate).
  * Every packet is copied through this process twice and the receiving host's network stack runs
- * on its thread, so it caps throughput at what one core copies (netns-hosts' README gives
- * figures).
+ * on its thread, so it caps throughput at what one core copies (README.md, "Latency: links
+ * with a delay", gives figures).
  *
  * With --daemon LOGFILE it detaches once every device exists (so the caller can configure them
  * as soon as it returns) and writes its messages to LOGFILE. SIGTERM or SIGINT ends it; it
  * prints what it relayed, dropped and how late past its due time a packet went out, on exit
  * and on SIGUSR1. Exit codes: 0 ok, 1 failure, 2 usage, 77 no TUN support (/dev/net/tun). */
 #define _GNU_SOURCE
-#include <arpa/inet.h>     // defines: inet_pton, inet_ntop
+#include <arpa/inet.h>     // defines: inet_pton
 #include <errno.h>         // defines: errno, EAGAIN, EINTR, ENOENT, ENODEV
 #include <fcntl.h>         // defines: open, O_RDWR, O_NONBLOCK, O_CLOEXEC
 #include <limits.h>        // defines: INT_MAX
 #include <linux/if.h>      // defines: IFNAMSIZ, struct ifreq
-#include <linux/if_tun.h>  // defines: TUNSETIFF, IFF_TUN, IFF_NO_PI
+#include <linux/if_tun.h>  // defines: TUNSETIFF, TUNSETOFFLOAD, IFF_TUN, IFF_NO_PI, IFF_VNET_HDR
+#include <linux/virtio_net.h> // defines: struct virtio_net_hdr
 #include <poll.h>          // defines: ppoll, struct pollfd, POLLIN
 #include <sched.h>         // defines: setns, CLONE_NEWNET
 #include <signal.h>        // defines: sigset_t, sigprocmask, SIGTERM, SIGINT, SIGUSR1
@@ -48,7 +53,8 @@
 #include <unistd.h>        // defines: read, write, close, fork, setsid, dup2
 
 #define ND_MAX_HOSTS 1024
-#define ND_MAX_PACKET 65536 /* an IPv4 packet's largest size (its total length is 16 bits) */
+#define ND_MAX_PACKET (65536 + 16) /* an IPv4 packet's largest size (its total length is 16
+                                    * bits), after the virtio header (10 bytes) of offloads */
 #define ND_HDR 16           /* bytes of struct nd_pkt, a multiple of the ring's alignment */
 #define ND_SKIP UINT32_MAX  /* nd_pkt.len of a marker: the rest of the ring is unused, wrap */
 
@@ -85,6 +91,7 @@ struct nd_relay {
     uint64_t tail;  /* position where the next packet goes */
     uint8_t *drop;  /* a packet read while the ring is full goes here — owned, ND_MAX_PACKET */
     int64_t early; /* ns: how long before a packet's due time the timer is set (see main) */
+    int vnet;      /* bytes of struct virtio_net_hdr before each packet: 10 with offloads, or 0 */
     struct nd_stats st;
 };
 
@@ -123,7 +130,7 @@ static int parse_delay(const char *s, int64_t *out)
 /* Create TUN device `dev` in namespace `ns` and return its fd, or -1 (said) with *rc the exit
  * code: 77 when this kernel or machine has no TUN support, 1 otherwise. `home` is an fd of the
  * namespace to come back to. */
-static int tun_in_ns(const char *ns, const char *dev, int home, int *rc)
+static int tun_in_ns(const char *ns, const char *dev, int vnet, int home, int *rc)
 {
     char path[512];
     *rc = 1;
@@ -150,11 +157,21 @@ static int tun_in_ns(const char *ns, const char *dev, int home, int *rc)
             *rc = 77;
     } else {
         struct ifreq ifr = {0};
-        ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+        ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
         snprintf(ifr.ifr_name, IFNAMSIZ, "%s", dev);
+        /* with offloads the sending host leaves the checksum to the device and hands it TCP
+         * segments of up to 64 KiB (TSO): the relay passes both on with their virtio header, and
+         * the receiving host takes them as a network card's (checksum verified, segments merged),
+         * so neither host computes a checksum nor cuts a segment, as through a veth */
+        unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
         if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
             fprintf(stderr, "%s: namespace %s: cannot create TUN device %s: %s%s\n", me, ns, dev,
                     strerror(errno), errno == EBUSY ? " (a device of that name exists there)" : "");
+            close(fd);
+            fd = -1;
+        } else if (vnet && ioctl(fd, TUNSETOFFLOAD, offloads) != 0) {
+            fprintf(stderr, "%s: namespace %s: TUN device %s refuses checksum and segmentation "
+                    "offloads: %s (--no-offload)\n", me, ns, dev, strerror(errno));
             close(fd);
             fd = -1;
         }
@@ -212,12 +229,13 @@ static void take(struct nd_relay *r, int src)
                         strerror(errno));
             return;
         }
-        if (n < 20 || (buf[0] >> 4) != 4) {
+        const uint8_t *ip = buf + r->vnet;
+        if (n < r->vnet + 20 || (ip[0] >> 4) != 4) {
             r->st.notv4++;
             continue;
         }
         uint32_t daddr;
-        memcpy(&daddr, buf + 16, 4);
+        memcpy(&daddr, ip + 16, 4);
         int dst = host_of(r, daddr);
         if (dst < 0) {
             r->st.nohost++;
@@ -259,7 +277,7 @@ static int64_t give(struct nd_relay *r)
         if (w == (ssize_t)p.len) {
             uint64_t late = (uint64_t)(now - p.due);
             r->st.pkts++;
-            r->st.bytes += p.len;
+            r->st.bytes += p.len - (uint32_t)r->vnet;
             r->st.late_sum += late;
             if (late > r->st.late_max)
                 r->st.late_max = late;
@@ -309,7 +327,7 @@ static int daemonize(const char *log)
 
 static int usage(const char *why)
 {
-    fprintf(stderr, "%s: %s\nusage: %s --delay D [--dev NAME] [--queue-mb M] [--daemon LOGFILE] "
+    fprintf(stderr, "%s: %s\nusage: %s --delay D [--dev NAME] [--queue-mb M] [--no-offload] [--daemon LOGFILE] "
             "NS=ADDR...\n  D: a number with us, ms or s (500us, 2ms); NS: a namespace of "
             "'ip netns'; ADDR: the IPv4 address its host holds\n", me, why, me);
     return 2;
@@ -321,10 +339,16 @@ int main(int argc, char **argv)
     const char *dev = "sn0", *log = NULL;
     int64_t delay = -1;
     long queue_mb = 64;
+    int vnet = (int)sizeof(struct virtio_net_hdr);
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i += 2) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         char msg[256];
+        if (strcmp(opt, "--no-offload") == 0) {
+            vnet = 0;
+            i--; /* no value */
+            continue;
+        }
         if (!val) {
             snprintf(msg, sizeof msg, "%s needs a value", opt);
             return usage(msg);
@@ -364,6 +388,7 @@ int main(int argc, char **argv)
     if (argc - i > ND_MAX_HOSTS)
         return usage("too many hosts (1024 at most)");
     r.delay = delay;
+    r.vnet = vnet;
     for (; i < argc; i++) {
         char *eq = strchr(argv[i], '=');
         struct in_addr a;
@@ -398,7 +423,7 @@ int main(int argc, char **argv)
     }
     int rc = 0;
     for (int h = 0; h < r.n && rc == 0; h++)
-        r.host[h].fd = tun_in_ns(r.host[h].ns, dev, home, &rc);
+        r.host[h].fd = tun_in_ns(r.host[h].ns, dev, r.vnet, home, &rc);
     close(home);
 
     /* the signals arrive through a descriptor polled with the devices: no handler, no global */
