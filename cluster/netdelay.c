@@ -34,7 +34,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>     // defines: inet_pton
 #include <errno.h>         // defines: errno, EAGAIN, EINTR, ENOENT, ENODEV
-#include <fcntl.h>         // defines: open, O_RDWR, O_NONBLOCK, O_CLOEXEC
+#include <fcntl.h>         // defines: open, O_RDWR, O_NONBLOCK, O_CLOEXEC, O_NOFOLLOW
 #include <limits.h>        // defines: INT_MAX
 #include <linux/if.h>      // defines: IFNAMSIZ, struct ifreq
 #include <linux/if_tun.h>  // defines: TUNSETIFF, TUNSETOFFLOAD, IFF_TUN, IFF_NO_PI, IFF_VNET_HDR
@@ -293,7 +293,8 @@ static int64_t give(struct nd_relay *r)
  * `log` as its stderr. Returns 0 in the child, -1 (said) on failure. */
 static int daemonize(const char *log)
 {
-    int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* root writes it, often in /tmp: never through a link someone else planted there */
+    int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (lfd < 0) {
         fprintf(stderr, "%s: %s: cannot open the log: %s\n", me, log, strerror(errno));
         return -1;
