@@ -15,16 +15,7 @@ hosts=$src/cluster/netns-hosts
 
 # namespaces of this run alone: the pid in the name, a subnet of 198.18.0.0/15 from the pid
 name=sn$$
-hosts_down() { "$hosts" down --name "$name" > /dev/null 2>&1 || echo "could not remove namespaces $name-*"; }
-trap hosts_down EXIT
-"$hosts" up 2 --name "$name" --subnet $(($$ % 512)) --slots 2 --hostfile hosts2 > up.out 2>&1
-rc=$?
-if [ $rc -eq 77 ]; then
-    echo "skipped: $(tail -1 up.out)"
-    exit 77
-fi
-check "2 hosts up (exit $rc)" test $rc -eq 0
-[ $rc -eq 0 ] || { cat up.out; finish; exit 1; }
+netns_up "$name" "2 hosts up" 2 --subnet $(($$ % 512)) --slots 2 --hostfile hosts2
 printf '%s slots=1\n%s slots=1\n' "$name-h1" "$name-h2" > hosts1
 # as host I: `on I CMD...`
 on() { local i=$1; shift; "$hosts" exec --name "$name" "$i" "$@"; }

@@ -28,16 +28,7 @@ check "the relay, a bad address: exit 2, names it" test $? -eq 2 -a -n "$(grep "
 name=nd$$
 sub=$(($$ % 512))
 if [ "$sub" -lt 256 ]; then pre=198.18.$sub; else pre=198.19.$((sub - 256)); fi
-hosts_down() { "$hosts" down --name "$name" > /dev/null 2>&1 || echo "could not remove namespaces $name-*"; }
-trap hosts_down EXIT
-"$hosts" up 3 --name "$name" --subnet "$sub" --relay --delay 2ms > up.out 2>&1
-rc=$?
-if [ $rc -eq 77 ]; then
-    echo "skipped: $(tail -1 up.out)"
-    exit 77
-fi
-check "3 hosts up through the relay (exit $rc)" test $rc -eq 0
-[ $rc -eq 0 ] || { cat up.out; finish; exit 1; }
+netns_up "$name" "3 hosts up through the relay" 3 --subnet "$sub" --relay --delay 2ms
 check "up: says the relay carries the links" contains up.out "links through the relay: pid [0-9]* in namespace $name-sw holds every packet 2ms"
 pid=$(ip netns pids "$name-sw")
 check "the relay runs in the switch namespace (pid ${pid:-none})" test -n "$pid" -a -n "$(tr '\0' ' ' < /proc/${pid:-0}/cmdline | grep shardnet-netdelay)"

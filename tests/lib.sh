@@ -34,3 +34,20 @@ finish() {
     echo "$passes passed, $fails failed"
     [ "$fails" -eq 0 ]
 }
+# netns_up NAME WHAT ARGS...: cluster/netns-hosts up ARGS as namespaces NAME-*, removed when the
+# test exits; exits 77 (skip) where namespaces cannot be made here, and ends the test as failed
+# where up fails otherwise. Its output is in up.out.
+netns_up() {
+    local name=$1 what=$2 rc
+    shift 2
+    # shellcheck disable=SC2064 # the name is fixed now
+    trap "'$src/cluster/netns-hosts' down --name '$name' > /dev/null 2>&1 || echo 'could not remove namespaces $name-*'" EXIT
+    "$src/cluster/netns-hosts" up "$@" --name "$name" > up.out 2>&1
+    rc=$?
+    if [ $rc -eq 77 ]; then
+        echo "skipped: $(tail -1 up.out)"
+        exit 77
+    fi
+    check "$what (exit $rc)" test $rc -eq 0
+    [ $rc -eq 0 ] || { cat up.out; finish; exit 1; }
+}
