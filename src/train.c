@@ -1213,6 +1213,30 @@ int sn_train_finish_trace(struct sn_dist *d, const char *path, int rc, FILE *not
     return rc;
 }
 
+/* This rank's share of a global batch of nb samples */
+static int share(int nb, const struct sn_dist *d)
+{
+    int first, count;
+    sn_shard_slice(nb, d->rank, d->world, &first, &count);
+    return count;
+}
+
+/* The batches this rank meets besides tc->n: its share of a full training batch and of the
+ * epoch's last, partial one, and the same for validation, so that sn_tune_prepare makes their
+ * primitives before the first step. */
+static void batch_shares(const struct run *r, struct sn_tune_conf *tc)
+{
+    const struct sn_train_conf *t = &r->st.tc;
+    int n = r->train_ds->n, b = t->batch_size;
+    tc->train_n[0] = share(n < b ? n : b, r->d);
+    if (n > b && n % b && r->steps == sn_loader_steps(r->train_ld))
+        tc->train_n[1] = share(n % b, r->d);
+    int nv = r->val_ds->n, vb = t->validation_batch_size;
+    tc->eval_n[0] = share(nv < vb ? nv : vb, r->d);
+    if (nv > vb && nv % vb)
+        tc->eval_n[1] = share(nv % vb, r->d);
+}
+
 int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_train_opts *opts,
              struct sn_err *err)
 {
@@ -1227,10 +1251,12 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
         sn_dist_set_watchdog(d, r->st.tc.watchdog);
         rc = set_threads(r, err);
     }
+    size_t prims = 0;
     if (rc == SN_OK) {
         int local = (r->st.tc.batch_size + d->world - 1) / d->world;
         struct sn_tune_conf tc = {.training = 1, .n = local, .threads = sn_ops_get_threads(),
                                   .bf16 = r->st.tc.bf16};
+        batch_shares(r, &tc);
         if (r->st.auto_backend)
             rc = sn_tune_backends(r->model, &tc, d, d->rank == 0 && !opts->quiet ? r->con.out : NULL,
                                   err);
@@ -1240,6 +1266,7 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
         if (rc == SN_OK && !r->st.auto_backend &&
             sn_model_plan_layouts(r->model, 1, runs, sizeof runs) > 0)
             con_say(&r->con, "oneDNN's blocked layout kept between layers: %s\n", runs);
+        prims = sn_ops_onednn_primitives();
     }
     int tracing = 0;
     if (rc == SN_OK && opts->trace) {
@@ -1248,6 +1275,10 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
     }
     if (rc == SN_OK)
         rc = fit(r, err);
+    /* tests: what the steps made (bench prints the same for its steps) */
+    if (getenv("SN_TEST_PRIMITIVES") && rc == SN_OK)
+        fprintf(stderr, "rank %d: oneDNN primitives: %zu made before the first step, %zu after\n",
+                d->rank, prims, sn_ops_onednn_primitives() - prims);
     if (tracing)
         rc = sn_train_finish_trace(d, opts->trace, rc, d->rank == 0 ? r->con.out : NULL, err);
     teardown(r);

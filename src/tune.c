@@ -298,20 +298,15 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     return rc;
 }
 
-void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc)
+/* Runs once each part of each layer that runs at batch n on a oneDNN backend */
+static void prepare_at(struct sn_model *m, int n, int training)
 {
-    for (int i = 0; tc->bf16 && i < m->n_layers; i++) {
-        struct sn_layer *l = &m->layers[i];
-        if (l->type == &sn_layer_conv2d)
-            l->ops = l->ops_bwd_data = l->ops_bwd_weights = &sn_ops_bf16;
-    }
-    sn_model_plan_layouts(m, tc->training, NULL, 0);
     for (int i = 0; i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         if (!sn_layer_has_backend_choice(l))
             continue;
         enum sn_time_part parts[3];
-        int np = layer_parts(l, tc->training, parts);
+        int np = layer_parts(l, training, parts);
         const struct sn_ops *fwd = l->ops ? l->ops : m->ops;
         for (int p = 0; p < np; p++) {
             const struct sn_ops *ops = parts[p] == SN_TIME_BWD_DATA && l->ops_bwd_data
@@ -320,7 +315,28 @@ void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc)
                                            ? l->ops_bwd_weights
                                            : fwd;
             if (ops == &sn_ops_onednn || ops == &sn_ops_winograd || ops == &sn_ops_bf16)
-                sn_model_prepare_layer(m, i, tc->n, parts[p], ops);
+                sn_model_prepare_layer(m, i, n, parts[p], ops);
         }
+    }
+}
+
+void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc)
+{
+    for (int i = 0; tc->bf16 && i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        if (l->type == &sn_layer_conv2d)
+            l->ops = l->ops_bwd_data = l->ops_bwd_weights = &sn_ops_bf16;
+    }
+    sn_model_plan_layouts(m, tc->training, NULL, 0);
+    /* each batch size once: as training meets it (forward and backward), else forward only
+       (a forward primitive serves both) */
+    int sizes[5] = {tc->n, tc->train_n[0], tc->train_n[1], tc->eval_n[0], tc->eval_n[1]};
+    int training[5] = {tc->training, 1, 1, 0, 0};
+    for (int k = 0; k < 5; k++) {
+        int seen = sizes[k] < 1;
+        for (int j = 0; j < k && !seen; j++)
+            seen = sizes[j] == sizes[k] && (training[j] || !training[k]);
+        if (!seen)
+            prepare_at(m, sizes[k], training[k]);
     }
 }

@@ -25,13 +25,18 @@ struct sn_tune_conf {
     int threads;          /* the threads each backend runs with (part of the cache key) */
     int bf16;             /* [train] precision = bf16: every convolution on sn_ops_bf16, untimed
                              (the choice is the precision, not a speed) */
+    int train_n[2];       /* other per-rank batches this rank trains on (its share of a full
+                             batch, of an epoch's last partial one), 0: none */
+    int eval_n[2];        /* and validates on: forward only. sn_tune_prepare makes their
+                             primitives too, so that no step makes any */
     const char *cache;    /* cache file; NULL: $XDG_CACHE_HOME/shardnet/backends.tsv, else
                              $HOME/.cache/shardnet/backends.tsv; "" for none */
 };
 
 /* Plans the layouts between layers (sn_model_plan_layouts), then makes what the oneDNN
- * backends keep for each layer's shapes at batch tc->n (primitives, their buffers) by running
- * each part once, so that no training step makes any; the layers' gradients are left zero.
+ * backends keep for each layer's shapes at batch tc->n and at the batches of train_n and eval_n
+ * (primitives, their buffers) by running each part once, so that no step makes any; the
+ * layers' gradients are left zero.
  * sn_tune_backends calls it; call it for a backend set by name. */
 void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc);
 

@@ -139,6 +139,16 @@ rc=$?
 check "rank 0 stuck while timing: exit 76 (got $rc)" test $rc -eq 76
 check "rank 0 stuck while timing: ended within 30 s" test $(( $(date +%s) - start )) -le 30
 check "rank 0 stuck while timing: the watchdog names the wait" contains heldtiming.out "has waited"
+# oneDNN's primitives are made before the first training step, never in one: in training too,
+# for every batch a rank meets — 40 images at batch 7 on 2 ranks (shares of 3 and 4, an epoch's
+# last batch of 5: 2 and 3) and validation at batch 6 (3 and 3, its last of 4: 2 and 2)
+SN_TEST_PRIMITIVES=1 "${mpirun[@]}" -np 2 "$bin" train "$cfg" "${common[@]}" --set model.backend=winograd \
+    --set train.batch_size=7 --set train.validation_batch_size=6 --set checkpoint.dir=prims > primstrain.out 2>&1
+check "odd batches on 2 ranks: exit 0" test $? -eq 0
+for rk in 0 1; do
+    check "odd batches: rank $rk made no primitive during the steps" \
+        contains primstrain.out "^rank $rk: oneDNN primitives: [1-9][0-9]* made before the first step, 0 after$"
+done
 # oneDNN's primitives are made before the first training step, never in one
 for be in auto winograd; do
     "$bin" bench "$cfg" --set train.threads=1 --batch 8 --iters 2 --backend $be > prims_$be.out 2>&1
