@@ -4,7 +4,8 @@
  * fastest. Two reasons: a convolution's im2col rows are then (N*OH*OW, KH*KW*C), so the batch
  * folds into the GEMM's M dimension and its output (N*OH*OW, OC) *is* the NHWC output, with no
  * transpose; and Keras's Flatten order and kernel layout (KH,KW,C,OC) are ours, so weights
- * exported from Keras load as they are.
+ * exported from Keras load as they are. (The one exception: between two layers that both run on
+ * oneDNN, the model may keep a tensor in oneDNN's blocked layout — blk_in, blk_out below.)
  *
  * A backend is a table of functions (struct sn_ops). Layers call only through the table, so a
  * second backend takes over by providing another table. Five exist:
