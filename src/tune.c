@@ -9,9 +9,9 @@
 #include "cpu.h"
 #include "sys.h" // defines: sn_mkdir_p
 
-enum { N_OPS = 3 };
+enum { N_OPS = 4 };
 static const struct sn_ops *const candidates[N_OPS] = {&sn_ops_blas, &sn_ops_onednn,
-                                                       &sn_ops_winograd};
+                                                       &sn_ops_winograd, &sn_ops_bf16};
 
 void sn_tune_cache_path(const struct sn_tune_conf *tc, char *buf, size_t n)
 {
@@ -34,11 +34,12 @@ static void layer_key(const struct sn_layer *l, const struct sn_tune_conf *tc, c
     const struct sn_layer_conf *c = &l->conf;
     snprintf(key, n,
              "%s; %d thread%s; %s %dx%dx%d -> %dx%dx%d window %dx%d strides %dx%d %s act %d "
-             "bias %d; batch %d; %s",
+             "bias %d; batch %d; %s%s",
              kernels, tc->threads, tc->threads > 1 ? "s" : "", l->type->section, l->in.h, l->in.w,
              l->in.c, l->out.h, l->out.w, l->out.c, c->kh, c->kw, c->sh, c->sw,
              c->same ? "same" : "valid", (int)c->act, c->use_bias, tc->n,
-             tc->training ? "train" : "infer");
+             tc->training ? "train" : "infer",
+             tc->bf16 && l->type == &sn_layer_conv2d ? "; bf16 allowed" : "");
     for (char *p = key; *p; p++)
         if (*p == '\t' || *p == '\n')
             *p = ' ';
@@ -88,7 +89,8 @@ static int cache_lookup(const char *cache, const char *key, int *pick, double t[
         char name[32];
         double ms[N_OPS];
         int used = 0;
-        if (sscanf(p + 2 + kl, "%31s %lf %lf %lf%n", name, &ms[0], &ms[1], &ms[2], &used) != 4 ||
+        if (sscanf(p + 2 + kl, "%31s %lf %lf %lf %lf%n", name, &ms[0], &ms[1], &ms[2], &ms[3],
+                   &used) != 5 ||
             (p[2 + kl + used] != '\n' && p[2 + kl + used] != '\0'))
             continue;
         for (int k = 0; k < N_OPS; k++)
@@ -121,17 +123,22 @@ static int cache_append(const char *path, const char *key, int pick, const doubl
     if (!f)
         return -1;
     setvbuf(f, NULL, _IOFBF, 4096);
-    fprintf(f, "%s\t%s\t%.4f\t%.4f\t%.4f\n", key, candidates[pick]->name, 1e3 * t[0],
-            1e3 * t[1], 1e3 * t[2]);
+    fprintf(f, "%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\n", key, candidates[pick]->name, 1e3 * t[0],
+            1e3 * t[1], 1e3 * t[2], 1e3 * t[3]);
     return fclose(f) == 0 ? 0 : -1;
 }
 
 /* Which candidates can differ from the others on layer l (applies[k]): the Winograd table is
  * oneDNN's but for the convolutions oneDNN has a Winograd primitive for. A candidate not timed
  * has time 0, in the cache too. */
-static void candidates_applying(const struct sn_layer *l, int applies[N_OPS])
+static void candidates_applying(const struct sn_layer *l, const struct sn_tune_conf *tc,
+                                int applies[N_OPS])
 {
     for (int k = 0; k < N_OPS; k++) {
+        if (candidates[k] == &sn_ops_bf16) { /* a precision the config allows, or not */
+            applies[k] = tc->bf16 && l->type == &sn_layer_conv2d;
+            continue;
+        }
         applies[k] = candidates[k] != &sn_ops_winograd;
         if (!applies[k] && l->type == &sn_layer_conv2d) {
             struct sn_conv_desc d;
@@ -164,6 +171,8 @@ static const char *const part_names[] = {
     [SN_TIME_BWD_DATA] = "input gradient",
     [SN_TIME_BWD_WEIGHTS] = "weight gradient",
 };
+
+static void prepare(struct sn_model *m, const struct sn_tune_conf *tc, int force_bf16);
 
 int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct sn_dist *d,
                      FILE *out, struct sn_err *err)
@@ -199,8 +208,8 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
        minutes). */
     for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
-        if (!sn_layer_has_backend_choice(l) || (tc->bf16 && l->type == &sn_layer_conv2d))
-            continue; /* bf16: sn_tune_prepare sets it, on every rank */
+        if (!sn_layer_has_backend_choice(l))
+            continue;
         if (!rank0) {
             rc = sn_dist_bcast(d, pick + (size_t)i * 3, 3 * sizeof *pick, 0, err);
             continue;
@@ -223,7 +232,7 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
             if (!cache_lookup(cache, key, &b, t)) {
                 from_cache[i] = 0;
                 if (!known)
-                    candidates_applying(l, applies), known = 1;
+                    candidates_applying(l, tc, applies), known = 1;
                 for (int k = 0; k < N_OPS; k++)
                     t[k] = applies[k] ? sn_model_time_layer(m, i, tc->n, parts[p], candidates[k])
                                       : 0;
@@ -258,11 +267,6 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
         int np = layer_parts(l, tc->training, parts);
         char line[1024];
         int len = snprintf(line, sizeof line, "backend for %s at batch %d:", l->name, tc->n);
-        if (tc->bf16 && l->type == &sn_layer_conv2d) {
-            if (out && rank0)
-                fprintf(out, "%s %s (precision = bf16)\n", line, sn_ops_bf16.name);
-            continue;
-        }
         for (int p = 0; p < np; p++) {
             int b = pick[(size_t)i * 3 + p];
             const struct sn_ops *ops = b < 0 ? NULL : candidates[b]; /* NULL: as forward */
@@ -290,7 +294,7 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     free(times);
     free(from_cache);
     if (rc == SN_OK) {
-        sn_tune_prepare(m, tc); /* on every rank */
+        prepare(m, tc, 0); /* on every rank */
         char runs[512];
         if (out && rank0 && sn_model_plan_layouts(m, tc->training, runs, sizeof runs) > 0)
             fprintf(out, "oneDNN's blocked layout kept between layers: %s\n", runs);
@@ -320,9 +324,13 @@ static void prepare_at(struct sn_model *m, int n, int training)
     }
 }
 
-void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc)
+void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc) { prepare(m, tc, 1); }
+
+/* sn_tune_prepare; with force_bf16 (a backend set by name) precision = bf16 puts every
+   convolution on sn_ops_bf16, as timing may have for some */
+static void prepare(struct sn_model *m, const struct sn_tune_conf *tc, int force_bf16)
 {
-    for (int i = 0; tc->bf16 && i < m->n_layers; i++) {
+    for (int i = 0; force_bf16 && tc->bf16 && i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         if (l->type == &sn_layer_conv2d)
             l->ops = l->ops_bwd_data = l->ops_bwd_weights = &sn_ops_bf16;

@@ -23,8 +23,9 @@ struct sn_tune_conf {
     int training;         /* time forward + backward (else forward only: evaluate, predict) */
     int n;                /* per-rank batch */
     int threads;          /* the threads each backend runs with (part of the cache key) */
-    int bf16;             /* [train] precision = bf16: every convolution on sn_ops_bf16, untimed
-                             (the choice is the precision, not a speed) */
+    int bf16;             /* [train] precision = bf16: convolutions may run on sn_ops_bf16 —
+                             sn_tune_backends times it as one more candidate, sn_tune_prepare
+                             (a backend set by name) puts every convolution on it */
     int train_n[2];       /* other per-rank batches this rank trains on (its share of a full
                              batch, of an epoch's last partial one), 0: none */
     int eval_n[2];        /* and validates on: forward only. sn_tune_prepare makes their

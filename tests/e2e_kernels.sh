@@ -155,14 +155,19 @@ for be in auto winograd; do
     check "bench, backend $be: no primitive made during the steps" \
         contains prims_$be.out "^oneDNN primitives: [1-9][0-9]* made before the training steps, 0 during them$"
 done
-# --- precision = bf16: convolutions on oneDNN's bf16 kernels, untimed, where the CPU has them
+# --- precision = bf16, where the CPU has bf16 arithmetic: with auto, oneDNN's bf16 kernels are
+# one more candidate of each convolution part; with a backend named, every convolution runs them
 if grep -qw 'avx512_bf16\|amx_bf16' /proc/cpuinfo; then
     "$bin" train "$cfg" "${auto[@]}" --set train.precision=bf16 --set checkpoint.dir=bf16 > bf16.out 2>&1
     check "precision = bf16: exit 0" test $? -eq 0
-    check "precision = bf16: each convolution on bf16" \
-        test "$(grep -c '^backend for conv2d[_0-9]* at batch [0-9]*: bf16 (precision = bf16)$' bf16.out)" -eq 3
-    check "precision = bf16: pooling still chosen by timing" contains bf16.out "^backend for maxpooling2d at batch .*(blas .* ms"
+    check "precision = bf16, auto: each convolution also timed on bf16" \
+        test "$(grep -c '^backend for conv2d[_0-9]* at batch [0-9]*: forward .*, bf16 [0-9.]* ms)' bf16.out)" -eq 3
+    check "precision = bf16, auto: pooling not timed on bf16" lacks bf16.out "^backend for maxpooling2d.*bf16"
     check "precision = bf16: a finite loss" contains bf16.out " - loss: [0-9]"
+    "$bin" train "$cfg" "${common[@]}" --set train.precision=bf16 --set checkpoint.dir=bf16dnnl > bf16dnnl.out 2>&1
+    check "precision = bf16, backend = onednn: exit 0" test $? -eq 0
+    check "precision = bf16, backend = onednn: bf16 convolutions keep the blocked layout" \
+        contains bf16dnnl.out "^oneDNN's blocked layout kept between layers: conv2d to conv2d_2 (5 layers)"
     "$bin" evaluate "$cfg" "${auto[@]}" --set train.precision=bf16 --checkpoint bf16/mnist_convnet-best.ckpt > bf16eval.out 2>&1
     check "precision = bf16: evaluate exit 0" test $? -eq 0
     "$bin" bench "$cfg" --set train.threads=1 --set train.precision=bf16 --batch 8 --iters 2 --backend winograd > bf16bench.out 2>&1
