@@ -35,7 +35,8 @@ static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn
     const struct sn_augment_conf ac = st->ac;
     const struct sn_train_conf tc = st->tc;
     struct sn_dataset *ds;
-    SN_FORWARD(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, err));
+    /* rank 0 lists the folder and hands the list to the others, as training does */
+    SN_FORWARD(sn_dataset_open_shared(&ds, d, &dc, SN_SPLIT_TRAIN, NULL, err));
     int batch = bo->batch ? bo->batch : tc.batch_size;
     int steps = (ds->n + batch - 1) / batch;
     if (bo->iters > 0 && bo->iters < steps)
