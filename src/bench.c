@@ -432,8 +432,8 @@ static int bench_train(const struct sn_settings *settings, const struct sn_confi
         if (prims > 0)
             fprintf(out, "oneDNN primitives: %zu made before the training steps, %zu during them\n",
                     prims_before, prims - prims_before);
-        char runs[512]; /* auto said it with its choices */
-        if (!st.auto_backend && sn_model_plan_layouts(m, 1, runs, sizeof runs) > 0)
+        char runs[512];
+        if (sn_model_layout_runs(m, runs, sizeof runs) > 0)
             fprintf(out, "oneDNN's blocked layout kept between layers: %s\n", runs);
         row.rate = r_train, row.step_ms = 1e3 * avg[0], row.inference_rate = r_inf;
         row.gflops = g_train, row.peak = peak;

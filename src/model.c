@@ -492,13 +492,11 @@ static int joinable(const struct sn_model *m, int a)
            !(l->type == &sn_layer_conv2d && l->conf.act == SN_ACT_SOFTMAX) && !l->logits_out;
 }
 
-int sn_model_plan_layouts(struct sn_model *m, int training, char *desc, size_t desc_size)
+int sn_model_plan_layouts(struct sn_model *m, int training)
 {
     for (int i = 0; i < m->n_layers; i++)
         m->layers[i].blk_in = m->layers[i].blk_out = 0;
-    int kept = 0, len = 0;
-    if (desc && desc_size)
-        desc[0] = '\0';
+    int kept = 0;
     for (int i = 0; m->keep_blocked && sn_ops_onednn_blocked_native() && i < m->n_layers;) {
         int wino = 0;
         if (!blockable(m, &m->layers[i], training, &wino)) {
@@ -515,19 +513,31 @@ int sn_model_plan_layouts(struct sn_model *m, int training, char *desc, size_t d
             a++;
         while (b >= a && m->layers[b].type != &sn_layer_conv2d)
             b--;
-        if (wino && b > a) {
-            for (int k = a; k < b; k++) {
-                m->layers[k].blk_out = m->layers[k + 1].blk_in = 1;
-                kept++;
-            }
-            if (desc && len < (int)desc_size)
-                len += snprintf(desc + len, desc_size - len, "%s%s to %s (%d layers)",
-                                len ? ", " : "", m->layers[a].name, m->layers[b].name,
-                                b - a + 1);
+        for (int k = a; wino && k < b; k++) {
+            m->layers[k].blk_out = m->layers[k + 1].blk_in = 1;
+            kept++;
         }
         i = next;
     }
-    if (desc && desc_size && !len)
+    return kept;
+}
+
+int sn_model_layout_runs(const struct sn_model *m, char *desc, size_t desc_size)
+{
+    int kept = 0, len = 0;
+    desc[0] = '\0';
+    for (int a = 0; a < m->n_layers; a++) {
+        if (!m->layers[a].blk_out || m->layers[a].blk_in)
+            continue; /* not where a run begins */
+        int b = a;
+        for (; m->layers[b].blk_out; b++) /* a blocked output has a blocked reader */
+            kept++;
+        if (len < (int)desc_size)
+            len += snprintf(desc + len, desc_size - len, "%s%s to %s (%d layers)",
+                            len ? ", " : "", m->layers[a].name, m->layers[b].name, b - a + 1);
+        a = b;
+    }
+    if (!len)
         snprintf(desc, desc_size, "none");
     return kept;
 }

@@ -136,9 +136,13 @@ void sn_model_prepare_layer(struct sn_model *m, int i, int n, enum sn_time_part 
  * oneDNN's native one (AVX-512) and unless m->keep_blocked is 0. A run begins and ends with a
  * convolution, which reorders from and to NHWC at those ends; everything outside stays NHWC
  * (Flatten's order, Keras's). Clears every earlier decision first. Returns the number of
- * layer-to-layer boundaries kept blocked and writes, when desc is not NULL, a line naming the
- * runs ("conv2d_1 to conv2d_4 (7 layers)", or "none"). */
-int sn_model_plan_layouts(struct sn_model *m, int training, char *desc, size_t desc_size);
+ * layer-to-layer boundaries kept blocked. */
+int sn_model_plan_layouts(struct sn_model *m, int training);
+
+/* What the last plan decided, read from the layers: writes a line naming the runs ("conv2d_1 to
+ * conv2d_4 (7 layers)", or "none") into desc (desc_size > 0) and returns the number of
+ * boundaries kept blocked. */
+int sn_model_layout_runs(const struct sn_model *m, char *desc, size_t desc_size);
 
 /* Zeroes the trainable gradient ranges. */
 void sn_model_zero_grads(struct sn_model *m);

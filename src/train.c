@@ -1262,9 +1262,8 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
                                   err);
         else
             sn_tune_prepare(r->model, &tc);
-        char runs[512]; /* auto said it with its choices */
-        if (rc == SN_OK && !r->st.auto_backend &&
-            sn_model_plan_layouts(r->model, 1, runs, sizeof runs) > 0)
+        char runs[512];
+        if (rc == SN_OK && sn_model_layout_runs(r->model, runs, sizeof runs) > 0)
             con_say(&r->con, "oneDNN's blocked layout kept between layers: %s\n", runs);
         prims = sn_ops_onednn_primitives();
     }

@@ -192,7 +192,7 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     int cache_failed = 0;
     for (size_t k = 0; rc == SN_OK && k < slots; k++)
         pick[k] = -1;
-    sn_model_plan_layouts(m, tc->training, NULL, 0); /* none, until the backends are chosen */
+    sn_model_plan_layouts(m, tc->training); /* none, until the backends are chosen */
     if (d && d->world > 1) {
         int failed = rc != SN_OK;
         struct sn_err agree_err = {0};
@@ -293,12 +293,8 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
     free(pick);
     free(times);
     free(from_cache);
-    if (rc == SN_OK) {
+    if (rc == SN_OK)
         prepare(m, tc, 0); /* on every rank */
-        char runs[512];
-        if (out && rank0 && sn_model_plan_layouts(m, tc->training, runs, sizeof runs) > 0)
-            fprintf(out, "oneDNN's blocked layout kept between layers: %s\n", runs);
-    }
     return rc;
 }
 
@@ -335,7 +331,7 @@ static void prepare(struct sn_model *m, const struct sn_tune_conf *tc, int force
         if (l->type == &sn_layer_conv2d)
             l->ops = l->ops_bwd_data = l->ops_bwd_weights = &sn_ops_bf16;
     }
-    sn_model_plan_layouts(m, tc->training, NULL, 0);
+    sn_model_plan_layouts(m, tc->training);
     /* each batch size once: as training meets it (forward and backward), else forward only
        (a forward primitive serves both) */
     int sizes[5] = {tc->n, tc->train_n[0], tc->train_n[1], tc->eval_n[0], tc->eval_n[1]};

@@ -68,7 +68,8 @@ static void test_plan_layouts(void **state)
 
     /* rescaling conv pool conv pool conv flatten dense: conv .. conv2d_2, ends reordered */
     struct sn_model *m = build("winograd", 32, "", "");
-    int kept = sn_model_plan_layouts(m, 1, desc, sizeof desc);
+    int kept = sn_model_plan_layouts(m, 1);
+    assert_int_equal(sn_model_layout_runs(m, desc, sizeof desc), kept);
     if (!native) {
         assert_int_equal(kept, 0);
         assert_string_equal(outs(m), "00000000");
@@ -81,53 +82,55 @@ static void test_plan_layouts(void **state)
     assert_string_equal(outs(m), "01111000");
     assert_string_equal(desc, "conv2d to conv2d_2 (5 layers)");
     /* inference only: the same */
-    assert_int_equal(sn_model_plan_layouts(m, 0, NULL, 0), 4);
+    assert_int_equal(sn_model_plan_layouts(m, 0), 4);
     /* a weight gradient on OpenBLAS: that convolution reads NHWC, so it splits the run, and
        what is left holds a pooling at an end and one convolution: nothing kept */
     m->layers[3].ops_bwd_weights = &sn_ops_blas;
-    assert_int_equal(sn_model_plan_layouts(m, 1, desc, sizeof desc), 0);
+    assert_int_equal(sn_model_plan_layouts(m, 1), 0);
+    assert_int_equal(sn_model_layout_runs(m, desc, sizeof desc), 0);
     assert_string_equal(outs(m), "00000000");
     assert_string_equal(desc, "none");
     /* ... unless only the forward runs */
-    assert_int_equal(sn_model_plan_layouts(m, 0, NULL, 0), 4);
+    assert_int_equal(sn_model_plan_layouts(m, 0), 4);
     /* a forward pass on OpenBLAS: the same split, forward or not */
     m->layers[3].ops_bwd_weights = NULL;
     m->layers[3].ops = &sn_ops_blas;
-    assert_int_equal(sn_model_plan_layouts(m, 0, NULL, 0), 0);
+    assert_int_equal(sn_model_plan_layouts(m, 0), 0);
     sn_model_free(m);
 
     /* off by config */
     m = build("winograd", 32, "onednn_layout = nhwc", "");
-    assert_int_equal(sn_model_plan_layouts(m, 1, NULL, 0), 0);
+    assert_int_equal(sn_model_plan_layouts(m, 1), 0);
     assert_string_equal(outs(m), "00000000");
     sn_model_free(m);
 
     /* no Winograd in the run: NHWC is as fast for direct convolutions, and nothing reorders */
     m = build("onednn", 32, "", "");
-    assert_int_equal(sn_model_plan_layouts(m, 1, NULL, 0), 0);
+    assert_int_equal(sn_model_plan_layouts(m, 1), 0);
     sn_model_free(m);
     m = build("blas", 32, "", "");
-    assert_int_equal(sn_model_plan_layouts(m, 1, NULL, 0), 0);
+    assert_int_equal(sn_model_plan_layouts(m, 1), 0);
     sn_model_free(m);
     /* bf16 convolutions (precision = bf16) convert their inputs: kept as with Winograd */
     m = build("onednn", 32, "", "");
     for (int i = 0; i < m->n_layers; i++)
         if (strcmp(m->layers[i].type->section, "conv2d") == 0)
             m->layers[i].ops = &sn_ops_bf16;
-    assert_int_equal(sn_model_plan_layouts(m, 1, NULL, 0), 4);
+    assert_int_equal(sn_model_plan_layouts(m, 1), 4);
     assert_string_equal(outs(m), "01111000");
     sn_model_free(m);
 
     /* 24 channels after the first convolution are not in 16s: the run starts after them */
     m = build("winograd", 24, "", "");
-    assert_int_equal(sn_model_plan_layouts(m, 1, desc, sizeof desc), 2);
+    assert_int_equal(sn_model_plan_layouts(m, 1), 2);
+    assert_int_equal(sn_model_layout_runs(m, desc, sizeof desc), 2);
     assert_string_equal(outs(m), "00011000");
     assert_string_equal(desc, "conv2d_1 to conv2d_2 (3 layers)");
     sn_model_free(m);
 
     /* a dropout between: runs on either side, the first of one convolution only */
     m = build("winograd", 32, "", "[dropout]\nrate = 0.5\n");
-    assert_int_equal(sn_model_plan_layouts(m, 1, NULL, 0), 2);
+    assert_int_equal(sn_model_plan_layouts(m, 1), 2);
     assert_string_equal(outs(m), "000011000");
     sn_model_free(m);
 }
