@@ -618,6 +618,36 @@ static void blas_conv2d_backward(const struct sn_conv_desc *d, const float *in, 
         result_to(dx, din, d->blk_in, d->n, d->c, d->h, d->w);
 }
 
+static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, float *out,
+                                 int32_t *argmax)
+{
+    struct sn_pool_desc p = *d;
+    p.blk_in = p.blk_out = 0;
+    const float *x = nhwc_of(in, d->blk_in, d->n, d->c, d->h, d->w, POOL_NHWC, 1);
+    float *y = nhwc_of(out, d->blk_out, d->n, d->c, d->oh, d->ow, POOL_NHWC + 1, 0);
+    if (!x || !y) {
+        poison(out, (size_t)d->n * d->c * d->oh * d->ow);
+        return;
+    }
+    sn_ops_blas.maxpool_forward(&p, x, y, argmax); /* argmax: into the NHWC copy */
+    result_to(y, out, d->blk_out, d->n, d->c, d->oh, d->ow);
+}
+
+static void blas_maxpool_backward(const struct sn_pool_desc *d, const float *dout,
+                                  const int32_t *argmax, float *din)
+{
+    struct sn_pool_desc p = *d;
+    p.blk_in = p.blk_out = 0;
+    const float *dy = nhwc_of(dout, d->blk_out, d->n, d->c, d->oh, d->ow, POOL_NHWC, 1);
+    float *dx = nhwc_of(din, d->blk_in, d->n, d->c, d->h, d->w, POOL_NHWC + 1, 0);
+    if (!dy || !dx) {
+        poison(din, (size_t)d->n * d->c * d->h * d->w);
+        return;
+    }
+    sn_ops_blas.maxpool_backward(&p, dy, argmax, dx);
+    result_to(dx, din, d->blk_in, d->n, d->c, d->h, d->w);
+}
+
 static void onednn_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
                                 const float *b, enum sn_act act, float *out, void *scratch)
 {
@@ -748,16 +778,7 @@ static void onednn_maxpool_forward(const struct sn_pool_desc *d, const float *in
 {
     struct prim *e = pool_prim(POOL_FWD, d, dnnl_pooling_max);
     if (!e) {
-        struct sn_pool_desc p = *d;
-        p.blk_in = p.blk_out = 0;
-        const float *x = nhwc_of(in, d->blk_in, d->n, d->c, d->h, d->w, POOL_NHWC, 1);
-        float *y = nhwc_of(out, d->blk_out, d->n, d->c, d->oh, d->ow, POOL_NHWC + 1, 0);
-        if (!x || !y) {
-            poison(out, (size_t)d->n * d->c * d->oh * d->ow);
-            return;
-        }
-        sn_ops_blas.maxpool_forward(&p, x, y, argmax); /* argmax: into the NHWC copy */
-        result_to(y, out, d->blk_out, d->n, d->c, d->oh, d->ow);
+        blas_maxpool_forward(d, in, out, argmax);
         return;
     }
     set(e->src, in);
@@ -776,16 +797,7 @@ static void onednn_maxpool_backward(const struct sn_pool_desc *d, const float *d
     struct prim *f = pool_prim(POOL_FWD, d, dnnl_pooling_max);
     struct prim *e = f ? pool_prim(POOL_BWD, d, dnnl_pooling_max) : NULL;
     if (!f || !e) {
-        struct sn_pool_desc p = *d;
-        p.blk_in = p.blk_out = 0;
-        const float *dy = nhwc_of(dout, d->blk_out, d->n, d->c, d->oh, d->ow, POOL_NHWC, 1);
-        float *dx = nhwc_of(din, d->blk_in, d->n, d->c, d->h, d->w, POOL_NHWC + 1, 0);
-        if (!dy || !dx) {
-            poison(din, (size_t)d->n * d->c * d->h * d->w);
-            return;
-        }
-        sn_ops_blas.maxpool_backward(&p, dy, argmax, dx);
-        result_to(dx, din, d->blk_in, d->n, d->c, d->h, d->w);
+        blas_maxpool_backward(d, dout, argmax, din);
         return;
     }
     set(e->src, din);
