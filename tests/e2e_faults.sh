@@ -34,7 +34,7 @@ if unshare -m true 2>/dev/null; then
     check "full checkpoint dir: named with the room it needs" contains full.out "full: the checkpoint directory .* has 0.3 MB free, the run's files need about"
     check "full checkpoint dir: before the first epoch" lacks full.out "Epoch 1"
 else
-    echo "skipped: read-only and full file systems (no mount namespace here)"
+    skip "read-only and full checkpoint directories (5 checks)" "no mount namespace here"
 fi
 mkdir -p noval && cp -r fm/train noval/
 "$bin" train "$cfg" "${sets[@]}" --set data.dir=noval --set checkpoint.dir=nv > noval.out 2>&1

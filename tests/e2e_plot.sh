@@ -30,7 +30,7 @@ well_formed() {
     if command -v python3 >/dev/null; then
         python3 -c 'import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])' "$1"
     else
-        echo "(python3 missing: $1 not parsed as XML)"; grep -q '</svg>' "$1"
+        skip "$1 parsed as XML" "no python3"; grep -q '</svg>' "$1"
     fi
 }
 no_output() { [ -z "$(find . -maxdepth 2 -name "$1*")" ] || { echo "--- left behind:"; find . -name "$1*"; return 1; }; }

@@ -62,7 +62,7 @@ check "binary predict names both classes" grep -Eq "jpg (circle|square) 0\.[0-9]
 check "data bench compares with the plain decode" contains aug_bench.out "the plain decode rate"
 # on 2 ranks the folder is listed once, by rank 0: rank 1 would fail if it read it
 "${mpirun[@]}" -np 1 "$bin" bench "$aug" "${asets[@]}" --data-only --iters 2 : \
-    -np 1 -x SN_TEST_FORBID_SCAN=1 "$bin" bench "$aug" "${asets[@]}" --data-only --iters 2 > aug_bench2.out 2>&1
+    -np 1 -x SN_TEST_FORBID_SCAN=1 "$hooked" bench "$aug" "${asets[@]}" --data-only --iters 2 > aug_bench2.out 2>&1
 check "data bench on 2 ranks: exit 0, rank 1 never lists the folder" test $? -eq 0
 
 # bad files in the training folder: skipped, counted, training completes; strict mode stops on them

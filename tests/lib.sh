@@ -5,6 +5,9 @@
 # mpirun command line, the checks, and `finish`, which prints the tally and is the verdict.
 set -uo pipefail
 bin=$1 src=$2 tmp=$3
+# the same command with the test hooks on (src/base/hooks.h), for the checks that set SN_TEST_*:
+# the release binary reads no such variable
+hooked=${SN_HOOKED_BIN:-$(dirname "$bin")/tests/shardnet-testhooks}
 rm -rf "$tmp" && mkdir -p "$tmp" && cd "$tmp" || exit 1
 export OPENBLAS_NUM_THREADS=1
 # [model] backend = auto keeps its per-layer choices here, one cache per test
@@ -12,7 +15,7 @@ export XDG_CACHE_HOME=$tmp/cache
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun=(mpirun --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none
         -x OPENBLAS_NUM_THREADS)
-fails=0 passes=0
+fails=0 passes=0 skips=0
 
 # check NAME COMMAND...: COMMAND's status is the verdict on NAME
 check() {
@@ -30,8 +33,11 @@ wait_for_file() {
     for _ in $(seq 1 $(( ${2:-30} * 10 ))); do [ -s "$1" ] && return 0; sleep 0.1; done
     return 1
 }
+# skip NAME WHY: a check that cannot run here (a CPU without the feature it checks, a tool
+# missing) is said, one line each, and counted as skipped, never as passed
+skip() { echo "SKIP: $1 ($2)"; skips=$((skips + 1)); }
 finish() {
-    echo "$passes passed, $fails failed"
+    echo "$passes passed, $fails failed, $skips skipped"
     [ "$fails" -eq 0 ]
 }
 # netns_up NAME WHAT ARGS...: cluster/netns-hosts up ARGS as namespaces NAME-*, removed when the

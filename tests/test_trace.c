@@ -16,6 +16,7 @@
 #include "testutil.h"
 #include "timeline.h"
 #include "trace.h"
+#include "trace_gather.h"
 
 /* The whole file (malloc'ed, NUL-terminated), or NULL. */
 static char *slurp(const char *path)

@@ -108,7 +108,7 @@ struct sn_dataset {
  * every folder below it has the mtime and inode it had at the scan (adding, removing or renaming
  * a file changes its folder's mtime). A read-only folder is simply not cached; a damaged cache
  * is noted on stderr and rebuilt. ds->index_source says which happened.
- * Test hook: with SN_TEST_FORBID_SCAN set in the environment this fails instead of reading any
+ * Test hook FORBID_SCAN (hooks.h): when set this fails instead of reading any
  * folder (tests set it on ranks that must receive their index). */
 int  sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum sn_split split,
                      const struct sn_classes *known, struct sn_err *err);

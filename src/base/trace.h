@@ -1,14 +1,16 @@
-/* trace.h — a Chrome-trace timeline of a run (`--trace FILE`): what each rank did when, as
+/* trace.h — the recorder of a Chrome-trace timeline (`--trace FILE`): what this rank did when, as
  * complete events in the Trace Event JSON format that Perfetto and chrome://tracing open.
  *
- * Each rank records into one buffer of events allocated and paged in by sn_trace_start: a step
- * neither allocates nor writes a file, and a full buffer stops the recording (the file and the
- * log say when) instead of growing. sn_trace_finish gathers every rank's events to rank 0, which
- * writes one JSON file atomically: ranks are processes ("rank N"), lanes are threads — compute
- * (epochs, steps, forward and backward per layer named by the layer, the wait for the gradient
- * exchange, the optimizer, validation, checkpoints), one lane per allreduce bucket (from its
- * start during backward to the moment this rank saw it complete), and data (waits for the next
- * batch). Clocks are aligned by a barrier: every rank takes its time zero as it leaves it.
+ * Each rank records into one buffer of events allocated and paged in before the first step
+ * (sn_trace_alloc): a step neither allocates nor writes a file, and a full buffer stops the
+ * recording (the file and the log say when) instead of growing. At the end the events are
+ * formatted as this rank's part of the JSON text (sn_trace_format): ranks are processes
+ * ("rank N"), lanes are threads — compute (epochs, steps, forward and backward per layer named
+ * by the layer, the wait for the gradient exchange, the optimizer, validation, checkpoints), one
+ * lane per allreduce bucket (from its start during backward to the moment this rank saw it
+ * complete), and data (waits for the next batch). Starting a trace on every rank (a barrier
+ * aligns the clocks) and gathering the parts into one file are the process group's:
+ * trace_gather.h.
  *
  * The trace is process-wide, like a profiler: layers, buckets and the fit loop record into it
  * without a handle threaded through every struct. What the hot path reads is one global flag,
@@ -21,7 +23,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "dist.h"
 #include "err.h"
 #include "sys.h"
 
@@ -43,11 +44,12 @@ enum sn_trace_cat {
 /* The one global the hot path reads: non-zero between sn_trace_start and sn_trace_finish. */
 extern int sn_trace_on;
 
-/* Allocates and pages in room for `capacity` events (0: SN_TRACE_DEFAULT_EVENTS), then
- * aligns the clocks: a barrier on d, after which every rank takes its time zero. Every rank
- * calls it. */
+/* Allocates and pages in room for `capacity` events (0: SN_TRACE_DEFAULT_EVENTS); recording
+ * starts with sn_trace_begin. Frees an earlier buffer first. */
 #define SN_TRACE_DEFAULT_EVENTS (1 << 19)
-int  sn_trace_start(struct sn_dist *d, size_t capacity, struct sn_err *err);
+int  sn_trace_alloc(size_t capacity, struct sn_err *err);
+/* Takes now as this rank's time zero and turns recording on (needs a buffer). */
+void sn_trace_begin(void);
 
 /* Records an event [t0, t1] (sn_now() seconds). name must stay valid until sn_trace_finish:
  * a string literal, or a layer's name (the model outlives the trace). detail (may be NULL) is
@@ -84,10 +86,17 @@ double sn_trace_event_cost(void);
  * creates and removes its temporary file. */
 int  sn_trace_probe(const char *path, struct sn_err *err);
 
-/* Every rank: stops recording, gathers the events to rank 0, which writes path atomically.
- * note (rank 0, may be NULL) receives "trace: N events of R ranks written to PATH" and, when a
- * buffer filled, which rank's and when. Frees the buffer whatever the outcome. */
-int  sn_trace_finish(struct sn_dist *d, const char *path, FILE *note, struct sn_err *err);
+/* What this rank recorded, for the file's summary. */
+struct sn_trace_stats {
+    uint64_t recorded, dropped;
+    double full_at; /* seconds after time zero when the buffer filled (0: it did not) */
+};
+
+/* Stops recording and formats this rank's events and lane names as JSON elements, each preceded
+ * by ",\n", into *text (malloc'ed, *len bytes, not NUL-terminated; the caller frees it); rank and
+ * host name the process. @return SN_OK or SN_ENOMEM (*text NULL). */
+int  sn_trace_format(int rank, const char *host, char **text, size_t *len,
+                     struct sn_trace_stats *stats, struct sn_err *err);
 
 /* Frees the buffer without writing (a run that cannot gather: another rank failed). */
 void sn_trace_free(void);

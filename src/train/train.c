@@ -23,10 +23,12 @@
 #include "checkpoint.h"
 #include "cpu.h"
 #include "featfile.h"
+#include "hooks.h"
 #include "tune.h"
 #include "step.h"
 #include "sys.h"
 #include "trace.h"
+#include "trace_gather.h"
 
 /* ---------------------------------------------------------------- settings */
 
@@ -1275,7 +1277,7 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
     if (rc == SN_OK)
         rc = fit(r, err);
     /* tests: what the steps made (bench prints the same for its steps) */
-    if (getenv("SN_TEST_PRIMITIVES") && rc == SN_OK)
+    if (sn_test_hook("PRIMITIVES") && rc == SN_OK)
         fprintf(stderr, "rank %d: oneDNN primitives: %zu made before the first step, %zu after\n",
                 d->rank, prims, sn_ops_onednn_primitives() - prims);
     if (tracing)

@@ -27,6 +27,7 @@
 #include "rng.h"
 #include "sys.h"
 #include "trace.h"
+#include "trace_gather.h"
 
 static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn_bench_opts *bo,
                       FILE *out, struct sn_err *err)

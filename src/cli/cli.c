@@ -21,6 +21,7 @@
 #include "plot.h"
 #include "timeline.h"
 #include "train.h"
+#include "hooks.h"
 #include "weights.h"
 
 #define SN_MAX_SETS 64
@@ -716,7 +717,7 @@ static void restart_with(char **argv, const char *core, const char *failed)
                 core, strerror(errno));
 }
 
-/* Whether a core type is listed in the comma-separated list (test hook SN_TEST_BLAS_WRONG:
+/* Whether a core type is listed in the comma-separated list (test hook BLAS_WRONG:
  * the check treats these core types as computing wrong products). */
 static int listed(const char *list, const char *core)
 {
@@ -748,7 +749,7 @@ static void select_kernels(char **argv)
         if (up)
             restart_with(argv, up, failed);
     }
-    if (sn_ops_blas_check() != 0 || listed(getenv("SN_TEST_BLAS_WRONG"), core)) {
+    if (sn_ops_blas_check() != 0 || listed(sn_test_hook("BLAS_WRONG"), core)) {
         char now_failed[256];
         snprintf(now_failed, sizeof now_failed, "%s%s%s", failed ? failed : "",
                  failed ? "," : "", core);

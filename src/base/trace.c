@@ -1,6 +1,6 @@
 /* trace.c — see trace.h. The events of a rank sit in one array, in the order they ended; at the
- * end each rank sorts its own by lane and start (parents before their children, as the format's
- * nesting wants), prints them as JSON text, and rank 0 gathers the texts and writes the file. */
+ * end the rank sorts its own by lane and start (parents before their children, as the format's
+ * nesting wants) and prints them as JSON text (trace_gather.c gathers the texts into the file). */
 #include "trace.h"
 
 #include <math.h>   // defines: fmin
@@ -68,7 +68,7 @@ void sn_trace_free(void)
     memset(&T, 0, sizeof T);
 }
 
-int sn_trace_start(struct sn_dist *d, size_t capacity, struct sn_err *err)
+int sn_trace_alloc(size_t capacity, struct sn_err *err)
 {
     sn_trace_free();
     T.cap = capacity ? capacity : SN_TRACE_DEFAULT_EVENTS;
@@ -76,34 +76,25 @@ int sn_trace_start(struct sn_dist *d, size_t capacity, struct sn_err *err)
                  "--trace-events %zu: at most %zu events per rank", T.cap, (size_t)1 << 26);
     T.ev = malloc(T.cap * sizeof *T.ev);
     T.pool = malloc(POOL_BYTES);
-    int failed = !T.ev || !T.pool;
+    if (!T.ev || !T.pool) {
+        size_t cap = T.cap;
+        sn_trace_free();
+        return sn_err_set(err, SN_ENOMEM, "trace: out of memory for %zu events (%zu MB)", cap,
+                          cap * sizeof *T.ev >> 20);
+    }
     /* every page now, through a volatile pointer (a compiler may turn malloc + memset into a
        calloc, whose pages are only mapped on first touch — during a step) */
-    for (size_t i = 0; !failed && i < T.cap * sizeof *T.ev; i += 4096)
+    for (size_t i = 0; i < T.cap * sizeof *T.ev; i += 4096)
         ((volatile char *)T.ev)[i] = 0;
-    for (size_t i = 0; !failed && i < POOL_BYTES; i += 4096)
+    for (size_t i = 0; i < POOL_BYTES; i += 4096)
         ((volatile char *)T.pool)[i] = 0;
-    /* every rank's allocation is everyone's outcome; the barrier then aligns the clocks */
-    int rc = SN_OK;
-    if (d && d->world > 1) {
-        int any = failed;
-        rc = sn_dist_allreduce_max_int(d, &any, err);
-        if (rc == SN_OK && any && !failed)
-            rc = sn_err_set(err, SN_EMPI, "%s", ""); /* the rank out of memory reports */
-        if (rc == SN_OK && !any)
-            rc = sn_dist_barrier(d, err);
-    }
-    if (rc == SN_OK && failed)
-        rc = sn_err_set(err, SN_ENOMEM, "trace: out of memory for %zu events (%zu MB)", T.cap,
-                        T.cap * sizeof *T.ev >> 20);
-    if (rc != SN_OK) {
-        err->collective = 1;
-        sn_trace_free();
-        return rc;
-    }
-    T.zero = sn_now();
-    sn_trace_on = 1;
     return SN_OK;
+}
+
+void sn_trace_begin(void)
+{
+    T.zero = sn_now();
+    sn_trace_on = T.ev != NULL;
 }
 
 void sn_trace_record(enum sn_trace_cat cat, const char *name, const char *detail, int64_t arg,
@@ -245,16 +236,15 @@ static void put_thread(struct text *t, int rank, int64_t tid, const char *name, 
 }
 
 /* This rank's events and lane names, each element preceded by ",\n". */
-static void format_rank(struct text *t, const struct sn_dist *d)
+static void format_rank(struct text *t, int rank, const char *host)
 {
-    int rank = d ? d->rank : 0;
     qsort(T.ev, T.n, sizeof *T.ev, cmp_event);
     put(t, ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":0,\"name\":\"process_name\",\"args\":{\"name\":"
            "\"rank %d",
         rank, rank);
-    if (d && d->host[0]) {
+    if (host && host[0]) {
         put(t, " (");
-        put_escaped(t, d->host);
+        put_escaped(t, host);
         put(t, ")");
     }
     put(t, "\"}}");
@@ -295,121 +285,21 @@ static void format_rank(struct text *t, const struct sn_dist *d)
             rank, TID_COMPUTE, 1e6 * (T.full_at - T.zero), T.n, T.dropped);
 }
 
-/* What rank 0 learns of each rank besides its text. */
-struct rank_info {
-    uint64_t bytes, recorded, dropped;
-    double full_at; /* seconds after time zero */
-};
-
-static int write_file(const char *path, const char *all, const struct rank_info *info, int world,
-                      FILE *note, struct sn_err *err)
-{
-    struct sn_atomic_file af;
-    SN_FORWARD(sn_atomic_open(&af, path, err));
-    uint64_t recorded = 0, dropped = 0;
-    for (int r = 0; r < world; r++)
-        recorded += info[r].recorded, dropped += info[r].dropped;
-    fputs("{\"traceEvents\":[\n", af.f);
-    /* every part starts with ",\n": the first one's comma goes */
-    uint64_t off = 0;
-    int first = 1;
-    for (int r = 0; r < world; r++) {
-        const char *p = all + off;
-        size_t n = (size_t)info[r].bytes;
-        off += info[r].bytes;
-        if (n > 0 && first) {
-            p += 2, n -= 2, first = 0;
-        }
-        fwrite(p, 1, n, af.f);
-    }
-    fprintf(af.f,
-            "\n],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":{\"generator\":\"shardnet\","
-            "\"ranks\":%d,\"clock\":\"each rank's monotonic clock from the moment it left a "
-            "barrier at the start\",\"events\":%llu,\"dropped_events\":%llu,\"truncated\":%s}}\n",
-            world, (unsigned long long)recorded, (unsigned long long)dropped,
-            dropped ? "true" : "false");
-    if (ferror(af.f)) {
-        sn_atomic_abort(&af);
-        return sn_err_set(err, SN_EIO, "%s: write failed (disk full?)", path);
-    }
-    SN_FORWARD(sn_atomic_commit(&af, err));
-    if (!note)
-        return SN_OK;
-    fprintf(note, "trace: %llu events of %d rank%s written to %s\n", (unsigned long long)recorded,
-            world, world > 1 ? "s" : "", path);
-    for (int r = 0; r < world; r++)
-        if (info[r].dropped)
-            fprintf(note,
-                    "trace: rank %d's buffer filled %.3f s into the run after %llu events: %llu "
-                    "later events were not recorded (the file says so); HINT: --trace-events N "
-                    "for a larger buffer\n",
-                    r, info[r].full_at, (unsigned long long)info[r].recorded,
-                    (unsigned long long)info[r].dropped);
-    fflush(note);
-    return SN_OK;
-}
-
-int sn_trace_finish(struct sn_dist *d, const char *path, FILE *note, struct sn_err *err)
+int sn_trace_format(int rank, const char *host, char **text, size_t *len,
+                    struct sn_trace_stats *stats, struct sn_err *err)
 {
     sn_trace_on = 0;
-    int world = d ? d->world : 1, rank = d ? d->rank : 0;
     struct text t = {0};
-    format_rank(&t, d);
-    struct rank_info mine = {.bytes = t.failed ? 0 : t.len, .recorded = T.n, .dropped = T.dropped,
-                             .full_at = T.dropped ? T.full_at - T.zero : 0};
-    struct rank_info *info = calloc((size_t)world, sizeof *info);
-    int rc = info ? SN_OK : sn_err_set(err, SN_ENOMEM, "trace: out of memory");
-    if (rc == SN_OK && t.failed)
-        rc = sn_err_set(err, SN_ENOMEM, "trace: out of memory for the text of %zu events", T.n);
-    /* every rank takes part in the collectives whatever failed here, with empty parts */
-    int failed = rc != SN_OK;
-    struct sn_err coll = {0};
-    int crc = world > 1 ? sn_dist_allreduce_max_int(d, &failed, &coll) : SN_OK;
-    if (crc != SN_OK) {
-        rc = crc, *err = coll;
-    } else if (failed && rc == SN_OK) {
-        rc = sn_err_set(err, SN_EMPI, "%s", ""); /* the failing rank reports */
+    format_rank(&t, rank, host);
+    *stats = (struct sn_trace_stats){.recorded = T.n, .dropped = T.dropped,
+                                     .full_at = T.dropped ? T.full_at - T.zero : 0};
+    if (t.failed) {
+        free(t.s);
+        *text = NULL;
+        *len = 0;
+        return sn_err_set(err, SN_ENOMEM, "trace: out of memory for the text of %zu events", T.n);
     }
-    char *all = NULL;
-    if (rc == SN_OK && world > 1)
-        rc = sn_dist_allgather(d, &mine, info, sizeof mine, err);
-    else if (rc == SN_OK)
-        info[0] = mine;
-    uint64_t total = 0;
-    size_t *counts = NULL;
-    if (rc == SN_OK) {
-        for (int r = 0; r < world; r++)
-            total += info[r].bytes;
-        counts = calloc((size_t)world, sizeof *counts);
-        all = rank == 0 ? malloc(total + 1) : NULL;
-        /* a rank that cannot take part fails the job's collective order: abort instead */
-        if (!counts || (rank == 0 && !all))
-            sn_dist_abort(d, 1, "trace: out of memory for the gathered events");
-        for (int r = 0; r < world; r++)
-            counts[r] = (size_t)info[r].bytes;
-    }
-    if (rc == SN_OK && world > 1)
-        rc = sn_dist_gatherv(d, t.s, (size_t)mine.bytes, all, counts, err);
-    else if (rc == SN_OK && total)
-        memcpy(all, t.s, total);
-    free(t.s);
-    int wrc = SN_OK;
-    if (rc == SN_OK && rank == 0)
-        wrc = write_file(path, all, info, world, note, err);
-    /* rank 0's outcome is everyone's */
-    if (rc == SN_OK && world > 1) {
-        int wf = wrc != SN_OK;
-        rc = sn_dist_allreduce_max_int(d, &wf, rank == 0 ? &coll : err);
-        if (rc == SN_OK && wf && rank != 0)
-            rc = sn_err_set(err, SN_EMPI, "%s", "");
-    }
-    if (rc == SN_OK)
-        rc = wrc;
-    if (rc != SN_OK)
-        err->collective = 1;
-    free(all);
-    free(counts);
-    free(info);
-    sn_trace_free();
-    return rc;
+    *text = t.s;
+    *len = t.len;
+    return SN_OK;
 }

@@ -29,6 +29,8 @@
  * includes <dnnl.h>. */
 #include "ops.h"
 
+#include "hooks.h" // defines: sn_test_hook
+
 #include <dnnl.h>   // defines: dnnl_engine_create, dnnl_convolution_forward_desc_init, ...
 #include <stdio.h>  // defines: snprintf
 #include <stdlib.h> // defines: posix_memalign, free, realloc, getenv
@@ -78,7 +80,7 @@ struct prim {
 
 static struct {
     int ready;                /* 1 engine and stream made, -1 they failed */
-    int refuse;               /* tests: $SN_TEST_ONEDNN_REFUSE set at dn_init, no primitive is
+    int refuse;               /* tests: test hook ONEDNN_REFUSE set at dn_init, no primitive is
                                  made, so every operation takes the sn_ops_blas path */
     dnnl_engine_t engine;
     dnnl_stream_t stream;
@@ -98,7 +100,7 @@ static int dn_init(void)
     if (dn.ready)
         return dn.ready > 0;
     dn.ready = -1;
-    dn.refuse = getenv("SN_TEST_ONEDNN_REFUSE") != NULL;
+    dn.refuse = sn_test_hook("ONEDNN_REFUSE") != NULL;
     if (dnnl_engine_create(&dn.engine, dnnl_cpu, 0) != dnnl_success)
         return 0;
     if (dnnl_stream_create(&dn.stream, dn.engine, dnnl_stream_default_flags) != dnnl_success)

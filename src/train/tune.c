@@ -7,6 +7,7 @@
 #include <time.h>   // defines: nanosleep, struct timespec
 
 #include "cpu.h"
+#include "hooks.h" // defines: sn_test_hook
 #include "sys.h" // defines: sn_mkdir_p
 
 enum { N_OPS = 4 };
@@ -178,7 +179,7 @@ int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct s
                      FILE *out, struct sn_err *err)
 {
     int rank0 = !d || d->rank == 0;
-    const char *ts = getenv("SN_TEST_TUNE_SLEEP");
+    const char *ts = sn_test_hook("TUNE_SLEEP");
     double test_sleep = ts ? atof(ts) : 0;
     size_t slots = (size_t)m->n_layers * 3;
     int32_t *pick = calloc(slots, sizeof *pick); /* per layer and part: candidate, -1 none */

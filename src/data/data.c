@@ -33,6 +33,7 @@
 
 #include "dist.h"
 #include "featfile.h"
+#include "hooks.h"
 #include "image.h"
 #include "rng.h"
 #include "sys.h"
@@ -1105,8 +1106,8 @@ int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum
                  "unknown split %d", (int)split);
     if (dc->features[0])
         return open_features(out, dc, names[split], known, err);
-    SN_RETURN_IF(getenv("SN_TEST_FORBID_SCAN") != NULL, err, SN_EINVAL,
-                 "the %s split's folders were about to be read with SN_TEST_FORBID_SCAN set "
+    SN_RETURN_IF(sn_test_hook("FORBID_SCAN") != NULL, err, SN_EINVAL,
+                 "the %s split's folders were about to be read with test hook FORBID_SCAN set "
                  "(a test hook: this process should have received its index)",
                  names[split]);
     char root[SN_PATH_MAX], from[SN_PATH_MAX + 400];
