@@ -8,8 +8,9 @@
  * oneDNN, the model may keep a tensor in oneDNN's blocked layout — blk_in, blk_out below.)
  *
  * A backend is a table of functions (struct sn_ops). Layers call only through the table, so a
- * second backend takes over by providing another table. Five exist:
- *   sn_ops_blas   — im2col + OpenBLAS sgemm (ops.c, the only caller of cblas);
+ * second backend takes over by providing another table. Every backend is listed once, in
+ * sn_backends (registry.c), and says what it can do in its caps:
+ *   sn_ops_blas   — im2col + OpenBLAS sgemm (ops_blas.c, the only caller of cblas);
  *   sn_ops_onednn — oneDNN's JIT convolutions and pooling, the rest as blas (ops_dnnl.c);
  *   sn_ops_winograd — sn_ops_onednn with Winograd's 3x3 convolutions where oneDNN has them;
  *   sn_ops_bf16   — sn_ops_onednn with convolutions on bf16 inputs, fp32 sums ([train]
@@ -57,8 +58,25 @@ struct sn_pool_desc {
     int blk_in, blk_out;  /* as in sn_conv_desc */
 };
 
+/* What a backend can do, beyond computing what its table promises (struct sn_ops caps). */
+enum sn_ops_cap {
+    SN_OPS_PRIMITIVES = 1 << 0, /* keeps what it makes per shape (oneDNN's primitives and their
+                                   buffers): made before the first step by running each part
+                                   once, released by sn_ops_onednn_free */
+    SN_OPS_BLOCKED = 1 << 1,    /* takes tensors in oneDNN's blocked layout (blk_in, blk_out) */
+    SN_OPS_REORDERS = 1 << 2,   /* its convolutions work on a reordered copy of NHWC data
+                                   (Winograd's blocked tiles, bf16): a run of layers kept blocked
+                                   saves those reorders (sn_model_plan_layouts) */
+    SN_OPS_WINOGRAD = 1 << 3,   /* Winograd's convolutions where sn_ops_winograd_has says so;
+                                   elsewhere it computes as sn_ops_onednn */
+    SN_OPS_BF16 = 1 << 4,       /* convolutions on bf16 inputs: run only where [train]
+                                   precision = bf16 allows it, never named as a backend */
+    SN_OPS_ORACLE = 1 << 5,     /* naive loops: the tests' oracle, never timed by backend = auto */
+};
+
 struct sn_ops {
     const char *name;
+    unsigned caps; /* enum sn_ops_cap flags */
 
     /* C (M,N) = alpha * op(A) op(B) + beta * C, row-major; op(A) is (M,K), op(B) is (K,N). */
     void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -118,6 +136,16 @@ extern const struct sn_ops sn_ops_onednn;
 extern const struct sn_ops sn_ops_winograd;
 extern const struct sn_ops sn_ops_bf16;
 
+/* Every backend, NULL-terminated, in the order `[model] backend = auto` times them. */
+extern const struct sn_ops *const sn_backends[];
+
+/* Looks a backend up by name ("blas", "onednn", "winograd", "bf16", "ref"); NULL if unknown. */
+const struct sn_ops *sn_ops_by_name(const char *name);
+
+/* Whether a config or the command line may name ops as the backend of every layer ([model]
+ * backend, bench --backend): all but the bf16 table, which [train] precision chooses. */
+int sn_ops_nameable(const struct sn_ops *ops);
+
 /* oneDNN's version and the instruction set its kernels use: "oneDNN 2.6.3 avx512_core". */
 void sn_ops_onednn_describe(char *buf, size_t n);
 /* Releases oneDNN's primitives, their buffers, its engine and stream (ops_dnnl.c keeps them
@@ -145,9 +173,6 @@ int sn_ops_bf16_native(void);
  * not, it computes it as sn_ops_onednn does. */
 int sn_ops_winograd_has(const struct sn_conv_desc *d);
 
-/* Looks a backend up by name ("blas", "onednn", "winograd", "ref"); NULL if unknown. */
-const struct sn_ops *sn_ops_by_name(const char *name);
-
 /* OpenBLAS's version and the core type whose kernels it loaded: "0.3.21", "SkylakeX". */
 void sn_ops_blas_info(char *version, size_t vn, char *core, size_t cn);
 /* Start-up check of the loaded GEMM kernels against a naive product on a few shapes (both
@@ -158,6 +183,9 @@ int sn_ops_blas_check(void);
 /* Sets the number of threads every backend may use in this process: OpenBLAS's and oneDNN's. */
 void sn_ops_set_threads(int n);
 int  sn_ops_get_threads(void);
+/* OpenBLAS's own thread count (ops_blas.c), which sn_ops_set_threads sets with oneDNN's. */
+void sn_ops_blas_set_threads(int n);
+int  sn_ops_blas_get_threads(void);
 
 /* Output size of a convolution/pool window along one axis, Keras's rules:
  * valid: floor((in - k) / s) + 1;  same: ceil(in / s), with pad_before = max(0, total_pad) / 2. */

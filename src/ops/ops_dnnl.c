@@ -911,6 +911,7 @@ static void onednn_act_backward(enum sn_act act, const float *y, const float *dy
 
 const struct sn_ops sn_ops_onednn = {
     .name = "onednn",
+    .caps = SN_OPS_PRIMITIVES | SN_OPS_BLOCKED,
     .conv2d_forward = onednn_conv2d_forward,
     .conv2d_backward = onednn_conv2d_backward,
     ONEDNN_OPS_BUT_CONV,
@@ -923,6 +924,7 @@ int sn_ops_winograd_has(const struct sn_conv_desc *d)
 
 const struct sn_ops sn_ops_winograd = {
     .name = "winograd",
+    .caps = SN_OPS_PRIMITIVES | SN_OPS_BLOCKED | SN_OPS_REORDERS | SN_OPS_WINOGRAD,
     .conv2d_forward = winograd_conv2d_forward,
     .conv2d_backward = winograd_conv2d_backward,
     ONEDNN_OPS_BUT_CONV,
@@ -930,6 +932,7 @@ const struct sn_ops sn_ops_winograd = {
 
 const struct sn_ops sn_ops_bf16 = {
     .name = "bf16",
+    .caps = SN_OPS_PRIMITIVES | SN_OPS_BLOCKED | SN_OPS_REORDERS | SN_OPS_BF16,
     .conv2d_forward = bf16_conv2d_forward,
     .conv2d_backward = bf16_conv2d_backward,
     ONEDNN_OPS_BUT_CONV,

@@ -284,6 +284,7 @@ static void ref_batchnorm_backward(const float *x, const float *dy, float *dx, s
 
 const struct sn_ops sn_ops_ref = {
     .name = "ref",
+    .caps = SN_OPS_ORACLE,
     .gemm = ref_gemm,
     .conv2d_scratch = ref_conv2d_scratch,
     .conv2d_forward = ref_conv2d_forward,
