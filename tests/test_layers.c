@@ -27,6 +27,8 @@ struct tl {
     int max_batch;
     float *p, *g, *state; /* owned */
     void *aux, *scratch;  /* owned */
+    const struct sn_ops *bwd_data, *bwd_weights; /* a convolution's backward parts (NULL: as
+                                                    forward), as the model sets them */
 };
 
 /* Configures the first section of `text` as a layer on input `in`; @return SN_OK or the error */
@@ -82,8 +84,9 @@ static void tl_free(struct tl *t)
 static struct sn_step_ctx tl_ctx(struct tl *t, const struct sn_ops *ops, int training,
                                  const int64_t *ids)
 {
-    return (struct sn_step_ctx){.ops = ops, .scratch = t->scratch, .training = training,
-                                .seed = 1234, .step = 7, .sample_ids = ids};
+    return (struct sn_step_ctx){.ops = ops, .ops_bwd_data = t->bwd_data,
+                                .ops_bwd_weights = t->bwd_weights, .scratch = t->scratch,
+                                .training = training, .seed = 1234, .step = 7, .sample_ids = ids};
 }
 
 /* sum(out * r) after a forward of x */
@@ -190,8 +193,8 @@ static void test_conv2d_mixed_backends(void **state)
         tl_make_ok(&t, "[conv2d]\nfilters = 5\nkernel_size = 3\npadding = same\nactivation = tanh\n",
                    img(6, 5, 3), 2);
         sn_test_fill(t.p, t.l.n_params, -0.5f, 0.5f, 47);
-        t.l.ops_bwd_data = ops[(mix >> 1) & 1];
-        t.l.ops_bwd_weights = ops[(mix >> 2) & 1];
+        t.bwd_data = ops[(mix >> 1) & 1];
+        t.bwd_weights = ops[(mix >> 2) & 1];
         assert_int_equal(tl_gradcheck(&t, ops[mix & 1], 1, 2, 1e-2f, 2e-3, 1e-2), 0);
         tl_free(&t);
     }

@@ -1,4 +1,5 @@
-/* test_model.c — where the model keeps oneDNN's blocked layout between layers
+/* test_model.c — which backend runs each part of a layer (sn_layer_ops), timing a layer without
+ * changing it, and where the model keeps oneDNN's blocked layout between layers
  * (sn_model_plan_layouts): inside runs of convolutions and poolings that all run on oneDNN and
  * hold a Winograd convolution, ending on convolutions, never across a layer outside oneDNN,
  * channels not in 16s, or a backward part on another backend. */
@@ -10,7 +11,8 @@
 
 #include <cmocka.h> // defines: cmocka_unit_test, assert_*
 
-#include <string.h> // defines: strcmp
+#include <stdlib.h> // defines: malloc, free
+#include <string.h> // defines: strcmp, memcpy
 
 #include "config.h"
 #include "model.h"
@@ -85,7 +87,7 @@ static void test_plan_layouts(void **state)
     assert_int_equal(sn_model_plan_layouts(m, 0), 4);
     /* a weight gradient on OpenBLAS: that convolution reads NHWC, so it splits the run, and
        what is left holds a pooling at an end and one convolution: nothing kept */
-    m->layers[3].ops_bwd_weights = &sn_ops_blas;
+    m->layers[3].ops[SN_PART_BWD_WEIGHTS] = &sn_ops_blas;
     assert_int_equal(sn_model_plan_layouts(m, 1), 0);
     assert_int_equal(sn_model_layout_runs(m, desc, sizeof desc), 0);
     assert_string_equal(outs(m), "00000000");
@@ -93,8 +95,8 @@ static void test_plan_layouts(void **state)
     /* ... unless only the forward runs */
     assert_int_equal(sn_model_plan_layouts(m, 0), 4);
     /* a forward pass on OpenBLAS: the same split, forward or not */
-    m->layers[3].ops_bwd_weights = NULL;
-    m->layers[3].ops = &sn_ops_blas;
+    m->layers[3].ops[SN_PART_BWD_WEIGHTS] = NULL;
+    m->layers[3].ops[SN_PART_FORWARD] = &sn_ops_blas;
     assert_int_equal(sn_model_plan_layouts(m, 0), 0);
     sn_model_free(m);
 
@@ -115,7 +117,7 @@ static void test_plan_layouts(void **state)
     m = build("onednn", 32, "", "");
     for (int i = 0; i < m->n_layers; i++)
         if (strcmp(m->layers[i].type->section, "conv2d") == 0)
-            m->layers[i].ops = &sn_ops_bf16;
+            m->layers[i].ops[SN_PART_FORWARD] = &sn_ops_bf16;
     assert_int_equal(sn_model_plan_layouts(m, 1), 4);
     assert_string_equal(outs(m), "01111000");
     sn_model_free(m);
@@ -135,9 +137,61 @@ static void test_plan_layouts(void **state)
     sn_model_free(m);
 }
 
+/* The one answer to "which table runs this part": the part's own choice, else (a backward
+ * part) the forward's, else the model's. */
+static void test_layer_ops(void **state)
+{
+    struct sn_model *m = build("blas", 32, "", "");
+    struct sn_layer *conv = &m->layers[3]; /* conv2d_1 */
+    for (int p = 0; p < SN_N_PARTS; p++)
+        assert_ptr_equal(sn_layer_ops(m, conv, (enum sn_part)p), &sn_ops_blas);
+    conv->ops[SN_PART_FORWARD] = &sn_ops_onednn;
+    for (int p = 0; p < SN_N_PARTS; p++)
+        assert_ptr_equal(sn_layer_ops(m, conv, (enum sn_part)p), &sn_ops_onednn);
+    conv->ops[SN_PART_BWD_WEIGHTS] = &sn_ops_ref;
+    assert_ptr_equal(sn_layer_ops(m, conv, SN_PART_FORWARD), &sn_ops_onednn);
+    assert_ptr_equal(sn_layer_ops(m, conv, SN_PART_BWD_DATA), &sn_ops_onednn);
+    assert_ptr_equal(sn_layer_ops(m, conv, SN_PART_BWD_WEIGHTS), &sn_ops_ref);
+    conv->ops[SN_PART_FORWARD] = NULL;
+    assert_ptr_equal(sn_layer_ops(m, conv, SN_PART_BWD_DATA), &sn_ops_blas);
+    assert_ptr_equal(sn_layer_ops(m, conv, SN_PART_BWD_WEIGHTS), &sn_ops_ref);
+    sn_model_free(m);
+}
+
+/* Timing a part of a layer on a backend leaves the layer as it was: its backends, layouts,
+ * trainability, parameters and the other layers' gradients; its own gradients are zero. */
+static void test_time_layer_changes_nothing(void **state)
+{
+    struct sn_model *m = build("blas", 32, "", "");
+    struct sn_layer *conv = &m->layers[3];
+    conv->ops[SN_PART_BWD_DATA] = &sn_ops_ref;
+    conv->blk_in = conv->blk_out = 1; /* as a plan may leave them; the timing runs NHWC */
+    float *params = malloc(m->n_params * sizeof(float));
+    assert_non_null(params);
+    memcpy(params, m->params, m->n_params * sizeof(float));
+    enum sn_time_part parts[] = {SN_TIME_FORWARD, SN_TIME_BWD_DATA, SN_TIME_BWD_WEIGHTS,
+                                 SN_TIME_FORWARD_BACKWARD};
+    for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++) {
+        assert_true(sn_model_time_layer(m, 3, 4, parts[k], &sn_ops_onednn) > 0);
+        assert_null(conv->ops[SN_PART_FORWARD]);
+        assert_ptr_equal(conv->ops[SN_PART_BWD_DATA], &sn_ops_ref);
+        assert_null(conv->ops[SN_PART_BWD_WEIGHTS]);
+        assert_int_equal(conv->blk_in, 1);
+        assert_int_equal(conv->blk_out, 1);
+        assert_int_equal(conv->trainable, 1);
+        assert_memory_equal(params, m->params, m->n_params * sizeof(float));
+        for (size_t i = 0; i < conv->n_params; i++)
+            assert_true(conv->g[i] == 0.0f);
+    }
+    free(params);
+    sn_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layer_ops),
+        cmocka_unit_test(test_time_layer_changes_nothing),
         cmocka_unit_test(test_plan_layouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

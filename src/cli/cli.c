@@ -20,6 +20,10 @@
 #include "ops.h"
 #include "plot.h"
 #include "timeline.h"
+#include "bench.h"
+#include "inference.h"
+#include "record.h"
+#include "settings.h"
 #include "train.h"
 #include "hooks.h"
 #include "weights.h"
@@ -260,7 +264,8 @@ static int load_network(struct args *a, struct sn_config **cfg, struct sn_settin
     SN_FORWARD(load_config(a, cfg, err));
     *st = calloc(1, sizeof **st);
     SN_RETURN_IF(!*st, err, SN_ENOMEM, "out of memory");
-    return sn_settings_load(*st, *cfg, 1, m, err);
+    SN_FORWARD(sn_settings_load(*st, *cfg, err));
+    return sn_settings_build(*st, *cfg, 1, m, err);
 }
 
 /* `import-weights CONFIG --keras FILE -o CKPT`: the network of CONFIG with the file's weights,
@@ -469,18 +474,19 @@ static int cmd_job(struct args *a, enum job job, int *argc, char ***argv)
         return finish_dist(&d, rc, &err);
     }
     if (job == JOB_EXTRACT) {
-        rc = sn_extract(cfg, a->checkpoint, a->data, a->output, &d, stdout, &err);
+        rc = sn_extract(cfg, a->checkpoint, a->data, a->output, &d, stdout, stderr, &err);
     } else if (job == JOB_BENCH) {
         struct sn_bench_opts bo = {.batch = a->batch, .iters = a->iters,
                                    .data_only = a->data_only, .backend = a->backend,
                                    .csv = a->csv, .trace = a->trace,
                                    .trace_events = (size_t)a->trace_events};
-        rc = sn_bench(cfg, &d, &bo, stdout, &err);
+        rc = sn_bench(cfg, &d, &bo, stdout, stderr, &err);
     } else {
         struct sn_train_opts opts = {.resume = a->resume,
                                      .init = a->init,
                                      .allow_config_change = a->allow_config_change,
                                      .out = stdout,
+                                     .errs = stderr,
                                      .stop = &stop_requested,
                                      .trace = a->trace,
                                      .trace_events = (size_t)a->trace_events};
@@ -515,7 +521,7 @@ static int cmd_evaluate(struct args *a)
     if (load_config(a, &cfg, &err) != SN_OK)
         return report(&err);
     struct sn_eval_result res;
-    int rc = sn_evaluate(cfg, a->checkpoint, a->data, a->split, stdout, &res, &err);
+    int rc = sn_evaluate(cfg, a->checkpoint, a->data, a->split, stdout, stderr, &res, &err);
     sn_config_free(cfg);
     if (rc != SN_OK)
         return report(&err);

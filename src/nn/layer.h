@@ -33,9 +33,22 @@ struct sn_shape {
 
 static inline size_t sn_shape_size(struct sn_shape s) { return (size_t)s.h * s.w * s.c; }
 
+/* The parts of a layer's arithmetic that may run on different backends: a convolution's
+ * forward, input gradient and weight gradient are independent computations, each timed and
+ * chosen apart by [model] backend = auto; every other layer runs its backward on its forward's
+ * backend (a pooling's backward reads what its forward wrote). */
+enum sn_part { SN_PART_FORWARD = 0, SN_PART_BWD_DATA, SN_PART_BWD_WEIGHTS, SN_N_PARTS };
+
 /* What forward/backward need beyond their tensors. */
 struct sn_step_ctx {
-    const struct sn_ops *ops;
+    const struct sn_ops *ops;   /* the backend of the layer's forward, and of every part of a
+                                   layer that does not choose its parts apart */
+    const struct sn_ops *ops_bwd_data, *ops_bwd_weights; /* a convolution's backward parts
+                                   (NULL: ops); the model sets all three per layer (model.h:
+                                   sn_layer_ops) */
+    int nhwc;                   /* tensors are NHWC whatever the layer's blk_in and blk_out say
+                                   (timing compares backends on the layout all of them take) */
+    int no_weight_grads;        /* backward computes the input gradient only (timing it alone) */
     void *scratch;              /* shared scratch, model->scratch_bytes */
     int training;               /* dropout active, batchnorm uses batch statistics */
     uint64_t seed;              /* run seed */
@@ -94,10 +107,10 @@ struct sn_layer {
     int line;                     /* config line of its section, for messages */
     struct sn_layer_conf conf;
     int trainable;                /* `trainable = false` freezes it: no grads, no update */
-    const struct sn_ops *ops;     /* view: the backend this layer runs on ([model] backend =
-                                     auto chooses per layer); NULL: the step context's */
-    const struct sn_ops *ops_bwd_data, *ops_bwd_weights; /* views: conv2d's backward parts,
-                                     when chosen apart from its forward (NULL: as forward) */
+    const struct sn_ops *ops[SN_N_PARTS]; /* views: the backend chosen for each part ([model]
+                                     backend = auto); NULL: the model's for the forward, the
+                                     forward's for a backward part. Read it through
+                                     sn_layer_ops (model.h), never directly */
     int blk_in, blk_out;          /* in, out (and their gradients) are in oneDNN's blocked
                                      layout, not NHWC: set by sn_model_plan_layouts */
 

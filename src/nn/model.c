@@ -394,6 +394,24 @@ void sn_model_init_params(struct sn_model *m, uint64_t seed)
     }
 }
 
+const struct sn_ops *sn_layer_ops(const struct sn_model *m, const struct sn_layer *l,
+                                  enum sn_part part)
+{
+    const struct sn_ops *f = l->ops[SN_PART_FORWARD] ? l->ops[SN_PART_FORWARD] : m->ops;
+    return part != SN_PART_FORWARD && l->ops[part] ? l->ops[part] : f;
+}
+
+/* ctx with layer l's backends for every part */
+static struct sn_step_ctx layer_ctx(const struct sn_model *m, const struct sn_layer *l,
+                                    const struct sn_step_ctx *ctx)
+{
+    struct sn_step_ctx lc = *ctx;
+    lc.ops = sn_layer_ops(m, l, SN_PART_FORWARD);
+    lc.ops_bwd_data = sn_layer_ops(m, l, SN_PART_BWD_DATA);
+    lc.ops_bwd_weights = sn_layer_ops(m, l, SN_PART_BWD_WEIGHTS);
+    return lc;
+}
+
 const float *sn_model_forward(struct sn_model *m, const float *x, int n,
                               const struct sn_step_ctx *ctx)
 {
@@ -402,9 +420,7 @@ const float *sn_model_forward(struct sn_model *m, const float *x, int n,
     for (int i = 0; i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         double t0 = m->t_fwd ? sn_now() : 0, tt = sn_trace_clock();
-        struct sn_step_ctx lc = *ctx;
-        if (l->ops)
-            lc.ops = l->ops;
+        struct sn_step_ctx lc = layer_ctx(m, l, ctx);
         l->type->forward(l, m->acts[i], m->acts[i + 1], n, &lc);
         if (m->t_fwd)
             m->t_fwd[i] += sn_now() - t0;
@@ -436,9 +452,7 @@ void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n
         float *din = i > stop ? m->dbuf[i & 1] : NULL;
         /* frozen layers still pass gradients down, but must not touch their grads */
         double t0 = m->t_bwd ? sn_now() : 0, tt = sn_trace_clock();
-        struct sn_step_ctx lc = *ctx;
-        if (l->ops)
-            lc.ops = l->ops;
+        struct sn_step_ctx lc = layer_ctx(m, l, ctx);
         l->type->backward(l, m->acts[i], m->acts[i + 1], dout, din, n, &lc);
         if (m->t_bwd)
             m->t_bwd[i] += sn_now() - t0;
@@ -455,31 +469,28 @@ void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n
 
 /* ---- layouts between layers ------------------------------------------------------------------ */
 
-static int on_onednn(const struct sn_ops *o)
-{
-    return o == &sn_ops_onednn || o == &sn_ops_winograd || o == &sn_ops_bf16;
-}
-
-/* a backend whose convolutions reorder NHWC activations (to Winograd's blocked layout, to bf16):
-   a run holding one gains from keeping them blocked */
-static int reorders(const struct sn_ops *o) { return o == &sn_ops_winograd || o == &sn_ops_bf16; }
-
 /* Whether layer l may sit in a blocked run: a convolution or max pooling whose parts that run
- * are all on oneDNN (*wino set when one of them is Winograd's). */
-static int blockable(const struct sn_model *m, const struct sn_layer *l, int training, int *wino)
+ * all take oneDNN's blocked layout (*reorders set when one of them works on reordered data:
+ * Winograd, bf16). */
+static int blockable(const struct sn_model *m, const struct sn_layer *l, int training,
+                     int *reorders)
 {
-    const struct sn_ops *f = l->ops ? l->ops : m->ops;
-    if (l->in.rank != 3 || !on_onednn(f))
+    const struct sn_ops *f = sn_layer_ops(m, l, SN_PART_FORWARD);
+    if (l->in.rank != 3 || !(f->caps & SN_OPS_BLOCKED))
         return 0;
     if (l->type == &sn_layer_maxpooling2d)
         return 1;
     if (l->type != &sn_layer_conv2d)
         return 0;
-    const struct sn_ops *bd = l->ops_bwd_data ? l->ops_bwd_data : f;
-    const struct sn_ops *bw = l->ops_bwd_weights ? l->ops_bwd_weights : f;
-    if (training && (!on_onednn(bd) || !on_onednn(bw)))
-        return 0;
-    *wino |= reorders(f) || (training && (reorders(bd) || reorders(bw)));
+    unsigned caps = f->caps;
+    if (training) {
+        unsigned bd = sn_layer_ops(m, l, SN_PART_BWD_DATA)->caps;
+        unsigned bw = sn_layer_ops(m, l, SN_PART_BWD_WEIGHTS)->caps;
+        if (!(bd & SN_OPS_BLOCKED) || !(bw & SN_OPS_BLOCKED))
+            return 0;
+        caps |= bd | bw;
+    }
+    *reorders |= (caps & SN_OPS_REORDERS) != 0;
     return 1;
 }
 
@@ -498,14 +509,14 @@ int sn_model_plan_layouts(struct sn_model *m, int training)
         m->layers[i].blk_in = m->layers[i].blk_out = 0;
     int kept = 0;
     for (int i = 0; m->keep_blocked && sn_ops_onednn_blocked_native() && i < m->n_layers;) {
-        int wino = 0;
-        if (!blockable(m, &m->layers[i], training, &wino)) {
+        int reorders = 0;
+        if (!blockable(m, &m->layers[i], training, &reorders)) {
             i++;
             continue;
         }
         int j = i;
         while (j + 1 < m->n_layers && joinable(m, j) &&
-               blockable(m, &m->layers[j + 1], training, &wino))
+               blockable(m, &m->layers[j + 1], training, &reorders))
             j++;
         int next = j + 1, a = i, b = j;
         /* a pooling at an end would read one layout and write another */
@@ -513,7 +524,7 @@ int sn_model_plan_layouts(struct sn_model *m, int training)
             a++;
         while (b >= a && m->layers[b].type != &sn_layer_conv2d)
             b--;
-        for (int k = a; wino && k < b; k++) {
+        for (int k = a; reorders && k < b; k++) {
             m->layers[k].blk_out = m->layers[k + 1].blk_in = 1;
             kept++;
         }
@@ -572,7 +583,6 @@ static double time_layer(struct sn_model *m, int i, int n, enum sn_time_part par
     if (n > m->max_batch)
         n = m->max_batch;
     int first = first_needed_layer(m);
-    int trainable = l->trainable;
     if (part == SN_TIME_BWD_DATA && i <= first)
         return 0; /* backward computes no input gradient here */
     if (part == SN_TIME_BWD_WEIGHTS && (!l->trainable || l->n_params == 0))
@@ -589,16 +599,11 @@ static double time_layer(struct sn_model *m, int i, int n, enum sn_time_part par
     for (size_t k = 0; part != SN_TIME_FORWARD && k < sn_shape_size(l->out) * (size_t)n; k++)
         m->dbuf[0][k] = 2 * sn_rng_uniform(&rng) - 1; /* i >= first: dbuf has its size */
     float *din = part != SN_TIME_BWD_WEIGHTS && i > first ? m->dbuf[1] : NULL;
-    const struct sn_ops *saved[3] = {l->ops, l->ops_bwd_data, l->ops_bwd_weights};
-    l->ops = l->ops_bwd_data = l->ops_bwd_weights = ops;
-    /* a timing compares backends on NHWC, which all of them take; a preparation makes what the
-       step will run, in the layouts planned */
-    int blk[2] = {l->blk_in, l->blk_out};
-    if (min_reps > 1)
-        l->blk_in = l->blk_out = 0;
-    if (part == SN_TIME_BWD_DATA)
-        l->trainable = 0; /* input gradient only */
-    struct sn_step_ctx ctx = {.ops = ops, .scratch = m->scratch, .training = 1};
+    /* every part on ops; a timing compares backends on NHWC, which all of them take, a
+       preparation makes what the step will run, in the layouts planned */
+    struct sn_step_ctx ctx = {.ops = ops, .ops_bwd_data = ops, .ops_bwd_weights = ops,
+                              .nhwc = min_reps > 1, .no_weight_grads = part == SN_TIME_BWD_DATA,
+                              .scratch = m->scratch, .training = 1};
     if (part != SN_TIME_FORWARD && part != SN_TIME_FORWARD_BACKWARD)
         l->type->forward(l, x, m->acts[i + 1], n, &ctx); /* the output backward reads */
     double best = 1e30, spent = 0;
@@ -616,9 +621,6 @@ static double time_layer(struct sn_model *m, int i, int n, enum sn_time_part par
             spent += t;
         }
     }
-    l->trainable = trainable;
-    l->ops = saved[0], l->ops_bwd_data = saved[1], l->ops_bwd_weights = saved[2];
-    l->blk_in = blk[0], l->blk_out = blk[1];
     /* what the runs accumulated is not a gradient (a frozen layer's were never touched, and
        stay untouched: its part of grads is never paged in) */
     if (l->n_params > 0 && l->g && l->trainable)

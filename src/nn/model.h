@@ -100,6 +100,12 @@ typedef void (*sn_grads_ready_fn)(void *user, int layer);
 void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n,
                        const struct sn_step_ctx *ctx, sn_grads_ready_fn ready, void *user);
 
+/* The backend that runs `part` of layer l: the one chosen for it, else (for a backward part)
+ * the one of the layer's forward, else the model's. The one answer to "which table runs this",
+ * for the step, the layout plan, the preparation and the reports. */
+const struct sn_ops *sn_layer_ops(const struct sn_model *m, const struct sn_layer *l,
+                                  enum sn_part part);
+
 /* Whether a layer's arithmetic differs between backends (conv2d, maxpooling2d, dense,
  * globalaveragepooling2d); the other layers run the same loops on all of them. */
 int sn_layer_has_backend_choice(const struct sn_layer *l);

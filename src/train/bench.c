@@ -1,33 +1,29 @@
-/* bench.c — `shardnet bench`: throughput figures, one per line, measured on synthetic batches
- * (so that the figures are the engine's, not the disk's) or, with --data-only, on the data
- * pipeline alone.
- *
- * Under mpirun every rank runs the same steps, gradients are allreduced as in training, and
- * rank 0 prints aggregate images/s, the exchange split into transfer and waiting for the slower
- * rank, and the scaling against rank 0 training alone, measured in the same job.
+/* bench.c — `shardnet bench` and `bench --allreduce` (bench.h).
  *
  * With --csv FILE rank 0 also writes the training figures as one CSV row under a header, for
  * scripts (cluster/scaling): the same numbers as the prose lines, none scraped from them.
- *
  * `bench --allreduce` times the gradient exchange alone, per message size, for an alpha-beta
  * model of it (cluster/alphabeta fits one to its CSV). */
-#include "train.h"
+#include "bench.h"
 
-#include <math.h>   // defines: fmax, isnan, NAN
-#include <stdlib.h> // defines: calloc, free, qsort, getenv, atoi
+#include <math.h>   // defines: fmax, fmin, isnan, NAN
+#include <stdlib.h> // defines: malloc, calloc, free, qsort
 #include <string.h> // defines: memset, strcmp
 
 #include "cpu.h"
-#include "tune.h"
 #include "data.h"
 #include "image.h"
 #include "model.h"
 #include "optim.h"
-#include "step.h"
 #include "rng.h"
+#include "settings.h"
+#include "step.h"
 #include "sys.h"
+#include "threads.h"
 #include "trace.h"
 #include "trace_gather.h"
+#include "train.h"
+#include "tune.h"
 
 static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn_bench_opts *bo,
                       FILE *out, struct sn_err *err)
@@ -260,246 +256,282 @@ static int write_csv(const char *path, const struct bench_row *r, struct sn_err 
     return sn_atomic_commit(&af, err);
 }
 
-/* Training throughput on synthetic batches: inference, steps with the exchange overlapped and
- * blocking, per-layer times, and under mpirun the scaling pairs. */
-static int bench_train(const struct sn_settings *settings, const struct sn_config *cfg,
-                       struct sn_dist *d, const struct sn_bench_opts *bo, FILE *out,
-                       struct sn_err *err)
-{
-    const struct sn_train_conf *tc = &settings->tc;
-    struct sn_settings st = *settings;
-    if (bo->backend) {
-        st.auto_backend = strcmp(bo->backend, "auto") == 0;
-        st.ops = st.auto_backend ? &sn_ops_blas : sn_ops_by_name(bo->backend);
-        SN_RETURN_IF(!st.ops, err, SN_EINVAL, "--backend %s: use auto, blas, onednn, winograd or ref",
-                     bo->backend);
-    }
-    const struct sn_ops *ops = st.ops;
-    /* threads as training takes them: [train] threads, else $SN_THREADS (shardnet-run --threads) */
-    const char *env = getenv("SN_THREADS");
-    int threads = tc->threads > 0 ? tc->threads : env ? atoi(env) : 0;
-    if (threads > 0 && threads <= 1024)
-        sn_ops_set_threads(threads);
-    int global = bo->batch ? bo->batch * d->world : tc->batch_size;
-    int n = (global + d->world - 1) / d->world;
-    int iters = bo->iters ? bo->iters : 20;
+/* A training benchmark: its settings, network and synthetic batch, and what it measured. */
+struct bench {
+    const struct sn_config *cfg;
+    struct sn_settings st;
+    struct sn_dist *d;
+    const struct sn_bench_opts *bo;
+    FILE *out;
+    struct sn_threads threads;
+    int n, iters;              /* per-rank batch, timed steps */
+    struct sn_model *m;
+    struct sn_optim *opt;
+    struct sn_step step;
+    float *x;                  /* owned: the batch (n,H,W,C) */
+    int32_t *y;                /* owned: its labels */
+    int64_t *ids;              /* owned: its sample indices */
+    double *t_fwd, *t_bwd;     /* owned: per layer, seconds summed over the timed steps */
+    double *lap, *laps;        /* owned: per overlapped step, backward's end and what was left
+                                  of the exchange after it; laps: every rank's */
+    int tracing;
+    size_t prims_before;       /* oneDNN primitives made before the steps */
+    /* results: seconds of an inference pass and of a step (averaged over ranks: step,
+       exchange waited for, transfer alone, waiting for the slower rank), and the exchange
+       left after backward on each step's slower rank */
+    double t_inf, avg[4], slow_left;
+};
 
-    struct sn_model *m = NULL;
-    struct sn_optim *opt = NULL;
-    struct sn_step step = {0};
-    int tracing = 0;
-    SN_FORWARD(sn_model_build(&m, cfg, n, ops, err));
-    size_t in_size = sn_shape_size(m->input) * (size_t)n;
-    float *x = malloc(in_size * sizeof(float));
-    int32_t *y = malloc((size_t)n * sizeof *y);
-    int64_t *ids = malloc((size_t)n * sizeof *ids);
-    double *t_fwd = calloc((size_t)m->n_layers, sizeof(double));
-    double *t_bwd = calloc((size_t)m->n_layers, sizeof(double));
-    /* per overlapped step: backward's end and what was left of the exchange after it, on every
-       rank (laps), so that the exchange left on each step's slower rank can be found */
-    double *lap = calloc(2 * (size_t)iters, sizeof(double));
-    double *laps = calloc(2 * (size_t)iters * d->world, sizeof(double));
-    int rc = x && y && ids && t_fwd && t_bwd && lap && laps
-                 ? SN_OK
-                 : sn_err_set(err, SN_ENOMEM, "out of memory");
-    if (rc == SN_OK)
-        rc = sn_optim_create(&opt, &settings->oc, m->n_params, err);
-    if (rc == SN_OK)
-        rc = sn_step_init(&step, d, m, opt, n, err);
-    if (rc == SN_OK) {
-        struct sn_tune_conf tune = {.training = 1, .n = n, .threads = sn_ops_get_threads(),
-                                    .bf16 = tc->bf16};
-        if (st.auto_backend)
-            rc = sn_tune_backends(m, &tune, d, out, err);
-        else
-            sn_tune_prepare(m, &tune);
+/* Settings, threads, the network (built once, at the per-rank batch), its optimizer and step,
+ * the backend choice, and a batch of random pixels and labels. */
+static int bench_setup(struct bench *b, struct sn_err *err)
+{
+    struct sn_settings *st = &b->st;
+    struct sn_dist *d = b->d;
+    const struct sn_bench_opts *bo = b->bo;
+    if (bo->backend) {
+        st->auto_backend = strcmp(bo->backend, "auto") == 0;
+        st->ops = st->auto_backend ? &sn_ops_blas : sn_ops_by_name(bo->backend);
+        SN_RETURN_IF(!st->ops || !sn_ops_nameable(st->ops), err, SN_EINVAL,
+                     "--backend %s: use auto, blas, onednn, winograd or ref", bo->backend);
     }
-    if (rc == SN_OK && bo->trace) {
-        rc = sn_trace_start(d, bo->trace_events, err);
-        tracing = rc == SN_OK;
+    SN_FORWARD(sn_threads_apply(st->tc.threads, d, &b->threads, err));
+    int global = bo->batch ? bo->batch * d->world : st->tc.batch_size;
+    b->n = sn_settings_share(global, d->world);
+    b->iters = bo->iters ? bo->iters : 20;
+    SN_FORWARD(sn_settings_build(st, b->cfg, b->n, &b->m, err));
+    struct sn_model *m = b->m;
+    size_t in_size = sn_shape_size(m->input) * (size_t)b->n;
+    b->x = malloc(in_size * sizeof(float));
+    b->y = malloc((size_t)b->n * sizeof *b->y);
+    b->ids = malloc((size_t)b->n * sizeof *b->ids);
+    b->t_fwd = calloc((size_t)m->n_layers, sizeof(double));
+    b->t_bwd = calloc((size_t)m->n_layers, sizeof(double));
+    b->lap = calloc(2 * (size_t)b->iters, sizeof(double));
+    b->laps = calloc(2 * (size_t)b->iters * d->world, sizeof(double));
+    SN_RETURN_IF(!b->x || !b->y || !b->ids || !b->t_fwd || !b->t_bwd || !b->lap || !b->laps, err,
+                 SN_ENOMEM, "out of memory");
+    SN_FORWARD(sn_optim_create(&b->opt, &st->oc, m->n_params, err));
+    SN_FORWARD(sn_step_init(&b->step, d, m, b->opt, b->n, err));
+    struct sn_tune_conf tune = {.auto_backend = st->auto_backend, .training = 1, .n = b->n,
+                                .threads = b->threads.threads, .bf16 = st->tc.bf16};
+    SN_FORWARD(sn_tune_backends(m, &tune, d, b->out, err));
+    if (bo->trace) {
+        SN_FORWARD(sn_trace_start(d, bo->trace_events, err));
+        b->tracing = 1;
     }
-    if (rc != SN_OK)
-        goto done;
-    sn_model_init_params(m, tc->seed);
+    sn_model_init_params(m, st->tc.seed);
     struct sn_rng rng;
     sn_rng_seed(&rng, 7);
     for (size_t i = 0; i < in_size; i++)
-        x[i] = 255.f * sn_rng_uniform(&rng);
+        b->x[i] = 255.f * sn_rng_uniform(&rng);
     int classes = m->loss == SN_LOSS_BCE ? 2 : m->n_outputs;
-    for (int i = 0; i < n; i++) {
-        y[i] = (int32_t)(sn_rng_next(&rng) % (uint64_t)classes);
-        ids[i] = (int64_t)d->rank * n + i;
+    for (int i = 0; i < b->n; i++) {
+        b->y[i] = (int32_t)(sn_rng_next(&rng) % (uint64_t)classes);
+        b->ids[i] = (int64_t)d->rank * b->n + i;
     }
-    struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .seed = tc->seed,
-                              .sample_ids = ids};
-    double flops = sn_model_flops_per_sample(m);
+    return SN_OK;
+}
 
-    /* inference */
-    ctx.training = 0;
-    sn_model_forward(m, x, n, &ctx);
+static void bench_free(struct bench *b)
+{
+    sn_step_free(&b->step);
+    sn_optim_free(b->opt);
+    sn_model_free(b->m);
+    free(b->x);
+    free(b->y);
+    free(b->ids);
+    free(b->t_fwd);
+    free(b->t_bwd);
+    free(b->lap);
+    free(b->laps);
+}
+
+/* Seconds of one inference pass over the batch, after a first one. */
+static double bench_inference(struct bench *b)
+{
+    struct sn_step_ctx ctx = {.ops = b->m->ops, .scratch = b->m->scratch,
+                              .seed = b->st.tc.seed, .sample_ids = b->ids};
+    sn_model_forward(b->m, b->x, b->n, &ctx);
     double t0 = sn_now();
-    for (int it = 0; it < iters; it++)
-        sn_model_forward(m, x, n, &ctx);
-    double t_inf = (sn_now() - t0) / iters;
+    for (int it = 0; it < b->iters; it++)
+        sn_model_forward(b->m, b->x, b->n, &ctx);
+    return (sn_now() - t0) / b->iters;
+}
 
-    /* training steps (step.c, as in training): forward, loss, backward, allreduce, optimizer.
-       Odd passes exchange gradients blocking after backward, even passes overlap them with
-       backward: the difference is what the overlap hides. */
-    struct sn_step_in in = {.x = x, .y = y, .ids = ids, .n = n, .global_n = n * d->world,
-                            .seed = tc->seed};
+/* Training steps (step.c, as in training): forward, loss, backward, allreduce, optimizer. Odd
+ * passes exchange gradients blocking after backward, even passes overlap them with backward:
+ * the difference is what the overlap hides. Fills b->avg and b->slow_left. */
+static int bench_steps(struct bench *b, struct sn_step_in *in, struct sn_err *err)
+{
+    struct sn_dist *d = b->d;
+    struct sn_model *m = b->m;
+    int iters = b->iters;
     struct sn_step_out so;
     double t_block = 0, t_skew = 0, t_step = 0;
-    size_t prims_before = sn_ops_onednn_primitives();
+    int rc = SN_OK;
+    b->prims_before = sn_ops_onednn_primitives();
     for (int it = -2; it < 2 * iters && rc == SN_OK; it++) {
         int overlap = it % 2 == 0;
         if (it == 0) {
-            m->t_fwd = t_fwd;
-            m->t_bwd = t_bwd;
-            step.sync.t_wait = 0;
+            m->t_fwd = b->t_fwd;
+            m->t_bwd = b->t_bwd;
+            b->step.sync.t_wait = 0;
         }
         double s0 = sn_now();
-        in.step = (uint64_t)(it + 2);
-        rc = sn_step_run(&step, &in, overlap ? SN_SYNC_OVERLAP : SN_SYNC_BLOCKING, &so, err);
+        in->step = (uint64_t)(it + 2);
+        rc = sn_step_run(&b->step, in, overlap ? SN_SYNC_OVERLAP : SN_SYNC_BLOCKING, &so, err);
         if (it >= 0 && overlap) {
             t_step += sn_now() - s0;
-            lap[it] = step.t_backward - s0; /* overlapped step it / 2 */
-            lap[it + 1] = step.t_exchanged - step.t_backward;
+            b->lap[it] = b->step.t_backward - s0; /* overlapped step it / 2 */
+            b->lap[it + 1] = b->step.t_exchanged - b->step.t_backward;
         }
         if (it >= 0 && !overlap) {
-            t_block += step.t_exchanged - step.t_arrived;
-            t_skew += step.t_arrived - step.t_backward;
+            t_block += b->step.t_exchanged - b->step.t_arrived;
+            t_skew += b->step.t_arrived - b->step.t_backward;
         }
     }
-    double t_reduce = step.sync.t_wait / iters;
-    t_block /= iters;
-    t_skew /= iters;
     for (int i = 0; i < m->n_layers; i++)
-        t_fwd[i] /= 2, t_bwd[i] /= 2;
+        b->t_fwd[i] /= 2, b->t_bwd[i] /= 2;
     m->t_fwd = m->t_bwd = NULL;
-    if (rc != SN_OK)
-        goto done;
-    t_step /= iters;
+    SN_FORWARD(rc);
     /* averaged over ranks */
-    double avg[4] = {t_step, t_reduce, t_block, t_skew};
+    double *avg = b->avg;
+    avg[0] = t_step / iters, avg[1] = b->step.sync.t_wait / iters;
+    avg[2] = t_block / iters, avg[3] = t_skew / iters;
     if (d->world > 1) {
-        rc = sn_dist_allreduce_sum_f64(d, avg, 4, err);
+        SN_FORWARD(sn_dist_allreduce_sum_f64(d, avg, 4, err));
         for (int k = 0; k < 4; k++)
             avg[k] /= d->world;
     }
     /* the exchange left after backward on each step's slower rank: what overlap failed to hide
        (the faster ranks' waits are the imbalance) */
-    double slow_left = 0;
-    if (rc == SN_OK && d->world > 1)
-        rc = sn_dist_allgather(d, lap, laps, 2 * (size_t)iters * sizeof(double), err);
-    for (int k = 0; rc == SN_OK && d->world > 1 && k < iters; k++) {
+    b->slow_left = 0;
+    if (d->world == 1)
+        return SN_OK;
+    SN_FORWARD(sn_dist_allgather(d, b->lap, b->laps, 2 * (size_t)iters * sizeof(double), err));
+    const double *laps = b->laps;
+    for (int k = 0; k < iters; k++) {
         int slow = 0;
         for (int r = 1; r < d->world; r++)
             if (laps[(size_t)r * 2 * iters + 2 * k] > laps[(size_t)slow * 2 * iters + 2 * k])
                 slow = r;
-        slow_left += laps[(size_t)slow * 2 * iters + 2 * k + 1] / iters;
+        b->slow_left += laps[(size_t)slow * 2 * iters + 2 * k + 1] / iters;
     }
-    struct bench_row row = {.ranks = d->world, .threads = sn_ops_get_threads(), .batch = n,
-                            .global = n * d->world,
-                            .backend = st.auto_backend ? "auto" : m->ops->name,
-                            .sr = {NAN, NAN, NAN}};
-    if (rc == SN_OK && d->rank == 0) {
-        fprintf(out, "config: %s, %d rank%s x %d thread%s, batch %d per rank (%d global), "
-                     "backend %s\n",
-                cfg->path, d->world, d->world > 1 ? "s" : "", sn_ops_get_threads(),
-                sn_ops_get_threads() > 1 ? "s" : "", n, n * d->world,
-                st.auto_backend ? "auto (per layer below)" : m->ops->name);
-        fprintf(out, "kernels: %s\n", sn_cpu_kernels());
-        double peak = gemm_peak();
-        fprintf(out, "GEMM peak: %.1f GFLOP/s per rank (sgemm 1024x1024x1024)\n", peak);
-        double g_inf = n * flops / t_inf / 1e9,
-               g_train = n * sn_model_train_flops_per_sample(m) / avg[0] / 1e9;
-        /* a rate under 100 images/s (VGG16 at 180x180) keeps a decimal */
-        double r_inf = n / t_inf, r_train = n * d->world / avg[0];
-        fprintf(out, "inference: %.*f images/s, %.1f GFLOP/s, %.0f%% of GEMM peak\n",
-                r_inf < 100 ? 1 : 0, r_inf, g_inf, peak > 0 ? 100 * g_inf / peak : 0);
-        fprintf(out, "train: %.*f images/s, %.1f GFLOP/s per rank, %.0f%% of GEMM peak\n",
-                r_train < 100 ? 1 : 0, r_train, g_train, peak > 0 ? 100 * g_train / peak : 0);
-        int wino = 0;
-        for (int i = 0; i < m->n_layers; i++) {
-            const struct sn_layer *l = &m->layers[i];
-            wino |= l->ops == &sn_ops_winograd || l->ops_bwd_data == &sn_ops_winograd ||
-                    l->ops_bwd_weights == &sn_ops_winograd ||
-                    (!l->ops && m->ops == &sn_ops_winograd);
-        }
-        if (wino)
-            fprintf(out, "note: GFLOP/s count a direct convolution's multiply-adds; Winograd's "
-                         "layers do fewer, so the share of GEMM peak can pass 100%%\n");
-        size_t prims = sn_ops_onednn_primitives();
-        if (prims > 0)
-            fprintf(out, "oneDNN primitives: %zu made before the training steps, %zu during them\n",
-                    prims_before, prims - prims_before);
-        char runs[512];
-        if (sn_model_layout_runs(m, runs, sizeof runs) > 0)
-            fprintf(out, "oneDNN's blocked layout kept between layers: %s\n", runs);
-        row.rate = r_train, row.step_ms = 1e3 * avg[0], row.inference_rate = r_inf;
-        row.gflops = g_train, row.peak = peak;
-        if (d->world > 1)
-            row.allreduce_ms = 1e3 * avg[2], row.wait_ms = 1e3 * avg[3],
-            row.left_ms = 1e3 * slow_left;
+    return SN_OK;
+}
+
+/* Rank 0's lines: the run, the kernels, the rates against the GEMM peak, oneDNN's primitives,
+ * the layouts, the exchange, and each layer's times and backends. Fills the CSV row's figures. */
+static void bench_report(struct bench *b, struct bench_row *row)
+{
+    struct sn_dist *d = b->d;
+    struct sn_model *m = b->m;
+    FILE *out = b->out;
+    int n = b->n, threads = sn_ops_get_threads();
+    const double *avg = b->avg;
+    fprintf(out, "config: %s, %d rank%s x %d thread%s, batch %d per rank (%d global), backend %s\n",
+            b->cfg->path, d->world, d->world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", n,
+            n * d->world, b->st.auto_backend ? "auto (per layer below)" : m->ops->name);
+    fprintf(out, "kernels: %s\n", sn_cpu_kernels());
+    double peak = gemm_peak();
+    fprintf(out, "GEMM peak: %.1f GFLOP/s per rank (sgemm 1024x1024x1024)\n", peak);
+    double g_inf = n * sn_model_flops_per_sample(m) / b->t_inf / 1e9,
+           g_train = n * sn_model_train_flops_per_sample(m) / avg[0] / 1e9;
+    /* a rate under 100 images/s (VGG16 at 180x180) keeps a decimal */
+    double r_inf = n / b->t_inf, r_train = n * d->world / avg[0];
+    fprintf(out, "inference: %.*f images/s, %.1f GFLOP/s, %.0f%% of GEMM peak\n",
+            r_inf < 100 ? 1 : 0, r_inf, g_inf, peak > 0 ? 100 * g_inf / peak : 0);
+    fprintf(out, "train: %.*f images/s, %.1f GFLOP/s per rank, %.0f%% of GEMM peak\n",
+            r_train < 100 ? 1 : 0, r_train, g_train, peak > 0 ? 100 * g_train / peak : 0);
+    int wino = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        for (int p = 0; p < SN_N_PARTS; p++)
+            wino |= (sn_layer_ops(m, &m->layers[i], (enum sn_part)p)->caps & SN_OPS_WINOGRAD) != 0;
+    if (wino)
+        fprintf(out, "note: GFLOP/s count a direct convolution's multiply-adds; Winograd's "
+                     "layers do fewer, so the share of GEMM peak can pass 100%%\n");
+    size_t prims = sn_ops_onednn_primitives();
+    if (prims > 0)
+        fprintf(out, "oneDNN primitives: %zu made before the training steps, %zu during them\n",
+                b->prims_before, prims - b->prims_before);
+    char runs[512];
+    if (sn_model_layout_runs(m, runs, sizeof runs) > 0)
+        fprintf(out, "oneDNN's blocked layout kept between layers: %s\n", runs);
+    row->rate = r_train, row->step_ms = 1e3 * avg[0], row->inference_rate = r_inf;
+    row->gflops = g_train, row->peak = peak;
+    if (d->world > 1) {
+        row->allreduce_ms = 1e3 * avg[2], row->wait_ms = 1e3 * avg[3];
+        row->left_ms = 1e3 * b->slow_left;
         /* what backward hides: the transfer still to do when the slower rank ends backward
            (imbalance between ranks cannot be hidden by overlap) */
-        if (d->world > 1)
-            fprintf(out,
-                    "allreduce: %.3f ms per step of transfer, %.3f ms waiting for the slower rank; "
-                    "started during backward, %.3f ms left after it on the slower rank (%.0f%% of "
-                    "the transfer hidden), %.3f on average over ranks, %d bucket%s\n",
-                    1e3 * avg[2], 1e3 * avg[3], 1e3 * slow_left,
-                    avg[2] > 0 ? 100 * fmin(1, fmax(0, 1 - slow_left / avg[2])) : 0,
-                    1e3 * avg[1], step.sync.n_buckets, step.sync.n_buckets > 1 ? "s" : "");
-        fprintf(out, "per layer (ms per step, batch %d):\n", n);
-        for (int i = 0; i < m->n_layers; i++) {
-            const struct sn_layer *l = &m->layers[i];
-            const struct sn_ops *f = l->ops ? l->ops : m->ops;
-            const struct sn_ops *bd = l->ops_bwd_data ? l->ops_bwd_data : f;
-            const struct sn_ops *bw = l->ops_bwd_weights ? l->ops_bwd_weights : f;
-            char on[96];
-            if (bd == f && bw == f)
-                snprintf(on, sizeof on, "%s", f->name);
-            else
-                snprintf(on, sizeof on, "%s, input gradient %s, weight gradient %s", f->name,
-                         bd->name, bw->name);
-            fprintf(out, "  %-24s forward %8.3f  backward %8.3f  %s\n", l->name,
-                    1e3 * t_fwd[i] / iters, 1e3 * t_bwd[i] / iters, on);
-        }
-        fflush(out);
+        fprintf(out,
+                "allreduce: %.3f ms per step of transfer, %.3f ms waiting for the slower rank; "
+                "started during backward, %.3f ms left after it on the slower rank (%.0f%% of "
+                "the transfer hidden), %.3f on average over ranks, %d bucket%s\n",
+                1e3 * avg[2], 1e3 * avg[3], 1e3 * b->slow_left,
+                avg[2] > 0 ? 100 * fmin(1, fmax(0, 1 - b->slow_left / avg[2])) : 0, 1e3 * avg[1],
+                b->step.sync.n_buckets, b->step.sync.n_buckets > 1 ? "s" : "");
     }
-    if (rc == SN_OK && tracing)
-        rc = bench_trace_cost(&step, &in, d, iters, out, err);
+    fprintf(out, "per layer (ms per step, batch %d):\n", n);
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct sn_layer *l = &m->layers[i];
+        const struct sn_ops *f = sn_layer_ops(m, l, SN_PART_FORWARD);
+        const struct sn_ops *bd = sn_layer_ops(m, l, SN_PART_BWD_DATA);
+        const struct sn_ops *bw = sn_layer_ops(m, l, SN_PART_BWD_WEIGHTS);
+        char on[96];
+        if (bd == f && bw == f)
+            snprintf(on, sizeof on, "%s", f->name);
+        else
+            snprintf(on, sizeof on, "%s, input gradient %s, weight gradient %s", f->name,
+                     bd->name, bw->name);
+        fprintf(out, "  %-24s forward %8.3f  backward %8.3f  %s\n", l->name,
+                1e3 * b->t_fwd[i] / b->iters, 1e3 * b->t_bwd[i] / b->iters, on);
+    }
+    fflush(out);
+}
+
+/* Training throughput on synthetic batches: inference, steps with the exchange overlapped and
+ * blocking, per-layer times, and under mpirun the scaling pairs. */
+static int bench_train(struct bench *b, FILE *errs, struct sn_err *err)
+{
+    struct sn_dist *d = b->d;
+    int rc = bench_setup(b, err);
+    struct bench_row row = {.ranks = d->world, .sr = {NAN, NAN, NAN}};
+    struct sn_step_in in = {.x = b->x, .y = b->y, .ids = b->ids, .n = b->n,
+                            .global_n = b->n * d->world, .seed = b->st.tc.seed};
+    if (rc == SN_OK) {
+        b->t_inf = bench_inference(b);
+        rc = bench_steps(b, &in, err);
+    }
+    if (rc == SN_OK) {
+        row.threads = sn_ops_get_threads(), row.batch = b->n, row.global = b->n * d->world;
+        row.backend = b->st.auto_backend ? "auto" : b->m->ops->name;
+        if (d->rank == 0)
+            bench_report(b, &row);
+    }
+    if (rc == SN_OK && b->tracing)
+        rc = bench_trace_cost(&b->step, &in, d, b->iters, b->out, err);
     if (rc == SN_OK && d->world > 1) {
         in.step = 0;
-        rc = bench_scaling(&step, &in, d, iters, out, &row.sr, err);
+        rc = bench_scaling(&b->step, &in, d, b->iters, b->out, &row.sr, err);
     }
-    if (rc == SN_OK && d->rank == 0 && bo->csv)
-        rc = write_csv(bo->csv, &row, err);
-done:
-    if (tracing)
-        rc = sn_train_finish_trace(d, bo->trace, rc, d->rank == 0 ? out : NULL, err);
-    sn_step_free(&step);
-    sn_optim_free(opt);
-    sn_model_free(m);
-    free(x);
-    free(y);
-    free(ids);
-    free(t_fwd);
-    free(t_bwd);
-    free(lap);
-    free(laps);
+    if (rc == SN_OK && d->rank == 0 && b->bo->csv)
+        rc = write_csv(b->bo->csv, &row, err);
+    if (b->tracing)
+        rc = sn_train_finish_trace(d, b->bo->trace, rc, d->rank == 0 ? b->out : NULL, errs, err);
     return rc;
 }
 
 int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_bench_opts *bo,
-             FILE *out, struct sn_err *err)
+             FILE *out, FILE *errs, struct sn_err *err)
 {
-    struct sn_settings *st = calloc(1, sizeof *st);
-    SN_RETURN_IF(!st, err, SN_ENOMEM, "out of memory");
-    int rc = sn_settings_load(st, cfg, 1, NULL, err);
+    struct bench *b = calloc(1, sizeof *b);
+    SN_RETURN_IF(!b, err, SN_ENOMEM, "out of memory");
+    *b = (struct bench){.cfg = cfg, .d = d, .bo = bo, .out = out};
+    int rc = sn_settings_load(&b->st, cfg, err);
     if (rc == SN_OK && !bo->data_only)
-        rc = sn_settings_check_cpu(st, cfg, err);
+        rc = sn_settings_check_cpu(&b->st, cfg, err);
     if (rc == SN_OK && bo->data_only && bo->csv)
         rc = sn_err_set(err, SN_EINVAL, "--csv %s: the CSV holds training figures; "
                                         "--data-only prints the pipeline's alone", bo->csv);
@@ -516,9 +548,12 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
             err->collective = 1;
         }
     }
-    if (rc == SN_OK)
-        rc = bo->data_only ? bench_data(st, d, bo, out, err) : bench_train(st, cfg, d, bo, out, err);
-    free(st);
+    if (rc == SN_OK && bo->data_only)
+        rc = bench_data(&b->st, d, bo, out, err);
+    else if (rc == SN_OK)
+        rc = bench_train(b, errs, err);
+    bench_free(b);
+    free(b);
     return rc;
 }
 

@@ -10,9 +10,17 @@
 #include "hooks.h" // defines: sn_test_hook
 #include "sys.h" // defines: sn_mkdir_p
 
-enum { N_OPS = 4 };
-static const struct sn_ops *const candidates[N_OPS] = {&sn_ops_blas, &sn_ops_onednn,
-                                                       &sn_ops_winograd, &sn_ops_bf16};
+/* The candidates of backend = auto: every backend of the registry but the oracle, in its
+ * order (the cache's columns). */
+enum { MAX_OPS = 8 };
+static int n_candidates(const struct sn_ops *cand[MAX_OPS])
+{
+    int n = 0;
+    for (int i = 0; sn_backends[i] && n < MAX_OPS; i++)
+        if (!(sn_backends[i]->caps & SN_OPS_ORACLE))
+            cand[n++] = sn_backends[i];
+    return n;
+}
 
 void sn_tune_cache_path(const struct sn_tune_conf *tc, char *buf, size_t n)
 {
@@ -78,9 +86,10 @@ static char *read_cache(const char *path)
     return buf;
 }
 
-/* The cached line for key: backend index and the candidates' times (ms); 0 if none. The last
- * line for a key wins; a line with another number of times (an older build's) is not used. */
-static int cache_lookup(const char *cache, const char *key, int *pick, double t[N_OPS])
+/* The cached line for key: backend index and the n candidates' times (ms); 0 if none. The last
+ * line for a key wins; a line with another number of times (another build's) is not used. */
+static int cache_lookup(const char *cache, const char *key, const struct sn_ops *const *cand,
+                        int n, int *pick, double *t)
 {
     int found = 0;
     size_t kl = strlen(key);
@@ -88,16 +97,20 @@ static int cache_lookup(const char *cache, const char *key, int *pick, double t[
         if (strncmp(p + 1, key, kl) != 0 || p[1 + kl] != '\t')
             continue;
         char name[32];
-        double ms[N_OPS];
-        int used = 0;
-        if (sscanf(p + 2 + kl, "%31s %lf %lf %lf %lf%n", name, &ms[0], &ms[1], &ms[2], &ms[3],
-                   &used) != 5 ||
-            (p[2 + kl + used] != '\n' && p[2 + kl + used] != '\0'))
+        double ms[MAX_OPS];
+        int used = 0, k = 0;
+        const char *q = p + 2 + kl;
+        if (sscanf(q, "%31s%n", name, &used) != 1)
             continue;
-        for (int k = 0; k < N_OPS; k++)
-            if (strcmp(name, candidates[k]->name) == 0) {
-                *pick = k;
-                for (int j = 0; j < N_OPS; j++)
+        q += used;
+        for (; k < n && sscanf(q, "%lf%n", &ms[k], &used) == 1; k++)
+            q += used;
+        if (k != n || (*q != '\n' && *q != '\0'))
+            continue;
+        for (int c = 0; c < n; c++)
+            if (strcmp(name, cand[c]->name) == 0) {
+                *pick = c;
+                for (int j = 0; j < n; j++)
                     t[j] = ms[j] / 1e3;
                 found = 1;
             }
@@ -107,7 +120,8 @@ static int cache_lookup(const char *cache, const char *key, int *pick, double t[
 
 /* Appends one decision; each line is a single write on an O_APPEND file, so jobs that tune at
  * once on a node do not mix their lines. */
-static int cache_append(const char *path, const char *key, int pick, const double t[N_OPS])
+static int cache_append(const char *path, const char *key, const struct sn_ops *const *cand,
+                        int n, int pick, const double *t)
 {
     if (!path[0])
         return -1;
@@ -124,27 +138,32 @@ static int cache_append(const char *path, const char *key, int pick, const doubl
     if (!f)
         return -1;
     setvbuf(f, NULL, _IOFBF, 4096);
-    fprintf(f, "%s\t%s\t%.4f\t%.4f\t%.4f\t%.4f\n", key, candidates[pick]->name, 1e3 * t[0],
-            1e3 * t[1], 1e3 * t[2], 1e3 * t[3]);
+    fprintf(f, "%s\t%s", key, cand[pick]->name);
+    for (int k = 0; k < n; k++)
+        fprintf(f, "\t%.4f", 1e3 * t[k]);
+    fputc('\n', f);
     return fclose(f) == 0 ? 0 : -1;
 }
 
-/* Which candidates can differ from the others on layer l (applies[k]): the Winograd table is
- * oneDNN's but for the convolutions oneDNN has a Winograd primitive for. A candidate not timed
- * has time 0, in the cache too. */
+/* Which candidates can differ from the others on layer l (applies[k]): bf16 where the config
+ * allows it, on convolutions; Winograd's table is oneDNN's but for the convolutions oneDNN has
+ * a Winograd primitive for. A candidate not timed has time 0, in the cache too. */
 static void candidates_applying(const struct sn_layer *l, const struct sn_tune_conf *tc,
-                                int applies[N_OPS])
+                                const struct sn_ops *const *cand, int n, int *applies)
 {
-    for (int k = 0; k < N_OPS; k++) {
-        if (candidates[k] == &sn_ops_bf16) { /* a precision the config allows, or not */
+    for (int k = 0; k < n; k++) {
+        unsigned caps = cand[k]->caps;
+        if (caps & SN_OPS_BF16) {
             applies[k] = tc->bf16 && l->type == &sn_layer_conv2d;
-            continue;
-        }
-        applies[k] = candidates[k] != &sn_ops_winograd;
-        if (!applies[k] && l->type == &sn_layer_conv2d) {
-            struct sn_conv_desc d;
-            sn_conv2d_desc(l, 1, &d);
-            applies[k] = sn_ops_winograd_has(&d);
+        } else if (caps & SN_OPS_WINOGRAD) {
+            applies[k] = 0;
+            if (l->type == &sn_layer_conv2d) {
+                struct sn_conv_desc d;
+                sn_conv2d_desc(l, 1, &d);
+                applies[k] = sn_ops_winograd_has(&d);
+            }
+        } else {
+            applies[k] = 1;
         }
     }
 }
@@ -173,133 +192,138 @@ static const char *const part_names[] = {
     [SN_TIME_BWD_WEIGHTS] = "weight gradient",
 };
 
-static void prepare(struct sn_model *m, const struct sn_tune_conf *tc, int force_bf16);
+/* The part of a layer a timing part's backend goes to: forward + backward is the forward's. */
+static enum sn_part layer_part(enum sn_time_part t)
+{
+    return t == SN_TIME_BWD_DATA ? SN_PART_BWD_DATA
+           : t == SN_TIME_BWD_WEIGHTS ? SN_PART_BWD_WEIGHTS
+                                      : SN_PART_FORWARD;
+}
 
-int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct sn_dist *d,
-                     FILE *out, struct sn_err *err)
+/* What rank 0 decided for one layer: per part, the candidate chosen (-1: the part does not
+ * run) and every candidate's time (0: not timed). */
+struct choice {
+    int32_t pick[3];
+    double t[3][MAX_OPS];
+    int from_cache;
+};
+
+/* Rank 0: the choice for layer i, from the cache or timed (and then appended to the cache;
+ * *cache_failed is set, and said on out, the first time that fails). */
+static void choose_layer(struct sn_model *m, int i, const struct sn_tune_conf *tc,
+                         const struct sn_ops *const *cand, int n_cand, const char *cache,
+                         const char *path, int *cache_failed, FILE *out, struct choice *c)
+{
+    const struct sn_layer *l = &m->layers[i];
+    enum sn_time_part parts[3];
+    int np = layer_parts(l, tc->training, parts);
+    int applies[MAX_OPS], known = 0; /* applies: found at the first part the cache lacks */
+    char base[1024];
+    layer_key(l, tc, sn_cpu_kernels(), base, sizeof base);
+    c->from_cache = 1;
+    for (int p = 0; p < np; p++) {
+        char key[1100];
+        snprintf(key, sizeof key, "%s; %s", base, part_names[parts[p]]);
+        double *t = c->t[p];
+        int b = 0;
+        if (!cache_lookup(cache, key, cand, n_cand, &b, t)) {
+            c->from_cache = 0;
+            if (!known)
+                candidates_applying(l, tc, cand, n_cand, applies), known = 1;
+            for (int k = 0; k < n_cand; k++)
+                t[k] = applies[k] ? sn_model_time_layer(m, i, tc->n, parts[p], cand[k]) : 0;
+            for (int k = 1; k < n_cand; k++)
+                if (applies[k] && t[k] < t[b])
+                    b = k;
+            if (!*cache_failed && cache_append(path, key, cand, n_cand, b, t) != 0) {
+                *cache_failed = 1;
+                if (out)
+                    fprintf(out, "note: cannot write the backend cache %s: layers are timed "
+                                 "again at each start\n",
+                            path[0] ? path : "(no $HOME)");
+            }
+        }
+        int runs = 0;
+        for (int k = 0; k < n_cand; k++)
+            runs |= t[k] != 0;
+        c->pick[p] = runs ? b : -1;
+    }
+}
+
+/* Sets layer l's backends from a choice, and writes the line that says so into line[cap]:
+ * "backend for conv2d_1 at batch 64: forward onednn (blas 1.2 ms, onednn 0.8 ms), ...". */
+static void apply_choice(struct sn_layer *l, const struct sn_tune_conf *tc,
+                         const struct sn_ops *const *cand, int n_cand, const struct choice *c,
+                         char *line, size_t cap)
+{
+    enum sn_time_part parts[3];
+    int np = layer_parts(l, tc->training, parts);
+    int len = snprintf(line, cap, "backend for %s at batch %d:", l->name, tc->n);
+    for (int p = 0; p < np; p++) {
+        int b = c->pick[p];
+        l->ops[layer_part(parts[p])] = b < 0 ? NULL : cand[b]; /* NULL: as forward */
+        if (b < 0)
+            continue;
+        if (len < (int)cap)
+            len += snprintf(line + len, cap - len, "%s %s %s (", p ? "," : "",
+                            part_names[parts[p]], cand[b]->name);
+        for (int k = 0; k < n_cand && len < (int)cap; k++)
+            if (c->t[p][k] > 0) /* timed, here or in the cache */
+                len += snprintf(line + len, cap - len, "%s%s %.3f ms", k ? ", " : "",
+                                cand[k]->name, 1e3 * c->t[p][k]);
+        if (len < (int)cap)
+            len += snprintf(line + len, cap - len, ")");
+    }
+    if (c->from_cache && len < (int)cap)
+        snprintf(line + len, cap - len, ", timed before");
+}
+
+/* backend = auto: rank 0 times the layers and every rank takes its choice, layer by layer, so
+ * that each of the others' waits lasts one layer's timing, well within the watchdog, however
+ * long the whole takes (VGG16's thirteen convolutions, timed for the first time on a loaded
+ * machine, take minutes). */
+static int choose_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct sn_dist *d,
+                           FILE *out, struct sn_err *err)
 {
     int rank0 = !d || d->rank == 0;
     const char *ts = sn_test_hook("TUNE_SLEEP");
     double test_sleep = ts ? atof(ts) : 0;
-    size_t slots = (size_t)m->n_layers * 3;
-    int32_t *pick = calloc(slots, sizeof *pick); /* per layer and part: candidate, -1 none */
-    double *times = calloc(slots * N_OPS, sizeof *times);
-    char *from_cache = calloc((size_t)m->n_layers, 1);
-    int rc = pick && times && from_cache ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
+    const struct sn_ops *cand[MAX_OPS];
+    int n_cand = n_candidates(cand);
     char path[1100];
-    const char *kernels = sn_cpu_kernels();
     sn_tune_cache_path(tc, path, sizeof path);
-    char *cache = rc == SN_OK && rank0 ? read_cache(path) : NULL;
-    int cache_failed = 0;
-    for (size_t k = 0; rc == SN_OK && k < slots; k++)
-        pick[k] = -1;
+    char *cache = rank0 ? read_cache(path) : NULL;
+    int cache_failed = 0, rc = SN_OK;
     sn_model_plan_layouts(m, tc->training); /* none, until the backends are chosen */
-    if (d && d->world > 1) {
-        int failed = rc != SN_OK;
-        struct sn_err agree_err = {0};
-        if (sn_dist_allreduce_max_int(d, &failed, &agree_err) != SN_OK)
-            rc = rc != SN_OK ? rc : (*err = agree_err, err->code);
-        else if (failed && rc == SN_OK)
-            rc = sn_err_set(err, SN_ENOMEM, "out of memory on another rank while choosing "
-                                            "backends");
-    }
-    /* Rank 0 times the layers; the others take its choice layer by layer, so that each of
-       their waits lasts one layer's timing, well within the watchdog, however long the whole
-       takes (VGG16's thirteen convolutions, timed for the first time on a loaded machine, take
-       minutes). */
     for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
         struct sn_layer *l = &m->layers[i];
         if (!sn_layer_has_backend_choice(l))
             continue;
-        if (!rank0) {
-            rc = sn_dist_bcast(d, pick + (size_t)i * 3, 3 * sizeof *pick, 0, err);
-            continue;
-        }
-        if (test_sleep > 0) /* tests: a layer that takes long to time */
-            nanosleep(&(struct timespec){(time_t)test_sleep,
-                                         (long)((test_sleep - (time_t)test_sleep) * 1e9)},
-                      NULL);
-        enum sn_time_part parts[3];
-        int np = layer_parts(l, tc->training, parts);
-        from_cache[i] = 1;
-        int applies[N_OPS], known = 0; /* applies: found at the first part the cache lacks */
-        char base[1024];
-        layer_key(l, tc, kernels, base, sizeof base);
-        for (int p = 0; p < np; p++) {
-            char key[1100];
-            snprintf(key, sizeof key, "%s; %s", base, part_names[parts[p]]);
-            double *t = times + ((size_t)i * 3 + p) * N_OPS;
-            int b = 0;
-            if (!cache_lookup(cache, key, &b, t)) {
-                from_cache[i] = 0;
-                if (!known)
-                    candidates_applying(l, tc, applies), known = 1;
-                for (int k = 0; k < N_OPS; k++)
-                    t[k] = applies[k] ? sn_model_time_layer(m, i, tc->n, parts[p], candidates[k])
-                                      : 0;
-                for (int k = 1; k < N_OPS; k++)
-                    if (applies[k] && t[k] < t[b])
-                        b = k;
-                if (!cache_failed && cache_append(path, key, b, t) != 0) {
-                    cache_failed = 1;
-                    if (out)
-                        fprintf(out, "note: cannot write the backend cache %s: layers are timed "
-                                     "again at each start\n",
-                                path[0] ? path : "(no $HOME)");
-                }
-            }
-            int runs = 0;
-            for (int k = 0; k < N_OPS; k++)
-                runs |= t[k] != 0;
-            pick[(size_t)i * 3 + p] = runs ? b : -1; /* -1: does not run */
+        struct choice c;
+        memset(&c, 0, sizeof c);
+        if (rank0) {
+            if (test_sleep > 0) /* tests: a layer that takes long to time */
+                nanosleep(&(struct timespec){(time_t)test_sleep,
+                                             (long)((test_sleep - (time_t)test_sleep) * 1e9)},
+                          NULL);
+            choose_layer(m, i, tc, cand, n_cand, cache, path, &cache_failed, out, &c);
         }
         if (d && d->world > 1)
-            rc = sn_dist_bcast(d, pick + (size_t)i * 3, 3 * sizeof *pick, 0, err);
+            rc = sn_dist_bcast(d, c.pick, sizeof c.pick, 0, err);
+        char line[1024];
+        apply_choice(l, tc, cand, n_cand, &c, line, sizeof line);
+        if (rc == SN_OK && out && rank0)
+            fprintf(out, "%s\n", line);
     }
     free(cache);
     /* the primitives and buffers of the candidates not chosen go; the chosen ones are made
-       again below, before the first step, with shared buffers sized for them alone */
+       again before the first step, with shared buffers sized for them alone */
     sn_ops_onednn_free();
-    for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
-        struct sn_layer *l = &m->layers[i];
-        if (!sn_layer_has_backend_choice(l))
-            continue;
-        enum sn_time_part parts[3];
-        int np = layer_parts(l, tc->training, parts);
-        char line[1024];
-        int len = snprintf(line, sizeof line, "backend for %s at batch %d:", l->name, tc->n);
-        for (int p = 0; p < np; p++) {
-            int b = pick[(size_t)i * 3 + p];
-            const struct sn_ops *ops = b < 0 ? NULL : candidates[b]; /* NULL: as forward */
-            if (parts[p] == SN_TIME_FORWARD || parts[p] == SN_TIME_FORWARD_BACKWARD)
-                l->ops = ops;
-            else if (parts[p] == SN_TIME_BWD_DATA)
-                l->ops_bwd_data = ops;
-            else
-                l->ops_bwd_weights = ops;
-            const double *t = times + ((size_t)i * 3 + p) * N_OPS;
-            if (b >= 0 && len < (int)sizeof line)
-                len += snprintf(line + len, sizeof line - len, "%s %s %s (", p ? "," : "",
-                                part_names[parts[p]], ops->name);
-            for (int k = 0; b >= 0 && k < N_OPS && len < (int)sizeof line; k++)
-                if (t[k] > 0) /* timed, here or in the cache */
-                    len += snprintf(line + len, sizeof line - len, "%s%s %.3f ms", k ? ", " : "",
-                                    candidates[k]->name, 1e3 * t[k]);
-            if (b >= 0 && len < (int)sizeof line)
-                len += snprintf(line + len, sizeof line - len, ")");
-        }
-        if (out && rank0)
-            fprintf(out, "%s%s\n", line, from_cache[i] ? ", timed before" : "");
-    }
-    free(pick);
-    free(times);
-    free(from_cache);
-    if (rc == SN_OK)
-        prepare(m, tc, 0); /* on every rank */
     return rc;
 }
 
-/* Runs once each part of each layer that runs at batch n on a oneDNN backend */
+/* Runs once each part of each layer that runs at batch n on a backend that keeps what it makes
+ * per shape */
 static void prepare_at(struct sn_model *m, int n, int training)
 {
     for (int i = 0; i < m->n_layers; i++) {
@@ -308,29 +332,28 @@ static void prepare_at(struct sn_model *m, int n, int training)
             continue;
         enum sn_time_part parts[3];
         int np = layer_parts(l, training, parts);
-        const struct sn_ops *fwd = l->ops ? l->ops : m->ops;
         for (int p = 0; p < np; p++) {
-            const struct sn_ops *ops = parts[p] == SN_TIME_BWD_DATA && l->ops_bwd_data
-                                           ? l->ops_bwd_data
-                                       : parts[p] == SN_TIME_BWD_WEIGHTS && l->ops_bwd_weights
-                                           ? l->ops_bwd_weights
-                                           : fwd;
-            if (ops == &sn_ops_onednn || ops == &sn_ops_winograd || ops == &sn_ops_bf16)
+            const struct sn_ops *ops = sn_layer_ops(m, l, layer_part(parts[p]));
+            if (ops->caps & SN_OPS_PRIMITIVES)
                 sn_model_prepare_layer(m, i, n, parts[p], ops);
         }
     }
 }
 
-void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc) { prepare(m, tc, 1); }
-
-/* sn_tune_prepare; with force_bf16 (a backend set by name) precision = bf16 puts every
-   convolution on sn_ops_bf16, as timing may have for some */
-static void prepare(struct sn_model *m, const struct sn_tune_conf *tc, int force_bf16)
+int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct sn_dist *d,
+                     FILE *out, struct sn_err *err)
 {
-    for (int i = 0; force_bf16 && tc->bf16 && i < m->n_layers; i++) {
-        struct sn_layer *l = &m->layers[i];
-        if (l->type == &sn_layer_conv2d)
-            l->ops = l->ops_bwd_data = l->ops_bwd_weights = &sn_ops_bf16;
+    if (tc->auto_backend) {
+        SN_FORWARD(choose_backends(m, tc, d, out, err));
+    } else if (tc->bf16) {
+        /* precision = bf16 with a backend named: every convolution on bf16, as timing may have
+           chosen for some */
+        for (int i = 0; i < m->n_layers; i++) {
+            struct sn_layer *l = &m->layers[i];
+            if (l->type == &sn_layer_conv2d)
+                for (int p = 0; p < SN_N_PARTS; p++)
+                    l->ops[p] = &sn_ops_bf16;
+        }
     }
     sn_model_plan_layouts(m, tc->training);
     /* each batch size once: as training meets it (forward and backward), else forward only
@@ -344,4 +367,5 @@ static void prepare(struct sn_model *m, const struct sn_tune_conf *tc, int force
         if (!seen)
             prepare_at(m, sizes[k], training[k]);
     }
+    return SN_OK;
 }

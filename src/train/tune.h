@@ -20,31 +20,32 @@
 #include "model.h"
 
 struct sn_tune_conf {
+    int auto_backend;     /* [model] backend = auto: time each layer's parts (else the model's
+                             backend runs every layer) */
     int training;         /* time forward + backward (else forward only: evaluate, predict) */
     int n;                /* per-rank batch */
     int threads;          /* the threads each backend runs with (part of the cache key) */
     int bf16;             /* [train] precision = bf16: convolutions may run on sn_ops_bf16 —
-                             sn_tune_backends times it as one more candidate, sn_tune_prepare
-                             (a backend set by name) puts every convolution on it */
+                             with auto it is one more candidate timed, with a backend named
+                             every convolution runs on it */
     int train_n[2];       /* other per-rank batches this rank trains on (its share of a full
                              batch, of an epoch's last partial one), 0: none */
-    int eval_n[2];        /* and validates on: forward only. sn_tune_prepare makes their
-                             primitives too, so that no step makes any */
+    int eval_n[2];        /* and validates on: forward only. Their primitives are made too, so
+                             that no step makes any */
     const char *cache;    /* cache file; NULL: $XDG_CACHE_HOME/shardnet/backends.tsv, else
                              $HOME/.cache/shardnet/backends.tsv; "" for none */
 };
 
-/* Plans the layouts between layers (sn_model_plan_layouts), then makes what the oneDNN
- * backends keep for each layer's shapes at batch tc->n and at the batches of train_n and eval_n
- * (primitives, their buffers) by running each part once, so that no step makes any; the
- * layers' gradients are left zero.
- * sn_tune_backends calls it; call it for a backend set by name. */
-void sn_tune_prepare(struct sn_model *m, const struct sn_tune_conf *tc);
-
-/* Sets the ops of each layer of m that has a choice, on every rank of d (d may be NULL), and
- * prints one line per such layer on out (rank 0; out may be NULL): the backend, the times and
- * whether they came from the cache. A cache that cannot be read or written is not an error
- * (the timing is then done each run, and said once). */
+/* Makes m ready to run, on every rank of d (d may be NULL): with auto_backend, sets the backend
+ * of each part of each layer that has a choice (rank 0 times them or reads its cache, the
+ * others take its choice) and prints one line per such layer on out (rank 0; out may be NULL):
+ * the backend, the times and whether they came from the cache; with precision = bf16 and a
+ * backend named, puts every convolution on bf16. Then plans the layouts between layers
+ * (sn_model_plan_layouts) and makes what the oneDNN backends keep for each layer's shapes at
+ * batch tc->n and at the batches of train_n and eval_n (primitives, their buffers) by running
+ * each part once, so that no step makes any; the layers' gradients are left zero.
+ * A cache that cannot be read or written is not an error (the timing is then done each run,
+ * and said once). */
 int sn_tune_backends(struct sn_model *m, const struct sn_tune_conf *tc, struct sn_dist *d,
                      FILE *out, struct sn_err *err);
 

@@ -73,12 +73,21 @@ static void conv2d_init_params(struct sn_layer *l, struct sn_rng *rng)
         l->p[i] = 0.0f;
 }
 
+/* The descriptor of a step: the layer's layouts, unless the context says NHWC (timing). */
+static void step_desc(const struct sn_layer *l, int n, const struct sn_step_ctx *ctx,
+                      struct sn_conv_desc *d)
+{
+    sn_conv2d_desc(l, n, d);
+    if (ctx->nhwc)
+        d->blk_in = d->blk_out = 0;
+}
+
 /* in (N,H,W,C) -> out (N,OH,OW,OC) */
 static void conv2d_forward(struct sn_layer *l, const float *in, float *out, int n,
                            const struct sn_step_ctx *ctx)
 {
     struct sn_conv_desc d;
-    sn_conv2d_desc(l, n, &d);
+    step_desc(l, n, ctx, &d);
     size_t nw = (size_t)d.kh * d.kw * d.c * d.oc;
     const float *b = l->conf.use_bias ? l->p + nw : NULL;
     char *scratch = ctx->scratch;
@@ -91,9 +100,9 @@ static void conv2d_backward(struct sn_layer *l, const float *in, const float *ou
                             float *dout, float *din, int n, const struct sn_step_ctx *ctx)
 {
     struct sn_conv_desc d;
-    sn_conv2d_desc(l, n, &d);
+    step_desc(l, n, ctx, &d);
     size_t nw = (size_t)d.kh * d.kw * d.c * d.oc;
-    const int grads = l->trainable && l->g != NULL;
+    const int grads = l->trainable && l->g != NULL && !ctx->no_weight_grads;
     if (!grads && din == NULL)
         return;
     /* dout becomes the gradient before the activation, in place */
@@ -106,8 +115,8 @@ static void conv2d_backward(struct sn_layer *l, const float *in, const float *ou
     float *db = grads && l->conf.use_bias ? l->g + nw : NULL;
     /* the input gradient and the weight gradient are independent computations: each may run
        on the backend that does it faster (tune.c) */
-    const struct sn_ops *bd = l->ops_bwd_data ? l->ops_bwd_data : ctx->ops;
-    const struct sn_ops *bw = l->ops_bwd_weights ? l->ops_bwd_weights : ctx->ops;
+    const struct sn_ops *bd = ctx->ops_bwd_data ? ctx->ops_bwd_data : ctx->ops;
+    const struct sn_ops *bw = ctx->ops_bwd_weights ? ctx->ops_bwd_weights : ctx->ops;
     if (bd == bw || !din || !grads) {
         (din ? bd : bw)->conv2d_backward(&d, in, l->p, g, din, dw, db, scratch);
     } else {

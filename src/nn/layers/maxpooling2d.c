@@ -7,7 +7,8 @@
 
 static const char *const sn_padding_names[] = {"valid", "same", NULL};
 
-static void maxpool_desc(const struct sn_layer *l, int n, struct sn_pool_desc *d)
+static void maxpool_desc(const struct sn_layer *l, int n, const struct sn_step_ctx *ctx,
+                         struct sn_pool_desc *d)
 {
     d->n = n;
     d->h = l->in.h;
@@ -19,8 +20,8 @@ static void maxpool_desc(const struct sn_layer *l, int n, struct sn_pool_desc *d
     d->sw = l->conf.sw;
     d->oh = sn_out_size(d->h, d->ph, d->sh, l->conf.same, &d->pad_top);
     d->ow = sn_out_size(d->w, d->pw, d->sw, l->conf.same, &d->pad_left);
-    d->blk_in = l->blk_in;
-    d->blk_out = l->blk_out;
+    d->blk_in = l->blk_in && !ctx->nhwc;
+    d->blk_out = l->blk_out && !ctx->nhwc;
 }
 
 static int maxpool_configure(struct sn_layer *l, const struct sn_config *cfg,
@@ -60,7 +61,7 @@ static void maxpool_forward(struct sn_layer *l, const float *in, float *out, int
                             const struct sn_step_ctx *ctx)
 {
     struct sn_pool_desc d;
-    maxpool_desc(l, n, &d);
+    maxpool_desc(l, n, ctx, &d);
     ctx->ops->maxpool_forward(&d, in, out, l->aux);
 }
 
@@ -71,7 +72,7 @@ static void maxpool_backward(struct sn_layer *l, const float *in, const float *o
     if (din == NULL)
         return;
     struct sn_pool_desc d;
-    maxpool_desc(l, n, &d);
+    maxpool_desc(l, n, ctx, &d);
     ctx->ops->maxpool_backward(&d, dout, l->aux, din);
 }
 

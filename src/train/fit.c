@@ -1,0 +1,605 @@
+/* fit.c — `shardnet train`: the fit loop, data-parallel (train.h).
+ *
+ * On every rank: set-up (settings, network, data, loaders, checkpoint directory) and an
+ * agreement on its failures; the resume decision on rank 0 (is the checkpoint of this run?),
+ * agreed and broadcast with the run state; then per epoch the training steps (step.c), the end
+ * of the epoch (batch-norm statistics averaged, validation sharded and summed) and rank 0's part
+ * (history, callbacks, checkpoints), whose outcome one broadcast carries to every rank. Any
+ * collective is entered by every rank in the same order; rank-0-only work holds none. */
+#include "train.h"
+
+#include <math.h>   // defines: fmax, NAN
+#include <stdlib.h> // defines: calloc, realloc, free
+#include <string.h> // defines: strcmp, memcmp, snprintf, strlen
+#include <unistd.h> // defines: access, F_OK
+
+#include "agree.h"
+#include "checkpoint.h"
+#include "console.h"
+#include "cpu.h"
+#include "hooks.h"
+#include "inference.h"
+#include "record.h"
+#include "restore.h"
+#include "settings.h"
+#include "step.h"
+#include "sys.h"
+#include "threads.h"
+#include "trace.h"
+#include "trace_gather.h"
+#include "tune.h"
+
+struct run {
+    const struct sn_config *cfg;
+    const struct sn_train_opts *opts;
+    struct sn_settings st;
+    struct sn_model *model;
+    struct sn_optim *opt;
+    struct sn_step step;
+    struct sn_dataset *train_ds, *val_ds;
+    struct sn_loader *train_ld, *val_ld;
+    struct sn_dist *d;
+    struct sn_console con;
+    struct sn_run_state rs;
+    struct sn_threads threads;
+    int steps;                        /* per epoch */
+    struct sn_run_history hist;       /* rank 0 */
+    char last_path[1600], best_path[1600], history_path[1600];
+};
+
+/* Writes a checkpoint of the run as it is now (rank 0). */
+static int save_ckpt(const struct run *r, const char *path, double val_loss, struct sn_err *err)
+{
+    struct sn_record rec = {0};
+    int rc = sn_record_run(r->cfg, r->train_ds, r->val_ds, &r->rs, &r->hist, &rec, err);
+    struct sn_ckpt_meta meta = {
+        .config_hash = r->cfg->hash,
+        .model_hash = r->model->structure_hash,
+        .epoch = r->rs.epoch,
+        .step = r->rs.step,
+        .world_size = r->d->world,
+        .n_params = r->model->n_params,
+        .n_state = r->model->n_state,
+        .n_opt = (uint64_t)r->opt->n_slots * r->opt->n_params,
+        .best_val_loss = r->rs.cb.best,
+        .val_loss = val_loss,
+        .lr = (float)r->rs.lr_scale,
+        .seed = r->st.tc.seed,
+        .loader_pos = r->rs.pos,
+        .record = rec.text,
+    };
+    double t0 = sn_trace_clock();
+    if (rc == SN_OK)
+        rc = sn_checkpoint_save(path, &meta, r->model->params, r->model->state, r->opt->moments,
+                                err);
+    if (sn_trace_on)
+        sn_trace_record(SN_TRACE_CHECKPOINT, "checkpoint", path, r->rs.step, t0, sn_now());
+    sn_record_free(&rec);
+    return rc;
+}
+
+static int write_history(const char *path, const struct sn_run_history *h, struct sn_err *err)
+{
+    struct sn_atomic_file af;
+    SN_FORWARD(sn_atomic_open(&af, path, err));
+    fprintf(af.f, "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n");
+    for (int i = 0; i < h->n; i++) {
+        const double *row = h->rows[i];
+        fprintf(af.f, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.2f\n", (int)row[0], row[1], row[2], row[3],
+                row[4], row[5], row[6]);
+    }
+    return sn_atomic_commit(&af, err);
+}
+
+/* Rank 0 prints one line per rank: host, rank, threads, the CPUs it may run on, its kernels. */
+static int say_threads(struct run *r, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    int threads = r->threads.threads;
+    char line[512];
+    snprintf(line, sizeof line,
+             "rank %d of %d on %s: %d compute thread%s, %d data thread%s, CPUs %s, %s", d->rank,
+             d->world, d->host, threads, threads > 1 ? "s" : "", r->st.dc.threads,
+             r->st.dc.threads > 1 ? "s" : "", r->threads.cpus[0] ? r->threads.cpus : "?",
+             sn_cpu_kernels());
+    char *all = calloc((size_t)d->world, sizeof line);
+    SN_RETURN_IF(!all, err, SN_ENOMEM, "out of memory");
+    int rc = sn_dist_allgather(d, line, all, sizeof line, err);
+    if (rc == SN_OK && d->rank == 0)
+        for (int i = 0; i < d->world; i++)
+            sn_console_say(&r->con, "%s\n", all + (size_t)i * sizeof line);
+    free(all);
+    return rc;
+}
+
+static int open_data(struct run *r, struct sn_err *err)
+{
+    const struct sn_settings *st = &r->st;
+    const struct sn_train_conf *tc = &st->tc;
+    struct sn_dist *d = r->d;
+    SN_FORWARD(sn_dataset_open_shared(&r->train_ds, d, &st->dc, SN_SPLIT_TRAIN, NULL, err));
+    SN_FORWARD(sn_settings_check_classes(r->model, r->train_ds->n_classes, r->train_ds->root,
+                                         err));
+    /* the training split fixes the model's classes; validation is labelled by their names */
+    struct sn_classes known = {r->train_ds->n_classes,
+                               (const char(*)[64])r->train_ds->class_names};
+    SN_FORWARD(sn_dataset_open_shared(&r->val_ds, d, &st->dc, SN_SPLIT_VAL, &known, err));
+    if (d->rank == 0 && !r->con.quiet) {
+        sn_dataset_describe(r->train_ds, &st->dc, SN_SPLIT_TRAIN, r->con.out);
+        sn_dataset_describe(r->val_ds, &st->dc, SN_SPLIT_VAL, r->con.out);
+        char missing[512];
+        int n = sn_dataset_missing(r->val_ds, missing, sizeof missing);
+        if (n > 0)
+            sn_console_say(&r->con, "note: %s lacks %d of the %d classes: %s\n", r->val_ds->root, n,
+                    r->val_ds->n_classes, missing);
+    }
+    struct sn_loader_conf lc = {.ds = r->train_ds, .dc = &st->dc,
+                                .aug = st->ac.enabled ? &st->ac : NULL,
+                                .global_batch = tc->batch_size, .rank = d->rank,
+                                .world = d->world, .shuffle = tc->shuffle, .seed = tc->seed,
+                                .report = sn_console_report, .report_user = &r->con};
+    SN_FORWARD(sn_loader_create(&r->train_ld, &lc, err));
+    struct sn_loader_conf vc = {.ds = r->val_ds, .dc = &st->dc,
+                                .global_batch = tc->validation_batch_size, .rank = d->rank,
+                                .world = d->world, .shuffle = 0, .seed = tc->seed,
+                                .report = sn_console_report, .report_user = &r->con};
+    SN_FORWARD(sn_loader_create(&r->val_ld, &vc, err));
+    r->steps = sn_loader_steps(r->train_ld);
+    if (tc->steps_per_epoch > 0 && tc->steps_per_epoch < r->steps)
+        r->steps = tc->steps_per_epoch;
+    return SN_OK;
+}
+
+static int setup(struct run *r, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    SN_FORWARD(sn_settings_load(&r->st, r->cfg, err));
+    const struct sn_train_conf *tc = &r->st.tc;
+    /* the network holds a rank's share of a training batch or a validation batch */
+    int local = sn_settings_share(tc->batch_size, d->world);
+    int vlocal = sn_settings_share(tc->validation_batch_size, d->world);
+    SN_FORWARD(sn_settings_build(&r->st, r->cfg, local > vlocal ? local : vlocal, &r->model, err));
+    SN_FORWARD(sn_settings_check_cpu(&r->st, r->cfg, err));
+    SN_FORWARD(sn_threads_apply(tc->threads, d, &r->threads, err));
+    SN_FORWARD(sn_optim_create(&r->opt, &r->st.oc, r->model->n_params, err));
+    SN_FORWARD(sn_step_init(&r->step, d, r->model, r->opt, local, err));
+    snprintf(r->last_path, sizeof r->last_path, "%s/%s-last.ckpt", tc->ckpt_dir, tc->run_name);
+    snprintf(r->best_path, sizeof r->best_path, "%s/%s-best.ckpt", tc->ckpt_dir, tc->run_name);
+    snprintf(r->history_path, sizeof r->history_path, "%s/history.csv", tc->ckpt_dir);
+    int rc = SN_OK;
+    if (d->rank == 0) {
+        /* a directory that is a file, read-only or full is found now, not after an epoch:
+           room for `last`, `best` and one temporary file */
+        uint64_t floats = r->model->n_params + r->model->n_state +
+                          (uint64_t)r->opt->n_slots * r->opt->n_params;
+        char what[1200];
+        sn_config_where(r->cfg, sn_config_find(r->cfg, "checkpoint"), "dir", what, sizeof what);
+        char role[1300];
+        snprintf(role, sizeof role, "checkpoint directory ([checkpoint] dir, %s)", what);
+        rc = sn_probe_dir(tc->ckpt_dir, role, 3 * 4 * floats + (1 << 20), err);
+        if (rc == SN_OK && r->opts->trace)
+            rc = sn_trace_probe(r->opts->trace, err);
+        if (rc == SN_OK) {
+            sn_remove_stale(tc->ckpt_dir, tc->run_name);
+            sn_remove_stale(tc->ckpt_dir, "history.csv");
+        }
+    }
+    /* rank 0's checks are everyone's before the data is opened, which is collective: a rank 0
+       that stopped here alone would leave the others waiting for its listing */
+    SN_FORWARD(sn_dist_agree(d, rc, err));
+    return open_data(r, err);
+}
+
+static void teardown(struct run *r)
+{
+    sn_loader_free(r->train_ld);
+    sn_loader_free(r->val_ld);
+    sn_dataset_free(r->train_ds);
+    sn_dataset_free(r->val_ds);
+    sn_step_free(&r->step);
+    sn_optim_free(r->opt);
+    sn_model_free(r->model);
+    free(r->hist.rows);
+    sn_console_free(&r->con);
+}
+
+static int check_same_model(struct run *r, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    uint64_t mine[3] = {r->cfg->hash, r->model->structure_hash, r->model->n_params};
+    uint64_t *all = calloc((size_t)d->world * 3, sizeof *all);
+    SN_RETURN_IF(!all, err, SN_ENOMEM, "out of memory");
+    int rc = sn_dist_allgather(d, mine, all, sizeof mine, err);
+    for (int i = 0; rc == SN_OK && i < d->world; i++)
+        if (memcmp(all + 3 * i, mine, sizeof mine) != 0)
+            rc = sn_err_set(err, SN_EINVAL,
+                            "rank %d's model differs from rank %d's (config hash %016llx vs "
+                            "%016llx, %llu vs %llu parameters)\n---> HINT: every rank must read "
+                            "the same config and --set options",
+                            i, d->rank, (unsigned long long)all[3 * i],
+                            (unsigned long long)mine[0], (unsigned long long)all[3 * i + 2],
+                            (unsigned long long)mine[2]);
+    free(all);
+    return rc;
+}
+
+enum start { START_FRESH = 0, START_RESUMED, START_NOTHING_LEFT };
+
+/* Rank 0: the checkpoint that continues this run, checked to belong to it, loaded. */
+static int resume_rank0(struct run *r, int *start, struct sn_err *err)
+{
+    const struct sn_train_conf *tc = &r->st.tc;
+    const char *path = r->opts->resume;
+    *start = START_FRESH;
+    if (path && strcmp(path, "auto") == 0)
+        path = access(r->last_path, F_OK) == 0 ? r->last_path : NULL;
+    if (path == NULL)
+        return SN_OK;
+    struct sn_ckpt_meta meta;
+    SN_FORWARD(sn_checkpoint_read_meta(path, &meta, err));
+    if (meta.model_hash != r->model->structure_hash)
+        return sn_err_set(err, SN_EINVAL,
+                          "%s belongs to another run: it was made for another network (its layers "
+                          "or shapes differ from %s's)\n---> HINT: resume with the config it was "
+                          "trained with, or give this run its own [checkpoint] dir",
+                          path, r->cfg->path);
+    char *rec;
+    SN_FORWARD(sn_checkpoint_read_record(path, &rec, err));
+    int rc = SN_OK;
+    char changes[3000] = "";
+    int data = rec[0] ? sn_record_data_changes(rec, r->train_ds, r->val_ds, changes, sizeof changes)
+                      : 0;
+    int conf = rec[0] ? sn_record_config_changes(r->cfg, rec, changes, sizeof changes) : 0;
+    if (!rec[0])
+        rc = sn_err_set(err, SN_EFORMAT,
+                        "%s: written by a shardnet before checkpoint format 2, it holds no record "
+                        "of its run and cannot be resumed\n---> HINT: evaluate and predict still "
+                        "read it; train a new run in another [checkpoint] dir",
+                        path);
+    else if (data == 2 || ((data || conf) && !r->opts->allow_config_change))
+        rc = sn_err_set(err, SN_EINVAL,
+                        "%s belongs to another run; what differs:%s\n---> HINT: resume with the "
+                        "config and data it was trained with%s, or give this run its own "
+                        "[checkpoint] dir",
+                        path, changes,
+                        data == 2 ? "" : ", pass --allow-config-change to continue it anyway");
+    else if (data || conf)
+        sn_console_say(&r->con, "note: continuing %s with --allow-config-change; what differs:%s\n", path,
+                changes);
+    if (rc == SN_OK)
+        rc = sn_record_read_run(rec, path, &r->rs, &r->hist, err);
+    free(rec);
+    SN_FORWARD(rc);
+    char where[600];
+    sn_config_where(r->cfg, sn_config_find(r->cfg, "train"), "epochs", where, sizeof where);
+    if (r->rs.finished || (meta.epoch == tc->epochs && meta.loader_pos == 0)) {
+        sn_console_say(&r->con, "%s: %s after epoch %d of %d; nothing left to train\n", path,
+                r->rs.finished ? "early stopping ended the run" : "the run is complete",
+                meta.epoch, tc->epochs);
+        *start = START_NOTHING_LEFT;
+        return SN_OK;
+    }
+    if (meta.epoch >= tc->epochs)
+        return sn_err_set(err, SN_EINVAL,
+                          "[train] epochs = %d (%s), but %s has already trained %d epochs%s\n"
+                          "---> HINT: raise epochs to train on, or give a new run its own "
+                          "[checkpoint] dir",
+                          tc->epochs, where, path, meta.epoch,
+                          meta.loader_pos ? " and part of the next" : "");
+    SN_FORWARD(sn_restore_checkpoint(r->model, r->opt, path, &meta, err));
+    r->rs.epoch = meta.epoch;
+    r->rs.step = meta.step;
+    r->rs.pos = meta.loader_pos;
+    sn_console_say(&r->con, "Resuming from %s: epoch %d, step %lld\n", path, meta.epoch + 1,
+            (long long)meta.step);
+    *start = START_RESUMED;
+    return SN_OK;
+}
+
+/* Batch-norm statistics drift apart on each rank's slices: every rank takes their average. */
+static int average_state(struct run *r, struct sn_err *err)
+{
+    struct sn_model *m = r->model;
+    if (r->d->world == 1 || m->n_state == 0)
+        return SN_OK;
+    SN_FORWARD(sn_dist_allreduce_sum(r->d, m->state, m->n_state, err));
+    for (size_t i = 0; i < m->n_state; i++)
+        m->state[i] /= (float)r->d->world;
+    return SN_OK;
+}
+
+/* Every rank: statistics averaged, rank 0 writes `last`, its outcome is everyone's. */
+static int save_last(struct run *r, struct sn_err *err)
+{
+    SN_FORWARD(average_state(r, err));
+    int rc = r->d->rank == 0 ? save_ckpt(r, r->last_path, NAN, err) : SN_OK;
+    return sn_dist_agree(r->d, rc, err);
+}
+
+static int train_epoch(struct run *r, int epoch, struct sn_err *err)
+{
+    struct sn_run_state *rs = &r->rs;
+    const struct sn_train_conf *tc = &r->st.tc;
+    struct sn_dist *d = r->d;
+    int first = (int)(rs->pos / tc->batch_size);
+    sn_console_say(&r->con, "Epoch %d/%d\n", epoch + 1, tc->epochs);
+    sn_console_epoch(&r->con, r->steps, rs->seconds);
+    double t0 = sn_now() - rs->seconds, wait0 = rs->data_wait;
+    SN_FORWARD(sn_loader_start_epoch_at(r->train_ld, epoch, first, err));
+    for (int s = first; s < r->steps; s++) {
+        struct sn_batch *b;
+        double t_data = sn_trace_clock();
+        SN_FORWARD(sn_loader_next(r->train_ld, &b, err));
+        sn_trace_end(SN_TRACE_DATA, "data wait", rs->step, t_data);
+        sn_dist_set_step(d, rs->step);
+        struct sn_step_in in = {.x = b->x, .y = b->y, .ok = b->ok, .ids = b->ids, .n = b->n,
+                                .global_n = b->global_n, .seed = tc->seed,
+                                .step = (uint64_t)rs->step, .epoch = epoch,
+                                .stop = r->opts->stop && *r->opts->stop};
+        struct sn_step_out out;
+        int rc = sn_step_run(&r->step, &in, SN_SYNC_OVERLAP, &out, err);
+        sn_loader_release(r->train_ld, b);
+        if (rc == SN_ENUM)
+            return sn_dist_collective(d, rc, err);
+        SN_FORWARD(rc);
+        rs->step++;
+        rs->pos = (int64_t)(s + 1) * tc->batch_size;
+        rs->loss += out.loss;
+        rs->correct += out.correct;
+        rs->samples += out.samples;
+        rs->bad += in.global_n - out.samples;
+        sn_console_progress(&r->con, s + 1, rs->loss / fmax(1, rs->samples),
+                     rs->correct / fmax(1, rs->samples));
+        if (out.stop || (tc->save_every > 0 && rs->step % tc->save_every == 0)) {
+            rs->seconds = sn_now() - t0;
+            rs->data_wait = wait0 + sn_loader_wait_seconds(r->train_ld);
+            SN_FORWARD(save_last(r, err));
+        }
+        if (out.stop) {
+            sn_err_set(err, SN_ESTOP,
+                       "stopped by a signal at epoch %d, step %lld; %s holds the run\n---> HINT: "
+                       "continue with --resume %s (or --resume auto)",
+                       epoch + 1, (long long)rs->step, r->last_path, r->last_path);
+            return sn_dist_collective(d, SN_ESTOP, err);
+        }
+    }
+    rs->seconds = sn_now() - t0;
+    rs->data_wait = wait0 + sn_loader_wait_seconds(r->train_ld);
+    return SN_OK;
+}
+
+/* Rank 0's end of an epoch: history, callbacks, checkpoints. No collective. */
+static int end_epoch_rank0(struct run *r, int epoch, const struct sn_eval_result *vr,
+                           double val_seconds, struct sn_err *err)
+{
+    struct sn_run_state *rs = &r->rs;
+    const struct sn_train_conf *tc = &r->st.tc;
+    double loss = rs->loss / fmax(1, rs->samples), acc = rs->correct / fmax(1, rs->samples);
+    double secs = rs->seconds + val_seconds;
+    sn_console_epoch_line(&r->con, r->steps, secs, rs->seconds, loss, acc, vr->loss, vr->accuracy);
+    char skipped[128] = "";
+    if (rs->bad > 0)
+        snprintf(skipped, sizeof skipped, ", %.0f unreadable files skipped", rs->bad);
+    if (vr->skipped > 0)
+        snprintf(skipped + strlen(skipped), sizeof skipped - strlen(skipped),
+                 ", %lld unreadable validation files skipped", vr->skipped);
+    sn_console_say(&r->con, "    data wait %.2fs (%.1f%% of the epoch), validated %lld images%s\n",
+            rs->data_wait, 100 * rs->data_wait / fmax(1e-9, secs), vr->n, skipped);
+    double(*h)[SN_HISTORY_COLS] = realloc(r->hist.rows, (size_t)(r->hist.n + 1) * sizeof *h);
+    SN_RETURN_IF(!h, err, SN_ENOMEM, "out of memory");
+    r->hist.rows = h;
+    double *row = h[r->hist.n++];
+    double lr = sn_optim_lr(r->opt, r->opt->t);
+    row[0] = epoch + 1, row[1] = loss, row[2] = acc, row[3] = vr->loss, row[4] = vr->accuracy;
+    row[5] = lr, row[6] = secs;
+
+    double best_before = rs->cb.best;
+    struct sn_callbacks_result res;
+    sn_callbacks_epoch_end(&tc->cb, &rs->cb, epoch, vr->loss, lr, &res);
+    if (res.lr != lr && lr > 0)
+        rs->lr_scale *= res.lr / lr;
+    /* the state of the next epoch's start: what the checkpoints record */
+    double val_loss = vr->loss;
+    rs->epoch = epoch + 1;
+    rs->pos = 0;
+    rs->loss = rs->correct = rs->samples = rs->bad = rs->seconds = rs->data_wait = 0;
+    rs->finished = res.stop;
+    SN_FORWARD(write_history(r->history_path, &r->hist, err));
+    if (tc->cb.save_best_only && res.improved) {
+        SN_FORWARD(save_ckpt(r, r->best_path, val_loss, err));
+        sn_console_say(&r->con, "    val_loss improved from %.5f to %.5f, saved %s\n", best_before,
+                val_loss, r->best_path);
+    } else if (!tc->cb.save_best_only) {
+        char path[1700];
+        snprintf(path, sizeof path, "%s/%s-epoch%03d.ckpt", tc->ckpt_dir, tc->run_name, epoch + 1);
+        SN_FORWARD(save_ckpt(r, path, val_loss, err));
+        sn_console_say(&r->con, "    saved %s\n", path);
+    }
+    SN_FORWARD(save_ckpt(r, r->last_path, val_loss, err));
+    if (res.lr != lr && lr > 0)
+        sn_console_say(&r->con, "ReduceLROnPlateau: learning rate %.3g -> %.3g\n", lr, res.lr);
+    if (res.stop)
+        sn_console_say(&r->con, "Epoch %d: early stopping (val_loss has not improved by more than %g "
+                         "for %d epochs)\n",
+                epoch + 1, tc->cb.es_min_delta, tc->cb.es_patience);
+    return SN_OK;
+}
+
+/* Every rank: statistics averaged, validation sharded and summed, rank 0's part, and its
+ * outcome broadcast. *stop is set when early stopping ended the run. */
+static int end_epoch(struct run *r, int epoch, int *stop, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    double t0 = sn_now(), t_val = sn_trace_clock();
+    SN_FORWARD(average_state(r, err));
+    double sums[4];
+    SN_FORWARD(sn_evaluate_loader(r->model, r->val_ld, sums, err));
+    if (d->world > 1)
+        SN_FORWARD(sn_dist_allreduce_sum_f64(d, sums, 4, err));
+    sn_trace_end(SN_TRACE_VALIDATION, "validation", epoch + 1, t_val);
+    struct sn_eval_result vr;
+    sn_eval_result(sums, &vr);
+    int rc = d->rank == 0 ? end_epoch_rank0(r, epoch, &vr, sn_now() - t0, err) : SN_OK;
+    /* rank 0's run state is everyone's; its failure too */
+    struct {
+        int32_t failed;
+        struct sn_run_state rs;
+    } msg = {rc != SN_OK, r->rs};
+    double t_bc = sn_trace_clock();
+    int brc = sn_dist_bcast(d, &msg, sizeof msg, 0, d->rank == 0 ? NULL : err);
+    sn_trace_end(SN_TRACE_SYNC, "rank 0's end of epoch", -1, t_bc);
+    if (rc == SN_OK && brc != SN_OK)
+        return brc;
+    if (msg.failed) {
+        if (d->rank != 0)
+            rc = sn_err_set(err, SN_EMPI, "%s", ""); /* rank 0 reports */
+        err->collective = 1;
+        return rc;
+    }
+    r->rs = msg.rs;
+    r->opt->lr_scale = r->rs.lr_scale;
+    *stop = r->rs.finished;
+    return SN_OK;
+}
+
+static int fit(struct run *r, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    struct sn_model *m = r->model;
+    sn_model_init_params(m, r->st.tc.seed);
+    sn_callbacks_init(&r->rs.cb);
+    r->rs.lr_scale = 1.0;
+    int start = START_FRESH;
+    int rc = d->rank == 0 ? resume_rank0(r, &start, err) : SN_OK;
+    if (rc == SN_OK && d->rank == 0 && start == START_FRESH && r->opts->init) {
+        struct sn_ckpt_meta meta;
+        rc = sn_restore_checkpoint(m, NULL, r->opts->init, &meta, err);
+        if (rc == SN_OK && !r->opts->quiet)
+            sn_console_say(&r->con, "initial weights from %s (epoch %d of the run that wrote it), a new "
+                             "optimizer; %zu of %zu parameters frozen\n",
+                    r->opts->init, meta.epoch, m->n_params - m->n_trainable, m->n_params);
+    } else if (rc == SN_OK && d->rank == 0 && start == START_FRESH && m->base_checkpoint[0]) {
+        rc = sn_restore_base(m, err);
+        if (rc == SN_OK && !r->opts->quiet)
+            sn_console_say(&r->con, "base: %d layers of %s, weights from %s, %zu of %zu parameters "
+                             "frozen\n",
+                    m->n_base, m->base_config, m->base_checkpoint, m->n_params - m->n_trainable,
+                    m->n_params);
+    }
+    SN_FORWARD(sn_dist_agree(d, rc, err));
+    SN_FORWARD(check_same_model(r, err));
+    /* rank 0's decision, run state and model (after a resume: and optimizer) are everyone's */
+    struct {
+        int32_t start;
+        struct sn_run_state rs;
+    } msg = {start, r->rs};
+    SN_FORWARD(sn_dist_bcast(d, &msg, sizeof msg, 0, err));
+    if (msg.start == START_NOTHING_LEFT)
+        return SN_OK;
+    r->rs = msg.rs;
+    SN_FORWARD(sn_dist_bcast(d, m->params, m->n_params * sizeof(float), 0, err));
+    SN_FORWARD(sn_dist_bcast(d, m->state, m->n_state * sizeof(float), 0, err));
+    size_t n_opt = (size_t)r->opt->n_slots * r->opt->n_params;
+    SN_FORWARD(sn_dist_bcast(d, r->opt->moments, n_opt * sizeof(float), 0, err));
+    r->opt->t = r->rs.step;
+    r->opt->lr_scale = r->rs.lr_scale;
+    for (int epoch = r->rs.epoch; epoch < r->st.tc.epochs; epoch++) {
+        int stop = 0;
+        double t0 = sn_trace_clock();
+        SN_FORWARD(train_epoch(r, epoch, err));
+        SN_FORWARD(end_epoch(r, epoch, &stop, err));
+        sn_trace_end(SN_TRACE_EPOCH, "epoch", epoch + 1, t0);
+        if (stop)
+            break;
+    }
+    return SN_OK;
+}
+
+/* After one rank's own failure the others may sit in a collective: no gather is safe. */
+int sn_train_finish_trace(struct sn_dist *d, const char *path, int rc, FILE *note, FILE *errs,
+                          struct sn_err *err)
+{
+    if (rc != SN_OK && !err->collective) {
+        sn_trace_free();
+        return rc;
+    }
+    struct sn_err terr = {0};
+    int trc = sn_trace_finish(d, path, note, rc == SN_OK ? err : &terr);
+    if (rc == SN_OK)
+        return trc;
+    if (trc != SN_OK && terr.msg[0])
+        fprintf(errs, "shardnet: the trace was not written: %s\n", terr.msg);
+    return rc;
+}
+
+/* This rank's share of a global batch of nb samples */
+static int share(int nb, const struct sn_dist *d)
+{
+    int first, count;
+    sn_shard_slice(nb, d->rank, d->world, &first, &count);
+    return count;
+}
+
+/* The batches this rank meets besides tc->n: its share of a full training batch and of the
+ * epoch's last, partial one, and the same for validation, so that sn_tune_backends makes their
+ * primitives before the first step. */
+static void batch_shares(const struct run *r, struct sn_tune_conf *tc)
+{
+    const struct sn_train_conf *t = &r->st.tc;
+    int n = r->train_ds->n, b = t->batch_size;
+    tc->train_n[0] = share(n < b ? n : b, r->d);
+    if (n > b && n % b && r->steps == sn_loader_steps(r->train_ld))
+        tc->train_n[1] = share(n % b, r->d);
+    int nv = r->val_ds->n, vb = t->validation_batch_size;
+    tc->eval_n[0] = share(nv < vb ? nv : vb, r->d);
+    if (nv > vb && nv % vb)
+        tc->eval_n[1] = share(nv % vb, r->d);
+}
+
+int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_train_opts *opts,
+             struct sn_err *err)
+{
+    struct run *r = calloc(1, sizeof *r);
+    SN_RETURN_IF(!r, err, SN_ENOMEM, "out of memory");
+    r->cfg = cfg;
+    r->d = d;
+    r->opts = opts;
+    sn_console_init(&r->con, opts->out, opts->errs, d->rank != 0 || opts->quiet, d->launched);
+    int rc = sn_dist_agree(d, setup(r, err), err);
+    if (rc == SN_OK) {
+        sn_dist_set_watchdog(d, r->st.tc.watchdog);
+        rc = say_threads(r, err);
+    }
+    size_t prims = 0;
+    if (rc == SN_OK) {
+        struct sn_tune_conf tc = {.auto_backend = r->st.auto_backend, .training = 1,
+                                  .n = sn_settings_share(r->st.tc.batch_size, d->world),
+                                  .threads = r->threads.threads, .bf16 = r->st.tc.bf16};
+        batch_shares(r, &tc);
+        rc = sn_tune_backends(r->model, &tc, d, d->rank == 0 && !opts->quiet ? r->con.out : NULL,
+                              err);
+        char runs[512];
+        if (rc == SN_OK && sn_model_layout_runs(r->model, runs, sizeof runs) > 0)
+            sn_console_say(&r->con, "oneDNN's blocked layout kept between layers: %s\n", runs);
+        prims = sn_ops_onednn_primitives();
+    }
+    int tracing = 0;
+    if (rc == SN_OK && opts->trace) {
+        rc = sn_trace_start(d, opts->trace_events, err);
+        tracing = rc == SN_OK;
+    }
+    if (rc == SN_OK)
+        rc = fit(r, err);
+    /* tests: what the steps made (bench prints the same for its steps) */
+    if (sn_test_hook("PRIMITIVES") && rc == SN_OK)
+        fprintf(opts->errs, "rank %d: oneDNN primitives: %zu made before the first step, %zu "
+                            "after\n",
+                d->rank, prims, sn_ops_onednn_primitives() - prims);
+    if (tracing)
+        rc = sn_train_finish_trace(d, opts->trace, rc, d->rank == 0 ? r->con.out : NULL,
+                                   opts->errs, err);
+    teardown(r);
+    free(r);
+    return rc;
+}
+

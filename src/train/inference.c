@@ -1,0 +1,231 @@
+/* inference.c — evaluate and predict: a trained network (the config's settings, a checkpoint's
+ * weights and class names) run forward over a split or over images (inference.h). */
+#include "inference.h"
+
+#include <math.h>     // defines: NAN
+#include <stdlib.h>   // defines: malloc, calloc, free
+#include <string.h>   // defines: memset, memcpy, snprintf
+#include <sys/stat.h> // defines: stat, S_ISDIR
+
+#include "console.h"
+#include "record.h"
+#include "restore.h"
+#include "settings.h"
+#include "threads.h"
+#include "trace.h"
+#include "tune.h"
+
+int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, double sums[4],
+                           struct sn_err *err)
+{
+    memset(sums, 0, 4 * sizeof *sums);
+    SN_FORWARD(sn_loader_start_epoch(ld, 0, err));
+    struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 0};
+    long long correct = 0;
+    for (;;) {
+        struct sn_batch *b;
+        double t0 = sn_trace_clock();
+        SN_FORWARD(sn_loader_next(ld, &b, err));
+        sn_trace_end(SN_TRACE_DATA, "validation data", -1, t0);
+        if (!b)
+            break;
+        if (b->n > 0) {
+            ctx.sample_ids = b->ids;
+            const float *logits = sn_model_forward(m, b->x, b->n, &ctx);
+            sums[0] += sn_loss(m->loss, logits, b->y, b->ok, b->n, m->n_outputs, 0, NULL, &correct);
+            sums[2] += b->n - b->n_bad;
+            sums[3] += b->n_bad;
+        }
+        sn_loader_release(ld, b);
+    }
+    sums[1] = (double)correct;
+    return SN_OK;
+}
+
+void sn_eval_result(const double sums[4], struct sn_eval_result *res)
+{
+    res->n = (long long)sums[2];
+    res->skipped = (long long)sums[3];
+    res->loss = res->n ? sums[0] / res->n : NAN;
+    res->accuracy = res->n ? sums[1] / res->n : NAN;
+}
+
+/* A trained network: the config's settings, the checkpoint's parameters and class names. */
+struct trained {
+    struct sn_settings st;
+    struct sn_model *model;
+    char (*classes)[64]; /* owned, (n_classes) */
+    int n_classes;
+    int batch;           /* the network's largest batch */
+};
+
+static void trained_free(struct trained *t)
+{
+    sn_model_free(t->model);
+    free(t->classes);
+}
+
+/* Reads the settings, builds the network for batches of validation_batch_size (for_validation)
+ * or 1, loads the checkpoint into it and takes its class names; a config that changed since the
+ * checkpoint is named key by key on notes. */
+static int load_trained(struct trained *t, const struct sn_config *cfg, const char *ckpt,
+                        int for_validation, FILE *notes, struct sn_err *err)
+{
+    memset(t, 0, sizeof *t);
+    SN_FORWARD(sn_settings_load(&t->st, cfg, err));
+    t->batch = for_validation ? t->st.tc.validation_batch_size : 1;
+    SN_FORWARD(sn_settings_build(&t->st, cfg, t->batch, &t->model, err));
+    SN_FORWARD(sn_settings_check_cpu(&t->st, cfg, err));
+    struct sn_threads threads;
+    SN_FORWARD(sn_threads_apply(t->st.tc.threads, NULL, &threads, err));
+    /* forward only, quietly: evaluate's and predict's output is data */
+    struct sn_tune_conf tc = {.auto_backend = t->st.auto_backend, .n = t->batch,
+                              .threads = threads.threads, .bf16 = t->st.tc.bf16};
+    SN_FORWARD(sn_tune_backends(t->model, &tc, NULL, NULL, err));
+    struct sn_ckpt_meta meta;
+    SN_FORWARD(sn_restore_checkpoint(t->model, NULL, ckpt, &meta, err));
+    char *rec;
+    SN_FORWARD(sn_checkpoint_read_record(ckpt, &rec, err));
+    char changes[3000] = "";
+    if (rec[0] && sn_record_config_changes(cfg, rec, changes, sizeof changes) > 0)
+        fprintf(notes, "note: %s was trained with another config; what differs:%s\n", ckpt,
+                changes);
+    int rc = sn_record_class_names(rec, &t->classes, &t->n_classes, err);
+    free(rec);
+    SN_FORWARD(rc);
+    if (t->n_classes == 0) {
+        /* a version 1 checkpoint: the training folder's names, if it can be read */
+        struct sn_dataset *ds;
+        SN_RETURN_IF(sn_dataset_open(&ds, &t->st.dc, SN_SPLIT_TRAIN, NULL, err) != SN_OK, err,
+                     SN_EFORMAT,
+                     "%s holds no class names (written before checkpoint format 2) and the "
+                     "training folder cannot tell them: %s",
+                     ckpt, err->msg);
+        free(t->classes);
+        t->classes = calloc((size_t)ds->n_classes, sizeof *t->classes);
+        t->n_classes = ds->n_classes;
+        if (t->classes)
+            memcpy(t->classes, ds->class_names, (size_t)ds->n_classes * sizeof *t->classes);
+        fprintf(notes, "note: %s holds no class names (an older checkpoint): taking them from %s\n",
+                ckpt, ds->root);
+        sn_dataset_free(ds);
+        SN_RETURN_IF(!t->classes, err, SN_ENOMEM, "out of memory");
+    }
+    return sn_settings_check_classes(t->model, t->n_classes, ckpt, err);
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* --data DIR: a data root holding the split's folder, or that folder itself. */
+static void use_data_dir(struct sn_data_conf *dc, const char *dir, int split)
+{
+    static const char *const names[3][2] = {{"train", NULL}, {"val", "validation"}, {"test", NULL}};
+    int root = 0;
+    for (int k = 0; k < 2 && names[split][k] && !root; k++) {
+        char p[SN_PATH_MAX + 16];
+        snprintf(p, sizeof p, "%s/%s", dir, names[split][k]);
+        root = is_dir(p);
+    }
+    if (root) {
+        snprintf(dc->dir, sizeof dc->dir, "%s", dir);
+        snprintf(dc->dir_where, sizeof dc->dir_where, "--data");
+        dc->split_dir[split][0] = '\0';
+    } else {
+        snprintf(dc->split_dir[split], sizeof dc->split_dir[split], "%s", dir);
+        snprintf(dc->split_where[split], sizeof dc->split_where[split], "--data");
+        dc->validation_split = 0; /* the folder is the split, whole */
+    }
+}
+
+int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_dir, int split,
+                FILE *notes, FILE *errs, struct sn_eval_result *res, struct sn_err *err)
+{
+    struct trained t;
+    int rc = load_trained(&t, cfg, ckpt, 1, notes, err);
+    const struct sn_train_conf *tc = &t.st.tc;
+    struct sn_data_conf *dc = &t.st.dc;
+    struct sn_dataset *ds = NULL;
+    struct sn_loader *ld = NULL;
+    if (rc == SN_OK && data_dir)
+        use_data_dir(dc, data_dir, split);
+    struct sn_classes known = {t.n_classes, (const char(*)[64])t.classes};
+    if (rc == SN_OK)
+        rc = sn_dataset_open(&ds, dc, (enum sn_split)split, &known, err);
+    if (rc == SN_OK) {
+        sn_dataset_describe(ds, dc, (enum sn_split)split, notes);
+        char missing[512];
+        int n = sn_dataset_missing(ds, missing, sizeof missing);
+        if (n > 0)
+            fprintf(notes, "note: %s lacks %d of the model's %d classes: %s\n", ds->root, n,
+                    ds->n_classes, missing);
+        struct sn_loader_conf lc = {.ds = ds, .dc = dc, .global_batch = tc->validation_batch_size,
+                                    .rank = 0, .world = 1, .shuffle = 0, .seed = tc->seed,
+                                    .report = sn_console_report_file, .report_user = errs};
+        rc = sn_loader_create(&ld, &lc, err);
+    }
+    double sums[4];
+    if (rc == SN_OK)
+        rc = sn_evaluate_loader(t.model, ld, sums, err);
+    if (rc == SN_OK)
+        sn_eval_result(sums, res);
+    sn_loader_free(ld);
+    sn_dataset_free(ds);
+    trained_free(&t);
+    return rc;
+}
+
+int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int n_images, int top,
+               int digits,
+               FILE *out, FILE *notes, struct sn_err *err)
+{
+    struct trained t;
+    int rc = load_trained(&t, cfg, ckpt, 0, notes, err);
+    struct sn_model *m = t.model;
+    float *x = NULL, *probs = NULL;
+    int *order = NULL;
+    if (rc == SN_OK) {
+        x = malloc(sn_shape_size(m->input) * sizeof(float));
+        probs = malloc((size_t)(t.n_classes + 1) * sizeof(float));
+        order = malloc((size_t)(t.n_classes + 1) * sizeof(int));
+        if (!x || !probs || !order)
+            rc = sn_err_set(err, SN_ENOMEM, "out of memory");
+    }
+    if (top < 1 || top > t.n_classes)
+        top = top < 1 ? 1 : t.n_classes;
+    struct sn_step_ctx ctx = {.ops = m ? m->ops : NULL, .scratch = m ? m->scratch : NULL};
+    for (int i = 0; rc == SN_OK && i < n_images; i++) {
+        rc = sn_data_load_image(&t.st.dc, images[i], x, err);
+        if (rc != SN_OK)
+            break;
+        int64_t id = 0;
+        ctx.sample_ids = &id;
+        const float *logits = sn_model_forward(m, x, 1, &ctx);
+        sn_model_probabilities(m, logits, probs, 1);
+        if (m->loss == SN_LOSS_BCE) { /* one unit: P(class 1) */
+            probs[1] = probs[0];
+            probs[0] = 1 - probs[1];
+        }
+        for (int k = 0; k < t.n_classes; k++)
+            order[k] = k;
+        for (int a = 0; a < top; a++) /* the top classes, most probable first */
+            for (int b = a + 1; b < t.n_classes; b++)
+                if (probs[order[b]] > probs[order[a]]) {
+                    int tmp = order[a];
+                    order[a] = order[b];
+                    order[b] = tmp;
+                }
+        fprintf(out, "%s", images[i]);
+        for (int a = 0; a < top; a++)
+            fprintf(out, " %s %.*f", t.classes[order[a]], digits, probs[order[a]]);
+        fprintf(out, "\n");
+    }
+    free(x);
+    free(probs);
+    free(order);
+    trained_free(&t);
+    return rc;
+}
