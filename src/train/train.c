@@ -21,6 +21,7 @@
 #include <unistd.h>  // defines: isatty, fileno, access
 
 #include "checkpoint.h"
+#include "config_keys.h"
 #include "cpu.h"
 #include "featfile.h"
 #include "hooks.h"
@@ -132,6 +133,7 @@ int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, int ma
     int rc = check_fit(st, cfg, m, err);
     if (rc == SN_OK)
         rc = sn_config_check_unused(cfg, err);
+    rc = rc == SN_OK ? sn_config_keys_check(cfg, err) : rc; /* every key read is documented */
     if (rc == SN_OK && model)
         *model = m;
     else
