@@ -4,6 +4,8 @@
 
 #include <string.h> // defines: memset, strrchr, snprintf
 
+#include "config_keys.h" // defines: sn_config_keys_check
+
 /* [train] and [checkpoint], with the callbacks' keys. */
 static int train_conf_parse(struct sn_train_conf *tc, const struct sn_config *cfg,
                             struct sn_err *err)
@@ -119,6 +121,8 @@ int sn_settings_build(const struct sn_settings *st, const struct sn_config *cfg,
     int rc = check_fit(st, cfg, m, err);
     if (rc == SN_OK)
         rc = sn_config_check_unused(cfg, err);
+    if (rc == SN_OK)
+        rc = sn_config_keys_check(cfg, err); /* every key read is documented */
     if (rc == SN_OK && model)
         *model = m;
     else
