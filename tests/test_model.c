@@ -15,6 +15,7 @@
 #include <string.h> // defines: strcmp, memcpy
 
 #include "config.h"
+#include "layout.h"
 #include "model.h"
 #include "ops.h"
 

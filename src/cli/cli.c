@@ -17,6 +17,7 @@
 #include "data.h"
 #include "dist.h"
 #include "model.h"
+#include "summary.h"
 #include "ops.h"
 #include "plot.h"
 #include "timeline.h"

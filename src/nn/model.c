@@ -3,11 +3,12 @@
  * Build happens in two passes over the layer sections: the first configures every layer
  * (shapes, parameter counts, memory needs) and rejects what does not fit, naming the config line;
  * the second allocates params/grads/state and one arena, and points every layer at its views.
- * After that the step loop (forward, backward) touches only memory allocated here. */
+ * After that the step loop (forward, backward) touches only memory allocated here. Beside it:
+ * loss.c (the losses), layout.c (blocked layouts between layers), timing.c (a layer's part timed
+ * on a backend), summary.c (Keras's table, FLOPs). */
 #include "model.h"
 
-#include <math.h>   // defines: expf, logf, log1pf, fabsf
-#include <stdio.h>  // defines: fprintf, FILE
+#include <stdio.h>  // defines: snprintf
 #include <stdlib.h> // defines: aligned_alloc, calloc, free
 #include <string.h> // defines: memset, strcmp, snprintf
 
@@ -251,7 +252,6 @@ static int lay_out_params(struct sn_model *m, struct sn_err *err)
     return SN_OK;
 }
 
-static int first_needed_layer(const struct sn_model *m);
 
 static int allocate(struct sn_model *m, struct sn_err *err)
 {
@@ -269,7 +269,7 @@ static int allocate(struct sn_model *m, struct sn_err *err)
        the first trainable one): a frozen base's, never computed, get none. They also hold an
        input batch for the backend timing (tune.c). */
     size_t B = (size_t)m->max_batch, max_act = sn_shape_size(m->input), bytes = 0;
-    int first = first_needed_layer(m);
+    int first = sn_model_first_needed(m);
     for (int i = 0; i < m->n_layers; i++) {
         const struct sn_layer *l = &m->layers[i];
         bytes += align64(sn_shape_size(l->out) * B * sizeof(float));
@@ -430,9 +430,7 @@ const float *sn_model_forward(struct sn_model *m, const float *x, int n,
     return m->acts[m->n_layers];
 }
 
-/* The first layer that needs an input gradient: layers before the first one with trainable
- * parameters need none, so backward stops there (the first conv computes no din). */
-static int first_needed_layer(const struct sn_model *m)
+int sn_model_first_needed(const struct sn_model *m)
 {
     for (int i = 0; i < m->n_layers; i++)
         if (m->layers[i].trainable && m->layers[i].n_params > 0)
@@ -444,7 +442,7 @@ void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n
                        const struct sn_step_ctx *ctx, sn_grads_ready_fn ready, void *user)
 {
     m->acts[0] = (float *)x;
-    int stop = first_needed_layer(m);
+    int stop = sn_model_first_needed(m);
     float *dout = dlogits;
     double pass0 = sn_trace_clock();
     for (int i = m->n_layers - 1; i >= stop; i--) {
@@ -467,167 +465,6 @@ void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n
     sn_trace_end(SN_TRACE_BACKWARD, "backward", -1, pass0);
 }
 
-/* ---- layouts between layers ------------------------------------------------------------------ */
-
-/* Whether layer l may sit in a blocked run: a convolution or max pooling whose parts that run
- * all take oneDNN's blocked layout (*reorders set when one of them works on reordered data:
- * Winograd, bf16). */
-static int blockable(const struct sn_model *m, const struct sn_layer *l, int training,
-                     int *reorders)
-{
-    const struct sn_ops *f = sn_layer_ops(m, l, SN_PART_FORWARD);
-    if (l->in.rank != 3 || !(f->caps & SN_OPS_BLOCKED))
-        return 0;
-    if (l->type == &sn_layer_maxpooling2d)
-        return 1;
-    if (l->type != &sn_layer_conv2d)
-        return 0;
-    unsigned caps = f->caps;
-    if (training) {
-        unsigned bd = sn_layer_ops(m, l, SN_PART_BWD_DATA)->caps;
-        unsigned bw = sn_layer_ops(m, l, SN_PART_BWD_WEIGHTS)->caps;
-        if (!(bd & SN_OPS_BLOCKED) || !(bw & SN_OPS_BLOCKED))
-            return 0;
-        caps |= bd | bw;
-    }
-    *reorders |= (caps & SN_OPS_REORDERS) != 0;
-    return 1;
-}
-
-/* Whether the tensor between layers a and a + 1 may be blocked: channels in 16s, and a producer
- * whose activation is elementwise (a softmax runs over NHWC's channel rows). */
-static int joinable(const struct sn_model *m, int a)
-{
-    const struct sn_layer *l = &m->layers[a];
-    return l->out.c % 16 == 0 && l->out.rank == 3 &&
-           !(l->type == &sn_layer_conv2d && l->conf.act == SN_ACT_SOFTMAX) && !l->logits_out;
-}
-
-int sn_model_plan_layouts(struct sn_model *m, int training)
-{
-    for (int i = 0; i < m->n_layers; i++)
-        m->layers[i].blk_in = m->layers[i].blk_out = 0;
-    int kept = 0;
-    for (int i = 0; m->keep_blocked && sn_ops_onednn_blocked_native() && i < m->n_layers;) {
-        int reorders = 0;
-        if (!blockable(m, &m->layers[i], training, &reorders)) {
-            i++;
-            continue;
-        }
-        int j = i;
-        while (j + 1 < m->n_layers && joinable(m, j) &&
-               blockable(m, &m->layers[j + 1], training, &reorders))
-            j++;
-        int next = j + 1, a = i, b = j;
-        /* a pooling at an end would read one layout and write another */
-        while (a <= b && m->layers[a].type != &sn_layer_conv2d)
-            a++;
-        while (b >= a && m->layers[b].type != &sn_layer_conv2d)
-            b--;
-        for (int k = a; reorders && k < b; k++) {
-            m->layers[k].blk_out = m->layers[k + 1].blk_in = 1;
-            kept++;
-        }
-        i = next;
-    }
-    return kept;
-}
-
-int sn_model_layout_runs(const struct sn_model *m, char *desc, size_t desc_size)
-{
-    int kept = 0, len = 0;
-    desc[0] = '\0';
-    for (int a = 0; a < m->n_layers; a++) {
-        if (!m->layers[a].blk_out || m->layers[a].blk_in)
-            continue; /* not where a run begins */
-        int b = a;
-        for (; m->layers[b].blk_out; b++) /* a blocked output has a blocked reader */
-            kept++;
-        if (len < (int)desc_size)
-            len += snprintf(desc + len, desc_size - len, "%s%s to %s (%d layers)",
-                            len ? ", " : "", m->layers[a].name, m->layers[b].name, b - a + 1);
-        a = b;
-    }
-    if (!len)
-        snprintf(desc, desc_size, "none");
-    return kept;
-}
-
-/* ---- timing a layer on a backend ------------------------------------------------------------ */
-
-int sn_layer_has_backend_choice(const struct sn_layer *l)
-{
-    return l->type == &sn_layer_conv2d || l->type == &sn_layer_maxpooling2d ||
-           l->type == &sn_layer_dense || l->type == &sn_layer_globalaveragepooling2d;
-}
-
-static double time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
-                         const struct sn_ops *ops, int min_reps);
-
-double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
-                           const struct sn_ops *ops)
-{
-    return time_layer(m, i, n, part, ops, 5);
-}
-
-void sn_model_prepare_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
-                            const struct sn_ops *ops)
-{
-    (void)time_layer(m, i, n, part, ops, 1);
-}
-
-static double time_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
-                         const struct sn_ops *ops, int min_reps)
-{
-    struct sn_layer *l = &m->layers[i];
-    if (n > m->max_batch)
-        n = m->max_batch;
-    int first = first_needed_layer(m);
-    if (part == SN_TIME_BWD_DATA && i <= first)
-        return 0; /* backward computes no input gradient here */
-    if (part == SN_TIME_BWD_WEIGHTS && (!l->trainable || l->n_params == 0))
-        return 0;
-    if (part == SN_TIME_FORWARD_BACKWARD && i < first)
-        part = SN_TIME_FORWARD;
-    /* random inputs and output gradients, in the buffers a step uses: dbuf[0] is dout, dbuf[1]
-       din (or, for the first layer, whose input acts[0] is the caller's, the input) */
-    struct sn_rng rng;
-    sn_rng_seed(&rng, 12345 + (uint64_t)i);
-    float *x = i == 0 ? m->dbuf[1] : m->acts[i];
-    for (size_t k = 0; k < sn_shape_size(l->in) * (size_t)n; k++)
-        x[k] = sn_rng_uniform(&rng);
-    for (size_t k = 0; part != SN_TIME_FORWARD && k < sn_shape_size(l->out) * (size_t)n; k++)
-        m->dbuf[0][k] = 2 * sn_rng_uniform(&rng) - 1; /* i >= first: dbuf has its size */
-    float *din = part != SN_TIME_BWD_WEIGHTS && i > first ? m->dbuf[1] : NULL;
-    /* every part on ops; a timing compares backends on NHWC, which all of them take, a
-       preparation makes what the step will run, in the layouts planned */
-    struct sn_step_ctx ctx = {.ops = ops, .ops_bwd_data = ops, .ops_bwd_weights = ops,
-                              .nhwc = min_reps > 1, .no_weight_grads = part == SN_TIME_BWD_DATA,
-                              .scratch = m->scratch, .training = 1};
-    if (part != SN_TIME_FORWARD && part != SN_TIME_FORWARD_BACKWARD)
-        l->type->forward(l, x, m->acts[i + 1], n, &ctx); /* the output backward reads */
-    double best = 1e30, spent = 0;
-    /* the best of at least 4 runs and 20 ms, after a first one (which creates oneDNN's
-       primitives and faults the buffers in) */
-    for (int rep = 0; rep < 13 && (rep < min_reps || (min_reps > 1 && spent < 0.02)); rep++) {
-        double t0 = sn_now();
-        if (part == SN_TIME_FORWARD || part == SN_TIME_FORWARD_BACKWARD)
-            l->type->forward(l, x, m->acts[i + 1], n, &ctx);
-        if (part != SN_TIME_FORWARD)
-            l->type->backward(l, x, m->acts[i + 1], m->dbuf[0], din, n, &ctx);
-        double t = sn_now() - t0;
-        if (rep > 0) {
-            best = t < best ? t : best;
-            spent += t;
-        }
-    }
-    /* what the runs accumulated is not a gradient (a frozen layer's were never touched, and
-       stay untouched: its part of grads is never paged in) */
-    if (l->n_params > 0 && l->g && l->trainable)
-        memset(l->g, 0, l->n_params * sizeof(float));
-    return best;
-}
-
 void sn_model_zero_grads(struct sn_model *m)
 {
     for (int r = 0; r < m->n_ranges; r++)
@@ -638,149 +475,4 @@ void sn_model_probabilities(const struct sn_model *m, const float *logits, float
 {
     enum sn_act act = m->loss == SN_LOSS_BCE ? SN_ACT_SIGMOID : SN_ACT_SOFTMAX;
     m->ops->act_forward(act, logits, probs, (size_t)n, (size_t)m->n_outputs);
-}
-
-double sn_loss(enum sn_loss_kind kind, const float *logits, const int32_t *labels,
-               const uint8_t *ok, int n, int k, float grad_scale, float *dlogits,
-               long long *correct)
-{
-    double total = 0;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * k;
-        float *dz = dlogits ? dlogits + (size_t)i * k : NULL;
-        if (ok && !ok[i]) {
-            if (dz)
-                memset(dz, 0, (size_t)k * sizeof *dz);
-            continue;
-        }
-        int y = labels[i];
-        if (kind == SN_LOSS_BCE) {
-            /* softplus form: loss = max(z,0) - z*y + log(1 + exp(-|z|)) */
-            float zz = z[0];
-            total += fmaxf(zz, 0.f) - zz * (float)y + log1pf(expf(-fabsf(zz)));
-            if (dz) {
-                float p = zz >= 0 ? 1.f / (1.f + expf(-zz)) : expf(zz) / (1.f + expf(zz));
-                dz[0] = (p - (float)y) * grad_scale;
-            }
-            *correct += (zz > 0) == (y == 1);
-            continue;
-        }
-        /* (sparse_)categorical crossentropy from logits via log-sum-exp */
-        int arg = 0;
-        float zmax = z[0];
-        for (int j = 1; j < k; j++)
-            if (z[j] > zmax)
-                zmax = z[j], arg = j;
-        double sum = 0;
-        for (int j = 0; j < k; j++)
-            sum += exp((double)(z[j] - zmax));
-        double lse = zmax + log(sum);
-        total += lse - z[y];
-        *correct += arg == y;
-        if (dz)
-            for (int j = 0; j < k; j++)
-                dz[j] = ((float)(exp((double)z[j] - lse)) - (j == y ? 1.f : 0.f)) * grad_scale;
-    }
-    return total;
-}
-
-static void shape_str(char *buf, size_t cap, struct sn_shape s)
-{
-    if (s.rank == 1)
-        snprintf(buf, cap, "(None, %d)", s.c);
-    else
-        snprintf(buf, cap, "(None, %d, %d, %d)", s.h, s.w, s.c);
-}
-
-static void commas(char *buf, size_t cap, size_t v)
-{
-    char tmp[32];
-    int len = snprintf(tmp, sizeof tmp, "%zu", v), o = 0;
-    for (int i = 0; i < len && (size_t)o + 2 < cap; i++) {
-        if (i > 0 && (len - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = tmp[i];
-    }
-    buf[o] = '\0';
-}
-
-void sn_model_summary(const struct sn_model *m, const char *title, int expand_nested,
-                      void *file)
-{
-    FILE *f = file;
-    const char *rule = "_________________________________________________________________";
-    const char *dbl = "=================================================================";
-    fprintf(f, "Model: \"%s\"\n%s\n", title, rule);
-    fprintf(f, " %-28s %-25s %-10s\n", "Layer (type)", "Output Shape", "Param #");
-    fprintf(f, "%s\n", dbl);
-    char shp[64], name[96], num[32];
-    snprintf(name, sizeof name, "%s (InputLayer)", "input_1");
-    snprintf(shp, sizeof shp, "[(None, %d, %d, %d)]", m->input.h, m->input.w, m->input.c);
-    fprintf(f, " %-28s %-25s %-10s\n\n", name, shp, "0");
-    size_t frozen = 0, state = 0;
-    int first = 0;
-    if (m->n_base > 0 && !expand_nested) {
-        size_t base = 0;
-        for (int i = 0; i < m->n_base; i++)
-            base += m->layers[i].n_params + m->layers[i].n_state;
-        snprintf(name, sizeof name, "%s (Functional)", m->base_name);
-        shape_str(shp, sizeof shp, m->layers[m->n_base - 1].out);
-        commas(num, sizeof num, base);
-        fprintf(f, " %-28s %-25s %-10s\n", name, shp, num);
-        fprintf(f, "%s\n", m->n_base < m->n_layers ? "" : dbl);
-        first = m->n_base;
-    }
-    for (int i = 0; i < m->n_layers; i++) {
-        const struct sn_layer *l = &m->layers[i];
-        if (!l->trainable)
-            frozen += l->n_params;
-        state += l->n_state;
-        if (i < first)
-            continue;
-        snprintf(name, sizeof name, "%s (%s)", l->name, l->type->keras_name);
-        shape_str(shp, sizeof shp, l->out);
-        commas(num, sizeof num, l->n_params + l->n_state);
-        fprintf(f, " %s%-*s %-25s %-10s\n", i < m->n_base ? "  " : "", i < m->n_base ? 26 : 28,
-                name, shp, num);
-        fprintf(f, "%s\n", i + 1 < m->n_layers ? "" : dbl);
-    }
-    commas(num, sizeof num, m->n_params + m->n_state);
-    fprintf(f, "Total params: %s\n", num);
-    commas(num, sizeof num, m->n_trainable);
-    fprintf(f, "Trainable params: %s\n", num);
-    commas(num, sizeof num, frozen + state);
-    fprintf(f, "Non-trainable params: %s\n%s\n", num, rule);
-}
-
-static double layer_flops(const struct sn_layer *l)
-{
-    if (l->type == &sn_layer_conv2d)
-        return 2.0 * l->out.h * l->out.w * l->out.c * (double)l->conf.kh * l->conf.kw * l->in.c;
-    if (l->type == &sn_layer_dense)
-        return 2.0 * (double)sn_shape_size(l->in) * l->out.c;
-    return 0;
-}
-
-double sn_model_flops_per_sample(const struct sn_model *m)
-{
-    double flops = 0;
-    for (int i = 0; i < m->n_layers; i++)
-        flops += layer_flops(&m->layers[i]);
-    return flops;
-}
-
-double sn_model_train_flops_per_sample(const struct sn_model *m)
-{
-    int first = first_needed_layer(m);
-    double flops = 0;
-    for (int i = 0; i < m->n_layers; i++) {
-        const struct sn_layer *l = &m->layers[i];
-        double f = layer_flops(l);
-        flops += f;                              /* forward */
-        if (i > first)
-            flops += f;                          /* input gradient */
-        if (i >= first && l->trainable)
-            flops += f;                          /* weight gradient */
-    }
-    return flops;
 }

@@ -14,13 +14,8 @@
 #include "config.h"
 #include "err.h"
 #include "layer.h"
+#include "loss.h"
 #include "ops.h"
-
-enum sn_loss_kind {
-    SN_LOSS_SPARSE_CCE = 0, /* sparse_categorical_crossentropy: int labels */
-    SN_LOSS_CCE,            /* categorical_crossentropy: one-hot labels (expanded from ints) */
-    SN_LOSS_BCE,            /* binary_crossentropy: one output unit, labels 0/1 */
-};
 
 struct sn_range {
     size_t off, len;
@@ -91,6 +86,10 @@ void sn_model_init_params(struct sn_model *m, uint64_t seed);
 const float *sn_model_forward(struct sn_model *m, const float *x, int n,
                               const struct sn_step_ctx *ctx);
 
+/* The first layer that needs an input gradient: layers before the first one with trainable
+ * parameters need none, so backward stops there (the first conv computes no din). */
+int sn_model_first_needed(const struct sn_model *m);
+
 /* Called after layer `layer`'s backward, when its gradients are final (gradient exchange starts
  * there, overlapping the backward of the layers below). */
 typedef void (*sn_grads_ready_fn)(void *user, int layer);
@@ -134,47 +133,10 @@ double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part p
 void sn_model_prepare_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
                             const struct sn_ops *ops);
 
-/* Decides, once the backends are chosen, where activations (and their gradients) stay in
- * oneDNN's blocked layout between layers: inside each run of consecutive convolutions and max
- * poolings whose every part that runs (the backward ones too, when training) is on a oneDNN
- * backend, whose channels come in 16s, and which holds a Winograd or bf16 convolution (they
- * take reordered data only: NHWC costs each a reorder in and out); on CPUs where that layout is
- * oneDNN's native one (AVX-512) and unless m->keep_blocked is 0. A run begins and ends with a
- * convolution, which reorders from and to NHWC at those ends; everything outside stays NHWC
- * (Flatten's order, Keras's). Clears every earlier decision first. Returns the number of
- * layer-to-layer boundaries kept blocked. */
-int sn_model_plan_layouts(struct sn_model *m, int training);
-
-/* What the last plan decided, read from the layers: writes a line naming the runs ("conv2d_1 to
- * conv2d_4 (7 layers)", or "none") into desc (desc_size > 0) and returns the number of
- * boundaries kept blocked. */
-int sn_model_layout_runs(const struct sn_model *m, char *desc, size_t desc_size);
-
 /* Zeroes the trainable gradient ranges. */
 void sn_model_zero_grads(struct sn_model *m);
 
 /* logits (n, k) -> probs (n, k) with the model's final activation (softmax or sigmoid). */
 void sn_model_probabilities(const struct sn_model *m, const float *logits, float *probs, int n);
-
-/* Loss and its gradient from logits, numerically stable (log-sum-exp, softplus).
- * logits (n,k), labels (n) -> returns the SUM of per-sample losses over rows with ok[i] (ok may be
- * NULL); *correct += rows classified right; dlogits (n,k) (may be NULL) = d(sum loss)/dlogits
- * scaled by `grad_scale` (1/global batch). Rows with !ok get zero gradient. */
-double sn_loss(enum sn_loss_kind kind, const float *logits, const int32_t *labels,
-               const uint8_t *ok, int n, int k, float grad_scale, float *dlogits,
-               long long *correct);
-
-/* Keras's summary table, written to f. */
-/* With a [base], its layers are one row, "NAME (Functional)", as Keras shows a model used as a
- * layer; expand_nested lists them one by one, as Keras's summary(expand_nested=True) does. */
-void sn_model_summary(const struct sn_model *m, const char *title, int expand_nested,
-                      void *file);
-
-/* Forward FLOPs per sample (multiply-adds counted as 2), for `bench`. */
-double sn_model_flops_per_sample(const struct sn_model *m);
-/* A training step's FLOPs per sample: forward, and the backward parts that run (no input
- * gradient below the first trainable layer, no weight gradient for a frozen one) — 3x forward
- * for a network trained whole, 1x for a frozen base. */
-double sn_model_train_flops_per_sample(const struct sn_model *m);
 
 #endif

@@ -19,6 +19,7 @@
 #include "cpu.h"
 #include "hooks.h"
 #include "inference.h"
+#include "layout.h"
 #include "record.h"
 #include "restore.h"
 #include "settings.h"

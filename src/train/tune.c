@@ -8,6 +8,7 @@
 
 #include "cpu.h"
 #include "hooks.h" // defines: sn_test_hook
+#include "layout.h" // defines: sn_model_plan_layouts
 #include "sys.h" // defines: sn_mkdir_p
 
 /* The candidates of backend = auto: every backend of the registry but the oracle, in its
