@@ -366,7 +366,15 @@ static int finish_dist(struct sn_dist *d, int rc, const struct sn_err *err)
         return rc == SN_ESTOP ? SN_EXIT_RESUMABLE : SN_EXIT_ERROR;
     }
     /* one rank's failure: the others may be waiting for it in a collective */
-    sn_dist_abort(d, rc == SN_EMPI ? SN_DIST_PEER_LOST_EXIT : SN_EXIT_ERROR, err->msg);
+    fprintf(stderr, "shardnet: rank %d (%s): %s\n", d->rank, d->host, err->msg);
+    sn_dist_abort(d, rc == SN_EMPI ? SN_DIST_PEER_LOST_EXIT : SN_EXIT_ERROR);
+}
+
+/* Runs on the watchdog thread: stderr is unbuffered, so the line is out before the abort. */
+static void on_hang(const char *msg, void *user)
+{
+    fprintf(stderr, "shardnet: %s\n", msg);
+    sn_dist_abort(user, SN_DIST_PEER_LOST_EXIT);
 }
 
 /* The one piece of process-wide state: a signal handler can reach nothing else. SIGUSR1 (SLURM's
@@ -442,6 +450,7 @@ static int cmd_bench_allreduce(struct args *a, int *argc, char ***argv)
     struct sn_dist d;
     if (sn_dist_init(&d, argc, argv, &err) != SN_OK)
         return report(&err);
+    sn_dist_set_watchdog_handler(&d, on_hang, &d);
     int rc = sn_bench_allreduce(&d, &o, stdout, &err);
     return finish_dist(&d, rc, &err);
 }
@@ -459,6 +468,7 @@ static int cmd_job(struct args *a, enum job job, int *argc, char ***argv)
     struct sn_dist d;
     if (sn_dist_init(&d, argc, argv, &err) != SN_OK)
         return report(&err);
+    sn_dist_set_watchdog_handler(&d, on_hang, &d);
     struct sn_config *cfg = NULL;
     int rc = load_config(a, &cfg, &err);
     if (rc != SN_OK) {
