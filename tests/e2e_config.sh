@@ -79,5 +79,37 @@ check "unknown command: exit 2" test $? -eq 2
 check "unknown command: named" contains cmd.out "unknown command 'trian'"
 "$bin" --help > help.out 2>&1
 check "help lists the exit statuses" contains help.out "76  peer lost"
+# every command's --help: its usage on stdout, exit 0, whatever else is on the line
+for c in summary train evaluate predict bench timeline import-weights export-weights extract \
+         inspect dataset plot version; do
+    "$bin" $c --help > "help_$c.out" 2> "help_$c.err"
+    rc=$?
+    check "$c --help: exit 0 (got $rc)" test $rc -eq 0
+    check "$c --help: its usage, on stdout" contains "help_$c.out" "^usage: shardnet $c"
+    check "$c --help: nothing on stderr" test ! -s "help_$c.err"
+done
+"$bin" bench --allreduce --sizes 4K -h > help_ar.out 2>&1
+check "bench --allreduce -h: its own usage" \
+    contains help_ar.out "^usage: shardnet bench --allreduce \[--sizes LIST\]"
+"$bin" train "$cfg" --no-such-option --help > help_line.out 2>&1
+check "--help with a bad option on the line: exit 0" test $? -eq 0
+check "--help: the options with their help" \
+    contains help_line.out "^  --resume CKPT|auto  *continue the run"
+check "--help: the exit statuses the command can end with" \
+    contains help_line.out "^  75  stopped on request"
+"$bin" help evaluate > help_cmd.out 2>&1
+check "help COMMAND: the command's usage" \
+    contains help_cmd.out "^usage: shardnet evaluate CONFIG --checkpoint CKPT"
+# an option the command does not take: a usage error naming both
+"$bin" summary "$cfg" --iters 3 > notake.out 2>&1
+check "summary --iters: exit 2" test $? -eq 2
+check "summary --iters: named" \
+    contains notake.out "^shardnet: summary does not take --iters (see shardnet summary --help)$"
+"$bin" bench --allreduce --batch 4 > notake2.out 2>&1
+check "bench --allreduce --batch: exit 2" test $? -eq 2
+check "bench --allreduce --batch: named" contains notake2.out "bench --allreduce does not take --batch"
+"$bin" summary "$cfg" --frobnicate > unknown.out 2>&1
+check "an option no command takes: exit 2" test $? -eq 2
+check "an option no command takes: unknown" contains unknown.out "unknown option --frobnicate"
 
 finish

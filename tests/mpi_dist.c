@@ -21,6 +21,13 @@
 /* Generous for 4 ranks on 2 cores, short enough that a desynchronised test dies quickly. */
 #define WATCHDOG_SECONDS 20.0
 
+/* The watchdog's message, then the end of the job: a hang shows which collective it was. */
+static void on_hang(const char *msg, void *user)
+{
+    fprintf(stderr, "mpi_dist: %s\n", msg);
+    sn_dist_abort(user, SN_DIST_PEER_LOST_EXIT);
+}
+
 static int group_setup(void **state)
 {
     struct sn_dist *d = malloc(sizeof *d);
@@ -30,6 +37,7 @@ static int group_setup(void **state)
         free(d);
         return -1;
     }
+    sn_dist_set_watchdog_handler(d, on_hang, d);
     sn_dist_set_watchdog(d, WATCHDOG_SECONDS);
     /* Launcher checks read this line: a 2-task job must show "rank 1 of 2", not two singletons. */
     printf("mpi_dist: rank %d of %d on %s (local %d of %d)\n", d->rank, d->world, d->host,

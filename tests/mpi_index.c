@@ -23,6 +23,13 @@
 
 #define WATCHDOG_SECONDS 20.0
 
+/* The watchdog's message, then the end of the job: a hang shows which collective it was. */
+static void on_hang(const char *msg, void *user)
+{
+    fprintf(stderr, "mpi_index: %s\n", msg);
+    sn_dist_abort(user, SN_DIST_PEER_LOST_EXIT);
+}
+
 static int group_setup(void **state)
 {
     struct sn_dist *d = malloc(sizeof *d);
@@ -32,6 +39,7 @@ static int group_setup(void **state)
         free(d);
         return -1;
     }
+    sn_dist_set_watchdog_handler(d, on_hang, d);
     sn_dist_set_watchdog(d, WATCHDOG_SECONDS);
     *state = d;
     return 0;

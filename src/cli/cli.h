@@ -1,10 +1,12 @@
-/* cli.h — the `shardnet` command line. The only place that turns errors into exit codes. */
+/* cli.h — the `shardnet` command line. The only code that prints, exits or aborts: it turns the
+ * library's errors into messages and exit statuses. */
 #ifndef SN_CLI_H
 #define SN_CLI_H
 
 #define SN_VERSION "0.1.0"
 
-/* Runs `shardnet argv...`. @return the process exit code: 0 success, 1 failure, 2 usage error */
+/* Runs `shardnet argv...`. @return the process exit status: 0 done, 1 error, 2 usage error,
+ * 75 stopped on request (resumable), 76 peer lost (`shardnet --help` lists them) */
 int sn_cli_main(int argc, char **argv);
 
 #endif

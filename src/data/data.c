@@ -1323,7 +1323,8 @@ int sn_dataset_open_shared(struct sn_dataset **out, struct sn_dist *d,
         snprintf(msg, sizeof msg, "out of memory for the file list of the %s split (%llu bytes)",
                  split == SN_SPLIT_TRAIN ? "train" : split == SN_SPLIT_VAL ? "val" : "test",
                  (unsigned long long)head.len);
-        sn_dist_abort(d, 1, msg);
+        fprintf(stderr, "shardnet: rank %d (%s): %s\n", d->rank, d->host, msg);
+        sn_dist_abort(d, 1);
     }
     if (sn_dist_bcast(d, buf, (size_t)head.len, 0, &berr) != SN_OK) {
         free(buf);

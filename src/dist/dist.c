@@ -1,5 +1,6 @@
 /* dist.c — the process group on MPI: init/finalize, the collectives training needs, a fatal abort
- * that takes every rank down, and a watchdog thread that turns a hang into an abort with a name.
+ * that takes every rank down, and a watchdog thread that turns a hang into a message with a name
+ * (handed to the caller's handler) and an abort. It prints nothing.
  *
  * This is the only file that includes <mpi.h>. Threading contract: only the thread that called
  * sn_dist_init calls MPI (MPI_THREAD_FUNNELED). The one exception is the watchdog thread, which
@@ -15,7 +16,7 @@
 #include <limits.h>  // defines: INT_MAX
 #include <mpi.h>     // defines: MPI_Init_thread, MPI_Allreduce, MPI_Comm_split_type, MPI_Abort
 #include <pthread.h> // defines: pthread_create, pthread_mutex_t, pthread_cond_timedwait
-#include <stdio.h>   // defines: fprintf, fflush
+#include <stdio.h>   // defines: snprintf, fflush
 #include <stdlib.h>  // defines: calloc, free, getenv
 #include <string.h>  // defines: memset, snprintf
 #include <time.h>    // defines: clock_gettime, nanosleep, CLOCK_MONOTONIC, CLOCK_REALTIME
@@ -51,12 +52,15 @@ struct dist_impl {
     int64_t op_step;
     int rank;            /* copies, so the thread never reads struct sn_dist */
     char host[64];
+    sn_dist_watchdog_fn on_hang; /* the caller's handler, or NULL */
+    void *on_hang_user;
 };
 
 /* Ends every rank of the job from any thread. Never returns. */
 static void abort_job(int code) __attribute__((noreturn));
 static void abort_job(int code)
 {
+    fflush(NULL); /* MPI_Abort and _exit leave stdio buffers unwritten */
     int inited = 0, finalized = 0;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
@@ -69,16 +73,11 @@ static void abort_job(int code)
     _exit(code);
 }
 
-void sn_dist_abort(struct sn_dist *d, int code, const char *msg)
+void sn_dist_abort(struct sn_dist *d, int code)
 {
+    (void)d; /* MPI_Abort ends MPI_COMM_WORLD, whichever group d is */
     if (code == 0)
         code = 1; /* an abort is a failure; the exit code must say so */
-    if (d != NULL)
-        fprintf(stderr, "shardnet: rank %d (%s): %s\n", d->rank, d->host, msg);
-    else
-        fprintf(stderr, "shardnet: %s\n", msg);
-    fflush(stderr);
-    fflush(stdout);
     abort_job(code);
 }
 
@@ -103,13 +102,19 @@ static void *watchdog_main(void *arg)
             continue;
         double waited = sn_now() - im->op_start;
         if (waited > im->limit) {
-            fprintf(stderr,
-                    "shardnet: rank %d (%s) has waited %.0f s in %s at step %lld — another rank is "
-                    "stuck or dead\n",
-                    im->rank, im->host, waited, im->op, (long long)im->op_step);
-            fflush(stderr);
-            fflush(stdout);
-            abort_job(SN_DIST_PEER_LOST_EXIT);
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "rank %d (%s) has waited %.0f s in %s at step %lld — another rank is stuck "
+                     "or dead",
+                     im->rank, im->host, waited, im->op, (long long)im->op_step);
+            sn_dist_watchdog_fn fn = im->on_hang;
+            void *user = im->on_hang_user;
+            /* unlocked: the handler may take its time to print while the main thread, still in
+               its collective, leaves it alone */
+            pthread_mutex_unlock(&im->mu);
+            if (fn)
+                fn(msg, user);
+            abort_job(SN_DIST_PEER_LOST_EXIT); /* no handler, or one that returned */
         }
     }
     pthread_mutex_unlock(&im->mu);
@@ -139,6 +144,17 @@ void sn_dist_set_watchdog(struct sn_dist *d, double seconds)
         return;
     pthread_mutex_lock(&im->mu);
     im->limit = seconds > 0 ? seconds : 0;
+    pthread_mutex_unlock(&im->mu);
+}
+
+void sn_dist_set_watchdog_handler(struct sn_dist *d, sn_dist_watchdog_fn fn, void *user)
+{
+    struct dist_impl *im = d->impl;
+    if (im == NULL)
+        return;
+    pthread_mutex_lock(&im->mu);
+    im->on_hang = fn;
+    im->on_hang_user = user;
     pthread_mutex_unlock(&im->mu);
 }
 

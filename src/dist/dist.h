@@ -1,10 +1,11 @@
 /* dist.h — the process group: MPI behind a small interface. Only dist.c includes <mpi.h>.
  *
  * Works without mpirun (singleton init: one rank). Every collective here is either completed on
- * every rank or fails the whole job: a rank that hits a fatal error calls sn_dist_abort(), which
- * prints its message and brings every rank down (MPI_Abort), so no rank is left waiting. A
- * watchdog thread reports a rank that has not finished a collective after `watchdog_seconds`
- * (naming the rank, the collective and the step) and aborts the job. */
+ * every rank or fails the whole job: a caller whose rank hits a fatal error says why, then calls
+ * sn_dist_abort(), which brings every rank down (MPI_Abort), so no rank is left waiting. A
+ * watchdog thread notices a rank that has not finished a collective after `watchdog_seconds`
+ * and hands a message naming the rank, the collective and the step to the caller's handler,
+ * which ends the job. Like the rest of the library, this module prints nothing. */
 #ifndef SN_DIST_H
 #define SN_DIST_H
 
@@ -29,11 +30,20 @@ void sn_dist_finalize(struct sn_dist *d);
  * request, resumable), so that a requeue loop never restarts into the same hang. */
 #define SN_DIST_PEER_LOST_EXIT 76
 
-/* Arms the watchdog: a collective that takes longer than seconds aborts the job (0 = off).
- * The thread wakes every 0.5 s, so the abort comes between `seconds` and `seconds` + 0.5 s. It
- * prints "shardnet: rank R (host) has waited N s in MPI_Allreduce at step S — another rank is
- * stuck or dead" and ends every rank with SN_DIST_PEER_LOST_EXIT. */
+/* Arms the watchdog: a collective that takes longer than seconds ends the job (0 = off).
+ * The thread wakes every 0.5 s, so the end comes between `seconds` and `seconds` + 0.5 s: it
+ * calls the handler (sn_dist_set_watchdog_handler) with "rank R (host) has waited N s in
+ * MPI_Allreduce at step S — another rank is stuck or dead". Without a handler, or should the
+ * handler return, it ends every rank with SN_DIST_PEER_LOST_EXIT and says nothing. */
 void sn_dist_set_watchdog(struct sn_dist *d, double seconds);
+/* What the watchdog does when it fires. Called on the watchdog thread, with nothing locked, at
+ * most once per process; msg is the text above (no prefix, no newline). It must not return: it
+ * says what it will about msg, then calls sn_dist_abort (the process's one way out that takes
+ * the other ranks along). It must not call any other function of this module. */
+typedef void (*sn_dist_watchdog_fn)(const char *msg, void *user);
+/* Installs fn (NULL: none, the silent end above) with its argument user (not owned; it must
+ * outlive the process group). Call after sn_dist_init; safe while the watchdog is armed. */
+void sn_dist_set_watchdog_handler(struct sn_dist *d, sn_dist_watchdog_fn fn, void *user);
 /* The step shown in watchdog messages. */
 void sn_dist_set_step(struct sn_dist *d, int64_t step);
 
@@ -61,8 +71,10 @@ int  sn_dist_gatherv(struct sn_dist *d, const void *in, size_t bytes, void *out,
 /* Max over ranks of an int (used to agree on failure flags). */
 int  sn_dist_allreduce_max_int(struct sn_dist *d, int *v, struct sn_err *err);
 
-/* Prints "shardnet: rank R (host): message" on stderr and ends every rank with exit code `code`
- * (0 is turned into 1). Callable from any thread, before init and after a failed init. */
-void sn_dist_abort(struct sn_dist *d, int code, const char *msg) __attribute__((noreturn));
+/* Ends every rank of the job with exit code `code` (0 is turned into 1): MPI_Abort, and should
+ * that hang for 10 s, SIGALRM's default action (mpirun then ends the others). Flushes every
+ * stdio stream first, and prints nothing: the caller says why before calling it. Callable from
+ * any thread, before init and after a failed init (d may be NULL). Never returns. */
+void sn_dist_abort(struct sn_dist *d, int code) __attribute__((noreturn));
 
 #endif

@@ -1,0 +1,258 @@
+/* cmd_model.c — the commands on one network or one checkpoint, in one process: summary,
+ * evaluate, predict, import-weights, export-weights and inspect. */
+#include "cli_internal.h"
+
+#include <math.h>   // defines: fabs, fmax, isnan, INFINITY, NAN
+#include <stdio.h>  // defines: printf, stdout, stderr
+#include <stdlib.h> // defines: calloc, malloc, free
+
+#include "checkpoint.h"
+#include "model.h"
+#include "ops.h"
+#include "sys.h"
+#include "inference.h"
+#include "record.h"
+#include "settings.h"
+#include "summary.h"
+#include "weights.h"
+
+/* A command's config and its network (for batches of 1), for the commands that work on weights.
+ * The caller frees all three, whatever the result (each may be NULL). */
+static int load_network(struct cli_args *a, struct sn_config **cfg, struct sn_settings **st,
+                        struct sn_model **m, struct sn_err *err)
+{
+    *cfg = NULL, *st = NULL, *m = NULL;
+    SN_FORWARD(cli_load_config(a, cfg, err));
+    *st = calloc(1, sizeof **st);
+    SN_RETURN_IF(!*st, err, SN_ENOMEM, "out of memory");
+    SN_FORWARD(sn_settings_load(*st, *cfg, err));
+    return sn_settings_build(*st, *cfg, 1, m, err);
+}
+
+int cmd_summary(struct cli_args *a, int *argc, char ***argv)
+{
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    struct sn_settings *st;
+    struct sn_model *m;
+    int rc = load_network(a, &cfg, &st, &m, &err);
+    if (rc == SN_OK)
+        sn_model_summary(m, m->name, a->expand_nested, stdout);
+    sn_model_free(m);
+    free(st);
+    sn_config_free(cfg);
+    return rc == SN_OK ? 0 : cli_report(&err);
+}
+
+int cmd_evaluate(struct cli_args *a, int *argc, char ***argv)
+{
+    if (!a->checkpoint)
+        return cli_usage_error("%s needs --checkpoint FILE", "evaluate");
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    if (cli_load_config(a, &cfg, &err) != SN_OK)
+        return cli_report(&err);
+    struct sn_eval_result res;
+    int rc = sn_evaluate(cfg, a->checkpoint, a->data, a->split, stdout, stderr, &res, &err);
+    sn_config_free(cfg);
+    if (rc != SN_OK)
+        return cli_report(&err);
+    static const char *const names[] = {"train", "val", "test"};
+    printf("%s: %lld images - loss: %.4f - accuracy: %.4f\n", names[a->split], res.n, res.loss,
+           res.accuracy);
+    if (res.skipped)
+        printf("%lld unreadable files skipped\n", res.skipped);
+    return 0;
+}
+
+int cmd_predict(struct cli_args *a, int *argc, char ***argv)
+{
+    if (!a->checkpoint)
+        return cli_usage_error("%s needs --checkpoint FILE", "predict");
+    if (a->n_positional < 3)
+        return cli_usage_error("%s needs at least one IMAGE", "predict");
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    if (cli_load_config(a, &cfg, &err) != SN_OK)
+        return cli_report(&err);
+    int rc = sn_predict(cfg, a->checkpoint, a->positional + 2, a->n_positional - 2,
+                        a->top ? a->top : 1, a->digits ? (a->digits > 9 ? 9 : a->digits) : 3,
+                        stdout, stderr, &err);
+    sn_config_free(cfg);
+    return rc == SN_OK ? 0 : cli_report(&err);
+}
+
+/* `import-weights CONFIG --keras FILE -o CKPT`: the network of CONFIG with the file's weights,
+ * written as a checkpoint (no optimizer state: a start, not a resume). */
+int cmd_import_weights(struct cli_args *a, int *argc, char ***argv)
+{
+    if (!a->keras || !a->output)
+        return cli_usage_error("%s", "import-weights needs --keras FILE.h5 and -o CKPT");
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    struct sn_settings *st;
+    struct sn_model *m;
+    int rc = load_network(a, &cfg, &st, &m, &err);
+    if (rc == SN_OK) {
+        sn_model_init_params(m, st->tc.seed); /* state (moving variance 1) for files without */
+        rc = sn_weights_import_keras(m, a->keras, a->by_name, &err);
+    }
+    if (rc == SN_OK) {
+        struct sn_record rec = {0};
+        rc = sn_record_imported(cfg, st, a->keras, &rec, &err);
+        struct sn_ckpt_meta meta = {.config_hash = cfg->hash,
+                                    .model_hash = m->structure_hash,
+                                    .world_size = 1,
+                                    .n_params = m->n_params,
+                                    .n_state = m->n_state,
+                                    .best_val_loss = INFINITY,
+                                    .val_loss = NAN,
+                                    .lr = 1.0f,
+                                    .seed = st->tc.seed,
+                                    .record = rec.text};
+        if (rc == SN_OK)
+            rc = sn_checkpoint_save(a->output, &meta, m->params, m->state, NULL, &err);
+        sn_record_free(&rec);
+    }
+    if (rc == SN_OK)
+        printf("%s: %zu parameters of %s from %s\n", a->output, m->n_params, cfg->path, a->keras);
+    sn_model_free(m);
+    free(st);
+    sn_config_free(cfg);
+    return rc == SN_OK ? 0 : cli_report(&err);
+}
+
+/* `export-weights CONFIG --checkpoint CKPT -o FILE.h5` */
+int cmd_export_weights(struct cli_args *a, int *argc, char ***argv)
+{
+    if (!a->checkpoint || !a->output)
+        return cli_usage_error("%s", "export-weights needs --checkpoint CKPT and -o FILE.h5");
+    struct sn_err err = {0};
+    struct sn_config *cfg;
+    struct sn_settings *st;
+    struct sn_model *m;
+    int rc = load_network(a, &cfg, &st, &m, &err);
+    struct sn_ckpt_meta meta;
+    if (rc == SN_OK)
+        rc = sn_checkpoint_load(a->checkpoint, &meta, m->params, (int64_t)m->n_params, m->state,
+                                (int64_t)m->n_state, NULL, -1, &err);
+    if (rc == SN_OK && meta.model_hash != m->structure_hash)
+        rc = sn_err_set(&err, SN_EINVAL, "%s holds another network than %s (model hash %016llx, "
+                                         "the config's %016llx)",
+                        a->checkpoint, cfg->path, (unsigned long long)meta.model_hash,
+                        (unsigned long long)m->structure_hash);
+    if (rc == SN_OK)
+        rc = sn_weights_export_keras(m, a->output, &err);
+    if (rc == SN_OK)
+        printf("%s: %zu parameters of %s, Keras 2 layout\n", a->output, m->n_params,
+               a->checkpoint);
+    sn_model_free(m);
+    free(st);
+    sn_config_free(cfg);
+    return rc == SN_OK ? 0 : cli_report(&err);
+}
+
+/* One line per layer: name, parameter count, hash of its parameters. */
+static int print_layer_hashes(const char *config, const struct cli_args *a,
+                              const struct sn_ckpt_meta *meta, const float *params,
+                              struct sn_err *err)
+{
+    struct sn_config *cfg;
+    struct sn_model *m;
+    struct cli_args with_config = *a; /* --config's file, with the line's --set options */
+    with_config.config = config;
+    SN_FORWARD(cli_load_config(&with_config, &cfg, err));
+    int rc;
+    rc = sn_model_build(&m, cfg, 1, &sn_ops_blas, err);
+    sn_config_free(cfg);
+    SN_FORWARD(rc);
+    if (m->n_params != meta->n_params)
+        rc = sn_err_set(err, SN_EFORMAT, "%s: the checkpoint has %llu parameters, %s's network %zu",
+                        a->config, (unsigned long long)meta->n_params, config, m->n_params);
+    for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
+        const struct sn_layer *l = &m->layers[i];
+        if (l->n_params == 0)
+            continue;
+        printf("  layer %-20s %9zu parameters, hash %016llx%s\n", l->name, l->n_params,
+               (unsigned long long)sn_hash_bytes(params + l->param_off,
+                                                 l->n_params * sizeof(float), SN_HASH_INIT),
+               l->trainable ? "" : " (frozen)");
+    }
+    sn_model_free(m);
+    return rc;
+}
+
+int cmd_inspect(struct cli_args *a, int *argc, char ***argv)
+{
+    struct sn_err err = {0};
+    const char *paths[2] = {a->config, a->compare};
+    struct sn_ckpt_meta meta[2];
+    float *buf[2][3] = {{NULL}};
+    int rc = SN_OK;
+    for (int k = 0; k < 2 && paths[k] && rc == SN_OK; k++) {
+        rc = sn_checkpoint_read_meta(paths[k], &meta[k], &err);
+        if (rc != SN_OK)
+            break;
+        buf[k][0] = malloc((meta[k].n_params + 1) * sizeof(float));
+        buf[k][1] = malloc((meta[k].n_state + 1) * sizeof(float));
+        buf[k][2] = malloc((meta[k].n_opt + 1) * sizeof(float));
+        if (!buf[k][0] || !buf[k][1] || !buf[k][2])
+            rc = sn_err_set(&err, SN_ENOMEM, "out of memory");
+        else
+            rc = sn_checkpoint_load(paths[k], &meta[k], buf[k][0], -1, buf[k][1], -1, buf[k][2],
+                                    -1, &err);
+        if (rc != SN_OK)
+            break;
+        const struct sn_ckpt_meta *mt = &meta[k];
+        printf("%s\n  format version %u, config hash %016llx, model hash %016llx\n"
+               "  epoch %d, step %lld, world size %d, seed %llu\n"
+               "  %llu parameters, %llu state values, %llu optimizer values\n"
+               "  best val_loss %.6f, val_loss %.6f, lr scale %g\n"
+               "  parameter hash %016llx, state hash %016llx, optimizer hash %016llx\n",
+               paths[k], mt->version, (unsigned long long)mt->config_hash,
+               (unsigned long long)mt->model_hash, mt->epoch, (long long)mt->step, mt->world_size,
+               (unsigned long long)mt->seed, (unsigned long long)mt->n_params,
+               (unsigned long long)mt->n_state, (unsigned long long)mt->n_opt, mt->best_val_loss,
+               mt->val_loss, mt->lr,
+               (unsigned long long)sn_hash_bytes(buf[k][0], mt->n_params * sizeof(float),
+                                                 SN_HASH_INIT),
+               (unsigned long long)sn_hash_bytes(buf[k][1], mt->n_state * sizeof(float),
+                                                 SN_HASH_INIT),
+               (unsigned long long)sn_hash_bytes(buf[k][2], mt->n_opt * sizeof(float),
+                                                 SN_HASH_INIT));
+        if (a->record) {
+            char *text;
+            rc = sn_checkpoint_read_record(paths[k], &text, &err);
+            if (rc == SN_OK)
+                printf("  run record:\n%s", text);
+            free(text);
+        }
+    }
+    if (rc == SN_OK && a->layers_config)
+        rc = print_layer_hashes(a->layers_config, a, &meta[0], buf[0][0], &err);
+    if (rc == SN_OK && a->compare) {
+        if (meta[0].n_params != meta[1].n_params) {
+            rc = sn_err_set(&err, SN_EFORMAT, "%s has %llu parameters, %s has %llu: not comparable",
+                            paths[0], (unsigned long long)meta[0].n_params, paths[1],
+                            (unsigned long long)meta[1].n_params);
+        } else {
+            /* relative to the largest parameter: elementwise ratios are meaningless for
+               parameters that sit near zero (a bias after one step) */
+            double max_abs = 0, max_mag = 0;
+            for (uint64_t i = 0; i < meta[0].n_params; i++) {
+                double x = buf[0][0][i], y = buf[1][0][i], dif = fabs(x - y);
+                if (dif > max_abs || isnan(dif))
+                    max_abs = dif;
+                max_mag = fmax(max_mag, fmax(fabs(x), fabs(y)));
+            }
+            printf("compare: max abs diff %.3e, max rel diff %.3e (to the largest |parameter|, "
+                   "%.3e)%s\n",
+                   max_abs, max_mag > 0 ? max_abs / max_mag : max_abs, max_mag,
+                   max_abs == 0 ? " (identical parameters)" : "");
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 3; j++)
+            free(buf[k][j]);
+    return rc == SN_OK ? 0 : cli_report(&err);
+}
