@@ -6,376 +6,22 @@
  * under MPI runs on rank 0 alone, which broadcasts the result packed as bytes (dist.h). */
 #include "data.h"
 
-#include <ctype.h>    // defines: tolower
-#include <dirent.h>   // defines: opendir, readdir, closedir, dirfd, DT_DIR, DT_REG
-#include <errno.h>    // defines: errno, ENOENT, ENOTDIR
-#include <limits.h>   // defines: INT_MAX
-#include <stdio.h>    // defines: snprintf, fprintf
-#include <stdlib.h>   // defines: malloc, calloc, free, qsort
-#include <string.h>   // defines: strcmp, strlen, memcpy, memset, strerror
-#include <sys/stat.h> // defines: stat, lstat, fstat, S_ISDIR, S_ISREG
+#include <errno.h>    // defines: errno, ENOTDIR
+#include <stdint.h>   // defines: int64_t, uint64_t
+#include <stdio.h>    // defines: snprintf, fprintf, fopen, fread, fwrite
+#include <stdlib.h>   // defines: malloc, calloc, free
+#include <string.h>   // defines: strcmp, strlen, memcpy, memset, strchr, strncmp, strerror
+#include <sys/stat.h> // defines: stat, fstat, S_ISDIR, S_ISREG
 #include <time.h>     // defines: time
 #include <unistd.h>   // defines: access, W_OK
 
+#include "bytes.h"
 #include "dist.h"
 #include "featfile.h"
 #include "hooks.h"
+
+#include "scan.h"
 #include "sys.h"
-
-/* ------------------------------------------------------------------------------------------ */
-/* Scanning                                                                                    */
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Keras's image_dataset_from_directory keeps these extensions (case-insensitive). */
-static int has_image_ext(const char *name)
-{
-    static const char *const exts[] = {".jpg", ".jpeg", ".png", ".bmp", ".gif"};
-    size_t n = strlen(name);
-    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
-        size_t e = strlen(exts[i]);
-        if (n <= e)
-            continue;
-        size_t k = 0;
-        while (k < e && tolower((unsigned char)name[n - e + k]) == exts[i][k])
-            k++;
-        if (k == e)
-            return 1;
-    }
-    return 0;
-}
-
-static int join_path(char *out, size_t cap, const char *a, const char *b, struct sn_err *err)
-{
-    int n = snprintf(out, cap, "%s/%s", a, b);
-    SN_RETURN_IF(n < 0 || (size_t)n >= cap, err, SN_EINVAL, "path too long: %s/%s", a, b);
-    return SN_OK;
-}
-
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* A growing list of strings (owned). */
-struct strlist {
-    int n, cap;
-    char **v;
-};
-
-static int strlist_push(struct strlist *l, const char *s, struct sn_err *err)
-{
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 64;
-        char **v = realloc(l->v, (size_t)cap * sizeof *v);
-        SN_RETURN_IF(v == NULL, err, SN_ENOMEM, "out of memory listing files");
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n] = strdup(s);
-    SN_RETURN_IF(l->v[l->n] == NULL, err, SN_ENOMEM, "out of memory listing files");
-    l->n++;
-    return SN_OK;
-}
-
-static void strlist_free(struct strlist *l)
-{
-    for (int i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-/* A folder read during a scan: its path under the scanned root and its state then. Adding,
- * removing or renaming an entry changes a folder's mtime, so equal states mean equal listings. */
-struct walked {
-    char *rel;          /* owned: "cat", "cat/sub" */
-    int64_t sec, nsec;  /* st_mtim */
-    uint64_t ino;
-};
-
-/* What a scan of a split's folder found, before any config is applied: the class folders, the
- * image files of each (relative to it), and every folder read below the root. This is what the
- * index cache holds. */
-struct scan_index {
-    struct strlist folders; /* class folder names, sorted */
-    int *first;             /* owned, (folders.n + 1): folder i's files are files.v[first[i]..first[i+1]) */
-    struct strlist files;   /* paths relative to their class folder, sorted as list_dir sorts */
-    int n_walked, cap_walked;
-    struct walked *walked;  /* owned, (n_walked) */
-};
-
-static void scan_index_free(struct scan_index *x)
-{
-    strlist_free(&x->folders);
-    strlist_free(&x->files);
-    free(x->first);
-    for (int i = 0; i < x->n_walked; i++)
-        free(x->walked[i].rel);
-    free(x->walked);
-    memset(x, 0, sizeof *x);
-}
-
-static int walked_push(struct scan_index *x, const char *rel, const struct stat *st,
-                       struct sn_err *err)
-{
-    if (x->n_walked == x->cap_walked) {
-        int cap = x->cap_walked ? 2 * x->cap_walked : 64;
-        struct walked *w = realloc(x->walked, (size_t)cap * sizeof *w);
-        SN_RETURN_IF(w == NULL, err, SN_ENOMEM, "out of memory listing folders");
-        x->walked = w;
-        x->cap_walked = cap;
-    }
-    struct walked *w = &x->walked[x->n_walked];
-    w->rel = strdup(rel);
-    SN_RETURN_IF(w->rel == NULL, err, SN_ENOMEM, "out of memory listing folders");
-    w->sec = (int64_t)st->st_mtim.tv_sec;
-    w->nsec = (int64_t)st->st_mtim.tv_nsec;
-    w->ino = (uint64_t)st->st_ino;
-    x->n_walked++;
-    return SN_OK;
-}
-
-/* Lists the non-hidden entries of dir that are directories (want_dirs) or image files, sorted.
- * Entries are names relative to dir. With `recurse`, image files in subfolders are listed too
- * (as Keras walks a class folder): this folder's files first, then each subfolder's, sorted.
- * File contents are never read; an entry is stat'ed only when readdir cannot tell its type (a
- * symbolic link, or a file system without d_type). With walk != NULL, every folder read is
- * recorded there as walk_rel/rel with its state taken before it was read. */
-static int list_dir(const char *dir, const char *rel, int want_dirs, int recurse,
-                    struct strlist *out, struct scan_index *walk, const char *walk_rel,
-                    struct sn_err *err)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        int e = errno;
-        if (e == ENOENT)
-            return sn_err_set(err, SN_EDATA, "data directory %s does not exist", dir);
-        if (e == ENOTDIR)
-            return sn_err_set(err, SN_EDATA, "%s is not a directory", dir);
-        return sn_err_set(err, SN_EIO, "cannot open directory %s: %s", dir, strerror(e));
-    }
-    char path[SN_PATH_MAX], name[SN_PATH_MAX], wrel[SN_PATH_MAX];
-    struct strlist subdirs = {0};
-    int rc = SN_OK, first = out->n;
-    if (walk) {
-        struct stat dst;
-        if (rel[0])
-            rc = join_path(wrel, sizeof wrel, walk_rel, rel, err);
-        else
-            snprintf(wrel, sizeof wrel, "%s", walk_rel);
-        if (rc == SN_OK && fstat(dirfd(d), &dst) != 0)
-            rc = sn_err_set(err, SN_EIO, "cannot stat directory %s: %s", dir, strerror(errno));
-        if (rc == SN_OK)
-            rc = walked_push(walk, wrel, &dst, err);
-    }
-    struct dirent *de;
-    while (rc == SN_OK && (de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        if ((rc = join_path(path, sizeof path, dir, de->d_name, err)) != SN_OK)
-            break;
-        if (rel[0])
-            rc = join_path(name, sizeof name, rel, de->d_name, err);
-        else
-            snprintf(name, sizeof name, "%s", de->d_name);
-        if (rc != SN_OK)
-            break;
-        int isdir, isreg, real_dir;
-        if (de->d_type == DT_DIR || de->d_type == DT_REG) {
-            isdir = real_dir = de->d_type == DT_DIR;
-            isreg = de->d_type == DT_REG;
-        } else {
-            struct stat st, lst;
-            if (stat(path, &st) != 0)
-                continue; /* dangling link */
-            isdir = S_ISDIR(st.st_mode);
-            isreg = S_ISREG(st.st_mode);
-            real_dir = isdir && lstat(path, &lst) == 0 && S_ISDIR(lst.st_mode);
-        }
-        int keep = want_dirs ? isdir : isreg && has_image_ext(de->d_name);
-        if (keep && (rc = strlist_push(out, name, err)) != SN_OK)
-            break;
-        /* subfolders are walked, symlinked ones are not (Keras: follow_links=False) */
-        if (!want_dirs && recurse && real_dir &&
-            (rc = strlist_push(&subdirs, de->d_name, err)) != SN_OK)
-            break;
-    }
-    closedir(d);
-    if (rc == SN_OK && out->n - first > 1)
-        qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, cmp_str);
-    if (rc == SN_OK && subdirs.n > 1)
-        qsort(subdirs.v, (size_t)subdirs.n, sizeof *subdirs.v, cmp_str);
-    for (int i = 0; rc == SN_OK && i < subdirs.n; i++) {
-        char sub_rel[SN_PATH_MAX];
-        if ((rc = join_path(path, sizeof path, dir, subdirs.v[i], err)) != SN_OK)
-            break;
-        if (rel[0])
-            rc = join_path(sub_rel, sizeof sub_rel, rel, subdirs.v[i], err);
-        else
-            snprintf(sub_rel, sizeof sub_rel, "%s", subdirs.v[i]);
-        if (rc == SN_OK)
-            rc = list_dir(path, sub_rel, 0, 1, out, walk, walk_rel, err);
-    }
-    strlist_free(&subdirs);
-    return rc;
-}
-
-/* Reads root's class folders and every image file under them into x. */
-static int scan_index_build(const char *root, struct scan_index *x, struct sn_err *err)
-{
-    memset(x, 0, sizeof *x);
-    SN_FORWARD(list_dir(root, "", 1, 0, &x->folders, NULL, "", err));
-    x->first = calloc((size_t)x->folders.n + 1, sizeof *x->first);
-    SN_RETURN_IF(x->first == NULL, err, SN_ENOMEM, "out of memory listing %s", root);
-    for (int i = 0; i < x->folders.n; i++) {
-        char cdir[SN_PATH_MAX];
-        x->first[i] = x->files.n;
-        SN_FORWARD(join_path(cdir, sizeof cdir, root, x->folders.v[i], err));
-        SN_FORWARD(list_dir(cdir, "", 0, 1, &x->files, x, x->folders.v[i], err));
-    }
-    x->first[x->folders.n] = x->files.n;
-    return SN_OK;
-}
-
-/* Index of a class folder in x, or -1 (folders are sorted). */
-static int scan_index_find(const struct scan_index *x, const char *name)
-{
-    int lo = 0, hi = x->folders.n - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2, c = strcmp(x->folders.v[mid], name);
-        if (c == 0)
-            return mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid - 1;
-    }
-    return -1;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Byte formats: the index cache and the broadcast dataset                                     */
-
-/* Little-endian fields and length-prefixed strings, the same on every machine. A writer that
- * runs out of memory remembers it (oom) and is checked once at the end; a reader that meets a
- * field past the end or a bad string sets bad and returns zeros from then on. */
-struct wbuf {
-    unsigned char *p;
-    size_t n, cap;
-    int oom;
-};
-
-static void put_bytes(struct wbuf *b, const void *v, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n)
-            cap *= 2;
-        unsigned char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, v, n);
-    b->n += n;
-}
-
-static void put_u64(struct wbuf *b, uint64_t v)
-{
-    unsigned char s[8];
-    for (int i = 0; i < 8; i++)
-        s[i] = (unsigned char)(v >> (8 * i));
-    put_bytes(b, s, 8);
-}
-
-static void put_u32(struct wbuf *b, uint32_t v)
-{
-    unsigned char s[4];
-    for (int i = 0; i < 4; i++)
-        s[i] = (unsigned char)(v >> (8 * i));
-    put_bytes(b, s, 4);
-}
-
-static void put_str(struct wbuf *b, const char *s)
-{
-    size_t n = strlen(s);
-    put_u32(b, (uint32_t)n);
-    put_bytes(b, s, n);
-}
-
-struct rbuf {
-    const unsigned char *p;
-    size_t n, off;
-    int bad;
-};
-
-static uint64_t get_uint(struct rbuf *r, int bytes)
-{
-    if (r->bad || r->n - r->off < (size_t)bytes) {
-        r->bad = 1;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < bytes; i++)
-        v |= (uint64_t)r->p[r->off + i] << (8 * i);
-    r->off += (size_t)bytes;
-    return v;
-}
-
-static uint32_t get_u32(struct rbuf *r) { return (uint32_t)get_uint(r, 4); }
-static uint64_t get_u64(struct rbuf *r) { return get_uint(r, 8); }
-
-/* A count of items that take at least min_bytes each: bad when the rest cannot hold them. */
-static int get_count(struct rbuf *r, size_t min_bytes)
-{
-    uint32_t n = get_u32(r);
-    if (r->bad || n > INT_MAX / 2 || (size_t)n > (r->n - r->off) / min_bytes) {
-        r->bad = 1;
-        return 0;
-    }
-    return (int)n;
-}
-
-/* Copies a string into out (cap bytes); bad when it does not fit, holds a NUL, or is empty and
- * may not be. */
-static void get_str(struct rbuf *r, char *out, size_t cap, int may_be_empty)
-{
-    uint32_t n = get_u32(r);
-    if (r->bad || n >= cap || r->n - r->off < n || (n == 0 && !may_be_empty) ||
-        memchr(r->p + r->off, '\0', n) != NULL) {
-        r->bad = 1;
-        out[0] = '\0';
-        return;
-    }
-    memcpy(out, r->p + r->off, n);
-    out[n] = '\0';
-    r->off += n;
-}
-
-/* A relative path stays below its folder: not absolute, no "." or ".." component. */
-static int safe_rel(const char *p)
-{
-    if (p[0] == '/' || p[0] == '\0')
-        return 0;
-    for (const char *c = p; *c;) {
-        const char *e = strchr(c, '/');
-        size_t len = e ? (size_t)(e - c) : strlen(c);
-        if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
-            return 0;
-        c += len + (e != NULL);
-    }
-    return 1;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* The index cache: ROOT/.shardnet-index
@@ -401,43 +47,43 @@ static void index_path(char *out, size_t cap, const char *root)
 }
 
 /* Serializes x into b (header included). */
-static void index_serialize(const struct scan_index *x, struct wbuf *b)
+static void index_serialize(const struct sn_scan_index *x, struct sn_wbuf *b)
 {
-    put_u32(b, INDEX_MAGIC);
-    put_u32(b, INDEX_VERSION);
-    put_u64(b, 0); /* payload bytes and checksum, filled below */
-    put_u64(b, 0);
-    put_u32(b, (uint32_t)x->n_walked);
+    sn_wbuf_u32(b, INDEX_MAGIC);
+    sn_wbuf_u32(b, INDEX_VERSION);
+    sn_wbuf_u64(b, 0); /* payload bytes and checksum, filled below */
+    sn_wbuf_u64(b, 0);
+    sn_wbuf_u32(b, (uint32_t)x->n_walked);
     for (int i = 0; i < x->n_walked; i++) {
-        put_str(b, x->walked[i].rel);
-        put_u64(b, (uint64_t)x->walked[i].sec);
-        put_u64(b, (uint64_t)x->walked[i].nsec);
-        put_u64(b, x->walked[i].ino);
+        sn_wbuf_str(b, x->walked[i].rel);
+        sn_wbuf_u64(b, (uint64_t)x->walked[i].sec);
+        sn_wbuf_u64(b, (uint64_t)x->walked[i].nsec);
+        sn_wbuf_u64(b, x->walked[i].ino);
     }
-    put_u32(b, (uint32_t)x->folders.n);
+    sn_wbuf_u32(b, (uint32_t)x->folders.n);
     for (int i = 0; i < x->folders.n; i++) {
-        put_str(b, x->folders.v[i]);
-        put_u32(b, (uint32_t)(x->first[i + 1] - x->first[i]));
+        sn_wbuf_str(b, x->folders.v[i]);
+        sn_wbuf_u32(b, (uint32_t)(x->first[i + 1] - x->first[i]));
         for (int k = x->first[i]; k < x->first[i + 1]; k++)
-            put_str(b, x->files.v[k]);
+            sn_wbuf_str(b, x->files.v[k]);
     }
     if (b->oom)
         return;
     uint64_t len = b->n - INDEX_HEADER, sum = sn_hash_bytes(b->p + INDEX_HEADER, len,
                                                             SN_HASH_INIT);
-    struct wbuf h = {.p = b->p + 8, .cap = 16};
-    put_u64(&h, len);
-    put_u64(&h, sum);
+    struct sn_wbuf h = {.p = b->p + 8, .cap = 16};
+    sn_wbuf_u64(&h, len);
+    sn_wbuf_u64(&h, sum);
 }
 
 /* Parses an index file's bytes. Returns 0 with x filled, or -1 with why set (x empty). */
-static int index_parse(const unsigned char *p, size_t n, struct scan_index *x, char *why,
+static int index_parse(const unsigned char *p, size_t n, struct sn_scan_index *x, char *why,
                        size_t cap)
 {
     memset(x, 0, sizeof *x);
-    struct rbuf r = {.p = p, .n = n};
-    uint32_t magic = get_u32(&r), version = get_u32(&r);
-    uint64_t len = get_u64(&r), sum = get_u64(&r);
+    struct sn_rbuf r = {.p = p, .n = n};
+    uint32_t magic = sn_rbuf_u32(&r), version = sn_rbuf_u32(&r);
+    uint64_t len = sn_rbuf_u64(&r), sum = sn_rbuf_u64(&r);
     if (r.bad || magic != INDEX_MAGIC) {
         snprintf(why, cap, "not an index file (bad magic or shorter than its header)");
         return -1;
@@ -457,33 +103,33 @@ static int index_parse(const unsigned char *p, size_t n, struct scan_index *x, c
     }
     char s[SN_PATH_MAX];
     struct sn_err err = {0};
-    int nw = get_count(&r, 28);
+    int nw = sn_rbuf_count(&r, 28);
     for (int i = 0; i < nw && !r.bad; i++) {
-        get_str(&r, s, sizeof s, 0);
-        struct stat st = {0};
-        st.st_mtim.tv_sec = (time_t)get_u64(&r);
-        st.st_mtim.tv_nsec = (long)get_u64(&r);
-        st.st_ino = (ino_t)get_u64(&r);
-        if (!r.bad && (!safe_rel(s) || walked_push(x, s, &st, &err) != SN_OK))
+        sn_rbuf_str(&r, s, sizeof s, 0);
+        int64_t sec = (int64_t)sn_rbuf_u64(&r);
+        int64_t nsec = (int64_t)sn_rbuf_u64(&r);
+        uint64_t ino = sn_rbuf_u64(&r);
+        if (!r.bad && (!sn_path_rel_safe(s) ||
+                       sn_scan_index_add_walked(x, s, sec, nsec, ino, &err) != SN_OK))
             r.bad = 1;
     }
-    int nf = get_count(&r, 8);
+    int nf = sn_rbuf_count(&r, 8);
     x->first = r.bad ? NULL : calloc((size_t)nf + 1, sizeof *x->first);
     if (x->first == NULL)
         r.bad = 1;
     for (int i = 0; i < nf && !r.bad; i++) {
-        get_str(&r, s, sizeof s, 0);
-        if (r.bad || strchr(s, '/') || !safe_rel(s) ||
+        sn_rbuf_str(&r, s, sizeof s, 0);
+        if (r.bad || strchr(s, '/') || !sn_path_rel_safe(s) ||
             (i > 0 && strcmp(x->folders.v[i - 1], s) >= 0) ||
-            strlist_push(&x->folders, s, &err) != SN_OK) {
+            sn_strlist_push(&x->folders, s, &err) != SN_OK) {
             r.bad = 1;
             break;
         }
         x->first[i] = x->files.n;
-        int k = get_count(&r, 4);
+        int k = sn_rbuf_count(&r, 4);
         for (int j = 0; j < k && !r.bad; j++) {
-            get_str(&r, s, sizeof s, 0);
-            if (r.bad || !safe_rel(s) || strlist_push(&x->files, s, &err) != SN_OK)
+            sn_rbuf_str(&r, s, sizeof s, 0);
+            if (r.bad || !sn_path_rel_safe(s) || sn_strlist_push(&x->files, s, &err) != SN_OK)
                 r.bad = 1;
         }
     }
@@ -491,26 +137,26 @@ static int index_parse(const unsigned char *p, size_t n, struct scan_index *x, c
         x->first[x->folders.n] = x->files.n;
     if (r.bad || r.off != r.n) {
         snprintf(why, cap, "its contents do not parse at byte %zu", r.off);
-        scan_index_free(x);
+        sn_scan_index_free(x);
         return -1;
     }
     return 0;
 }
 
 /* 1 when the folders under root are as x recorded them. */
-static int index_fresh(const char *root, const struct scan_index *x)
+static int index_fresh(const char *root, const struct sn_scan_index *x)
 {
-    struct strlist now = {0};
+    struct sn_strlist now = {0};
     struct sn_err err;
-    int fresh = list_dir(root, "", 1, 0, &now, NULL, "", &err) == SN_OK &&
+    int fresh = sn_scan_class_folders(root, &now, &err) == SN_OK &&
                 now.n == x->folders.n;
     for (int i = 0; fresh && i < now.n; i++)
         fresh = strcmp(now.v[i], x->folders.v[i]) == 0;
-    strlist_free(&now);
+    sn_strlist_free(&now);
     for (int i = 0; fresh && i < x->n_walked; i++) {
         char p[SN_PATH_MAX];
         struct stat st;
-        fresh = join_path(p, sizeof p, root, x->walked[i].rel, &err) == SN_OK &&
+        fresh = sn_path_join(p, sizeof p, root, x->walked[i].rel, &err) == SN_OK &&
                 stat(p, &st) == 0 && S_ISDIR(st.st_mode) &&
                 (int64_t)st.st_mtim.tv_sec == x->walked[i].sec &&
                 (int64_t)st.st_mtim.tv_nsec == x->walked[i].nsec &&
@@ -521,7 +167,7 @@ static int index_fresh(const char *root, const struct scan_index *x)
 
 /* Reads root's cache. Returns 1 when x holds a fresh index, 0 otherwise (no file, stale, or
  * damaged: then a note says so on stderr). */
-static int index_read(const char *root, struct scan_index *x)
+static int index_read(const char *root, struct sn_scan_index *x)
 {
     char path[SN_PATH_MAX + 32];
     index_path(path, sizeof path, root);
@@ -547,7 +193,7 @@ static int index_read(const char *root, struct scan_index *x)
         return 0;
     }
     if (!index_fresh(root, x)) {
-        scan_index_free(x);
+        sn_scan_index_free(x);
         return 0;
     }
     return 1;
@@ -556,12 +202,12 @@ static int index_read(const char *root, struct scan_index *x)
 /* Writes root's cache atomically, if it can: a read-only or full data folder is not an error,
  * the next run scans again. Not written when a folder changed in the second before the scan
  * began: a file added in the same tick of a coarse clock would leave the mtime unchanged. */
-static void index_write(const char *root, const struct scan_index *x, time_t scan_began)
+static void index_write(const char *root, const struct sn_scan_index *x, time_t scan_began)
 {
     for (int i = 0; i < x->n_walked; i++)
         if (x->walked[i].sec >= (int64_t)scan_began - 1)
             return;
-    struct wbuf b = {0};
+    struct sn_wbuf b = {0};
     index_serialize(x, &b);
     char path[SN_PATH_MAX + 32];
     index_path(path, sizeof path, root);
@@ -577,8 +223,8 @@ static void index_write(const char *root, const struct scan_index *x, time_t sca
 }
 
 /* The index of root: from its cache when that is fresh, else scanned (and cached). */
-static int scan_index_get(const char *root, int use_cache, struct scan_index *x, int *cached,
-                          struct sn_err *err)
+static int sn_index_cache_scan(const char *root, int use_cache, struct sn_scan_index *x,
+                               int *cached, struct sn_err *err)
 {
     *cached = 0;
     if (use_cache && index_read(root, x)) {
@@ -586,9 +232,9 @@ static int scan_index_get(const char *root, int use_cache, struct scan_index *x,
         return SN_OK;
     }
     time_t began = time(NULL);
-    int rc = scan_index_build(root, x, err);
+    int rc = sn_scan_index_build(root, x, err);
     if (rc != SN_OK) {
-        scan_index_free(x);
+        sn_scan_index_free(x);
         return rc;
     }
     if (use_cache)
@@ -596,6 +242,9 @@ static int scan_index_get(const char *root, int use_cache, struct scan_index *x,
     return SN_OK;
 }
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* Datasets                                                                                    */
 
 void sn_dataset_free(struct sn_dataset *ds)
 {
@@ -625,7 +274,7 @@ static int find_name(const char (*names)[64], int n, const char *name)
 /* The label list of a split: known classes, else [data] class_names (which must match the
  * folders exactly, as in Keras), else the folders themselves, sorted. */
 static int class_list(struct sn_dataset *ds, const struct sn_data_conf *dc,
-                      const struct sn_classes *known, const struct strlist *folders,
+                      const struct sn_classes *known, const struct sn_strlist *folders,
                       struct sn_err *err)
 {
     const char *root = ds->root;
@@ -647,7 +296,7 @@ static int class_list(struct sn_dataset *ds, const struct sn_data_conf *dc,
     if (known == NULL && dc->n_class_names > 0)
         for (int c = 0; c < n; c++) {
             char p[SN_PATH_MAX];
-            SN_FORWARD(join_path(p, sizeof p, root, dc->class_names[c], err));
+            SN_FORWARD(sn_path_join(p, sizeof p, root, dc->class_names[c], err));
             int found = 0;
             for (int i = 0; i < folders->n && !found; i++)
                 found = strcmp(folders->v[i], dc->class_names[c]) == 0;
@@ -681,7 +330,7 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
                           strerror(errno));
     SN_RETURN_IF(!S_ISDIR(st.st_mode), err, SN_EDATA, "%s is not a directory", root);
 
-    struct scan_index x = {0};
+    struct sn_scan_index x = {0};
     struct sn_dataset *ds = calloc(1, sizeof *ds);
     int rc = SN_OK, cached = 0;
     if (ds == NULL) {
@@ -689,7 +338,7 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
         goto fail;
     }
     snprintf(ds->root, sizeof ds->root, "%s", root);
-    if ((rc = scan_index_get(root, dc->index_cache, &x, &cached, err)) != SN_OK)
+    if ((rc = sn_index_cache_scan(root, dc->index_cache, &x, &cached, err)) != SN_OK)
         goto fail;
     ds->index_source = cached ? SN_INDEX_CACHED : SN_INDEX_SCANNED;
     if (x.folders.n == 0) {
@@ -712,7 +361,7 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
     size_t bytes = 0, rlen = strlen(root);
     uint64_t h = SN_HASH_INIT;
     for (int c = 0; c < ds->n_classes; c++) {
-        int k = scan_index_find(&x, ds->class_names[c]);
+        int k = sn_scan_index_find(&x, ds->class_names[c]);
         for (int i = k < 0 ? 0 : x.first[k]; k >= 0 && i < x.first[k + 1]; i++)
             bytes += rlen + strlen(ds->class_names[c]) + strlen(x.files.v[i]) + 3;
         total += k < 0 ? 0 : x.first[k + 1] - x.first[k];
@@ -728,9 +377,9 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
     for (int c = 0; c < ds->n_classes; c++) {
         h = sn_hash_str(ds->class_names[c], h);
         char cdir[SN_PATH_MAX];
-        if ((rc = join_path(cdir, sizeof cdir, root, ds->class_names[c], err)) != SN_OK)
+        if ((rc = sn_path_join(cdir, sizeof cdir, root, ds->class_names[c], err)) != SN_OK)
             goto fail;
-        int k = scan_index_find(&x, ds->class_names[c]);
+        int k = sn_scan_index_find(&x, ds->class_names[c]);
         if (k < 0 && known)
             continue; /* a class this split lacks */
         int nk = k < 0 ? 0 : x.first[k + 1] - x.first[k];
@@ -763,11 +412,11 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
     }
     ds->n_found = ds->n;
     ds->fingerprint = h;
-    scan_index_free(&x);
+    sn_scan_index_free(&x);
     *out = ds;
     return SN_OK;
 fail:
-    scan_index_free(&x);
+    sn_scan_index_free(&x);
     sn_dataset_free(ds);
     return rc;
 }
@@ -945,8 +594,8 @@ int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum
         snprintf(root, sizeof root, "%s", dc->split_dir[SN_SPLIT_TRAIN]);
     } else if (from_split) {
         SN_RETURN_IF(!dc->dir[0], err, SN_EINVAL, "[data] validation_split needs dir or train");
-        SN_FORWARD(join_path(root, sizeof root, dc->dir, "train", err));
-        if (!is_dir(root))
+        SN_FORWARD(sn_path_join(root, sizeof root, dc->dir, "train", err));
+        if (!sn_is_dir(root))
             snprintf(root, sizeof root, "%s", dc->dir);
     } else if (dc->split_dir[split][0]) {
         snprintf(root, sizeof root, "%s", dc->split_dir[split]);
@@ -955,11 +604,11 @@ int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum
                      "[data] (%s) names no images for the %s split: set dir = <folder with "
                      "train/ val/ test/>, or %s = <folder of class folders>",
                      dc->dir_where, names[split], names[split]);
-        SN_FORWARD(join_path(root, sizeof root, dc->dir, names[split], err));
-        if (split == SN_SPLIT_VAL && !is_dir(root)) {
+        SN_FORWARD(sn_path_join(root, sizeof root, dc->dir, names[split], err));
+        if (split == SN_SPLIT_VAL && !sn_is_dir(root)) {
             char alt[SN_PATH_MAX];
-            SN_FORWARD(join_path(alt, sizeof alt, dc->dir, "validation", err));
-            if (!is_dir(alt))
+            SN_FORWARD(sn_path_join(alt, sizeof alt, dc->dir, "validation", err));
+            if (!sn_is_dir(alt))
                 return sn_err_set(err, SN_EDATA,
                                   "%s: no validation split: neither %s/val nor %s/validation "
                                   "exists\n---> HINT: create %s/validation/<class>/<image>, or set "
@@ -982,6 +631,42 @@ int sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum
     return SN_OK;
 }
 
+void sn_dataset_describe(const struct sn_dataset *ds, const struct sn_data_conf *dc,
+                         enum sn_split split, FILE *f)
+{
+    if (ds->features) {
+        fprintf(f, "Found %d samples in %s belonging to %d classes.\n", ds->n, ds->root,
+                ds->n_classes);
+        return;
+    }
+    fprintf(f, "Found %d files belonging to %d classes.\n", ds->n_found, ds->n_classes);
+    if (dc->validation_split > 0 && split != SN_SPLIT_TEST)
+        fprintf(f, "Using %d files for %s.\n", ds->n,
+                split == SN_SPLIT_TRAIN ? "training" : "validation");
+}
+
+int sn_dataset_missing(const struct sn_dataset *ds, char *buf, size_t cap)
+{
+    int n = 0;
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int c = 0; c < ds->n_classes; c++)
+        if (ds->class_count[c] == 0) {
+            if (len + 8 < cap) {
+                int w = snprintf(buf + len, cap - len, "%s%s", n ? ", " : "", ds->class_names[c]);
+                len += w > 0 ? (size_t)w : 0;
+                if (len >= cap)
+                    snprintf(buf + cap - 4, 4, "...");
+            }
+            n++;
+        }
+    return n;
+}
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sharing                                                                                     */
+
 #define PACK_MAGIC 0x53444e53u /* "SNDS" */
 #define PACK_VERSION 1u
 
@@ -992,18 +677,18 @@ int sn_dataset_pack(const struct sn_dataset *ds, void **buf, size_t *len, struct
     SN_RETURN_IF(ds->features != NULL || ds->paths == NULL, err, SN_EINVAL,
                  "%s: a feature-file split is not packed (every rank reads the file)", ds->root);
     size_t skip = strlen(ds->root) + 1;
-    struct wbuf b = {0};
-    put_u32(&b, PACK_MAGIC);
-    put_u32(&b, PACK_VERSION);
-    put_str(&b, ds->root);
-    put_u32(&b, (uint32_t)ds->n);
-    put_u32(&b, (uint32_t)ds->n_found);
-    put_u32(&b, (uint32_t)ds->n_classes);
-    put_u64(&b, ds->fingerprint);
-    put_u32(&b, (uint32_t)ds->index_source);
+    struct sn_wbuf b = {0};
+    sn_wbuf_u32(&b, PACK_MAGIC);
+    sn_wbuf_u32(&b, PACK_VERSION);
+    sn_wbuf_str(&b, ds->root);
+    sn_wbuf_u32(&b, (uint32_t)ds->n);
+    sn_wbuf_u32(&b, (uint32_t)ds->n_found);
+    sn_wbuf_u32(&b, (uint32_t)ds->n_classes);
+    sn_wbuf_u64(&b, ds->fingerprint);
+    sn_wbuf_u32(&b, (uint32_t)ds->index_source);
     for (int c = 0; c < ds->n_classes; c++) {
-        put_str(&b, ds->class_names[c]);
-        put_u32(&b, (uint32_t)ds->class_count[c]);
+        sn_wbuf_str(&b, ds->class_names[c]);
+        sn_wbuf_u32(&b, (uint32_t)ds->class_count[c]);
     }
     for (int i = 0; i < ds->n; i++) {
         /* paths are root/..., as sn_dataset_open made them */
@@ -1011,8 +696,8 @@ int sn_dataset_pack(const struct sn_dataset *ds, void **buf, size_t *len, struct
             free(b.p);
             return sn_err_set(err, SN_EINVAL, "%s is not under %s", ds->paths[i], ds->root);
         }
-        put_u32(&b, (uint32_t)ds->labels[i]);
-        put_str(&b, ds->paths[i] + skip);
+        sn_wbuf_u32(&b, (uint32_t)ds->labels[i]);
+        sn_wbuf_str(&b, ds->paths[i] + skip);
     }
     if (b.oom) {
         free(b.p);
@@ -1026,20 +711,20 @@ int sn_dataset_pack(const struct sn_dataset *ds, void **buf, size_t *len, struct
 int sn_dataset_unpack(struct sn_dataset **out, const void *buf, size_t len, struct sn_err *err)
 {
     *out = NULL;
-    struct rbuf r = {.p = buf, .n = len};
+    struct sn_rbuf r = {.p = buf, .n = len};
     struct sn_dataset *ds = calloc(1, sizeof *ds);
     SN_RETURN_IF(ds == NULL, err, SN_ENOMEM, "out of memory");
-    uint32_t magic = get_u32(&r), version = get_u32(&r);
+    uint32_t magic = sn_rbuf_u32(&r), version = sn_rbuf_u32(&r);
     if (r.bad || magic != PACK_MAGIC || version != PACK_VERSION) {
         sn_dataset_free(ds);
         return sn_err_set(err, SN_EFORMAT, "a packed file list: bad magic or version %u", version);
     }
-    get_str(&r, ds->root, sizeof ds->root, 0);
-    ds->n = get_count(&r, 8);
-    ds->n_found = (int)get_u32(&r);
-    ds->n_classes = get_count(&r, 8);
-    ds->fingerprint = get_u64(&r);
-    uint32_t source = get_u32(&r);
+    sn_rbuf_str(&r, ds->root, sizeof ds->root, 0);
+    ds->n = sn_rbuf_count(&r, 8);
+    ds->n_found = (int)sn_rbuf_u32(&r);
+    ds->n_classes = sn_rbuf_count(&r, 8);
+    ds->fingerprint = sn_rbuf_u64(&r);
+    uint32_t source = sn_rbuf_u32(&r);
     (void)source; /* rank 0's scan or cache: this rank received it */
     ds->index_source = SN_INDEX_RECEIVED;
     if (!r.bad && (ds->n_classes > SN_MAX_CLASSES || ds->n_found < ds->n))
@@ -1057,8 +742,8 @@ int sn_dataset_unpack(struct sn_dataset **out, const void *buf, size_t len, stru
         }
     }
     for (int c = 0; c < ds->n_classes && !r.bad; c++) {
-        get_str(&r, ds->class_names[c], sizeof ds->class_names[c], 0);
-        ds->class_count[c] = (int)get_u32(&r);
+        sn_rbuf_str(&r, ds->class_names[c], sizeof ds->class_names[c], 0);
+        ds->class_count[c] = (int)sn_rbuf_u32(&r);
     }
     int n = ds->n;
     ds->n = 0; /* counts the paths set so far */
@@ -1072,10 +757,11 @@ int sn_dataset_unpack(struct sn_dataset **out, const void *buf, size_t len, stru
     char *at = ds->path_arena;
     char rel[SN_PATH_MAX];
     for (int i = 0; i < n && !r.bad; i++) {
-        uint32_t y = get_u32(&r);
-        get_str(&r, rel, sizeof rel, 0);
+        uint32_t y = sn_rbuf_u32(&r);
+        sn_rbuf_str(&r, rel, sizeof rel, 0);
         size_t rl = strlen(rel);
-        if (r.bad || y >= (uint32_t)ds->n_classes || !safe_rel(rel) || skip + rl >= SN_PATH_MAX) {
+        if (r.bad || y >= (uint32_t)ds->n_classes || !sn_path_rel_safe(rel) ||
+            skip + rl >= SN_PATH_MAX) {
             r.bad = 1;
             break;
         }
@@ -1181,36 +867,4 @@ int sn_dataset_open_shared(struct sn_dataset **out, struct sn_dist *d,
         *out = NULL;
     }
     return rc;
-}
-
-void sn_dataset_describe(const struct sn_dataset *ds, const struct sn_data_conf *dc,
-                         enum sn_split split, FILE *f)
-{
-    if (ds->features) {
-        fprintf(f, "Found %d samples in %s belonging to %d classes.\n", ds->n, ds->root,
-                ds->n_classes);
-        return;
-    }
-    fprintf(f, "Found %d files belonging to %d classes.\n", ds->n_found, ds->n_classes);
-    if (dc->validation_split > 0 && split != SN_SPLIT_TEST)
-        fprintf(f, "Using %d files for %s.\n", ds->n,
-                split == SN_SPLIT_TRAIN ? "training" : "validation");
-}
-
-int sn_dataset_missing(const struct sn_dataset *ds, char *buf, size_t cap)
-{
-    int n = 0;
-    size_t len = 0;
-    buf[0] = '\0';
-    for (int c = 0; c < ds->n_classes; c++)
-        if (ds->class_count[c] == 0) {
-            if (len + 8 < cap) {
-                int w = snprintf(buf + len, cap - len, "%s%s", n ? ", " : "", ds->class_names[c]);
-                len += w > 0 ? (size_t)w : 0;
-                if (len >= cap)
-                    snprintf(buf + cap - 4, 4, "...");
-            }
-            n++;
-        }
-    return n;
 }
