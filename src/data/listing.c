@@ -1,12 +1,14 @@
-/* data.c — directory scanning (Keras's image_dataset_from_directory) into the file list of a
- * split. A scan reads names and types only (scan.c) and keeps what it found in
- * ROOT/.shardnet-index (index_cache.c); under MPI it runs on rank 0 alone (share.c). */
+/* listing.c — the files of one split, read the way Keras's image_dataset_from_directory reads
+ * them: which folder a split comes from ([data] dir, train/val/test, validation_split), the
+ * class list that fixes the labels, the files of each class in sorted order, Keras's
+ * validation_split, the fingerprint; or the rows of a feature file's split. Also the lines that
+ * describe a split. The folder is read by scan.c, through its cache (index_cache.c). */
 #include "data.h"
 
-#include <errno.h>    // defines: errno, ENOTDIR
+#include <errno.h>    // defines: errno
 #include <stdio.h>    // defines: snprintf, fprintf
 #include <stdlib.h>   // defines: malloc, calloc, free
-#include <string.h>   // defines: strcmp, strlen, memcpy, memset, strncmp, strerror
+#include <string.h>   // defines: strcmp, strlen, memcpy, strerror
 #include <sys/stat.h> // defines: stat, S_ISDIR
 
 #include "featfile.h"
