@@ -17,7 +17,7 @@
 #include <sys/stat.h> // defines: mkdir
 #include <unistd.h>   // defines: chdir, getcwd
 
-#include "data.h"
+#include "dataset.h"
 #include "dist.h"
 #include "testutil.h"
 

@@ -17,7 +17,9 @@
 #include <zlib.h>     // defines: gzopen, gzwrite
 
 #include "config.h"
-#include "data.h"
+#include "dataset.h"
+#include "datasets.h"
+#include "loader.h"
 #include "image.h"
 #include "testutil.h"
 

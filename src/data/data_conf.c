@@ -4,7 +4,7 @@
  * (threads, queue_depth, on_bad_image, max_pixels, index_cache). A [data] section must give
  * image_size (unless it names a feature file); every other key has a default. Each error names
  * the config line. */
-#include "data.h"
+#include "data_conf.h"
 
 #include <limits.h> // defines: INT_MAX
 #include <stdio.h>  // defines: snprintf

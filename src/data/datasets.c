@@ -12,7 +12,7 @@
  * and the folder is renamed to OUTDIR: a reader never sees a half-written dataset, and a rerun
  * finds the marker and stops. */
 #define _XOPEN_SOURCE 700 /* nftw */
-#include "data.h"
+#include "datasets.h"
 
 #include <errno.h>    // defines: errno, ENOENT
 #include <dirent.h>   // defines: opendir, readdir
@@ -25,6 +25,7 @@
 #include <unistd.h>   // defines: getpid, rmdir
 #include <zlib.h>     // defines: gzopen, gzread, gzclose
 
+#include "data_conf.h" // defines: SN_PATH_MAX
 #include "image.h"
 #include "rng.h"
 #include "sys.h"

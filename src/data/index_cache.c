@@ -11,7 +11,7 @@
 #include <unistd.h>   // defines: access, W_OK
 
 #include "bytes.h"
-#include "data.h" // defines: SN_PATH_MAX, SN_INDEX_CACHE_NAME
+#include "dataset.h" // defines: SN_PATH_MAX, SN_INDEX_CACHE_NAME
 #include "sys.h"
 
 #define INDEX_MAGIC 0x58494e53u /* "SNIX" */

@@ -3,7 +3,7 @@
  * class list that fixes the labels, the files of each class in sorted order, Keras's
  * validation_split, the fingerprint; or the rows of a feature file's split. Also the lines that
  * describe a split. The folder is read by scan.c, through its cache (index_cache.c). */
-#include "data.h"
+#include "dataset.h"
 
 #include <errno.h>    // defines: errno
 #include <stdio.h>    // defines: snprintf, fprintf
@@ -14,6 +14,7 @@
 #include "featfile.h"
 #include "hooks.h"
 #include "index_cache.h"
+#include "loader.h" // defines: sn_epoch_order (validation_split)
 #include "scan.h"
 #include "sys.h"
 

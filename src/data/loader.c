@@ -11,7 +11,7 @@
  *     FREE again. start_epoch stops the cursor, waits for rows in flight, then resets every slot.
  * Each row depends only on its file and sn_hash3(seed, epoch, sample index), so the pixels do
  * not depend on the number of threads or on which thread decoded which row. */
-#include "data.h"
+#include "loader.h"
 
 #include <stddef.h>  // defines: offsetof
 #include <pthread.h> // defines: pthread_create, pthread_mutex_t, pthread_cond_t

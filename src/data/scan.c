@@ -11,7 +11,7 @@
 #include <string.h>   // defines: strcmp, strlen, strchr, strdup, memset, strerror
 #include <sys/stat.h> // defines: stat, lstat, fstat, S_ISDIR, S_ISREG
 
-#include "data.h" // defines: SN_PATH_MAX
+#include "data_conf.h" // defines: SN_PATH_MAX
 
 static int cmp_str(const void *a, const void *b)
 {

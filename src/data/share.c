@@ -4,7 +4,7 @@
  *   "SNDS" u32 version | str root | u32 n | u32 n_found | u32 n_classes | u64 fingerprint |
  *   u32 index source | n_classes x { str class name, u32 count } | n x { u32 label, str path }
  *   (bytes.h's fields; each path relative to root) */
-#include "data.h"
+#include "dataset.h"
 
 #include <errno.h>    // defines: errno, ENOTDIR
 #include <stdio.h>    // defines: snprintf

@@ -11,7 +11,8 @@
 #include <string.h> // defines: memset, strcmp
 
 #include "cpu.h"
-#include "data.h"
+#include "dataset.h"
+#include "loader.h"
 #include "image.h"
 #include "layout.h"
 #include "model.h"
