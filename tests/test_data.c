@@ -50,6 +50,30 @@ static void write_bytes(const char *path, const void *data, size_t len)
     assert_int_equal(fclose(f), 0);
 }
 
+/* Sends this process's stderr to path until stderr_end; returns the saved descriptor. */
+static int stderr_begin(const char *path)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(dup2(fileno(f), 2), 2);
+    fclose(f);
+    return saved;
+}
+
+/* Gives stderr back; returns the bytes written to it since stderr_begin. */
+static long stderr_end(int saved, const char *path)
+{
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (long)st.st_size;
+}
+
 /* A 28x28 grayscale JPEG of constant value v. */
 static void write_gray_jpeg(const char *path, int v, int size)
 {
@@ -526,6 +550,17 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/* ds->note is "<cache> is damaged (<why>): ignored, <root>/train is scanned again". */
+static void expect_cache_note(const struct sn_dataset *ds, const char *start, const char *root)
+{
+    char end[1200];
+    snprintf(end, sizeof end, "): ignored, %s/train is scanned again", root);
+    size_t n = strlen(ds->note), e = strlen(end);
+    if (strncmp(ds->note, start, strlen(start)) != 0 || n < e ||
+        strcmp(ds->note + n - e, end) != 0)
+        fail_msg("note '%s', expected '%s...%s'", ds->note, start, end);
+}
+
 static void test_index_cache(void **state)
 {
     (void)state;
@@ -587,11 +622,19 @@ static void test_index_cache(void **state)
     assert_non_null(good);
     assert_int_equal(fread(good, 1, (size_t)size, f), (size_t)size);
     fclose(f);
+    /* each damage is told in ds->note, in the words users see after "shardnet: note: ", and
+       nothing is printed: the caller prints the note */
+    assert_string_equal(fresh->note, "");
+    char note_want[3000], log[2100];
+    snprintf(note_want, sizeof note_want, "%s is damaged (", cache);
+    snprintf(log, sizeof log, "%s-stderr.txt", root);
+    int saved = stderr_begin(log);
     const long cuts[] = {0, 3, 23, 24, size / 2, size - 1};
     for (int k = 0; k < 6; k++) {
         write_bytes(cache, good, (size_t)cuts[k]);
         ds = open_cached(root, SN_INDEX_SCANNED);
         sn_test_assert_same_dataset(fresh, ds);
+        expect_cache_note(ds, note_want, root);
         sn_dataset_free(ds);
         assert_int_equal(file_size(cache), size); /* rebuilt */
     }
@@ -601,9 +644,12 @@ static void test_index_cache(void **state)
         good[i] ^= 0x01;
         ds = open_cached(root, SN_INDEX_SCANNED);
         sn_test_assert_same_dataset(fresh, ds);
+        expect_cache_note(ds, note_want, root);
         sn_dataset_free(ds);
     }
+    assert_int_equal(stderr_end(saved, log), 0);
     ds = open_cached(root, SN_INDEX_CACHED);
+    assert_string_equal(ds->note, "");
     sn_dataset_free(ds);
     free(good);
     sn_dataset_free(fresh);

@@ -28,6 +28,9 @@ enum sn_index_source { SN_INDEX_SCANNED = 0, SN_INDEX_CACHED, SN_INDEX_RECEIVED 
 /* The index cache beside the data, in each scanned split folder (a hidden name: never listed). */
 #define SN_INDEX_CACHE_NAME ".shardnet-index"
 
+/* Room for a note: a path, the cache's path and a reason. */
+#define SN_DATASET_NOTE_MAX (2 * SN_PATH_MAX + 320)
+
 /* The files of one split. */
 struct sn_dataset {
     char root[SN_PATH_MAX];
@@ -45,6 +48,8 @@ struct sn_dataset {
     float *features;      /* owned, (n, H, W, C) when the split comes from a feature file
                              (paths is then NULL): the loader copies rows instead of decoding */
     enum sn_index_source index_source;
+    char note[SN_DATASET_NOTE_MAX]; /* "" or a note for the user that did not stop the listing
+                                       (sn_dataset_open says which); the caller prints it */
 };
 
 /* Scans the split's folder and checks it up front: a missing directory, no class folders, a class
@@ -60,7 +65,9 @@ struct sn_dataset {
  * is kept in ROOT/.shardnet-index and reused while the root holds the same class folders and
  * every folder below it has the mtime and inode it had at the scan (adding, removing or renaming
  * a file changes its folder's mtime). A read-only folder is simply not cached; a damaged cache
- * is noted on stderr and rebuilt. ds->index_source says which happened.
+ * is rebuilt, and ds->note then says so: "ROOT/.shardnet-index is damaged (REASON): ignored,
+ * ROOT is scanned again". This code prints nothing: the caller shows a non-empty note as
+ * "shardnet: note: <note>" on stderr. ds->index_source says where the listing came from.
  * Test hook FORBID_SCAN (hooks.h): when set this fails instead of reading any
  * folder (tests set it on ranks that must receive their index). */
 int  sn_dataset_open(struct sn_dataset **out, const struct sn_data_conf *dc, enum sn_split split,
@@ -70,6 +77,7 @@ void sn_dataset_free(struct sn_dataset *ds);
 /* The same on every rank of d, with the folders read by rank 0 only: rank 0 opens the split as
  * above and broadcasts it (or its error) in the form of sn_dataset_pack; the other ranks never
  * touch the data folders. Every rank returns the same code; an error is marked collective.
+ * Rank 0's dataset holds rank 0's note (the other ranks' notes are empty).
  * Feature-file splits are read by every rank (one file, no directory walk). */
 struct sn_dist;
 int  sn_dataset_open_shared(struct sn_dataset **out, struct sn_dist *d,

@@ -3,7 +3,7 @@
 #include "index_cache.h"
 
 #include <stdint.h>   // defines: int64_t, uint64_t
-#include <stdio.h>    // defines: fopen, fread, fwrite, snprintf, fprintf
+#include <stdio.h>    // defines: fopen, fread, fwrite, snprintf
 #include <stdlib.h>   // defines: malloc, calloc, free
 #include <string.h>   // defines: memset, strcmp, strchr
 #include <sys/stat.h> // defines: stat, fstat, S_ISDIR, S_ISREG
@@ -143,8 +143,8 @@ static int index_fresh(const char *root, const struct sn_scan_index *x)
 }
 
 /* Reads root's cache. Returns 1 when x holds a fresh index, 0 otherwise (no file, stale, or
- * damaged: then a note says so on stderr). */
-static int index_read(const char *root, struct sn_scan_index *x)
+ * damaged: then note says so). */
+static int index_read(const char *root, struct sn_scan_index *x, char *note, size_t note_cap)
 {
     char path[SN_PATH_MAX + 32];
     index_path(path, sizeof path, root);
@@ -165,8 +165,8 @@ static int index_read(const char *root, struct sn_scan_index *x)
     int ok = !why[0] && index_parse(p, (size_t)st.st_size, x, why, sizeof why) == 0;
     free(p);
     if (!ok) {
-        fprintf(stderr, "shardnet: note: %s is damaged (%s): ignored, %s is scanned again\n",
-                path, why, root);
+        snprintf(note, note_cap, "%s is damaged (%s): ignored, %s is scanned again", path, why,
+                 root);
         return 0;
     }
     if (!index_fresh(root, x)) {
@@ -200,10 +200,12 @@ static void index_write(const char *root, const struct sn_scan_index *x, time_t 
 }
 
 int sn_index_cache_scan(const char *root, int use_cache, struct sn_scan_index *x, int *cached,
-                        struct sn_err *err)
+                        char *note, size_t note_cap, struct sn_err *err)
 {
     *cached = 0;
-    if (use_cache && index_read(root, x)) {
+    if (note_cap > 0)
+        note[0] = '\0';
+    if (use_cache && index_read(root, x, note, note_cap)) {
         *cached = 1;
         return SN_OK;
     }

@@ -10,10 +10,12 @@
  * count bounded by the bytes left, every path relative and below its folder), when the root's
  * class folders are the ones recorded (one readdir of the root), and when every folder read by
  * the scan still has its recorded mtime and inode. Anything else means a fresh scan; a damaged
- * file is also noted on stderr. The root's own mtime is not recorded: writing the cache changes
- * it. */
+ * file is also noted for the user (in words, never printed here). The root's own mtime is not
+ * recorded: writing the cache changes it. */
 #ifndef SN_INDEX_CACHE_H
 #define SN_INDEX_CACHE_H
+
+#include <stddef.h>
 
 #include "err.h"
 #include "scan.h"
@@ -22,8 +24,10 @@
  * 1), else by sn_scan_index_build (*cached = 0), and then written to the cache when use_cache.
  * Writing is atomic and best effort: a read-only or full data folder is not an error, and a
  * folder changed in the second before the scan began is not cached (a coarse clock could hide
- * a later change). @return SN_OK, or the scan's error (x then empty) */
+ * a later change). note (cap bytes) gets "PATH is damaged (REASON): ignored, ROOT is scanned
+ * again" when a cache file was there but could not be trusted as a file, "" otherwise (a stale
+ * cache is no news). @return SN_OK, or the scan's error (x then empty) */
 int sn_index_cache_scan(const char *root, int use_cache, struct sn_scan_index *x, int *cached,
-                        struct sn_err *err);
+                        char *note, size_t note_cap, struct sn_err *err);
 
 #endif

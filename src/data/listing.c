@@ -110,7 +110,8 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
         goto fail;
     }
     snprintf(ds->root, sizeof ds->root, "%s", root);
-    if ((rc = sn_index_cache_scan(root, dc->index_cache, &x, &cached, err)) != SN_OK)
+    if ((rc = sn_index_cache_scan(root, dc->index_cache, &x, &cached, ds->note,
+                                  sizeof ds->note, err)) != SN_OK)
         goto fail;
     ds->index_source = cached ? SN_INDEX_CACHED : SN_INDEX_SCANNED;
     if (x.folders.n == 0) {
