@@ -15,7 +15,7 @@
 
 #include <stddef.h>  // defines: offsetof
 #include <pthread.h> // defines: pthread_create, pthread_mutex_t, pthread_cond_t
-#include <stdio.h>   // defines: snprintf, fprintf
+#include <stdio.h>   // defines: snprintf
 #include <stdlib.h>  // defines: malloc, calloc, free
 #include <string.h>  // defines: memcpy, memset, strstr, strlen, strerror
 
@@ -68,7 +68,7 @@ struct sn_loader {
     size_t sample;           /* H*W*C floats */
     int steps, local_max, depth, n_threads;
     int32_t *order;          /* owned (n) */
-    uint8_t *reported;       /* owned (n): bad file already printed */
+    uint8_t *reported;       /* owned (n): bad file already reported */
     struct slot *slots;      /* owned (depth) */
     struct worker *workers;  /* owned (n_threads) */
     int n_started;           /* threads actually running */
@@ -197,12 +197,9 @@ static void *worker_main(void *arg)
                 s->has_err = 1;
                 s->first_err = e;
             }
-            if (!l->c.dc->on_bad_image_fail && !l->reported[idx]) {
+            if (!l->c.dc->on_bad_image_fail && l->c.report && !l->reported[idx]) {
                 l->reported[idx] = 1;
-                if (l->c.report)
-                    l->c.report(l->c.report_user, e.msg);
-                else
-                    fprintf(stderr, "shardnet: skipping %s\n", e.msg);
+                l->c.report(l->c.report_user, e.msg);
             }
         } else {
             s->b.ok[row] = 1;

@@ -49,8 +49,10 @@ struct sn_loader_conf {
     int rank, world;
     int shuffle;
     uint64_t seed;
-    /* Where a skipped file is reported, once per file per loader, from a worker thread (with
-       the loader's lock held: keep it short). NULL: a line on stderr. */
+    /* How a skipped file (on_bad_image = skip) reaches the user: called once per file per
+       loader with "PATH: REASON", from a worker thread with the loader's lock held (keep it
+       short). The loader itself never prints: with report NULL a bad file is counted
+       (sn_loader_bad_count, batch n_bad and ok) and told to no one. */
     void (*report)(void *user, const char *msg);
     void *report_user;
 };
@@ -71,8 +73,9 @@ int  sn_loader_start_epoch_at(struct sn_loader *l, int epoch, int first_batch,
                               struct sn_err *err);
 
 /* Next batch of this rank, in order; *out = NULL after the last one. The batch stays valid until
- * sn_loader_release(). A file that does not decode is reported on stderr once (path and reason),
- * counted, and its row marked !ok; with on_bad_image = fail this returns an error naming it. */
+ * sn_loader_release(). A file that does not decode is counted, its row zeroed and marked !ok,
+ * and passed once to the conf's report (path and reason); with on_bad_image = fail this returns
+ * an error naming it instead. */
 int  sn_loader_next(struct sn_loader *l, struct sn_batch **out, struct sn_err *err);
 void sn_loader_release(struct sn_loader *l, struct sn_batch *b);
 
