@@ -76,8 +76,11 @@ void sn_dataset_free(struct sn_dataset *ds);
 
 /* The same on every rank of d, with the folders read by rank 0 only: rank 0 opens the split as
  * above and broadcasts it (or its error) in the form of sn_dataset_pack; the other ranks never
- * touch the data folders. Every rank returns the same code; an error is marked collective.
- * Rank 0's dataset holds rank 0's note (the other ranks' notes are empty).
+ * touch the data folders. Every rank returns the same code; an error is marked collective. That
+ * includes a rank without memory for the list: every rank then returns SN_ENOMEM naming it,
+ * and none is left in a broadcast. After the list arrived, a rank that cannot unpack it or does
+ * not see its folder (an error naming the folder and the rank) fails alone: that error is not
+ * collective. Rank 0's dataset holds rank 0's note (the other ranks' notes are empty).
  * Feature-file splits are read by every rank (one file, no directory walk). */
 struct sn_dist;
 int  sn_dataset_open_shared(struct sn_dataset **out, struct sn_dist *d,

@@ -131,6 +131,25 @@ int sn_dataset_unpack(struct sn_dataset **out, const void *buf, size_t len, stru
     return SN_OK;
 }
 
+static const char *split_name(enum sn_split split)
+{
+    return split == SN_SPLIT_TRAIN ? "train" : split == SN_SPLIT_VAL ? "val" : "test";
+}
+
+/* The way out of sn_dataset_open_shared before the list arrived: frees the packed bytes and
+ * rank 0's dataset, returns e. */
+static int shared_fail(struct sn_dataset **out, const struct sn_dist *d, void *buf,
+                       struct sn_err e, struct sn_err *err)
+{
+    free(buf);
+    if (d->rank == 0) {
+        sn_dataset_free(*out);
+        *out = NULL;
+    }
+    *err = e;
+    return err->code;
+}
+
 int sn_dataset_open_shared(struct sn_dataset **out, struct sn_dist *d,
                            const struct sn_data_conf *dc, enum sn_split split,
                            const struct sn_classes *known, struct sn_err *err)
@@ -163,40 +182,31 @@ int sn_dataset_open_shared(struct sn_dataset **out, struct sn_dist *d,
        that rank 0's scan runs on where ranks share them */
     struct sn_err berr = {0};
     if (sn_dist_barrier_idle(d, &berr) != SN_OK ||
-        sn_dist_bcast(d, &head, sizeof head, 0, &berr) != SN_OK) {
-        free(buf);
-        *err = berr;
-        return err->code;
-    }
+        sn_dist_bcast(d, &head, sizeof head, 0, &berr) != SN_OK)
+        return shared_fail(out, d, buf, berr, err);
     if (head.code != SN_OK) {
-        free(buf);
-        if (d->rank == 0) {
-            sn_dataset_free(*out);
-            *out = NULL;
-        }
         head.msg[sizeof head.msg - 1] = '\0';
-        sn_err_set(err, (int)head.code, "%s", head.msg);
-        err->collective = 1;
-        return (int)head.code;
+        sn_err_set(&berr, (int)head.code, "%s", head.msg);
+        berr.collective = 1;
+        return shared_fail(out, d, buf, berr, err);
     }
-    if (d->rank != 0 && (buf = malloc(head.len ? head.len : 1)) == NULL) {
-        /* the others are entering the broadcast: a rank that cannot take part ends the job
-           rather than leave them waiting */
-        char msg[200];
-        snprintf(msg, sizeof msg, "out of memory for the file list of the %s split (%llu bytes)",
-                 split == SN_SPLIT_TRAIN ? "train" : split == SN_SPLIT_VAL ? "val" : "test",
-                 (unsigned long long)head.len);
-        sn_dist_abort(d, 1, msg);
+    /* Every rank makes room for the list, then all agree that every one could before any enters
+     * the broadcast: a rank that could not would otherwise leave the others waiting in it. The
+     * highest such rank is named (max over ranks of rank + 1). */
+    int short_rank = 0;
+    if (d->rank != 0 && (buf = malloc(head.len ? head.len : 1)) == NULL)
+        short_rank = d->rank + 1;
+    if (sn_dist_allreduce_max_int(d, &short_rank, &berr) != SN_OK)
+        return shared_fail(out, d, buf, berr, err);
+    if (short_rank > 0) {
+        sn_err_set(&berr, SN_ENOMEM, "rank %d: out of memory for the file list of the %s split "
+                                     "(%llu bytes)",
+                   short_rank - 1, split_name(split), (unsigned long long)head.len);
+        berr.collective = 1;
+        return shared_fail(out, d, buf, berr, err);
     }
-    if (sn_dist_bcast(d, buf, (size_t)head.len, 0, &berr) != SN_OK) {
-        free(buf);
-        if (d->rank == 0) {
-            sn_dataset_free(*out);
-            *out = NULL;
-        }
-        *err = berr;
-        return err->code;
-    }
+    if (sn_dist_bcast(d, buf, (size_t)head.len, 0, &berr) != SN_OK)
+        return shared_fail(out, d, buf, berr, err);
     if (d->rank != 0 && rc == SN_OK)
         rc = sn_dataset_unpack(out, buf, (size_t)head.len, err);
     free(buf);
