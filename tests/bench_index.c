@@ -12,7 +12,7 @@
 #include <stdlib.h> // defines: strtol, qsort
 #include <string.h> // defines: memset
 
-#include "data.h"
+#include "dataset.h"
 #include "dist.h"
 #include "sys.h"
 

@@ -4,7 +4,12 @@
  * Ranks other than 0 run with the SN_TEST_FORBID_SCAN hook set, so that a rank that reads a data
  * folder itself fails instead of passing by accident; afterwards, with the hook cleared, each
  * rank scans for itself and must find exactly what it received. An error met by rank 0 reaches
- * every rank; a rank without the folder rank 0 listed says so. */
+ * every rank; a rank without the folder rank 0 listed says so; a rank without memory for the
+ * list makes every rank return the same error instead of leaving them in the broadcast.
+ *
+ * This executable is linked with --wrap=malloc (tests/CMakeLists.txt): every call of malloc in
+ * the shardnet code linked into it goes through __wrap_malloc below, which can fail one of them
+ * on request. MPI's and libc's own calls are not wrapped. */
 #include <setjmp.h> // defines: jmp_buf (cmocka needs it)
 #include <stdarg.h> // defines: va_list (cmocka needs it)
 #include <stddef.h> // defines: size_t (cmocka needs it)
@@ -17,7 +22,7 @@
 #include <sys/stat.h> // defines: mkdir
 #include <unistd.h>   // defines: chdir, getcwd
 
-#include "data.h"
+#include "dataset.h"
 #include "dist.h"
 #include "testutil.h"
 
@@ -28,6 +33,23 @@ static void on_hang(const char *msg, void *user)
 {
     fprintf(stderr, "mpi_index: %s\n", msg);
     sn_dist_abort(user, SN_DIST_PEER_LOST_EXIT);
+}
+
+/* The next malloc of exactly fail_size bytes returns NULL, once, while fail_armed is set;
+ * fail_hits counts those failures. */
+void *__real_malloc(size_t n);
+void *__wrap_malloc(size_t n);
+static size_t fail_size;
+static int fail_armed, fail_hits;
+
+void *__wrap_malloc(size_t n)
+{
+    if (fail_armed && n == fail_size) {
+        fail_armed = 0;
+        fail_hits++;
+        return NULL;
+    }
+    return __real_malloc(n);
 }
 
 static int group_setup(void **state)
@@ -181,12 +203,70 @@ static void test_folder_missing_on_a_rank(void **state)
     assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
 }
 
+/* The last rank cannot allocate the bytes of rank 0's list: every rank returns the same error,
+ * marked collective and naming that rank, and the group goes on (no rank is left waiting in the
+ * broadcast). One rank has no one to receive from: the check is skipped there. */
+static void test_rank_short_of_memory(void **state)
+{
+    struct sn_dist *d = *state;
+    if (d->world == 1)
+        skip();
+    char root[1024];
+    make_tree(d, root, sizeof root);
+    struct sn_data_conf dc;
+    conf(&dc, root);
+    dc.index_cache = 0;
+    struct sn_err err = {0};
+    /* the size of what rank 0 will send: every rank lists the same folder at the same path */
+    struct sn_dataset *own = NULL;
+    void *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(sn_dataset_open(&own, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_int_equal(sn_dataset_pack(own, &bytes, &len, &err), SN_OK);
+    free(bytes);
+    sn_dataset_free(own);
+    assert_true(len > 0);
+
+    int victim = d->world - 1;
+    fail_hits = 0;
+    if (d->rank == victim) {
+        fail_size = len;
+        fail_armed = 1;
+    }
+    if (d->rank > 0)
+        setenv("SN_TEST_FORBID_SCAN", "1", 1);
+    struct sn_dataset *ds = NULL;
+    int rc = sn_dataset_open_shared(&ds, d, &dc, SN_SPLIT_TRAIN, NULL, &err);
+    fail_armed = 0;
+    assert_int_equal(fail_hits, d->rank == victim); /* the failure did happen, there */
+    assert_int_equal(rc, SN_ENOMEM);
+    assert_null(ds);
+    assert_true(err.collective);
+    char want[256];
+    snprintf(want, sizeof want,
+             "rank %d: out of memory for the file list of the train split (%zu bytes)", victim,
+             len);
+    if (strcmp(err.msg, want) != 0)
+        fail_msg("rank %d: '%s', expected '%s'", d->rank, err.msg, want);
+
+    /* every rank left the call in step: the next one works */
+    err = (struct sn_err){0};
+    rc = sn_dataset_open_shared(&ds, d, &dc, SN_SPLIT_TRAIN, NULL, &err);
+    unsetenv("SN_TEST_FORBID_SCAN");
+    if (rc != SN_OK)
+        fail_msg("rank %d: %s", d->rank, err.msg);
+    assert_int_equal(ds->n, 6);
+    sn_dataset_free(ds);
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranks_receive_rank0_index),
         cmocka_unit_test(test_rank0_error_reaches_every_rank),
         cmocka_unit_test(test_folder_missing_on_a_rank),
+        cmocka_unit_test(test_rank_short_of_memory),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -17,7 +17,9 @@
 #include <zlib.h>     // defines: gzopen, gzwrite
 
 #include "config.h"
-#include "data.h"
+#include "dataset.h"
+#include "datasets.h"
+#include "loader.h"
 #include "image.h"
 #include "testutil.h"
 
@@ -46,6 +48,30 @@ static void write_bytes(const char *path, const void *data, size_t len)
     if (len)
         assert_int_equal(fwrite(data, 1, len, f), len);
     assert_int_equal(fclose(f), 0);
+}
+
+/* Sends this process's stderr to path until stderr_end; returns the saved descriptor. */
+static int stderr_begin(const char *path)
+{
+    fflush(stderr);
+    int saved = dup(2);
+    assert_true(saved >= 0);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(dup2(fileno(f), 2), 2);
+    fclose(f);
+    return saved;
+}
+
+/* Gives stderr back; returns the bytes written to it since stderr_begin. */
+static long stderr_end(int saved, const char *path)
+{
+    fflush(stderr);
+    assert_int_equal(dup2(saved, 2), 2);
+    close(saved);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (long)st.st_size;
 }
 
 /* A 28x28 grayscale JPEG of constant value v. */
@@ -524,6 +550,17 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/* ds->note is "<cache> is damaged (<why>): ignored, <root>/train is scanned again". */
+static void expect_cache_note(const struct sn_dataset *ds, const char *start, const char *root)
+{
+    char end[1200];
+    snprintf(end, sizeof end, "): ignored, %s/train is scanned again", root);
+    size_t n = strlen(ds->note), e = strlen(end);
+    if (strncmp(ds->note, start, strlen(start)) != 0 || n < e ||
+        strcmp(ds->note + n - e, end) != 0)
+        fail_msg("note '%s', expected '%s...%s'", ds->note, start, end);
+}
+
 static void test_index_cache(void **state)
 {
     (void)state;
@@ -585,11 +622,19 @@ static void test_index_cache(void **state)
     assert_non_null(good);
     assert_int_equal(fread(good, 1, (size_t)size, f), (size_t)size);
     fclose(f);
+    /* each damage is told in ds->note, in the words users see after "shardnet: note: ", and
+       nothing is printed: the caller prints the note */
+    assert_string_equal(fresh->note, "");
+    char note_want[3000], log[2100];
+    snprintf(note_want, sizeof note_want, "%s is damaged (", cache);
+    snprintf(log, sizeof log, "%s-stderr.txt", root);
+    int saved = stderr_begin(log);
     const long cuts[] = {0, 3, 23, 24, size / 2, size - 1};
     for (int k = 0; k < 6; k++) {
         write_bytes(cache, good, (size_t)cuts[k]);
         ds = open_cached(root, SN_INDEX_SCANNED);
         sn_test_assert_same_dataset(fresh, ds);
+        expect_cache_note(ds, note_want, root);
         sn_dataset_free(ds);
         assert_int_equal(file_size(cache), size); /* rebuilt */
     }
@@ -599,9 +644,12 @@ static void test_index_cache(void **state)
         good[i] ^= 0x01;
         ds = open_cached(root, SN_INDEX_SCANNED);
         sn_test_assert_same_dataset(fresh, ds);
+        expect_cache_note(ds, note_want, root);
         sn_dataset_free(ds);
     }
+    assert_int_equal(stderr_end(saved, log), 0);
     ds = open_cached(root, SN_INDEX_CACHED);
+    assert_string_equal(ds->note, "");
     sn_dataset_free(ds);
     free(good);
     sn_dataset_free(fresh);
@@ -861,6 +909,36 @@ static void test_loader_restart_and_free_midway(void **state)
     sn_dataset_free(ds);
 }
 
+/* What a loader's report received. */
+struct reports {
+    int n;
+    char msg[8][512];
+};
+
+static void collect_report(void *user, const char *msg)
+{
+    struct reports *r = user;
+    if (r->n < 8)
+        snprintf(r->msg[r->n], sizeof r->msg[0], "%s", msg);
+    r->n++;
+}
+
+/* Runs two epochs of a loader made from lc; each meets n_bad bad files. */
+static void run_two_epochs(const struct sn_loader_conf *lc, int n_bad)
+{
+    struct sn_err err = {0};
+    struct sn_loader *l;
+    assert_int_equal(sn_loader_create(&l, lc, &err), SN_OK);
+    for (int epoch = 0; epoch < 2; epoch++) {
+        assert_int_equal(sn_loader_start_epoch(l, epoch, &err), SN_OK);
+        struct sn_batch *b;
+        while (sn_loader_next(l, &b, &err) == SN_OK && b != NULL)
+            sn_loader_release(l, b);
+        assert_int_equal(sn_loader_bad_count(l), n_bad);
+    }
+    sn_loader_free(l);
+}
+
 static void test_loader_bad_files(void **state)
 {
     (void)state;
@@ -907,39 +985,28 @@ static void test_loader_bad_files(void **state)
                 assert_true(mx > 0.0f);
         }
     }
-    /* one loader, two epochs: each bad file is reported once on stderr, counted every epoch */
+    /* one loader, two epochs: each bad file is passed to report once, counted every epoch */
+    struct reports got = {0};
+    struct sn_loader_conf lc1 = {.ds = ds, .dc = &dc, .global_batch = 4, .rank = 0, .world = 1,
+                                 .shuffle = 1, .seed = 1, .report = collect_report,
+                                 .report_user = &got};
+    run_two_epochs(&lc1, 3);
+    assert_int_equal(got.n, 3);
+    for (int i = 0; i < got.n; i++) {
+        assert_true(strstr(got.msg[i], "truncated.jpg") || strstr(got.msg[i], "empty.jpg") ||
+                    strstr(got.msg[i], "text.jpg"));
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(got.msg[i], got.msg[j]);
+    }
+    /* without report the loader counts the same files and prints nothing */
     char log[2048];
     snprintf(log, sizeof log, "%s/stderr.txt", root);
-    fflush(stderr);
-    int saved = dup(2);
-    FILE *lf = fopen(log, "w");
-    assert_non_null(lf);
-    dup2(fileno(lf), 2);
-    struct sn_loader_conf lc1 = {.ds = ds, .dc = &dc, .global_batch = 4, .rank = 0, .world = 1,
-                                 .shuffle = 1, .seed = 1};
-    struct sn_loader *l1;
-    assert_int_equal(sn_loader_create(&l1, &lc1, &err), SN_OK);
-    for (int epoch = 0; epoch < 2; epoch++) {
-        assert_int_equal(sn_loader_start_epoch(l1, epoch, &err), SN_OK);
-        struct sn_batch *bb;
-        while (sn_loader_next(l1, &bb, &err) == SN_OK && bb != NULL)
-            sn_loader_release(l1, bb);
-        assert_int_equal(sn_loader_bad_count(l1), 3);
-    }
-    sn_loader_free(l1);
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-    fclose(lf);
-    lf = fopen(log, "r");
-    char line[4096];
-    int lines = 0;
-    while (fgets(line, sizeof line, lf)) {
-        assert_non_null(strstr(line, "shardnet: skipping "));
-        lines++;
-    }
-    fclose(lf);
-    assert_int_equal(lines, 3);
+    int saved = stderr_begin(log);
+    struct sn_loader_conf lc2 = lc1;
+    lc2.report = NULL;
+    lc2.report_user = NULL;
+    run_two_epochs(&lc2, 3);
+    assert_int_equal(stderr_end(saved, log), 0);
 
     /* strict mode: the error names the file */
     dc.on_bad_image_fail = 1;
@@ -1032,7 +1099,9 @@ static void test_fashion_converter(void **state)
     write_idx(idx, "t10k-labels-idx1-ubyte.gz", 0, 12, 0);
     snprintf(out, sizeof out, "%s/out", idx);
     struct sn_err err = {0};
-    int rc = sn_dataset_fashion_mnist(idx, out, 3, &err);
+    int already = -1;
+    int rc = sn_dataset_fashion_mnist(idx, out, 3, &already, &err);
+    assert_int_equal(already, -1); /* written: not already there */
     if (rc != SN_OK)
         fail_msg("%s", err.msg);
     /* 24 training images: 20 train + 4 val; limit 3 each. Labels i % 10. */
@@ -1066,10 +1135,12 @@ static void test_fashion_converter(void **state)
     assert_int_not_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
     assert_non_null(strstr(err.msg, "3_Dress has no images")); /* limit leaves classes empty */
 
-    /* a second run finds the marker and does nothing */
-    assert_int_equal(sn_dataset_fashion_mnist(idx, out, 3, &err), SN_OK);
+    /* a second run finds the marker, does nothing and says so */
+    already = 0;
+    assert_int_equal(sn_dataset_fashion_mnist(idx, out, 3, &already, &err), SN_OK);
+    assert_int_equal(already, 1);
     /* a different limit on a finished folder is refused */
-    assert_int_not_equal(sn_dataset_fashion_mnist(idx, out, 0, &err), SN_OK);
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, out, 0, NULL, &err), SN_OK);
     assert_non_null(strstr(err.msg, out));
     /* a non-empty folder without marker is refused */
     snprintf(p, sizeof p, "%s/junk", idx);
@@ -1077,11 +1148,11 @@ static void test_fashion_converter(void **state)
     snprintf(p, sizeof p, "%s/junk/file", idx);
     write_bytes(p, "x", 1);
     snprintf(p, sizeof p, "%s/junk", idx);
-    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 3, &err), SN_OK);
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 3, NULL, &err), SN_OK);
     assert_non_null(strstr(err.msg, "not empty"));
     /* full conversion (no limit) of the tiny set: 20 + 4 + 12 files */
     snprintf(p, sizeof p, "%s/full", idx);
-    assert_int_equal(sn_dataset_fashion_mnist(idx, p, 0, &err), SN_OK);
+    assert_int_equal(sn_dataset_fashion_mnist(idx, p, 0, NULL, &err), SN_OK);
     set_path(dc.dir, p);
     assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
     assert_int_equal(ds->n, 20);
@@ -1098,18 +1169,18 @@ static void test_fashion_converter(void **state)
     /* truncated IDX files are refused, naming the file; nothing is left behind */
     write_idx(idx, "t10k-images-idx3-ubyte.gz", 1, 12, 100);
     snprintf(p, sizeof p, "%s/trunc", idx);
-    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 0, &err), SN_OK);
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 0, NULL, &err), SN_OK);
     assert_non_null(strstr(err.msg, "t10k-images-idx3-ubyte.gz"));
     assert_non_null(strstr(err.msg, "truncated"));
     assert_int_equal(count_files(p), -1);
     /* wrong magic */
     write_idx(idx, "t10k-images-idx3-ubyte.gz", 0, 12, 0);
-    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 0, &err), SN_OK);
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 0, NULL, &err), SN_OK);
     assert_non_null(strstr(err.msg, "magic"));
     /* label count mismatch */
     write_idx(idx, "t10k-images-idx3-ubyte.gz", 1, 12, 0);
     write_idx(idx, "t10k-labels-idx1-ubyte.gz", 0, 11, 0);
-    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 0, &err), SN_OK);
+    assert_int_not_equal(sn_dataset_fashion_mnist(idx, p, 0, NULL, &err), SN_OK);
     assert_non_null(strstr(err.msg, "labels"));
 }
 

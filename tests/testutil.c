@@ -11,7 +11,7 @@
 
 #include <cmocka.h> // defines: assert_string_equal, assert_int_equal, assert_true
 
-#include "data.h" // defines: struct sn_dataset
+#include "dataset.h" // defines: struct sn_dataset
 #include "rng.h"
 
 const char *sn_test_dir(const char *name)

@@ -13,9 +13,9 @@
 #include <stdlib.h> // defines: strtol, calloc, free
 #include <string.h> // defines: strcmp, strncmp, strchr, strcspn, memset
 
-#include "cpu.h"  // defines: sn_cpu_kernels
-#include "data.h" // defines: SN_SPLIT_TRAIN, SN_SPLIT_VAL, SN_SPLIT_TEST
-#include "ops.h"  // defines: sn_ops_onednn_free
+#include "cpu.h"     // defines: sn_cpu_kernels
+#include "data_conf.h" // defines: SN_SPLIT_TRAIN, SN_SPLIT_VAL, SN_SPLIT_TEST
+#include "ops.h"     // defines: sn_ops_onednn_free
 
 /* ---------------------------------------------------------------- the tables */
 

@@ -6,7 +6,7 @@
 #include <stdio.h>  // defines: printf
 #include <string.h> // defines: strcmp
 
-#include "data.h"
+#include "datasets.h"
 #include "plot.h"
 #include "timeline.h"
 
@@ -19,12 +19,16 @@ int cmd_dataset(struct cli_args *a, int *argc, char ***argv)
                                "usage: shardnet dataset fashion-mnist|shapes OUTDIR [--limit N]");
     struct sn_err err = {0};
     const char *out = a->positional[2];
-    int rc = shapes ? sn_dataset_shapes(out, a->limit, &err)
+    int already = 0;
+    int rc = shapes ? sn_dataset_shapes(out, a->limit, &already, &err)
                     : sn_dataset_fashion_mnist(a->source ? a->source
                                                          : "/usr/share/datasets/fashion-mnist",
-                                               out, a->limit, &err);
+                                               out, a->limit, &already, &err);
     if (rc != SN_OK)
         return cli_report(&err);
+    if (already)
+        printf("shardnet: %s already holds %s; nothing to do\n", out,
+               shapes ? "the shapes dataset" : "Fashion-MNIST");
     printf("%s holds %s/train, %s/%s and %s/test\n", out, out, out, shapes ? "validation" : "val",
            out);
     return 0;

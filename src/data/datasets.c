@@ -12,7 +12,7 @@
  * and the folder is renamed to OUTDIR: a reader never sees a half-written dataset, and a rerun
  * finds the marker and stops. */
 #define _XOPEN_SOURCE 700 /* nftw */
-#include "data.h"
+#include "datasets.h"
 
 #include <errno.h>    // defines: errno, ENOENT
 #include <dirent.h>   // defines: opendir, readdir
@@ -25,6 +25,7 @@
 #include <unistd.h>   // defines: getpid, rmdir
 #include <zlib.h>     // defines: gzopen, gzread, gzclose
 
+#include "data_conf.h" // defines: SN_PATH_MAX
 #include "image.h"
 #include "rng.h"
 #include "sys.h"
@@ -234,7 +235,7 @@ typedef int (*tree_writer)(const char *tmp, const void *user, struct sn_err *err
 
 /* The part every dataset shares: refuse a foreign non-empty outdir, accept a finished one with the
  * same marker, build in a temporary folder, write the marker last, rename into place. */
-static int build_tree(const char *outdir, const char *what, const char *want, tree_writer write,
+static int build_tree(const char *outdir, const char *want, int *already, tree_writer write,
                       const void *user, struct sn_err *err)
 {
     char marker[SN_PATH_MAX], tmp[SN_PATH_MAX];
@@ -256,7 +257,8 @@ static int build_tree(const char *outdir, const char *what, const char *want, tr
                      "%s holds a finished conversion with different settings (%.40s); HINT: "
                      "remove it to convert again",
                      outdir, have);
-        printf("shardnet: %s already holds %s; nothing to do\n", outdir, what);
+        if (already)
+            *already = 1;
         return SN_OK;
     }
     SN_RETURN_IF(snprintf(tmp, sizeof tmp, "%s.tmp.%ld", outdir, (long)getpid()) >=
@@ -331,13 +333,13 @@ done:
     return rc;
 }
 
-int sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit,
+int sn_dataset_fashion_mnist(const char *idx_dir, const char *outdir, int limit, int *already,
                              struct sn_err *err)
 {
     char want[64];
     snprintf(want, sizeof want, "fashion-mnist limit=%d\n", limit > 0 ? limit : 0);
     struct fashion_job job = {idx_dir, limit};
-    return build_tree(outdir, "Fashion-MNIST", want, write_fashion, &job, err);
+    return build_tree(outdir, want, already, write_fashion, &job, err);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -409,10 +411,10 @@ static int write_shapes(const char *tmp, const void *user, struct sn_err *err)
     return rc;
 }
 
-int sn_dataset_shapes(const char *outdir, int limit, struct sn_err *err)
+int sn_dataset_shapes(const char *outdir, int limit, int *already, struct sn_err *err)
 {
     char want[64];
     snprintf(want, sizeof want, "shapes limit=%d\n", limit > 0 ? limit : 0);
     struct shapes_job job = {limit, 8};
-    return build_tree(outdir, "the shapes dataset", want, write_shapes, &job, err);
+    return build_tree(outdir, want, already, write_shapes, &job, err);
 }

@@ -22,7 +22,7 @@ void sn_image_ctx_free(struct sn_image_ctx *ctx); /* accepts NULL */
 struct sn_image_opts {
     int height, width;     /* target size */
     int channels;          /* 1 (grayscale) or 3 (rgb) */
-    int interp;            /* enum sn_interp of data.h: 0 bilinear, 1 nearest, 2 area */
+    int interp;            /* enum sn_interp of data_conf.h: 0 bilinear, 1 nearest, 2 area */
     int crop_to_aspect_ratio;
     long long max_pixels;  /* 0 = no limit */
     int no_dct_scaling;    /* 1: always decode JPEGs at full size (the exact Keras path) */

@@ -10,8 +10,10 @@
 #include <stdlib.h> // defines: malloc, calloc, free, qsort
 #include <string.h> // defines: memset, strcmp
 
+#include "console.h"
 #include "cpu.h"
-#include "data.h"
+#include "dataset.h"
+#include "loader.h"
 #include "image.h"
 #include "layout.h"
 #include "model.h"
@@ -28,7 +30,7 @@
 #include "tune.h"
 
 static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn_bench_opts *bo,
-                      FILE *out, struct sn_err *err)
+                      FILE *out, FILE *errs, struct sn_err *err)
 {
     struct sn_data_conf dc = st->dc;
     const struct sn_augment_conf ac = st->ac;
@@ -36,6 +38,7 @@ static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn
     struct sn_dataset *ds;
     /* rank 0 lists the folder and hands the list to the others, as training does */
     SN_FORWARD(sn_dataset_open_shared(&ds, d, &dc, SN_SPLIT_TRAIN, NULL, err));
+    sn_console_dataset_note(errs, ds);
     int batch = bo->batch ? bo->batch : tc.batch_size;
     int steps = (ds->n + batch - 1) / batch;
     if (bo->iters > 0 && bo->iters < steps)
@@ -64,7 +67,8 @@ static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn
         struct sn_loader *ld;
         struct sn_loader_conf lc = {.ds = ds, .dc = &dc, .aug = ac.enabled ? &ac : NULL,
                                     .global_batch = batch, .rank = d->rank, .world = d->world,
-                                    .shuffle = 0, .seed = tc.seed};
+                                    .shuffle = 0, .seed = tc.seed,
+                                    .report = sn_console_report_file, .report_user = errs};
         rc = sn_loader_create(&ld, &lc, err);
         if (rc != SN_OK)
             break;
@@ -551,7 +555,7 @@ int sn_bench(const struct sn_config *cfg, struct sn_dist *d, const struct sn_ben
         }
     }
     if (rc == SN_OK && bo->data_only)
-        rc = bench_data(&b->st, d, bo, out, err);
+        rc = bench_data(&b->st, d, bo, out, errs, err);
     else if (rc == SN_OK)
         rc = bench_train(b, errs, err);
     bench_free(b);

@@ -61,6 +61,14 @@ void sn_console_report_file(void *user, const char *msg)
     fflush(user);
 }
 
+void sn_console_dataset_note(FILE *errs, const struct sn_dataset *ds)
+{
+    if (ds && ds->note[0]) {
+        fprintf(errs, "shardnet: note: %s\n", ds->note);
+        fflush(errs);
+    }
+}
+
 void sn_console_epoch(struct sn_console *c, int steps, double seconds_before)
 {
     c->steps = steps;

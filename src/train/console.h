@@ -11,6 +11,8 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "dataset.h"
+
 struct sn_console {
     FILE *out;          /* view: progress and notes (rank 0) */
     FILE *errs;         /* view: reports of skipped files (every rank) */
@@ -38,6 +40,10 @@ void sn_console_report(void *user, const char *msg);
 /* The same report where there is no console (evaluate, extract): user is the FILE * to write
  * the line on. */
 void sn_console_report_file(void *user, const char *msg);
+
+/* A listing's note (a damaged index cache rebuilt: dataset.h), if it has one, as
+ * "shardnet: note: NOTE" on errs. */
+void sn_console_dataset_note(FILE *errs, const struct sn_dataset *ds);
 
 /* An epoch of `steps` steps starts, seconds_before of it already done (a resumed epoch). */
 void sn_console_epoch(struct sn_console *c, int steps, double seconds_before);

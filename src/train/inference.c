@@ -155,6 +155,8 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
     struct sn_classes known = {t.n_classes, (const char(*)[64])t.classes};
     if (rc == SN_OK)
         rc = sn_dataset_open(&ds, dc, (enum sn_split)split, &known, err);
+    if (rc == SN_OK)
+        sn_console_dataset_note(errs, ds);
     if (rc == SN_OK) {
         sn_dataset_describe(ds, dc, (enum sn_split)split, notes);
         char missing[512];

@@ -11,9 +11,9 @@
 #include <stdio.h>
 
 #include "config.h"
-#include "data.h"
 #include "dist.h"
 #include "err.h"
+#include "loader.h"
 #include "model.h"
 
 struct sn_eval_result {

@@ -16,7 +16,7 @@
 #include "callbacks.h"
 #include "checkpoint.h"
 #include "config.h"
-#include "data.h"
+#include "dataset.h"
 #include "err.h"
 #include "settings.h"
 

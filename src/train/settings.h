@@ -14,7 +14,7 @@
 #include "augment.h"
 #include "callbacks.h"
 #include "config.h"
-#include "data.h"
+#include "data_conf.h"
 #include "err.h"
 #include "model.h"
 #include "optim.h"

@@ -1,7 +1,7 @@
 /* train.h — `shardnet train`: fit, data-parallel, on every rank of an MPI job.
  *
  * Training is data-parallel: `batch_size` is the global batch, each rank computes gradients on
- * its slice (data.h), gradients are summed over ranks (step.h) and the update is the same
+ * its slice (loader.h), gradients are summed over ranks (step.h) and the update is the same
  * everywhere. Validation is sharded the same way and summed. Rank 0 alone writes history and
  * checkpoints and runs the callbacks (callbacks.h); one broadcast per epoch carries its
  * decisions to the others. Rank-0-only code holds no collective.

@@ -1,0 +1,166 @@
+/* data_conf.c — the [data] section: where the images are (dir, or train/val/test, or a feature
+ * file), how they are decoded (image_size, color_mode, interpolation, crop_to_aspect_ratio),
+ * labelled (label_mode, class_names) and split (validation_split, seed), and how the loader runs
+ * (threads, queue_depth, on_bad_image, max_pixels, index_cache). A [data] section must give
+ * image_size (unless it names a feature file); every other key has a default. Each error names
+ * the config line. */
+#include "data_conf.h"
+
+#include <limits.h> // defines: INT_MAX
+#include <stdio.h>  // defines: snprintf
+#include <string.h> // defines: memset, memcpy, strcmp
+
+#include "featfile.h"
+
+/* Copies a comma-separated list into dc->class_names, trimming blanks. */
+static int parse_class_names(struct sn_data_conf *dc, const struct sn_config *cfg,
+                             const struct sn_section *s, const char *list, struct sn_err *err)
+{
+    const char *p = list;
+    dc->n_class_names = 0;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '(' || *p == '[')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == ')' || t[-1] == ']'))
+            t--;
+        size_t len = (size_t)(t - p);
+        if (len == 0)
+            return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                                   "empty class name in '%s'", list);
+        if (len >= sizeof dc->class_names[0])
+            return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                                   "class name '%.*s' longer than %zu characters", (int)len, p,
+                                   sizeof dc->class_names[0] - 1);
+        if (dc->n_class_names >= SN_MAX_CLASSES)
+            return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                                   "more than %d classes", SN_MAX_CLASSES);
+        memcpy(dc->class_names[dc->n_class_names], p, len);
+        dc->class_names[dc->n_class_names][len] = '\0';
+        for (int i = 0; i < dc->n_class_names; i++)
+            if (strcmp(dc->class_names[i], dc->class_names[dc->n_class_names]) == 0)
+                return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                                       "class '%s' listed twice", dc->class_names[i]);
+        dc->n_class_names++;
+        p = *e ? e + 1 : e;
+    }
+    return SN_OK;
+}
+
+int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, struct sn_err *err)
+{
+    memset(dc, 0, sizeof *dc);
+    /* without a [data] section (a network described for `summary`) every key takes its
+       default and there is no image size: commands that read images say so */
+    const struct sn_section *s = sn_config_find(cfg, "data");
+
+    SN_FORWARD(sn_section_string(cfg, s, "dir", NULL, dc->dir, sizeof dc->dir, err));
+    sn_config_where(cfg, s, "dir", dc->dir_where, sizeof dc->dir_where);
+    static const char *const split_keys[3] = {"train", "val", "test"};
+    for (int i = 0; i < 3; i++) {
+        SN_FORWARD(sn_section_string(cfg, s, split_keys[i], NULL, dc->split_dir[i],
+                                     sizeof dc->split_dir[i], err));
+        sn_config_where(cfg, s, split_keys[i], dc->split_where[i], sizeof dc->split_where[i]);
+    }
+
+    SN_FORWARD(sn_section_string(cfg, s, "features", NULL, dc->features, sizeof dc->features,
+                                 err));
+    sn_config_where(cfg, s, "features", dc->features_where, sizeof dc->features_where);
+    if (dc->features[0]) {
+        /* the samples' shape is the feature file's (the shapes are read, not the arrays) */
+        struct sn_features f;
+        if (sn_features_read(dc->features, "", &f, err) != SN_OK) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return sn_err_set(err, err->code, "[data] features (%s): %s", dc->features_where, why);
+        }
+        const struct sn_feature_split *t = sn_features_find(&f, "train");
+        int ok = t != NULL;
+        if (ok) {
+            dc->height = t->h, dc->width = t->w, dc->channels = t->c;
+        }
+        sn_features_free(&f);
+        SN_RETURN_IF(!ok, err, SN_EDATA, "%s ([data] features, %s) holds no train split",
+                     dc->features, dc->features_where);
+        return SN_OK;
+    }
+    if (s != NULL && sn_section_key(s, "image_size") == NULL)
+        return sn_config_missing(cfg, s, "image_size",
+                                 "required: 28 or height,width such as 180,180", err);
+    int hw[2];
+    SN_FORWARD(sn_section_int2(cfg, s, "image_size", 0, 0, 1, 16384, hw, err));
+    dc->height = hw[0];
+    dc->width = hw[1];
+
+    static const char *const color_modes[] = {"grayscale", "rgb", NULL};
+    int cm;
+    SN_FORWARD(sn_section_choice(cfg, s, "color_mode", "rgb", color_modes, &cm, err));
+    dc->channels = cm == 0 ? 1 : 3;
+
+    static const char *const interps[] = {"bilinear", "nearest", "area", NULL};
+    int in;
+    SN_FORWARD(sn_section_choice(cfg, s, "interpolation", "bilinear", interps, &in, err));
+    dc->interp = (enum sn_interp)in;
+    SN_FORWARD(sn_section_bool(cfg, s, "crop_to_aspect_ratio", 0, &dc->crop_to_aspect_ratio, err));
+
+    static const char *const label_modes[] = {"int", "categorical", "binary", NULL};
+    int lm;
+    dc->label_mode_set = sn_section_key(s, "label_mode") != NULL;
+    SN_FORWARD(sn_section_choice(cfg, s, "label_mode", "int", label_modes, &lm, err));
+    dc->label_mode = (enum sn_label_mode)lm;
+
+    char list[SN_CFG_VALUE_MAX];
+    SN_FORWARD(sn_section_string(cfg, s, "class_names", NULL, list, sizeof list, err));
+    if (list[0])
+        SN_FORWARD(parse_class_names(dc, cfg, s, list, err));
+    if (dc->label_mode == SN_LABEL_BINARY && dc->n_class_names && dc->n_class_names != 2)
+        return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
+                               "label_mode = binary needs exactly 2 classes, %d listed",
+                               dc->n_class_names);
+
+    SN_FORWARD(sn_section_float(cfg, s, "validation_split", 0.0, 0.0, 1.0, &dc->validation_split,
+                                err));
+    if (dc->validation_split >= 1.0)
+        return sn_config_error(cfg, s, "validation_split", err, SN_EINVAL,
+                               "must be below 1 (a fraction such as 0.2)");
+
+    int seed;
+    const struct sn_section *train = sn_config_find(cfg, "train");
+    if (sn_section_key(s, "seed") != NULL) {
+        SN_FORWARD(sn_section_int(cfg, s, "seed", 0, 0, INT_MAX, &seed, err));
+        dc->has_split_seed = 1;
+        dc->split_seed = (uint64_t)seed;
+    } else if (train != NULL && sn_section_key(train, "seed") != NULL) {
+        SN_FORWARD(sn_section_int(cfg, train, "seed", 0, 0, INT_MAX, &seed, err));
+        dc->has_split_seed = 1;
+        dc->split_seed = (uint64_t)seed;
+    }
+    if (dc->validation_split > 0) {
+        if (!dc->has_split_seed)
+            return sn_config_error(cfg, s, "validation_split", err, SN_EINVAL,
+                                   "validation_split needs a seed, as in Keras; HINT: add seed = "
+                                   "<int> to [data] or [train]");
+        if (dc->split_dir[SN_SPLIT_VAL][0])
+            return sn_config_error(cfg, s, "validation_split", err, SN_EINVAL,
+                                   "validation_split and val = %s both give a validation set; "
+                                   "keep one", dc->split_dir[SN_SPLIT_VAL]);
+    }
+
+    static const char *const bad_modes[] = {"skip", "fail", NULL};
+    SN_FORWARD(sn_section_choice(cfg, s, "on_bad_image", "skip", bad_modes,
+                                 &dc->on_bad_image_fail, err));
+    SN_FORWARD(sn_section_int(cfg, s, "threads", 0, 0, 256, &dc->threads, err));
+    if (dc->threads == 0)
+        dc->threads = 2;
+    SN_FORWARD(sn_section_int(cfg, s, "queue_depth", 0, 0, 64, &dc->queue_depth, err));
+    if (dc->queue_depth == 0)
+        dc->queue_depth = 4;
+    double mp;
+    SN_FORWARD(sn_section_float(cfg, s, "max_pixels", 89478485.0, 0.0, 1e15, &mp, err));
+    dc->max_pixels = (long long)mp;
+    SN_FORWARD(sn_section_bool(cfg, s, "index_cache", 1, &dc->index_cache, err));
+    return SN_OK;
+}

@@ -1,0 +1,91 @@
+/* loader.h — the epoch order, and the loader that streams each rank's shard of every global
+ * batch through decoding and augmentation on worker threads (loader.c).
+ *
+ * Order and sharding: epoch e has one global order, a permutation that is a function of
+ * (seed, e) only. Global batch b holds order[b*B .. b*B+B) (the last one may be shorter); rank r
+ * of N takes the contiguous slice [r*nb/N, (r+1)*nb/N) of it, nb the batch's size. So the samples
+ * of a global batch never depend on N, every rank runs the same number of steps, and nothing is
+ * padded or duplicated. A rank's slice may be empty (nb < N); it still takes part in the step.
+ *
+ * Pixels are delivered as float (N,H,W,C) in [0,255], like Keras; a Rescaling layer scales. */
+#ifndef SN_LOADER_H
+#define SN_LOADER_H
+
+#include <stdint.h>
+
+#include "augment.h"
+#include "data_conf.h"
+#include "dataset.h"
+#include "err.h"
+
+/* Position [first, first+count) of this rank's slice of a global batch of nb samples. */
+static inline void sn_shard_slice(int nb, int rank, int world, int *first, int *count)
+{
+    int lo = (int)((long long)nb * rank / world), hi = (int)((long long)nb * (rank + 1) / world);
+    *first = lo;
+    *count = hi - lo;
+}
+
+/* The global order of epoch e: a permutation of 0..n-1, a function of (seed, epoch) only.
+ * shuffle = 0 gives the identity. order must hold n entries. */
+void sn_epoch_order(int n, uint64_t seed, int epoch, int shuffle, int32_t *order);
+
+struct sn_batch {
+    int n;                /* rows on this rank (may be 0) */
+    int global_n;         /* rows of the global batch, all ranks together */
+    int step;             /* index of the batch within the epoch */
+    float *x;             /* (n,H,W,C) in [0,255] — owned by the loader */
+    int32_t *y;           /* (n) class index (label_mode int; losses expand it as needed) */
+    int64_t *ids;         /* (n) index of each sample in the dataset */
+    uint8_t *ok;          /* (n) 0 where the file could not be decoded (row is zeros) */
+    int n_bad;            /* rows with ok == 0 */
+};
+
+struct sn_loader_conf {
+    const struct sn_dataset *ds;
+    const struct sn_data_conf *dc;
+    const struct sn_augment_conf *aug; /* NULL: no augmentation */
+    int global_batch;
+    int rank, world;
+    int shuffle;
+    uint64_t seed;
+    /* How a skipped file (on_bad_image = skip) reaches the user: called once per file per
+       loader with "PATH: REASON", from a worker thread with the loader's lock held (keep it
+       short). The loader itself never prints: with report NULL a bad file is counted
+       (sn_loader_bad_count, batch n_bad and ok) and told to no one. */
+    void (*report)(void *user, const char *msg);
+    void *report_user;
+};
+
+struct sn_loader;
+
+/* Creates the loader and its worker threads (dc->threads). Buffers are allocated here, once. */
+int  sn_loader_create(struct sn_loader **out, const struct sn_loader_conf *c, struct sn_err *err);
+void sn_loader_free(struct sn_loader *l); /* joins the workers; accepts NULL */
+
+/* Global steps per epoch: ceil(n / global_batch). Same on every rank. */
+int  sn_loader_steps(const struct sn_loader *l);
+
+/* Starts decoding epoch `epoch` (its order depends on seed and epoch only). */
+int  sn_loader_start_epoch(struct sn_loader *l, int epoch, struct sn_err *err);
+/* The same from batch first_batch on, without decoding the batches before it (a resumed run). */
+int  sn_loader_start_epoch_at(struct sn_loader *l, int epoch, int first_batch,
+                              struct sn_err *err);
+
+/* Next batch of this rank, in order; *out = NULL after the last one. The batch stays valid until
+ * sn_loader_release(). A file that does not decode is counted, its row zeroed and marked !ok,
+ * and passed once to the conf's report (path and reason); with on_bad_image = fail this returns
+ * an error naming it instead. */
+int  sn_loader_next(struct sn_loader *l, struct sn_batch **out, struct sn_err *err);
+void sn_loader_release(struct sn_loader *l, struct sn_batch *b);
+
+/* Seconds sn_loader_next spent waiting for workers since the epoch started. */
+double sn_loader_wait_seconds(const struct sn_loader *l);
+/* Bad files met in this epoch on this rank. */
+int  sn_loader_bad_count(const struct sn_loader *l);
+
+/* Decodes one file to (H,W,C) float [0,255] with the data settings (used by `predict`). */
+int  sn_data_load_image(const struct sn_data_conf *dc, const char *path, float *out,
+                        struct sn_err *err);
+
+#endif
