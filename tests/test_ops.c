@@ -145,6 +145,45 @@ static void test_conv_small_cases(void **state)
             check_conv_case(fast[k], &cases[i], 1e-5, 0);
 }
 
+/* A 1x1 convolution with stride on fewer input channels than oneDNN's 1x1 kernels take in a
+ * block (8 on AVX2, 16 on AVX-512): oneDNN 2.6.3 computes its weight gradient out of a
+ * workspace too small for it (ops_dnnl.c, conv_bwd_weights_overruns), a wrong dW where two
+ * threads share it, a write past the scratchpad with one. The class around the case of
+ * test_conv_small_cases: strides 2, 3, 4 and unequal ones, 1 to 15 channels, batches, and
+ * images up to 64x64 (where the AVX-512 kernel's overrun leaves its allocation's slack);
+ * forward and input gradient too, and 16 and 24 channels beside the class. On quarters, so that
+ * sums over 4,096 pixels are exact and any wrong value shows. Each thread count starts from no
+ * primitive, since oneDNN sizes a primitive's work for the threads at hand. */
+static void test_conv_1x1_strided_few_channels(void **state)
+{
+    static const struct conv_case cases[] = {
+        /* n  h  w  c oc kh kw sh sw same */
+        {1, 8, 8, 4, 3, 1, 1, 2, 2, 0},    /* test_conv_small_cases's */
+        {2, 16, 16, 3, 8, 1, 1, 2, 2, 0},  /* RGB */
+        {3, 13, 13, 5, 16, 1, 1, 3, 3, 0}, /* stride 3 */
+        {2, 17, 17, 1, 8, 1, 1, 4, 4, 0},  /* one channel, stride 4 */
+        {1, 8, 8, 4, 3, 1, 1, 1, 2, 0},    /* stride along the width only */
+        {2, 11, 11, 7, 9, 1, 1, 2, 1, 0},  /* along the height only */
+        {2, 12, 10, 2, 5, 1, 1, 2, 3, 1},  /* unequal strides, same */
+        {4, 64, 64, 8, 16, 1, 1, 2, 2, 0}, /* 8 channels: under AVX-512's block, AVX2's own */
+        {3, 32, 32, 12, 16, 1, 1, 2, 2, 1}, /* 12 */
+        {2, 28, 28, 15, 8, 1, 1, 2, 2, 0}, /* 15 */
+        {2, 16, 16, 16, 8, 1, 1, 2, 2, 0}, /* 16: a whole block */
+        {2, 16, 16, 24, 8, 1, 1, 2, 2, 0}, /* 24 */
+    };
+    int threads = sn_ops_get_threads();
+    static const int nthr[] = {2, 1};
+    for (size_t t = 0; t < sizeof nthr / sizeof nthr[0]; t++) {
+        sn_ops_onednn_free();
+        sn_ops_set_threads(nthr[t]);
+        for (size_t k = 0; k < N_FAST; k++)
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                check_conv_case(fast[k], &cases[i], 1e-5, 1);
+    }
+    sn_ops_onednn_free();
+    sn_ops_set_threads(threads);
+}
+
 /* Winograd's F(4x4, 3x3) reorders the sums and goes through fractions (1/4, 1/6, ...) that
  * float cannot hold exactly: agreement to 5e-4 relative, not 1e-5 (a weight gradient summed
  * over 16,000 positions, twice, is the worst case here: 1.5e-4). On a CPU where oneDNN has no
@@ -735,6 +774,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_small_cases),
+        cmocka_unit_test(test_conv_1x1_strided_few_channels),
         cmocka_unit_test(test_conv_winograd),
         cmocka_unit_test(test_conv_chunked),
         cmocka_unit_test(test_blocked_layouts),
