@@ -738,7 +738,10 @@ static void winograd_conv2d_backward(const struct sn_conv_desc *d, const float *
 
 /* bf16: the inputs of each product rounded to bfloat16 (8 bits of mantissa), sums and results in
  * fp32, on AVX-512 BF16's dot-product instructions or AMX; the weights stay fp32 in the model
- * (the optimizer's master copy) and are rounded on the way in, like the activations. */
+ * (the optimizer's master copy) and are rounded on the way in, like the activations. On other
+ * AVX-512 CPUs oneDNN 2.6.3 emulates those instructions (same results, slower); below AVX-512 it
+ * has no bf16 convolution, every bf16 primitive is refused and these compute as sn_ops_onednn,
+ * in fp32 (test_ops checks each case). */
 static void bf16_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
                                 const float *b, enum sn_act act, float *out, void *scratch)
 {
