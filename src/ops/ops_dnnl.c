@@ -24,9 +24,9 @@
  *
  * Contracts are those of ops.h: backward overwrites din and accumulates dw, db (the gradient of
  * the weights comes out blocked and is reordered into dw with a "sum" post-op, so += costs no
- * extra pass). A shape oneDNN refuses is computed by sn_ops_blas, which the layers' scratch is
- * sized for (on NHWC copies when its tensors are blocked). This file is the only one that
- * includes <dnnl.h>. */
+ * extra pass). A shape oneDNN refuses, or computes wrong (conv_bwd_weights_overruns), is
+ * computed by sn_ops_blas, which the layers' scratch is sized for (on NHWC copies when its
+ * tensors are blocked). This file is the only one that includes <dnnl.h>. */
 #include "ops.h"
 
 #include "hooks.h" // defines: sn_test_hook
@@ -34,7 +34,7 @@
 #include <dnnl.h>   // defines: dnnl_engine_create, dnnl_convolution_forward_desc_init, ...
 #include <stdio.h>  // defines: snprintf
 #include <stdlib.h> // defines: posix_memalign, free, realloc, getenv
-#include <string.h> // defines: memcmp, memset
+#include <string.h> // defines: memcmp, memset, strstr
 
 /* Debian's oneDNN threads with GNU OpenMP (libgomp, linked by CMakeLists.txt): its thread count
  * is libgomp's. Declared here rather than through <omp.h>, which would tie the build to one
@@ -360,6 +360,35 @@ static int act_io(struct act_io *io, const_dnnl_primitive_desc_t pd, dnnl_query_
            (output ? make_reorder(&io->re, md, user, 0) : make_reorder(&io->re, user, md, 0));
 }
 
+/* Whether pd, a weight gradient oneDNN chose for d, is one its 1x1 kernels compute wrong.
+ *
+ * oneDNN 2.6.3's 1x1 weight-gradient kernels (jit_1x1:avx2, jit_1x1:avx512_core: files
+ * jit_avx2_1x1_convolution.cpp and jit_avx512_common_1x1_convolution.cpp, function
+ * execute_backward_weights) first copy the strided input into a dense per-thread workspace
+ * ("reduce to unit stride", taken for every stride above 1). For a plain (NHWC) input,
+ * rtus_prepare_space_info books that workspace as (output pixels) x C floats, but the copy is
+ * addressed at pixel * ic_block, the kernel's channel block (8 on AVX2, 16 on AVX-512): with
+ * C < ic_block the later pixels land in the next thread's workspace, then past the scratchpad.
+ * The result is a wrong dW with 2 threads or more (1.4 relative on 4 channels, 8x8, stride 2,
+ * AVX2), and heap corruption with 1. Forward and data gradient of the same shapes are right
+ * (on AVX2, valgrind clean); a blocked input, stride 1 or C >= ic_block are not affected.
+ * Reported upstream as oneDNN issue 6035 (open), with the same statements in oneDNN 3.x.
+ *
+ * So such a weight gradient is refused and sn_ops_blas computes it: it is the small case (fewer
+ * than 16 input channels, a 1x1 kernel), cheap either way. 16 is the largest channel block of
+ * those kernels; C in 8..15 on AVX2 is refused without need, which costs nothing worth a rule
+ * per instruction set. Matched on the implementation's name so that any 1x1 kernel of oneDNN
+ * (bf16's too) is covered. */
+static int conv_bwd_weights_overruns(const_dnnl_primitive_desc_t pd, const struct sn_conv_desc *d)
+{
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    int plain = src && src->format_kind == dnnl_blocked &&
+                src->format_desc.blocking.inner_nblks == 0;
+    return impl && strstr(impl, "1x1") && (d->sh > 1 || d->sw > 1) && d->c < 16 && plain;
+}
+
 static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, int relu, int alg)
 {
     if (!dn_init() || dn.refuse)
@@ -398,6 +427,7 @@ static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, 
                                                          bias ? &g.bias : NULL, &g.adst,
                                                          g.strides, g.pl, g.pr) == dnnl_success &&
              dnnl_primitive_desc_create(&pd, &cd, attr, dn.engine, fwd) == dnnl_success &&
+             !conv_bwd_weights_overruns(pd, d) &&
              prim_weights(e, pd, dnnl_query_diff_weights_md, &g, 1) && mem(&e->src, &g.src) &&
              mem(&e->dst, &g.dst) && act_io(&e->io_src, pd, dnnl_query_src_md, &g.src, 0, 0) &&
              act_io(&e->io_dst, pd, dnnl_query_diff_dst_md, &g.dst, 1, 0);
@@ -708,7 +738,10 @@ static void winograd_conv2d_backward(const struct sn_conv_desc *d, const float *
 
 /* bf16: the inputs of each product rounded to bfloat16 (8 bits of mantissa), sums and results in
  * fp32, on AVX-512 BF16's dot-product instructions or AMX; the weights stay fp32 in the model
- * (the optimizer's master copy) and are rounded on the way in, like the activations. */
+ * (the optimizer's master copy) and are rounded on the way in, like the activations. On other
+ * AVX-512 CPUs oneDNN 2.6.3 emulates those instructions (same results, slower); below AVX-512 it
+ * has no bf16 convolution, every bf16 primitive is refused and these compute as sn_ops_onednn,
+ * in fp32 (test_ops checks each case). */
 static void bf16_conv2d_forward(const struct sn_conv_desc *d, const float *in, const float *w,
                                 const float *b, enum sn_act act, float *out, void *scratch)
 {
