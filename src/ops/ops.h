@@ -166,7 +166,8 @@ size_t sn_ops_conv2d_scratch_max(const struct sn_conv_desc *d);
 int sn_ops_onednn_blocked_native(void);
 
 /* Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX), which sn_ops_bf16 needs to be
- * fast: elsewhere oneDNN would emulate it or fall back to reference loops. */
+ * fast: elsewhere oneDNN emulates it (AVX-512 without BF16), or has no bf16 convolution at all
+ * (below AVX-512), where sn_ops_bf16 computes as sn_ops_onednn, in fp32. */
 int sn_ops_bf16_native(void);
 
 /* Whether sn_ops_winograd computes convolution d with Winograd's algorithm on this CPU; when
