@@ -15,7 +15,7 @@
 #include "callbacks.h"
 #include "config.h"
 
-/* Runs n epochs of val_loss at lr 1 (ReduceLROnPlateau's changes applied as train.c applies
+/* Runs n epochs of val_loss at lr 1 (ReduceLROnPlateau's changes applied as fit.c applies
  * them); stop_at gets the epoch that stopped (-1 none), lrs the lr after each epoch, saved the
  * epochs whose checkpoint is the best so far. */
 static void feed(const struct sn_callbacks_conf *c, struct sn_callbacks_state *st,

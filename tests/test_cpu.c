@@ -1,5 +1,5 @@
 /* test_cpu.c — the choice of OpenBLAS's kernels (cpu.c) and the start-up check of the loaded
- * GEMM (ops.c). The choice is a pure function of the CPU's level and OpenBLAS's own pick, so
+ * GEMM (ops_blas.c). The choice is a pure function of the CPU's level and OpenBLAS's own pick, so
  * every case, including CPUs this machine is not, is tested here; e2e_kernels.sh tests the
  * process around it (start again with OPENBLAS_CORETYPE, respect a user's value, step down when
  * the check fails). */

@@ -232,7 +232,7 @@ static double diff_to_max(const float *a, const float *b, size_t n)
  * AMX: sn_ops_bf16_native) oneDNN rounds the inputs to bf16. On other AVX-512 CPUs oneDNN 2.6.3
  * emulates those instructions: the same rounding, slower. Below AVX-512 it has no bf16
  * convolution at all: the bf16 primitives are refused and the table computes as sn_ops_onednn,
- * in fp32 ([train] precision = bf16 is refused on such a CPU before any work, train.c's
+ * in fp32 ([train] precision = bf16 is refused on such a CPU before any work, settings.c's
  * sn_settings_check_cpu, so there only its correctness matters). */
 enum bf16_kind { BF16_NATIVE, BF16_EMULATED, BF16_FP32 };
 

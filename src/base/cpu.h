@@ -6,8 +6,8 @@
  * AVX-512 and AMX: 922-1,178 images/s on Listing 8.1, against 3,049 with its Cooperlake
  * kernels). shardnet reads the CPU's features itself (cpuid) and, when OpenBLAS chose kernels
  * below what the CPU supports and the user set no OPENBLAS_CORETYPE, starts itself again with
- * the right one (cli.c: the only way to change the choice of a library already loaded). A
- * start-up check then compares the kernels' GEMM with a naive one (ops.c) and steps down a level,
+ * the right one (cli/kernels.c: the only way to change the choice of a library already loaded). A
+ * start-up check then compares the kernels' GEMM with a naive one (ops_blas.c) and steps down a level,
  * with a warning, when they disagree: older OpenBLAS builds compute wrong products on some CPUs.
  *
  * Everything here is pure except sn_cpu_detect (cpuid), so the decisions are unit-tested. */
@@ -51,7 +51,7 @@ const char *sn_blas_core_below(const char *failed);
 
 /* One line on the kernels this process runs, for the start line, `bench` and `version`:
  * "OpenBLAS 0.3.21 Cooperlake kernels (chosen for AVX-512 BF16, AMD EPYC); oneDNN 2.6.3
- * avx512_core_bf16". Set once by cli.c at start, before any thread. */
+ * avx512_core_bf16". Set once by the CLI at start, before any thread. */
 void sn_cpu_set_kernels(const char *line);
 const char *sn_cpu_kernels(void);
 

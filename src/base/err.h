@@ -1,8 +1,9 @@
 /* err.h — error reporting for the library: functions return an int code and fill a struct sn_err.
  *
- * The library never exits and never prints an error on its own: only cli.c decides what a failure
- * means for the process. A message names what failed (file, config line, key, rank) and, where
- * there is one, what to do next ("HINT: ..."). */
+ * The library never exits, aborts or prints: it returns, and only the CLI (src/cli) decides what
+ * a failure means for the process and says it. Where the library writes text, it writes to a
+ * stream its caller handed it. A message names what failed (file, config line, key, rank) and,
+ * where there is one, what to do next ("HINT: ..."). */
 #ifndef SN_ERR_H
 #define SN_ERR_H
 
