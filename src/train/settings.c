@@ -15,6 +15,7 @@ static int train_conf_parse(struct sn_train_conf *tc, const struct sn_config *cf
     int seed;
     SN_FORWARD(sn_section_int(cfg, t, "epochs", 10, 1, 1000000, &tc->epochs, err));
     SN_FORWARD(sn_section_int(cfg, t, "batch_size", 32, 1, 1 << 20, &tc->batch_size, err));
+    SN_FORWARD(sn_section_int(cfg, t, "micro_batch", 16, 1, 1 << 20, &tc->micro_batch, err));
     SN_FORWARD(sn_section_int(cfg, t, "seed", 1337, 0, 2147483647, &seed, err));
     tc->seed = (uint64_t)seed;
     SN_FORWARD(sn_section_bool(cfg, t, "shuffle", 1, &tc->shuffle, err));
