@@ -305,7 +305,8 @@ static int bench_setup(struct bench *b, struct sn_err *err)
     }
     SN_FORWARD(sn_threads_apply(st->tc.threads, d, &b->threads, err));
     int global = bo->batch ? bo->batch * d->world : st->tc.batch_size, first;
-    b->micro = st->tc.micro_batch;
+    /* --batch B is per rank: every rank takes B, in micro-batches of at most B */
+    b->micro = bo->batch && bo->batch < st->tc.micro_batch ? bo->batch : st->tc.micro_batch;
     sn_shard_slice(global, b->micro, d->rank, d->world, &first, &b->n);
     b->global = global;
     b->iters = bo->iters ? bo->iters : 20;

@@ -158,12 +158,14 @@ int sn_step_run(struct sn_step *s, const struct sn_step_in *in, enum sn_step_syn
         return rc;
     take_in_order(s, world, out);
     if (rc == SN_ENUM || !isfinite(out->loss)) {
+        /* the loss when it is the cause; else a gradient that overflowed with a finite loss */
+        int loss = !isfinite(out->loss);
         sn_err_set(err, SN_ENUM,
                    "the %s became %s at epoch %d, step %llu\n---> HINT: lower learning_rate, "
                    "check the data (a Rescaling layer?)",
-                   rc == SN_ENUM ? "gradient" : "loss",
-                   rc == SN_ENUM || isnan(out->loss) ? "NaN" : "infinite", in->epoch + 1,
-                   (unsigned long long)in->step);
+                   loss ? "loss" : "gradient",
+                   !loss ? "NaN or infinite" : isnan(out->loss) ? "NaN" : "infinite",
+                   in->epoch + 1, (unsigned long long)in->step);
         err->collective = 1; /* every rank saw the same sums */
         sn_trace_end(SN_TRACE_STEP, "step", step, t_step);
         return SN_ENUM;
