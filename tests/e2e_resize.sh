@@ -90,4 +90,29 @@ check "history: the same 2 epochs, losses, accuracies and learning rates to the 
     diff <(hist straight/history.csv) <(hist resized/history.csv)
 check "history has the 2 epochs" test "$(wc -l < resized/history.csv)" -eq 3
 
+# --- the threads: a run started on 1 rank with the default threads (the node's cores) keeps
+# them when it resumes on 2 ranks (which would take half as many each), so it still ends with
+# the bits of the run never stopped
+one=(--set data.dir=fm480 --set train.batch_size=12 --set train.micro_batch=4 --set train.epochs=1
+     --set checkpoint.save_every=1)
+"$bin" train "$cfg" "${one[@]}" --set checkpoint.dir=straight1 > straight1.out 2>&1
+check "1 rank, default threads: exit 0" test $? -eq 0
+threads=$(sed -n 's/^rank 0 of 1 on [^:]*: \([0-9]*\) compute thread.*/\1/p' straight1.out)
+"$bin" train "$cfg" "${one[@]}" --set checkpoint.dir=kept > kept1.out 2>&1 &
+job=$!
+for _ in $(seq 1 1500); do
+    [ "$(step_of kept/mnist_convnet-last.ckpt)" -ge 10 ] 2>/dev/null && break
+    sleep 0.02
+done
+kill -USR1 $job 2>/dev/null
+wait $job
+rc=$?
+check "1 rank, default threads: stopped, exit 75 (got $rc)" test $rc -eq 75
+"${mpirun[@]}" -np 2 "$bin" train "$cfg" "${one[@]}" --set checkpoint.dir=kept --resume auto > kept2.out 2>&1
+check "resumed on 2 ranks: exit 0" test $? -eq 0
+check "resumed on 2 ranks: keeps the run's ${threads:-?} compute threads per rank" \
+    contains kept2.out "^rank 1 of 2 on [^:]*: ${threads:-?} compute thread"
+check "resumed on 2 ranks with the run's threads: the bits of the run never stopped" \
+    test "$(hashes straight1/mnist_convnet-last.ckpt)" = "$(hashes kept/mnist_convnet-last.ckpt)"
+
 finish

@@ -239,16 +239,55 @@ static int check_same_model(struct run *r, struct sn_err *err)
     return rc;
 }
 
+/* The checkpoint a resume would continue: --resume's, or with "auto" the run's `last`, if any. */
+static const char *resume_path(const struct run *r)
+{
+    const char *path = r->opts->resume;
+    if (path && strcmp(path, "auto") == 0)
+        path = access(r->last_path, F_OK) == 0 ? r->last_path : NULL;
+    return path;
+}
+
+/* A resumed run computes with the threads per rank it started with (their number changes the
+ * bits: threads.h), unless [train] threads or SN_THREADS set them, which is said when it differs.
+ * Rank 0 reads them from the record (a record it cannot read is resume_rank0's to report). */
+static int keep_threads(struct run *r, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    int32_t kept = 0;
+    const char *path = d->rank == 0 ? resume_path(r) : NULL;
+    char *rec = NULL;
+    struct sn_err ignored;
+    if (path && sn_checkpoint_read_record(path, &rec, &ignored) == SN_OK) {
+        double v = 0;
+        if (sn_record_double(rec, "threads", 0, &v) == 0)
+            kept = (int32_t)v;
+    }
+    free(rec);
+    SN_FORWARD(sn_dist_bcast(d, &kept, sizeof kept, 0, err));
+    r->rs.threads = r->threads.threads;
+    if (kept <= 0 || kept == r->threads.threads)
+        return SN_OK;
+    if (r->st.tc.threads > 0 || getenv("SN_THREADS")) {
+        sn_console_say(&r->con, "note: the run computed with %d compute thread%s per rank; it goes "
+                                "on with %d ([train] threads or SN_THREADS): from here its bits "
+                                "differ from a run that kept %d\n",
+                       kept, kept > 1 ? "s" : "", r->threads.threads, kept);
+        return SN_OK;
+    }
+    SN_FORWARD(sn_threads_apply(kept, d, &r->threads, err));
+    r->rs.threads = kept;
+    return SN_OK;
+}
+
 enum start { START_FRESH = 0, START_RESUMED, START_NOTHING_LEFT };
 
 /* Rank 0: the checkpoint that continues this run, checked to belong to it, loaded. */
 static int resume_rank0(struct run *r, int *start, struct sn_err *err)
 {
     const struct sn_train_conf *tc = &r->st.tc;
-    const char *path = r->opts->resume;
+    const char *path = resume_path(r);
     *start = START_FRESH;
-    if (path && strcmp(path, "auto") == 0)
-        path = access(r->last_path, F_OK) == 0 ? r->last_path : NULL;
     if (path == NULL)
         return SN_OK;
     struct sn_ckpt_meta meta;
@@ -561,6 +600,7 @@ static int fit(struct run *r, struct sn_err *err)
     if (msg.start == START_NOTHING_LEFT)
         return SN_OK;
     r->rs = msg.rs;
+    r->rs.threads = r->threads.threads; /* what the run computes with from here */
     SN_FORWARD(sn_dist_bcast(d, m->params, m->n_params * sizeof(float), 0, err));
     SN_FORWARD(sn_dist_bcast(d, m->state, m->n_state * sizeof(float), 0, err));
     size_t n_opt = (size_t)r->opt->n_slots * r->opt->n_params;
@@ -624,6 +664,9 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
     int rc = sn_dist_agree(d, setup(r, err), err);
     if (rc == SN_OK) {
         sn_dist_set_watchdog(d, r->st.tc.watchdog);
+        rc = keep_threads(r, err);
+    }
+    if (rc == SN_OK) {
         rc = say_threads(r, err);
     }
     size_t prims = 0;
