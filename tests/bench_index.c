@@ -2,7 +2,8 @@
  *
  *   every rank scans   (each rank walks the folders itself, no cache: the way before the index)
  *   rank 0 scans       (rank 0 walks, the others receive the list: index_cache = no)
- *   rank 0 cache       (rank 0 reads ROOT/.shardnet-index, the others receive the list)
+ *   rank 0 cache       (rank 0 reads its entry in the file-list cache, the others receive the
+ *                       list: index_cache = yes, the user's cache folder, XDG_CACHE_HOME)
  *
  * Usage: mpirun -np N bench_index ROOT [REPEATS]  (ROOT holds train/<class>/<file>; its folders
  * must be older than a second for the cache to be written). The three are run in turn, REPEATS
@@ -49,7 +50,7 @@ int main(int argc, char **argv)
     int n = 0, rc = t ? SN_OK : SN_ENOMEM;
     for (int r = 0; r < reps && rc == SN_OK; r++)
         for (int way = 0; way < 3 && rc == SN_OK; way++) {
-            dc.index_cache = way == 2;
+            dc.index_cache = way == 2 ? SN_INDEX_CACHE_HOME : SN_INDEX_CACHE_NO;
             rc = sn_dist_barrier(&d, &err);
             double t0 = sn_now();
             struct sn_dataset *ds = NULL;

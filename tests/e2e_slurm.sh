@@ -14,6 +14,9 @@ set -uo pipefail
 bin="$1" src="$2" tmp="$3"
 mkdir -p "$tmp"
 tmp="$(cd "$tmp" && pwd)"
+# the user's cache folder of every job (sbatch passes the environment on): the backend choices
+# and the file lists rank 0 keeps, here rather than in the home of whoever runs the test
+export XDG_CACHE_HOME="$tmp/cache"
 # Job ids restart at 1 on each fresh cluster and train.sbatch appends: clear the last run's output.
 rm -f "$tmp"/job-*.out
 lc="$src/cluster/local-cluster"
@@ -208,7 +211,9 @@ fi
 rm -rf "$tmp/mn-ckpt"
 if [[ -d "$tmp/fm/train" ]]; then
     find "$tmp/fm" -type d -exec touch -d '1 hour ago' {} + # old enough for the file-list cache
-    rm -f "$tmp/fm/train/.shardnet-index"
+    # the file list goes to rank 0's cache folder (one for both "nodes", as a shared home); the
+    # files an earlier version's run of this test left beside the data go too
+    rm -rf "$XDG_CACHE_HOME/shardnet/index" "$tmp/fm"/*/.shardnet-index
     id="$(cd "$src" && OMPI_MCA_btl=self,tcp SHARDNET_BIN="$bin" SN_DATA_DIR="$tmp/fm" \
           SN_CKPT_DIR="$tmp/mn-ckpt" sbatch --parsable --cpus-per-task=2 --time=5 \
           --output="$tmp/job-mn-%j.out" cluster/train-multinode.sbatch configs/mnist_convnet.cfg \
@@ -224,8 +229,11 @@ if [[ -d "$tmp/fm/train" ]]; then
         pass "2 nodes x 2 ranks, CPUs split between compute and data threads" || fail "no '2 nodes x 2 ranks' line in $out"
     grep -q "rank 3 of 4 on .*1 compute thread, 1 data thread" "$out" && pass "4 ranks, 1 compute + 1 data thread each" ||
         fail "no 'rank 3 of 4 ... 1 compute thread, 1 data thread' in $out"
-    [[ -s "$tmp/fm/train/.shardnet-index" ]] && pass "rank 0 left the file-list cache in the shared data folder" ||
-        fail "no $tmp/fm/train/.shardnet-index after the job"
+    compgen -G "$XDG_CACHE_HOME/shardnet/index/fm-train-*" >/dev/null &&
+        pass "rank 0 kept the file list in its cache folder" ||
+        fail "no entry for fm/train in $XDG_CACHE_HOME/shardnet/index after the job"
+    [[ -z "$(find "$tmp/fm" -name '.shardnet*')" ]] && pass "nothing written into the shared data folder" ||
+        fail "files written into the shared data folder: $(find "$tmp/fm" -name '.shardnet*')"
     # a directory no node has is refused before training, naming it
     id="$(cd "$src" && SHARDNET_BIN="$bin" SN_DATA_DIR=/nonexistent-sn-data sbatch --parsable \
           --cpus-per-task=2 --time=2 --output="$tmp/job-mnbad-%j.out" \

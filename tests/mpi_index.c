@@ -5,7 +5,10 @@
  * folder itself fails instead of passing by accident; afterwards, with the hook cleared, each
  * rank scans for itself and must find exactly what it received. An error met by rank 0 reaches
  * every rank; a rank without the folder rank 0 listed says so; a rank without memory for the
- * list makes every rank return the same error instead of leaving them in the broadcast.
+ * list makes every rank return the same error instead of leaving them in the broadcast. The file
+ * list rank 0 keeps (in XDG_CACHE_HOME, which every rank here shares, as the nodes of a cluster
+ * share a home) is read by a requeued job's rank 0 wherever it runs, and nothing is written into
+ * the data folders unless index_cache = beside.
  *
  * This executable is linked with --wrap=malloc (tests/CMakeLists.txt): every call of malloc in
  * the shardnet code linked into it goes through __wrap_malloc below, which can fail one of them
@@ -17,7 +20,7 @@
 #include <cmocka.h> // defines: cmocka_unit_test, assert_int_equal, cmocka_run_group_tests
 
 #include <stdio.h>    // defines: snprintf, fopen
-#include <stdlib.h>   // defines: malloc, free, setenv, getenv
+#include <stdlib.h>   // defines: malloc, free, setenv, getenv, system
 #include <string.h>   // defines: strstr, strcmp
 #include <sys/stat.h> // defines: mkdir
 #include <unistd.h>   // defines: chdir, getcwd
@@ -61,6 +64,11 @@ static int group_setup(void **state)
         free(d);
         return -1;
     }
+    /* the user's cache folder of every rank: one folder, as a home shared by every node */
+    const char *base = getenv("SN_TEST_TMP");
+    char xdg[1024];
+    snprintf(xdg, sizeof xdg, "%s/mpi_index_xdg_%d", base ? base : "/tmp/shardnet-test", d->world);
+    setenv("XDG_CACHE_HOME", xdg, 1);
     sn_dist_set_watchdog_handler(d, on_hang, d);
     sn_dist_set_watchdog(d, WATCHDOG_SECONDS);
     *state = d;
@@ -111,7 +119,22 @@ static void conf(struct sn_data_conf *dc, const char *root)
     snprintf(dc->dir, sizeof dc->dir, "%s", root);
     dc->height = dc->width = 8;
     dc->channels = 1;
-    dc->index_cache = 1;
+    dc->index_cache = SN_INDEX_CACHE_HOME;
+}
+
+/* 1 when a name under root begins with ".shardnet" (a cache beside the data). */
+static int shardnet_files_in(const char *root)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -name '.shardnet*')\"", root);
+    return system(cmd) != 0;
+}
+
+/* Runs a shell command; it must succeed. */
+static void run(const char *cmd)
+{
+    if (system(cmd) != 0)
+        fail_msg("failed: %s", cmd);
 }
 
 static void test_ranks_receive_rank0_index(void **state)
@@ -138,6 +161,8 @@ static void test_ranks_receive_rank0_index(void **state)
     assert_int_equal(train->n, 6);
     assert_int_equal(val->n, 2);
     assert_int_equal(val->class_count[1], 0); /* dog: the split lacks it */
+    if (d->rank == 0)
+        assert_false(shardnet_files_in(root)); /* the data folders are left alone */
 
     /* what each rank finds by itself, once allowed to look */
     dc.index_cache = 0;
@@ -260,6 +285,106 @@ static void test_rank_short_of_memory(void **state)
     assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
 }
 
+/* Opens the train split on every rank (rank 0 reads, the others receive) and checks where rank
+ * 0's list came from. */
+static struct sn_dataset *open_shared(struct sn_dist *d, const struct sn_data_conf *dc,
+                                      enum sn_index_source rank0, int line)
+{
+    struct sn_err err = {0};
+    struct sn_dataset *ds = NULL;
+    if (d->rank > 0)
+        setenv("SN_TEST_FORBID_SCAN", "1", 1);
+    int rc = sn_dataset_open_shared(&ds, d, dc, SN_SPLIT_TRAIN, NULL, &err);
+    unsetenv("SN_TEST_FORBID_SCAN");
+    if (rc != SN_OK)
+        fail_msg("line %d: rank %d: %s", line, d->rank, err.msg);
+    enum sn_index_source want = d->rank == 0 || d->world == 1 ? rank0 : SN_INDEX_RECEIVED;
+    if (ds->index_source != want)
+        fail_msg("line %d: rank %d: index source %d, expected %d", line, d->rank,
+                 ds->index_source, want);
+    return ds;
+}
+
+/* Opens the train split on this rank alone. */
+static struct sn_dataset *open_alone(const struct sn_data_conf *dc, enum sn_index_source want,
+                                     int line)
+{
+    struct sn_err err = {0};
+    struct sn_dataset *ds = NULL;
+    if (sn_dataset_open(&ds, dc, SN_SPLIT_TRAIN, NULL, &err) != SN_OK)
+        fail_msg("line %d: %s", line, err.msg);
+    if (ds->index_source != want)
+        fail_msg("line %d: index source %d, expected %d", line, ds->index_source, want);
+    return ds;
+}
+
+/* A job requeued with its rank 0 on another node: played by the last rank, which opens the
+ * split by itself. With the homes shared (the same XDG_CACHE_HOME) it reads the entry the first
+ * job's rank 0 wrote, which holds there (same path, same inodes and mtimes); with a home of its
+ * own it lists the folder, as the first job did, and finds the same. Beside the data, the entry
+ * is with the data, where every node sees it. */
+static void test_requeued_rank0_reads_the_cache(void **state)
+{
+    struct sn_dist *d = *state;
+    char root[1024], xdg[1100], own[1200];
+    make_tree(d, root, sizeof root);
+    snprintf(xdg, sizeof xdg, "%s", getenv("XDG_CACHE_HOME"));
+    snprintf(own, sizeof own, "%s_rank%d", xdg, d->rank);
+    struct sn_err err = {0};
+    char cmd[3000];
+    /* folders older than a second, or the entry is not written */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && find '%s' -type d -exec touch -d '1 hour ago' {} +",
+             xdg, root);
+    if (d->rank == 0)
+        run(cmd);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", own);
+    run(cmd);
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+    struct sn_data_conf dc;
+    conf(&dc, root);
+    struct sn_data_conf no = dc;
+    no.index_cache = SN_INDEX_CACHE_NO;
+
+    /* the first job: rank 0 lists and writes its entry; the second reads it */
+    struct sn_dataset *first = open_shared(d, &dc, SN_INDEX_SCANNED, __LINE__);
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+    struct sn_dataset *ds = open_shared(d, &dc, SN_INDEX_CACHED, __LINE__);
+    sn_test_assert_same_dataset(first, ds);
+    sn_dataset_free(ds);
+    if (d->rank == 0)
+        assert_false(shardnet_files_in(root));
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+
+    struct sn_dataset *mine = open_alone(&no, SN_INDEX_SCANNED, __LINE__);
+    sn_test_assert_same_dataset(first, mine);
+    if (d->rank == d->world - 1) {
+        ds = open_alone(&dc, SN_INDEX_CACHED, __LINE__); /* shared home */
+        sn_test_assert_same_dataset(mine, ds);
+        sn_dataset_free(ds);
+        setenv("XDG_CACHE_HOME", own, 1); /* a home of its own */
+        ds = open_alone(&dc, SN_INDEX_SCANNED, __LINE__);
+        sn_test_assert_same_dataset(mine, ds);
+        sn_dataset_free(ds);
+        setenv("XDG_CACHE_HOME", xdg, 1);
+    }
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+
+    /* beside: rank 0 writes ROOT/train/.shardnet-index, which the requeued rank 0 reads */
+    dc.index_cache = SN_INDEX_CACHE_BESIDE;
+    ds = open_shared(d, &dc, SN_INDEX_SCANNED, __LINE__);
+    sn_dataset_free(ds);
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+    if (d->rank == d->world - 1) {
+        assert_true(shardnet_files_in(root));
+        ds = open_alone(&dc, SN_INDEX_CACHED, __LINE__);
+        sn_test_assert_same_dataset(mine, ds);
+        sn_dataset_free(ds);
+    }
+    sn_dataset_free(mine);
+    sn_dataset_free(first);
+    assert_int_equal(sn_dist_barrier(d, &err), SN_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -267,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_rank0_error_reaches_every_rank),
         cmocka_unit_test(test_folder_missing_on_a_rank),
         cmocka_unit_test(test_rank_short_of_memory),
+        cmocka_unit_test(test_requeued_rank0_reads_the_cache),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

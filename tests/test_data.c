@@ -8,11 +8,12 @@
 
 #include <cmocka.h>   // defines: cmocka_unit_test, assert_*
 #include <dirent.h>   // defines: opendir, readdir
+#include <fcntl.h>    // defines: AT_FDCWD
 #include <math.h>     // defines: fabs
 #include <stdio.h>    // defines: snprintf, fopen
 #include <stdlib.h>   // defines: calloc, free
-#include <string.h>   // defines: strstr, memcmp
-#include <sys/stat.h> // defines: mkdir
+#include <string.h>   // defines: strstr, memcmp, strdup
+#include <sys/stat.h> // defines: mkdir, mkfifo, stat, utimensat
 #include <unistd.h>   // defines: symlink, dup, dup2, close
 #include <zlib.h>     // defines: gzopen, gzwrite
 
@@ -21,6 +22,7 @@
 #include "datasets.h"
 #include "loader.h"
 #include "image.h"
+#include "index_cache.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -189,6 +191,46 @@ static void test_conf_parse(void **state)
     assert_int_not_equal(parse_text(&dc, "[data]\ndir = d\nimage_size = 28\ncolor_mode = cmyk\n",
                                     &err),
                          SN_OK);
+}
+
+/* index_cache: a word, or a folder (a value with a '/'); anything else names the line. */
+static void test_conf_index_cache(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        enum sn_index_cache mode;
+    } ok[] = {{"yes", SN_INDEX_CACHE_HOME},       {"home", SN_INDEX_CACHE_HOME},
+              {"True", SN_INDEX_CACHE_HOME},      {"on", SN_INDEX_CACHE_HOME},
+              {"1", SN_INDEX_CACHE_HOME},         {"beside", SN_INDEX_CACHE_BESIDE},
+              {"Beside", SN_INDEX_CACHE_BESIDE},  {"no", SN_INDEX_CACHE_NO},
+              {"false", SN_INDEX_CACHE_NO},       {"off", SN_INDEX_CACHE_NO},
+              {"0", SN_INDEX_CACHE_NO},           {"./cache", SN_INDEX_CACHE_DIR},
+              {"/scratch/me/cache", SN_INDEX_CACHE_DIR}};
+    struct sn_data_conf dc;
+    struct sn_err err = {0};
+    char text[256];
+    assert_int_equal(parse_text(&dc, "[data]\nimage_size = 28\n", &err), SN_OK);
+    assert_int_equal(dc.index_cache, SN_INDEX_CACHE_HOME);
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(text, sizeof text, "[data]\nimage_size = 28\nindex_cache = %s\n", ok[i].value);
+        if (parse_text(&dc, text, &err) != SN_OK)
+            fail_msg("index_cache = %s: %s", ok[i].value, err.msg);
+        assert_int_equal(dc.index_cache, ok[i].mode);
+        if (ok[i].mode == SN_INDEX_CACHE_DIR)
+            assert_string_equal(dc.index_dir, ok[i].value);
+    }
+    static const char *const bad[][2] = {
+        {"maybe", "none of yes, home, beside, no, or a folder"},
+        {"cache", "none of yes, home, beside, no, or a folder"},
+        {"~/cache", "'~' is not expanded"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "[data]\nimage_size = 28\nindex_cache = %s\n", bad[i][0]);
+        assert_int_equal(parse_text(&dc, text, &err), SN_EINVAL);
+        if (strstr(err.msg, "test.ini:3") == NULL || strstr(err.msg, "index_cache") == NULL ||
+            strstr(err.msg, bad[i][1]) == NULL)
+            fail_msg("index_cache = %s: '%s'", bad[i][0], err.msg);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -443,7 +485,7 @@ static void test_validation_split(void **state)
 /* order and shards                                                                          */
 
 /* ---------------------------------------------------------------------------------------- */
-/* The index: packed form, cache beside the data                                             */
+/* The index: packed form, and the file-list cache (beside the data, or elsewhere)             */
 
 /* root/train/{a,b,c}/ with a subfolder in b; every folder dated 2020 so that a scan may be
  * cached (folders changed in the last second are not). */
@@ -527,13 +569,18 @@ static void test_pack_round_trip(void **state)
     sn_dataset_free(ds);
 }
 
+/* Where open_cached keeps the file list (the folder of SN_INDEX_CACHE_DIR in cache_dir). */
+static enum sn_index_cache cache_mode = SN_INDEX_CACHE_BESIDE;
+static char cache_dir[1024];
+
 /* Opens root's train split with the cache on; returns it, checks where it came from. */
 static struct sn_dataset *open_cached_at(const char *root, enum sn_index_source want, int line)
 {
     struct sn_data_conf dc;
     conf_for(&dc, "", 28);
     set_path(dc.dir, root);
-    dc.index_cache = 1;
+    dc.index_cache = cache_mode;
+    set_path(dc.index_dir, cache_dir);
     struct sn_dataset *ds = NULL;
     struct sn_err err = {0};
     if (sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, &err) != SN_OK)
@@ -543,6 +590,32 @@ static struct sn_dataset *open_cached_at(const char *root, enum sn_index_source 
     return ds;
 }
 #define open_cached(root, want) open_cached_at(root, want, __LINE__)
+
+/* The file of root/train's entry under cache_mode. */
+static void entry_of(const char *root, char *out, size_t cap)
+{
+    char train[1200], why[2200];
+    snprintf(train, sizeof train, "%s/train", root);
+    if (sn_index_cache_entry(train, cache_mode, cache_dir, out, cap, why, sizeof why) != 0)
+        fail_msg("no entry for %s: %s", train, why);
+}
+
+/* Names under root that begin with ".shardnet" (what a cache beside the data would leave). */
+static int shardnet_files_in(const char *root)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "test -z \"$(find '%s' -name '.shardnet*')\"", root);
+    return system(cmd) != 0;
+}
+
+/* setenv, or unsetenv for NULL. */
+static void env_set(const char *name, const char *value)
+{
+    if (value)
+        assert_int_equal(setenv(name, value, 1), 0);
+    else
+        assert_int_equal(unsetenv(name), 0);
+}
 
 static long file_size(const char *path)
 {
@@ -561,13 +634,15 @@ static void expect_cache_note(const struct sn_dataset *ds, const char *start, co
         fail_msg("note '%s', expected '%s...%s'", ds->note, start, end);
 }
 
-static void test_index_cache(void **state)
+/* What every place of the cache must hold to: cached only when the folders are older than a
+ * second, every change seen, any damage noted and rebuilt, an entry of an earlier version
+ * rebuilt without a word, an entry that cannot be written no error. Under cache_mode. */
+static void index_cache_battery(const char *name)
 {
-    (void)state;
     char root[1024], cache[1200];
-    snprintf(root, sizeof root, "%s", sn_test_dir("data_cache"));
+    snprintf(root, sizeof root, "%s", sn_test_dir(name));
     make_index_tree(root);
-    snprintf(cache, sizeof cache, "%s/train/%s", root, SN_INDEX_CACHE_NAME);
+    entry_of(root, cache, sizeof cache);
 
     /* folders changed just now: scanned, not cached (a change in the same clock tick could
        hide) */
@@ -647,6 +722,16 @@ static void test_index_cache(void **state)
         expect_cache_note(ds, note_want, root);
         sn_dataset_free(ds);
     }
+    /* version 1, the format earlier versions wrote beside the data: stale, not damaged (no
+       note), and rewritten in this version's format */
+    unsigned char v1[32];
+    memcpy(v1, good, sizeof v1);
+    v1[4] = 1;
+    write_bytes(cache, v1, sizeof v1);
+    ds = open_cached(root, SN_INDEX_SCANNED);
+    assert_string_equal(ds->note, "");
+    sn_dataset_free(ds);
+    assert_int_equal(file_size(cache), size);
     assert_int_equal(stderr_end(saved, log), 0);
     ds = open_cached(root, SN_INDEX_CACHED);
     assert_string_equal(ds->note, "");
@@ -655,22 +740,280 @@ static void test_index_cache(void **state)
     sn_dataset_free(fresh);
     sn_dataset_free(ref);
 
-    /* a cache that cannot be written (its name taken by a folder, as a read-only data folder
-       would refuse it) is no error: the folder is scanned each time */
+    /* an entry that cannot be written (its name taken by a folder, as a read-only folder would
+       refuse it) is no error: the folder is scanned each time, and the note says why */
     assert_int_equal(unlink(cache), 0);
     assert_int_equal(mkdir(cache, 0755), 0);
     backdate(root);
     for (int k = 0; k < 2; k++) {
         ds = open_cached(root, SN_INDEX_SCANNED);
         assert_int_equal(ds->n, n);
+        if (strstr(ds->note, "cannot write the file-list cache") == NULL)
+            fail_msg("note '%s'", ds->note);
         sn_dataset_free(ds);
     }
     assert_int_equal(rmdir(cache), 0);
+
+    /* a FIFO at the entry's name: damaged, not a hang; replaced by the entry */
+    assert_int_equal(mkfifo(cache, 0644), 0);
+    ds = open_cached(root, SN_INDEX_SCANNED);
+    if (strstr(ds->note, "is damaged (not a regular file") == NULL)
+        fail_msg("note '%s'", ds->note);
+    sn_dataset_free(ds);
+    sn_dataset_free(open_cached(root, SN_INDEX_CACHED));
 
     /* the test hook that MPI tests set on ranks that must not scan */
     setenv("SN_TEST_FORBID_SCAN", "1", 1);
     expect_open_error(&dc, SN_SPLIT_TRAIN, "test hook FORBID_SCAN");
     unsetenv("SN_TEST_FORBID_SCAN");
+}
+
+/* index_cache = beside: ROOT/.shardnet-index, the behaviour of earlier versions. */
+static void test_index_cache_beside(void **state)
+{
+    (void)state;
+    cache_mode = SN_INDEX_CACHE_BESIDE;
+    index_cache_battery("data_cache");
+    char root[1024], cache[1200];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_cache_beside"));
+    make_index_tree(root);
+    entry_of(root, cache, sizeof cache);
+    snprintf(root + strlen(root), sizeof root - strlen(root), "/train/%s", SN_INDEX_CACHE_NAME);
+    assert_string_equal(cache, root);
+}
+
+/* index_cache = yes (home) and a folder: the same rules, with the data folders left alone. */
+static void test_index_cache_elsewhere(void **state)
+{
+    (void)state;
+    char xdg[1024], root[1024];
+    snprintf(xdg, sizeof xdg, "%s", sn_test_dir("data_cache_xdg"));
+    env_set("XDG_CACHE_HOME", xdg);
+    cache_mode = SN_INDEX_CACHE_HOME;
+    index_cache_battery("data_cache_home");
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_cache_home"));
+    assert_false(shardnet_files_in(root));
+
+    snprintf(cache_dir, sizeof cache_dir, "%s/named", sn_test_dir("data_cache_folder"));
+    cache_mode = SN_INDEX_CACHE_DIR;
+    index_cache_battery("data_cache_dir");
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_cache_dir"));
+    assert_false(shardnet_files_in(root));
+    cache_dir[0] = '\0';
+    cache_mode = SN_INDEX_CACHE_BESIDE;
+}
+
+/* The default, as a config without index_cache gives it: the first run writes nothing into the
+ * data folders, and the second reads its entry from the user's cache folder; a .shardnet-index
+ * an earlier version left there is neither read nor removed. */
+static void test_index_cache_default(void **state)
+{
+    (void)state;
+    char xdg[1024], root[1024], entry[2200], why[2200], train[1200], old[1300];
+    snprintf(xdg, sizeof xdg, "%s", sn_test_dir("data_default_xdg"));
+    env_set("XDG_CACHE_HOME", xdg);
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_default"));
+    make_index_tree(root);
+    backdate(root);
+    struct sn_data_conf dc;
+    struct sn_err err = {0};
+    assert_int_equal(parse_text(&dc, "[data]\nimage_size = 28\ncolor_mode = grayscale\n", &err),
+                     SN_OK);
+    assert_int_equal(dc.index_cache, SN_INDEX_CACHE_HOME);
+    set_path(dc.dir, root);
+    struct sn_dataset *a = NULL, *b = NULL;
+    assert_int_equal(sn_dataset_open(&a, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_int_equal(a->index_source, SN_INDEX_SCANNED);
+    assert_false(shardnet_files_in(root));
+    /* the entry: XDG_CACHE_HOME/shardnet/index/<parent>-<folder>-<hash>, not hidden */
+    snprintf(train, sizeof train, "%s/train", root);
+    assert_int_equal(sn_index_cache_entry(train, SN_INDEX_CACHE_HOME, "", entry, sizeof entry,
+                                          why, sizeof why),
+                     0);
+    char want[1200];
+    snprintf(want, sizeof want, "%s/shardnet/index/data_default-train-", xdg);
+    if (strncmp(entry, want, strlen(want)) != 0 || strlen(entry) != strlen(want) + 16)
+        fail_msg("entry %s, expected %s<16 hex digits>", entry, want);
+    assert_true(file_size(entry) > 0);
+    assert_int_equal(sn_dataset_open(&b, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_int_equal(b->index_source, SN_INDEX_CACHED);
+    sn_test_assert_same_dataset(a, b);
+    sn_dataset_free(b);
+
+    /* an old file beside the data: not read (no note), not removed, not changed */
+    snprintf(old, sizeof old, "%s/%s", train, SN_INDEX_CACHE_NAME);
+    write_bytes(old, "an old cache", 12);
+    assert_int_equal(sn_dataset_open(&b, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_int_equal(b->index_source, SN_INDEX_CACHED);
+    assert_string_equal(b->note, "");
+    sn_dataset_free(b);
+    assert_int_equal(file_size(old), 12);
+    assert_int_equal(unlink(old), 0);
+
+    /* index_cache = no: nothing written anywhere */
+    char xdg_no[1024];
+    snprintf(xdg_no, sizeof xdg_no, "%s", sn_test_dir("data_default_xdg_no"));
+    env_set("XDG_CACHE_HOME", xdg_no);
+    assert_int_equal(parse_text(&dc, "[data]\nimage_size = 28\ncolor_mode = grayscale\n"
+                                     "index_cache = no\n",
+                                &err),
+                     SN_OK);
+    assert_int_equal(dc.index_cache, SN_INDEX_CACHE_NO);
+    set_path(dc.dir, root);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(sn_dataset_open(&b, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+        assert_int_equal(b->index_source, SN_INDEX_SCANNED);
+        sn_test_assert_same_dataset(a, b);
+        sn_dataset_free(b);
+    }
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", xdg_no);
+    assert_int_equal(system(cmd), 0);
+    assert_false(shardnet_files_in(root));
+    sn_dataset_free(a);
+}
+
+/* Two folders of the same name (and the same parent's name) have entries of their own; a
+ * folder replaced at the same path, even with the same mtimes (cp -a) or with the same class
+ * folders (moved into a new one), is listed again; a folder moved to another path too. */
+static void test_index_cache_identity(void **state)
+{
+    (void)state;
+    char xdg[1024], base[1024], r1[1100], r2[1100], e1[2200], e2[2200];
+    snprintf(xdg, sizeof xdg, "%s", sn_test_dir("data_ident_xdg"));
+    env_set("XDG_CACHE_HOME", xdg);
+    cache_mode = SN_INDEX_CACHE_HOME;
+    snprintf(base, sizeof base, "%s", sn_test_dir("data_ident"));
+    snprintf(r1, sizeof r1, "%s/one/x", base);
+    snprintf(r2, sizeof r2, "%s/two/x", base);
+    make_index_tree(r1);
+    make_index_tree(r2);
+    char cmd[5000];
+    snprintf(cmd, sizeof cmd, "touch '%s/train/a/extra.jpg'", r2);
+    assert_int_equal(system(cmd), 0);
+    backdate(base);
+    struct sn_dataset *d1 = open_cached(r1, SN_INDEX_SCANNED);
+    struct sn_dataset *d2 = open_cached(r2, SN_INDEX_SCANNED);
+    assert_int_equal(d2->n, d1->n + 1);
+    entry_of(r1, e1, sizeof e1);
+    entry_of(r2, e2, sizeof e2);
+    assert_string_not_equal(e1, e2);
+    assert_true(file_size(e1) > 0 && file_size(e2) > 0);
+    struct sn_dataset *c1 = open_cached(r1, SN_INDEX_CACHED);
+    struct sn_dataset *c2 = open_cached(r2, SN_INDEX_CACHED);
+    sn_test_assert_same_dataset(d1, c1);
+    sn_test_assert_same_dataset(d2, c2);
+    sn_dataset_free(c1);
+    sn_dataset_free(c2);
+
+    /* replaced by a copy that keeps every mtime: new inodes */
+    snprintf(cmd, sizeof cmd, "mv '%s/train' '%s/old' && cp -a '%s/old' '%s/train'", r1, r1, r1,
+             r1);
+    assert_int_equal(system(cmd), 0);
+    c1 = open_cached(r1, SN_INDEX_SCANNED);
+    sn_test_assert_same_dataset(d1, c1);
+    sn_dataset_free(c1);
+    sn_dataset_free(open_cached(r1, SN_INDEX_CACHED));
+
+    /* only the split folder replaced: its class folders moved into a new one, their mtimes and
+       inodes as they were; the split folder's inode tells */
+    static const char *const sub[] = {"a", "b", "b/sub", "c"};
+    struct stat st[4];
+    char p[1400];
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/train/%s", r1, sub[i]);
+        assert_int_equal(stat(p, &st[i]), 0);
+    }
+    snprintf(cmd, sizeof cmd, "cd '%s' && mkdir new && mv train/a train/b train/c new/ && "
+                              "rmdir train && mv new train",
+             r1);
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/train/%s", r1, sub[i]);
+        struct timespec t[2] = {st[i].st_atim, st[i].st_mtim};
+        assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+    }
+    c1 = open_cached(r1, SN_INDEX_SCANNED);
+    sn_test_assert_same_dataset(d1, c1);
+    sn_dataset_free(c1);
+
+    /* moved to another path: listed there (no entry of its own yet) */
+    char r3[1100];
+    snprintf(r3, sizeof r3, "%s/three/x", base);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && mv '%s/train' '%s/train'", r3, r2, r3);
+    assert_int_equal(system(cmd), 0);
+    c2 = open_cached(r3, SN_INDEX_SCANNED);
+    assert_int_equal(c2->n, d2->n);
+    sn_dataset_free(c2);
+    sn_dataset_free(d1);
+    sn_dataset_free(d2);
+    cache_mode = SN_INDEX_CACHE_BESIDE;
+}
+
+/* Where no cache folder can be written, the listing goes on and the note says so, in the same
+ * words for every split (the caller says it once); XDG_CACHE_HOME must be absolute (the XDG
+ * spec), else HOME's .cache is used; without either, there is no cache, and that is said. */
+static void test_index_cache_unwritable(void **state)
+{
+    (void)state;
+    char root[1024], blocker[1200], home[1024];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_unwritable"));
+    make_index_tree(root);
+    char p[1200];
+    snprintf(p, sizeof p, "%s/val/a/v.jpg", root);
+    mkdirs(strcat(strcpy(blocker, root), "/val/a"));
+    write_bytes(p, "x", 1);
+    backdate(root);
+    snprintf(blocker, sizeof blocker, "%s-file", root);
+    write_bytes(blocker, "x", 1); /* XDG_CACHE_HOME a file: no folder can be made under it */
+    char *saved_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    env_set("XDG_CACHE_HOME", blocker);
+    struct sn_data_conf dc;
+    conf_for(&dc, "", 28);
+    set_path(dc.dir, root);
+    dc.index_cache = SN_INDEX_CACHE_HOME;
+    struct sn_err err = {0};
+    struct sn_dataset *train = NULL, *val = NULL;
+    assert_int_equal(sn_dataset_open(&train, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    struct sn_classes known = {train->n_classes, (const char(*)[64])train->class_names};
+    assert_int_equal(sn_dataset_open(&val, &dc, SN_SPLIT_VAL, &known, &err), SN_OK);
+    char want[1400];
+    snprintf(want, sizeof want, "cannot write the file-list cache in %s/shardnet/index (", blocker);
+    if (strncmp(train->note, want, strlen(want)) != 0)
+        fail_msg("note '%s', expected '%s...'", train->note, want);
+    assert_string_equal(train->note, val->note);
+    assert_int_equal(train->index_source, SN_INDEX_SCANNED);
+    assert_int_equal(val->n, 1);
+    sn_dataset_free(train);
+    sn_dataset_free(val);
+
+    /* a relative XDG_CACHE_HOME is ignored: HOME's .cache */
+    snprintf(home, sizeof home, "%s", sn_test_dir("data_unwritable_home"));
+    env_set("XDG_CACHE_HOME", "relative/cache");
+    env_set("HOME", home);
+    char entry[2200], why[2200], train_dir[1200];
+    snprintf(train_dir, sizeof train_dir, "%s/train", root);
+    assert_int_equal(sn_index_cache_entry(train_dir, SN_INDEX_CACHE_HOME, "", entry,
+                                          sizeof entry, why, sizeof why),
+                     0);
+    snprintf(want, sizeof want, "%s/.cache/shardnet/index/", home);
+    assert_int_equal(strncmp(entry, want, strlen(want)), 0);
+    assert_int_equal(sn_dataset_open(&train, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_string_equal(train->note, "");
+    sn_dataset_free(train);
+    assert_true(file_size(entry) > 0);
+
+    /* neither: no cache, said */
+    env_set("XDG_CACHE_HOME", NULL);
+    env_set("HOME", NULL);
+    assert_int_equal(sn_dataset_open(&train, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_int_equal(train->index_source, SN_INDEX_SCANNED);
+    if (strstr(train->note, "no folder for the file-list cache: XDG_CACHE_HOME and HOME are "
+                            "unset") == NULL)
+        fail_msg("note '%s'", train->note);
+    sn_dataset_free(train);
+    env_set("HOME", saved_home);
+    free(saved_home);
 }
 
 static void test_epoch_order(void **state)
@@ -1202,7 +1545,12 @@ int main(void)
         cmocka_unit_test(test_scan_errors),
         cmocka_unit_test(test_validation_split),
         cmocka_unit_test(test_pack_round_trip),
-        cmocka_unit_test(test_index_cache),
+        cmocka_unit_test(test_conf_index_cache),
+        cmocka_unit_test(test_index_cache_beside),
+        cmocka_unit_test(test_index_cache_elsewhere),
+        cmocka_unit_test(test_index_cache_default),
+        cmocka_unit_test(test_index_cache_identity),
+        cmocka_unit_test(test_index_cache_unwritable),
         cmocka_unit_test(test_epoch_order),
         cmocka_unit_test(test_shard_arithmetic),
         cmocka_unit_test(test_loader_ranks),

@@ -1,14 +1,15 @@
 /* data_conf.c — the [data] section: where the images are (dir, or train/val/test, or a feature
  * file), how they are decoded (image_size, color_mode, interpolation, crop_to_aspect_ratio),
- * labelled (label_mode, class_names) and split (validation_split, seed), and how the loader runs
- * (threads, queue_depth, on_bad_image, max_pixels, index_cache). A [data] section must give
- * image_size (unless it names a feature file); every other key has a default. Each error names
- * the config line. */
+ * labelled (label_mode, class_names) and split (validation_split, seed), how the loader runs
+ * (threads, queue_depth, on_bad_image, max_pixels), and where the file lists are kept
+ * (index_cache). A [data] section must give image_size (unless it names a feature file); every
+ * other key has a default. Each error names the config line. */
 #include "data_conf.h"
 
-#include <limits.h> // defines: INT_MAX
-#include <stdio.h>  // defines: snprintf
-#include <string.h> // defines: memset, memcpy, strcmp
+#include <limits.h>  // defines: INT_MAX
+#include <stdio.h>   // defines: snprintf
+#include <string.h>  // defines: memset, memcpy, strcmp, strchr
+#include <strings.h> // defines: strcasecmp
 
 #include "featfile.h"
 
@@ -47,6 +48,43 @@ static int parse_class_names(struct sn_data_conf *dc, const struct sn_config *cf
         dc->n_class_names++;
         p = *e ? e + 1 : e;
     }
+    return SN_OK;
+}
+
+/* index_cache: a word (yes or home, beside, no; true/false, on/off, 1/0 as for any boolean),
+ * or a folder, told apart by its '/'. The words resolve as written (lower case), a folder as
+ * written. */
+static int parse_index_cache(struct sn_data_conf *dc, const struct sn_config *cfg,
+                             const struct sn_section *s, struct sn_err *err)
+{
+    static const char *const words[] = {"yes", "home", "true", "on", "1", "beside",
+                                        "no", "false", "off", "0", NULL};
+    static const enum sn_index_cache modes[] = {
+        SN_INDEX_CACHE_HOME,   SN_INDEX_CACHE_HOME, SN_INDEX_CACHE_HOME, SN_INDEX_CACHE_HOME,
+        SN_INDEX_CACHE_HOME,   SN_INDEX_CACHE_BESIDE, SN_INDEX_CACHE_NO, SN_INDEX_CACHE_NO,
+        SN_INDEX_CACHE_NO,     SN_INDEX_CACHE_NO};
+    const struct sn_key *k = sn_section_key(s, "index_cache");
+    if (k != NULL && strchr(k->value, '/') != NULL) {
+        if (k->value[0] == '~')
+            return sn_config_error(cfg, s, "index_cache", err, SN_EINVAL,
+                                   "'%s': '~' is not expanded; HINT: write the folder's full "
+                                   "path",
+                                   k->value);
+        SN_FORWARD(sn_section_string(cfg, s, "index_cache", NULL, dc->index_dir,
+                                     sizeof dc->index_dir, err));
+        dc->index_cache = SN_INDEX_CACHE_DIR;
+        return SN_OK;
+    }
+    int w = 0;
+    while (k != NULL && words[w] != NULL && strcasecmp(k->value, words[w]) != 0)
+        w++;
+    if (k != NULL && words[w] == NULL)
+        return sn_config_error(cfg, s, "index_cache", err, SN_EINVAL,
+                               "'%s' is none of yes, home, beside, no, or a folder (a path "
+                               "with a '/', such as ./cache)",
+                               k->value);
+    SN_FORWARD(sn_section_choice(cfg, s, "index_cache", "yes", words, &w, err));
+    dc->index_cache = modes[w];
     return SN_OK;
 }
 
@@ -161,6 +199,5 @@ int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, str
     double mp;
     SN_FORWARD(sn_section_float(cfg, s, "max_pixels", 89478485.0, 0.0, 1e15, &mp, err));
     dc->max_pixels = (long long)mp;
-    SN_FORWARD(sn_section_bool(cfg, s, "index_cache", 1, &dc->index_cache, err));
-    return SN_OK;
+    return parse_index_cache(dc, cfg, s, err);
 }

@@ -16,6 +16,16 @@
 enum sn_split { SN_SPLIT_TRAIN = 0, SN_SPLIT_VAL, SN_SPLIT_TEST };
 enum sn_label_mode { SN_LABEL_INT = 0, SN_LABEL_CATEGORICAL, SN_LABEL_BINARY };
 enum sn_interp { SN_INTERP_BILINEAR = 0, SN_INTERP_NEAREST, SN_INTERP_AREA };
+/* Where a split folder's file list is kept between runs (index_cache.h): nowhere; in the user's
+ * cache folder ($XDG_CACHE_HOME/shardnet/index, else $HOME/.cache/shardnet/index); in the split
+ * folder itself (ROOT/.shardnet-index); in a folder the config names. Zero is off, so a
+ * zero-initialised struct sn_data_conf reads and writes no cache. */
+enum sn_index_cache {
+    SN_INDEX_CACHE_NO = 0,
+    SN_INDEX_CACHE_HOME,
+    SN_INDEX_CACHE_BESIDE,
+    SN_INDEX_CACHE_DIR
+};
 
 #define SN_PATH_MAX 1024
 #define SN_MAX_CLASSES 1024
@@ -46,7 +56,8 @@ struct sn_data_conf {
                                           by `shardnet extract` (featfile.h), not images;
                                           height, width, channels are then theirs */
     char features_where[160];
-    int index_cache;                   /* index_cache = yes | no: keep ROOT/.shardnet-index */
+    enum sn_index_cache index_cache;   /* index_cache = yes | home | beside | no | FOLDER */
+    char index_dir[SN_PATH_MAX];       /* the FOLDER of SN_INDEX_CACHE_DIR, as written */
 };
 
 /* Parses [data] (missing keys take defaults; image_size is required in a [data] section that

@@ -3,9 +3,10 @@
  * (share.c).
  *
  * Listing at cluster scale: a scan reads names and types only (readdir's d_type, scan.c), keeps
- * what it found in ROOT/.shardnet-index (checked whole, trusted while every folder keeps its
- * mtime: index_cache.c), and under MPI runs on rank 0 alone, which broadcasts the result packed
- * as bytes. No file is opened here: images are decoded by the loader (loader.h). */
+ * what it found in the file-list cache (by default in the user's cache folder, never in the data
+ * folders unless [data] index_cache = beside; checked whole, trusted while every folder keeps its
+ * mtime and inode: index_cache.h), and under MPI runs on rank 0 alone, which broadcasts the
+ * result packed as bytes. No file is opened here: images are decoded by the loader (loader.h). */
 #ifndef SN_DATASET_H
 #define SN_DATASET_H
 
@@ -25,7 +26,8 @@ struct sn_classes {
 /* Where a split's file list came from. */
 enum sn_index_source { SN_INDEX_SCANNED = 0, SN_INDEX_CACHED, SN_INDEX_RECEIVED };
 
-/* The index cache beside the data, in each scanned split folder (a hidden name: never listed). */
+/* The file-list cache's file in each split folder with [data] index_cache = beside (a hidden
+ * name: never listed). Written by earlier versions by default: left alone otherwise. */
 #define SN_INDEX_CACHE_NAME ".shardnet-index"
 
 /* Room for a note: a path, the cache's path and a reason. */
@@ -61,12 +63,15 @@ struct sn_dataset {
  * into known, and a known class without images is allowed (class_count says so). Without it the
  * classes are the folders (or [data] class_names), sorted, and every one must hold images.
  *
- * The index cache: with [data] index_cache = yes (the default) the listing of the split's folder
- * is kept in ROOT/.shardnet-index and reused while the root holds the same class folders and
- * every folder below it has the mtime and inode it had at the scan (adding, removing or renaming
- * a file changes its folder's mtime). A read-only folder is simply not cached; a damaged cache
- * is rebuilt, and ds->note then says so: "ROOT/.shardnet-index is damaged (REASON): ignored,
- * ROOT is scanned again". This code prints nothing: the caller shows a non-empty note as
+ * The file-list cache ([data] index_cache, index_cache.h): the listing of the split's folder is
+ * kept in an entry of the user's cache folder (yes, the default), of a folder the config names,
+ * or in ROOT/.shardnet-index (beside), and reused while ROOT is the same folder (real path and
+ * inode), holds the same class folders, and every folder below it has the mtime and inode it had
+ * at the scan (adding, removing or renaming a file changes its folder's mtime). A damaged entry
+ * is rebuilt, and ds->note then says so: "PATH is damaged (REASON): ignored, ROOT is scanned
+ * again"; an entry that cannot be written is no error, and ds->note says so too, in words that
+ * are the same for every split when the cache folder is at fault (sn_index_cache_scan), so that
+ * the caller can say it once. This code prints nothing: the caller shows a non-empty note as
  * "shardnet: note: <note>" on stderr. ds->index_source says where the listing came from.
  * Test hook FORBID_SCAN (hooks.h): when set this fails instead of reading any
  * folder (tests set it on ranks that must receive their index). */

@@ -1,35 +1,161 @@
-/* index_cache.c — ROOT/.shardnet-index read (checked whole, then against the folders' state)
- * and written (atomically, best effort). The format and the rules are in index_cache.h. */
+/* index_cache.c — a split folder's entry in the file-list cache: where it is (the user's cache
+ * folder, a folder the config names, or beside the data), read (checked whole, then against the
+ * folders' state) and written (atomically, best effort). The format and the rules are in
+ * index_cache.h. */
 #include "index_cache.h"
 
+#include <errno.h>    // defines: errno
+#include <fcntl.h>    // defines: open, O_RDONLY, O_NONBLOCK, O_CLOEXEC
+#include <limits.h>   // defines: PATH_MAX
 #include <stdint.h>   // defines: int64_t, uint64_t
-#include <stdio.h>    // defines: fopen, fread, fwrite, snprintf
-#include <stdlib.h>   // defines: malloc, calloc, free
-#include <string.h>   // defines: memset, strcmp, strchr
+#include <stdio.h>    // defines: fdopen, fread, fwrite, snprintf
+#include <stdlib.h>   // defines: malloc, calloc, free, getenv, realpath
+#include <string.h>   // defines: memset, strcmp, strchr, strlen, strerror
 #include <sys/stat.h> // defines: stat, fstat, S_ISDIR, S_ISREG
 #include <time.h>     // defines: time
-#include <unistd.h>   // defines: access, W_OK
+#include <unistd.h>   // defines: close
 
 #include "bytes.h"
 #include "dataset.h" // defines: SN_PATH_MAX, SN_INDEX_CACHE_NAME
 #include "sys.h"
 
 #define INDEX_MAGIC 0x58494e53u /* "SNIX" */
-#define INDEX_VERSION 1u
+#define INDEX_VERSION 2u
+#define INDEX_VERSION_BESIDE_ONLY 1u /* earlier versions' files beside the data: stale */
 #define INDEX_HEADER 24
 
-static void index_path(char *out, size_t cap, const char *root)
+/* The words of a note on an entry that cannot be written; the same for every split folder. */
+#define LISTED_AGAIN "the data folders are listed again at every start"
+#define WRITE_HINT "HINT: set [data] index_cache to a writable folder, or to no"
+
+/* What makes an entry root's: its real path and its inode. */
+struct index_key {
+    char real[PATH_MAX];
+    uint64_t ino;
+};
+
+void sn_index_cache_home(char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/%s", root, SN_INDEX_CACHE_NAME);
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && xdg[0] == '/')
+        snprintf(out, cap, "%s/shardnet/index", xdg);
+    else if (home && home[0])
+        snprintf(out, cap, "%s/.cache/shardnet/index", home);
+    else if (cap > 0)
+        out[0] = '\0';
 }
 
-/* Serializes x into b (header included). */
-static void index_serialize(const struct sn_scan_index *x, struct sn_wbuf *b)
+/* One path component made a file-name part: at most 40 characters, each outside
+ * [A-Za-z0-9._-] made '_', no leading dot (entries are not hidden). */
+static size_t label_part(const char *c, size_t len, char *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < 40; i++) {
+        char ch = c[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                 (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || (ch == '.' && n > 0);
+        out[n++] = ok ? ch : '_';
+    }
+    return n;
+}
+
+/* "fm-train" for /data/fm/train: the last two components of an absolute path, for the eye
+ * (the hash that follows them in the name tells folders apart). out holds 82 bytes. */
+static void entry_label(const char *real, char *out)
+{
+    const char *end = real + strlen(real), *last = end, *prev;
+    while (last > real && last[-1] != '/')
+        last--;
+    prev = last > real ? last - 1 : real;
+    while (prev > real && prev[-1] != '/')
+        prev--;
+    size_t n = 0;
+    if (last - 1 > prev) {
+        n = label_part(prev, (size_t)(last - 1 - prev), out);
+        out[n++] = '-';
+    }
+    n += label_part(last, (size_t)(end - last), out + n);
+    if (n == 0)
+        n = (size_t)snprintf(out, 82, "root");
+    out[n] = '\0';
+}
+
+/* root's real path and inode into k. @return 0, or -1 with why set */
+static int index_key(const char *root, struct index_key *k, char *why, size_t cap)
+{
+    struct stat st;
+    if (realpath(root, k->real) == NULL || stat(k->real, &st) != 0) {
+        snprintf(why, cap, "no file-list cache for %s: its real path cannot be resolved (%s)",
+                 root, strerror(errno));
+        return -1;
+    }
+    k->ino = (uint64_t)st.st_ino;
+    return 0;
+}
+
+/* The entry's path, and the folder to create (dir[0] = '\0' beside the data). */
+static int entry_path(const char *root, const struct index_key *k, enum sn_index_cache mode,
+                      const char *conf_dir, char *out, size_t cap, char *dir, size_t dir_cap,
+                      char *why, size_t why_cap)
+{
+    dir[0] = '\0';
+    if (mode == SN_INDEX_CACHE_NO) {
+        snprintf(why, why_cap, "index_cache = no");
+        return -1;
+    }
+    if (mode == SN_INDEX_CACHE_BESIDE) {
+        int n = snprintf(out, cap, "%s/%s", root, SN_INDEX_CACHE_NAME);
+        if (n < 0 || (size_t)n >= cap) {
+            snprintf(why, why_cap, "%s/%s: path too long", root, SN_INDEX_CACHE_NAME);
+            return -1;
+        }
+        return 0;
+    }
+    if (mode == SN_INDEX_CACHE_HOME)
+        sn_index_cache_home(dir, dir_cap);
+    else
+        snprintf(dir, dir_cap, "%s", conf_dir);
+    if (!dir[0]) {
+        snprintf(why, why_cap, "no folder for the file-list cache: XDG_CACHE_HOME and HOME are "
+                               "unset; " LISTED_AGAIN " (HINT: set [data] index_cache to a "
+                               "folder, or to no)");
+        return -1;
+    }
+    char label[82];
+    entry_label(k->real, label);
+    int n = snprintf(out, cap, "%s/%s-%016llx", dir, label,
+                     (unsigned long long)sn_hash_str(k->real, SN_HASH_INIT));
+    if (n < 0 || (size_t)n >= cap) {
+        snprintf(why, why_cap, "cannot write the file-list cache in %.*s (path too long); "
+                               LISTED_AGAIN "; " WRITE_HINT,
+                 (int)(why_cap / 2), dir);
+        return -1;
+    }
+    return 0;
+}
+
+int sn_index_cache_entry(const char *root, enum sn_index_cache mode, const char *dir, char *out,
+                         size_t cap, char *why, size_t why_cap)
+{
+    struct index_key k;
+    char folder[SN_PATH_MAX];
+    if (mode == SN_INDEX_CACHE_BESIDE || mode == SN_INDEX_CACHE_NO)
+        k.real[0] = '\0', k.ino = 0;
+    else if (index_key(root, &k, why, why_cap) != 0)
+        return -1;
+    return entry_path(root, &k, mode, dir, out, cap, folder, sizeof folder, why, why_cap);
+}
+
+/* Serializes x, recorded for k, into b (header included). */
+static void index_serialize(const struct index_key *k, const struct sn_scan_index *x,
+                            struct sn_wbuf *b)
 {
     sn_wbuf_u32(b, INDEX_MAGIC);
     sn_wbuf_u32(b, INDEX_VERSION);
     sn_wbuf_u64(b, 0); /* payload bytes and checksum, filled below */
     sn_wbuf_u64(b, 0);
+    sn_wbuf_str(b, k->real);
+    sn_wbuf_u64(b, k->ino);
     sn_wbuf_u32(b, (uint32_t)x->n_walked);
     for (int i = 0; i < x->n_walked; i++) {
         sn_wbuf_str(b, x->walked[i].rel);
@@ -41,8 +167,8 @@ static void index_serialize(const struct sn_scan_index *x, struct sn_wbuf *b)
     for (int i = 0; i < x->folders.n; i++) {
         sn_wbuf_str(b, x->folders.v[i]);
         sn_wbuf_u32(b, (uint32_t)(x->first[i + 1] - x->first[i]));
-        for (int k = x->first[i]; k < x->first[i + 1]; k++)
-            sn_wbuf_str(b, x->files.v[k]);
+        for (int k2 = x->first[i]; k2 < x->first[i + 1]; k2++)
+            sn_wbuf_str(b, x->files.v[k2]);
     }
     if (b->oom)
         return;
@@ -53,9 +179,10 @@ static void index_serialize(const struct sn_scan_index *x, struct sn_wbuf *b)
     sn_wbuf_u64(&h, sum);
 }
 
-/* Parses an index file's bytes. Returns 0 with x filled, or -1 with why set (x empty). */
-static int index_parse(const unsigned char *p, size_t n, struct sn_scan_index *x, char *why,
-                       size_t cap)
+/* Parses an index file's bytes. Returns 0 with x and k filled, 1 for a file of an earlier
+ * version (stale, not damaged), or -1 with why set (x empty). */
+static int index_parse(const unsigned char *p, size_t n, struct index_key *k,
+                       struct sn_scan_index *x, char *why, size_t cap)
 {
     memset(x, 0, sizeof *x);
     struct sn_rbuf r = {.p = p, .n = n};
@@ -65,6 +192,8 @@ static int index_parse(const unsigned char *p, size_t n, struct sn_scan_index *x
         snprintf(why, cap, "not an index file (bad magic or shorter than its header)");
         return -1;
     }
+    if (version == INDEX_VERSION_BESIDE_ONLY)
+        return 1;
     if (version != INDEX_VERSION) {
         snprintf(why, cap, "version %u, expected %u", version, INDEX_VERSION);
         return -1;
@@ -80,6 +209,8 @@ static int index_parse(const unsigned char *p, size_t n, struct sn_scan_index *x
     }
     char s[SN_PATH_MAX];
     struct sn_err err = {0};
+    sn_rbuf_str(&r, k->real, sizeof k->real, 1);
+    k->ino = sn_rbuf_u64(&r);
     int nw = sn_rbuf_count(&r, 28);
     for (int i = 0; i < nw && !r.bad; i++) {
         sn_rbuf_str(&r, s, sizeof s, 0);
@@ -103,8 +234,8 @@ static int index_parse(const unsigned char *p, size_t n, struct sn_scan_index *x
             break;
         }
         x->first[i] = x->files.n;
-        int k = sn_rbuf_count(&r, 4);
-        for (int j = 0; j < k && !r.bad; j++) {
+        int nk = sn_rbuf_count(&r, 4);
+        for (int j = 0; j < nk && !r.bad; j++) {
             sn_rbuf_str(&r, s, sizeof s, 0);
             if (r.bad || !sn_path_rel_safe(s) || sn_strlist_push(&x->files, s, &err) != SN_OK)
                 r.bad = 1;
@@ -120,16 +251,21 @@ static int index_parse(const unsigned char *p, size_t n, struct sn_scan_index *x
     return 0;
 }
 
-/* 1 when the folders under root are as x recorded them. */
-static int index_fresh(const char *root, const struct sn_scan_index *x)
+/* 1 when root is the folder the entry was written for (beside the data: its inode; elsewhere
+ * its real path too) and the folders under it are as x recorded them. */
+static int index_fresh(const char *root, enum sn_index_cache mode, const struct index_key *now,
+                       const struct index_key *was, const struct sn_scan_index *x)
 {
-    struct sn_strlist now = {0};
+    if (now->ino != was->ino ||
+        (mode != SN_INDEX_CACHE_BESIDE && strcmp(now->real, was->real) != 0))
+        return 0;
+    struct sn_strlist classes = {0};
     struct sn_err err;
-    int fresh = sn_scan_class_folders(root, &now, &err) == SN_OK &&
-                now.n == x->folders.n;
-    for (int i = 0; fresh && i < now.n; i++)
-        fresh = strcmp(now.v[i], x->folders.v[i]) == 0;
-    sn_strlist_free(&now);
+    int fresh = sn_scan_class_folders(root, &classes, &err) == SN_OK &&
+                classes.n == x->folders.n;
+    for (int i = 0; fresh && i < classes.n; i++)
+        fresh = strcmp(classes.v[i], x->folders.v[i]) == 0;
+    sn_strlist_free(&classes);
     for (int i = 0; fresh && i < x->n_walked; i++) {
         char p[SN_PATH_MAX];
         struct stat st;
@@ -142,15 +278,21 @@ static int index_fresh(const char *root, const struct sn_scan_index *x)
     return fresh;
 }
 
-/* Reads root's cache. Returns 1 when x holds a fresh index, 0 otherwise (no file, stale, or
- * damaged: then note says so). */
-static int index_read(const char *root, struct sn_scan_index *x, char *note, size_t note_cap)
+/* Reads root's entry at path. Returns 1 when x holds a fresh index, 0 otherwise (no file,
+ * stale, or damaged: then note says so). */
+static int index_read(const char *root, const char *path, enum sn_index_cache mode,
+                      const struct index_key *k, struct sn_scan_index *x, char *note,
+                      size_t note_cap)
 {
-    char path[SN_PATH_MAX + 32];
-    index_path(path, sizeof path, root);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    /* O_NONBLOCK: a FIFO at the entry's name is refused below instead of blocking the open
+       (a regular file ignores the flag) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
+    if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
         return 0;
+    }
     struct stat st;
     unsigned char *p = NULL;
     char why[200] = "";
@@ -162,61 +304,102 @@ static int index_read(const char *root, struct sn_scan_index *x, char *note, siz
     else if (fread(p, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
         snprintf(why, sizeof why, "cannot be read whole");
     fclose(f);
-    int ok = !why[0] && index_parse(p, (size_t)st.st_size, x, why, sizeof why) == 0;
+    struct index_key *was = malloc(sizeof *was);
+    if (!why[0] && was == NULL)
+        snprintf(why, sizeof why, "out of memory reading it");
+    int parsed = why[0] ? -1 : index_parse(p, (size_t)st.st_size, was, x, why, sizeof why);
     free(p);
-    if (!ok) {
+    if (parsed < 0)
         snprintf(note, note_cap, "%s is damaged (%s): ignored, %s is scanned again", path, why,
                  root);
-        return 0;
-    }
-    if (!index_fresh(root, x)) {
+    int fresh = parsed == 0 && index_fresh(root, mode, k, was, x);
+    free(was);
+    if (!fresh)
         sn_scan_index_free(x);
-        return 0;
-    }
-    return 1;
+    return fresh;
 }
 
-/* Writes root's cache atomically, if it can: a read-only or full data folder is not an error,
- * the next run scans again. Not written when a folder changed in the second before the scan
- * began: a file added in the same tick of a coarse clock would leave the mtime unchanged. */
-static void index_write(const char *root, const struct sn_scan_index *x, time_t scan_began)
+/* Appends a note to what note holds ("; " between two). */
+static void note_add(char *note, size_t cap, const char *what)
 {
-    for (int i = 0; i < x->n_walked; i++)
+    size_t n = strlen(note);
+    if (n + 3 < cap)
+        snprintf(note + n, cap - n, "%s%s", n ? "; " : "", what);
+}
+
+/* Writes root's entry atomically, if it can (dir: the folder to create first, "" beside the
+ * data); when it cannot, says so in note. Not written when a folder changed in the second before
+ * the scan began: a file added in the same tick of a coarse clock would leave the mtime
+ * unchanged. */
+static void index_write(const char *root, const char *path, const char *dir,
+                        const struct index_key *k, const struct sn_scan_index *x,
+                        time_t scan_began, char *note, size_t note_cap)
+{
+    struct sn_err err = {0};
+    char why[sizeof err.msg] = "";
+    if (dir[0] && sn_mkdir_p(dir, "file-list cache folder", &err) != SN_OK)
+        snprintf(why, sizeof why, "%s", err.msg);
+    for (int i = 0; !why[0] && i < x->n_walked; i++)
         if (x->walked[i].sec >= (int64_t)scan_began - 1)
             return;
     struct sn_wbuf b = {0};
-    index_serialize(x, &b);
-    char path[SN_PATH_MAX + 32];
-    index_path(path, sizeof path, root);
+    if (!why[0])
+        index_serialize(k, x, &b);
+    if (!why[0] && b.oom)
+        snprintf(why, sizeof why, "out of memory");
     struct sn_atomic_file af;
-    struct sn_err err;
-    if (!b.oom && access(root, W_OK) == 0 && sn_atomic_open(&af, path, &err) == SN_OK) {
-        if (fwrite(b.p, 1, b.n, af.f) == b.n)
-            (void)sn_atomic_commit(&af, &err);
-        else
+    int opened = !why[0] && sn_atomic_open(&af, path, &err) == SN_OK, e = errno;
+    if (opened) {
+        if (fwrite(b.p, 1, b.n, af.f) != b.n) {
+            snprintf(why, sizeof why, "%s: %s", af.tmp, strerror(errno));
             sn_atomic_abort(&af);
+        } else if (sn_atomic_commit(&af, &err) != SN_OK) {
+            snprintf(why, sizeof why, "%s", err.msg);
+        }
+    } else if (!why[0]) {
+        snprintf(why, sizeof why, "%s", strerror(e));
     }
     free(b.p);
+    if (!why[0])
+        return;
+    char msg[2 * SN_PATH_MAX + 320];
+    if (dir[0])
+        snprintf(msg, sizeof msg,
+                 "cannot write the file-list cache in %.*s (%.*s): " LISTED_AGAIN "; " WRITE_HINT,
+                 SN_PATH_MAX / 2, dir, SN_PATH_MAX / 2, why);
+    else
+        snprintf(msg, sizeof msg,
+                 "cannot write the file-list cache %.*s (%.*s): %.*s is listed again at every "
+                 "start; HINT: set [data] index_cache = yes (the user's cache folder) or no",
+                 SN_PATH_MAX / 2, path, SN_PATH_MAX / 4, why, SN_PATH_MAX / 4, root);
+    note_add(note, note_cap, msg);
 }
 
-int sn_index_cache_scan(const char *root, int use_cache, struct sn_scan_index *x, int *cached,
-                        char *note, size_t note_cap, struct sn_err *err)
+int sn_index_cache_scan(const char *root, enum sn_index_cache mode, const char *dir,
+                        struct sn_scan_index *x, int *cached, char *note, size_t note_cap,
+                        struct sn_err *err)
 {
     *cached = 0;
     if (note_cap > 0)
         note[0] = '\0';
-    if (use_cache && index_read(root, x, note, note_cap)) {
+    char path[SN_PATH_MAX + 64], folder[SN_PATH_MAX], why[2 * SN_PATH_MAX + 320] = "";
+    struct index_key *k = mode == SN_INDEX_CACHE_NO ? NULL : calloc(1, sizeof *k);
+    int use = k != NULL && index_key(root, k, why, sizeof why) == 0 &&
+              entry_path(root, k, mode, dir, path, sizeof path, folder, sizeof folder, why,
+                         sizeof why) == 0;
+    if (k != NULL && !use) /* on, but nowhere to keep it: said, and the folder is listed */
+        note_add(note, note_cap, why);
+    if (use && index_read(root, path, mode, k, x, note, note_cap)) {
         *cached = 1;
+        free(k);
         return SN_OK;
     }
     time_t began = time(NULL);
     int rc = sn_scan_index_build(root, x, err);
-    if (rc != SN_OK) {
+    if (rc != SN_OK)
         sn_scan_index_free(x);
-        return rc;
-    }
-    if (use_cache)
-        index_write(root, x, began);
-    return SN_OK;
+    else if (use)
+        index_write(root, path, folder, k, x, began, note, note_cap);
+    free(k);
+    return rc;
 }
-

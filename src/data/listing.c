@@ -92,7 +92,8 @@ static int class_list(struct sn_dataset *ds, const struct sn_data_conf *dc,
     return SN_OK;
 }
 
-/* Scans root (or reads its index cache) into a new dataset holding every image of every class. */
+/* Scans root (or reads its entry in the file-list cache) into a new dataset holding every image
+ * of every class. */
 static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, const char *root,
                      const struct sn_classes *known, struct sn_err *err)
 {
@@ -110,7 +111,7 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
         goto fail;
     }
     snprintf(ds->root, sizeof ds->root, "%s", root);
-    if ((rc = sn_index_cache_scan(root, dc->index_cache, &x, &cached, ds->note,
+    if ((rc = sn_index_cache_scan(root, dc->index_cache, dc->index_dir, &x, &cached, ds->note,
                                   sizeof ds->note, err)) != SN_OK)
         goto fail;
     ds->index_source = cached ? SN_INDEX_CACHED : SN_INDEX_SCANNED;

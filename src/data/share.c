@@ -1,5 +1,6 @@
 /* share.c — a split's file list as bytes, and that list read by rank 0 alone and broadcast, so
- * that a job of N ranks walks the data folders once, not N times.
+ * that a job of N ranks walks the data folders once, not N times. Rank 0 alone reads and writes
+ * the file-list cache (index_cache.h); the other ranks touch neither it nor the folders.
  *
  *   "SNDS" u32 version | str root | u32 n | u32 n_found | u32 n_classes | u64 fingerprint |
  *   u32 index source | n_classes x { str class name, u32 count } | n x { u32 label, str path }

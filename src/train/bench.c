@@ -38,7 +38,7 @@ static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn
     struct sn_dataset *ds;
     /* rank 0 lists the folder and hands the list to the others, as training does */
     SN_FORWARD(sn_dataset_open_shared(&ds, d, &dc, SN_SPLIT_TRAIN, NULL, err));
-    sn_console_dataset_note(errs, ds);
+    sn_console_dataset_note(errs, ds, NULL);
     int batch = bo->batch ? bo->batch : tc.batch_size;
     int steps = (ds->n + batch - 1) / batch;
     if (bo->iters > 0 && bo->iters < steps)

@@ -96,9 +96,13 @@ const struct sn_config_key sn_config_keys[] = {
     KEY("data", "queue_depth", "0", "no features", "Batches decoded ahead, per rank (0: 4)."),
     KEY("data", "max_pixels", "89478485", "no features",
         "Images of more pixels are refused before decoding (0: no limit)."),
-    KEY("data", "index_cache", "true", "no features",
-        "Keep each split's file list in `<split>/.shardnet-index`, which the next start reads "
-        "instead of listing the folders."),
+    KEY("data", "index_cache", "yes", "no features",
+        "Where each split folder's file list is kept, which the next start reads instead of "
+        "listing the folders again: `yes` (or `home`) in the user's cache folder, "
+        "`$XDG_CACHE_HOME/shardnet/index` else `~/.cache/shardnet/index`; `beside` in the split "
+        "folder, `<split>/.shardnet-index` (one cache for every node that sees the data); a "
+        "folder (a path with a `/`) there; `no` nowhere. Only `beside` writes into the data "
+        "folders or reads a `.shardnet-index` found there."),
 
     SECTION("augment",
             "Keras's random augmentation layers, on the training images: on when something is "

@@ -2,7 +2,7 @@
 #include "console.h"
 
 #include <stdarg.h> // defines: va_list, va_start, va_end
-#include <string.h> // defines: memset
+#include <string.h> // defines: memset, strcmp
 #include <unistd.h> // defines: isatty, fileno
 
 #include "sys.h" // defines: sn_now
@@ -61,9 +61,10 @@ void sn_console_report_file(void *user, const char *msg)
     fflush(user);
 }
 
-void sn_console_dataset_note(FILE *errs, const struct sn_dataset *ds)
+void sn_console_dataset_note(FILE *errs, const struct sn_dataset *ds,
+                             const struct sn_dataset *said)
 {
-    if (ds && ds->note[0]) {
+    if (ds && ds->note[0] && !(said && strcmp(said->note, ds->note) == 0)) {
         fprintf(errs, "shardnet: note: %s\n", ds->note);
         fflush(errs);
     }

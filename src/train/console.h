@@ -41,9 +41,12 @@ void sn_console_report(void *user, const char *msg);
  * the line on. */
 void sn_console_report_file(void *user, const char *msg);
 
-/* A listing's note (a damaged index cache rebuilt: dataset.h), if it has one, as
- * "shardnet: note: NOTE" on errs. */
-void sn_console_dataset_note(FILE *errs, const struct sn_dataset *ds);
+/* A listing's note (a damaged file-list cache rebuilt, a cache folder that cannot be written:
+ * dataset.h), if it has one, as "shardnet: note: NOTE" on errs; said (may be NULL) is a split
+ * whose note was shown before: the same note is not said twice (a cache folder at fault is
+ * named in the same words for every split). */
+void sn_console_dataset_note(FILE *errs, const struct sn_dataset *ds,
+                             const struct sn_dataset *said);
 
 /* An epoch of `steps` steps starts, seconds_before of it already done (a resumed epoch). */
 void sn_console_epoch(struct sn_console *c, int steps, double seconds_before);

@@ -192,7 +192,7 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
             rc = orc;
             break;
         }
-        sn_console_dataset_note(errs, ds);
+        sn_console_dataset_note(errs, ds, train);
         if (d->rank == 0)
             sn_dataset_describe(ds, &st->dc, (enum sn_split)s, out);
         float *rows = NULL;

@@ -119,14 +119,14 @@ static int open_data(struct run *r, struct sn_err *err)
     const struct sn_train_conf *tc = &st->tc;
     struct sn_dist *d = r->d;
     SN_FORWARD(sn_dataset_open_shared(&r->train_ds, d, &st->dc, SN_SPLIT_TRAIN, NULL, err));
-    sn_console_dataset_note(r->con.errs, r->train_ds);
+    sn_console_dataset_note(r->con.errs, r->train_ds, NULL);
     SN_FORWARD(sn_settings_check_classes(r->model, r->train_ds->n_classes, r->train_ds->root,
                                          err));
     /* the training split fixes the model's classes; validation is labelled by their names */
     struct sn_classes known = {r->train_ds->n_classes,
                                (const char(*)[64])r->train_ds->class_names};
     SN_FORWARD(sn_dataset_open_shared(&r->val_ds, d, &st->dc, SN_SPLIT_VAL, &known, err));
-    sn_console_dataset_note(r->con.errs, r->val_ds);
+    sn_console_dataset_note(r->con.errs, r->val_ds, r->train_ds);
     if (d->rank == 0 && !r->con.quiet) {
         sn_dataset_describe(r->train_ds, &st->dc, SN_SPLIT_TRAIN, r->con.out);
         sn_dataset_describe(r->val_ds, &st->dc, SN_SPLIT_VAL, r->con.out);

@@ -197,7 +197,7 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
     if (rc == SN_OK)
         rc = sn_dataset_open(&ds, dc, (enum sn_split)split, &known, err);
     if (rc == SN_OK)
-        sn_console_dataset_note(errs, ds);
+        sn_console_dataset_note(errs, ds, NULL);
     if (rc == SN_OK) {
         sn_dataset_describe(ds, dc, (enum sn_split)split, notes);
         char missing[512];
