@@ -3,7 +3,9 @@
 # VGG16 file the book downloads, a Keras 2 whole-model file, Keras 3 .weights.h5) import into the
 # same checkpoint, whose parameters and state are those the fixture script computed from the
 # arrays, and whose outputs on two images are numpy's to 1e-4; a file for another network, a wrong shape, a truncated file and a file that is not HDF5
-# are errors naming the file (and the layer and both shapes), and write nothing.
+# are errors naming the file (and the layer and both shapes), and write nothing; so are files and
+# checkpoints holding a NaN, an infinity or a negative moving variance (for every command that
+# loads weights), and a loss that overflows to NaN.
 # Fixtures: tests/keras/ (made by make_fixtures.py with python3-h5py). Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -76,4 +78,51 @@ expect_error not_hdf5 "$cfg" "tiny.cfg is not an HDF5 file"
 expect_error missing_file nowhere.h5 "cannot read nowhere.h5"
 "$bin" import-weights "$cfg" --keras "$k/keras3.weights.h5" > noout.out 2>&1
 check "no -o: usage error, exit 2" test $? -eq 2
+
+# --- values a network cannot run on: a NaN or an infinity, a negative moving variance. Refused
+# on import, naming the layer and the element
+expect_error nan_kernel "$k/nan_kernel.h5" "nan_kernel.h5: block1_conv1: kernel\[1,2,0,3\] is NaN (1 bad value in the file)"
+expect_error inf_bias "$k/inf_bias.h5" "inf_bias.h5: predictions: bias\[2\] is -Inf"
+expect_error negative_variance "$k/negative_variance.h5" "negative_variance.h5: block2_bn: moving_variance\[4\] is -0.25: a variance cannot be negative"
+# checkpoints that hold them (written through the test hook, as the import wrote them before it
+# checked) are refused by every command that loads weights, and nothing is written
+SN_TEST_UNCHECKED_VALUES=1 "$hooked" import-weights "$cfg" --keras "$k/nan_kernel.h5" -o nan.ckpt > hooked1.out 2>&1
+SN_TEST_UNCHECKED_VALUES=1 "$hooked" import-weights "$cfg" --keras "$k/negative_variance.h5" -o negvar.ckpt > hooked2.out 2>&1
+check "a NaN written through the test hook" test -s nan.ckpt -a -s negvar.ckpt
+for s in train val test; do # the fixture's images as a data set of the three classes
+    for c in cat dog fox; do mkdir -p "data/$s/$c" && cp "$k/image1.png" "$k/image2.png" "data/$s/$c/"; done
+done
+refused() { # NAME PATTERN COMMAND...: exit 1, PATTERN in the output
+    local name=$1 pattern=$2 rc
+    shift 2
+    "$@" > "$name.out" 2>&1
+    rc=$?
+    check "$name: exit 1 (got $rc)" test $rc -eq 1
+    check "$name: message" contains "$name.out" "$pattern"
+}
+nan_at="nan.ckpt: block1_conv1: kernel\[1,2,0,3\] is NaN"
+refused eval_nan "$nan_at" "$bin" evaluate "$cfg" --checkpoint nan.ckpt --data data
+refused eval_negvar "negvar.ckpt: block2_bn: moving_variance\[4\] is -0.25" \
+    "$bin" evaluate "$cfg" --checkpoint negvar.ckpt --data data
+refused predict_nan "$nan_at" "$bin" predict "$cfg" --checkpoint nan.ckpt "$k/image1.png"
+refused init_nan "$nan_at" "$bin" train "$cfg" --init nan.ckpt --set data.dir=data \
+    --set checkpoint.dir=initrun --set train.epochs=1
+check "train --init from a NaN: no checkpoint written" test -z "$(ls initrun/*.ckpt 2>/dev/null)"
+refused export_nan "$nan_at" "$bin" export-weights "$cfg" --checkpoint nan.ckpt -o nan_out.h5
+check "export of a NaN: nothing written" test ! -e nan_out.h5
+refused extract_nan "$nan_at" "$bin" extract "$cfg" --checkpoint nan.ckpt --data data -o nan.feat
+check "extract from a NaN: nothing written" test ! -e nan.feat
+# finite weights whose activations overflow: a loss that is NaN is an error on every backend,
+# as in training, naming the checkpoint and the split; predict refuses NaN probabilities
+"$bin" import-weights "$cfg" --keras "$k/overflow.h5" -o over.ckpt > over.out 2>&1
+check "finite weights that overflow: imported" test $? -eq 0
+for backend in blas onednn ref; do
+    refused "eval_overflow_$backend" "over.ckpt: the loss on the test split (data/test, 6 images) is NaN" \
+        "$bin" evaluate "$cfg" --checkpoint over.ckpt --data data --set model.backend=$backend
+    refused "predict_overflow_$backend" "image1.png: the network of over.ckpt computes NaN" \
+        "$bin" predict "$cfg" --checkpoint over.ckpt --set model.backend=$backend "$k/image1.png"
+done
+"$bin" evaluate "$cfg" --checkpoint keras2_book.h5.ckpt --data data > eval_good.out 2>&1
+check "the same data with good weights: exit 0" test $? -eq 0
+check "the same data with good weights: a loss" contains eval_good.out "test: 6 images - loss: [0-9]"
 finish

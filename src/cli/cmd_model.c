@@ -14,6 +14,7 @@
 #include "record.h"
 #include "settings.h"
 #include "summary.h"
+#include "values.h"
 #include "weights.h"
 
 /* A command's config and its network (for batches of 1), for the commands that work on weights.
@@ -141,6 +142,8 @@ int cmd_export_weights(struct cli_args *a, int *argc, char ***argv)
                                          "the config's %016llx)",
                         a->checkpoint, cfg->path, (unsigned long long)meta.model_hash,
                         (unsigned long long)m->structure_hash);
+    if (rc == SN_OK) /* a NaN exported would load anywhere else */
+        rc = sn_model_check_values(m, m->n_layers, m->params, m->state, a->checkpoint, &err);
     if (rc == SN_OK)
         rc = sn_weights_export_keras(m, a->output, &err);
     if (rc == SN_OK)

@@ -2,7 +2,7 @@
  * weights and class names) run forward over a split or over images (inference.h). */
 #include "inference.h"
 
-#include <math.h>     // defines: NAN
+#include <math.h>     // defines: NAN, isfinite, isnan
 #include <stdlib.h>   // defines: malloc, calloc, free
 #include <string.h>   // defines: memset, memcpy, snprintf
 #include <sys/stat.h> // defines: stat, S_ISDIR
@@ -174,6 +174,19 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
         rc = sn_evaluate_loader(t.model, ld, sums, err);
     if (rc == SN_OK)
         sn_eval_result(sums, res);
+    static const char *const split_names[3] = {"train", "val", "test"};
+    /* a loss that is not a number is no result: the same failure as in training */
+    if (rc == SN_OK && res->n > 0 && !isfinite(res->loss))
+        rc = sn_err_set(err, SN_ENUM,
+                        "%s: the loss on the %s split (%s, %lld images) is %s: the network "
+                        "computes NaN or infinities on these images\n---> HINT: weights that "
+                        "overflow float (a run that diverged?), or images scaled otherwise than "
+                        "in training",
+                        ckpt, split_names[split], ds->root, res->n,
+                        isnan(res->loss) ? "NaN" : "infinite");
+    if (rc == SN_OK && res->n == 0)
+        rc = sn_err_set(err, SN_EDATA, "%s: none of the %lld files of the %s split could be read",
+                        ds->root, res->skipped, split_names[split]);
     sn_loader_free(ld);
     sn_dataset_free(ds);
     trained_free(&t);
@@ -207,6 +220,16 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
         ctx.sample_ids = &id;
         const float *logits = sn_model_forward(m, x, 1, &ctx);
         sn_model_probabilities(m, logits, probs, 1);
+        int finite = 1;
+        for (int k = 0; k < m->n_outputs; k++)
+            finite = finite && isfinite(probs[k]);
+        if (!finite) {
+            rc = sn_err_set(err, SN_ENUM,
+                            "%s: the network of %s computes NaN or infinities on this image\n"
+                            "---> HINT: weights that overflow float (a run that diverged?)",
+                            images[i], ckpt);
+            break;
+        }
         if (m->loss == SN_LOSS_BCE) { /* one unit: P(class 1) */
             probs[1] = probs[0];
             probs[0] = 1 - probs[1];
