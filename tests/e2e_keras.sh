@@ -5,7 +5,9 @@
 # arrays, and whose outputs on two images are numpy's to 1e-4; a file for another network, a wrong shape, a truncated file and a file that is not HDF5
 # are errors naming the file (and the layer and both shapes), and write nothing; so are files and
 # checkpoints holding a NaN, an infinity or a negative moving variance (for every command that
-# loads weights), and a loss that overflows to NaN.
+# loads weights), and a loss that overflows to NaN. A checkpoint without class names works for
+# predict (with no data folder) and evaluate, its names from [data] class_names, from
+# import-weights --class-names, else the class index.
 # Fixtures: tests/keras/ (made by make_fixtures.py with python3-h5py). Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -125,4 +127,48 @@ done
 "$bin" evaluate "$cfg" --checkpoint keras2_book.h5.ckpt --data data > eval_good.out 2>&1
 check "the same data with good weights: exit 0" test $? -eq 0
 check "the same data with good weights: a loss" contains eval_good.out "test: 6 images - loss: [0-9]"
+
+# --- a checkpoint without class names (imported with a config that has no [data] class_names)
+# works for predict with no data folder, and for evaluate
+sed '/^class_names/d' "$cfg" > nocls.cfg
+"$bin" import-weights nocls.cfg --keras "$k/keras2_book.h5" -o nocls.ckpt > nocls.out 2>&1
+check "import without class names: exit 0" test $? -eq 0
+"$bin" predict nocls.cfg --checkpoint nocls.ckpt --top 3 "$k/image1.png" > pred_index.out 2> pred_index.err
+check "no class names anywhere: predict exit 0" test $? -eq 0
+check "no class names anywhere: classes by index" grep -Eq "image1.png class_[012] 0\.[0-9]{3} class_[012] 0\.[0-9]{3} class_[012] 0\.[0-9]{3}$" pred_index.out
+check "no class names anywhere: said once, with the way to give them" \
+    test "$(grep -c 'nocls.ckpt holds no class names (imported without --class-names)' pred_index.err)" -eq 1
+check "no class names anywhere: not called an old checkpoint" lacks pred_index.err "format 2"
+"$bin" predict "$cfg" --checkpoint nocls.ckpt --top 3 --digits 6 "$k/image1.png" "$k/image2.png" \
+    > pred_cfgnames.out 2> pred_cfgnames.err
+check "[data] class_names: predict names the classes, numpy's probabilities" close_to pred_cfgnames.out
+check "[data] class_names: not another config" lacks pred_cfgnames.err "another config"
+"$bin" import-weights nocls.cfg --keras "$k/keras2_book.h5" -o named.ckpt --class-names "cat, dog,fox" > named.out 2>&1
+check "--class-names: exit 0" test $? -eq 0
+"$bin" predict nocls.cfg --checkpoint named.ckpt --top 3 --digits 6 "$k/image1.png" "$k/image2.png" > pred_named.out 2>&1
+check "--class-names: kept in the checkpoint, predict needs nothing else" close_to pred_named.out
+printf 'cat\n\ndog\nfox\n' > names.txt
+"$bin" import-weights nocls.cfg --keras "$k/keras2_book.h5" -o named2.ckpt --class-names @names.txt > named2.out 2>&1
+"$bin" inspect named2.ckpt --record > named2.inspect 2>&1
+check "--class-names @FILE: one name a line, in the record" \
+    test "$(grep -c '^class=\(cat\|dog\|fox\)$' named2.inspect)" -eq 3
+refused names_count "--class-names has 2 classes but the last layer has 3 units" \
+    "$bin" import-weights nocls.cfg --keras "$k/keras2_book.h5" -o bad.ckpt --class-names a,b
+refused names_differ "--class-names a,b,c (3 names, a first) and \[data\] class_names of .*tiny.cfg (3 names, cat first) differ" \
+    "$bin" import-weights "$cfg" --keras "$k/keras2_book.h5" -o bad.ckpt --class-names a,b,c
+refused names_twice "'dog' is listed twice" \
+    "$bin" import-weights nocls.cfg --keras "$k/keras2_book.h5" -o bad.ckpt --class-names dog,cat,dog
+check "bad --class-names: nothing written" test ! -e bad.ckpt
+"$bin" evaluate nocls.cfg --checkpoint nocls.ckpt --data data > eval_nocls.out 2>&1
+check "no class names anywhere: evaluate takes the split's folders" test $? -eq 0
+check "no class names anywhere: evaluate says so" contains eval_nocls.out "the split's folders name the classes"
+"$bin" evaluate "$cfg" --checkpoint nocls.ckpt --data data > eval_cfgnames.out 2>&1
+check "[data] class_names: evaluate exit 0" test $? -eq 0
+check "[data] class_names: evaluate, not another config" lacks eval_cfgnames.out "another config"
+# a path given as absolute is not called relative
+"$bin" evaluate nocls.cfg --checkpoint nocls.ckpt --data "$PWD/nowhere" > abs.out 2>&1
+check "an absolute folder that is missing: named" contains abs.out "$PWD/nowhere does not exist: "
+check "an absolute folder: not called relative" lacks abs.out "relative"
+"$bin" evaluate nocls.cfg --checkpoint nocls.ckpt --data nowhere > rel.out 2>&1
+check "a relative folder: said relative to what" contains rel.out " nowhere does not exist (relative to the current directory)"
 finish

@@ -160,6 +160,9 @@ static const struct cli_opt import_opts[] = {
     {"--output", "-o", "CKPT", OPT_TEXT, F(output), OPT_REQUIRED, "the checkpoint to write"},
     {"--by-name", NULL, NULL, OPT_FLAG, F(by_name), 0,
      "take CONFIG's layers by name from a file of a larger network"},
+    {"--class-names", NULL, "A,B,...|@FILE", OPT_TEXT, F(class_names), 0,
+     "the classes of the network's outputs, in order (@FILE: one per line), kept in the "
+     "checkpoint for predict and evaluate (default: [data] class_names)"},
     SET_OPT,
     END_OPTS,
 };

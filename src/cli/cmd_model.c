@@ -2,9 +2,12 @@
  * evaluate, predict, import-weights, export-weights and inspect. */
 #include "cli_internal.h"
 
-#include <math.h>   // defines: fabs, fmax, isnan, INFINITY, NAN
-#include <stdio.h>  // defines: printf, stdout, stderr
-#include <stdlib.h> // defines: calloc, malloc, free
+#include <errno.h>    // defines: errno
+#include <math.h>     // defines: fabs, fmax, isnan, INFINITY, NAN
+#include <stdio.h>    // defines: printf, stdout, stderr, fopen, fread
+#include <stdlib.h>   // defines: calloc, malloc, free
+#include <string.h>   // defines: strchr, strcmp, strerror, strlen, memcpy
+#include <sys/stat.h> // defines: stat, S_ISREG
 
 #include "checkpoint.h"
 #include "model.h"
@@ -83,8 +86,97 @@ int cmd_predict(struct cli_args *a, int *argc, char ***argv)
     return rc == SN_OK ? 0 : cli_report(&err);
 }
 
+/* The text of --class-names: the argument itself, or the file of "@FILE" (*text then owned). */
+static int class_names_text(const char *arg, char **text, char *sep, struct sn_err *err)
+{
+    *text = NULL;
+    *sep = ',';
+    if (arg[0] != '@')
+        return SN_OK;
+    const char *path = arg + 1;
+    *sep = '\n';
+    struct stat st;
+    SN_RETURN_IF(stat(path, &st) != 0, err, SN_EIO, "--class-names %s: cannot read %s: %s", arg,
+                 path, strerror(errno));
+    SN_RETURN_IF(!S_ISREG(st.st_mode), err, SN_EIO,
+                 "--class-names %s: %s is not a regular file", arg, path);
+    SN_RETURN_IF(st.st_size > (off_t)SN_MAX_CLASSES * 80, err, SN_EINVAL,
+                 "--class-names %s: %s is %lld bytes, more than %d names of a line each", arg,
+                 path, (long long)st.st_size, SN_MAX_CLASSES);
+    FILE *f = fopen(path, "rb");
+    SN_RETURN_IF(!f, err, SN_EIO, "--class-names %s: cannot read %s: %s", arg, path,
+                 strerror(errno));
+    *text = calloc((size_t)st.st_size + 1, 1);
+    size_t got = *text ? fread(*text, 1, (size_t)st.st_size, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    SN_RETURN_IF(!*text, err, SN_ENOMEM, "out of memory");
+    SN_RETURN_IF(bad || got != (size_t)st.st_size, err, SN_EIO,
+                 "--class-names %s: cannot read %s", arg, path);
+    return SN_OK;
+}
+
+/* --class-names "A,B,..." or "@FILE" (one name a line; blank lines and surrounding blanks are
+ * skipped) into dc's class names, checked as [data] class_names is (no name empty, longer than
+ * 63 bytes or listed twice; at most SN_MAX_CLASSES) and against them when the config has them. */
+static int take_class_names(const char *arg, struct sn_data_conf *dc, const char *config,
+                            struct sn_err *err)
+{
+    char *file, sep;
+    SN_FORWARD(class_names_text(arg, &file, &sep, err));
+    const char *p = file ? file : arg;
+    char(*names)[64] = calloc(SN_MAX_CLASSES, sizeof *names);
+    int n = 0, rc = names ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
+    while (rc == SN_OK && *p) {
+        const char *end = strchr(p, sep);
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *a = p, *b = p + len;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
+            b--;
+        p = end ? end + 1 : p + len;
+        if (a == b && sep == '\n')
+            continue; /* a blank line */
+        if (a == b)
+            rc = sn_err_set(err, SN_EINVAL, "--class-names %s: name %d is empty", arg, n + 1);
+        else if ((size_t)(b - a) >= sizeof names[0])
+            rc = sn_err_set(err, SN_EINVAL, "--class-names %s: name %d (%.*s...) is longer than "
+                                            "%zu bytes",
+                            arg, n + 1, 20, a, sizeof names[0] - 1);
+        else if (n == SN_MAX_CLASSES)
+            rc = sn_err_set(err, SN_EINVAL, "--class-names %s: more than %d names", arg,
+                            SN_MAX_CLASSES);
+        if (rc != SN_OK)
+            break;
+        memcpy(names[n], a, (size_t)(b - a));
+        for (int i = 0; i < n && rc == SN_OK; i++)
+            if (strcmp(names[i], names[n]) == 0)
+                rc = sn_err_set(err, SN_EINVAL, "--class-names %s: '%s' is listed twice", arg,
+                                names[i]);
+        n++;
+    }
+    if (rc == SN_OK && n == 0)
+        rc = sn_err_set(err, SN_EINVAL, "--class-names %s: no name", arg);
+    int same = n == dc->n_class_names;
+    for (int i = 0; rc == SN_OK && same && i < n; i++)
+        same = strcmp(names[i], dc->class_names[i]) == 0;
+    if (rc == SN_OK && dc->n_class_names > 0 && !same)
+        rc = sn_err_set(err, SN_EINVAL, "--class-names %s (%d names, %s first) and [data] "
+                                        "class_names of %s (%d names, %s first) differ: give one",
+                        arg, n, names[0], config, dc->n_class_names, dc->class_names[0]);
+    if (rc == SN_OK) {
+        memcpy(dc->class_names, names, (size_t)n * sizeof *names);
+        dc->n_class_names = n;
+    }
+    free(names);
+    free(file);
+    return rc;
+}
+
 /* `import-weights CONFIG --keras FILE -o CKPT`: the network of CONFIG with the file's weights,
- * written as a checkpoint (no optimizer state: a start, not a resume). */
+ * written as a checkpoint (no optimizer state: a start, not a resume), with the class names of
+ * --class-names or [data] class_names in its record. */
 int cmd_import_weights(struct cli_args *a, int *argc, char ***argv)
 {
     if (!a->keras || !a->output)
@@ -94,6 +186,12 @@ int cmd_import_weights(struct cli_args *a, int *argc, char ***argv)
     struct sn_settings *st;
     struct sn_model *m;
     int rc = load_network(a, &cfg, &st, &m, &err);
+    if (rc == SN_OK && a->class_names)
+        rc = take_class_names(a->class_names, &st->dc, cfg->path, &err);
+    if (rc == SN_OK && st->dc.n_class_names > 0)
+        rc = sn_settings_check_classes(m, st->dc.n_class_names,
+                                       a->class_names ? "--class-names" : "[data] class_names",
+                                       &err);
     if (rc == SN_OK) {
         sn_model_init_params(m, st->tc.seed); /* state (moving variance 1) for files without */
         rc = sn_weights_import_keras(m, a->keras, a->by_name, &err);
