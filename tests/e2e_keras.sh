@@ -46,6 +46,7 @@ for f in keras2_book.h5 keras3.weights.h5; do
 done
 "$bin" inspect keras2_book.h5.ckpt --compare keras3.weights.h5.ckpt > same.out 2>&1
 check "Keras 2 and Keras 3 files: identical parameters" contains same.out "identical parameters"
+check "Keras 2 and Keras 3 files: identical checkpoints" contains same.out "^identical checkpoints: parameters, state and optimizer moments$"
 
 # --- import -> export -> import: the same parameters and state, bit for bit
 "$bin" export-weights "$cfg" --checkpoint keras2_book.h5.ckpt -o exported.h5 > export.out 2>&1
@@ -56,6 +57,7 @@ check "export: no temporary file left" test -z "$(ls exported.h5.tmp.* 2>/dev/nu
 check "export, import again: exit 0" test $? -eq 0
 "$bin" inspect keras2_book.h5.ckpt --compare again.ckpt > round.out 2>&1
 check "import, export, import: identical parameters" contains round.out "identical parameters"
+check "import, export, import: identical state, said" contains round.out "^compare state: identical state (12 values)$"
 check "import, export, import: identical state" \
     test "$(grep -o 'state hash [0-9a-f]*' round.out | sort -u | wc -l)" -eq 1
 "$bin" export-weights "$src/configs/mnist_convnet.cfg" --checkpoint again.ckpt -o x.h5 > other.out 2>&1
@@ -91,6 +93,20 @@ expect_error negative_variance "$k/negative_variance.h5" "negative_variance.h5: 
 SN_TEST_UNCHECKED_VALUES=1 "$hooked" import-weights "$cfg" --keras "$k/nan_kernel.h5" -o nan.ckpt > hooked1.out 2>&1
 SN_TEST_UNCHECKED_VALUES=1 "$hooked" import-weights "$cfg" --keras "$k/negative_variance.h5" -o negvar.ckpt > hooked2.out 2>&1
 check "a NaN written through the test hook" test -s nan.ckpt -a -s negvar.ckpt
+# --- inspect --compare: the same parameters with other batch normalization statistics differ
+"$bin" inspect keras2_book.h5.ckpt --compare negvar.ckpt > cmp_state.out 2>&1
+check "other statistics: exit 0" test $? -eq 0
+check "other statistics: the parameters are the same" contains cmp_state.out "(identical parameters)"
+check "other statistics: the state differs, by how much" contains cmp_state.out "^compare state: differ by [0-9.e+-]* at most"
+check "other statistics: the verdict names the state" contains cmp_state.out "^the checkpoints differ in: state$"
+check "other statistics: not identical checkpoints" lacks cmp_state.out "identical checkpoints"
+# checkpoints of other networks: what differs
+printf '[data]\nimage_size = 12,12\ncolor_mode = rgb\n[preprocess]\nmode = caffe\n[conv2d]\nname = block1_conv1\nfilters = 4\nkernel_size = 3\npadding = same\nactivation = relu\n' > part.cfg
+"$bin" import-weights part.cfg --keras "$k/keras2_book.h5" --by-name -o part.ckpt > part.out 2>&1
+"$bin" inspect part.ckpt --compare keras2_book.h5.ckpt > cmp_shape.out 2>&1
+check "other networks: exit 1" test $? -eq 1
+check "other networks: the counts that differ" contains cmp_shape.out "part.ckpt and keras2_book.h5.ckpt hold other networks (112 parameters and 631, 0 state and 12; model hash"
+
 for s in train val test; do # the fixture's images as a data set of the three classes
     for c in cat dog fox; do mkdir -p "data/$s/$c" && cp "$k/image1.png" "$k/image2.png" "data/$s/$c/"; done
 done

@@ -183,7 +183,7 @@ static const struct cli_opt extract_opts[] = {
 };
 static const struct cli_opt inspect_opts[] = {
     {"--compare", NULL, "OTHER", OPT_TEXT, F(compare), 0,
-     "OTHER's header too, and the largest differences between the two parameter sets"},
+     "OTHER's header too, and how the two differ: parameters, state, optimizer moments"},
     {"--config", NULL, "CONFIG", OPT_TEXT, F(layers_config), 0,
      "a parameter hash per layer of CONFIG's network"},
     {"--record", NULL, NULL, OPT_FLAG, F(record), 0,

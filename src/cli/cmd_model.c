@@ -283,6 +283,94 @@ static int print_layer_hashes(const char *config, const struct cli_args *a,
     return rc;
 }
 
+/* The largest difference between a and b (n values each): absolute, and relative to the largest
+ * magnitude of either (elementwise ratios are meaningless for values that sit near zero, a bias
+ * after one step). NaN when either holds a NaN where the other does not hold the same. */
+struct diff {
+    double max_abs, max_mag;
+};
+
+static struct diff diff_arrays(const float *a, const float *b, uint64_t n)
+{
+    struct diff d = {0, 0};
+    for (uint64_t i = 0; i < n; i++) {
+        double x = a[i], y = b[i], dif = fabs(x - y);
+        if (dif > d.max_abs || isnan(dif))
+            d.max_abs = dif;
+        d.max_mag = fmax(d.max_mag, fmax(fabs(x), fabs(y)));
+    }
+    return d;
+}
+
+/* inspect --compare: the parameters (the first line, whose form scripts read: "compare: max
+ * abs diff A, max rel diff R (...) (identical parameters)"), then the state and the optimizer
+ * moments, one line each, then the verdict: "identical checkpoints" when all three are, else
+ * the parts that differ. Checkpoints whose parameter or state counts differ are an error naming
+ * them. */
+static int compare_checkpoints(const char *const paths[2], const struct sn_ckpt_meta meta[2],
+                               float *const buf[2][3], struct sn_err *err)
+{
+    static const char *const part[3] = {"parameters", "state", "optimizer moments"};
+    uint64_t n[2][3] = {{meta[0].n_params, meta[0].n_state, meta[0].n_opt},
+                        {meta[1].n_params, meta[1].n_state, meta[1].n_opt}};
+    if (n[0][0] != n[1][0] || n[0][1] != n[1][1]) {
+        char what[256] = "";
+        int len = 0;
+        for (int j = 0; j < 2; j++)
+            if (n[0][j] != n[1][j] && len < (int)sizeof what)
+                len += snprintf(what + len, sizeof what - (size_t)len, "%s%llu %s and %llu",
+                                len ? ", " : "", (unsigned long long)n[0][j], part[j],
+                                (unsigned long long)n[1][j]);
+        return sn_err_set(err, SN_EFORMAT,
+                          "%s and %s hold other networks (%s; model hash %016llx and %016llx): "
+                          "not comparable",
+                          paths[0], paths[1], what, (unsigned long long)meta[0].model_hash,
+                          (unsigned long long)meta[1].model_hash);
+    }
+    if (meta[0].model_hash != meta[1].model_hash)
+        printf("note: the model hashes differ (%016llx and %016llx): the same counts, other "
+               "layers or shapes\n",
+               (unsigned long long)meta[0].model_hash, (unsigned long long)meta[1].model_hash);
+    struct diff d = diff_arrays(buf[0][0], buf[1][0], n[0][0]);
+    printf("compare: max abs diff %.3e, max rel diff %.3e (to the largest |parameter|, "
+           "%.3e)%s\n",
+           d.max_abs, d.max_mag > 0 ? d.max_abs / d.max_mag : d.max_abs, d.max_mag,
+           d.max_abs == 0 ? " (identical parameters)" : "");
+    int same[3] = {d.max_abs == 0, 1, 1};
+    for (int j = 1; j < 3; j++) {
+        if (n[0][j] != n[1][j]) { /* moments: one checkpoint has none (imported) or another
+                                     optimizer */
+            same[j] = 0;
+            printf("compare %s: %llu values and %llu: other optimizers (or none: an imported "
+                   "checkpoint)\n",
+                   part[j], (unsigned long long)n[0][j], (unsigned long long)n[1][j]);
+            continue;
+        }
+        d = diff_arrays(buf[0][j], buf[1][j], n[0][j]);
+        same[j] = d.max_abs == 0;
+        if (same[j])
+            printf("compare %s: identical %s (%llu values)\n", part[j], part[j],
+                   (unsigned long long)n[0][j]);
+        else
+            printf("compare %s: differ by %.3e at most, %.3e relative to the largest |value|, "
+                   "%.3e (%llu values)\n",
+                   part[j], d.max_abs, d.max_mag > 0 ? d.max_abs / d.max_mag : d.max_abs,
+                   d.max_mag, (unsigned long long)n[0][j]);
+    }
+    if (same[0] && same[1] && same[2]) {
+        printf("identical checkpoints: parameters, state and optimizer moments\n");
+    } else {
+        printf("the checkpoints differ in:");
+        for (int j = 0, first = 1; j < 3; j++)
+            if (!same[j]) {
+                printf("%s %s", first ? "" : ",", part[j]);
+                first = 0;
+            }
+        printf("\n");
+    }
+    return SN_OK;
+}
+
 int cmd_inspect(struct cli_args *a, int *argc, char ***argv)
 {
     struct sn_err err = {0};
@@ -331,27 +419,8 @@ int cmd_inspect(struct cli_args *a, int *argc, char ***argv)
     }
     if (rc == SN_OK && a->layers_config)
         rc = print_layer_hashes(a->layers_config, a, &meta[0], buf[0][0], &err);
-    if (rc == SN_OK && a->compare) {
-        if (meta[0].n_params != meta[1].n_params) {
-            rc = sn_err_set(&err, SN_EFORMAT, "%s has %llu parameters, %s has %llu: not comparable",
-                            paths[0], (unsigned long long)meta[0].n_params, paths[1],
-                            (unsigned long long)meta[1].n_params);
-        } else {
-            /* relative to the largest parameter: elementwise ratios are meaningless for
-               parameters that sit near zero (a bias after one step) */
-            double max_abs = 0, max_mag = 0;
-            for (uint64_t i = 0; i < meta[0].n_params; i++) {
-                double x = buf[0][0][i], y = buf[1][0][i], dif = fabs(x - y);
-                if (dif > max_abs || isnan(dif))
-                    max_abs = dif;
-                max_mag = fmax(max_mag, fmax(fabs(x), fabs(y)));
-            }
-            printf("compare: max abs diff %.3e, max rel diff %.3e (to the largest |parameter|, "
-                   "%.3e)%s\n",
-                   max_abs, max_mag > 0 ? max_abs / max_mag : max_abs, max_mag,
-                   max_abs == 0 ? " (identical parameters)" : "");
-        }
-    }
+    if (rc == SN_OK && a->compare)
+        rc = compare_checkpoints(paths, meta, buf, &err);
     for (int k = 0; k < 2; k++)
         for (int j = 0; j < 3; j++)
             free(buf[k][j]);
