@@ -19,8 +19,12 @@
  * reorders it needs and every buffer (blocked weights, their gradient, oneDNN's scratchpad, in
  * "user" mode so oneDNN allocates nothing while it runs) and keeps it in a table searched by
  * descriptor. A training run meets each shape on its first step (and the short last batch once
- * per epoch), so no step after the first allocates. A ReLU after a convolution runs inside it,
- * as a post-op on the output it has just written.
+ * per epoch), so no step after the first allocates.
+ *
+ * NaN: a ReLU after a convolution and max pooling run sn_ops_blas's loops, not oneDNN's fused
+ * ReLU post-op and pooling primitive, which return 0 or a window's other values where a NaN
+ * is (a vector max whose other operand wins over NaN); ours keep NaN, as Keras's ReLU does
+ * (user_scratchpad_attr, onednn_maxpool_forward).
  *
  * Contracts are those of ops.h: backward overwrites din and accumulates dw, db (the gradient of
  * the weights comes out blocked and is reordered into dw with a "sum" post-op, so += costs no
@@ -203,19 +207,16 @@ static int pad_right(int in, int out, int k, int s, int left)
     return r > 0 ? r : 0;
 }
 
-static dnnl_primitive_attr_t user_scratchpad_attr(int relu)
+/* No ReLU post-op: oneDNN's ReLU of slope 0 is a vector max with 0 as the operand that wins
+ * over NaN (vmaxps), so a NaN came out 0 and a network gone wrong computed a plausible loss.
+ * sn_ops_blas's ReLU runs after the convolution instead (a pass over its output, which is
+ * still in cache for all but the largest layers). */
+static dnnl_primitive_attr_t user_scratchpad_attr(void)
 {
     dnnl_primitive_attr_t attr = NULL;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success)
         return NULL;
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (relu) {
-        dnnl_post_ops_t po = NULL;
-        dnnl_post_ops_create(&po);
-        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
-        dnnl_primitive_attr_set_post_ops(attr, po);
-        dnnl_post_ops_destroy(po);
-    }
     return attr;
 }
 
@@ -389,12 +390,12 @@ static int conv_bwd_weights_overruns(const_dnnl_primitive_desc_t pd, const struc
     return impl && strstr(impl, "1x1") && (d->sh > 1 || d->sw > 1) && d->c < 16 && plain;
 }
 
-static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, int relu, int alg)
+static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, int alg)
 {
     if (!dn_init() || dn.refuse)
         return NULL;
     struct prim_key key;
-    conv_key(&key, kind, d, bias, relu, alg);
+    conv_key(&key, kind, d, bias, 0, alg);
     int fresh;
     struct prim *e = prim_slot(&key, &fresh);
     if (!e || !fresh)
@@ -402,7 +403,7 @@ static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, 
     struct conv_geo g, gf; /* gf: the forward's, which backward primitives take as a hint */
     conv_geo(d, alg, kind, &g);
     conv_geo(d, alg, CONV_FWD, &gf);
-    dnnl_primitive_attr_t attr = user_scratchpad_attr(relu);
+    dnnl_primitive_attr_t attr = user_scratchpad_attr();
     dnnl_primitive_desc_t fwd = conv_fwd_pd(&gf, bias, kind == CONV_FWD ? attr : NULL);
     dnnl_primitive_desc_t pd = NULL;
     int ok = fwd != NULL;
@@ -498,7 +499,7 @@ static void io_out(struct act_io *io, dnnl_memory_t user)
 static int conv_forward(const struct sn_conv_desc *d, int alg, const float *in, const float *w,
                         const float *b, enum sn_act act, float *out)
 {
-    struct prim *e = conv_prim(CONV_FWD, d, b != NULL, act == SN_ACT_RELU, alg);
+    struct prim *e = conv_prim(CONV_FWD, d, b != NULL, alg);
     if (!e)
         return 0;
     set(e->src, in);
@@ -510,7 +511,7 @@ static int conv_forward(const struct sn_conv_desc *d, int alg, const float *in, 
                             {DNNL_ARG_BIAS, e->bias}};
     run(e, b ? 4 : 3, a);
     io_out(&e->io_dst, e->dst);
-    if (act != SN_ACT_LINEAR && act != SN_ACT_RELU)
+    if (act != SN_ACT_LINEAR) /* elementwise: the same on a blocked output */
         sn_ops_blas.act_forward(act, out, out, (size_t)d->n * d->oh * d->ow, (size_t)d->oc);
     return 1;
 }
@@ -519,7 +520,7 @@ static int conv_forward(const struct sn_conv_desc *d, int alg, const float *in, 
 static int conv_bwd_weights(const struct sn_conv_desc *d, int alg, const float *in,
                             const float *dout, float *dw, float *db)
 {
-    struct prim *bw = conv_prim(CONV_BWD_WEIGHTS, d, db != NULL, 0, alg);
+    struct prim *bw = conv_prim(CONV_BWD_WEIGHTS, d, db != NULL, alg);
     if (!bw)
         return 0;
     set(bw->src, in);
@@ -544,7 +545,7 @@ static int conv_bwd_weights(const struct sn_conv_desc *d, int alg, const float *
 static int conv_bwd_data(const struct sn_conv_desc *d, int alg, const float *w,
                          const float *dout, float *din)
 {
-    struct prim *bd = conv_prim(CONV_BWD_DATA, d, 0, 0, alg);
+    struct prim *bd = conv_prim(CONV_BWD_DATA, d, 0, alg);
     if (!bd)
         return 0;
     set(bd->src, din);
@@ -755,8 +756,9 @@ static void bf16_conv2d_backward(const struct sn_conv_desc *d, const float *in, 
     alg_conv2d_backward(ALG_BF16, d, in, w, dout, din, dw, db, scratch);
 }
 
-/* ---- max pooling ----------------------------------------------------------------------------- */
+/* ---- pooling: oneDNN's average pooling (global average pooling, below); max pooling is ours -- */
 
+/* Average pooling (alg) has no workspace: its backward needs only the shapes. */
 static struct prim *pool_prim(int kind, const struct sn_pool_desc *d, dnnl_alg_kind_t alg)
 {
     if (!dn_init() || dn.refuse)
@@ -778,7 +780,7 @@ static struct prim *pool_prim(int kind, const struct sn_pool_desc *d, dnnl_alg_k
     dnnl_dims_t pl = {d->pad_top, d->pad_left};
     dnnl_dims_t pr = {pad_right(d->h, d->oh, d->ph, d->sh, d->pad_top),
                       pad_right(d->w, d->ow, d->pw, d->sw, d->pad_left)};
-    dnnl_primitive_attr_t attr = user_scratchpad_attr(0);
+    dnnl_primitive_attr_t attr = user_scratchpad_attr();
     dnnl_pooling_v2_desc_t fd, bd;
     dnnl_primitive_desc_t fwd = NULL, pd = NULL;
     int ok = dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &src, &dst,
@@ -791,15 +793,6 @@ static struct prim *pool_prim(int kind, const struct sn_pool_desc *d, dnnl_alg_k
              dnnl_primitive_desc_create(&pd, &bd, attr, dn.engine, fwd) == dnnl_success;
     else
         pd = fwd, fwd = NULL;
-    /* max: the workspace (which cell won) lives in the layer's argmax buffer, 4 bytes per
-       output; average pooling has none */
-    const dnnl_memory_desc_t *wmd = ok ? dnnl_primitive_desc_query_md(pd, dnnl_query_workspace_md,
-                                                                      0)
-                                       : NULL;
-    if (alg == dnnl_pooling_max)
-        ok = ok && wmd &&
-             dnnl_memory_desc_get_size(wmd) <= (size_t)d->n * d->oh * d->ow * d->c * 4 &&
-             mem(&e->ws, wmd);
     ok = ok && mem(&e->src, &src) && mem(&e->dst, &dst) && finish_prim(e, pd);
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_desc_destroy(fwd);
@@ -808,39 +801,41 @@ static struct prim *pool_prim(int kind, const struct sn_pool_desc *d, dnnl_alg_k
     return ok ? e : NULL;
 }
 
-static void onednn_maxpool_forward(const struct sn_pool_desc *d, const float *in, float *out,
-                                 int32_t *argmax)
+/* A pooling's input and output share one layout (layout.c keeps a pooling at neither end of a
+ * blocked run): NHWC, or nChw16c, which is NHWC of n * c/16 images of 16 channels. Either way
+ * sn_ops_blas's loop pools it in place, NaN winning its window, with argmax indices into the
+ * same buffers for backward. */
+static int pool_as_nhwc(const struct sn_pool_desc *d, struct sn_pool_desc *p)
 {
-    struct prim *e = pool_prim(POOL_FWD, d, dnnl_pooling_max);
-    if (!e) {
-        blas_maxpool_forward(d, in, out, argmax);
-        return;
+    *p = *d;
+    if (d->blk_in != d->blk_out)
+        return 0;
+    if (d->blk_in) {
+        p->n = d->n * (d->c / 16);
+        p->c = 16;
     }
-    set(e->src, in);
-    set(e->dst, out);
-    set(e->ws, argmax);
-    dnnl_exec_arg_t a[3] = {
-        {DNNL_ARG_SRC, e->src}, {DNNL_ARG_DST, e->dst}, {DNNL_ARG_WORKSPACE, e->ws}};
-    run(e, 3, a);
+    p->blk_in = p->blk_out = 0;
+    return 1;
+}
+
+static void onednn_maxpool_forward(const struct sn_pool_desc *d, const float *in, float *out,
+                                   int32_t *argmax)
+{
+    struct sn_pool_desc p;
+    if (pool_as_nhwc(d, &p))
+        sn_ops_blas.maxpool_forward(&p, in, out, argmax);
+    else
+        blas_maxpool_forward(d, in, out, argmax);
 }
 
 static void onednn_maxpool_backward(const struct sn_pool_desc *d, const float *dout,
-                                  const int32_t *argmax, float *din)
+                                    const int32_t *argmax, float *din)
 {
-    /* the forward's primitive exists (it ran first) and decides whether its workspace is
-       oneDNN's or sn_ops_blas's argmax */
-    struct prim *f = pool_prim(POOL_FWD, d, dnnl_pooling_max);
-    struct prim *e = f ? pool_prim(POOL_BWD, d, dnnl_pooling_max) : NULL;
-    if (!f || !e) {
+    struct sn_pool_desc p;
+    if (pool_as_nhwc(d, &p))
+        sn_ops_blas.maxpool_backward(&p, dout, argmax, din);
+    else
         blas_maxpool_backward(d, dout, argmax, din);
-        return;
-    }
-    set(e->src, din);
-    set(e->dst, dout);
-    set(e->ws, argmax);
-    dnnl_exec_arg_t a[3] = {
-        {DNNL_ARG_DIFF_DST, e->dst}, {DNNL_ARG_DIFF_SRC, e->src}, {DNNL_ARG_WORKSPACE, e->ws}};
-    run(e, 3, a);
 }
 
 /* ---- global average pooling: a pooling window of the whole image ---------------------------- */
@@ -952,7 +947,7 @@ const struct sn_ops sn_ops_onednn = {
 
 int sn_ops_winograd_has(const struct sn_conv_desc *d)
 {
-    return conv_prim(CONV_FWD, d, 1, 0, ALG_WINOGRAD) != NULL;
+    return conv_prim(CONV_FWD, d, 1, ALG_WINOGRAD) != NULL;
 }
 
 const struct sn_ops sn_ops_winograd = {
