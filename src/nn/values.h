@@ -4,9 +4,10 @@
  * Every path that puts weights into a model from a file — a Keras weight file
  * (import-weights), a checkpoint (a resume, `train --init`, evaluate, predict, extract,
  * export-weights) or a [base] checkpoint — checks them with sn_model_check_values once they
- * are read: a NaN or an infinity in a kernel would not stop anything (a ReLU after it, or the
- * loss, may hide it), and a negative moving variance turns batch normalization's output into
- * NaN. Such a file is refused, naming the layer, the array and the element. */
+ * are read: a NaN or an infinity in a kernel makes the network compute NaN (nothing stops at it
+ * until a loss is taken, and predict takes none), and a negative moving variance turns batch
+ * normalization's output into NaN. Such a file is refused, naming the layer, the array and the
+ * element. */
 #ifndef SN_VALUES_H
 #define SN_VALUES_H
 

@@ -334,9 +334,11 @@ static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, 
                         for (size_t c = 0; c < C; c++) {
                             float v = x[c], cur = y[c];
                             /* v wins if larger, or if it is the window's first NaN: a NaN in
-                               a window is its max, as in PyTorch and XLA (bitwise ops, not
+                               a window is its max, as in PyTorch and XLA. !(v <= cur) is true
+                               for a larger v and for a NaN v, and cur == cur keeps a NaN
+                               once it won: one compare more than a plain max (& rather than
                                &&, so that the loop stays branch-free) */
-                            int32_t win = (v > cur) | ((v != v) & (cur == cur));
+                            int32_t win = !(v <= cur) & (cur == cur);
                             int32_t take = -win; /* all ones if v wins */
                             y[c] = win ? v : cur;
                             a[c] = (a[c] & ~take) | ((b32 + (int32_t)c) & take);
