@@ -819,6 +819,33 @@ static void test_nan_propagates(void **state)
             assert_float_equal(out[(4 * H + 4) * C + c], v < 0 ? 0 : v, 1e-2 * (v < 0 ? 1 : v));
         }
 
+        /* values whose sums overflow (1e20 * 1e20, of both signs), and a NaN: where the sum before
+           the activation is NaN (+Inf + -Inf; with FMA a kernel may reach only one infinity)
+           the ReLU keeps it, and an infinity goes as ReLU takes it. oneDNN fuses its ReLU,
+           which would give 0 for NaN, only where no sum can overflow: 1 channel in, 16 out,
+           so that the fused path is the one it considers */
+        struct sn_conv_desc od = {.n = 1, .h = 6, .w = 6, .c = 1, .oh = 4, .ow = 4, .oc = C,
+                                  .kh = 3, .kw = 3, .sh = 1, .sw = 1};
+        float oin[36], ow[9 * C], olin[16 * C], orelu[16 * C];
+        for (int i = 0; i < 36; i++)
+            oin[i] = 1e20f;
+        oin[33] = NAN; /* and a NaN in the input, which the last row's outputs see */
+        for (int i = 0; i < 9 * C; i++)
+            ow[i] = (i / C + i % C) % 2 ? 1e20f : -1e20f;
+        sb = ops->conv2d_scratch(&od);
+        scratch = malloc(sb ? sb : 1);
+        ops->conv2d_forward(&od, oin, ow, NULL, SN_ACT_LINEAR, olin, scratch);
+        ops->conv2d_forward(&od, oin, ow, NULL, SN_ACT_RELU, orelu, scratch);
+        free(scratch);
+        int nans = 0;
+        for (int i = 0; i < 16 * C; i++) {
+            float v = olin[i], want = v < 0 ? 0 : v;
+            nans += isnan(v);
+            if (isnan(v) ? !isnan(orelu[i]) : orelu[i] != want)
+                fail_msg("%s: conv + relu of %g (before the ReLU) is %g", ops->name, v, orelu[i]);
+        }
+        assert_true(nans >= 3 * C); /* at least the NaN's: 3 pixels of the last row */
+
         /* 2x2 max pooling of 4x4, channel c with its NaN in cell c % 4 of the first window */
         for (int blk = 0; blk <= ((ops->caps & SN_OPS_BLOCKED) != 0); blk++) {
             struct sn_pool_desc pd = {.n = 1, .h = 4, .w = 4, .c = C, .oh = 2, .ow = 2, .ph = 2,

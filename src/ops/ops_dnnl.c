@@ -21,10 +21,11 @@
  * descriptor. A training run meets each shape on its first step (and the short last batch once
  * per epoch), so no step after the first allocates.
  *
- * NaN: a ReLU after a convolution and max pooling run sn_ops_blas's loops, not oneDNN's fused
- * ReLU post-op and pooling primitive, which return 0 or a window's other values where a NaN
- * is (a vector max whose other operand wins over NaN); ours keep NaN, as Keras's ReLU does
- * (user_scratchpad_attr, onednn_maxpool_forward).
+ * NaN: oneDNN's ReLU post-op and max-pooling primitive return 0, or a window's other values,
+ * where a NaN is (a vector max whose other operand wins over NaN); ours keep NaN, as Keras's
+ * ReLU does. So max pooling is sn_ops_blas's loop (onednn_maxpool_forward), and a ReLU is fused
+ * into a convolution only where no NaN can arise, else sn_ops_blas's runs after it
+ * (relu_fusable).
  *
  * Contracts are those of ops.h: backward overwrites din and accumulates dw, db (the gradient of
  * the weights comes out blocked and is reordered into dw with a "sum" post-op, so += costs no
@@ -207,16 +208,22 @@ static int pad_right(int in, int out, int k, int s, int left)
     return r > 0 ? r : 0;
 }
 
-/* No ReLU post-op: oneDNN's ReLU of slope 0 is a vector max with 0 as the operand that wins
- * over NaN (vmaxps), so a NaN came out 0 and a network gone wrong computed a plausible loss.
- * sn_ops_blas's ReLU runs after the convolution instead (a pass over its output, which is
- * still in cache for all but the largest layers). */
-static dnnl_primitive_attr_t user_scratchpad_attr(void)
+/* relu: oneDNN's ReLU as a post-op. It is a vector max with 0 as the operand that wins over NaN
+ * (vmaxps), so it turns a NaN into 0: conv_forward fuses it only where no NaN can arise
+ * (relu_fusable). */
+static dnnl_primitive_attr_t user_scratchpad_attr(int relu)
 {
     dnnl_primitive_attr_t attr = NULL;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success)
         return NULL;
     dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (relu) {
+        dnnl_post_ops_t po = NULL;
+        dnnl_post_ops_create(&po);
+        dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+        dnnl_primitive_attr_set_post_ops(attr, po);
+        dnnl_post_ops_destroy(po);
+    }
     return attr;
 }
 
@@ -390,12 +397,12 @@ static int conv_bwd_weights_overruns(const_dnnl_primitive_desc_t pd, const struc
     return impl && strstr(impl, "1x1") && (d->sh > 1 || d->sw > 1) && d->c < 16 && plain;
 }
 
-static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, int alg)
+static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, int relu, int alg)
 {
     if (!dn_init() || dn.refuse)
         return NULL;
     struct prim_key key;
-    conv_key(&key, kind, d, bias, 0, alg);
+    conv_key(&key, kind, d, bias, relu, alg);
     int fresh;
     struct prim *e = prim_slot(&key, &fresh);
     if (!e || !fresh)
@@ -403,7 +410,7 @@ static struct prim *conv_prim(int kind, const struct sn_conv_desc *d, int bias, 
     struct conv_geo g, gf; /* gf: the forward's, which backward primitives take as a hint */
     conv_geo(d, alg, kind, &g);
     conv_geo(d, alg, CONV_FWD, &gf);
-    dnnl_primitive_attr_t attr = user_scratchpad_attr();
+    dnnl_primitive_attr_t attr = user_scratchpad_attr(relu);
     dnnl_primitive_desc_t fwd = conv_fwd_pd(&gf, bias, kind == CONV_FWD ? attr : NULL);
     dnnl_primitive_desc_t pd = NULL;
     int ok = fwd != NULL;
@@ -495,11 +502,58 @@ static void io_out(struct act_io *io, dnnl_memory_t user)
     dnnl_stream_wait(dn.stream);
 }
 
+/* The largest |x[i]|, NaN if any is NaN. Eight lanes apart, so that the loop vectorizes
+ * without reassociating anything. */
+static float max_abs(const float *x, size_t n)
+{
+    float m[8] = {0};
+    int nan[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            float a = x[i + k] < 0 ? -x[i + k] : x[i + k];
+            nan[k] |= a != a;
+            m[k] = a > m[k] ? a : m[k];
+        }
+    for (; i < n; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        nan[0] |= a != a;
+        m[0] = a > m[0] ? a : m[0];
+    }
+    float r = 0;
+    for (int k = 0; k < 8; k++) {
+        if (nan[k])
+            return 0.0f / 0.0f;
+        r = m[k] > r ? m[k] : r;
+    }
+    return r;
+}
+
+/* Whether oneDNN's fused ReLU computes ours (NaN kept) for this call. They differ only where the
+ * sum before the activation is NaN, which needs a NaN or an infinity among the input, weights
+ * and bias, or a sum that overflows: ruled out when all are finite and max|x| * KH*KW*C *
+ * max|w| + max|b| stays below FLT_MAX / 2 (rounding cannot double a bound so far from the
+ * largest float). Checked with one pass over the input and the weights, which pays only when
+ * the input is much smaller than the output whose ReLU pass it saves: a convnet's first
+ * layers (Listing 8.1's first: 1 channel in, 32 out). */
+static int relu_fusable(const struct sn_conv_desc *d, const float *in, const float *w,
+                        const float *b)
+{
+    size_t n_in = (size_t)d->n * d->h * d->w * d->c, n_out = (size_t)d->n * d->oh * d->ow * d->oc;
+    size_t taps = (size_t)d->kh * d->kw * d->c;
+    if (n_in * 4 > n_out)
+        return 0;
+    double mx = max_abs(in, n_in), mw = max_abs(w, taps * d->oc), mb = b ? max_abs(b, d->oc) : 0;
+    double bound = mx * mw * (double)taps + mb; /* NaN if any is NaN, inf if any is */
+    return bound < 1.7e38;                      /* FLT_MAX / 2 */
+}
+
 /* 0 when oneDNN has no primitive of algorithm `alg` for this shape */
 static int conv_forward(const struct sn_conv_desc *d, int alg, const float *in, const float *w,
                         const float *b, enum sn_act act, float *out)
 {
-    struct prim *e = conv_prim(CONV_FWD, d, b != NULL, alg);
+    int fuse = act == SN_ACT_RELU && relu_fusable(d, in, w, b);
+    struct prim *e = conv_prim(CONV_FWD, d, b != NULL, fuse, alg);
     if (!e)
         return 0;
     set(e->src, in);
@@ -511,7 +565,7 @@ static int conv_forward(const struct sn_conv_desc *d, int alg, const float *in, 
                             {DNNL_ARG_BIAS, e->bias}};
     run(e, b ? 4 : 3, a);
     io_out(&e->io_dst, e->dst);
-    if (act != SN_ACT_LINEAR) /* elementwise: the same on a blocked output */
+    if (act != SN_ACT_LINEAR && !fuse) /* elementwise: the same on a blocked output */
         sn_ops_blas.act_forward(act, out, out, (size_t)d->n * d->oh * d->ow, (size_t)d->oc);
     return 1;
 }
@@ -520,7 +574,7 @@ static int conv_forward(const struct sn_conv_desc *d, int alg, const float *in, 
 static int conv_bwd_weights(const struct sn_conv_desc *d, int alg, const float *in,
                             const float *dout, float *dw, float *db)
 {
-    struct prim *bw = conv_prim(CONV_BWD_WEIGHTS, d, db != NULL, alg);
+    struct prim *bw = conv_prim(CONV_BWD_WEIGHTS, d, db != NULL, 0, alg);
     if (!bw)
         return 0;
     set(bw->src, in);
@@ -545,7 +599,7 @@ static int conv_bwd_weights(const struct sn_conv_desc *d, int alg, const float *
 static int conv_bwd_data(const struct sn_conv_desc *d, int alg, const float *w,
                          const float *dout, float *din)
 {
-    struct prim *bd = conv_prim(CONV_BWD_DATA, d, 0, alg);
+    struct prim *bd = conv_prim(CONV_BWD_DATA, d, 0, 0, alg);
     if (!bd)
         return 0;
     set(bd->src, din);
@@ -780,7 +834,7 @@ static struct prim *pool_prim(int kind, const struct sn_pool_desc *d, dnnl_alg_k
     dnnl_dims_t pl = {d->pad_top, d->pad_left};
     dnnl_dims_t pr = {pad_right(d->h, d->oh, d->ph, d->sh, d->pad_top),
                       pad_right(d->w, d->ow, d->pw, d->sw, d->pad_left)};
-    dnnl_primitive_attr_t attr = user_scratchpad_attr();
+    dnnl_primitive_attr_t attr = user_scratchpad_attr(0);
     dnnl_pooling_v2_desc_t fd, bd;
     dnnl_primitive_desc_t fwd = NULL, pd = NULL;
     int ok = dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &src, &dst,
@@ -947,7 +1001,7 @@ const struct sn_ops sn_ops_onednn = {
 
 int sn_ops_winograd_has(const struct sn_conv_desc *d)
 {
-    return conv_prim(CONV_FWD, d, 1, ALG_WINOGRAD) != NULL;
+    return conv_prim(CONV_FWD, d, 1, 0, ALG_WINOGRAD) != NULL;
 }
 
 const struct sn_ops sn_ops_winograd = {
