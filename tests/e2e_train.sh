@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End to end, one process: dataset -> summary -> train -> best checkpoint -> evaluate -> predict,
-# and the errors a user meets: bad config key, bad value, missing section, corrupt checkpoint.
+# End to end, one process: dataset -> summary -> train -> best checkpoint -> evaluate -> predict
+# (also of the same weights imported without class names), and the errors a user meets: bad config key, bad value, missing section, corrupt checkpoint.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -42,6 +42,29 @@ check "test accuracy >= 0.70 after 3 epochs on 3000 images (got $acc)" \
 img=$(find fm/test/7_Sneaker -name '*.jpg' | head -1)
 "$bin" predict "$cfg" "${sets[@]}" --checkpoint run/mnist_convnet-best.ckpt "$img" > predict.out 2>&1
 check "predict names the class" contains predict.out "7_Sneaker/.*\.jpg 7_Sneaker 0\.[0-9][0-9][0-9]$"
+
+# a checkpoint without class names (Keras weights imported with a config that names none):
+# predict labels by the training folder when it is there, by the class index when it is not,
+# never with the old "format 2" error; evaluate labels by the split's folders
+"$bin" export-weights "$cfg" --checkpoint run/mnist_convnet-best.ckpt -o best.h5 > export.out 2>&1
+"$bin" import-weights "$cfg" --keras best.h5 -o imported.ckpt > import.out 2>&1
+check "import of the trained weights: exit 0" test $? -eq 0
+"$bin" predict "$cfg" "${sets[@]}" --checkpoint imported.ckpt "$img" > pred_imp.out 2> pred_imp.err
+check "imported, data folder there: its class names" contains pred_imp.out "7_Sneaker/.*\.jpg 7_Sneaker 0\.[0-9][0-9][0-9]$"
+check "imported, data folder there: said where they come from" contains pred_imp.err "imported.ckpt holds no class names (imported without --class-names): taking them from fm/train"
+"$bin" predict "$cfg" --set data.dir=nowhere --checkpoint imported.ckpt "$img" > pred_idx.out 2> pred_idx.err
+check "imported, no data folder: predict exit 0" test $? -eq 0
+check "imported, no data folder: the class index" contains pred_idx.out "\.jpg class_7 0\.[0-9][0-9][0-9]$"
+check "imported, no data folder: no old-format error" lacks pred_idx.err "format 2"
+"$bin" evaluate "$cfg" --set data.dir=nowhere --data fm/test --checkpoint imported.ckpt > eval_imp.out 2>&1
+check "imported, evaluate on a split folder: exit 0" test $? -eq 0
+acc_imp=$(sed -n 's/.*accuracy: \([0-9.]*\).*/\1/p' eval_imp.out)
+check "imported, evaluate: the trained accuracy ($acc_imp = $acc)" test "$acc_imp" = "$acc"
+# --compare: the best checkpoint against the import of its own weights: the same parameters,
+# but the import has no optimizer moments
+"$bin" inspect run/mnist_convnet-best.ckpt --compare imported.ckpt > cmp_imp.out 2>&1
+check "best vs its import: identical parameters" contains cmp_imp.out "(identical parameters)"
+check "best vs its import: the moments differ" contains cmp_imp.out "^the checkpoints differ in: optimizer moments$"
 
 # RGB, binary crossentropy, augmentation and dropout: the book's second experiment on the synthetic
 # shapes set, at 96x96 to stay quick

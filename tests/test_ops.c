@@ -777,6 +777,112 @@ static void test_activations(void **state)
     assert_float_equal(o[0] / o[1], exp(-1.0), 1e-6);
 }
 
+/* NaN propagates as in Keras (TensorFlow's relu is max(x, 0), which keeps NaN; its ReluGrad is
+ * dy * (y > 0)) on every backend: a ReLU alone and after a convolution (oneDNN's fused ReLU
+ * post-op gave 0), and max pooling, where the window's first NaN wins (oneDNN's primitive
+ * skipped it), in NHWC and in oneDNN's blocked layout; backward sends the gradient to it. */
+static void test_nan_propagates(void **state)
+{
+    (void)state;
+    for (int b = 0; sn_backends[b]; b++) {
+        const struct sn_ops *ops = sn_backends[b];
+        float x[6] = {NAN, -1, INFINITY, -INFINITY, 2, -0.0f}, y[6];
+        ops->act_forward(SN_ACT_RELU, x, y, 2, 3);
+        assert_true(isnan(y[0]));
+        assert_true(y[1] == 0 && y[2] == INFINITY && y[3] == 0 && y[4] == 2 && y[5] == 0);
+        float yo[4] = {NAN, 0, 3, 3}, dy[4] = {1, NAN, NAN, 2}, dx[4];
+        ops->act_backward(SN_ACT_RELU, yo, dy, dx, 1, 4);
+        assert_true(dx[0] == 0 && isnan(dx[1]) && isnan(dx[2]) && dx[3] == 2);
+
+        /* a 3x3 "same" convolution whose centre tap is the identity, with a ReLU: a NaN at
+           pixel (1,1) makes that pixel's outputs NaN (and its neighbours', 0 * NaN), a pixel
+           two away from it is the ReLU of its input */
+        enum { H = 6, C = 16 };
+        struct sn_conv_desc cd = {.n = 1, .h = H, .w = H, .c = C, .oh = H, .ow = H, .oc = C,
+                                  .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pad_top = 1,
+                                  .pad_left = 1};
+        float in[H * H * C], w[9 * C * C] = {0}, bias[C] = {0}, out[H * H * C];
+        sn_test_fill(in, H * H * C, -1, 1, 41);
+        for (int c = 0; c < C; c++)
+            w[(4 * C + c) * C + c] = 1;
+        in[(1 * H + 1) * C + 5] = NAN;
+        size_t sb = ops->conv2d_scratch(&cd);
+        void *scratch = malloc(sb ? sb : 1);
+        ops->conv2d_forward(&cd, in, w, bias, SN_ACT_RELU, out, scratch);
+        free(scratch);
+        for (int c = 0; c < C; c++) {
+            if (!isnan(out[(1 * H + 1) * C + c]))
+                fail_msg("%s: conv + relu: channel %d of the NaN pixel is %g", ops->name, c,
+                         out[(1 * H + 1) * C + c]);
+            float v = in[(4 * H + 4) * C + c];
+            /* bf16 rounds the inputs (8 bits of mantissa) */
+            assert_float_equal(out[(4 * H + 4) * C + c], v < 0 ? 0 : v, 1e-2 * (v < 0 ? 1 : v));
+        }
+
+        /* values whose sums overflow (1e20 * 1e20, of both signs), and a NaN: where the sum before
+           the activation is NaN (+Inf + -Inf; with FMA a kernel may reach only one infinity)
+           the ReLU keeps it, and an infinity goes as ReLU takes it. oneDNN fuses its ReLU,
+           which would give 0 for NaN, only where no sum can overflow: 1 channel in, 16 out,
+           so that the fused path is the one it considers */
+        struct sn_conv_desc od = {.n = 1, .h = 6, .w = 6, .c = 1, .oh = 4, .ow = 4, .oc = C,
+                                  .kh = 3, .kw = 3, .sh = 1, .sw = 1};
+        float oin[36], ow[9 * C], olin[16 * C], orelu[16 * C];
+        for (int i = 0; i < 36; i++)
+            oin[i] = 1e20f;
+        oin[33] = NAN; /* and a NaN in the input, which the last row's outputs see */
+        for (int i = 0; i < 9 * C; i++)
+            ow[i] = (i / C + i % C) % 2 ? 1e20f : -1e20f;
+        sb = ops->conv2d_scratch(&od);
+        scratch = malloc(sb ? sb : 1);
+        ops->conv2d_forward(&od, oin, ow, NULL, SN_ACT_LINEAR, olin, scratch);
+        ops->conv2d_forward(&od, oin, ow, NULL, SN_ACT_RELU, orelu, scratch);
+        free(scratch);
+        int nans = 0;
+        for (int i = 0; i < 16 * C; i++) {
+            float v = olin[i], want = v < 0 ? 0 : v;
+            nans += isnan(v);
+            if (isnan(v) ? !isnan(orelu[i]) : orelu[i] != want)
+                fail_msg("%s: conv + relu of %g (before the ReLU) is %g", ops->name, v, orelu[i]);
+        }
+        assert_true(nans >= 3 * C); /* at least the NaN's: 3 pixels of the last row */
+
+        /* 2x2 max pooling of 4x4, channel c with its NaN in cell c % 4 of the first window */
+        for (int blk = 0; blk <= ((ops->caps & SN_OPS_BLOCKED) != 0); blk++) {
+            struct sn_pool_desc pd = {.n = 1, .h = 4, .w = 4, .c = C, .oh = 2, .ow = 2, .ph = 2,
+                                      .pw = 2, .sh = 2, .sw = 2, .blk_in = blk, .blk_out = blk};
+            float pin[16 * C], pout[4 * C], pdout[4 * C], pdin[16 * C];
+            int32_t am[4 * C];
+            sn_test_fill(pin, 16 * C, -1, 1, 42);
+            sn_test_fill(pdout, 4 * C, 1, 2, 43);
+            static const int cell[4] = {0, 1, 4, 5}; /* (0,0) (0,1) (1,0) (1,1) */
+            for (int c = 0; c < C; c++)
+                pin[cell[c % 4] * C + c] = NAN;
+            pin[cell[3] * C + 3] = NAN; /* channel 3: a second NaN after the first */
+            pin[cell[0] * C + 3] = NAN;
+            float *px = laid(pin, blk, 1, 4, 4, C), *pdy = laid(pdout, blk, 1, 2, 2, C);
+            float *py = malloc(sizeof pout), *pdx = malloc(sizeof pdin);
+            ops->maxpool_forward(&pd, px, py, am);
+            ops->maxpool_backward(&pd, pdy, am, pdx);
+            unlay(py, blk, 1, 2, 2, C);
+            unlay(pdx, blk, 1, 4, 4, C);
+            memcpy(pout, py, sizeof pout);
+            memcpy(pdin, pdx, sizeof pdin);
+            free(px), free(pdy), free(py), free(pdx);
+            for (int c = 0; c < C; c++) {
+                if (!isnan(pout[c]))
+                    fail_msg("%s%s: max pooling: channel %d of a window holding NaN is %g",
+                             ops->name, blk ? " (blocked)" : "", c, pout[c]);
+                int won = c == 3 ? cell[0] : cell[c % 4]; /* the first NaN */
+                assert_true(pdin[won * C + c] == pdout[c]);
+                float m = -INFINITY; /* the next window, (0,1): an ordinary max */
+                for (int k = 0; k < 4; k++)
+                    m = fmaxf(m, pin[(cell[k] + 2) * C + c]);
+                assert_true(pout[C + c] == m);
+            }
+        }
+    }
+}
+
 static void test_out_size(void **state)
 {
     int pad = -1;
@@ -821,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_backends_match_ref),
         cmocka_unit_test(test_bias_gap_batchnorm_match_ref),
         cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_nan_propagates),
         cmocka_unit_test(test_out_size),
         cmocka_unit_test(test_by_name_and_threads),
     };

@@ -160,6 +160,9 @@ static const struct cli_opt import_opts[] = {
     {"--output", "-o", "CKPT", OPT_TEXT, F(output), OPT_REQUIRED, "the checkpoint to write"},
     {"--by-name", NULL, NULL, OPT_FLAG, F(by_name), 0,
      "take CONFIG's layers by name from a file of a larger network"},
+    {"--class-names", NULL, "A,B,...|@FILE", OPT_TEXT, F(class_names), 0,
+     "the classes of the network's outputs, in order (@FILE: one per line), kept in the "
+     "checkpoint for predict and evaluate (default: [data] class_names)"},
     SET_OPT,
     END_OPTS,
 };
@@ -180,7 +183,7 @@ static const struct cli_opt extract_opts[] = {
 };
 static const struct cli_opt inspect_opts[] = {
     {"--compare", NULL, "OTHER", OPT_TEXT, F(compare), 0,
-     "OTHER's header too, and the largest differences between the two parameter sets"},
+     "OTHER's header too, and how the two differ: parameters, state, optimizer moments"},
     {"--config", NULL, "CONFIG", OPT_TEXT, F(layers_config), 0,
      "a parameter hash per layer of CONFIG's network"},
     {"--record", NULL, NULL, OPT_FLAG, F(record), 0,

@@ -40,6 +40,7 @@ struct cli_args {
     int split, batch, iters, data_only, limit, top, digits, allow_config_change, record, by_name;
     int expand_nested, scaling, allreduce;
     int trace_events, step; /* step: -1 unless --step */
+    const char *class_names; /* import-weights --class-names: "a,b,c" or "@FILE" */
     char **positional;      /* owned (the strings are argv's): [0] is the command itself */
     int n_positional;
 };

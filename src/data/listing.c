@@ -99,7 +99,8 @@ static int scan_root(struct sn_dataset **out, const struct sn_data_conf *dc, con
 {
     struct stat st;
     if (stat(root, &st) != 0)
-        return sn_err_set(err, SN_EDATA, "%s does not exist (cwd-relative): %s", root,
+        return sn_err_set(err, SN_EDATA, "%s does not exist%s: %s", root,
+                          root[0] == '/' ? "" : " (relative to the current directory)",
                           strerror(errno));
     SN_RETURN_IF(!S_ISDIR(st.st_mode), err, SN_EDATA, "%s is not a directory", root);
 

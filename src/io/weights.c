@@ -7,7 +7,9 @@
 #include <stdlib.h> // defines: calloc, free, strtol
 #include <string.h> // defines: strcmp, strlen, memcpy
 
-#define MAX_ARRAYS 8 /* per layer: BatchNormalization has 4 */
+#include "values.h"
+
+#define MAX_ARRAYS 8 /* per layer of the file (a layer shardnet knows has SN_MAX_ARRAYS at most) */
 
 /* One layer of the file: its name and the arrays under it, in order. */
 struct file_layer {
@@ -202,50 +204,31 @@ static herr_t k3_layer(hid_t layers, const char *name, const H5L_info_t *info, v
     return c->rc == SN_OK ? 0 : -1;
 }
 
-/* The arrays a layer of the model takes, in Keras's order: where each goes and its shape. */
+/* The arrays a layer of the model takes, in Keras's order (values.h): where each goes, its name
+ * and its shape. */
 struct want {
     int n;
-    float *dst[MAX_ARRAYS];
-    int ndims[MAX_ARRAYS];
-    hsize_t dims[MAX_ARRAYS][4];
+    float *dst[SN_MAX_ARRAYS];
+    const char *name[SN_MAX_ARRAYS];
+    int ndims[SN_MAX_ARRAYS];
+    hsize_t dims[SN_MAX_ARRAYS][4];
 };
 
-static void want_add(struct want *w, float *dst, int nd, int d0, int d1, int d2, int d3)
+/* params and state are the staging copies (or, when writing, the model's own: nothing is
+ * written through the pointers then). @return 0 for a layer without weights. */
+static int layer_wants(const struct sn_layer *l, float *params, float *state, struct want *w)
 {
-    int k = w->n++;
-    w->dst[k] = dst;
-    w->ndims[k] = nd;
-    hsize_t d[4] = {(hsize_t)d0, (hsize_t)d1, (hsize_t)d2, (hsize_t)d3};
-    memcpy(w->dims[k], d, sizeof d);
-}
-
-/* params and state are the staging copies */
-static int layer_wants(const struct sn_layer *l, const struct sn_model *m, float *params,
-                       float *state, struct want *w)
-{
+    struct sn_array a[SN_MAX_ARRAYS];
     memset(w, 0, sizeof *w);
-    float *p = params + l->param_off, *st = state + l->state_off;
-    const struct sn_layer_conf *c = &l->conf;
-    if (l->type == &sn_layer_conv2d) {
-        want_add(w, p, 4, c->kh, c->kw, l->in.c, c->filters);
-        if (c->use_bias)
-            want_add(w, p + (size_t)c->kh * c->kw * l->in.c * c->filters, 1, c->filters, 0, 0, 0);
-    } else if (l->type == &sn_layer_dense) {
-        want_add(w, p, 2, l->in.c, c->filters, 0, 0);
-        if (c->use_bias)
-            want_add(w, p + (size_t)l->in.c * c->filters, 1, c->filters, 0, 0, 0);
-    } else if (l->type == &sn_layer_batchnormalization) {
-        int C = l->in.c;
-        if (c->bn_scale)
-            want_add(w, p, 1, C, 0, 0, 0);
-        if (c->bn_center)
-            want_add(w, p + (c->bn_scale ? C : 0), 1, C, 0, 0, 0);
-        want_add(w, st, 1, C, 0, 0, 0);
-        want_add(w, st + C, 1, C, 0, 0, 0);
-    } else {
-        return 0;
+    w->n = sn_layer_arrays(l, a);
+    for (int k = 0; k < w->n; k++) {
+        w->dst[k] = (a[k].in_state ? state : params) + a[k].off;
+        w->name[k] = a[k].name;
+        w->ndims[k] = a[k].ndims;
+        for (int d = 0; d < a[k].ndims; d++)
+            w->dims[k][d] = (hsize_t)a[k].dims[d];
     }
-    return 1;
+    return w->n > 0;
 }
 
 static void shape_str(char *buf, size_t n, int nd, const hsize_t *d)
@@ -334,7 +317,7 @@ int sn_weights_import_keras(struct sn_model *m, const char *path, int by_name, s
     for (int i = 0; rc == SN_OK && i < m->n_layers; i++) {
         const struct sn_layer *l = &m->layers[i];
         struct want w;
-        if (!layer_wants(l, m, params, state, &w))
+        if (!layer_wants(l, params, state, &w))
             continue;
         struct file_layer *match = NULL;
         for (int k = 0; k < fl.n && !match; k++)
@@ -358,6 +341,9 @@ int sn_weights_import_keras(struct sn_model *m, const char *path, int by_name, s
                                             "does not have (a file for another network? "
                                             "--by-name takes the config's layers alone)",
                             path, fl.l[k].name);
+    /* a NaN or an infinity loads like any number, and would then run silently */
+    if (rc == SN_OK)
+        rc = sn_model_check_values(m, m->n_layers, params, state, path, err);
     if (rc == SN_OK) {
         memcpy(m->params, params, m->n_params * sizeof(float));
         memcpy(m->state, state, m->n_state * sizeof(float));
@@ -370,23 +356,6 @@ int sn_weights_import_keras(struct sn_model *m, const char *path, int by_name, s
 }
 
 /* ---- writing --------------------------------------------------------------------------------- */
-
-/* Keras's names of a layer's arrays, in the order layer_wants lists them. */
-static const char *array_name(const struct sn_layer *l, int k)
-{
-    if (l->type == &sn_layer_batchnormalization) {
-        const char *order[4];
-        int n = 0;
-        if (l->conf.bn_scale)
-            order[n++] = "gamma";
-        if (l->conf.bn_center)
-            order[n++] = "beta";
-        order[n++] = "moving_mean";
-        order[n++] = "moving_variance";
-        return order[k < n ? k : n - 1];
-    }
-    return k == 0 ? "kernel" : "bias";
-}
 
 static int write_names(hid_t obj, const char *attr_name, char (*names)[300], int n)
 {
@@ -440,13 +409,13 @@ int sn_weights_export_keras(const struct sn_model *m, const char *path, struct s
         const struct sn_layer *l = &m->layers[i];
         struct want w;
         /* layer_wants writes nothing: its pointers only say where each array is */
-        if (!layer_wants(l, m, m->params, m->state, &w))
+        if (!layer_wants(l, m->params, m->state, &w))
             w.n = 0;
         hid_t lg = H5Gcreate2(f, l->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         char(*wn)[300] = calloc((size_t)w.n + 1, sizeof *wn);
         ok = lg >= 0 && wn != NULL;
         for (int k = 0; ok && k < w.n; k++) {
-            snprintf(wn[k], sizeof wn[k], "%s/%s:0", l->name, array_name(l, k));
+            snprintf(wn[k], sizeof wn[k], "%s/%s:0", l->name, w.name[k]);
             hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
             H5Pset_create_intermediate_group(lcpl, 1);
             hid_t s = H5Screate_simple(w.ndims[k], w.dims[k], NULL);

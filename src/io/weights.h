@@ -23,7 +23,9 @@
  * layout, a layer of the model with no weights in the file, a layer in the file with weights
  * the model does not have (unless by_name: Keras's load_weights(by_name=True), which takes the
  * layers of the model from a file of a larger network, e.g. a base from a whole model), an
- * array count or shape that differs. m is unchanged on error. */
+ * array count or shape that differs, a value the network cannot run on (a NaN or an infinity,
+ * a negative moving variance: values.h, naming the layer and the element). m is unchanged on
+ * error. */
 int sn_weights_import_keras(struct sn_model *m, const char *path, int by_name, struct sn_err *err);
 
 /* Writes m's params and state as a Keras 2 weight file (save_weights layout: layer_names,

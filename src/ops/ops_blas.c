@@ -317,7 +317,7 @@ static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, 
                 conv_tap_range(ox, d->sw, d->pad_left, d->pw, d->w, &kx0, &kx1);
                 int iy0 = oy * d->sh - d->pad_top, ix0 = ox * d->sw - d->pad_left;
                 /* Padding cells are skipped, so they never win; the first valid cell seeds the
-                 * max and ties keep the earlier cell. Every load and store is unconditional
+                 * max, ties keep the earlier cell and the first NaN wins for good. Every load and store is unconditional
                  * (selects, not branches) so the channel loop vectorizes. */
                 for (int ky = ky0; ky < ky1; ky++) {
                     for (int kx = kx0; kx < kx1; kx++) {
@@ -333,8 +333,14 @@ static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, 
                         }
                         for (size_t c = 0; c < C; c++) {
                             float v = x[c], cur = y[c];
-                            int32_t take = -(int32_t)(v > cur); /* all ones if v wins */
-                            y[c] = v > cur ? v : cur;
+                            /* v wins if larger, or if it is the window's first NaN: a NaN in
+                               a window is its max, as in PyTorch and XLA. !(v <= cur) is true
+                               for a larger v and for a NaN v, and cur == cur keeps a NaN
+                               once it won: one compare more than a plain max (& rather than
+                               &&, so that the loop stays branch-free) */
+                            int32_t win = !(v <= cur) & (cur == cur);
+                            int32_t take = -win; /* all ones if v wins */
+                            y[c] = win ? v : cur;
                             a[c] = (a[c] & ~take) | ((b32 + (int32_t)c) & take);
                         }
                     }
@@ -425,9 +431,11 @@ static void blas_act_forward(enum sn_act act, const float *x, float *y, size_t r
             memcpy(y, x, n * sizeof(float));
         break;
     case SN_ACT_RELU:
+        /* Keras's max(x, 0) as TensorFlow computes it, (x < 0) ? 0 : x: NaN stays NaN (a
+           ReLU must not hide a network gone wrong), -0 stays -0; one vector max either way */
         for (size_t i = 0; i < n; i++) {
             float v = x[i];
-            y[i] = v > 0.0f ? v : 0.0f;
+            y[i] = v < 0.0f ? 0.0f : v;
         }
         break;
     case SN_ACT_SIGMOID:
@@ -454,9 +462,11 @@ static void blas_act_backward(enum sn_act act, const float *y, const float *dy, 
             memcpy(dx, dy, n * sizeof(float));
         break;
     case SN_ACT_RELU:
+        /* TensorFlow's ReluGrad, dy * (y > 0): a NaN or an infinite gradient stays one where
+           the unit is off (a select would zero it) */
         for (size_t i = 0; i < n; i++) {
-            float g = dy[i]; /* loaded unconditionally, so the select vectorizes */
-            dx[i] = y[i] > 0.0f ? g : 0.0f;
+            float on = y[i] > 0.0f ? 1.0f : 0.0f; /* a select and a multiply: vectorized */
+            dx[i] = dy[i] * on;
         }
         break;
     case SN_ACT_SIGMOID:

@@ -19,8 +19,13 @@
  * reorders it needs and every buffer (blocked weights, their gradient, oneDNN's scratchpad, in
  * "user" mode so oneDNN allocates nothing while it runs) and keeps it in a table searched by
  * descriptor. A training run meets each shape on its first step (and the short last batch once
- * per epoch), so no step after the first allocates. A ReLU after a convolution runs inside it,
- * as a post-op on the output it has just written.
+ * per epoch), so no step after the first allocates.
+ *
+ * NaN: oneDNN's ReLU post-op and max-pooling primitive return 0, or a window's other values,
+ * where a NaN is (a vector max whose other operand wins over NaN); ours keep NaN, as Keras's
+ * ReLU does. So max pooling is sn_ops_blas's loop (onednn_maxpool_forward), and a ReLU is fused
+ * into a convolution only where no NaN can arise, else sn_ops_blas's runs after it
+ * (relu_fusable).
  *
  * Contracts are those of ops.h: backward overwrites din and accumulates dw, db (the gradient of
  * the weights comes out blocked and is reordered into dw with a "sum" post-op, so += costs no
@@ -203,6 +208,9 @@ static int pad_right(int in, int out, int k, int s, int left)
     return r > 0 ? r : 0;
 }
 
+/* relu: oneDNN's ReLU as a post-op. It is a vector max with 0 as the operand that wins over NaN
+ * (vmaxps), so it turns a NaN into 0: conv_forward fuses it only where no NaN can arise
+ * (relu_fusable). */
 static dnnl_primitive_attr_t user_scratchpad_attr(int relu)
 {
     dnnl_primitive_attr_t attr = NULL;
@@ -494,11 +502,58 @@ static void io_out(struct act_io *io, dnnl_memory_t user)
     dnnl_stream_wait(dn.stream);
 }
 
+/* The largest |x[i]|, NaN if any is NaN. Eight lanes apart, so that the loop vectorizes
+ * without reassociating anything. */
+static float max_abs(const float *x, size_t n)
+{
+    float m[8] = {0};
+    int nan[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            float a = x[i + k] < 0 ? -x[i + k] : x[i + k];
+            nan[k] |= a != a;
+            m[k] = a > m[k] ? a : m[k];
+        }
+    for (; i < n; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        nan[0] |= a != a;
+        m[0] = a > m[0] ? a : m[0];
+    }
+    float r = 0;
+    for (int k = 0; k < 8; k++) {
+        if (nan[k])
+            return 0.0f / 0.0f;
+        r = m[k] > r ? m[k] : r;
+    }
+    return r;
+}
+
+/* Whether oneDNN's fused ReLU computes ours (NaN kept) for this call. They differ only where the
+ * sum before the activation is NaN, which needs a NaN or an infinity among the input, weights
+ * and bias, or a sum that overflows: ruled out when all are finite and max|x| * KH*KW*C *
+ * max|w| + max|b| stays below FLT_MAX / 2 (rounding cannot double a bound so far from the
+ * largest float). Checked with one read of the input and the weights, which costs less than
+ * the separate ReLU pass it saves (a read and a write of the output) while the input is at
+ * most twice the output: every layer of the book's networks but a strided one on many channels. */
+static int relu_fusable(const struct sn_conv_desc *d, const float *in, const float *w,
+                        const float *b)
+{
+    size_t n_in = (size_t)d->n * d->h * d->w * d->c, n_out = (size_t)d->n * d->oh * d->ow * d->oc;
+    size_t taps = (size_t)d->kh * d->kw * d->c;
+    if (n_in > 2 * n_out)
+        return 0;
+    double mx = max_abs(in, n_in), mw = max_abs(w, taps * d->oc), mb = b ? max_abs(b, d->oc) : 0;
+    double bound = mx * mw * (double)taps + mb; /* NaN if any is NaN, inf if any is */
+    return bound < 1.7e38;                      /* FLT_MAX / 2 */
+}
+
 /* 0 when oneDNN has no primitive of algorithm `alg` for this shape */
 static int conv_forward(const struct sn_conv_desc *d, int alg, const float *in, const float *w,
                         const float *b, enum sn_act act, float *out)
 {
-    struct prim *e = conv_prim(CONV_FWD, d, b != NULL, act == SN_ACT_RELU, alg);
+    int fuse = act == SN_ACT_RELU && relu_fusable(d, in, w, b);
+    struct prim *e = conv_prim(CONV_FWD, d, b != NULL, fuse, alg);
     if (!e)
         return 0;
     set(e->src, in);
@@ -510,7 +565,7 @@ static int conv_forward(const struct sn_conv_desc *d, int alg, const float *in, 
                             {DNNL_ARG_BIAS, e->bias}};
     run(e, b ? 4 : 3, a);
     io_out(&e->io_dst, e->dst);
-    if (act != SN_ACT_LINEAR && act != SN_ACT_RELU)
+    if (act != SN_ACT_LINEAR && !fuse) /* elementwise: the same on a blocked output */
         sn_ops_blas.act_forward(act, out, out, (size_t)d->n * d->oh * d->ow, (size_t)d->oc);
     return 1;
 }
@@ -755,8 +810,9 @@ static void bf16_conv2d_backward(const struct sn_conv_desc *d, const float *in, 
     alg_conv2d_backward(ALG_BF16, d, in, w, dout, din, dw, db, scratch);
 }
 
-/* ---- max pooling ----------------------------------------------------------------------------- */
+/* ---- pooling: oneDNN's average pooling (global average pooling, below); max pooling is ours -- */
 
+/* Average pooling (alg) has no workspace: its backward needs only the shapes. */
 static struct prim *pool_prim(int kind, const struct sn_pool_desc *d, dnnl_alg_kind_t alg)
 {
     if (!dn_init() || dn.refuse)
@@ -791,15 +847,6 @@ static struct prim *pool_prim(int kind, const struct sn_pool_desc *d, dnnl_alg_k
              dnnl_primitive_desc_create(&pd, &bd, attr, dn.engine, fwd) == dnnl_success;
     else
         pd = fwd, fwd = NULL;
-    /* max: the workspace (which cell won) lives in the layer's argmax buffer, 4 bytes per
-       output; average pooling has none */
-    const dnnl_memory_desc_t *wmd = ok ? dnnl_primitive_desc_query_md(pd, dnnl_query_workspace_md,
-                                                                      0)
-                                       : NULL;
-    if (alg == dnnl_pooling_max)
-        ok = ok && wmd &&
-             dnnl_memory_desc_get_size(wmd) <= (size_t)d->n * d->oh * d->ow * d->c * 4 &&
-             mem(&e->ws, wmd);
     ok = ok && mem(&e->src, &src) && mem(&e->dst, &dst) && finish_prim(e, pd);
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_desc_destroy(fwd);
@@ -808,39 +855,41 @@ static struct prim *pool_prim(int kind, const struct sn_pool_desc *d, dnnl_alg_k
     return ok ? e : NULL;
 }
 
-static void onednn_maxpool_forward(const struct sn_pool_desc *d, const float *in, float *out,
-                                 int32_t *argmax)
+/* A pooling's input and output share one layout (layout.c keeps a pooling at neither end of a
+ * blocked run): NHWC, or nChw16c, which is NHWC of n * c/16 images of 16 channels. Either way
+ * sn_ops_blas's loop pools it in place, NaN winning its window, with argmax indices into the
+ * same buffers for backward. */
+static int pool_as_nhwc(const struct sn_pool_desc *d, struct sn_pool_desc *p)
 {
-    struct prim *e = pool_prim(POOL_FWD, d, dnnl_pooling_max);
-    if (!e) {
-        blas_maxpool_forward(d, in, out, argmax);
-        return;
+    *p = *d;
+    if (d->blk_in != d->blk_out)
+        return 0;
+    if (d->blk_in) {
+        p->n = d->n * (d->c / 16);
+        p->c = 16;
     }
-    set(e->src, in);
-    set(e->dst, out);
-    set(e->ws, argmax);
-    dnnl_exec_arg_t a[3] = {
-        {DNNL_ARG_SRC, e->src}, {DNNL_ARG_DST, e->dst}, {DNNL_ARG_WORKSPACE, e->ws}};
-    run(e, 3, a);
+    p->blk_in = p->blk_out = 0;
+    return 1;
+}
+
+static void onednn_maxpool_forward(const struct sn_pool_desc *d, const float *in, float *out,
+                                   int32_t *argmax)
+{
+    struct sn_pool_desc p;
+    if (pool_as_nhwc(d, &p))
+        sn_ops_blas.maxpool_forward(&p, in, out, argmax);
+    else
+        blas_maxpool_forward(d, in, out, argmax);
 }
 
 static void onednn_maxpool_backward(const struct sn_pool_desc *d, const float *dout,
-                                  const int32_t *argmax, float *din)
+                                    const int32_t *argmax, float *din)
 {
-    /* the forward's primitive exists (it ran first) and decides whether its workspace is
-       oneDNN's or sn_ops_blas's argmax */
-    struct prim *f = pool_prim(POOL_FWD, d, dnnl_pooling_max);
-    struct prim *e = f ? pool_prim(POOL_BWD, d, dnnl_pooling_max) : NULL;
-    if (!f || !e) {
+    struct sn_pool_desc p;
+    if (pool_as_nhwc(d, &p))
+        sn_ops_blas.maxpool_backward(&p, dout, argmax, din);
+    else
         blas_maxpool_backward(d, dout, argmax, din);
-        return;
-    }
-    set(e->src, din);
-    set(e->dst, dout);
-    set(e->ws, argmax);
-    dnnl_exec_arg_t a[3] = {
-        {DNNL_ARG_DIFF_DST, e->dst}, {DNNL_ARG_DIFF_SRC, e->src}, {DNNL_ARG_WORKSPACE, e->ws}};
-    run(e, 3, a);
 }
 
 /* ---- global average pooling: a pooling window of the whole image ---------------------------- */

@@ -126,7 +126,8 @@ static void ref_maxpool_forward(const struct sn_pool_desc *d, const float *in, f
                             if (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
                                 continue; /* padding never wins */
                             size_t i = (((size_t)n * d->h + iy) * d->w + ix) * d->c + c;
-                            if (at < 0 || in[i] > best) {
+                            /* the first NaN of the window wins (as in ops_blas.c) */
+                            if (at < 0 || in[i] > best || (isnan(in[i]) && !isnan(best))) {
                                 best = in[i];
                                 at = (int32_t)i;
                             }
@@ -163,7 +164,7 @@ static void ref_act_forward(enum sn_act act, const float *x, float *y, size_t ro
         for (size_t j = 0; j < cols; j++) {
             double v = xr[j];
             switch (act) {
-            case SN_ACT_RELU: v = v > 0 ? v : 0; break;
+            case SN_ACT_RELU: v = v < 0 ? 0 : v; break; /* NaN stays NaN */
             case SN_ACT_SIGMOID: v = 1.0 / (1.0 + exp(-v)); break;
             case SN_ACT_TANH: v = tanh(v); break;
             default: break;
@@ -186,7 +187,7 @@ static void ref_act_backward(enum sn_act act, const float *y, const float *dy, f
         for (size_t j = 0; j < cols; j++) {
             double g = dyr[j], v = yr[j];
             switch (act) {
-            case SN_ACT_RELU: g = v > 0 ? g : 0; break;
+            case SN_ACT_RELU: g = g * (v > 0 ? 1 : 0); break; /* NaN * 0 stays NaN */
             case SN_ACT_SIGMOID: g = g * v * (1 - v); break;
             case SN_ACT_TANH: g = g * (1 - v * v); break;
             case SN_ACT_SOFTMAX: g = v * (g - dot); break;

@@ -2,7 +2,7 @@
  * weights and class names) run forward over a split or over images (inference.h). */
 #include "inference.h"
 
-#include <math.h>     // defines: NAN
+#include <math.h>     // defines: NAN, isfinite, isnan
 #include <stdlib.h>   // defines: malloc, calloc, free
 #include <string.h>   // defines: memset, memcpy, snprintf
 #include <sys/stat.h> // defines: stat, S_ISDIR
@@ -106,9 +106,61 @@ static void trained_free(struct trained *t)
     free(t->classes);
 }
 
+/* The class names of a checkpoint that holds none (one imported without them, or of format 1):
+ * [data] class_names; else the training folder's, when it can be listed; else none for evaluate
+ * (the split's own folders name them, as Keras's image_dataset_from_directory does) and "class
+ * K" for predict. Each choice is said on notes. */
+static int classes_elsewhere(struct trained *t, const char *ckpt, uint32_t version,
+                             int for_validation, FILE *notes, struct sn_err *err)
+{
+    const struct sn_data_conf *dc = &t->st.dc;
+    const char *why = version < 2 ? "an older checkpoint" : "imported without --class-names";
+    int n = 0;
+    const char (*names)[64] = NULL;
+    struct sn_dataset *ds = NULL;
+    struct sn_err ignored = {0};
+    if (dc->n_class_names > 0) {
+        n = dc->n_class_names;
+        names = (const char(*)[64])dc->class_names;
+        fprintf(notes, "note: %s holds no class names (%s): taking those of [data] "
+                       "class_names\n",
+                ckpt, why);
+    } else if (sn_dataset_open(&ds, dc, SN_SPLIT_TRAIN, NULL, &ignored) == SN_OK) {
+        n = ds->n_classes;
+        names = (const char(*)[64])ds->class_names;
+        fprintf(notes, "note: %s holds no class names (%s): taking them from %s\n", ckpt, why,
+                ds->root);
+    } else if (for_validation) {
+        fprintf(notes, "note: %s holds no class names (%s), nor does [data] class_names: the "
+                       "split's folders name the classes\n",
+                ckpt, why);
+        return SN_OK;
+    } else {
+        n = t->model->loss == SN_LOSS_BCE ? 2 : t->model->n_outputs;
+        fprintf(notes, "note: %s holds no class names (%s), nor does [data] class_names: "
+                       "classes are named by their index\n"
+                       "---> HINT: give them in [data] class_names, or to import-weights "
+                       "--class-names\n",
+                ckpt, why);
+    }
+    free(t->classes);
+    t->classes = calloc((size_t)n + 1, sizeof *t->classes);
+    t->n_classes = t->classes ? n : 0;
+    for (int c = 0; t->classes && c < n; c++) {
+        if (names)
+            memcpy(t->classes[c], names[c], sizeof t->classes[c]);
+        else
+            snprintf(t->classes[c], sizeof t->classes[c], "class_%d", c);
+    }
+    sn_dataset_free(ds);
+    SN_RETURN_IF(!t->classes, err, SN_ENOMEM, "out of memory");
+    return SN_OK;
+}
+
 /* Reads the settings, builds the network for batches of micro_batch (for_validation) or 1,
- * loads the checkpoint into it and takes its class names; a config that changed since the
- * checkpoint is named key by key on notes. */
+ * loads the checkpoint into it and takes its class names (classes_elsewhere when it has
+ * none: t->n_classes may then stay 0 for evaluate); a config that changed since the checkpoint
+ * is named key by key on notes. */
 static int load_trained(struct trained *t, const struct sn_config *cfg, const char *ckpt,
                         int for_validation, FILE *notes, struct sn_err *err)
 {
@@ -134,24 +186,10 @@ static int load_trained(struct trained *t, const struct sn_config *cfg, const ch
     int rc = sn_record_class_names(rec, &t->classes, &t->n_classes, err);
     free(rec);
     SN_FORWARD(rc);
-    if (t->n_classes == 0) {
-        /* a version 1 checkpoint: the training folder's names, if it can be read */
-        struct sn_dataset *ds;
-        SN_RETURN_IF(sn_dataset_open(&ds, &t->st.dc, SN_SPLIT_TRAIN, NULL, err) != SN_OK, err,
-                     SN_EFORMAT,
-                     "%s holds no class names (written before checkpoint format 2) and the "
-                     "training folder cannot tell them: %s",
-                     ckpt, err->msg);
-        free(t->classes);
-        t->classes = calloc((size_t)ds->n_classes, sizeof *t->classes);
-        t->n_classes = ds->n_classes;
-        if (t->classes)
-            memcpy(t->classes, ds->class_names, (size_t)ds->n_classes * sizeof *t->classes);
-        fprintf(notes, "note: %s holds no class names (an older checkpoint): taking them from %s\n",
-                ckpt, ds->root);
-        sn_dataset_free(ds);
-        SN_RETURN_IF(!t->classes, err, SN_ENOMEM, "out of memory");
-    }
+    if (t->n_classes == 0)
+        SN_FORWARD(classes_elsewhere(t, ckpt, meta.version, for_validation, notes, err));
+    if (t->n_classes == 0)
+        return SN_OK; /* evaluate: the split's folders will tell */
     return sn_settings_check_classes(t->model, t->n_classes, ckpt, err);
 }
 
@@ -195,7 +233,9 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
         use_data_dir(dc, data_dir, split);
     struct sn_classes known = {t.n_classes, (const char(*)[64])t.classes};
     if (rc == SN_OK)
-        rc = sn_dataset_open(&ds, dc, (enum sn_split)split, &known, err);
+        rc = sn_dataset_open(&ds, dc, (enum sn_split)split, t.n_classes ? &known : NULL, err);
+    if (rc == SN_OK && t.n_classes == 0) /* the split's folders named the classes */
+        rc = sn_settings_check_classes(t.model, ds->n_classes, ds->root, err);
     if (rc == SN_OK)
         sn_console_dataset_note(errs, ds, NULL);
     if (rc == SN_OK) {
@@ -217,6 +257,19 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
     if (rc == SN_OK)
         sn_eval_result(list.v, list.n, res);
     sn_eval_list_free(&list);
+    static const char *const split_names[3] = {"train", "val", "test"};
+    /* a loss that is not a number is no result: the same failure as in training */
+    if (rc == SN_OK && res->n > 0 && !isfinite(res->loss))
+        rc = sn_err_set(err, SN_ENUM,
+                        "%s: the loss on the %s split (%s, %lld images) is %s: the network "
+                        "computes NaN or infinities on these images\n---> HINT: weights that "
+                        "overflow float (a run that diverged?), or images scaled otherwise than "
+                        "in training",
+                        ckpt, split_names[split], ds->root, res->n,
+                        isnan(res->loss) ? "NaN" : "infinite");
+    if (rc == SN_OK && res->n == 0)
+        rc = sn_err_set(err, SN_EDATA, "%s: none of the %lld files of the %s split could be read",
+                        ds->root, res->skipped, split_names[split]);
     sn_loader_free(ld);
     sn_dataset_free(ds);
     trained_free(&t);
@@ -250,6 +303,16 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
         ctx.sample_ids = &id;
         const float *logits = sn_model_forward(m, x, 1, &ctx);
         sn_model_probabilities(m, logits, probs, 1);
+        int finite = 1;
+        for (int k = 0; k < m->n_outputs; k++)
+            finite = finite && isfinite(probs[k]);
+        if (!finite) {
+            rc = sn_err_set(err, SN_ENUM,
+                            "%s: the network of %s computes NaN or infinities on this image\n"
+                            "---> HINT: weights that overflow float (a run that diverged?)",
+                            images[i], ckpt);
+            break;
+        }
         if (m->loss == SN_LOSS_BCE) { /* one unit: P(class 1) */
             probs[1] = probs[0];
             probs[0] = 1 - probs[1];

@@ -164,6 +164,9 @@ int sn_record_config_changes(const struct sn_config *cfg, const char *rec, char 
     struct resolved_list now = {0};
     sn_config_each_resolved(cfg, collect_resolved, &now);
     int changes = 0, n_then = sn_record_count(rec, "config");
+    /* a checkpoint without class names (imported without them) has none that [data]
+       class_names could contradict: the config is where they come from then */
+    int no_classes = sn_record_count(rec, "class") == 0;
     char then[SN_CFG_VALUE_MAX + 2 * SN_CFG_NAME_MAX];
     for (int i = 0; i < now.n; i++) {
         char *eq = strchr(now.v[i], '=');
@@ -175,7 +178,9 @@ int sn_record_config_changes(const struct sn_config *cfg, const char *rec, char 
             if (e && (*e = '\0', strcmp(then, now.v[i]) == 0))
                 found = e + 1;
         }
-        if (!is_free_key(now.v[i]) && (!found || strcmp(found, eq + 1) != 0)) {
+        int skip = is_free_key(now.v[i]) ||
+                   (no_classes && strcmp(now.v[i], "data.class_names") == 0);
+        if (!skip && (!found || strcmp(found, eq + 1) != 0)) {
             describe_change(msg, cap, now.v[i], found, eq + 1);
             changes++;
         }
@@ -191,7 +196,8 @@ int sn_record_config_changes(const struct sn_config *cfg, const char *rec, char 
         size_t len = strlen(then);
         for (int i = 0; i < now.n && !present; i++)
             present = strncmp(now.v[i], then, len) == 0 && now.v[i][len] == '=';
-        if (!present && !is_free_key(then)) {
+        if (!present && !is_free_key(then) &&
+            !(no_classes && strcmp(then, "data.class_names") == 0)) {
             describe_change(msg, cap, then, e + 1, NULL);
             changes++;
         }

@@ -64,7 +64,8 @@ int sn_record_class_names(const char *rec, char (**names)[64], int *n, struct sn
 
 /* The keys whose values differ between the record's config and cfg — except the keys that say
  * how or where a run computes (threads, paths, the backend, checkpoint settings: they may
- * change between a checkpoint and the run that continues it) — each appended to msg as
+ * change between a checkpoint and the run that continues it), and [data] class_names when the
+ * record holds no class names (the config then gives them) — each appended to msg as
  * "\n    [section] key: A in the checkpoint, B now". @return their number. */
 int sn_record_config_changes(const struct sn_config *cfg, const char *rec, char *msg, size_t cap);
 

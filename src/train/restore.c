@@ -4,6 +4,8 @@
 #include <stdlib.h> // defines: malloc, free
 #include <string.h> // defines: memcpy
 
+#include "values.h"
+
 int sn_restore_checkpoint(struct sn_model *m, struct sn_optim *opt, const char *path,
                           struct sn_ckpt_meta *meta, struct sn_err *err)
 {
@@ -15,8 +17,10 @@ int sn_restore_checkpoint(struct sn_model *m, struct sn_optim *opt, const char *
                           "with",
                           path);
     int64_t n_opt = opt ? (int64_t)opt->n_slots * (int64_t)opt->n_params : -1;
-    return sn_checkpoint_load(path, meta, m->params, (int64_t)m->n_params, m->state,
-                              (int64_t)m->n_state, opt ? opt->moments : NULL, n_opt, err);
+    SN_FORWARD(sn_checkpoint_load(path, meta, m->params, (int64_t)m->n_params, m->state,
+                                  (int64_t)m->n_state, opt ? opt->moments : NULL, n_opt, err));
+    SN_FORWARD(sn_model_check_values(m, m->n_layers, m->params, m->state, path, err));
+    return opt ? sn_check_moments(opt->moments, (size_t)n_opt, path, err) : SN_OK;
 }
 
 int sn_restore_base(struct sn_model *m, struct sn_err *err)
@@ -36,6 +40,8 @@ int sn_restore_base(struct sn_model *m, struct sn_err *err)
     int rc = p && s ? sn_checkpoint_load(path, &meta, p, (int64_t)m->base_params, s,
                                          (int64_t)m->base_state, NULL, -1, err)
                     : sn_err_set(err, SN_ENOMEM, "out of memory");
+    if (rc == SN_OK) /* the base's layers are the model's first n_base, at the same offsets */
+        rc = sn_model_check_values(m, m->n_base, p, s, path, err);
     if (rc == SN_OK) {
         memcpy(m->params, p, m->base_params * sizeof(float));
         memcpy(m->state, s, m->base_state * sizeof(float));

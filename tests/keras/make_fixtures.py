@@ -13,6 +13,11 @@ Files (all with the same weights, drawn from a fixed seed):
   keras3.weights.h5   Keras 3: layers/NAME/vars/0, 1, ...
   wrong_shape.h5      keras2_book.h5 with block2_conv1's kernel for 5 input channels, not 4
   other_net.h5        keras2_book.h5 plus a layer "fc1" the config does not have
+  nan_kernel.h5       keras2_book.h5 with block1_conv1's kernel[1,2,0,3] NaN
+  inf_bias.h5         keras2_book.h5 with predictions' bias[2] -Inf
+  negative_variance.h5  keras2_book.h5 with block2_bn's moving_variance[4] = -0.25
+  overflow.h5         keras2_book.h5 with block1_conv1's kernel times 1e37: every value finite,
+                      the activations overflow to infinities, then NaN
   image1.png, image2.png  12x12 RGB images (random pixels)
   predictions.txt     the network's class probabilities for each image, computed here with
                       numpy in float64 from the arrays (Keras's preprocess_input "caffe", same
@@ -143,6 +148,19 @@ def main(out):
         write_keras2(f, "book", wrong)
     with h5py.File(f"{out}/other_net.h5", "w") as f:
         write_keras2(f, "book", LAYERS + [("fc1", [("kernel", f32(3, 2)), ("bias", f32(2))])])
+    # damaged copies (after every draw above, so that the files above stay as they were)
+    for fname, layer, array, index, value in (
+            ("nan_kernel.h5", 1, 0, (1, 2, 0, 3), np.nan),
+            ("inf_bias.h5", 6, 1, (2,), -np.inf),
+            ("negative_variance.h5", 4, 3, (4,), -0.25)):
+        bad = [(n, [(w, a.copy()) for w, a in arrays] if arrays else arrays) for n, arrays in LAYERS]
+        bad[layer][1][array][1][index] = value
+        with h5py.File(f"{out}/{fname}", "w") as f:
+            write_keras2(f, "book", bad)
+    huge = [(n, [(w, a * np.float32(1e37) if n == "block1_conv1" and w == "kernel" else a)
+                 for w, a in arrays] if arrays else arrays) for n, arrays in LAYERS]
+    with h5py.File(f"{out}/overflow.h5", "w") as f:
+        write_keras2(f, "book", huge)
     pixels = np.random.default_rng(7)
     with open(f"{out}/predictions.txt", "w") as p:
         for name in ("image1.png", "image2.png"):
