@@ -148,20 +148,22 @@ static int index_read(const char *root, struct sn_scan_index *x, char *note, siz
 {
     char path[SN_PATH_MAX + 32];
     index_path(path, sizeof path, root);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    FILE *f;
+    struct sn_err oerr; /* a FIFO at its name is refused (f NULL), not waited for */
+    if (sn_fopen_regular(path, "rb", "index cache", &f, &oerr) == SN_EIO)
         return 0;
     struct stat st;
     unsigned char *p = NULL;
     char why[200] = "";
     /* 16 GiB bounds a file that claims to list more than any folder holds */
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1ll << 34))
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1ll << 34))
         snprintf(why, sizeof why, "not a regular file of a plausible size");
     else if ((p = malloc((size_t)st.st_size + 1)) == NULL)
         snprintf(why, sizeof why, "out of memory reading it");
     else if (fread(p, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
         snprintf(why, sizeof why, "cannot be read whole");
-    fclose(f);
+    if (f)
+        fclose(f);
     int ok = !why[0] && index_parse(p, (size_t)st.st_size, x, why, sizeof why) == 0;
     free(p);
     if (!ok) {

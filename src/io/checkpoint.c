@@ -465,9 +465,8 @@ static int read_record(FILE *f, const char *path, const struct sn_ckpt_meta *m,
 
 int sn_checkpoint_read_meta(const char *path, struct sn_ckpt_meta *meta, struct sn_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return sn_err_set(err, SN_EIO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    FILE *f;
+    SN_FORWARD(sn_fopen_regular(path, "rb", "checkpoint", &f, err));
     struct ckpt_layout lay;
     int rc = read_header(f, path, meta, &lay, err);
     fclose(f);
@@ -477,9 +476,8 @@ int sn_checkpoint_read_meta(const char *path, struct sn_ckpt_meta *meta, struct 
 int sn_checkpoint_read_record(const char *path, char **text, struct sn_err *err)
 {
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return sn_err_set(err, SN_EIO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    FILE *f;
+    SN_FORWARD(sn_fopen_regular(path, "rb", "checkpoint", &f, err));
     struct ckpt_layout lay;
     struct sn_ckpt_meta meta;
     int rc = read_header(f, path, &meta, &lay, err);
@@ -497,9 +495,7 @@ int sn_checkpoint_load(const char *path, struct sn_ckpt_meta *meta, float *param
     unsigned char *planes = NULL;
     struct ckpt_layout lay;
     int rc;
-    r.f = fopen(path, "rb");
-    if (r.f == NULL)
-        return sn_err_set(err, SN_EIO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    SN_FORWARD(sn_fopen_regular(path, "rb", "checkpoint", &r.f, err));
     if ((rc = read_header(r.f, path, meta, &lay, err)) != SN_OK ||
         (rc = check_count(path, "parameters", meta->n_params, expect_params,
                           "was it trained with another config?", err)) != SN_OK ||
