@@ -271,6 +271,12 @@ static int push_array(struct writer *w, const float *x, uint64_t n, unsigned cha
     return SN_OK;
 }
 
+uint64_t sn_checkpoint_bytes_max(uint64_t n_floats, uint64_t record_bytes)
+{
+    /* one zstd frame over the byte planes: at worst the input and zstd's bound on top */
+    return SN_CKPT_HEADER_SIZE + record_bytes + ZSTD_compressBound((size_t)(4 * n_floats));
+}
+
 int sn_checkpoint_save(const char *path, const struct sn_ckpt_meta *meta, const float *params,
                        const float *state, const float *opt, struct sn_err *err)
 {
