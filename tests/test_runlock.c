@@ -2,7 +2,7 @@
  * (held, own, dead, requeued, silent) with a fake clock (the age given), fake hosts and a fake
  * liveness test; the record's round trip; and on a real directory, with locks written by hand
  * as another host or a dead process would leave them: refused naming the holder, taken over
- * when stale or dead, lost when another run takes it, kept alive by the heartbeat, made again
+ * when stale or dead (a zombie too), lost when another run takes it, kept alive by the heartbeat, made again
  * when removed by hand, removed at release. */
 #include <setjmp.h> // defines: jmp_buf (needed by cmocka.h)
 #include <stdarg.h> // defines: va_list (needed by cmocka.h)
@@ -158,6 +158,12 @@ static int read_holder(struct sn_runlock_holder *h)
     return sn_runlock_parse(text, h);
 }
 
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
 static char note_text[4096];
 
 static int acquire(const char *dir, double beat, double stale, struct sn_runlock **lk,
@@ -257,6 +263,17 @@ static void test_dead_process_here_taken_over_at_once(void **state)
     assert_int_equal(acquire(dir, 0, 60, &lk, &err), SN_OK);
     assert_non_null(strstr(note_text, "its process is gone"));
     sn_runlock_release(lk);
+    /* a zombie (killed, its parent has not reaped it, as when a launcher died too) is dead */
+    pid_t zombie = fork();
+    if (zombie == 0)
+        _exit(0);
+    sleep_s(0.3);
+    dead.pid = (long)zombie;
+    write_lock(&dead, 0);
+    assert_int_equal(acquire(dir, 0, 60, &lk, &err), SN_OK);
+    assert_non_null(strstr(note_text, "its process is gone"));
+    sn_runlock_release(lk);
+    waitpid(zombie, NULL, 0);
     /* a live process of this host (this one's parent) is refused, named as running */
     struct sn_runlock_holder live = who(me.host, me.machine, (long)getppid(), "", 0);
     live.start = 0;
@@ -290,12 +307,6 @@ static void test_lost_to_another_run(void **state)
     struct sn_runlock_holder h;
     assert_int_equal(read_holder(&h), 0);
     assert_int_equal(h.pid, 99);
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
 }
 
 static void test_heartbeat_and_removed_by_hand(void **state)

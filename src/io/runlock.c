@@ -110,25 +110,30 @@ int sn_runlock_parse(const char *text, struct sn_runlock_holder *h)
 
 /* ---- this process ------------------------------------------------------------------------- */
 
-/* Field 22 of /proc/PID/stat: the process's start time in clock ticks after boot; 0 when it
- * cannot be read. With the pid it names one process for the life of the machine. */
-static unsigned long long proc_start(long pid)
+/* Fields 3 and 22 of /proc/PID/stat: the process's state ('Z': a zombie, killed but not yet
+ * reaped) and its start time in clock ticks after boot, which with the pid names one process
+ * for the life of the machine. @return 0, or -1 when it cannot be read (*state '?', *start 0). */
+static int proc_stat(long pid, char *state, unsigned long long *start)
 {
+    *state = '?';
+    *start = 0;
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f)
-        return 0;
+        return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (!p)
-        return 0;
+    if (!p || p[1] != ' ' || !p[2])
+        return -1;
+    *state = p[2];
     p++;
     for (int i = 3; i < 22 && p; i++) /* p: the space before field i + 1 */
         p = strchr(p + 1, ' ');
-    return p ? strtoull(p + 1, NULL, 10) : 0;
+    *start = p ? strtoull(p + 1, NULL, 10) : 0;
+    return 0;
 }
 
 /* The kernel boot and the pid namespace: a host name alone does not say that a pid can be
@@ -156,7 +161,8 @@ void sn_runlock_me(struct sn_runlock_holder *me, const char *config)
     me->host[sizeof me->host - 1] = '\0';
     machine_id(me->machine, sizeof me->machine);
     me->pid = (long)getpid();
-    me->start = proc_start(me->pid);
+    char state;
+    proc_stat(me->pid, &state, &me->start);
     const char *aj = getenv("SLURM_ARRAY_JOB_ID"), *at = getenv("SLURM_ARRAY_TASK_ID");
     const char *j = getenv("SLURM_JOB_ID"), *rs = getenv("SLURM_RESTART_COUNT");
     if (aj && *aj && at && *at)
@@ -170,13 +176,19 @@ void sn_runlock_me(struct sn_runlock_holder *me, const char *config)
     me->since = me->beat = (long long)time(NULL);
 }
 
-/* kill(pid, 0) tells whether the pid exists (EPERM: it does, as another user's); its start
- * time whether it is still the same process. */
+/* kill(pid, 0) tells whether the pid exists (EPERM: it does, as another user's); /proc whether
+ * it is a zombie (killed, waiting for a parent that may never reap it: dead for us) and still
+ * the same process (its start time). */
 static int alive_here(long pid, unsigned long long start)
 {
     if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
         return 0;
-    unsigned long long now = start ? proc_start(pid) : 0;
+    char state;
+    unsigned long long now;
+    if (proc_stat(pid, &state, &now) != 0)
+        return 1; /* exists, and no /proc to say more */
+    if (state == 'Z' || state == 'X')
+        return 0;
     return !(start && now && now != start);
 }
 
