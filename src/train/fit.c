@@ -1,8 +1,9 @@
 /* fit.c — `shardnet train`: the fit loop, data-parallel (train.h).
  *
- * On every rank: set-up (settings; the checkpoint directory's lock, taken by rank 0 before
- * anything else, so that a second run in the same directory is refused at once; network,
- * room for every file the run will write, data, loaders) and an agreement on its failures; the resume decision on rank 0 (is the checkpoint of this run?),
+ * On every rank: set-up (settings, network; the checkpoint directory's lock, taken by rank 0
+ * before the data is listed or any file written, so that a second run in the same directory
+ * is refused at once; room for every file the run will write; data, loaders) and an agreement
+ * on its failures; the resume decision on rank 0 (is the checkpoint of this run?),
  * agreed and broadcast with the run state; then per epoch the training steps (step.c), the end
  * of the epoch (batch-norm statistics averaged, validation sharded and summed) and rank 0's part
  * (history, callbacks, checkpoints), whose outcome one broadcast carries to every rank. Any
@@ -262,9 +263,6 @@ static int setup(struct run *r, struct sn_err *err)
     sn_config_where(r->cfg, sn_config_find(r->cfg, "checkpoint"), "dir", what, sizeof what);
     char role[1300];
     snprintf(role, sizeof role, "checkpoint directory ([checkpoint] dir, %s)", what);
-    /* before anything else: a second run in this directory stops here, having done nothing */
-    int rc = d->rank == 0 ? take_lock(r, role, err) : SN_OK;
-    SN_FORWARD(sn_dist_agree(d, rc, err));
     /* the network holds a rank's share of a training batch or a validation batch */
     int local = sn_settings_share(tc->batch_size, d->world);
     int vlocal = sn_settings_share(tc->validation_batch_size, d->world);
@@ -276,11 +274,17 @@ static int setup(struct run *r, struct sn_err *err)
     snprintf(r->last_path, sizeof r->last_path, "%s/%s-last.ckpt", tc->ckpt_dir, tc->run_name);
     snprintf(r->best_path, sizeof r->best_path, "%s/%s-best.ckpt", tc->ckpt_dir, tc->run_name);
     snprintf(r->history_path, sizeof r->history_path, "%s/history.csv", tc->ckpt_dir);
+    int rc = SN_OK;
     if (d->rank == 0) {
+        /* the first thing done in the directory (a config or a CPU refused above leaves none):
+           a second run in it stops here, before its data is listed or anything written */
+        rc = take_lock(r, role, err);
         /* a directory that is a file, read-only or full is found now, not after an epoch:
            room for every file the run will write there */
-        r->ckpt_need = ckpt_dir_need(r);
-        rc = sn_probe_dir(tc->ckpt_dir, role, r->ckpt_need, err);
+        if (rc == SN_OK) {
+            r->ckpt_need = ckpt_dir_need(r);
+            rc = sn_probe_dir(tc->ckpt_dir, role, r->ckpt_need, err);
+        }
         if (rc == SN_OK && r->opts->trace)
             rc = sn_trace_probe(r->opts->trace, err);
         if (rc == SN_OK) {
