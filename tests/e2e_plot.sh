@@ -94,7 +94,7 @@ bad "header only" 1 "header.csv: a header but no rows" header.csv
 bad "a column missing" 1 "nocol.csv:1: no column 'val_loss'" nocol.csv
 bad "not a number" 1 "word.csv:3: column 'loss': 'abc' is not a number" word.csv
 bad "a short row" 1 "short.csv:2: 3 cells, but column 'val_loss' is cell 4" short.csv
-bad "a directory" 1 "runs: cannot read: Is a directory" runs
+bad "a directory" 1 "runs: the CSV file is a directory, not a regular file" runs
 bad "history given to --scaling" 1 "history.csv:1: no column 'ranks'" --scaling runs/alpha/history.csv
 bad "no CSV" 2 "plot needs at least one CSV file"
 "$bin" plot runs/alpha/history.csv -o curves.jpg > ext.out 2>&1

@@ -325,9 +325,8 @@ static int parse(struct sn_config **out, struct parse_state *ps, const char *nam
 int sn_config_load(struct sn_config **out, const char *path, struct sn_err *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return sn_err_set(err, SN_EIO, "%s: cannot open config: %s", path, strerror(errno));
+    FILE *f;
+    SN_FORWARD(sn_fopen_regular(path, "r", "config", &f, err));
     struct parse_state ps = {.file = f};
     int rc = parse(out, &ps, path, err);
     fclose(f);

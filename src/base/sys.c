@@ -2,10 +2,10 @@
 #include "sys.h"
 
 #include <errno.h>       // defines: errno, EEXIST
-#include <fcntl.h>       // defines: open, O_RDONLY, O_DIRECTORY, O_WRONLY, O_CREAT, O_EXCL
+#include <fcntl.h>       // defines: open, fcntl, O_RDONLY, O_NONBLOCK, O_DIRECTORY, O_CREAT
 #include <glob.h>        // defines: glob, globfree
 #include <string.h>      // defines: strerror, strrchr, memset
-#include <sys/stat.h>    // defines: mkdir, stat, S_ISDIR
+#include <sys/stat.h>    // defines: mkdir, stat, fstat, S_ISDIR, S_ISREG, S_ISFIFO, S_ISSOCK
 #include <sys/statvfs.h> // defines: statvfs
 #include <time.h>        // defines: clock_gettime, CLOCK_MONOTONIC
 #include <unistd.h>      // defines: fsync, close, unlink, getpid, write
@@ -76,11 +76,83 @@ int sn_probe_dir(const char *dir, const char *what, uint64_t need, struct sn_err
     unlink(probe);
     if (e != 0)
         return sn_err_set(err, SN_EIO, "%s: cannot write to the %s: %s", dir, what, strerror(e));
-    struct statvfs vs;
-    if (statvfs(dir, &vs) == 0 && (uint64_t)vs.f_bavail * vs.f_frsize < need)
+    uint64_t free_bytes = sn_free_bytes(dir);
+    if (free_bytes < need)
         return sn_err_set(err, SN_EIO,
                           "%s: the %s has %.1f MB free, the run's files need about %.1f MB",
-                          dir, what, (double)vs.f_bavail * vs.f_frsize / 1e6, need / 1e6);
+                          dir, what, (double)free_bytes / 1e6, need / 1e6);
+    return SN_OK;
+}
+
+uint64_t sn_free_bytes(const char *dir)
+{
+    struct statvfs vs;
+    if (statvfs(dir, &vs) != 0)
+        return UINT64_MAX;
+    return (uint64_t)vs.f_bavail * vs.f_frsize;
+}
+
+const char *sn_file_kind(unsigned mode)
+{
+    mode_t m = (mode_t)mode;
+    return S_ISFIFO(m)  ? "a FIFO"
+           : S_ISDIR(m) ? "a directory"
+           : S_ISSOCK(m) ? "a socket"
+           : S_ISCHR(m) ? "a character device"
+           : S_ISBLK(m) ? "a block device"
+           : S_ISREG(m) ? "a regular file"
+                        : "a file of an unknown kind";
+}
+
+static int not_regular(const char *path, const char *what, unsigned mode, struct sn_err *err)
+{
+    return sn_err_set(err, SN_EFORMAT, "%s: the %s is %s, not a regular file", path, what,
+                      sn_file_kind(mode));
+}
+
+int sn_open_regular(const char *path, const char *what, int *fd, struct sn_err *err)
+{
+    *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (*fd < 0) {
+        int e = errno;
+        struct stat st;
+        /* a socket cannot be opened at all (ENXIO): say what it is */
+        if (e == ENXIO && stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+            return not_regular(path, what, st.st_mode, err);
+        sn_err_set(err, SN_EIO, "%s: cannot open %s: %s", path, what, strerror(e));
+        errno = e;
+        return SN_EIO;
+    }
+    struct stat st;
+    int rc = SN_OK;
+    if (fstat(*fd, &st) != 0)
+        rc = sn_err_set(err, SN_EIO, "%s: cannot stat %s: %s", path, what, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = not_regular(path, what, st.st_mode, err);
+    else {
+        int fl = fcntl(*fd, F_GETFL);
+        if (fl == -1 || fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+            rc = sn_err_set(err, SN_EIO, "%s: cannot read %s: %s", path, what, strerror(errno));
+    }
+    if (rc != SN_OK) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+int sn_fopen_regular(const char *path, const char *mode, const char *what, FILE **f,
+                     struct sn_err *err)
+{
+    *f = NULL;
+    int fd;
+    SN_FORWARD(sn_open_regular(path, what, &fd, err));
+    *f = fdopen(fd, mode);
+    if (*f == NULL) {
+        int e = errno;
+        close(fd);
+        return sn_err_set(err, SN_EIO, "%s: cannot read %s: %s", path, what, strerror(e));
+    }
     return SN_OK;
 }
 

@@ -1,5 +1,6 @@
 /* sys.h — the few operating-system services every module needs, written once: a monotonic
- * clock, FNV-1a hashing, `mkdir -p`, a writability probe and atomic file replacement.
+ * clock, FNV-1a hashing, `mkdir -p`, a writability probe, free space, opening a file for reading
+ * only when it is a regular file, and atomic file replacement.
  *
  * Atomic writes follow redis's rdbSave: write PATH.tmp.<pid>, fflush, fsync, rename over PATH,
  * fsync the directory. Until commit, PATH is untouched; on abort (or any failure) the temporary
@@ -32,6 +33,30 @@ int sn_mkdir_p(const char *dir, const char *what, struct sn_err *err);
  * removes a probe file, then compares the free space with need. Finds a path that is a file,
  * a read-only or full file system before any work is done. */
 int sn_probe_dir(const char *dir, const char *what, uint64_t need, struct sn_err *err);
+
+/* Bytes free for an unprivileged writer on the file system that holds dir (statvfs f_bavail);
+ * UINT64_MAX when it cannot be told. */
+uint64_t sn_free_bytes(const char *dir);
+
+/* Whether a file that is not a regular file is "a FIFO", "a directory", "a socket", "a character
+ * device", "a block device" (mode as stat gives it), for messages. */
+const char *sn_file_kind(unsigned mode);
+
+/* Opens path for reading, only when it is a regular file (symbolic links followed). Every file
+ * the program reads goes through here: a FIFO opened plainly blocks until a writer comes (an
+ * image or a checkpoint named by mistake hangs the run), and a directory or a device reads as
+ * nonsense. Race-free: the open is non-blocking (a FIFO without a writer opens at once), the
+ * descriptor it gave is checked (fstat: the file checked is the file read, whatever the path
+ * names by then), then made blocking again; no extra metadata call per file (a million images
+ * on a parallel file system pay one open each, as before).
+ * what names the file's role in messages ("checkpoint", "image", "config").
+ * @return SN_OK with *fd open (close-on-exec, blocking); SN_EIO when open(2) failed ("PATH:
+ * cannot open WHAT: REASON"; errno is open's, so that a caller may word it its own way); or
+ * SN_EFORMAT when it is not a regular file ("PATH: the WHAT is a FIFO, not a regular file"). */
+int sn_open_regular(const char *path, const char *what, int *fd, struct sn_err *err);
+/* The same as a stdio stream, mode "rb" or "r". *f is NULL on failure. */
+int sn_fopen_regular(const char *path, const char *mode, const char *what, FILE **f,
+                     struct sn_err *err);
 
 /* Removes the temporary files that killed writers of dir/prefix* left behind
  * (dir/prefix*.tmp.<pid>). */

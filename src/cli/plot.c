@@ -66,8 +66,10 @@ static int table_read(struct table *t, const char *path, const char *const *want
                       const char *kind, struct sn_err *err)
 {
     memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "r");
-    SN_RETURN_IF(!f, err, SN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    int orc = sn_fopen_regular(path, "r", "CSV file", &f, err);
+    SN_RETURN_IF(orc == SN_EIO, err, SN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    SN_FORWARD(orc);
     char *line = NULL, *cells[PLOT_MAX_CELLS];
     size_t cap = 0;
     int idx[PLOT_MAX_COLS], n_header = 0, lineno = 0, rc = SN_OK, cap_rows = 0;

@@ -7,11 +7,12 @@
 #include "timeline.h"
 
 #include <cairo.h>   // defines: cairo_image_surface_create, cairo_rectangle, cairo_show_text
-#include <jansson.h> // defines: json_load_file, json_object_get, json_array_get
+#include <jansson.h> // defines: json_loadfd, json_object_get, json_array_get
 #include <math.h>    // defines: floor, log10, pow, fmax, fmin
 #include <stdio.h>   // defines: snprintf, fwrite
 #include <stdlib.h>  // defines: calloc, realloc, free, qsort
 #include <string.h>  // defines: strcmp
+#include <unistd.h>  // defines: close
 
 #include "sys.h" // defines: sn_atomic_open, sn_atomic_commit
 
@@ -92,7 +93,10 @@ struct trace {
 static int read_trace(struct trace *t, const char *path, struct sn_err *err)
 {
     json_error_t je;
-    t->doc = json_load_file(path, 0, &je);
+    int fd;
+    SN_FORWARD(sn_open_regular(path, "trace file", &fd, err));
+    t->doc = json_loadfd(fd, 0, &je);
+    close(fd);
     SN_RETURN_IF(!t->doc && je.line < 1, err, SN_EIO, "%s: cannot read: %s", path, je.text);
     SN_RETURN_IF(!t->doc, err, SN_EFORMAT, "%s:%d:%d: not a trace file: %s", path, je.line,
                  je.column, je.text);

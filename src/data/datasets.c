@@ -69,11 +69,17 @@ static int idx_read(struct idx *out, const char *dir, const char *name, int imag
     out->n = 0;
     out->data = NULL;
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    gzFile f = gzopen(path, "rb");
-    SN_RETURN_IF(f == NULL, err, SN_EIO,
+    int fd;
+    int orc = sn_open_regular(path, "IDX file", &fd, err);
+    SN_RETURN_IF(orc == SN_EIO, err, SN_EIO,
                  "cannot open %s: %s; HINT: install the Fashion-MNIST IDX files (Debian: "
                  "dataset-fashion-mnist) or pass their folder",
                  path, strerror(errno ? errno : ENOENT));
+    SN_FORWARD(orc);
+    gzFile f = gzdopen(fd, "rb");
+    if (f == NULL)
+        close(fd);
+    SN_RETURN_IF(f == NULL, err, SN_ENOMEM, "%s: out of memory to read it", path);
     uint8_t h[16];
     int hlen = images ? 16 : 8, rc = SN_OK;
     if (gz_read_all(f, h, (size_t)hlen) != 0) {
@@ -242,7 +248,10 @@ static int build_tree(const char *outdir, const char *want, int *already, tree_w
     snprintf(marker, sizeof marker, "%s/%s", outdir, DATASET_MARKER);
     int st = dir_state(outdir);
     if (st == 1) {
-        FILE *f = fopen(marker, "r");
+        FILE *f;
+        int orc = sn_fopen_regular(marker, "r", "marker of a finished conversion", &f, err);
+        if (orc == SN_EFORMAT)
+            return orc;
         SN_RETURN_IF(f == NULL, err, SN_EIO,
                      "%s exists and is not empty (no %s marker of a finished conversion); "
                      "HINT: remove it or choose another folder",

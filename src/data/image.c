@@ -12,7 +12,6 @@
 #include "image.h"
 
 #include <errno.h>      // defines: errno
-#include <fcntl.h>      // defines: open, O_RDONLY
 #include <math.h>       // defines: floorf, ceilf
 #include <png.h>        // defines: png_create_read_struct, png_read_image, png_image_write_to_memory
 #include <setjmp.h>     // defines: setjmp (libpng's error return)
@@ -26,6 +25,8 @@
 #ifdef __SSE2__
 #include <emmintrin.h>  // defines: __m128, _mm_loadu_ps, _mm_cvtepi32_ps (baseline on x86-64)
 #endif
+
+#include "sys.h" // defines: sn_open_regular
 
 enum { SN_IMG_JPEG = 1, SN_IMG_PNG = 2 };
 
@@ -604,8 +605,8 @@ int sn_image_decode(struct sn_image_ctx *ctx, const char *path, const uint8_t *d
 /* Reads the whole file into ctx->file; *size gets its length. */
 static int read_file(struct sn_image_ctx *ctx, const char *path, size_t *size, struct sn_err *err)
 {
-    int fd = open(path, O_RDONLY);
-    SN_RETURN_IF(fd < 0, err, SN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
+    SN_FORWARD(sn_open_regular(path, "image", &fd, err)); /* a FIFO would block the loader */
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;

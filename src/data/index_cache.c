@@ -5,10 +5,9 @@
 #include "index_cache.h"
 
 #include <errno.h>    // defines: errno
-#include <fcntl.h>    // defines: open, O_RDONLY, O_NONBLOCK, O_CLOEXEC
 #include <limits.h>   // defines: PATH_MAX
 #include <stdint.h>   // defines: int64_t, uint64_t
-#include <stdio.h>    // defines: fdopen, fread, fwrite, snprintf
+#include <stdio.h>    // defines: fread, fwrite, snprintf
 #include <stdlib.h>   // defines: malloc, calloc, free, getenv, realpath
 #include <string.h>   // defines: memset, strcmp, strchr, strlen, strerror
 #include <sys/stat.h> // defines: stat, fstat, S_ISDIR, S_ISREG
@@ -284,26 +283,22 @@ static int index_read(const char *root, const char *path, enum sn_index_cache mo
                       const struct index_key *k, struct sn_scan_index *x, char *note,
                       size_t note_cap)
 {
-    /* O_NONBLOCK: a FIFO at the entry's name is refused below instead of blocking the open
-       (a regular file ignores the flag) */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    FILE *f = fd < 0 ? NULL : fdopen(fd, "rb");
-    if (f == NULL) {
-        if (fd >= 0)
-            close(fd);
+    FILE *f;
+    struct sn_err oerr; /* a FIFO at its name is refused (f NULL, said below), not waited for */
+    if (sn_fopen_regular(path, "rb", "index cache", &f, &oerr) == SN_EIO)
         return 0;
-    }
     struct stat st;
     unsigned char *p = NULL;
     char why[200] = "";
     /* 16 GiB bounds a file that claims to list more than any folder holds */
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1ll << 34))
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1ll << 34))
         snprintf(why, sizeof why, "not a regular file of a plausible size");
     else if ((p = malloc((size_t)st.st_size + 1)) == NULL)
         snprintf(why, sizeof why, "out of memory reading it");
     else if (fread(p, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
         snprintf(why, sizeof why, "cannot be read whole");
-    fclose(f);
+    if (f)
+        fclose(f);
     struct index_key *was = malloc(sizeof *was);
     if (!why[0] && was == NULL)
         snprintf(why, sizeof why, "out of memory reading it");

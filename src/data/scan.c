@@ -103,7 +103,8 @@ int sn_scan_index_add_walked(struct sn_scan_index *x, const char *rel, int64_t s
     return SN_OK;
 }
 
-/* Lists the non-hidden entries of dir that are directories (want_dirs) or image files, sorted.
+/* Lists the non-hidden entries of dir that are directories (want_dirs) or files with an image
+ * name (regular or not: the loader refuses the others by name), sorted.
  * Entries are names relative to dir. With `recurse`, image files in subfolders are listed too
  * (as Keras walks a class folder): this folder's files first, then each subfolder's, sorted.
  * File contents are never read; an entry is stat'ed only when readdir cannot tell its type (a
@@ -149,19 +150,19 @@ static int list_dir(const char *dir, const char *rel, int want_dirs, int recurse
             snprintf(name, sizeof name, "%s", de->d_name);
         if (rc != SN_OK)
             break;
-        int isdir, isreg, real_dir;
+        int isdir, real_dir;
         if (de->d_type == DT_DIR || de->d_type == DT_REG) {
             isdir = real_dir = de->d_type == DT_DIR;
-            isreg = de->d_type == DT_REG;
         } else {
             struct stat st, lst;
             if (stat(path, &st) != 0)
                 continue; /* dangling link */
             isdir = S_ISDIR(st.st_mode);
-            isreg = S_ISREG(st.st_mode);
             real_dir = isdir && lstat(path, &lst) == 0 && S_ISDIR(lst.st_mode);
         }
-        int keep = want_dirs ? isdir : isreg && has_image_ext(de->d_name);
+        /* an image name that is not a regular file (a FIFO, a device) is listed too: the
+           loader refuses it by name, and it is skipped and counted like a corrupt image */
+        int keep = want_dirs ? isdir : !isdir && has_image_ext(de->d_name);
         if (keep && (rc = sn_strlist_push(out, name, err)) != SN_OK)
             break;
         /* subfolders are walked, symlinked ones are not (Keras: follow_links=False) */

@@ -271,6 +271,12 @@ static int push_array(struct writer *w, const float *x, uint64_t n, unsigned cha
     return SN_OK;
 }
 
+uint64_t sn_checkpoint_bytes_max(uint64_t n_floats, uint64_t record_bytes)
+{
+    /* one zstd frame over the byte planes: at worst the input and zstd's bound on top */
+    return SN_CKPT_HEADER_SIZE + record_bytes + ZSTD_compressBound((size_t)(4 * n_floats));
+}
+
 int sn_checkpoint_save(const char *path, const struct sn_ckpt_meta *meta, const float *params,
                        const float *state, const float *opt, struct sn_err *err)
 {
@@ -465,9 +471,8 @@ static int read_record(FILE *f, const char *path, const struct sn_ckpt_meta *m,
 
 int sn_checkpoint_read_meta(const char *path, struct sn_ckpt_meta *meta, struct sn_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return sn_err_set(err, SN_EIO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    FILE *f;
+    SN_FORWARD(sn_fopen_regular(path, "rb", "checkpoint", &f, err));
     struct ckpt_layout lay;
     int rc = read_header(f, path, meta, &lay, err);
     fclose(f);
@@ -477,9 +482,8 @@ int sn_checkpoint_read_meta(const char *path, struct sn_ckpt_meta *meta, struct 
 int sn_checkpoint_read_record(const char *path, char **text, struct sn_err *err)
 {
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return sn_err_set(err, SN_EIO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    FILE *f;
+    SN_FORWARD(sn_fopen_regular(path, "rb", "checkpoint", &f, err));
     struct ckpt_layout lay;
     struct sn_ckpt_meta meta;
     int rc = read_header(f, path, &meta, &lay, err);
@@ -497,9 +501,7 @@ int sn_checkpoint_load(const char *path, struct sn_ckpt_meta *meta, float *param
     unsigned char *planes = NULL;
     struct ckpt_layout lay;
     int rc;
-    r.f = fopen(path, "rb");
-    if (r.f == NULL)
-        return sn_err_set(err, SN_EIO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    SN_FORWARD(sn_fopen_regular(path, "rb", "checkpoint", &r.f, err));
     if ((rc = read_header(r.f, path, meta, &lay, err)) != SN_OK ||
         (rc = check_count(path, "parameters", meta->n_params, expect_params,
                           "was it trained with another config?", err)) != SN_OK ||

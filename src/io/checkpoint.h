@@ -51,6 +51,10 @@ struct sn_ckpt_meta {
     uint64_t record_bytes; /* load: size of the stored record (0 for version 1) */
 };
 
+/* The most bytes a checkpoint of n_floats values (parameters, state and moments) and a run
+ * record of record_bytes can take: what a free-space check counts for each file. */
+uint64_t sn_checkpoint_bytes_max(uint64_t n_floats, uint64_t record_bytes);
+
 /* Writes params (n_params), state (n_state) and opt (n_opt) with meta, atomically (meta->version
  * is ignored: the file gets SN_CKPT_VERSION). A pointer may be NULL only if its count is 0.
  * @return SN_OK, or SN_EIO naming the path and the system error (PATH is then untouched, except

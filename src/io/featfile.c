@@ -155,8 +155,8 @@ int sn_features_read(const char *path, const char *only, struct sn_features *f,
                      struct sn_err *err)
 {
     memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    SN_RETURN_IF(!fp, err, SN_EIO, "cannot read the feature file %s", path);
+    FILE *fp;
+    SN_FORWARD(sn_fopen_regular(path, "rb", "feature file", &fp, err));
     struct zr r = {ZSTD_createDCtx(), fp, malloc(ZSTD_DStreamInSize()), ZSTD_DStreamInSize(),
                    {NULL, 0, 0}, 0, 0, 0};
     r.ib.src = r.in;

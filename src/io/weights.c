@@ -3,10 +3,11 @@
 
 #include <hdf5.h>   // defines: H5Fopen, H5Aread, H5Dread, H5Literate, ...
 #include <stdio.h>  // defines: snprintf, fopen, rename, remove
-#include <unistd.h> // defines: getpid
+#include <unistd.h> // defines: getpid, close
 #include <stdlib.h> // defines: calloc, free, strtol
 #include <string.h> // defines: strcmp, strlen, memcpy
 
+#include "sys.h" // defines: sn_open_regular
 #include "values.h"
 
 #define MAX_ARRAYS 8 /* per layer of the file (a layer shardnet knows has SN_MAX_ARRAYS at most) */
@@ -276,9 +277,13 @@ static int load_layer(const struct sn_layer *l, struct file_layer *fl, const str
 
 int sn_weights_import_keras(struct sn_model *m, const char *path, int by_name, struct sn_err *err)
 {
-    FILE *probe = fopen(path, "rb");
-    SN_RETURN_IF(!probe, err, SN_EIO, "cannot read %s", path);
-    fclose(probe);
+    /* HDF5 opens the file by name: it is checked to be a regular file (a FIFO would block
+       HDF5's open) and readable first */
+    int probe;
+    int prc = sn_open_regular(path, "Keras weight file", &probe, err);
+    SN_RETURN_IF(prc == SN_EIO, err, SN_EIO, "cannot read %s", path);
+    SN_FORWARD(prc);
+    close(probe);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* errors are reported here, not printed by HDF5 */
     SN_RETURN_IF(H5Fis_hdf5(path) <= 0, err, SN_EFORMAT,
                  "%s is not an HDF5 file (a Keras weight file is: .h5 or .weights.h5)", path);

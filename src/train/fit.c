@@ -1,17 +1,21 @@
 /* fit.c — `shardnet train`: the fit loop, data-parallel (train.h).
  *
- * On every rank: set-up (settings, network, data, loaders, checkpoint directory) and an
- * agreement on its failures; the resume decision on rank 0 (is the checkpoint of this run?),
+ * On every rank: set-up (settings, network; the checkpoint directory's lock, taken by rank 0
+ * before the data is listed or any file written, so that a second run in the same directory
+ * is refused at once; room for every file the run will write; data, loaders) and an agreement
+ * on its failures; the resume decision on rank 0 (is the checkpoint of this run?),
  * agreed and broadcast with the run state; then per epoch the training steps (step.c), the end
  * of the epoch (batch-norm statistics averaged, validation sharded and summed) and rank 0's part
  * (history, callbacks, checkpoints), whose outcome one broadcast carries to every rank. Any
  * collective is entered by every rank in the same order; rank-0-only work holds none. */
 #include "train.h"
 
-#include <math.h>   // defines: fmax, NAN
-#include <stdlib.h> // defines: calloc, realloc, free
-#include <string.h> // defines: strcmp, memcmp, snprintf, strlen
-#include <unistd.h> // defines: access, F_OK
+#include <math.h>     // defines: fmax, NAN
+#include <stdio.h>    // defines: sscanf, snprintf
+#include <stdlib.h>   // defines: calloc, realloc, free
+#include <string.h>   // defines: strcmp, memcmp, strlen, strrchr
+#include <sys/stat.h> // defines: stat, struct stat
+#include <unistd.h>   // defines: access, F_OK
 
 #include "agree.h"
 #include "checkpoint.h"
@@ -22,6 +26,7 @@
 #include "layout.h"
 #include "record.h"
 #include "restore.h"
+#include "runlock.h"
 #include "settings.h"
 #include "step.h"
 #include "sys.h"
@@ -46,11 +51,21 @@ struct run {
     int steps;                        /* per epoch */
     struct sn_run_history hist;       /* rank 0 */
     char last_path[1600], best_path[1600], history_path[1600];
+    struct sn_runlock *lock;          /* rank 0: the checkpoint directory's, while the run lives */
+    uint64_t ckpt_need;               /* rank 0: bytes the run's checkpoint files need at most */
 };
+
+/* NAME-epochNNN.ckpt: the checkpoint of an epoch with save_best_only = false */
+static void epoch_path(const struct run *r, int epoch, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s-epoch%03d.ckpt", r->st.tc.ckpt_dir, r->st.tc.run_name, epoch);
+}
 
 /* Writes a checkpoint of the run as it is now (rank 0). */
 static int save_ckpt(const struct run *r, const char *path, double val_loss, struct sn_err *err)
 {
+    /* a run whose lock was taken over (it was silent too long) writes nothing more */
+    SN_FORWARD(sn_runlock_check(r->lock, err));
     struct sn_record rec = {0};
     int rc = sn_record_run(r->cfg, r->train_ds, r->val_ds, &r->rs, &r->hist, &rec, err);
     struct sn_ckpt_meta meta = {
@@ -167,11 +182,101 @@ static int most_rows(int nb, int micro, int world)
     return most;
 }
 
+/* Rank 0: the checkpoint directory becomes this run's, or another run holds it (runlock.h). */
+static int take_lock(struct run *r, const char *role, struct sn_err *err)
+{
+    struct sn_runlock_conf lc = {.dir = r->st.tc.ckpt_dir, .what = role,
+                                 .config = r->cfg->path, .note = r->opts->out};
+    const char *times = sn_test_hook("LOCK_TIMES"); /* tests: "BEAT,STALE" in seconds */
+    if (times && sscanf(times, "%lf,%lf", &lc.beat, &lc.stale) != 2)
+        lc.beat = lc.stale = 0;
+    return sn_runlock_acquire(&r->lock, &lc, err);
+}
+
+static void add_line_bytes(void *user, const char *section, const char *key, const char *value)
+{
+    *(uint64_t *)user += strlen(section) + strlen(key) + strlen(value) + 16;
+}
+
+/* The run record's bytes at most (record.c): the resolved config, a line per class, a history
+ * row per epoch, and the run state's few lines. */
+static uint64_t record_bytes_max(const struct run *r)
+{
+    uint64_t n = 4096;
+    sn_config_each_resolved(r->cfg, add_line_bytes, &n);
+    uint64_t classes = r->model->n_outputs > 1 ? (uint64_t)r->model->n_outputs : 2;
+    return n + classes * 80 + (uint64_t)r->st.tc.epochs * 200;
+}
+
+/* Bytes the run writes into its checkpoint directory, at most: every checkpoint file it will
+ * create (`last`, and `best` or, with save_best_only = false, one per epoch), one more for the
+ * temporary file a save writes beside the file it replaces, history.csv and its temporary
+ * file, the lock. A file already there (a resume) is replaced at the same size. */
+static uint64_t ckpt_dir_need(const struct run *r)
+{
+    const struct sn_train_conf *tc = &r->st.tc;
+    uint64_t floats = r->model->n_params + r->model->n_state +
+                      (uint64_t)r->opt->n_slots * r->opt->n_params;
+    uint64_t file = sn_checkpoint_bytes_max(floats, record_bytes_max(r)) + 4096;
+    uint64_t files = 1 + (access(r->last_path, F_OK) != 0);
+    if (tc->cb.save_best_only) {
+        files += access(r->best_path, F_OK) != 0;
+    } else {
+        char path[1700];
+        for (int e = 1; e <= tc->epochs; e++) {
+            epoch_path(r, e, path, sizeof path);
+            files += access(path, F_OK) != 0;
+        }
+    }
+    uint64_t history = 2 * ((uint64_t)tc->epochs * 100 + 4096);
+    return files * file + history + 4096;
+}
+
+/* Rank 0, with --trace: room for the trace (rank 0 writes every rank's events), beside the
+ * checkpoint files when both are on one file system. Each rank records at most its buffer's
+ * events; a training step records at most one per layer each way and per gradient bucket, and a
+ * few of its own; a validation step one; an epoch a few. An event takes about 110 bytes of JSON
+ * (measured on Listing 8.1's trace); 128 are counted. */
+static int check_trace_room(const struct run *r, struct sn_err *err)
+{
+    const char *path = r->opts->trace;
+    uint64_t cap = r->opts->trace_events ? r->opts->trace_events : SN_TRACE_DEFAULT_EVENTS;
+    uint64_t per_step = 8 + 3 * (uint64_t)r->model->n_layers;
+    uint64_t epoch = (uint64_t)r->steps * per_step + (uint64_t)sn_loader_steps(r->val_ld) + 16;
+    uint64_t events = (uint64_t)r->st.tc.epochs * epoch + 64;
+    uint64_t bytes = (events < cap ? events : cap) * (uint64_t)r->d->world * 128 + 65536;
+    char dir[1100];
+    const char *slash = strrchr(path, '/');
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    struct stat tst, cst;
+    int shared = stat(dir, &tst) == 0 && stat(r->st.tc.ckpt_dir, &cst) == 0 &&
+                 tst.st_dev == cst.st_dev;
+    uint64_t need = bytes + (shared ? r->ckpt_need : 0), have = sn_free_bytes(dir);
+    if (have >= need)
+        return SN_OK;
+    char beside[160] = "";
+    if (shared)
+        snprintf(beside, sizeof beside, ", and the checkpoint files beside it (on the same file "
+                 "system) %.1f MB more", r->ckpt_need / 1e6);
+    return sn_err_set(err, SN_EIO,
+                      "--trace %s: %s has %.1f MB free; the trace needs about %.1f MB%s\n"
+                      "---> HINT: write the trace elsewhere, or record fewer events "
+                      "(--trace-events N)",
+                      path, dir, have / 1e6, bytes / 1e6, beside);
+}
+
 static int setup(struct run *r, struct sn_err *err)
 {
     struct sn_dist *d = r->d;
     SN_FORWARD(sn_settings_load(&r->st, r->cfg, err));
     const struct sn_train_conf *tc = &r->st.tc;
+    char what[1200];
+    sn_config_where(r->cfg, sn_config_find(r->cfg, "checkpoint"), "dir", what, sizeof what);
+    char role[1300];
+    snprintf(role, sizeof role, "checkpoint directory ([checkpoint] dir, %s)", what);
     /* the network holds a micro-batch, the unit of work of training and validation alike */
     SN_FORWARD(sn_settings_build(&r->st, r->cfg, tc->micro_batch, &r->model, err));
     SN_FORWARD(sn_settings_check_cpu(&r->st, r->cfg, err));
@@ -184,15 +289,15 @@ static int setup(struct run *r, struct sn_err *err)
     snprintf(r->history_path, sizeof r->history_path, "%s/history.csv", tc->ckpt_dir);
     int rc = SN_OK;
     if (d->rank == 0) {
+        /* the first thing done in the directory (a config or a CPU refused above leaves none):
+           a second run in it stops here, before its data is listed or anything written */
+        rc = take_lock(r, role, err);
         /* a directory that is a file, read-only or full is found now, not after an epoch:
-           room for `last`, `best` and one temporary file */
-        uint64_t floats = r->model->n_params + r->model->n_state +
-                          (uint64_t)r->opt->n_slots * r->opt->n_params;
-        char what[1200];
-        sn_config_where(r->cfg, sn_config_find(r->cfg, "checkpoint"), "dir", what, sizeof what);
-        char role[1300];
-        snprintf(role, sizeof role, "checkpoint directory ([checkpoint] dir, %s)", what);
-        rc = sn_probe_dir(tc->ckpt_dir, role, 3 * 4 * floats + (1 << 20), err);
+           room for every file the run will write there */
+        if (rc == SN_OK) {
+            r->ckpt_need = ckpt_dir_need(r);
+            rc = sn_probe_dir(tc->ckpt_dir, role, r->ckpt_need, err);
+        }
         if (rc == SN_OK && r->opts->trace)
             rc = sn_trace_probe(r->opts->trace, err);
         if (rc == SN_OK) {
@@ -203,7 +308,10 @@ static int setup(struct run *r, struct sn_err *err)
     /* rank 0's checks are everyone's before the data is opened, which is collective: a rank 0
        that stopped here alone would leave the others waiting for its listing */
     SN_FORWARD(sn_dist_agree(d, rc, err));
-    return open_data(r, err);
+    SN_FORWARD(open_data(r, err));
+    /* the trace's size depends on the steps, known now */
+    rc = d->rank == 0 && r->opts->trace ? check_trace_room(r, err) : SN_OK;
+    return sn_dist_agree(d, rc, err);
 }
 
 static void teardown(struct run *r)
@@ -217,6 +325,7 @@ static void teardown(struct run *r)
     sn_model_free(r->model);
     free(r->hist.rows);
     sn_console_free(&r->con);
+    sn_runlock_release(r->lock); /* after every file of the run is written */
 }
 
 static int check_same_model(struct run *r, struct sn_err *err)
@@ -447,6 +556,7 @@ static int end_epoch_rank0(struct run *r, int epoch, const struct sn_eval_result
     rs->pos = 0;
     rs->loss = rs->correct = rs->samples = rs->bad = rs->seconds = rs->data_wait = 0;
     rs->finished = res.stop;
+    SN_FORWARD(sn_runlock_check(r->lock, err));
     SN_FORWARD(write_history(r->history_path, &r->hist, err));
     if (tc->cb.save_best_only && res.improved) {
         SN_FORWARD(save_ckpt(r, r->best_path, val_loss, err));
@@ -454,7 +564,7 @@ static int end_epoch_rank0(struct run *r, int epoch, const struct sn_eval_result
                 val_loss, r->best_path);
     } else if (!tc->cb.save_best_only) {
         char path[1700];
-        snprintf(path, sizeof path, "%s/%s-epoch%03d.ckpt", tc->ckpt_dir, tc->run_name, epoch + 1);
+        epoch_path(r, epoch + 1, path, sizeof path);
         SN_FORWARD(save_ckpt(r, path, val_loss, err));
         sn_console_say(&r->con, "    saved %s\n", path);
     }

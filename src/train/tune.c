@@ -59,8 +59,9 @@ static void layer_key(const struct sn_layer *l, const struct sn_tune_conf *tc, c
  * after one; NULL when there is none. */
 static char *read_cache(const char *path)
 {
-    FILE *f = path[0] ? fopen(path, "rb") : NULL;
-    if (!f)
+    FILE *f = NULL;
+    struct sn_err ignored; /* no cache, or something else at its name: as if none */
+    if (!path[0] || sn_fopen_regular(path, "rb", "backend cache", &f, &ignored) != SN_OK)
         return NULL;
     char *buf = NULL;
     size_t len = 0, cap = 0, got;
