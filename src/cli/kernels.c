@@ -37,7 +37,9 @@ static void restart_with(char **argv, const char *core, const char *failed)
     if (failed && *failed)
         setenv("SN_BLAS_FAILED", failed, 1);
     fflush(NULL);
+    cli_hold_stop_signals(1); /* a stop arriving during the exec waits for the new handlers */
     execv("/proc/self/exe", argv);
+    cli_hold_stop_signals(0);
     if (first_rank())
         fprintf(stderr, "shardnet: warning: cannot start again with OPENBLAS_CORETYPE=%s (%s); "
                         "continuing with the kernels OpenBLAS chose\n",
