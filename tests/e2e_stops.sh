@@ -58,6 +58,16 @@ check "resumed after the early stop: exit 0" test $? -eq 0
 check "resumed after the early stop = never interrupted" \
     test -n "$(hashes ref1/mnist_convnet-last.ckpt)" -a "$(hashes early/mnist_convnet-last.ckpt)" = "$(hashes ref1/mnist_convnet-last.ckpt)"
 
+# --- a stop that came just before the exec that changes OpenBLAS's kernels (a wrong product
+#     in the start-up check; the hooked binary raises SIGUSR1 right before it) is kept across it
+core=$("$bin" version 2>&1 | sed -n 's/.*OpenBLAS [0-9.]* \([A-Za-z0-9]*\) kernels.*/\1/p')
+env -u OPENBLAS_CORETYPE SN_TEST_BLAS_WRONG="$core" SN_TEST_STOP_BEFORE_EXEC=1 \
+    "$hooked" train "$cfg" "${slow[@]}" --set checkpoint.dir=exec > exec.out 2>&1
+rc=$?
+check "a stop before the kernels' exec: exit 75 (got $rc)" test $rc -eq 75
+check "a stop before the kernels' exec: the program started again" contains exec.out "computed a wrong product in the start-up check"
+check "a stop before the kernels' exec: stopped after the first step" contains exec.out "stopped by a signal at epoch 1, step 1;"
+
 # --- Ctrl-C to `shardnet train` in a terminal: 75 with a checkpoint
 in_group "$bin" train "$cfg" "${slow[@]}" --set checkpoint.dir=intr > intr.out 2>&1
 job=$!
