@@ -5,9 +5,13 @@
 # Checks: the process-tracking plugins chosen from a tree's cgroup mounts (fake trees, and
 # `start` says its choice); a 2-task srun --mpi=pmix job completes (mpi_dist, if built, sees one 2-rank world;
 # the shardnet binary, if built, runs `version` on both tasks);
-# a failing job is reported FAILED (so the checks can fail); cluster/train.sbatch passes SIGUSR1
-# on to the ranks and requeues the job, which then completes; cluster/train-multinode.sbatch
-# trains on 2 nodes x 2 ranks (two slurmd on this host) with shared data and checkpoint folders. Exit 77 = skipped (no SLURM).
+# a failing job is reported FAILED (so the checks can fail); cluster/train.sbatch requeues every
+# stop that leaves a checkpoint (SIGUSR1 or SIGTERM to the steps or to the batch shell, a time
+# limit with and without its warning, --signal=USR1@N), and the requeued job completes, but not
+# a cancelled job nor a lost rank; the real trainer stopped as it starts resumes exactly;
+# cluster/train-multinode.sbatch trains on 2 nodes x 2 ranks (two slurmd on this host) with
+# shared data and checkpoint folders, as submitted (it fits 4-CPU nodes); two more clusters at
+# once do not kill each other's jobs. Exit 77 = skipped (no SLURM).
 # The cluster is always stopped at the end, and every wait is bounded.
 set -uo pipefail
 
@@ -30,7 +34,14 @@ export SN_CLUSTER_PORT=$((20000 + ($$ % 10000) * 3))
 # two slurmd standing in for two nodes (HOST1, HOST2), for cluster/train-multinode.sbatch
 export SN_CLUSTER_NODES=2
 
+two=()
 cleanup() {
+    local k
+    for k in "${!two[@]}"; do
+        SN_CLUSTER_DIR="${two[$k]}" SN_CLUSTER_PORT=$((SN_CLUSTER_PORT + 3 * (k + 1))) SN_CLUSTER_NODES=1 \
+            "$lc" stop >/dev/null 2>&1
+        rm -rf "${two[$k]}"
+    done
     "$lc" stop >"$tmp/stop.log" 2>&1 || true
     rm -rf "$tmp/cluster-log"
     cp -r "$SN_CLUSTER_DIR/log" "$tmp/cluster-log" 2>/dev/null || true
@@ -136,57 +147,141 @@ id="$(sbatch --parsable --ntasks=2 --time=2 --output="$tmp/job-false-%j.out" "$t
 read -r state code _ <<<"$(job_end "$id" 60)"
 if [[ "$state" == FAILED && "$code" == 3:0 ]]; then pass "failing job $id reported FAILED 3:0"; else fail "failing job $id: JobState=$state ExitCode=$code (want FAILED 3:0)"; fi
 
-# 3. cluster/train.sbatch with a stand-in trainer: SIGUSR1 to the batch shell reaches both ranks,
-#    they exit 75 ("checkpointed, resumable"), the job requeues itself and the second run
-#    completes. (A stand-in exiting with any other status is not requeued: see 3b.)
+# 3. cluster/train.sbatch with a stand-in trainer that behaves as shardnet train does: its
+#    start line for shardnet-run (SN_RUN_STARTED) once its traps are set, SIGUSR1 or SIGTERM
+#    stop it with 75 ("checkpointed, resumable"), and a requeued run (SLURM_RESTART_COUNT > 0)
+#    completes. Every stop that leaves a checkpoint is requeued and the second run completes; a
+#    cancelled job and a 76 are not requeued.
 cat >"$tmp/fake-trainer" <<'EOF'
 #!/bin/bash
 echo "fake rank $SLURM_PROCID restart ${SLURM_RESTART_COUNT:-0}: $*"
 if [[ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]]; then exit 0; fi
-trap 'echo "fake rank $SLURM_PROCID got USR1"; exit ${FAKE_STOP_STATUS:-75}' USR1
-for i in $(seq 120); do sleep 0.25; done
+stop() { echo "fake rank $SLURM_PROCID got $1"; exit "${FAKE_STOP_STATUS:-75}"; }
+if [[ -n "${FAKE_IGNORE_USR1:-}" ]]; then
+    trap 'echo "fake rank $SLURM_PROCID ignores USR1"' USR1
+else
+    trap 'stop USR1' USR1
+fi
+trap 'stop TERM' TERM
+[[ "$SLURM_PROCID" != 0 || -z "${SN_RUN_STARTED:-}" ]] || echo "SN_RUN_STARTED $SN_RUN_STARTED $SLURM_NTASKS"
+for i in $(seq 480); do sleep 0.25; done
 exit 9
 EOF
 chmod +x "$tmp/fake-trainer"
-# stop_fake_job NAME [VAR=VALUE...]: submits train.sbatch with the stand-in (output
-# job-NAME-ID.out), signals SIGUSR1 once both ranks run, and sets id, out, state, code and
-# restarts when the job has ended (state is empty if it never started)
-stop_fake_job() {
-    local name=$1; shift
+# submit_fake NAME [SBATCH-OPTION... --] [VAR=VALUE...]: submits train.sbatch with the stand-in
+# (output job-NAME-ID.out); sets id and out
+submit_fake() {
+    local name=$1 opts=()
+    shift
+    if [[ " $* " == *" -- "* ]]; then
+        while [[ "$1" != -- ]]; do opts+=("$1"); shift; done
+        shift
+    fi
     id="$(cd "$src" && env "$@" SHARDNET_BIN="$tmp/fake-trainer" sbatch --parsable --ntasks=2 \
-          --time=5 --output="$tmp/job-$name-%j.out" cluster/train.sbatch configs/none.ini)"
-    out="$tmp/job-$name-$id.out" state="" code="" restarts=""
-    job_running "$id" 30 || return 0
-    # Signal once both ranks run (their trap is set right after the line they print).
-    for ((i = 0; i < 40; i++)); do
-        [[ "$(grep -c 'restart 0' "$out" 2>/dev/null)" -ge 2 ]] && break
+          --time=5 "${opts[@]}" --output="$tmp/job-$name-%j.out" "${script:-cluster/train.sbatch}" configs/none.ini)"
+    out="$tmp/job-$name-$id.out"
+}
+# ranks_up ID OUT: waits (at most 30 s) for both ranks of the job's first run to have started
+ranks_up() {
+    job_running "$1" 30 || return 1
+    for ((i = 0; i < 120; i++)); do
+        [[ "$(grep -c 'restart 0' "$2" 2>/dev/null)" -ge 2 ]] && return 0
         sleep 0.25
     done
+    return 1
+}
+# stop_fake_job NAME SCANCEL-ARGS... [-- VAR=VALUE...]: submits, runs `scancel ARGS ID` once
+# both ranks run, and sets id, out, state, code and restarts when the job has ended (state is
+# empty if it never started)
+stop_fake_job() {
+    local name=$1 sc=()
+    shift
+    while [[ $# -gt 0 && "$1" != -- ]]; do sc+=("$1"); shift; done
+    [[ $# -eq 0 ]] || shift
+    submit_fake "$name" "$@"
+    state="" code="" restarts=""
+    ranks_up "$id" "$out" || return 0
     sleep 0.5
-    scancel --signal=USR1 --batch "$id"
+    scancel "${sc[@]}" "$id"
     # A requeued job waits cred_expire (10 s) + 1 s before it starts again; moving its StartTime
     # to now races with the revoked credential ("Job credential revoked") and kills it.
-    read -r state code restarts <<<"$(job_end "$id" 60)"
+    read -r state code restarts <<<"$(job_end "$id" 90)"
 }
-stop_fake_job train
-if [[ -n "$state" ]]; then
-    [[ "$(grep -c 'got USR1' "$out")" -eq 2 ]] && pass "SIGUSR1 reached both ranks" || fail "SIGUSR1 did not reach 2 ranks (see $out)"
-    if [[ "$state" == COMPLETED && "$code" == 0:0 && "$restarts" == 1 ]]; then
-        pass "train.sbatch job $id requeued once and COMPLETED"
+# requeued_once WHAT: the job was requeued once and its second run completed
+requeued_once() {
+    if [[ "$state" == COMPLETED && "$code" == 0:0 && "$restarts" == 1 ]] &&
+        grep -q "requeueing job $id" "$out" && grep -q "fake rank 0 restart 1" "$out"; then
+        pass "$1: job $id requeued once, and its second run COMPLETED"
     else
-        fail "train.sbatch job $id: JobState=$state ExitCode=$code Restarts=$restarts (want COMPLETED 0:0 1)"
+        fail "$1: job $id: JobState=$state ExitCode=$code Restarts=$restarts (want COMPLETED 0:0 1; see $out)"
     fi
+}
+
+# The time limit's jobs take about 90 s: they run beside the others. A 1-minute job: the
+# script's SIGUSR1 60 s before the limit (--signal=B:USR1@60) comes 0-30 s after the start...
+submit_fake limitwarn --time=1 --
+limitwarn_id=$id limitwarn_out=$out
+# ... and without that warning (the stand-in ignores SIGUSR1): the limit's SIGTERM stops it
+submit_fake limit --time=1 -- FAKE_IGNORE_USR1=1
+limit_id=$id limit_out=$out
+# --signal=USR1@50 (no B:): SLURM signals the ranks alone, 10-40 s after the start. (Given to
+# sbatch beside train.sbatch's own #SBATCH --signal=B:USR1@60, SLURM 22.05 keeps the B: and
+# signals the batch shell: the script is used here without that line.)
+grep -v '^#SBATCH --signal' "$src/cluster/train.sbatch" >"$tmp/train-nowarn.sbatch"
+script="$tmp/train-nowarn.sbatch" submit_fake warnsteps --time=1 --signal=USR1@50 --
+warnsteps_id=$id warnsteps_out=$out
+
+# 3a. SIGUSR1 to the batch shell (scancel -b) reaches both ranks through shardnet-run and srun
+stop_fake_job train --signal=USR1 --batch
+if [[ -n "$state" ]]; then
+    [[ "$(grep -c 'got USR1' "$out")" -eq 2 ]] && pass "SIGUSR1 to the batch shell reached both ranks" || fail "SIGUSR1 did not reach 2 ranks (see $out)"
+    requeued_once "scancel -b --signal=USR1"
 else
     fail "train.sbatch job $id never started"
 fi
-
 # 3b. A stand-in that exits 76 (peer lost) after SIGUSR1 is not requeued: only 75 is.
-stop_fake_job lost FAKE_STOP_STATUS=76
+stop_fake_job lost --signal=USR1 --batch -- FAKE_STOP_STATUS=76
 if [[ "$state" == FAILED && "$code" == 76:0 && "$restarts" == 0 ]]; then
     pass "train.sbatch job $id: peer lost (76) is not requeued"
 else
     fail "train.sbatch job $id: JobState=$state ExitCode=$code Restarts=$restarts (want FAILED 76:0 0)"
 fi
+# 3c. SIGUSR1 to the steps alone (scancel --signal=USR1 without -b): the batch shell sees
+#     nothing, the ranks stop with 75, and the job is requeued all the same
+stop_fake_job steps --signal=USR1
+grep -q "train.sbatch: SIG" "$out" && fail "scancel --signal=USR1 reached the batch shell (see $out)"
+requeued_once "scancel --signal=USR1 (the steps)"
+# 3d. SIGTERM to the steps
+stop_fake_job stepsterm --signal=TERM
+[[ "$(grep -c 'got TERM' "$out")" -eq 2 ]] || fail "scancel --signal=TERM: both ranks should say 'got TERM' (see $out)"
+requeued_once "scancel --signal=TERM (the steps)"
+# 3e. SIGTERM to the batch shell: passed on as SIGUSR1
+stop_fake_job batchterm --signal=TERM --batch
+grep -q "train.sbatch: SIGTERM" "$out" && [[ "$(grep -c 'got USR1' "$out")" -eq 2 ]] ||
+    fail "scancel -b --signal=TERM: the batch shell should pass SIGUSR1 to both ranks (see $out)"
+requeued_once "scancel -b --signal=TERM (the batch shell)"
+# 3f. A cancelled job (scancel JOB) stops with its checkpoint but is not requeued
+stop_fake_job cancel
+if [[ "$state" == CANCELLED && "$restarts" == 0 ]] && grep -q "cancelled, not requeued" "$out" &&
+    grep -q "step exited with code 75" "$out"; then
+    pass "scancel JOB: the ranks stopped with 75, the job is CANCELLED, not requeued"
+else
+    fail "scancel JOB: JobState=$state ExitCode=$code Restarts=$restarts (want CANCELLED 0, 'cancelled, not requeued'; see $out)"
+fi
+# 3g. The time limit's jobs
+for t in limitwarn limit warnsteps; do
+    eval "id=\$${t}_id out=\$${t}_out"
+    read -r state code restarts <<<"$(job_end "$id" 150)"
+    case $t in
+        limitwarn) requeued_once "--signal=B:USR1@60 before a 1-minute limit"
+                   grep -q "train.sbatch: SIGUSR1" "$out" || fail "limitwarn: no SIGUSR1 in $out" ;;
+        limit)     requeued_once "the time limit (its SIGTERM)"
+                   grep -q "got TERM" "$out" && grep -q "(COMPLETING, TimeLimit)" "$out" ||
+                       fail "time limit: the ranks should get SIGTERM and the job be requeued as ending for its limit (see $out)" ;;
+        warnsteps) requeued_once "--signal=USR1@50 (the steps)"
+                   grep -q "train.sbatch: SIG" "$out" && fail "--signal=USR1@50 reached the batch shell (see $out)" ;;
+    esac
+done
 
 # 4. The real trainer through cluster/train.sbatch: 2 tasks, one epoch on a small Fashion-MNIST.
 rm -rf "$tmp/fm" "$tmp/real-run"
@@ -205,6 +300,38 @@ else
     fail "could not prepare the trainer job (shardnet dataset)"
 fi
 
+# 4b. The same job stopped as its ranks start (scancel --signal=USR1 to the steps as soon as the
+#     step exists: the ranks catch it, or are ended by it while still being loaded): requeued, it
+#     ends with the same parameters, state and optimizer moments as the job never interrupted.
+rm -rf "$tmp/early-run"
+if [[ -s "$tmp/real-run/mnist_convnet-last.ckpt" ]]; then
+    id="$(cd "$src" && SHARDNET_BIN="$bin" sbatch --parsable --ntasks=2 --time=5 \
+          --output="$tmp/job-early-%j.out" cluster/train.sbatch configs/mnist_convnet.cfg \
+          --set data.dir="$tmp/fm" --set checkpoint.dir="$tmp/early-run" --set train.epochs=1)"
+    for ((i = 0; i < 300; i++)); do
+        scontrol -o show step "$id.0" 2>/dev/null | grep -q "StepId=$id.0" && break
+        sleep 0.1
+    done
+    sleep 0.3
+    scancel --signal=USR1 "$id"
+    read -r state code restarts <<<"$(job_end "$id" 300)"
+    out="$tmp/job-early-$id.out"
+    if [[ "$state" == COMPLETED && "$code" == 0:0 && "$restarts" == 1 ]]; then
+        pass "the real trainer stopped as it started: requeued once, COMPLETED"
+    else
+        fail "early stop of the real trainer: JobState=$state ExitCode=$code Restarts=$restarts (want COMPLETED 0:0 1; see $out)"
+    fi
+    grep -q -e "stopped by a signal at epoch 1, step 1;" -e "was ended by signal 10 while it was being loaded" "$out" &&
+        pass "the early SIGUSR1: a stop after the first step (or before the ranks ran)" ||
+        fail "the early SIGUSR1: no stop at step 1 in $out"
+    hashes() { "$bin" inspect "$1" | grep -o 'parameter hash.*'; }
+    a="$(hashes "$tmp/real-run/mnist_convnet-last.ckpt")" b="$(hashes "$tmp/early-run/mnist_convnet-last.ckpt")"
+    [[ -n "$a" && "$a" == "$b" ]] && pass "requeued after the early stop = never interrupted ($a)" ||
+        fail "requeued after the early stop: '$b', never interrupted: '$a'"
+else
+    fail "no uninterrupted real run to compare the early stop with"
+fi
+
 # 5. cluster/train-multinode.sbatch: 2 nodes x 2 ranks, shared data and checkpoint directories.
 #    The two "nodes" share this host: Open MPI's shared-memory transport would meet itself twice,
 #    so the job talks TCP (OMPI_MCA_btl=self,tcp; not needed on real nodes).
@@ -215,7 +342,7 @@ if [[ -d "$tmp/fm/train" ]]; then
     # files an earlier version's run of this test left beside the data go too
     rm -rf "$XDG_CACHE_HOME/shardnet/index" "$tmp/fm"/*/.shardnet-index
     id="$(cd "$src" && OMPI_MCA_btl=self,tcp SHARDNET_BIN="$bin" SN_DATA_DIR="$tmp/fm" \
-          SN_CKPT_DIR="$tmp/mn-ckpt" sbatch --parsable --cpus-per-task=2 --time=5 \
+          SN_CKPT_DIR="$tmp/mn-ckpt" sbatch --parsable --time=5 \
           --output="$tmp/job-mn-%j.out" cluster/train-multinode.sbatch configs/mnist_convnet.cfg \
           --set train.epochs=1)"
     read -r state code _ <<<"$(job_end "$id" 300)"
@@ -247,6 +374,37 @@ if [[ -d "$tmp/fm/train" ]]; then
 else
     fail "no data for the multi-node job"
 fi
+
+# 6. Two test clusters on this host at once (two more, fresh: their first job ids would be equal
+#    if the clusters did not keep apart): a short job of one ends while a longer one of the other
+#    runs; SLURM's cleanup of the first must not kill the second (each node's cgroups, and its
+#    job ids, are its cluster's own).
+two=()
+for k in 1 2; do
+    d="$(mktemp -d /tmp/sn-e2e-slurm2.XXXXXX)"
+    two+=("$d")
+    SN_CLUSTER_DIR="$d" SN_CLUSTER_PORT=$((SN_CLUSTER_PORT + 3 * k)) SN_CLUSTER_NODES=1 \
+        "$lc" start >"$tmp/two-start-$k.log" 2>&1 || fail "cluster $k of two did not start (see $tmp/two-start-$k.log)"
+done
+conf1="${two[0]}/etc/slurm.conf" conf2="${two[1]}/etc/slurm.conf"
+printf '#!/bin/bash\nsrun sleep %s\necho slept\n' 20 >"$tmp/job-long.sh"
+printf '#!/bin/bash\nsrun sleep %s\necho slept\n' 2 >"$tmp/job-short.sh"
+long="$(SLURM_CONF=$conf1 sbatch --parsable -n 1 --time=2 --output="$tmp/job-long-%j.out" "$tmp/job-long.sh")"
+short="$(SLURM_CONF=$conf2 sbatch --parsable -n 1 --time=2 --output="$tmp/job-short-%j.out" "$tmp/job-short.sh")"
+echo "two clusters: job $long (20 s) on one, job $short (2 s) on the other"
+read -r s2 c2 _ <<<"$(SLURM_CONF=$conf2 job_end "$short" 60)"
+read -r s1 c1 _ <<<"$(SLURM_CONF=$conf1 job_end "$long" 60)"
+[[ "$s2" == COMPLETED && "$c2" == 0:0 ]] && pass "two clusters: the short job COMPLETED" ||
+    fail "two clusters: the short job $short: $s2 $c2 (see $tmp/job-short-$short.out)"
+[[ "$s1" == COMPLETED && "$c1" == 0:0 ]] && grep -q slept "$tmp/job-long-$long.out" &&
+    pass "two clusters: the long job outlived the other cluster's job and COMPLETED" ||
+    fail "two clusters: the long job $long: $s1 $c1, killed by the other cluster? (see $tmp/job-long-$long.out)"
+for k in 1 2; do
+    SN_CLUSTER_DIR="${two[$((k - 1))]}" SN_CLUSTER_PORT=$((SN_CLUSTER_PORT + 3 * k)) SN_CLUSTER_NODES=1 \
+        "$lc" stop >/dev/null 2>&1
+    rm -rf "${two[$((k - 1))]}"
+done
+two=()
 
 scancel $(squeue -h -o %i) 2>/dev/null || true
 if [[ $failures -gt 0 ]]; then

@@ -46,7 +46,8 @@ struct cli_opt {
 
 /* Exit statuses: each command says which it can end with; the overview shows them all. */
 enum {
-    X_DONE = 1, X_DONE_TRAIN = 2, X_ERROR = 4, X_USAGE = 8, X_STOPPED = 16, X_PEER_LOST = 32
+    X_DONE = 1, X_DONE_TRAIN = 2, X_ERROR = 4, X_USAGE = 8, X_STOPPED = 16, X_PEER_LOST = 32,
+    X_KILLED = 64
 };
 static const struct {
     int bit, code;
@@ -57,10 +58,12 @@ static const struct {
     {X_ERROR, SN_EXIT_ERROR, "error: config, data, checkpoint or a numerical failure, named on "
                              "stderr"},
     {X_USAGE, SN_EXIT_USAGE, "usage error"},
-    {X_STOPPED, SN_EXIT_RESUMABLE, "stopped on request (SIGUSR1, SIGTERM): a checkpoint holds "
-                                   "the run, --resume continues it"},
+    {X_STOPPED, SN_EXIT_RESUMABLE, "stopped on request (SIGUSR1, SIGTERM, SIGINT: Ctrl-C): a "
+                                   "checkpoint holds the run, --resume continues it"},
     {X_PEER_LOST, SN_DIST_PEER_LOST_EXIT, "peer lost: a rank died or stopped answering "
                                           "(watchdog); the job was ended"},
+    {X_KILLED, 130, "a second SIGINT (Ctrl-C) ended the run at once, without a checkpoint (143: "
+                    "a second SIGTERM); the last checkpoint holds what was saved"},
 };
 #define X_ONE (X_DONE | X_ERROR | X_USAGE)  /* a command in one process */
 #define X_JOB (X_ONE | X_PEER_LOST)         /* a command on every rank of an MPI job */
@@ -219,7 +222,7 @@ static const struct cli_command commands[] = {
     {"train", "CONFIG", NULL,
      "train (under mpirun/srun: data-parallel on every rank); SIGUSR1 and SIGTERM save a "
      "resumable checkpoint and exit 75",
-     cmd_train, 1, (X_JOB & ~X_DONE) | X_DONE_TRAIN | X_STOPPED, train_opts},
+     cmd_train, 1, (X_JOB & ~X_DONE) | X_DONE_TRAIN | X_STOPPED | X_KILLED, train_opts},
     {"evaluate", "CONFIG", NULL, "loss and accuracy of a checkpoint on a split", cmd_evaluate,
      1, X_ONE, evaluate_opts},
     {"predict", "CONFIG", "IMAGE...", "class probabilities of each image", cmd_predict, 1, X_ONE,

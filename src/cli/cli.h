@@ -9,4 +9,10 @@
  * 75 stopped on request (resumable), 76 peer lost (`shardnet --help` lists them) */
 int sn_cli_main(int argc, char **argv);
 
+/* For `train`, before anything else in main: SIGUSR1, SIGTERM and SIGINT ask the run to stop at
+ * its next step with a checkpoint (exit 75), even when they come while it starts up; a second
+ * SIGTERM or SIGINT ends it at once (killed by that signal: 143, 130). Other commands keep the
+ * signals' default actions. */
+void sn_cli_catch_stop_signals(void);
+
 #endif

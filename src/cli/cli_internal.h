@@ -63,11 +63,18 @@ int cli_report(const struct sn_err *err);
  * aborting the job so that no rank is left waiting in a collective (no return). */
 int cli_finish_dist(struct sn_dist *d, int rc, const struct sn_err *err);
 /* After sn_dist_init: the watchdog's message goes to stderr as "shardnet: MSG", then the job
- * ends with SN_DIST_PEER_LOST_EXIT. */
+ * ends with SN_DIST_PEER_LOST_EXIT; and rank 0 prints the launcher's start line when
+ * SN_RUN_STARTED is set ("SN_RUN_STARTED TOKEN WORLD" on stdout). */
 void cli_watch_dist(struct sn_dist *d);
-/* SIGUSR1 and SIGTERM ask training to stop at the next step with a resumable checkpoint; a
- * second SIGTERM kills as usual. @return the flag the handlers set (process-wide) */
+/* The stop signals' handlers (installed by main as its first act, sn_cli_catch_stop_signals in
+ * cli.h; again here, which changes nothing but keeps a stop already asked for).
+ * @return the flag the handlers set (process-wide): training stops at the next step */
 volatile sig_atomic_t *cli_catch_stop_signals(void);
+/* hold = 1, before an exec of this program: blocks the stop signals and raises again each one
+ * already received, so that the new program (which unblocks them once its handlers are in) gets
+ * them. hold = 0, when the exec failed: drops those and unblocks. Nothing when the handlers
+ * were never installed (a command other than train). */
+void cli_hold_stop_signals(int hold);
 
 /* ---- kernels.c */
 /* Runs the fastest correct OpenBLAS kernels for this CPU, starting the process again (argv)

@@ -7,6 +7,7 @@
 #include "cli_internal.h"
 
 #include <errno.h>   // defines: errno
+#include <signal.h>  // defines: raise, SIGUSR1
 #include <stdio.h>   // defines: fprintf, snprintf, fflush
 #include <stdlib.h>  // defines: getenv, setenv
 #include <string.h>  // defines: strcmp, strchr, strlen, strerror
@@ -37,7 +38,11 @@ static void restart_with(char **argv, const char *core, const char *failed)
     if (failed && *failed)
         setenv("SN_BLAS_FAILED", failed, 1);
     fflush(NULL);
+    if (sn_test_hook("STOP_BEFORE_EXEC")) /* a stop that came just before: kept across the exec */
+        raise(SIGUSR1);
+    cli_hold_stop_signals(1); /* a stop arriving during the exec waits for the new handlers */
     execv("/proc/self/exe", argv);
+    cli_hold_stop_signals(0);
     if (first_rank())
         fprintf(stderr, "shardnet: warning: cannot start again with OPENBLAS_CORETYPE=%s (%s); "
                         "continuing with the kernels OpenBLAS chose\n",
