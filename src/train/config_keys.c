@@ -54,7 +54,8 @@ const struct sn_config_key sn_config_keys[] = {
 
     SECTION("data",
             "The images, read as Keras's `image_dataset_from_directory` reads them: one folder "
-            "per class, labels in sorted order. Paths are relative to the working directory."),
+            "per class, labels in sorted order. Paths are relative to the working directory "
+            "(but `class_names_file`'s)."),
     KEY("data", "dir", "", "",
         "A folder holding `train/`, `val/` (or `validation/`) and `test/`, each with one "
         "folder of images per class."),
@@ -81,8 +82,12 @@ const struct sn_config_key sn_config_keys[] = {
         "(sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy); "
         "absent, the loss decides."),
     {"data", "class_names", "", "no features", "a,b", 0,
-     "The classes in label order, separated by commas: the training split's folders must be "
-     "exactly these. Absent, its folders, sorted."},
+     "The classes in label order, separated by commas (over continuation lines if long): the "
+     "training split's folders must be exactly these. Absent, its folders, sorted."},
+    {"data", "class_names_file", "", "no features", NULL, 0,
+     "Instead of `class_names`, a file of the class names in label order, one per line (a name "
+     "may hold commas; blank lines are skipped), for models of many classes. Relative to the "
+     "config's folder (given by `--set`, to the working directory)."},
     KEY("data", "validation_split", "0", "no features",
         "A fraction of the training images held out for validation, drawn with `seed` (Keras's "
         "`validation_split`). Not with `val`."),
