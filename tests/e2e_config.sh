@@ -112,4 +112,51 @@ check "bench --allreduce --batch: named" contains notake2.out "bench --allreduce
 check "an option no command takes: exit 2" test $? -eq 2
 check "an option no command takes: unknown" contains unknown.out "unknown option --frobnicate"
 
+# --- numeric options: 0 is refused where it is not a value, and the error names the option
+expect_usage() { # NAME WANT COMMAND...: exit 2, WANT on stderr, nothing on stdout
+    local name=$1 want=$2; shift 2
+    "$@" > usage.out 2> usage.err
+    local rc=$?
+    check "$name: exit 2 (got $rc)" test $rc -eq 2
+    check "$name: named" contains usage.err "$want"
+    check "$name: nothing done" test ! -s usage.out
+}
+expect_usage "predict --top 0" "^shardnet: --top 0: expected a whole number of 1 or more (see shardnet predict --help)$" \
+    "$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" --top 0 "$img"
+expect_usage "predict --digits 0" "^shardnet: --digits 0: expected a whole number from 1 to 9" \
+    "$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" --digits 0 "$img"
+expect_usage "predict --digits 10" "^shardnet: --digits 10: expected a whole number from 1 to 9" \
+    "$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" --digits 10 "$img"
+expect_usage "bench --batch 0" "^shardnet: --batch 0: expected a whole number of 1 or more" \
+    "$bin" bench "$cfg" "${sets[@]}" --batch 0
+expect_usage "bench --iters 0" "^shardnet: --iters 0: expected a whole number of 1 or more" \
+    "$bin" bench "$cfg" "${sets[@]}" --iters 0
+expect_usage "bench --allreduce --iters 0" "^shardnet: --iters 0: expected a whole number of 1 or more" \
+    "$bin" bench --allreduce --iters 0
+expect_usage "--trace-events 0" "^shardnet: --trace-events 0: expected a whole number of 1 or more" \
+    "$bin" train "$cfg" "${sets[@]}" --trace t.json --trace-events 0
+expect_usage "a value that is not a number" "^shardnet: --top three: expected a whole number" \
+    "$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" --top three "$img"
+expect_usage "an option without its value" "^shardnet: --digits needs a value: --digits D" \
+    "$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" "$img" --digits
+expect_usage "--split" "^shardnet: --split tset: use train, val or test" \
+    "$bin" evaluate "$cfg" "${sets[@]}" --checkpoint "$ckpt" --split tset
+expect_usage "an argument too many" "^shardnet: summary takes CONFIG; 'other.cfg' is extra" \
+    "$bin" summary "$cfg" other.cfg
+# where 0 is a value, it is taken: --limit 0 is every image
+"$bin" dataset shapes shapes0 --limit 0 > limit0.out 2>&1
+check "dataset --limit 0: all of them" test "$(find shapes0/train -type f | wc -l)" -ge 2000
+"$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" --top 2 --digits 1 "$img" > top2.out 2>&1
+check "--top 2 --digits 1: two classes, one decimal" grep -qE "^$img [^ ]+ [01]\.[0-9] [^ ]+ [01]\.[0-9]$" top2.out
+
+# --- a command of one process started on several ranks runs once, on rank 0
+"${mpirun[@]}" -np 3 "$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" "$img" > mpi_predict.out 2> mpi_predict.err
+check "predict under mpirun -np 3: exit 0 (got $?)" test $? -eq 0
+check "predict under mpirun -np 3: each image once" test "$(grep -c "^$img " mpi_predict.out)" -eq 1
+check "predict under mpirun -np 3: said once" test "$(grep -c "predict runs in one process: rank 0 of the 3" mpi_predict.err)" -eq 1
+"${mpirun[@]}" -np 2 "$bin" evaluate "$cfg" "${sets[@]}" --checkpoint "$ckpt" > mpi_eval.out 2>&1
+check "evaluate under mpirun -np 2: one result" test "$(grep -c "accuracy" mpi_eval.out)" -eq 1
+"${mpirun[@]}" -np 2 "$bin" predict "$cfg" "${sets[@]}" --checkpoint "$ckpt" --top 0 "$img" > mpi_usage.out 2>&1
+check "a usage error under mpirun -np 2: said once" test "$(grep -c -- "--top 0: expected" mpi_usage.out)" -eq 1
+
 finish
