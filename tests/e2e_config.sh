@@ -45,6 +45,16 @@ printf '[model]\ninput_shape = 28,28,1\n[conv2d]\nfilters = 8\nkernel_size = 3\n
 "$bin" summary nodata.cfg > nodata.out 2>&1
 check "summary without [data] dir: exit 0" test $? -eq 0
 
+# --- a classifier without [flatten]: the dense layer that gets an image is named, with its shape
+printf '[data]\nimage_size = 28\ncolor_mode = grayscale\n[train]\nepochs = 1\n[conv2d]\nfilters = 8\nkernel_size = 3\n[maxpooling2d]\n[dense]\nunits = 10\nactivation = softmax\n' > noflat.cfg
+"$bin" summary noflat.cfg > noflat.out 2>&1
+check "dense without flatten: exit 1" test $? -eq 1
+check "dense without flatten: the 4-D input named" contains noflat.out "noflat.cfg:10: \[dense\] dense gets a (13, 13, 8) input: Dense acts on its last axis (as in Keras), so the network ends in (13, 13, 10) per image"
+check "dense without flatten: the fix" contains noflat.out "HINT: put a \[flatten\] (or a \[globalaveragepooling2d\]) before it"
+"$bin" train noflat.cfg --set data.dir=fm --set train.threads=1 --set checkpoint.dir=noflat > noflat_train.out 2>&1
+check "dense without flatten, train: the 4-D input, not a count of units" contains noflat_train.out "dense gets a (13, 13, 8) input"
+check "dense without flatten, train: no count of units" lacks noflat_train.out "units"
+
 # --- read-and-ignored keys: save_best_only works as in Keras, restore_best_weights is refused
 "$bin" train "$cfg" "${sets[@]}" --set checkpoint.save_best_only=false --set checkpoint.dir=every > every.out 2>&1
 check "save_best_only = false: exit 0" test $? -eq 0

@@ -285,7 +285,9 @@ const struct sn_config_key sn_config_keys[] = {
             "Keras's GlobalAveragePooling2D: (H, W, C) to (C), the mean of each channel."),
 
     SECTION("dense",
-            "Keras's Dense: on a vector, or on each pixel of an image along its channels."),
+            "Keras's Dense: on a vector, or on each pixel of an image along its channels. A "
+            "network with `[train]` must end in a vector: a Dense that gets an image (no "
+            "`[flatten]` before it) is refused, naming the image's shape."),
     REQUIRED("dense", "units", "", "2", "Outputs."),
     KEY("dense", "activation", "linear", "",
         ACTIVATIONS ". In the last layer, softmax or sigmoid is folded into the loss."),
