@@ -76,6 +76,23 @@ struct sn_model {
  * Unknown section types are errors naming the line. max_batch bounds every later call. */
 int  sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_batch,
                     const struct sn_ops *ops, struct sn_err *err);
+
+/* sn_model_build in two steps. sn_model_plan configures the network (every check, shape, count
+ * and hash) and allocates nothing of its buffers, so that sn_model_memory can be weighed before
+ * any of it is taken; sn_model_allocate then allocates and lays out the buffers (on failure the
+ * model is still to be freed with sn_model_free). */
+int  sn_model_plan(struct sn_model **out, const struct sn_config *cfg, int max_batch,
+                   const struct sn_ops *ops, struct sn_err *err);
+int  sn_model_allocate(struct sn_model *m, struct sn_err *err);
+
+/* The bytes a network takes once allocated, at its max_batch. Sums saturate at SIZE_MAX. */
+struct sn_model_memory {
+    size_t params, state;
+    size_t grads; /* of the trainable parameters: a frozen layer's are never written, and the
+                     kernel gives zeroed pages only when written */
+    size_t arena; /* activations, their gradients, aux and scratch */
+};
+void sn_model_memory(const struct sn_model *m, struct sn_model_memory *mem);
 void sn_model_free(struct sn_model *m); /* accepts NULL */
 
 /* Initialises all params and state from seed (same seed -> same model, on every rank). */

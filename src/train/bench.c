@@ -305,6 +305,8 @@ static int bench_setup(struct bench *b, struct sn_err *err)
     int global = bo->batch ? bo->batch * d->world : st->tc.batch_size;
     b->n = sn_settings_share(global, d->world);
     b->iters = bo->iters ? bo->iters : 20;
+    st->training = 1;
+    st->node_ranks = d->local_size;
     SN_FORWARD(sn_settings_build(st, b->cfg, b->n, &b->m, err));
     struct sn_model *m = b->m;
     size_t in_size = sn_shape_size(m->input) * (size_t)b->n;

@@ -157,6 +157,8 @@ static int setup(struct run *r, struct sn_err *err)
 {
     struct sn_dist *d = r->d;
     SN_FORWARD(sn_settings_load(&r->st, r->cfg, err));
+    r->st.training = 1;
+    r->st.node_ranks = d->local_size;
     const struct sn_train_conf *tc = &r->st.tc;
     /* the network holds a rank's share of a training batch or a validation batch */
     int local = sn_settings_share(tc->batch_size, d->world);
