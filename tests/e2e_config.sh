@@ -92,6 +92,38 @@ check "SN_THREADS that is not a number: exit 1" test $? -eq 1
 check "SN_THREADS: named" contains env.out "SN_THREADS=many"
 SN_THREADS=1 "$bin" train "$cfg" "${sets[@]}" --set train.epochs=1 --set checkpoint.dir=env1 > env1.out 2>&1
 check "SN_THREADS=1 sets the threads" contains env1.out "1 compute thread,"
+# the variables users set are honoured in their order, and one that is overridden is named
+one=(--set train.epochs=1 --set train.steps_per_epoch=2)
+env -u OPENBLAS_NUM_THREADS OMP_NUM_THREADS=1 "$bin" train "$cfg" "${sets[@]}" "${one[@]}" \
+    --set train.threads=0 --set checkpoint.dir=omp1 > omp1.out 2>&1
+check "OMP_NUM_THREADS=1 sets the threads" contains omp1.out "^rank 0 of 1 on .*: 1 compute thread,"
+check "OMP_NUM_THREADS=1: nothing to note" lacks omp1.out "note:"
+OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1 "$bin" train "$cfg" "${sets[@]}" "${one[@]}" \
+    --set train.threads=0 --set checkpoint.dir=omp2 > omp2.out 2>&1
+check "OMP_NUM_THREADS before OPENBLAS_NUM_THREADS" contains omp2.out "^rank 0 of 1 on .*: 2 compute threads,"
+check "OPENBLAS_NUM_THREADS overridden: said" contains omp2.out "^rank 0: note: OPENBLAS_NUM_THREADS=1 not used: OMP_NUM_THREADS comes first"
+OMP_NUM_THREADS=2 "$bin" train "$cfg" "${sets[@]}" "${one[@]}" --set checkpoint.dir=omp3 > omp3.out 2>&1
+check "[train] threads before OMP_NUM_THREADS: said" contains omp3.out "note: OMP_NUM_THREADS=2 not used: \[train\] threads comes first"
+OMP_NUM_THREADS=two "$bin" train "$cfg" "${sets[@]}" "${one[@]}" --set checkpoint.dir=omp4 > omp4.out 2>&1
+check "OMP_NUM_THREADS that is not a number: exit 1" test $? -eq 1
+check "OMP_NUM_THREADS that is not a number: named" contains omp4.out "OMP_NUM_THREADS=two: expected a number of threads from 1 to 1024"
+# more threads than the CPUs a rank is bound to: mpirun binds 2 ranks to a core each
+if [ "$(nproc)" -ge 2 ]; then
+    # (without lib.sh's OPENBLAS_NUM_THREADS=1, which SN_THREADS overrides with a note)
+    mpi_bound=(env -u OPENBLAS_NUM_THREADS mpirun --bind-to core
+               --mca btl_vader_single_copy_mechanism none)
+    "${mpi_bound[@]}" -np 2 -x SN_THREADS=2 "$bin" train "$cfg" "${sets[@]}" "${one[@]}" \
+        --set train.threads=0 --set checkpoint.dir=bound > bound.out 2>&1
+    check "bound ranks: 2 threads each" contains bound.out "^rank 1 of 2 on .*: 2 compute threads, .*CPUs [0-9]*,"
+    check "bound ranks: more threads than CPUs, said per rank with the fix" \
+        contains bound.out "^rank 1: note: 2 compute threads on 1 CPU ([0-9]*): they take turns; HINT: mpirun --bind-to none or --map-by slot:PE=2, or shardnet-run --threads 2"
+    env -u OPENBLAS_NUM_THREADS mpirun --bind-to none --mca btl_vader_single_copy_mechanism none \
+        -np 2 -x SN_THREADS=2 "$bin" train "$cfg" "${sets[@]}" "${one[@]}" \
+        --set train.threads=0 --set checkpoint.dir=unbound > unbound.out 2>&1
+    check "unbound ranks: nothing to note" lacks unbound.out "note:"
+else
+    skip "threads beyond the bound CPUs" "one CPU: mpirun cannot bind 2 ranks a core each"
+fi
 
 # --- a config that changed since the checkpoint: evaluate and predict name each changed key
 "$bin" evaluate "$cfg" "${sets[@]}" --checkpoint "$ckpt" --set rescaling.scale=1 \

@@ -441,6 +441,8 @@ static void bench_report(struct bench *b, struct bench_row *row)
     fprintf(out, "config: %s, %d rank%s x %d thread%s, batch %d per rank (%d global), backend %s\n",
             b->cfg->path, d->world, d->world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", n,
             n * d->world, b->st.auto_backend ? "auto (per layer below)" : m->ops->name);
+    if (b->threads.note[0])
+        fprintf(out, "threads: note (rank 0): %s\n", b->threads.note);
     fprintf(out, "kernels: %s\n", sn_cpu_kernels());
     double peak = gemm_peak();
     fprintf(out, "GEMM peak: %.1f GFLOP/s per rank (sgemm 1024x1024x1024)\n", peak);

@@ -175,8 +175,9 @@ const struct sn_config_key sn_config_keys[] = {
         "Shuffle the training samples each epoch: one global order, the same on any number of "
         "ranks."),
     KEY("train", "threads", "0", "",
-        "Compute threads per rank, OpenBLAS's and oneDNN's (0: `SN_THREADS`, else the node's "
-        "cores shared among its ranks)."),
+        "Compute threads per rank, OpenBLAS's and oneDNN's (0: `SN_THREADS`, else "
+        "`OMP_NUM_THREADS`, else `OPENBLAS_NUM_THREADS`, else the node's cores shared among its "
+        "ranks)."),
     KEY("train", "steps_per_epoch", "0", "", "Steps per epoch (0: the whole training split)."),
     KEY("train", "validation_batch_size", "0", "",
         "The global batch of validation and evaluation (0: `batch_size`)."),
