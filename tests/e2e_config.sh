@@ -45,6 +45,44 @@ printf '[model]\ninput_shape = 28,28,1\n[conv2d]\nfilters = 8\nkernel_size = 3\n
 "$bin" summary nodata.cfg > nodata.out 2>&1
 check "summary without [data] dir: exit 0" test $? -eq 0
 
+# --- config syntax: a byte order mark, continuation lines, a repeated settings section
+printf '\xef\xbb\xbf[model]\ninput_shape = 8,8,1\n[train]\nepochs = 1\n[flatten]\n[dense]\nunits = 3\n' > bom.cfg
+"$bin" summary bom.cfg > bom.out 2>&1
+check "a UTF-8 byte order mark before [model]: exit 0 (got $?)" test $? -eq 0
+printf '[model]\ninput_shape = 8,8,1\n[data]\nimage_size = 8\ncolor_mode = grayscale\nclass_names = a, b,\n    c\n[flatten]\n[dense]\nunits = 3\n' > cont.cfg
+"$bin" summary cont.cfg > cont.out 2>&1
+check "continuation lines: exit 0 (got $?)" test $? -eq 0
+printf '[model]\ninput_shape = 8,8,1\n[train]\nepochs = 1\n[flatten]\n[dense]\nunits = 3\n\n[train]\nbatch_size = 4\n' > twice.cfg
+"$bin" summary twice.cfg > twice.out 2>&1
+check "[train] twice: exit 1" test $? -eq 1
+check "[train] twice: both lines" contains twice.out "twice.cfg:9: \[train\] at line 9 repeats \[train\] at line 3; a settings section may appear once"
+
+# --- 1,000 classes: their names on one line of the config, in a --set, and in a file of names
+mkdir -p k1000/train k1000/val/n000
+cp "$img" k1000/val/n000/a.jpg
+for i in $(seq -w 0 999); do mkdir -p "k1000/train/n$i" && cp "$img" "k1000/train/n$i/a.jpg"; done
+seq -f 'n%03g' 0 999 > classes.txt
+names=$(paste -sd, classes.txt)
+k1000=(--set data.train=k1000/train --set data.val=k1000/val --set train.threads=1
+       --set train.batch_size=250 --set train.steps_per_epoch=1 --set train.epochs=1)
+net='[data]\nimage_size = 8\ncolor_mode = grayscale\n%s\n[train]\n[flatten]\n[dense]\nunits = 1000\nactivation = softmax\n'
+printf "$net" "class_names = $names" > names_line.cfg
+printf "$net" "class_names_file = classes.txt" > names_file.cfg
+printf "$net" "" > names_set.cfg
+check "a line of 1,000 names is longer than 4,000 characters" test "$(wc -L < names_line.cfg)" -gt 4000
+"$bin" train names_line.cfg "${k1000[@]}" --set checkpoint.dir=k_line > k_line.out 2>&1
+check "1,000 names on one line: trained (exit $?)" test -s k_line/names_line-best.ckpt
+"$bin" train names_file.cfg "${k1000[@]}" --set checkpoint.dir=k_file > k_file.out 2>&1
+check "1,000 names from a file: trained (exit $?)" test -s k_file/names_file-best.ckpt
+"$bin" train names_set.cfg "${k1000[@]}" --set "data.class_names=$names" --set checkpoint.dir=k_set > k_set.out 2>&1
+check "1,000 names in a --set: trained (exit $?)" test -s k_set/names_set-best.ckpt
+"$bin" train names_line.cfg "${k1000[@]}" --set checkpoint.dir=k_line --resume auto > k_resume.out 2>&1
+check "1,000 names: the run record compares them on resume (exit $?)" contains k_resume.out "nothing left to train"
+"$bin" predict names_file.cfg --checkpoint k_file/names_file-best.ckpt --set data.train=k1000/train "$img" > k_pred.out 2>&1
+check "1,000 names: predict names a class" grep -q "^$img n[0-9][0-9][0-9] 0\.[0-9]*$" k_pred.out
+"$bin" inspect k_line/names_line-best.ckpt --record > k_rec.out 2>&1
+check "1,000 names: the record holds the whole list" contains k_rec.out "config=data.class_names=n000,n001,.*,n998,n999$"
+
 # --- a classifier without [flatten]: the dense layer that gets an image is named, with its shape
 printf '[data]\nimage_size = 28\ncolor_mode = grayscale\n[train]\nepochs = 1\n[conv2d]\nfilters = 8\nkernel_size = 3\n[maxpooling2d]\n[dense]\nunits = 10\nactivation = softmax\n' > noflat.cfg
 "$bin" summary noflat.cfg > noflat.out 2>&1
