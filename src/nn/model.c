@@ -81,35 +81,6 @@ static int read_loss(const struct sn_config *cfg, enum sn_loss_kind *loss, struc
     return SN_OK;
 }
 
-/* A classifier ends in one vector per image. Dense, as in Keras, acts on the last axis of an
- * image (each pixel's channels), so a network without [flatten] ends in an image of class
- * scores: say so, naming the dense layer that gets the image and its shape, rather than letting
- * "the last layer has 1352 units" be the first word about it. A 1x1 image is a vector. */
-static int check_vector_output(const struct sn_model *m, const struct sn_config *cfg,
-                               struct sn_err *err)
-{
-    const struct sn_layer *last = &m->layers[m->n_layers - 1];
-    if (last->out.rank != 3 || (last->out.h == 1 && last->out.w == 1))
-        return SN_OK;
-    const struct sn_layer *dense = NULL;
-    for (int i = m->n_layers - 1; i >= 0 && m->layers[i].out.rank == 3; i--)
-        if (m->layers[i].type == &sn_layer_dense)
-            dense = &m->layers[i];
-    if (dense != NULL)
-        return sn_err_set(err, SN_EINVAL,
-                          "%s:%d: [dense] %s gets a (%d, %d, %d) input: Dense acts on its last "
-                          "axis (as in Keras), so the network ends in (%d, %d, %d) per image, "
-                          "not one vector of class scores\n---> HINT: put a [flatten] (or a "
-                          "[globalaveragepooling2d]) before it",
-                          cfg->path, dense->line, dense->name, dense->in.h, dense->in.w,
-                          dense->in.c, last->out.h, last->out.w, last->out.c);
-    return sn_err_set(err, SN_EINVAL,
-                      "%s:%d: the network ends in (%d, %d, %d) per image ('%s'), not one vector "
-                      "of class scores\n---> HINT: end it with a [flatten] (or a "
-                      "[globalaveragepooling2d]) and a [dense] of one unit per class",
-                      cfg->path, last->line, last->out.h, last->out.w, last->out.c, last->name);
-}
-
 /* Fold the final activation into the loss: the last layer emits logits. */
 static int fold_final_activation(struct sn_model *m, const struct sn_config *cfg,
                                  struct sn_err *err)
@@ -123,7 +94,6 @@ static int fold_final_activation(struct sn_model *m, const struct sn_config *cfg
        base, used for its outputs (extract, a [base]): its last activation stays in forward */
     if (!sn_config_find(cfg, "train") && act != SN_ACT_SOFTMAX && act != SN_ACT_SIGMOID)
         return SN_OK;
-    SN_FORWARD(check_vector_output(m, cfg, err));
     int want_sigmoid = m->loss == SN_LOSS_BCE;
     if (want_sigmoid && m->n_outputs != 1)
         return sn_err_set(err, SN_EINVAL,
@@ -392,6 +362,7 @@ int sn_model_plan(struct sn_model **out, const struct sn_config *cfg, int max_ba
     SN_RETURN_IF(!m, err, SN_ENOMEM, "out of memory");
     m->ops = ops;
     m->max_batch = max_batch;
+    snprintf(m->config_path, sizeof m->config_path, "%s", cfg->path);
     m->layers = calloc((size_t)cfg->n_sections + 1, sizeof *m->layers);
     int rc = m->layers ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
     if (rc == SN_OK)
@@ -500,6 +471,35 @@ const float *sn_model_forward(struct sn_model *m, const float *x, int n,
     }
     sn_trace_end(SN_TRACE_FORWARD, "forward", -1, pass0);
     return m->acts[m->n_layers];
+}
+
+int sn_model_check_vector(const struct sn_model *m, const char *what, struct sn_err *err)
+{
+    const struct sn_layer *last = &m->layers[m->n_layers - 1];
+    if (last->out.rank != 3 || (last->out.h == 1 && last->out.w == 1))
+        return SN_OK;
+    /* Dense acts on the last axis of an image (Keras does the same): without [flatten] the
+       network ends in an image of class scores; name the Dense that got the image */
+    const struct sn_layer *dense = NULL;
+    for (int i = m->n_layers - 1; i >= 0 && m->layers[i].out.rank == 3; i--)
+        if (m->layers[i].type == &sn_layer_dense)
+            dense = &m->layers[i];
+    if (dense != NULL)
+        return sn_err_set(err, SN_EINVAL,
+                          "%s, but the network ends in (%d, %d, %d) per image, not one vector of "
+                          "class scores: %s:%d: [dense] %s gets a (%d, %d, %d) input, and Dense "
+                          "acts on its last axis (as in Keras)\n---> HINT: put a [flatten] (or a "
+                          "[globalaveragepooling2d]) before it",
+                          what, last->out.h, last->out.w, last->out.c,
+                          dense->index < m->n_base ? m->base_config : m->config_path, dense->line,
+                          dense->name, dense->in.h, dense->in.w, dense->in.c);
+    return sn_err_set(err, SN_EINVAL,
+                      "%s, but the network ends in (%d, %d, %d) per image, not one vector of "
+                      "class scores (%s:%d: '%s')\n---> HINT: end it with a [flatten] (or a "
+                      "[globalaveragepooling2d]) and a [dense] of one unit per class",
+                      what, last->out.h, last->out.w, last->out.c,
+                      last->index < m->n_base ? m->base_config : m->config_path, last->line,
+                      last->name);
 }
 
 int sn_model_first_needed(const struct sn_model *m)

@@ -287,8 +287,8 @@ const struct sn_config_key sn_config_keys[] = {
 
     SECTION("dense",
             "Keras's Dense: on a vector, or on each pixel of an image along its channels. A "
-            "network with `[train]` must end in a vector: a Dense that gets an image (no "
-            "`[flatten]` before it) is refused, naming the image's shape."),
+            "classifier ends in a vector: train, evaluate and predict refuse a network that "
+            "ends in an image, naming the Dense that gets one (a `[flatten]` missing)."),
     REQUIRED("dense", "units", "", "2", "Outputs."),
     KEY("dense", "activation", "linear", "",
         ACTIVATIONS ". In the last layer, softmax or sigmoid is folded into the loss."),

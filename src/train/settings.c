@@ -186,6 +186,9 @@ int sn_settings_check_cpu(const struct sn_settings *st, const struct sn_config *
 int sn_settings_check_classes(const struct sn_model *m, int n_classes, const char *where,
                               struct sn_err *err)
 {
+    char what[600];
+    snprintf(what, sizeof what, "%s has %d classes", where, n_classes);
+    SN_FORWARD(sn_model_check_vector(m, what, err));
     if (m->loss == SN_LOSS_BCE && n_classes != 2)
         return sn_err_set(err, SN_EINVAL,
                           "%s has %d classes, but loss = binary_crossentropy needs exactly 2\n"

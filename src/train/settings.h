@@ -73,8 +73,10 @@ static inline int sn_settings_share(int global, int world) { return (global + wo
 int sn_settings_check_cpu(const struct sn_settings *st, const struct sn_config *cfg,
                           struct sn_err *err);
 
-/* The classes of a split against the network's outputs: one unit per class, or one sigmoid unit
- * for exactly two classes; `where` names the split (or checkpoint) in the error. */
+/* The classes of a split against the network's outputs: one vector per image (a network that
+ * ends in an image, a Dense without [flatten] before it, is named as such), one unit per class,
+ * or one sigmoid unit for exactly two classes; `where` names the split (or checkpoint) in the
+ * error. */
 int sn_settings_check_classes(const struct sn_model *m, int n_classes, const char *where,
                               struct sn_err *err);
 
