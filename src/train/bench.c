@@ -305,6 +305,8 @@ static int bench_setup(struct bench *b, struct sn_err *err)
     int global = bo->batch ? bo->batch * d->world : st->tc.batch_size;
     b->n = sn_settings_share(global, d->world);
     b->iters = bo->iters ? bo->iters : 20;
+    st->training = 1;
+    st->node_ranks = d->local_size;
     SN_FORWARD(sn_settings_build(st, b->cfg, b->n, &b->m, err));
     struct sn_model *m = b->m;
     size_t in_size = sn_shape_size(m->input) * (size_t)b->n;
@@ -439,6 +441,8 @@ static void bench_report(struct bench *b, struct bench_row *row)
     fprintf(out, "config: %s, %d rank%s x %d thread%s, batch %d per rank (%d global), backend %s\n",
             b->cfg->path, d->world, d->world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", n,
             n * d->world, b->st.auto_backend ? "auto (per layer below)" : m->ops->name);
+    if (b->threads.note[0])
+        fprintf(out, "threads: note (rank 0): %s\n", b->threads.note);
     fprintf(out, "kernels: %s\n", sn_cpu_kernels());
     double peak = gemm_peak();
     fprintf(out, "GEMM peak: %.1f GFLOP/s per rank (sgemm 1024x1024x1024)\n", peak);

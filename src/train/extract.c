@@ -135,6 +135,7 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
     int rc = sn_settings_load(st, cfg, err);
     const struct sn_train_conf *tc = &st->tc;
     int local = rc == SN_OK ? sn_settings_share(tc->validation_batch_size, d->world) : 1;
+    st->node_ranks = d->local_size;
     if (rc == SN_OK)
         rc = sn_settings_build(st, cfg, local, &m, err);
     if (rc == SN_OK)
