@@ -77,7 +77,6 @@ owners=(
     "cairo-svg.h src/cli/plot.c"
     "fontconfig/fontconfig.h src/cli/plot.c"
     "jansson.h src/cli/timeline.c"
-    "ini.h src/base/config.c"
 )
 includers() { # HEADER: the files of src/ that include <HEADER>, one a line
     (cd "$src" && grep -rlE "^[[:space:]]*#[[:space:]]*include[[:space:]]*<$1>" src | sort)

@@ -4,11 +4,13 @@
 #include <stdarg.h> // defines: va_list (needed by cmocka.h)
 #include <stddef.h> // defines: size_t (needed by cmocka.h)
 #include <stdio.h>  // defines: snprintf
-#include <string.h> // defines: strstr, strcmp
+#include <stdlib.h> // defines: malloc, free
+#include <string.h> // defines: strstr, strcmp, memset, memcpy, strlen
 
 #include <cmocka.h> // defines: cmocka_unit_test, assert_*
 
 #include "config.h"
+#include "data_conf.h"
 #include "testutil.h"
 
 /* A small Listing 8.1-like network; line numbers matter to the tests below. */
@@ -311,12 +313,16 @@ static void test_syntax_errors(void **state)
     assert_int_equal(sn_config_load_string(&cfg, "[a b]\n", "sp.cfg", &err), SN_EINVAL);
     assert_msg_has(err, "sp.cfg:1:");
 
-    char longline[400];
-    memset(longline, 'v', sizeof longline);
+    /* a line of the size of a file that is not a config is refused, naming its line */
+    size_t huge = (size_t)SN_CFG_LINE_MAX + 16;
+    char *longline = malloc(huge + 1);
+    assert_non_null(longline);
+    memset(longline, 'v', huge);
     memcpy(longline, "[a]\nk = ", 8);
-    longline[sizeof longline - 1] = '\0';
+    longline[huge] = '\0';
     assert_int_equal(sn_config_load_string(&cfg, longline, "long.cfg", &err), SN_EINVAL);
-    assert_msg_has(err, "long.cfg:2: line too long");
+    assert_msg_has(err, "long.cfg:2: line longer than 1048576 characters");
+    free(longline);
 
     assert_int_equal(sn_config_load(&cfg, "/nonexistent/dir/x.cfg", &err), SN_EIO);
     assert_msg_has(err, "/nonexistent/dir/x.cfg");
@@ -477,6 +483,233 @@ static void test_config_error(void **state)
     sn_config_free(cfg);
 }
 
+/* A UTF-8 byte order mark (what Windows editors write) before the first line is skipped,
+ * whatever that line is: a header, a comment or a key. */
+static void test_byte_order_mark(void **state)
+{
+    (void)state;
+    struct sn_config *cfg = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_config_load_string(&cfg, "\xEF\xBB\xBF[data]\ndir = d\n", "bom.cfg", &err),
+                     SN_OK);
+    assert_int_equal(cfg->n_sections, 1);
+    assert_string_equal(cfg->sections[0].type, "data");
+    assert_string_equal(sn_section_key(&cfg->sections[0], "dir")->value, "d");
+    assert_int_equal(sn_section_key(&cfg->sections[0], "dir")->line, 2);
+    sn_config_free(cfg);
+    assert_int_equal(sn_config_load_string(&cfg, "\xEF\xBB\xBF; c\n[data]\ndir = d\n", "b2.cfg",
+                                           &err),
+                     SN_OK);
+    assert_int_equal(cfg->sections[0].line, 2);
+    sn_config_free(cfg);
+    /* before a key, the key is still before any section, and named without the mark */
+    assert_int_equal(sn_config_load_string(&cfg, "\xEF\xBB\xBF" "dir = d\n[data]\n", "b3.cfg", &err),
+                     SN_EINVAL);
+    assert_msg_has(err, "b3.cfg:1: key 'dir' before any [section]");
+    /* only at the start of the file */
+    assert_int_equal(sn_config_load_string(&cfg, "[data]\n\xEF\xBB\xBF" "dir = d\n", "b4.cfg", &err),
+                     SN_OK);
+    assert_null(sn_section_key(&cfg->sections[0], "dir"));
+    sn_config_free(cfg);
+}
+
+/* An indented line after a key continues its value (configparser, libinih's multi-line): the
+ * parts joined by a newline, blank and comment lines between them skipped. */
+static void test_continuation_lines(void **state)
+{
+    (void)state;
+    struct sn_config *cfg = NULL;
+    struct sn_err err = {0};
+    const char *text = "[data]\n"                  /* 1 */
+                       "class_names = cat, dog,\n" /* 2 */
+                       "    bird,  ; a comment\n"  /* 3 */
+                       "\n"                        /* 4 */
+                       "    fish\n"                /* 5 */
+                       "image_size = 28\n"         /* 6 */
+                       "[conv2d]\n"                /* 7 */
+                       "  filters = 8\n"           /* 8: after a header, a key */
+                       "kernel_size = 3\n"         /* 9 */
+                       "\tpadding_typo = same\n";  /* 10: continues kernel_size */
+    assert_int_equal(sn_config_load_string(&cfg, text, "cont.cfg", &err), SN_OK);
+    const struct sn_key *k = sn_section_key(&cfg->sections[0], "class_names");
+    assert_string_equal(k->value, "cat, dog,\nbird,\nfish");
+    assert_int_equal(k->line, 2);
+    assert_int_equal(k->last_line, 5);
+    assert_int_equal(sn_section_key(&cfg->sections[0], "image_size")->line, 6);
+    const struct sn_section *conv = &cfg->sections[1];
+    assert_int_equal(conv->n_keys, 2);
+    assert_string_equal(sn_section_key(conv, "filters")->value, "8");
+    assert_string_equal(sn_section_key(conv, "kernel_size")->value, "3\npadding_typo = same");
+    /* a value that no longer parses says which lines continued it */
+    int ks[2];
+    assert_int_equal(sn_section_int2(cfg, conv, "kernel_size", 1, 1, 1, 99, ks, &err), SN_EINVAL);
+    assert_msg_has(err, "cont.cfg:9: [conv2d] kernel_size");
+    assert_msg_has(err, "lines 10 to 10 are indented, so they continue the value of 'kernel_size'");
+
+    /* commas and line ends both separate class names */
+    struct sn_data_conf dc;
+    assert_int_equal(sn_data_conf_parse(&dc, cfg, &err), SN_OK);
+    assert_int_equal(dc.n_class_names, 4);
+    assert_string_equal(dc.class_names[0], "cat");
+    assert_string_equal(dc.class_names[2], "bird");
+    assert_string_equal(dc.class_names[3], "fish");
+    sn_config_free(cfg);
+    assert_int_equal(sn_config_load_string(&cfg, "[data]\nimage_size = 8\nclass_names =\n  a\n  b\n",
+                                           "one.cfg", &err),
+                     SN_OK);
+    assert_int_equal(sn_data_conf_parse(&dc, cfg, &err), SN_OK);
+    assert_int_equal(dc.n_class_names, 2);
+    assert_string_equal(dc.class_names[1], "b");
+    sn_config_free(cfg);
+    /* an empty name is still an error, with the line of the key */
+    assert_int_equal(sn_config_load_string(&cfg, "[data]\nimage_size = 8\nclass_names = a,,b\n",
+                                           "empty.cfg", &err),
+                     SN_OK);
+    assert_int_equal(sn_data_conf_parse(&dc, cfg, &err), SN_EINVAL);
+    assert_msg_has(err, "empty.cfg:3: [data] class_names: empty class name");
+    sn_config_free(cfg);
+}
+
+/* "c0,c1,...,c999": 1,000 ImageNet-sized class names, about 6 KB here. */
+static char *thousand_names(const char *sep)
+{
+    char *list = malloc(1000 * 16);
+    assert_non_null(list);
+    size_t len = 0;
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)sprintf(list + len, "%sn%08d", i ? sep : "", i);
+    return list;
+}
+
+/* No line limit short of SN_CFG_LINE_MAX: a class_names line of 1,000 names, a comment as long,
+ * and a --set of 1,000 names. */
+static void test_long_values(void **state)
+{
+    (void)state;
+    char *names = thousand_names(", ");
+    size_t n = strlen(names);
+    char *text = malloc(2 * n + 200);
+    assert_non_null(text);
+    snprintf(text, 2 * n + 200, "[data]\nimage_size = 8\n; %s\nclass_names = %s\n", names, names);
+    struct sn_config *cfg = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_config_load_string(&cfg, text, "long.cfg", &err), SN_OK);
+    assert_string_equal(sn_section_key(&cfg->sections[0], "class_names")->value, names);
+    struct sn_data_conf *dc = malloc(sizeof *dc);
+    assert_non_null(dc);
+    assert_int_equal(sn_data_conf_parse(dc, cfg, &err), SN_OK);
+    assert_int_equal(dc->n_class_names, 1000);
+    assert_string_equal(dc->class_names[999], "n00000999");
+    sn_config_free(cfg);
+
+    char *set = malloc(n + 32);
+    assert_non_null(set);
+    snprintf(set, n + 32, "data.class_names=%s", names);
+    assert_int_equal(sn_config_load_string(&cfg, "[data]\nimage_size = 8\n", "s.cfg", &err), SN_OK);
+    assert_int_equal(sn_config_override(cfg, set, &err), SN_OK);
+    assert_int_equal(sn_data_conf_parse(dc, cfg, &err), SN_OK);
+    assert_int_equal(dc->n_class_names, 1000);
+    /* the resolved value is whole (a checkpoint's record compares it on resume) */
+    const struct sn_section *d = sn_config_find(cfg, "data");
+    int whole = 0;
+    for (int i = 0; i < d->n_resolved; i++)
+        if (strcmp(d->resolved[i].name, "class_names") == 0)
+            whole = strcmp(d->resolved[i].value, names) == 0;
+    assert_true(whole);
+    sn_config_free(cfg);
+    free(set);
+    free(dc);
+    free(text);
+    free(names);
+}
+
+/* class_names_file: one name per line, relative to the config's folder; errors name its line. */
+static void test_class_names_file(void **state)
+{
+    (void)state;
+    const char *dir = sn_test_dir("config_class_names_file");
+    char path[1200], list[1200];
+    char *names = thousand_names("\n");
+    snprintf(list, sizeof list, "%s/classes.txt", dir);
+    assert_int_equal(sn_test_write_file(list, names), 0);
+    snprintf(path, sizeof path, "%s/c.cfg", dir);
+    assert_int_equal(sn_test_write_file(path, "[data]\nimage_size = 8\n"
+                                              "class_names_file = classes.txt\n"),
+                     0);
+    struct sn_config *cfg = NULL;
+    struct sn_err err = {0};
+    struct sn_data_conf *dc = malloc(sizeof *dc);
+    assert_non_null(dc);
+    assert_int_equal(sn_config_load(&cfg, path, &err), SN_OK);
+    assert_int_equal(sn_data_conf_parse(dc, cfg, &err), SN_OK);
+    assert_int_equal(dc->n_class_names, 1000);
+    assert_string_equal(dc->class_names[0], "n00000000");
+    assert_string_equal(dc->class_names[999], "n00000999");
+    sn_config_free(cfg);
+
+    /* a name may hold commas and blanks; blank lines are skipped */
+    assert_int_equal(sn_test_write_file(list, "tench, Tinca tinca\n\n  goldfish \n"), 0);
+    assert_int_equal(sn_config_load(&cfg, path, &err), SN_OK);
+    assert_int_equal(sn_data_conf_parse(dc, cfg, &err), SN_OK);
+    assert_int_equal(dc->n_class_names, 2);
+    assert_string_equal(dc->class_names[0], "tench, Tinca tinca");
+    assert_string_equal(dc->class_names[1], "goldfish");
+    sn_config_free(cfg);
+
+    /* a name twice: the file and line */
+    assert_int_equal(sn_test_write_file(list, "a\nb\na\n"), 0);
+    assert_int_equal(sn_config_load(&cfg, path, &err), SN_OK);
+    assert_int_equal(sn_data_conf_parse(dc, cfg, &err), SN_EINVAL);
+    char want[1300];
+    snprintf(want, sizeof want, "%s:3: class 'a' listed twice", list);
+    assert_msg_has(err, want);
+    sn_config_free(cfg);
+
+    /* both forms, or a missing file: refused, naming the key */
+    assert_int_equal(sn_config_load(&cfg, path, &err), SN_OK);
+    assert_int_equal(sn_config_override(cfg, "data.class_names=a,b", &err), SN_OK);
+    assert_int_equal(sn_data_conf_parse(dc, cfg, &err), SN_EINVAL);
+    assert_msg_has(err, "class_names and class_names_file both list the classes");
+    sn_config_free(cfg);
+    assert_int_equal(sn_config_load(&cfg, path, &err), SN_OK);
+    assert_int_equal(sn_config_override(cfg, "data.class_names_file=nowhere.txt", &err), SN_OK);
+    assert_int_equal(sn_data_conf_parse(dc, cfg, &err), SN_EIO);
+    assert_msg_has(err, "nowhere.txt ([data] class_names_file, --set data.class_names_file)");
+    sn_config_free(cfg);
+    /* a folder is not a file of names */
+    assert_int_equal(sn_config_load(&cfg, path, &err), SN_OK);
+    assert_int_equal(sn_config_override(cfg, "data.class_names_file=/", &err), SN_OK);
+    assert_int_equal(sn_data_conf_parse(dc, cfg, &err), SN_EIO);
+    assert_msg_has(err, "not a regular file");
+    sn_config_free(cfg);
+    free(dc);
+    free(names);
+}
+
+/* A settings section given twice is refused naming both lines; layer sections repeat. */
+static void test_duplicate_sections(void **state)
+{
+    (void)state;
+    struct sn_config *cfg = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_config_load_string(&cfg, "[train]\nepochs = 1\n[data]\nimage_size = 8\n"
+                                                 "\n[train]\nbatch_size = 3\n",
+                                           "dup.cfg", &err),
+                     SN_EINVAL);
+    assert_null(cfg);
+    assert_msg_has(err, "dup.cfg:6: [train] at line 6 repeats [train] at line 1; a settings "
+                        "section may appear once");
+    assert_int_equal(sn_config_load_string(&cfg, "[Data]\nimage_size = 8\n[data]\ndir = d\n",
+                                           "dup2.cfg", &err),
+                     SN_EINVAL);
+    assert_msg_has(err, "dup2.cfg:3: [data] at line 3 repeats [data] at line 1");
+    assert_int_equal(sn_config_load_string(&cfg, "[conv2d]\nfilters = 1\n[conv2d]\nfilters = 2\n",
+                                           "layers.cfg", &err),
+                     SN_OK);
+    assert_int_equal(cfg->n_sections, 2);
+    sn_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +725,11 @@ int main(void)
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_config_error),
+        cmocka_unit_test(test_byte_order_mark),
+        cmocka_unit_test(test_continuation_lines),
+        cmocka_unit_test(test_long_values),
+        cmocka_unit_test(test_class_names_file),
+        cmocka_unit_test(test_duplicate_sections),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -1,18 +1,8 @@
-/* config.c — the INI config: libinih splits lines into key = value; this file keeps the order
- * of sections, the line of every key, and turns values into checked numbers.
- *
- * Why our own line reader: the system libinih is built without INI_HANDLER_LINENO and without
- * INI_CALL_HANDLER_ON_NEW_SECTION, so its handler learns neither the line of a key nor that a
- * new section began (a network repeats [conv2d] many times, and [flatten] has no keys at all).
- * read_line() hands inih one line at a time, counts lines, and itself opens a new section at
- * every "[type]" header; on_key() then attributes each key to the newest section at the
- * current line. read_line() also strips leading blanks, so inih's multi-line continuation
- * (an indented line continuing the previous value) never applies: an indented line is a line.
- *
- * Syntax accepted: "[type]" headers, "key = value" (or "key: value"), comments starting with
- * ';' or '#' at the start of a line or after a blank. Types and keys are lowercased; values are
- * trimmed and kept as written. */
+/* config.c — the config in memory (config.h): sections in file order with the line of every
+ * key, lookup, typed getters that check values and record what they took, --set overrides, and
+ * the unknown-key check. Reading the text is config_read.c's. */
 #include "config.h"
+#include "config_internal.h"
 
 #include <ctype.h>   // defines: tolower, isspace, isalnum
 #include <errno.h>   // defines: errno, ERANGE
@@ -23,12 +13,7 @@
 #include <string.h>  // defines: strlen, strcmp, strchr, memcpy, strerror
 #include <strings.h> // defines: strcasecmp
 
-#include <ini.h> // defines: ini_parse_stream
-
 #include "sys.h" // defines: sn_hash_str
-
-/* Longest raw line we read before deciding it is too long for inih's buffer anyway. */
-#define RAW_LINE_MAX 4096
 
 static const char *const settings_types[] = {
     "model", "data", "augment", "train", "checkpoint", "early_stopping", "reduce_lr_on_plateau",
@@ -44,9 +29,7 @@ int sn_config_is_settings(const char *type)
 
 /* ---- building ----------------------------------------------------------------------------- */
 
-/* Appends an empty section; returns it, or NULL when out of memory. Pointers to sections taken
- * earlier are invalidated (the array moves). */
-static struct sn_section *add_section(struct sn_config *cfg, const char *type, int line)
+struct sn_section *sn_config_add_section(struct sn_config *cfg, const char *type, int line)
 {
     struct sn_section *ns = realloc(cfg->sections, (size_t)(cfg->n_sections + 1) * sizeof *ns);
     if (ns == NULL)
@@ -60,21 +43,35 @@ static struct sn_section *add_section(struct sn_config *cfg, const char *type, i
     return s;
 }
 
-static struct sn_key *add_key(struct sn_section *s, const char *name, const char *value, int line)
+struct sn_key *sn_config_add_key(struct sn_section *s, const char *name, const char *value,
+                                 int line)
 {
-    struct sn_key *nk = realloc(s->keys, (size_t)(s->n_keys + 1) * sizeof *nk);
-    if (nk == NULL)
+    char *v = strdup(value);
+    struct sn_key *nk = v ? realloc(s->keys, (size_t)(s->n_keys + 1) * sizeof *nk) : NULL;
+    if (nk == NULL) {
+        free(v);
         return NULL;
+    }
     s->keys = nk;
     struct sn_key *k = &nk[s->n_keys++];
     memset(k, 0, sizeof *k);
     snprintf(k->name, sizeof k->name, "%s", name);
-    snprintf(k->value, sizeof k->value, "%s", value);
-    k->line = line;
+    k->value = v;
+    k->line = k->last_line = line;
     return k;
 }
 
-static void rehash(struct sn_config *cfg)
+int sn_config_set_value(struct sn_key *k, const char *value)
+{
+    char *v = strdup(value);
+    if (v == NULL)
+        return SN_ENOMEM;
+    free(k->value);
+    k->value = v;
+    return SN_OK;
+}
+
+void sn_config_rehash(struct sn_config *cfg)
 {
     uint64_t h = SN_HASH_INIT;
     for (int i = 0; i < cfg->n_sections; i++) {
@@ -94,6 +91,8 @@ void sn_config_free(struct sn_config *cfg)
     if (cfg == NULL)
         return;
     for (int i = 0; i < cfg->n_sections; i++) {
+        for (int j = 0; j < cfg->sections[i].n_keys; j++)
+            free(cfg->sections[i].keys[j].value);
         free(cfg->sections[i].keys);
         for (int j = 0; j < cfg->sections[i].n_resolved; j++)
             free(cfg->sections[i].resolved[j].value);
@@ -103,60 +102,10 @@ void sn_config_free(struct sn_config *cfg)
     free(cfg);
 }
 
-/* ---- parsing ------------------------------------------------------------------------------ */
-
-struct parse_state {
-    struct sn_config *cfg;
-    FILE *file;       /* the source is a file (not owned) ... */
-    const char *text; /* ... or a string, advanced as lines are read */
-    int line;         /* number of the line last handed to inih */
-    int failed;       /* err is set: stop feeding inih */
-    struct sn_err *err;
-};
-
-static void lower(char *s)
+void sn_config_lower(char *s)
 {
     for (; *s; s++)
         *s = (char)tolower((unsigned char)*s);
-}
-
-/* Reads one whole line (without its '\n') into raw[cap]. @return its length, -1 at end of input,
- * or -2 when it does not fit (the rest of the line is consumed). */
-static long next_raw_line(struct parse_state *ps, char *raw, size_t cap)
-{
-    size_t n = 0;
-    int too_long = 0, any = 0;
-    for (;;) {
-        int c;
-        if (ps->file) {
-            c = getc(ps->file);
-        } else {
-            c = *ps->text ? (unsigned char)*ps->text++ : EOF;
-        }
-        if (c == EOF)
-            break;
-        any = 1;
-        if (c == '\n')
-            break;
-        if (n + 1 < cap)
-            raw[n++] = (char)c;
-        else
-            too_long = 1;
-    }
-    raw[n] = '\0';
-    if (!any)
-        return -1;
-    return too_long ? -2 : (long)n;
-}
-
-/* Truncates at a '#' that starts the line or follows a blank (inih handles ';' itself). */
-static void strip_hash_comment(char *s)
-{
-    for (char *p = s; *p; p++)
-        if (*p == '#' && (p == s || isspace((unsigned char)p[-1]))) {
-            *p = '\0';
-            return;
-        }
 }
 
 static void rtrim(char *s)
@@ -164,180 +113,6 @@ static void rtrim(char *s)
     size_t n = strlen(s);
     while (n > 0 && isspace((unsigned char)s[n - 1]))
         s[--n] = '\0';
-}
-
-/* "[type]" (after trimming) opens a section. @return 1 if it was a header, 0 if not (or if it
- * is malformed in a way inih reports itself), -1 on error (err set). */
-static int maybe_header(struct parse_state *ps, const char *line)
-{
-    if (line[0] != '[')
-        return 0;
-    const char *close = strchr(line, ']');
-    if (close == NULL)
-        return 0; /* inih: "no ']'" -> syntax error on this line */
-    for (const char *p = close + 1; *p; p++)
-        if (*p == ';')
-            break;
-        else if (!isspace((unsigned char)*p)) {
-            ps->failed = 1;
-            sn_err_set(ps->err, SN_EINVAL, "%s:%d: text after the section header: '%s'",
-                       ps->cfg->path, ps->line, line);
-            return -1;
-        }
-    const char *b = line + 1, *e = close;
-    while (b < e && isspace((unsigned char)*b))
-        b++;
-    while (e > b && isspace((unsigned char)e[-1]))
-        e--;
-    char type[SN_CFG_NAME_MAX];
-    size_t n = (size_t)(e - b);
-    int ok = n > 0 && n < sizeof type;
-    for (const char *p = b; ok && p < e; p++)
-        ok = isalnum((unsigned char)*p) || *p == '_';
-    if (!ok) {
-        ps->failed = 1;
-        sn_err_set(ps->err, SN_EINVAL,
-                   "%s:%d: bad section header '%s': expected [type] with letters, digits or '_'",
-                   ps->cfg->path, ps->line, line);
-        return -1;
-    }
-    memcpy(type, b, n);
-    type[n] = '\0';
-    lower(type);
-    if (add_section(ps->cfg, type, ps->line) == NULL) {
-        ps->failed = 1;
-        sn_err_set(ps->err, SN_ENOMEM, "%s:%d: out of memory", ps->cfg->path, ps->line);
-        return -1;
-    }
-    return 1;
-}
-
-/* The ini_reader: one line per call, into buf[num]. */
-static char *read_line(char *buf, int num, void *stream)
-{
-    struct parse_state *ps = stream;
-    if (ps->failed)
-        return NULL;
-    char raw[RAW_LINE_MAX];
-    long n = next_raw_line(ps, raw, sizeof raw);
-    if (n == -1)
-        return NULL;
-    ps->line++;
-    if (ps->file && ferror(ps->file)) {
-        ps->failed = 1;
-        sn_err_set(ps->err, SN_EIO, "%s:%d: read error: %s", ps->cfg->path, ps->line,
-                   strerror(errno));
-        return NULL;
-    }
-    /* inih needs room for "\r\n\0" beyond the text */
-    if (n == -2 || n > (long)num - 3) {
-        ps->failed = 1;
-        sn_err_set(ps->err, SN_EINVAL, "%s:%d: line too long (at most %d characters)",
-                   ps->cfg->path, ps->line, num - 3);
-        return NULL;
-    }
-    char *line = raw;
-    while (isspace((unsigned char)*line))
-        line++;
-    strip_hash_comment(line);
-    rtrim(line);
-    if (maybe_header(ps, line) < 0)
-        return NULL;
-    snprintf(buf, (size_t)num, "%s\n", line);
-    return buf;
-}
-
-/* The ini_handler: one key = value of the current section. @return 1 to go on, 0 on error. */
-static int on_key(void *user, const char *section, const char *name, const char *value)
-{
-    struct parse_state *ps = user;
-    struct sn_config *cfg = ps->cfg;
-    (void)section; /* sections are tracked by read_line(), which sees repeated headers */
-    if (ps->failed)
-        return 0;
-    ps->failed = 1; /* until the key is stored */
-    if (cfg->n_sections == 0) {
-        sn_err_set(ps->err, SN_EINVAL,
-                   "%s:%d: key '%s' before any [section]; HINT: put it under [train], "
-                   "[model], ... or a layer section",
-                   cfg->path, ps->line, name);
-        return 0;
-    }
-    struct sn_section *s = &cfg->sections[cfg->n_sections - 1];
-    char key[SN_CFG_NAME_MAX];
-    if (strlen(name) >= sizeof key) {
-        sn_err_set(ps->err, SN_EINVAL, "%s:%d: [%s] key name '%s' is too long", cfg->path,
-                   ps->line, s->type, name);
-        return 0;
-    }
-    snprintf(key, sizeof key, "%s", name);
-    lower(key);
-    if (strlen(value) >= SN_CFG_VALUE_MAX) {
-        sn_err_set(ps->err, SN_EINVAL, "%s:%d: [%s] %s: value longer than %d characters",
-                   cfg->path, ps->line, s->type, key, SN_CFG_VALUE_MAX - 1);
-        return 0;
-    }
-    const struct sn_key *prev = sn_section_key(s, key);
-    if (prev != NULL) {
-        sn_err_set(ps->err, SN_EINVAL,
-                   "%s:%d: [%s] duplicate key '%s' (already set at line %d; section at line %d)",
-                   cfg->path, ps->line, s->type, key, prev->line, s->line);
-        return 0;
-    }
-    if (add_key(s, key, value, ps->line) == NULL) {
-        sn_err_set(ps->err, SN_ENOMEM, "%s:%d: out of memory", cfg->path, ps->line);
-        return 0;
-    }
-    ps->failed = 0;
-    return 1;
-}
-
-static int parse(struct sn_config **out, struct parse_state *ps, const char *name,
-                 struct sn_err *err)
-{
-    *out = NULL;
-    struct sn_config *cfg = calloc(1, sizeof *cfg);
-    if (cfg == NULL)
-        return sn_err_set(err, SN_ENOMEM, "%s: out of memory", name);
-    snprintf(cfg->path, sizeof cfg->path, "%s", name);
-    ps->cfg = cfg;
-    ps->err = err;
-    int rc = ini_parse_stream(read_line, ps, on_key, ps);
-    if (ps->failed) {
-        sn_config_free(cfg);
-        return err ? err->code : SN_EINVAL;
-    }
-    if (rc > 0) {
-        sn_config_free(cfg);
-        return sn_err_set(err, SN_EINVAL,
-                          "%s:%d: syntax error (expected '[type]', 'key = value' or a comment)",
-                          name, rc);
-    }
-    if (rc < 0) {
-        sn_config_free(cfg);
-        return sn_err_set(err, SN_ENOMEM, "%s: the INI parser failed (%d)", name, rc);
-    }
-    rehash(cfg);
-    *out = cfg;
-    return SN_OK;
-}
-
-int sn_config_load(struct sn_config **out, const char *path, struct sn_err *err)
-{
-    *out = NULL;
-    FILE *f;
-    SN_FORWARD(sn_fopen_regular(path, "r", "config", &f, err));
-    struct parse_state ps = {.file = f};
-    int rc = parse(out, &ps, path, err);
-    fclose(f);
-    return rc;
-}
-
-int sn_config_load_string(struct sn_config **out, const char *text, const char *name,
-                          struct sn_err *err)
-{
-    struct parse_state ps = {.text = text};
-    return parse(out, &ps, name, err);
 }
 
 /* ---- lookup ------------------------------------------------------------------------------- */
@@ -442,10 +217,15 @@ static void resolve(const struct sn_section *cs, const char *key, const char *fm
     if (cs == NULL || strlen(key) >= SN_CFG_NAME_MAX)
         return;
     struct sn_section *s = (struct sn_section *)cs; /* bookkeeping, as in take() */
-    char buf[SN_CFG_VALUE_MAX + 64];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *value = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (value == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(value, (size_t)n + 1, fmt, ap);
     va_end(ap);
     struct sn_resolved *r = NULL;
     for (int i = 0; i < s->n_resolved && !r; i++)
@@ -453,15 +233,17 @@ static void resolve(const struct sn_section *cs, const char *key, const char *fm
             r = &s->resolved[i];
     if (r == NULL) {
         struct sn_resolved *nr = realloc(s->resolved, (size_t)(s->n_resolved + 1) * sizeof *nr);
-        if (nr == NULL)
+        if (nr == NULL) {
+            free(value);
             return;
+        }
         s->resolved = nr;
         r = &nr[s->n_resolved++];
         snprintf(r->name, sizeof r->name, "%s", key);
         r->value = NULL;
     }
     free(r->value);
-    r->value = strdup(buf);
+    r->value = value;
 }
 
 /* An error about the value of k: "where: [type] key = 'value': message". */
@@ -471,14 +253,20 @@ static int value_error(const struct sn_config *cfg, const struct sn_section *s,
 static int value_error(const struct sn_config *cfg, const struct sn_section *s,
                        const struct sn_key *k, struct sn_err *err, const char *fmt, ...)
 {
-    char msg[512], at[600];
+    char msg[512], at[600], more[200] = "";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     where(cfg, s, k, at, sizeof at);
-    return sn_err_set(err, SN_EINVAL, "%s: [%s] %s = '%s': %s", at, s->type, k->name, k->value,
-                      msg);
+    if (k->last_line > k->line)
+        snprintf(more, sizeof more,
+                 "\n---> HINT: lines %d to %d are indented, so they continue the value of '%s'; "
+                 "unindent a line that is a key of its own",
+                 k->line + 1, k->last_line, k->name);
+    /* a long value (a list of class names) is shown by its start */
+    return sn_err_set(err, SN_EINVAL, "%s: [%s] %s = '%.200s%s': %s%s", at, s->type, k->name,
+                      k->value, strlen(k->value) > 200 ? "..." : "", msg, more);
 }
 
 /* Parses a whole decimal integer. @return 0, 1 if not an integer, 2 if beyond long. */
@@ -605,6 +393,16 @@ int sn_section_string(const struct sn_config *cfg, const struct sn_section *s, c
     return SN_OK;
 }
 
+int sn_section_text(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                    const char *def, const char **out, struct sn_err *err)
+{
+    (void)cfg, (void)err; /* any text is a text */
+    const struct sn_key *k = take(s, key);
+    *out = k ? k->value : (def ? def : "");
+    resolve(s, key, "%s", *out);
+    return SN_OK;
+}
+
 int sn_section_choice(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                       const char *def, const char *const *choices, int *out, struct sn_err *err)
 {
@@ -637,8 +435,10 @@ int sn_section_choice(const struct sn_config *cfg, const struct sn_section *s, c
  * @return the number of parts (1 or 2), or 0 if malformed. */
 static int split2(const char *v, char *a, char *b, size_t cap)
 {
-    char buf[SN_CFG_VALUE_MAX];
-    snprintf(buf, sizeof buf, "%s", v);
+    char buf[256];
+    if (strlen(v) >= sizeof buf)
+        return 0;
+    memcpy(buf, v, strlen(v) + 1);
     char *p = buf;
     while (isspace((unsigned char)*p))
         p++;
@@ -757,10 +557,10 @@ static int resolve_section(struct sn_config *cfg, const char *name, const char *
 {
     char lname[SN_CFG_NAME_MAX];
     snprintf(lname, sizeof lname, "%.*s", SN_CFG_NAME_MAX - 1, name);
-    lower(lname);
+    sn_config_lower(lname);
     if (sn_config_is_settings(lname)) {
         struct sn_section *s = (struct sn_section *)sn_config_find(cfg, lname);
-        if (s == NULL && (s = add_section(cfg, lname, 0)) == NULL)
+        if (s == NULL && (s = sn_config_add_section(cfg, lname, 0)) == NULL)
             return sn_err_set(err, SN_ENOMEM, "--set %s: out of memory", assignment);
         *out = s;
         return SN_OK;
@@ -806,50 +606,63 @@ static int resolve_section(struct sn_config *cfg, const char *name, const char *
     return SN_OK;
 }
 
-int sn_config_override(struct sn_config *cfg, const char *assignment, struct sn_err *err)
+/* Splits buf ("section.key=value", modified) into its trimmed parts. @return 0, or -1 when it
+ * is not of that form. */
+static int split_assignment(char *buf, char **sec, char **key, char **value)
 {
-    char buf[SN_CFG_VALUE_MAX + 2 * SN_CFG_NAME_MAX];
-    if (strlen(assignment) >= sizeof buf)
-        return sn_err_set(err, SN_EINVAL, "--set: assignment too long");
-    snprintf(buf, sizeof buf, "%s", assignment);
     char *eq = strchr(buf, '=');
     char *dot = eq ? memchr(buf, '.', (size_t)(eq - buf)) : NULL;
     if (eq == NULL || dot == NULL)
-        return sn_err_set(err, SN_EINVAL,
-                          "--set %s: expected section.key=value, e.g. train.epochs=3 or "
-                          "conv2d_1.filters=64",
-                          assignment);
+        return -1;
     *eq = '\0';
     *dot = '\0';
-    char *sec = buf, *key = dot + 1, *value = eq + 1;
-    while (isspace((unsigned char)*sec))
-        sec++;
-    rtrim(sec);
-    while (isspace((unsigned char)*key))
-        key++;
-    rtrim(key);
-    while (isspace((unsigned char)*value))
-        value++;
-    rtrim(value);
-    lower(key);
-    if (*sec == '\0' || *key == '\0' || strlen(sec) >= SN_CFG_NAME_MAX ||
-        strlen(key) >= SN_CFG_NAME_MAX)
-        return sn_err_set(err, SN_EINVAL,
-                          "--set %s: expected section.key=value, e.g. train.epochs=3", assignment);
-    if (strlen(value) >= SN_CFG_VALUE_MAX)
-        return sn_err_set(err, SN_EINVAL, "--set %s: value longer than %d characters", assignment,
-                          SN_CFG_VALUE_MAX - 1);
-    struct sn_section *s = NULL;
-    SN_FORWARD(resolve_section(cfg, sec, assignment, &s, err));
-    struct sn_key *k = (struct sn_key *)sn_section_key(s, key);
-    if (k != NULL) {
-        snprintf(k->value, sizeof k->value, "%s", value);
-        k->line = 0;
-    } else if (add_key(s, key, value, 0) == NULL) {
-        return sn_err_set(err, SN_ENOMEM, "--set %s: out of memory", assignment);
+    char *parts[3] = {buf, dot + 1, eq + 1};
+    for (int i = 0; i < 3; i++) {
+        while (isspace((unsigned char)*parts[i]))
+            parts[i]++;
+        rtrim(parts[i]);
     }
-    rehash(cfg);
-    return SN_OK;
+    *sec = parts[0], *key = parts[1], *value = parts[2];
+    sn_config_lower(*key);
+    return **sec == '\0' || **key == '\0' || strlen(*sec) >= SN_CFG_NAME_MAX ||
+                   strlen(*key) >= SN_CFG_NAME_MAX
+               ? -1
+               : 0;
+}
+
+int sn_config_override(struct sn_config *cfg, const char *assignment, struct sn_err *err)
+{
+    /* messages show the assignment by its start: a value may be a list of 1,000 names */
+    int shown = 120;
+    const char *more = strlen(assignment) > (size_t)shown ? "..." : "";
+    if (strlen(assignment) >= SN_CFG_LINE_MAX)
+        return sn_err_set(err, SN_EINVAL, "--set %.*s%s: longer than %d characters", shown,
+                          assignment, more, SN_CFG_LINE_MAX - 1);
+    char *buf = strdup(assignment);
+    if (buf == NULL)
+        return sn_err_set(err, SN_ENOMEM, "--set: out of memory");
+    char *sec = NULL, *key = NULL, *value = NULL;
+    int rc = SN_OK;
+    struct sn_section *s = NULL;
+    if (split_assignment(buf, &sec, &key, &value) != 0)
+        rc = sn_err_set(err, SN_EINVAL,
+                        "--set %.*s%s: expected section.key=value, e.g. train.epochs=3 or "
+                        "conv2d_1.filters=64",
+                        shown, assignment, more);
+    else
+        rc = resolve_section(cfg, sec, assignment, &s, err);
+    struct sn_key *k = rc == SN_OK ? (struct sn_key *)sn_section_key(s, key) : NULL;
+    if (rc != SN_OK)
+        ;
+    else if (k != NULL ? sn_config_set_value(k, value) != SN_OK
+                       : sn_config_add_key(s, key, value, 0) == NULL)
+        rc = sn_err_set(err, SN_ENOMEM, "--set %.*s%s: out of memory", shown, assignment, more);
+    else if (k != NULL)
+        k->line = k->last_line = 0;
+    free(buf);
+    if (rc == SN_OK)
+        sn_config_rehash(cfg);
+    return rc;
 }
 
 /* Optimal string alignment distance (Levenshtein plus adjacent transpositions), for keys of

@@ -1,9 +1,9 @@
 /* config.h — the INI config file: ordered sections of key = value, with the line of every key.
  *
  * A config holds the network as ordered layer sections ([conv2d], [maxpooling2d], [dense], ...)
- * and the settings sections [model], [data], [augment], [train], [checkpoint]. This module only
- * reads text (with libinih) and hands out typed values; what the keys mean belongs to the
- * modules that take them. Every key taken is marked used, and sn_config_check_unused() turns any
+ * and the settings sections [model], [data], [augment], [train], [checkpoint], each of which may
+ * appear once. This module only reads text (config_read.c has the syntax) and hands out typed
+ * values; what the keys mean belongs to the modules that take them. Every key taken is marked used, and sn_config_check_unused() turns any
  * key nobody took into an error naming the file, line and key — a typo never passes silently.
  *
  * Typical use:
@@ -25,12 +25,16 @@
 #include "err.h"
 
 #define SN_CFG_NAME_MAX 64
-#define SN_CFG_VALUE_MAX 1024
+/* The longest line of a config file, and the longest value (a file's, with its continuation
+ * lines, or a --set's): 1 MiB, far beyond any config (1,000 class names take about 20 KB), short
+ * of reading a file that is not a config whole. */
+#define SN_CFG_LINE_MAX (1 << 20)
 
 struct sn_key {
     char name[SN_CFG_NAME_MAX];
-    char value[SN_CFG_VALUE_MAX];
-    int line;     /* line in the file, or 0 for a --set override */
+    char *value;  /* owned: trimmed, as written; continuation lines joined by '\n' */
+    int line;     /* line of the key in the file, or 0 for a --set override */
+    int last_line; /* last line of its value (> line when continuation lines follow) */
     int used;     /* set when a getter took it */
 };
 
@@ -58,16 +62,18 @@ struct sn_config {
     uint64_t hash;               /* FNV-1a of the effective content (after overrides) */
 };
 
-/* Reads and parses path. Syntax errors name the file and line. @return SN_OK or an error code */
+/* Reads and parses path. Syntax errors name the file and line; a settings section that appears
+ * twice is an error naming both lines. @return SN_OK or an error code */
 int  sn_config_load(struct sn_config **out, const char *path, struct sn_err *err);
 /* Same from a string; `name` stands for the file name in messages. */
 int  sn_config_load_string(struct sn_config **out, const char *text, const char *name,
                            struct sn_err *err);
 void sn_config_free(struct sn_config *cfg); /* accepts NULL */
 
-/* Applies "section.key=value" (the --set option). The section is a settings section name
- * ("train"), or a layer's name as shown by `summary` ("conv2d_1"), or a type that occurs once.
- * Creates the key if absent, creates a missing settings section. Recomputes the hash. */
+/* Applies "section.key=value" (the --set option; the value may be up to SN_CFG_LINE_MAX long).
+ * The section is a settings section name ("train"), or a layer's name as shown by `summary`
+ * ("conv2d_1"), or a type that occurs once. Creates the key if absent, creates a missing
+ * settings section. Recomputes the hash. */
 int  sn_config_override(struct sn_config *cfg, const char *assignment, struct sn_err *err);
 
 /* First section of that type, or NULL. */
@@ -84,13 +90,18 @@ int sn_section_float(const struct sn_config *cfg, const struct sn_section *s, co
 /* true/false, yes/no, 1/0, on/off */
 int sn_section_bool(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                     int def, int *out, struct sn_err *err);
-/* Copies the value (or def, which may be NULL for "") into out[cap]. */
+/* Copies the value (or def, which may be NULL for "") into out[cap]; a longer value is an error
+ * naming the key. */
 int sn_section_string(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                       const char *def, char *out, int cap, struct sn_err *err);
 /* Value must be one of the NULL-terminated choices (compared ignoring case); *out gets its
  * index. def NULL makes the key required. */
 int sn_section_choice(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                       const char *def, const char *const *choices, int *out, struct sn_err *err);
+/* The value (or def, which may be NULL for "") as a view into cfg, of any length: valid while
+ * cfg lives and the key is not overridden. */
+int sn_section_text(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                    const char *def, const char **out, struct sn_err *err);
 /* One or two ints: "3" gives {3,3}, "3,5" or "(3, 5)" gives {3,5}. */
 int sn_section_int2(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                     int def0, int def1, int lo, int hi, int out[2], struct sn_err *err);

@@ -10,7 +10,7 @@
 
 #include <stddef.h> // defines: offsetof
 #include <stdio.h>  // defines: fprintf, printf, snprintf, fputs, fputc, setvbuf
-#include <stdlib.h> // defines: strtol, calloc, free
+#include <stdlib.h> // defines: strtol, atoi, getenv, calloc, free
 #include <string.h> // defines: strcmp, strncmp, strchr, strcspn, memset
 
 #include "cpu.h"     // defines: sn_cpu_kernels
@@ -22,8 +22,8 @@
 enum opt_kind {
     OPT_FLAG,     /* no value: the int field is set to 1 */
     OPT_TEXT,     /* a string (a path, a name): the const char * field */
-    OPT_COUNT,    /* an integer >= 0 */
-    OPT_POSITIVE, /* an integer >= 1 */
+    OPT_COUNT,    /* an integer >= 0, where 0 is a value of its own (--limit 0: all, --step 0) */
+    OPT_POSITIVE, /* an integer >= 1: an option whose 0 would mean nothing is refused at 0 */
     OPT_SPLIT,    /* train, val (validation) or test: an SN_SPLIT_ value */
     OPT_SET,      /* SECTION.KEY=VALUE, appended to sets (repeatable) */
 };
@@ -42,6 +42,7 @@ struct cli_opt {
     size_t field;      /* offsetof(struct cli_args, ...) */
     int flags;
     const char *help;  /* one line (wrapped when printed) */
+    int max;           /* OPT_COUNT, OPT_POSITIVE: the largest value (0: 2^30) */
 };
 
 /* Exit statuses: each command says which it can end with; the overview shows them all. */
@@ -75,138 +76,141 @@ struct cli_command {
     const char *summary; /* what it does (wrapped when printed) */
     cli_command_fn *run;
     int needs_first;     /* the first argument (CONFIG, CKPT or TRACE) is required */
+    int max_args;        /* arguments it takes besides the options (-1: any number) */
     int exits;           /* X_ bits */
     const struct cli_opt *opts;
 };
 
 #define F(x) offsetof(struct cli_args, x)
 #define SET_OPT {"--set", NULL, "SECTION.KEY=VALUE", OPT_SET, 0, OPT_COMMON, \
-                 "override a config key (repeatable)"}
+                 "override a config key (repeatable)", 0}
 #define TRACE_OPTS                                                                              \
     {"--trace", NULL, "FILE", OPT_TEXT, F(trace), 0,                                            \
      "a Chrome-trace timeline of every rank (Perfetto, chrome://tracing), written by rank 0 "   \
-     "at the end"},                                                                             \
+     "at the end", 0},                                                                          \
     {"--trace-events", NULL, "N", OPT_POSITIVE, F(trace_events), 0,                             \
-     "at most N events per rank in the trace (default 524288)"}
-#define END_OPTS {NULL, NULL, NULL, OPT_FLAG, 0, 0, NULL}
+     "at most N events per rank in the trace (default 524288)", 0}
+#define END_OPTS {NULL, NULL, NULL, OPT_FLAG, 0, 0, NULL, 0}
 
 static const struct cli_opt summary_opts[] = {
     {"--expand-nested", NULL, NULL, OPT_FLAG, F(expand_nested), 0,
-     "the layers of a [base] network row by row, not as one row"},
+     "the layers of a [base] network row by row, not as one row", 0},
     SET_OPT,
     END_OPTS,
 };
 static const struct cli_opt train_opts[] = {
     {"--resume", NULL, "CKPT|auto", OPT_TEXT, F(resume), 0,
      "continue the run CKPT holds; auto: the run's last checkpoint, or a fresh start if it has "
-     "none yet"},
+     "none yet", 0},
     {"--init", NULL, "CKPT", OPT_TEXT, F(init), 0,
-     "start from CKPT's weights, with a new optimizer"},
+     "start from CKPT's weights, with a new optimizer", 0},
     {"--allow-config-change", NULL, NULL, OPT_FLAG, F(allow_config_change), 0,
-     "resume although the config changed since the checkpoint (the changes are named)"},
+     "resume although the config changed since the checkpoint (the changes are named)", 0},
     SET_OPT,
     TRACE_OPTS,
     END_OPTS,
 };
 static const struct cli_opt evaluate_opts[] = {
-    {"--checkpoint", NULL, "CKPT", OPT_TEXT, F(checkpoint), OPT_REQUIRED, "the weights to score"},
+    {"--checkpoint", NULL, "CKPT", OPT_TEXT, F(checkpoint), OPT_REQUIRED, "the weights to score",
+     0},
     {"--data", NULL, "DIR", OPT_TEXT, F(data), 0,
-     "the images in DIR instead of [data] dir: a root (train/, val/, test/) or a split folder"},
+     "the images in DIR instead of [data] dir: a root (train/, val/, test/) or a split folder", 0},
     {"--split", NULL, "test|val|train", OPT_SPLIT, F(split), 0,
-     "which split of the data (default test)"},
+     "which split of the data (default test)", 0},
     SET_OPT,
     END_OPTS,
 };
 static const struct cli_opt predict_opts[] = {
-    {"--checkpoint", NULL, "CKPT", OPT_TEXT, F(checkpoint), OPT_REQUIRED, "the weights to run"},
-    {"--top", NULL, "K", OPT_COUNT, F(top), 0, "the K most probable classes of each image "
-                                               "(default 1)"},
-    {"--digits", NULL, "D", OPT_COUNT, F(digits), 0,
-     "decimals of each probability (default 3, at most 9)"},
+    {"--checkpoint", NULL, "CKPT", OPT_TEXT, F(checkpoint), OPT_REQUIRED, "the weights to run", 0},
+    {"--top", NULL, "K", OPT_POSITIVE, F(top), 0, "the K most probable classes of each image "
+                                                  "(default 1)", 0},
+    {"--digits", NULL, "D", OPT_POSITIVE, F(digits), 0,
+     "decimals of each probability, 1 to 9 (default 3)", 9},
     SET_OPT,
     END_OPTS,
 };
 static const struct cli_opt bench_opts[] = {
-    {"--batch", NULL, "N", OPT_COUNT, F(batch), 0,
-     "images per step and rank (default: [train] batch_size over the ranks)"},
-    {"--iters", NULL, "N", OPT_COUNT, F(iters), 0,
-     "timed steps (default 20; --data-only: at most one pass over the train split)"},
+    {"--batch", NULL, "N", OPT_POSITIVE, F(batch), 0,
+     "images per step and rank (default: [train] batch_size over the ranks)", 0},
+    {"--iters", NULL, "N", OPT_POSITIVE, F(iters), 0,
+     "timed steps (default 20; --data-only: at most one pass over the train split)", 0},
     {"--backend", NULL, "auto|blas|onednn|winograd|ref", OPT_TEXT, F(backend), 0,
-     "the arithmetic backend instead of [model] backend"},
+     "the arithmetic backend instead of [model] backend", 0},
     {"--data-only", NULL, NULL, OPT_FLAG, F(data_only), 0,
-     "the data pipeline alone, against plain decoding of the same files"},
+     "the data pipeline alone, against plain decoding of the same files", 0},
     {"--csv", NULL, "FILE", OPT_TEXT, F(csv), 0,
-     "the figures as a CSV row too (images/s, allreduce, scaling)"},
+     "the figures as a CSV row too (images/s, allreduce, scaling)", 0},
     SET_OPT,
     TRACE_OPTS,
     END_OPTS,
 };
 static const struct cli_opt allreduce_opts[] = {
     {"--allreduce", NULL, NULL, OPT_FLAG, F(allreduce), OPT_IN_NAME,
-     "time the gradient exchange alone, without a config"},
+     "time the gradient exchange alone, without a config", 0},
     {"--sizes", NULL, "LIST", OPT_TEXT, F(sizes), 0,
-     "message sizes in bytes, K, M, G = 1024, 1024^2, 1024^3 (default 4K,64K,1M,16M)"},
-    {"--iters", NULL, "N", OPT_COUNT, F(iters), 0,
-     "timed calls per size (default: about 64 MB per size, 10 to 200 calls)"},
-    {"--csv", NULL, "FILE", OPT_TEXT, F(csv), 0, "the figures as CSV too, a row per size"},
+     "message sizes in bytes, K, M, G = 1024, 1024^2, 1024^3 (default 4K,64K,1M,16M)", 0},
+    {"--iters", NULL, "N", OPT_POSITIVE, F(iters), 0,
+     "timed calls per size (default: about 64 MB per size, 10 to 200 calls)", 0},
+    {"--csv", NULL, "FILE", OPT_TEXT, F(csv), 0, "the figures as CSV too, a row per size", 0},
     END_OPTS,
 };
 static const struct cli_opt timeline_opts[] = {
-    {"--output", "-o", "STEP.png", OPT_TEXT, F(output), OPT_REQUIRED, "the picture to write"},
+    {"--output", "-o", "STEP.png", OPT_TEXT, F(output), OPT_REQUIRED, "the picture to write", 0},
     {"--step", NULL, "N", OPT_COUNT, F(step), 0,
-     "the step to draw (default: the middle one of those every rank recorded)"},
+     "the step to draw, from 0 (default: the middle one of those every rank recorded)", 0},
     END_OPTS,
 };
 static const struct cli_opt import_opts[] = {
     {"--keras", NULL, "FILE.h5", OPT_TEXT, F(keras), OPT_REQUIRED,
-     "the Keras weight file (Keras 2 .h5 or Keras 3 .weights.h5)"},
-    {"--output", "-o", "CKPT", OPT_TEXT, F(output), OPT_REQUIRED, "the checkpoint to write"},
+     "the Keras weight file (Keras 2 .h5 or Keras 3 .weights.h5)", 0},
+    {"--output", "-o", "CKPT", OPT_TEXT, F(output), OPT_REQUIRED, "the checkpoint to write", 0},
     {"--by-name", NULL, NULL, OPT_FLAG, F(by_name), 0,
-     "take CONFIG's layers by name from a file of a larger network"},
+     "take CONFIG's layers by name from a file of a larger network", 0},
     {"--class-names", NULL, "A,B,...|@FILE", OPT_TEXT, F(class_names), 0,
      "the classes of the network's outputs, in order (@FILE: one per line), kept in the "
-     "checkpoint for predict and evaluate (default: [data] class_names)"},
+     "checkpoint for predict and evaluate (default: [data] class_names)", 0},
     SET_OPT,
     END_OPTS,
 };
 static const struct cli_opt export_opts[] = {
-    {"--checkpoint", NULL, "CKPT", OPT_TEXT, F(checkpoint), OPT_REQUIRED, "the weights to write"},
+    {"--checkpoint", NULL, "CKPT", OPT_TEXT, F(checkpoint), OPT_REQUIRED, "the weights to write",
+     0},
     {"--output", "-o", "FILE.h5", OPT_TEXT, F(output), OPT_REQUIRED,
-     "the Keras 2 weight file to write"},
+     "the Keras 2 weight file to write", 0},
     SET_OPT,
     END_OPTS,
 };
 static const struct cli_opt extract_opts[] = {
-    {"--checkpoint", NULL, "CKPT", OPT_TEXT, F(checkpoint), OPT_REQUIRED, "the base's weights"},
+    {"--checkpoint", NULL, "CKPT", OPT_TEXT, F(checkpoint), OPT_REQUIRED, "the base's weights", 0},
     {"--output", "-o", "FEATURES", OPT_TEXT, F(output), OPT_REQUIRED,
-     "the feature file to write"},
-    {"--data", NULL, "DIR", OPT_TEXT, F(data), 0, "the images in DIR instead of [data] dir"},
+     "the feature file to write", 0},
+    {"--data", NULL, "DIR", OPT_TEXT, F(data), 0, "the images in DIR instead of [data] dir", 0},
     SET_OPT,
     END_OPTS,
 };
 static const struct cli_opt inspect_opts[] = {
     {"--compare", NULL, "OTHER", OPT_TEXT, F(compare), 0,
-     "OTHER's header too, and how the two differ: parameters, state, optimizer moments"},
+     "OTHER's header too, and how the two differ: parameters, state, optimizer moments", 0},
     {"--config", NULL, "CONFIG", OPT_TEXT, F(layers_config), 0,
-     "a parameter hash per layer of CONFIG's network"},
+     "a parameter hash per layer of CONFIG's network", 0},
     {"--record", NULL, NULL, OPT_FLAG, F(record), 0,
-     "the run record too (config, classes, state)"},
+     "the run record too (config, classes, state)", 0},
     {"--set", NULL, "SECTION.KEY=VALUE", OPT_SET, 0, 0,
-     "override a key of --config's CONFIG (repeatable)"},
+     "override a key of --config's CONFIG (repeatable)", 0},
     END_OPTS,
 };
 static const struct cli_opt dataset_opts[] = {
     {"--source", NULL, "DIR", OPT_TEXT, F(source), 0,
-     "fashion-mnist: the folder of its IDX files (default /usr/share/datasets/fashion-mnist)"},
-    {"--limit", NULL, "N", OPT_COUNT, F(limit), 0, "at most N images per split (0: all)"},
+     "fashion-mnist: the folder of its IDX files (default /usr/share/datasets/fashion-mnist)", 0},
+    {"--limit", NULL, "N", OPT_COUNT, F(limit), 0, "at most N images per split (0: all)", 0},
     END_OPTS,
 };
 static const struct cli_opt plot_opts[] = {
     {"--output", "-o", "FIGURE.png|.svg", OPT_TEXT, F(output), OPT_REQUIRED,
-     "the figure to write; the extension chooses the format"},
+     "the figure to write; the extension chooses the format", 0},
     {"--scaling", NULL, NULL, OPT_FLAG, F(scaling), 0,
      "the CSV files are scaling.csv of cluster/scaling: images/s and efficiency against ranks, "
-     "with the ideal"},
+     "with the ideal", 0},
     END_OPTS,
 };
 static const struct cli_opt no_opts[] = {END_OPTS};
@@ -218,50 +222,50 @@ static const struct cli_command commands[] = {
     {"summary", "CONFIG", NULL,
      "print the network as Keras's model.summary() does; a [base] is one row unless "
      "--expand-nested",
-     cmd_summary, 1, X_ONE, summary_opts},
+     cmd_summary, 1, 1, X_ONE, summary_opts},
     {"train", "CONFIG", NULL,
      "train (under mpirun/srun: data-parallel on every rank); SIGUSR1 and SIGTERM save a "
      "resumable checkpoint and exit 75",
-     cmd_train, 1, (X_JOB & ~X_DONE) | X_DONE_TRAIN | X_STOPPED | X_KILLED, train_opts},
+     cmd_train, 1, 1, (X_JOB & ~X_DONE) | X_DONE_TRAIN | X_STOPPED | X_KILLED, train_opts},
     {"evaluate", "CONFIG", NULL, "loss and accuracy of a checkpoint on a split", cmd_evaluate,
-     1, X_ONE, evaluate_opts},
-    {"predict", "CONFIG", "IMAGE...", "class probabilities of each image", cmd_predict, 1, X_ONE,
-     predict_opts},
+     1, 1, X_ONE, evaluate_opts},
+    {"predict", "CONFIG", "IMAGE...", "class probabilities of each image", cmd_predict, 1, -1,
+     X_ONE, predict_opts},
     {"bench", "CONFIG", NULL,
      "images/s, GFLOP/s and per-layer times (under mpirun: the allreduce split and the scaling "
      "against rank 0 alone); see also bench --allreduce",
-     cmd_bench, 1, X_JOB, bench_opts},
+     cmd_bench, 1, 1, X_JOB, bench_opts},
     {"bench --allreduce", "", NULL,
      "the gradient exchange alone, on every rank of the job: median time per message size",
-     cmd_bench_allreduce, 0, X_JOB, allreduce_opts},
+     cmd_bench_allreduce, 0, -1, X_JOB, allreduce_opts},
     {"timeline", "TRACE.json", NULL,
      "one step of a --trace file drawn: every rank's lanes (compute, allreduce buckets, data) "
      "on a time axis in ms",
-     cmd_timeline, 1, X_ONE, timeline_opts},
+     cmd_timeline, 1, 1, X_ONE, timeline_opts},
     {"import-weights", "CONFIG", NULL,
      "a Keras weight file as a checkpoint of CONFIG's network (weights, no optimizer state)",
-     cmd_import_weights, 1, X_ONE, import_opts},
+     cmd_import_weights, 1, 1, X_ONE, import_opts},
     {"export-weights", "CONFIG", NULL,
      "a checkpoint as a Keras 2 weight file (model.load_weights reads it)", cmd_export_weights,
-     1, X_ONE, export_opts},
+     1, 1, X_ONE, export_opts},
     {"extract", "CONFIG", NULL,
      "a base's outputs over train, val and test, for a top trained on them "
      "([data] features = FEATURES)",
-     cmd_extract, 1, X_JOB, extract_opts},
+     cmd_extract, 1, 1, X_JOB, extract_opts},
     {"inspect", "CKPT", NULL,
      "a checkpoint's header and parameter hash, per layer with --config, its differences to "
      "OTHER, and with --record its run record",
-     cmd_inspect, 1, X_ONE, inspect_opts},
+     cmd_inspect, 1, 1, X_ONE, inspect_opts},
     {"dataset", "fashion-mnist|shapes OUTDIR", NULL,
      "write Fashion-MNIST as an image directory, or a synthetic 2-class RGB set (circle, "
      "square) shaped like the book's cats_vs_dogs_small",
-     cmd_dataset, 0, X_ONE, dataset_opts},
+     cmd_dataset, 0, 2, X_ONE, dataset_opts},
     {"plot", "HISTORY.csv [MORE.csv ...]", NULL,
      "training and validation accuracy and loss against epochs, one colour per run "
      "(history.csv of train); with --scaling, images/s and efficiency against ranks",
-     cmd_plot, 0, X_ONE, plot_opts},
+     cmd_plot, 0, -1, X_ONE, plot_opts},
     {"version", "", NULL, "the version, and the OpenBLAS and oneDNN kernels this CPU runs",
-     cmd_version, 0, X_DONE | X_USAGE, no_opts},
+     cmd_version, 0, 0, X_DONE | X_USAGE, no_opts},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -432,39 +436,58 @@ static int on_line(const struct cli_command *c, int argc, char **argv, const cha
     return 0;
 }
 
-static int parse_int_arg(const char *s, int *out)
+/* A usage error about an option of command c: "shardnet: MSG (see shardnet CMD --help)".
+ * @return SN_EXIT_USAGE */
+static int option_error(const struct cli_command *c, const char *msg)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 0 || v > 1 << 30)
-        return -1;
-    *out = (int)v;
-    return 0;
+    fprintf(stderr, "shardnet: %s (see shardnet %s --help)\n", msg, c->name);
+    return SN_EXIT_USAGE;
 }
 
-/* Stores the value v (NULL: none on the line) of option o as typed (typed). @return 0, or the
- * usage error's exit status */
-static int store(struct cli_args *a, const struct cli_opt *o, const char *typed, const char *v)
+/* The integer value v of option o (typed as `typed`) into *out: a whole decimal number from
+ * lo (0 or 1, by o's kind) to o's max. @return 0, or the usage error's exit status */
+static int store_int(const struct cli_command *c, const struct cli_opt *o, const char *typed,
+                     const char *v, int *out)
+{
+    long lo = o->kind == OPT_POSITIVE ? 1 : 0, hi = o->max > 0 ? o->max : 1L << 30;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*v != '\0' && *end == '\0' && x >= lo && x <= hi) {
+        *out = (int)x;
+        return 0;
+    }
+    char msg[256];
+    if (o->max > 0)
+        snprintf(msg, sizeof msg, "%s %.40s: expected a whole number from %ld to %ld", typed, v,
+                 lo, hi);
+    else
+        snprintf(msg, sizeof msg, "%s %.40s: expected a whole number of %ld or more", typed, v,
+                 lo);
+    return option_error(c, msg);
+}
+
+/* Stores the value v (NULL: none on the line) of option o of command c, as typed (typed).
+ * @return 0, or the usage error's exit status */
+static int store(const struct cli_command *c, struct cli_args *a, const struct cli_opt *o,
+                 const char *typed, const char *v)
 {
     void *field = (char *)a + o->field;
     if (o->kind == OPT_FLAG) {
         *(int *)field = 1;
         return 0;
     }
-    if (!v)
-        return cli_usage_error("%s needs a value", typed);
+    char msg[256];
+    if (!v) {
+        snprintf(msg, sizeof msg, "%s needs a value: %s %s", typed, typed, o->meta);
+        return option_error(c, msg);
+    }
     switch (o->kind) {
     case OPT_TEXT:
         *(const char **)field = v;
         break;
     case OPT_COUNT:
-        if (parse_int_arg(v, field) != 0)
-            return cli_usage_error("%s: expected a non-negative integer", v);
-        break;
     case OPT_POSITIVE:
-        if (parse_int_arg(v, field) != 0 || *(int *)field < 1)
-            return cli_usage_error("%s: expected a positive integer", v);
-        break;
+        return store_int(c, o, typed, v, field);
     case OPT_SPLIT:
         if (strcmp(v, "train") == 0)
             a->split = SN_SPLIT_TRAIN;
@@ -472,12 +495,14 @@ static int store(struct cli_args *a, const struct cli_opt *o, const char *typed,
             a->split = SN_SPLIT_VAL;
         else if (strcmp(v, "test") == 0)
             a->split = SN_SPLIT_TEST;
-        else
-            return cli_usage_error("--split %s: use train, val or test", v);
+        else {
+            snprintf(msg, sizeof msg, "--split %.40s: use train, val or test", v);
+            return option_error(c, msg);
+        }
         break;
     case OPT_SET:
         if (a->n_sets == SN_MAX_SETS)
-            return cli_usage_error("too many --set options (at most %s)", "64");
+            return option_error(c, "too many --set options (at most 64)");
         a->sets[a->n_sets++] = v;
         break;
     case OPT_FLAG:
@@ -500,7 +525,7 @@ static int parse_args(const struct cli_command *c, int argc, char **argv, struct
         const char *s = argv[i];
         const struct cli_opt *o = find_opt(c->opts, s);
         if (o) {
-            int rc = store(a, o, s, i + 1 < argc ? argv[i + 1] : NULL);
+            int rc = store(c, a, o, s, i + 1 < argc ? argv[i + 1] : NULL);
             if (rc != 0)
                 return rc;
             if (o->kind != OPT_FLAG)
@@ -516,6 +541,16 @@ static int parse_args(const struct cli_command *c, int argc, char **argv, struct
         }
     }
     a->config = a->n_positional > 1 ? a->positional[1] : NULL;
+    if (c->max_args >= 0 && a->n_positional - 1 > c->max_args) {
+        char msg[256];
+        if (c->max_args == 0)
+            snprintf(msg, sizeof msg, "%s takes no arguments; '%.60s' is extra", c->name,
+                     a->positional[1]);
+        else
+            snprintf(msg, sizeof msg, "%s takes %s; '%.60s' is extra", c->name, c->args,
+                     a->positional[c->max_args + 1]);
+        return option_error(c, msg);
+    }
     return 0;
 }
 
@@ -534,6 +569,41 @@ int cli_load_config(const struct cli_args *a, struct sn_config **cfg, struct sn_
 }
 
 /* ---------------------------------------------------------------- dispatch */
+
+/* This process's rank among those a launcher started (mpirun, srun), read before MPI: 0 when
+ * alone. *size: their number, 0 when unknown (srun's batch shell says none). */
+static int launcher_rank(int *size)
+{
+    static const char *const ranks[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK",
+                                        "SLURM_PROCID"};
+    static const char *const sizes[] = {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE",
+                                        "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+    *size = 0;
+    for (size_t i = 0; i < sizeof ranks / sizeof ranks[0]; i++)
+        if (getenv(ranks[i])) {
+            const char *n = getenv(sizes[i]);
+            *size = n ? atoi(n) : 0;
+            return atoi(getenv(ranks[i]));
+        }
+    return 0;
+}
+
+/* A command of one process (not X_JOB's) started on several ranks (`mpirun -np 3 shardnet
+ * predict ...`) runs on rank 0 alone: the others would print every line again, or write the
+ * same files at once. @return 1 when this process is one of the others and must exit 0 */
+static int leave_to_rank0(const struct cli_command *c)
+{
+    if (c->exits & X_PEER_LOST) /* runs on every rank */
+        return 0;
+    int size, rank = launcher_rank(&size);
+    if (rank > 0)
+        return 1;
+    if (size > 1)
+        fprintf(stderr, "shardnet: note: %s runs in one process: rank 0 of the %d the launcher "
+                        "started runs it, the others exit at once\n",
+                c->name, size);
+    return 0;
+}
 
 static int cmd_version(struct cli_args *a, int *argc, char ***argv)
 {
@@ -585,6 +655,8 @@ int sn_cli_main(int argc, char **argv)
         return cli_usage_error("unknown command '%s'", word);
     if (strcmp(c->name, "bench") == 0 && on_line(c, argc - 2, argv + 2, "--allreduce"))
         c = find_command("bench --allreduce");
+    if (leave_to_rank0(c))
+        return SN_EXIT_DONE;
     for (int i = 2; i < argc; i++) {
         const struct cli_opt *o = find_opt(c->opts, argv[i]);
         if (is_help(argv[i])) {

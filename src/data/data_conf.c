@@ -1,52 +1,78 @@
 /* data_conf.c — the [data] section: where the images are (dir, or train/val/test, or a feature
  * file), how they are decoded (image_size, color_mode, interpolation, crop_to_aspect_ratio),
- * labelled (label_mode, class_names) and split (validation_split, seed), how the loader runs
- * (threads, queue_depth, on_bad_image, max_pixels), and where the file lists are kept
- * (index_cache). A [data] section must give image_size (unless it names a feature file); every
- * other key has a default. Each error names the config line. */
+ * labelled (label_mode, class_names or class_names_file) and split (validation_split, seed), how
+ * the loader runs (threads, queue_depth, on_bad_image, max_pixels), and where the file lists are
+ * kept (index_cache). A [data] section must give image_size (unless it names a feature file);
+ * every other key has a default. Each error names the config line. */
 #include "data_conf.h"
 
-#include <limits.h>  // defines: INT_MAX
-#include <stdio.h>   // defines: snprintf
-#include <string.h>  // defines: memset, memcpy, strcmp, strchr
-#include <strings.h> // defines: strcasecmp
+#include <errno.h>    // defines: errno
+#include <limits.h>   // defines: INT_MAX
+#include <stdio.h>    // defines: snprintf, fgets, fclose, ferror
+#include <string.h>   // defines: memset, memcpy, memchr, strcmp, strchr, strrchr, strerror
+#include <strings.h>  // defines: strcasecmp
+#include <sys/stat.h> // defines: stat, S_ISREG
 
 #include "featfile.h"
+#include "sys.h" // defines: sn_fopen_regular
 
-/* Copies a comma-separated list into dc->class_names, trimming blanks. */
+/* Adds the class name p[len] (trimmed by the caller) to dc. at: where it was written, for the
+ * errors ("c.cfg:5: [data] class_names", "classes.txt:17"). */
+static int add_class(struct sn_data_conf *dc, const char *p, size_t len, const char *at,
+                     struct sn_err *err)
+{
+    SN_RETURN_IF(len == 0, err, SN_EINVAL, "%s: empty class name", at);
+    SN_RETURN_IF(len >= sizeof dc->class_names[0], err, SN_EINVAL,
+                 "%s: class name '%.*s' longer than %zu characters", at, (int)len, p,
+                 sizeof dc->class_names[0] - 1);
+    SN_RETURN_IF(dc->n_class_names >= SN_MAX_CLASSES, err, SN_EINVAL, "%s: more than %d classes",
+                 at, SN_MAX_CLASSES);
+    char *name = dc->class_names[dc->n_class_names];
+    memcpy(name, p, len);
+    name[len] = '\0';
+    for (int i = 0; i < dc->n_class_names; i++)
+        SN_RETURN_IF(strcmp(dc->class_names[i], name) == 0, err, SN_EINVAL,
+                     "%s: class '%s' listed twice", at, name);
+    dc->n_class_names++;
+    return SN_OK;
+}
+
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* class_names = a, b, c: separated by commas, over as many continuation lines as it takes (a
+ * comma ending a line is optional, so one name per line works too); "(a, b)" and "[a, b]"
+ * read as "a, b". */
 static int parse_class_names(struct sn_data_conf *dc, const struct sn_config *cfg,
                              const struct sn_section *s, const char *list, struct sn_err *err)
 {
-    const char *p = list;
+    char at[200];
+    sn_config_where(cfg, s, "class_names", at, sizeof at);
+    snprintf(at + strlen(at), sizeof at - strlen(at), ": [data] class_names");
     dc->n_class_names = 0;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == '(' || *p == '[')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == ')' || t[-1] == ']'))
-            t--;
-        size_t len = (size_t)(t - p);
-        if (len == 0)
-            return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
-                                   "empty class name in '%s'", list);
-        if (len >= sizeof dc->class_names[0])
-            return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
-                                   "class name '%.*s' longer than %zu characters", (int)len, p,
-                                   sizeof dc->class_names[0] - 1);
-        if (dc->n_class_names >= SN_MAX_CLASSES)
-            return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
-                                   "more than %d classes", SN_MAX_CLASSES);
-        memcpy(dc->class_names[dc->n_class_names], p, len);
-        dc->class_names[dc->n_class_names][len] = '\0';
-        for (int i = 0; i < dc->n_class_names; i++)
-            if (strcmp(dc->class_names[i], dc->class_names[dc->n_class_names]) == 0)
-                return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
-                                       "class '%s' listed twice", dc->class_names[i]);
-        dc->n_class_names++;
-        p = *e ? e + 1 : e;
+    for (const char *line = list; *line;) {
+        const char *eol = strchr(line, '\n');
+        if (eol == NULL)
+            eol = line + strlen(line);
+        const char *end = eol;
+        while (end > line && is_blank(end[-1]))
+            end--;
+        if (end > line && end[-1] == ',' && *eol == '\n')
+            end--; /* "a, b," then "c" on the next line */
+        for (const char *p = line; p <= end;) {
+            const char *e = memchr(p, ',', (size_t)(end - p));
+            if (e == NULL)
+                e = end;
+            const char *b = p, *t = e;
+            while (b < t && (is_blank(*b) || *b == '(' || *b == '['))
+                b++;
+            while (t > b && (is_blank(t[-1]) || t[-1] == ')' || t[-1] == ']'))
+                t--;
+            if (e == end && b == t && e > line && e[-1] == ',')
+                break; /* "a, b," at the very end: the last comma ends nothing */
+            SN_FORWARD(add_class(dc, b, (size_t)(t - b), at, err));
+            p = e + 1;
+        }
+        line = *eol ? eol + 1 : eol;
     }
     return SN_OK;
 }
@@ -85,6 +111,62 @@ static int parse_index_cache(struct sn_data_conf *dc, const struct sn_config *cf
                                k->value);
     SN_FORWARD(sn_section_choice(cfg, s, "index_cache", "yes", words, &w, err));
     dc->index_cache = modes[w];
+    return SN_OK;
+}
+
+/* class_names_file = PATH: one class name per line (trimmed; blank lines skipped; a name may
+ * hold commas). A path in the config file is relative to its folder, one given by --set to the
+ * working directory. */
+static int read_class_names_file(struct sn_data_conf *dc, const struct sn_config *cfg,
+                                 const struct sn_section *s, const char *path,
+                                 struct sn_err *err)
+{
+    char where[200], full[SN_PATH_MAX + 2];
+    sn_config_where(cfg, s, "class_names_file", where, sizeof where);
+    const struct sn_key *k = sn_section_key(s, "class_names_file");
+    const char *slash = strrchr(cfg->path, '/');
+    if (k != NULL && k->line > 0 && path[0] != '/' && slash != NULL)
+        snprintf(full, sizeof full, "%.*s/%s", (int)(slash - cfg->path), cfg->path, path);
+    else
+        snprintf(full, sizeof full, "%s", path);
+    SN_RETURN_IF(strlen(full) >= SN_PATH_MAX, err, SN_EINVAL,
+                 "%s: [data] class_names_file: path too long", where);
+    struct stat st;
+    SN_RETURN_IF(stat(full, &st) != 0, err, SN_EIO, "%s ([data] class_names_file, %s): %s", full,
+                 where, strerror(errno));
+    SN_RETURN_IF(!S_ISREG(st.st_mode), err, SN_EIO,
+                 "%s ([data] class_names_file, %s): not a regular file", full, where);
+    FILE *f;
+    SN_FORWARD(sn_fopen_regular(full, "r", "class names file", &f, err));
+    dc->n_class_names = 0;
+    char line[256], at[SN_PATH_MAX + 32];
+    int rc = SN_OK;
+    for (int n = 1; rc == SN_OK && fgets(line, sizeof line, f); n++) {
+        snprintf(at, sizeof at, "%s:%d", full, n);
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            rc = sn_err_set(err, SN_EINVAL, "%s: class name longer than %zu characters", at,
+                            sizeof dc->class_names[0] - 1);
+            break;
+        }
+        char *p = line;
+        if (n == 1 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
+            (unsigned char)p[2] == 0xBF)
+            p += 3;
+        while (is_blank(*p))
+            p++;
+        char *t = p + strlen(p);
+        while (t > p && (is_blank(t[-1]) || t[-1] == '\n'))
+            t--;
+        if (t > p)
+            rc = add_class(dc, p, (size_t)(t - p), at, err);
+    }
+    if (rc == SN_OK && ferror(f))
+        rc = sn_err_set(err, SN_EIO, "%s: read error", full);
+    fclose(f);
+    SN_FORWARD(rc);
+    SN_RETURN_IF(dc->n_class_names == 0, err, SN_EINVAL,
+                 "%s ([data] class_names_file, %s) names no class", full, where);
     return SN_OK;
 }
 
@@ -150,10 +232,17 @@ int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, str
     SN_FORWARD(sn_section_choice(cfg, s, "label_mode", "int", label_modes, &lm, err));
     dc->label_mode = (enum sn_label_mode)lm;
 
-    char list[SN_CFG_VALUE_MAX];
-    SN_FORWARD(sn_section_string(cfg, s, "class_names", NULL, list, sizeof list, err));
+    const char *list, *file;
+    SN_FORWARD(sn_section_text(cfg, s, "class_names", NULL, &list, err));
+    SN_FORWARD(sn_section_text(cfg, s, "class_names_file", NULL, &file, err));
+    if (list[0] && file[0])
+        return sn_config_error(cfg, s, "class_names_file", err, SN_EINVAL,
+                               "class_names and class_names_file both list the classes; keep "
+                               "one");
     if (list[0])
         SN_FORWARD(parse_class_names(dc, cfg, s, list, err));
+    if (file[0])
+        SN_FORWARD(read_class_names_file(dc, cfg, s, file, err));
     if (dc->label_mode == SN_LABEL_BINARY && dc->n_class_names && dc->n_class_names != 2)
         return sn_config_error(cfg, s, "class_names", err, SN_EINVAL,
                                "label_mode = binary needs exactly 2 classes, %d listed",

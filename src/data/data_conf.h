@@ -43,7 +43,8 @@ struct sn_data_conf {
     int crop_to_aspect_ratio;
     enum sn_label_mode label_mode;
     int label_mode_set;                /* label_mode was given (it must then agree with the loss) */
-    int n_class_names;                 /* class_names = a,b,c (0 = infer from folders) */
+    int n_class_names;                 /* class_names = a,b,c or class_names_file = FILE
+                                          (0 = infer from folders) */
     char class_names[SN_MAX_CLASSES][64];
     double validation_split;           /* 0 = separate folders */
     int has_split_seed;

@@ -582,12 +582,18 @@ static void record_put(struct sn_record *r, const char *s, size_t n)
 
 void sn_record_add(struct sn_record *r, const char *key, const char *fmt, ...)
 {
-    char buf[4096];
+    /* most values fit the stack; a config value may not (a list of 1,000 class names) */
+    char small[4096], *buf = small;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof buf) {
+    if (n >= 0 && (size_t)n >= sizeof small && (buf = malloc((size_t)n + 1)) != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(buf, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    if (n < 0 || buf == NULL) {
         r->failed = 1;
         return;
     }
@@ -601,6 +607,8 @@ void sn_record_add(struct sn_record *r, const char *key, const char *fmt, ...)
         else
             record_put(r, p, 1);
     record_put(r, "\n", 1);
+    if (buf != small)
+        free(buf);
 }
 
 void sn_record_free(struct sn_record *r)

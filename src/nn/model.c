@@ -1,13 +1,16 @@
 /* model.c — building a network from config sections, the arena, and the layer loop.
  *
- * Build happens in two passes over the layer sections: the first configures every layer
- * (shapes, parameter counts, memory needs) and rejects what does not fit, naming the config line;
- * the second allocates params/grads/state and one arena, and points every layer at its views.
+ * Build happens in two passes over the layer sections: the first (sn_model_plan) configures
+ * every layer (shapes, parameter counts, memory needs) and rejects what does not fit, naming the
+ * config line; the second (sn_model_allocate) allocates params/grads/state and one arena, and
+ * points every layer at its views. Between them the caller can weigh the memory the second
+ * will take (sn_model_memory) against what the machine has.
  * After that the step loop (forward, backward) touches only memory allocated here. Beside it:
  * loss.c (the losses), layout.c (blocked layouts between layers), timing.c (a layer's part timed
  * on a backend), summary.c (Keras's table, FLOPs). */
 #include "model.h"
 
+#include <stdint.h> // defines: SIZE_MAX, PTRDIFF_MAX
 #include <stdio.h>  // defines: snprintf
 #include <stdlib.h> // defines: aligned_alloc, calloc, free
 #include <string.h> // defines: memset, strcmp, snprintf
@@ -15,13 +18,21 @@
 #include "sys.h"   // defines: sn_hash_bytes, sn_now
 #include "trace.h" // defines: sn_trace_clock, sn_trace_end
 
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+/* Sizes saturate at SIZE_MAX instead of wrapping: a network of 2^24 filters on a large image
+ * at a large batch is more bytes than a size_t holds, and must read as "too much", never as a
+ * small wrapped number. */
+static size_t align64(size_t n) { return n > SIZE_MAX - 63 ? SIZE_MAX : (n + 63) & ~(size_t)63; }
+static size_t mul_sat(size_t a, size_t b) { return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+static size_t add_sat(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
 static void *alloc_zeroed(size_t bytes)
 {
-    void *p = aligned_alloc(64, align64(bytes ? bytes : 64));
+    if (bytes > PTRDIFF_MAX - 64) /* no object is larger */
+        return NULL;
+    size_t n = align64(bytes ? bytes : 64);
+    void *p = aligned_alloc(64, n);
     if (p)
-        memset(p, 0, align64(bytes ? bytes : 64));
+        memset(p, 0, n);
     return p;
 }
 
@@ -253,7 +264,41 @@ static int lay_out_params(struct sn_model *m, struct sn_err *err)
 }
 
 
-static int allocate(struct sn_model *m, struct sn_err *err)
+/* The arena's bytes at max_batch (sn_model_allocate lays it out in this order): every layer's
+ * output and aux memory, two gradient buffers of the largest output backward reaches (*max_act
+ * floats per sample), the scratch (*scratch bytes, the largest layer's). */
+static size_t arena_bytes(const struct sn_model *m, size_t *max_act_out, size_t *scratch)
+{
+    /* The gradient buffers hold the outputs' gradients of the layers backward reaches (from
+       the first trainable one): a frozen base's, never computed, get none. They also hold an
+       input batch for the backend timing (tune.c). */
+    size_t B = (size_t)m->max_batch, max_act = sn_shape_size(m->input), bytes = 0;
+    int first = sn_model_first_needed(m);
+    *scratch = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct sn_layer *l = &m->layers[i];
+        bytes = add_sat(bytes, align64(mul_sat(sn_shape_size(l->out) * sizeof(float), B)));
+        bytes = add_sat(bytes, align64(mul_sat(l->aux_per_sample, B)));
+        if (i >= first && sn_shape_size(l->out) > max_act)
+            max_act = sn_shape_size(l->out);
+        if (l->scratch_bytes > *scratch)
+            *scratch = l->scratch_bytes;
+    }
+    *max_act_out = max_act;
+    size_t dbuf = align64(mul_sat(max_act * sizeof(float), B));
+    return add_sat(add_sat(bytes, add_sat(dbuf, dbuf)), align64(*scratch));
+}
+
+void sn_model_memory(const struct sn_model *m, struct sn_model_memory *mem)
+{
+    mem->params = align64(m->n_params * sizeof(float));
+    mem->state = align64(m->n_state * sizeof(float));
+    mem->grads = m->n_trainable * sizeof(float);
+    size_t max_act, scratch;
+    mem->arena = arena_bytes(m, &max_act, &scratch);
+}
+
+int sn_model_allocate(struct sn_model *m, struct sn_err *err)
 {
     m->params = alloc_zeroed(m->n_params * sizeof(float));
     /* calloc, not alloc_zeroed: a large block comes zeroed from the kernel and a page is only
@@ -265,21 +310,8 @@ static int allocate(struct sn_model *m, struct sn_err *err)
     if (!m->params || !m->grads || !m->state || !m->acts)
         return sn_err_set(err, SN_ENOMEM, "out of memory for %zu parameters", m->n_params);
 
-    /* The gradient buffers hold the outputs' gradients of the layers backward reaches (from
-       the first trainable one): a frozen base's, never computed, get none. They also hold an
-       input batch for the backend timing (tune.c). */
-    size_t B = (size_t)m->max_batch, max_act = sn_shape_size(m->input), bytes = 0;
-    int first = sn_model_first_needed(m);
-    for (int i = 0; i < m->n_layers; i++) {
-        const struct sn_layer *l = &m->layers[i];
-        bytes += align64(sn_shape_size(l->out) * B * sizeof(float));
-        bytes += align64(l->aux_per_sample * B);
-        if (i >= first && sn_shape_size(l->out) > max_act)
-            max_act = sn_shape_size(l->out);
-        if (l->scratch_bytes > m->scratch_bytes)
-            m->scratch_bytes = l->scratch_bytes;
-    }
-    bytes += 2 * align64(max_act * B * sizeof(float)) + align64(m->scratch_bytes);
+    size_t B = (size_t)m->max_batch, max_act;
+    size_t bytes = arena_bytes(m, &max_act, &m->scratch_bytes);
     /* Touch it all now: a page fault inside the step loop costs more than the arithmetic. */
     m->arena = alloc_zeroed(bytes);
     if (!m->arena)
@@ -321,8 +353,8 @@ static uint64_t structure_hash(const struct sn_model *m, int n)
     return h;
 }
 
-int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_batch,
-                   const struct sn_ops *ops, struct sn_err *err)
+int sn_model_plan(struct sn_model **out, const struct sn_config *cfg, int max_batch,
+                  const struct sn_ops *ops, struct sn_err *err)
 {
     *out = NULL;
     SN_RETURN_IF(max_batch < 1, err, SN_EINVAL, "max_batch %d < 1", max_batch);
@@ -330,6 +362,7 @@ int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_b
     SN_RETURN_IF(!m, err, SN_ENOMEM, "out of memory");
     m->ops = ops;
     m->max_batch = max_batch;
+    snprintf(m->config_path, sizeof m->config_path, "%s", cfg->path);
     m->layers = calloc((size_t)cfg->n_sections + 1, sizeof *m->layers);
     int rc = m->layers ? SN_OK : sn_err_set(err, SN_ENOMEM, "out of memory");
     if (rc == SN_OK)
@@ -353,8 +386,6 @@ int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_b
         rc = fold_final_activation(m, cfg, err);
     if (rc == SN_OK)
         rc = lay_out_params(m, err);
-    if (rc == SN_OK)
-        rc = allocate(m, err);
     if (rc != SN_OK) {
         sn_model_free(m);
         return rc;
@@ -367,6 +398,18 @@ int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_b
     }
     *out = m;
     return SN_OK;
+}
+
+int sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_batch,
+                   const struct sn_ops *ops, struct sn_err *err)
+{
+    SN_FORWARD(sn_model_plan(out, cfg, max_batch, ops, err));
+    int rc = sn_model_allocate(*out, err);
+    if (rc != SN_OK) {
+        sn_model_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void sn_model_free(struct sn_model *m)
@@ -428,6 +471,35 @@ const float *sn_model_forward(struct sn_model *m, const float *x, int n,
     }
     sn_trace_end(SN_TRACE_FORWARD, "forward", -1, pass0);
     return m->acts[m->n_layers];
+}
+
+int sn_model_check_vector(const struct sn_model *m, const char *what, struct sn_err *err)
+{
+    const struct sn_layer *last = &m->layers[m->n_layers - 1];
+    if (last->out.rank != 3 || (last->out.h == 1 && last->out.w == 1))
+        return SN_OK;
+    /* Dense acts on the last axis of an image (Keras does the same): without [flatten] the
+       network ends in an image of class scores; name the Dense that got the image */
+    const struct sn_layer *dense = NULL;
+    for (int i = m->n_layers - 1; i >= 0 && m->layers[i].out.rank == 3; i--)
+        if (m->layers[i].type == &sn_layer_dense)
+            dense = &m->layers[i];
+    if (dense != NULL)
+        return sn_err_set(err, SN_EINVAL,
+                          "%s, but the network ends in (%d, %d, %d) per image, not one vector of "
+                          "class scores: %s:%d: [dense] %s gets a (%d, %d, %d) input, and Dense "
+                          "acts on its last axis (as in Keras)\n---> HINT: put a [flatten] (or a "
+                          "[globalaveragepooling2d]) before it",
+                          what, last->out.h, last->out.w, last->out.c,
+                          dense->index < m->n_base ? m->base_config : m->config_path, dense->line,
+                          dense->name, dense->in.h, dense->in.w, dense->in.c);
+    return sn_err_set(err, SN_EINVAL,
+                      "%s, but the network ends in (%d, %d, %d) per image, not one vector of "
+                      "class scores (%s:%d: '%s')\n---> HINT: end it with a [flatten] (or a "
+                      "[globalaveragepooling2d]) and a [dense] of one unit per class",
+                      what, last->out.h, last->out.w, last->out.c,
+                      last->index < m->n_base ? m->base_config : m->config_path, last->line,
+                      last->name);
 }
 
 int sn_model_first_needed(const struct sn_model *m)

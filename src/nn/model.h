@@ -25,6 +25,7 @@ struct sn_range {
 
 struct sn_model {
     char name[SN_CFG_NAME_MAX];        /* [model] name, default "model" */
+    char config_path[512];             /* the config it was built from (for messages) */
     const struct sn_ops *ops;          /* view: the backend */
     struct sn_shape input;             /* [model] input_shape, or from [data] image_size/color_mode */
     int n_layers;
@@ -76,6 +77,23 @@ struct sn_model {
  * Unknown section types are errors naming the line. max_batch bounds every later call. */
 int  sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_batch,
                     const struct sn_ops *ops, struct sn_err *err);
+
+/* sn_model_build in two steps. sn_model_plan configures the network (every check, shape, count
+ * and hash) and allocates nothing of its buffers, so that sn_model_memory can be weighed before
+ * any of it is taken; sn_model_allocate then allocates and lays out the buffers (on failure the
+ * model is still to be freed with sn_model_free). */
+int  sn_model_plan(struct sn_model **out, const struct sn_config *cfg, int max_batch,
+                   const struct sn_ops *ops, struct sn_err *err);
+int  sn_model_allocate(struct sn_model *m, struct sn_err *err);
+
+/* The bytes a network takes once allocated, at its max_batch. Sums saturate at SIZE_MAX. */
+struct sn_model_memory {
+    size_t params, state;
+    size_t grads; /* of the trainable parameters: a frozen layer's are never written, and the
+                     kernel gives zeroed pages only when written */
+    size_t arena; /* activations, their gradients, aux and scratch */
+};
+void sn_model_memory(const struct sn_model *m, struct sn_model_memory *mem);
 void sn_model_free(struct sn_model *m); /* accepts NULL */
 
 /* Initialises all params and state from seed (same seed -> same model, on every rank). */
@@ -85,6 +103,12 @@ void sn_model_init_params(struct sn_model *m, uint64_t seed);
  * final softmax/sigmoid is folded into the loss; sn_model_probabilities() applies it. */
 const float *sn_model_forward(struct sn_model *m, const float *x, int n,
                               const struct sn_step_ctx *ctx);
+
+/* A classifier ends in one vector per image: a network whose last output is an image (not 1x1)
+ * gets an error that starts with `what` ("fm/train has 10 classes") and names the Dense that
+ * gets an image (Dense acts on the last axis, as in Keras: a [flatten] is missing) or else the
+ * last layer, with the config and line. @return SN_OK or SN_EINVAL */
+int sn_model_check_vector(const struct sn_model *m, const char *what, struct sn_err *err);
 
 /* The first layer that needs an input gradient: layers before the first one with trainable
  * parameters need none, so backward stops there (the first conv computes no din). */

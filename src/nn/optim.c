@@ -64,6 +64,11 @@ int sn_optim_conf_parse(struct sn_optim_conf *oc, const struct sn_config *cfg, s
     return SN_OK;
 }
 
+int sn_optim_slots(const struct sn_optim_conf *oc)
+{
+    return oc->kind == SN_OPT_ADAM ? 2 : oc->kind == SN_OPT_RMSPROP ? 1 : oc->momentum > 0;
+}
+
 int sn_optim_create(struct sn_optim **out, const struct sn_optim_conf *oc, size_t n_params,
                     struct sn_err *err)
 {
@@ -71,7 +76,7 @@ int sn_optim_create(struct sn_optim **out, const struct sn_optim_conf *oc, size_
     SN_RETURN_IF(!o, err, SN_ENOMEM, "out of memory");
     o->conf = *oc;
     o->n_params = n_params;
-    o->n_slots = oc->kind == SN_OPT_ADAM ? 2 : oc->kind == SN_OPT_RMSPROP ? 1 : oc->momentum > 0;
+    o->n_slots = sn_optim_slots(oc);
     o->lr_scale = 1.0;
     o->moments = calloc((size_t)o->n_slots * n_params + 1, sizeof(float));
     if (!o->moments) {

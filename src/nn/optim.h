@@ -45,6 +45,8 @@ struct sn_optim {
 
 int  sn_optim_create(struct sn_optim **out, const struct sn_optim_conf *oc, size_t n_params,
                      struct sn_err *err);
+/* Moments per parameter the optimizer of oc keeps: adam 2, rmsprop 1, sgd 1 with momentum. */
+int  sn_optim_slots(const struct sn_optim_conf *oc);
 void sn_optim_free(struct sn_optim *o);
 
 /* The learning rate of update number t (from 0). */

@@ -310,6 +310,11 @@ static int bench_setup(struct bench *b, struct sn_err *err)
     sn_shard_slice(global, b->micro, d->rank, d->world, &first, &b->n);
     b->global = global;
     b->iters = bo->iters ? bo->iters : 20;
+    st->training = 1;
+    st->node_ranks = d->local_size;
+    st->world = d->world;
+    st->tc.batch_size = global; /* what the memory check weighs */
+    st->tc.micro_batch = b->micro;
     SN_FORWARD(sn_settings_build(st, b->cfg, b->micro, &b->m, err));
     struct sn_model *m = b->m;
     size_t in_size = sn_shape_size(m->input) * (size_t)b->n;
@@ -454,6 +459,8 @@ static void bench_report(struct bench *b, struct bench_row *row)
                  "micro-batches of %d, backend %s\n",
             b->cfg->path, d->world, d->world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", n,
             b->global, b->micro, b->st.auto_backend ? "auto (per layer below)" : m->ops->name);
+    if (b->threads.note[0])
+        fprintf(out, "threads: note (rank 0): %s\n", b->threads.note);
     fprintf(out, "kernels: %s\n", sn_cpu_kernels());
     double peak = gemm_peak();
     fprintf(out, "GEMM peak: %.1f GFLOP/s per rank (sgemm 1024x1024x1024)\n", peak);

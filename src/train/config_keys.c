@@ -54,7 +54,8 @@ const struct sn_config_key sn_config_keys[] = {
 
     SECTION("data",
             "The images, read as Keras's `image_dataset_from_directory` reads them: one folder "
-            "per class, labels in sorted order. Paths are relative to the working directory."),
+            "per class, labels in sorted order. Paths are relative to the working directory "
+            "(but `class_names_file`'s)."),
     KEY("data", "dir", "", "",
         "A folder holding `train/`, `val/` (or `validation/`) and `test/`, each with one "
         "folder of images per class."),
@@ -81,8 +82,12 @@ const struct sn_config_key sn_config_keys[] = {
         "(sparse_categorical_crossentropy, categorical_crossentropy, binary_crossentropy); "
         "absent, the loss decides."),
     {"data", "class_names", "", "no features", "a,b", 0,
-     "The classes in label order, separated by commas: the training split's folders must be "
-     "exactly these. Absent, its folders, sorted."},
+     "The classes in label order, separated by commas (over continuation lines if long): the "
+     "training split's folders must be exactly these. Absent, its folders, sorted."},
+    {"data", "class_names_file", "", "no features", NULL, 0,
+     "Instead of `class_names`, a file of the class names in label order, one per line (a name "
+     "may hold commas; blank lines are skipped), for models of many classes. Relative to the "
+     "config's folder (given by `--set`, to the working directory)."},
     KEY("data", "validation_split", "0", "no features",
         "A fraction of the training images held out for validation, drawn with `seed` (Keras's "
         "`validation_split`). Not with `val`."),
@@ -179,8 +184,9 @@ const struct sn_config_key sn_config_keys[] = {
         "Shuffle the training samples each epoch: one global order, the same on any number of "
         "ranks."),
     KEY("train", "threads", "0", "",
-        "Compute threads per rank, OpenBLAS's and oneDNN's (0: `SN_THREADS`, else the node's "
-        "cores shared among its ranks)."),
+        "Compute threads per rank, OpenBLAS's and oneDNN's (0: `SN_THREADS`, else "
+        "`OMP_NUM_THREADS`, else `OPENBLAS_NUM_THREADS`, else the node's cores shared among its "
+        "ranks)."),
     KEY("train", "steps_per_epoch", "0", "", "Steps per epoch (0: the whole training split)."),
     KEY("train", "validation_batch_size", "0", "",
         "The global batch of validation and evaluation (0: `batch_size`)."),
@@ -289,7 +295,9 @@ const struct sn_config_key sn_config_keys[] = {
             "Keras's GlobalAveragePooling2D: (H, W, C) to (C), the mean of each channel."),
 
     SECTION("dense",
-            "Keras's Dense: on a vector, or on each pixel of an image along its channels."),
+            "Keras's Dense: on a vector, or on each pixel of an image along its channels. A "
+            "classifier ends in a vector: train, evaluate and predict refuse a network that "
+            "ends in an image, naming the Dense that gets one (a `[flatten]` missing)."),
     REQUIRED("dense", "units", "", "2", "Outputs."),
     KEY("dense", "activation", "linear", "",
         ACTIVATIONS ". In the last layer, softmax or sigmoid is folded into the loss."),

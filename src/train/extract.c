@@ -140,6 +140,7 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
     int rc = sn_settings_load(st, cfg, err);
     const struct sn_train_conf *tc = &st->tc;
     int local = rc == SN_OK ? tc->micro_batch : 1; /* the network holds a micro-batch */
+    st->node_ranks = d->local_size;
     if (rc == SN_OK)
         rc = sn_settings_build(st, cfg, local, &m, err);
     if (rc == SN_OK)

@@ -107,17 +107,21 @@ static int write_history(const char *path, const struct sn_run_history *h, struc
     return sn_atomic_commit(&af, err);
 }
 
-/* Rank 0 prints one line per rank: host, rank, threads, the CPUs it may run on, its kernels. */
+/* Rank 0 prints one line per rank: host, rank, threads, the CPUs it may run on, its kernels;
+ * and the rank's note on its threads (threads.h) when it has one. */
 static int say_threads(struct run *r, struct sn_err *err)
 {
     struct sn_dist *d = r->d;
     int threads = r->threads.threads;
-    char line[512];
-    snprintf(line, sizeof line,
-             "rank %d of %d on %s: %d compute thread%s, %d data thread%s, CPUs %s, %s", d->rank,
-             d->world, d->host, threads, threads > 1 ? "s" : "", r->st.dc.threads,
-             r->st.dc.threads > 1 ? "s" : "", r->threads.cpus[0] ? r->threads.cpus : "?",
-             sn_cpu_kernels());
+    char line[1024];
+    int n = snprintf(line, sizeof line,
+                     "rank %d of %d on %s: %d compute thread%s, %d data thread%s, CPUs %s, %s",
+                     d->rank, d->world, d->host, threads, threads > 1 ? "s" : "",
+                     r->st.dc.threads, r->st.dc.threads > 1 ? "s" : "",
+                     r->threads.cpus[0] ? r->threads.cpus : "?", sn_cpu_kernels());
+    if (r->threads.note[0] && n > 0 && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - (size_t)n, "\nrank %d: note: %s", d->rank,
+                 r->threads.note);
     char *all = calloc((size_t)d->world, sizeof line);
     SN_RETURN_IF(!all, err, SN_ENOMEM, "out of memory");
     int rc = sn_dist_allgather(d, line, all, sizeof line, err);
@@ -272,6 +276,9 @@ static int setup(struct run *r, struct sn_err *err)
 {
     struct sn_dist *d = r->d;
     SN_FORWARD(sn_settings_load(&r->st, r->cfg, err));
+    r->st.training = 1;
+    r->st.node_ranks = d->local_size;
+    r->st.world = d->world;
     const struct sn_train_conf *tc = &r->st.tc;
     char what[1200];
     sn_config_where(r->cfg, sn_config_find(r->cfg, "checkpoint"), "dir", what, sizeof what);

@@ -12,7 +12,7 @@ static const char *const free_keys[] = {
     "train.epochs",   "train.threads",    "train.watchdog", "data.threads",
     "data.queue_depth", "data.dir",       "data.train",     "data.val",
     "data.test",      "model.backend",    "checkpoint.dir", "checkpoint.name",
-    "checkpoint.save_every", "data.index_cache", NULL};
+    "checkpoint.save_every", "data.index_cache", "data.class_names_file", NULL};
 
 static int is_free_key(const char *name)
 {
@@ -141,10 +141,12 @@ static void collect_resolved(void *user, const char *section, const char *key, c
         l->v = v;
         l->cap = cap;
     }
-    char buf[SN_CFG_VALUE_MAX + 2 * SN_CFG_NAME_MAX];
-    snprintf(buf, sizeof buf, "%s.%s=%s", section, key, value);
-    if ((l->v[l->n] = strdup(buf)) != NULL)
-        l->n++;
+    size_t n = strlen(section) + strlen(key) + strlen(value) + 3;
+    char *line = malloc(n); /* a value may be long: a list of 1,000 class names */
+    if (line == NULL)
+        return;
+    snprintf(line, n, "%s.%s=%s", section, key, value);
+    l->v[l->n++] = line;
 }
 
 /* Appends "  [section] key: A in the checkpoint, B now" for one differing key. */
@@ -167,13 +169,19 @@ int sn_record_config_changes(const struct sn_config *cfg, const char *rec, char 
     /* a checkpoint without class names (imported without them) has none that [data]
        class_names could contradict: the config is where they come from then */
     int no_classes = sn_record_count(rec, "class") == 0;
-    char then[SN_CFG_VALUE_MAX + 2 * SN_CFG_NAME_MAX];
+    /* no value of the record is longer than the record */
+    size_t then_cap = (rec ? strlen(rec) : 0) + 1;
+    char *then = malloc(then_cap);
+    if (then == NULL) {
+        snprintf(msg + strlen(msg), cap - strlen(msg), "\n    (out of memory comparing them)");
+        return 1;
+    }
     for (int i = 0; i < now.n; i++) {
         char *eq = strchr(now.v[i], '=');
         *eq = '\0';
         const char *found = NULL;
         for (int j = 0; j < n_then && !found; j++) {
-            sn_record_get(rec, "config", j, then, sizeof then);
+            sn_record_get(rec, "config", j, then, then_cap);
             char *e = strchr(then, '=');
             if (e && (*e = '\0', strcmp(then, now.v[i]) == 0))
                 found = e + 1;
@@ -187,7 +195,7 @@ int sn_record_config_changes(const struct sn_config *cfg, const char *rec, char 
         *eq = '=';
     }
     for (int j = 0; j < n_then; j++) {
-        sn_record_get(rec, "config", j, then, sizeof then);
+        sn_record_get(rec, "config", j, then, then_cap);
         char *e = strchr(then, '=');
         if (!e)
             continue;
@@ -205,6 +213,7 @@ int sn_record_config_changes(const struct sn_config *cfg, const char *rec, char 
     for (int i = 0; i < now.n; i++)
         free(now.v[i]);
     free(now.v);
+    free(then);
     return changes;
 }
 

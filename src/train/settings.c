@@ -2,9 +2,11 @@
  * batch a command needs and the whole config checked. */
 #include "settings.h"
 
-#include <string.h> // defines: memset, strrchr, snprintf
+#include <stdio.h>  // defines: snprintf
+#include <string.h> // defines: memset, strrchr
 
 #include "config_keys.h" // defines: sn_config_keys_check
+#include "mem.h"         // defines: sn_mem_available
 
 /* [train] and [checkpoint], with the callbacks' keys. */
 static int train_conf_parse(struct sn_train_conf *tc, const struct sn_config *cfg,
@@ -114,16 +116,62 @@ int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, struct
     return SN_OK;
 }
 
+#define MB 1e6
+
+/* The network m will take more memory than there is: an error with the figures. */
+static int check_memory(const struct sn_settings *st, const struct sn_config *cfg,
+                        const struct sn_model *m, struct sn_err *err)
+{
+    struct sn_model_memory mm;
+    sn_model_memory(m, &mm);
+    /* in doubles: a figure beyond size_t (2^24 filters on a large image) is still a figure */
+    double moments = st->training ? (double)sn_optim_slots(&st->oc) * m->n_trainable * 4 : 0;
+    double grads = st->training ? (double)mm.grads : 0;
+    /* the exact exchange keeps every micro-batch's gradients but the last until the step's
+       sum, and sums them in 64-bit integers */
+    if (st->training) {
+        int world = st->world > 1 ? st->world : 1, micro = st->tc.micro_batch;
+        int micros = (st->tc.batch_size + micro - 1) / micro;
+        int mine = (micros + world - 1) / world;
+        grads += (double)mm.grads * (mine - 1) + 2.0 * (double)mm.grads;
+    }
+    double acts = (double)mm.arena, params = (double)mm.params + (double)mm.state;
+    double rank = params + grads + moments + acts;
+    int ranks = st->node_ranks > 1 ? st->node_ranks : 1;
+    struct sn_mem_avail avail;
+    sn_mem_available("", &avail);
+    if (avail.bytes == 0 || rank * ranks <= (double)avail.bytes)
+        return SN_OK;
+    char each[160] = "", parts[200] = "";
+    if (ranks > 1)
+        snprintf(each, sizeof each, ", on each of the %d ranks of this node: %.0f MB in all",
+                 ranks, rank * ranks / MB);
+    if (st->training)
+        snprintf(parts, sizeof parts, ", gradients %.0f MB, optimizer moments %.0f MB",
+                 grads / MB, moments / MB);
+    return sn_err_set(err, SN_ENOMEM,
+                      "%s: the network needs %.0f MB at micro-batch %d%s (parameters %.0f MB%s, "
+                      "activations %.0f MB), but %.0f MB are available (%s)\n---> HINT: fewer "
+                      "filters or units, a smaller micro_batch or image_size%s",
+                      cfg->path, rank / MB, m->max_batch, each, params / MB, parts, acts / MB,
+                      (double)avail.bytes / MB, avail.source,
+                      ranks > 1 ? ", or fewer ranks per node" : "");
+}
+
 int sn_settings_build(const struct sn_settings *st, const struct sn_config *cfg, int max_batch,
                       struct sn_model **model, struct sn_err *err)
 {
     struct sn_model *m;
-    SN_FORWARD(sn_model_build(&m, cfg, max_batch > 0 ? max_batch : 1, st->ops, err));
+    SN_FORWARD(sn_model_plan(&m, cfg, max_batch > 0 ? max_batch : 1, st->ops, err));
     int rc = check_fit(st, cfg, m, err);
     if (rc == SN_OK)
         rc = sn_config_check_unused(cfg, err);
     if (rc == SN_OK)
         rc = sn_config_keys_check(cfg, err); /* every key read is documented */
+    if (rc == SN_OK)
+        rc = check_memory(st, cfg, m, err);
+    if (rc == SN_OK)
+        rc = sn_model_allocate(m, err);
     if (rc == SN_OK && model)
         *model = m;
     else
@@ -147,6 +195,9 @@ int sn_settings_check_cpu(const struct sn_settings *st, const struct sn_config *
 int sn_settings_check_classes(const struct sn_model *m, int n_classes, const char *where,
                               struct sn_err *err)
 {
+    char what[600];
+    snprintf(what, sizeof what, "%s has %d classes", where, n_classes);
+    SN_FORWARD(sn_model_check_vector(m, what, err));
     if (m->loss == SN_LOSS_BCE && n_classes != 2)
         return sn_err_set(err, SN_EINVAL,
                           "%s has %d classes, but loss = binary_crossentropy needs exactly 2\n"

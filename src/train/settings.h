@@ -46,6 +46,13 @@ struct sn_settings {
     struct sn_optim_conf oc;
     const struct sn_ops *ops;  /* [model] backend; sn_ops_blas when it is auto */
     int auto_backend;          /* [model] backend = auto (the default): chosen per layer */
+
+    /* Not from the config: what the command says, after sn_settings_load and before
+       sn_settings_build, for the memory check (both 0 by default: a network for inference in
+       a process alone on its node). */
+    int training;              /* it trains: gradients and optimizer moments count too */
+    int node_ranks;            /* ranks of the job on this node, each with a network (0: 1) */
+    int world;                 /* ranks of the job (0: 1): how many micro-batches each keeps */
 };
 
 /* Parses every settings section of cfg into st. Errors name the file, line and key. */
@@ -53,7 +60,11 @@ int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, struct
 
 /* Builds the network of cfg for batches of up to max_batch (at least 1) on the settings'
  * backend, checks that data, network and loss fit together, and rejects any key of cfg that no
- * reader took. *model (NULL: built, checked and freed) receives the network. */
+ * reader took. Before any of its buffers is allocated, the memory it will take (parameters,
+ * state and activations at max_batch; with st->training gradients and optimizer moments; times
+ * st->node_ranks) is weighed against the memory available (mem.h): a network that does not fit
+ * is refused in milliseconds with the figures. *model (NULL: built, checked and freed) receives
+ * the network. */
 int sn_settings_build(const struct sn_settings *st, const struct sn_config *cfg, int max_batch,
                       struct sn_model **model, struct sn_err *err);
 
@@ -62,8 +73,10 @@ int sn_settings_build(const struct sn_settings *st, const struct sn_config *cfg,
 int sn_settings_check_cpu(const struct sn_settings *st, const struct sn_config *cfg,
                           struct sn_err *err);
 
-/* The classes of a split against the network's outputs: one unit per class, or one sigmoid unit
- * for exactly two classes; `where` names the split (or checkpoint) in the error. */
+/* The classes of a split against the network's outputs: one vector per image (a network that
+ * ends in an image, a Dense without [flatten] before it, is named as such), one unit per class,
+ * or one sigmoid unit for exactly two classes; `where` names the split (or checkpoint) in the
+ * error. */
 int sn_settings_check_classes(const struct sn_model *m, int n_classes, const char *where,
                               struct sn_err *err);
 

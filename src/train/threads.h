@@ -1,10 +1,18 @@
 /* threads.h — how many compute threads a rank runs, decided in one place for every command.
  *
- * [train] threads when it is set; else $SN_THREADS (what `shardnet-run --threads` exports; a
- * value that is not a whole number from 1 to 1024 is an error naming it); else the CPUs this
- * process may run on, shared among the ranks of its node: a rank bound to one core gets one
- * thread, unbound ranks split the node's cores. Both backends take the number (OpenBLAS's
- * threads and oneDNN's OpenMP threads). */
+ * The first that is set, in this order:
+ *   1. [train] threads (the config: it travels with the run);
+ *   2. $SN_THREADS (what `shardnet-run --threads` exports);
+ *   3. $OMP_NUM_THREADS (what job scripts set, SLURM's cpus-per-task; "4,2" counts as 4);
+ *   4. $OPENBLAS_NUM_THREADS;
+ *   5. the CPUs this process may run on, shared among the ranks of its node: a rank bound to
+ *      one core gets one thread, unbound ranks split the node's cores.
+ * Each variable, when set, must be a whole number from 1 to 1024 (an error naming it
+ * otherwise, even where something above it wins: it is a mistake in the job's environment
+ * either way). Both backends take the number (OpenBLAS's threads and oneDNN's OpenMP threads),
+ * so a variable below the one that wins is overridden: the note says so, and says when the
+ * threads exceed the CPUs the rank is bound to (two threads on one core run at half speed),
+ * with the fix. */
 #ifndef SN_THREADS_H
 #define SN_THREADS_H
 
@@ -14,9 +22,13 @@
 #include "err.h"
 
 struct sn_threads {
-    int threads;    /* compute threads of this rank */
-    int ncpu;       /* CPUs this process may run on (0: unknown) */
-    char cpus[96];  /* the same as a list, "0-3,8": for the start line ("" unknown) */
+    int threads;        /* compute threads of this rank */
+    const char *source; /* what set them: "[train] threads", "SN_THREADS", "OMP_NUM_THREADS",
+                           "OPENBLAS_NUM_THREADS" or "the CPUs" (static) */
+    int ncpu;           /* CPUs this process may run on (0: unknown) */
+    char cpus[96];      /* the same as a list, "0-3,8": for the start line ("" unknown) */
+    char note[480];     /* "" or sentences for the start line: variables set but overridden,
+                           more threads than CPUs and the fix */
 };
 
 /* Decides this rank's threads (d NULL: a process alone on its node) and sets every backend's

@@ -3,7 +3,7 @@
  *
  * Input: INI text, optionally followed by a line "%%" and then one `--set` assignment per line
  * ("section.key=value"), each applied with sn_config_override in order. Every key of the result
- * is then read through all the typed getters (int, float, bool, string, choice, pairs), except
+ * is then read through all the typed getters (int, float, bool, string, text, choice, pairs), except
  * every third key, which is left for sn_config_check_unused (and its "did you mean") to report;
  * layer names, lookups, locations, located errors and the "required key" error are formed for
  * every section, and the resolved values are listed. Errors are expected: the target looks for
@@ -38,12 +38,18 @@ static void read_key(const struct sn_config *cfg, const struct sn_section *s, co
     static const char *const choices[] = {"constant", "step", "exponential", "cosine", NULL};
     int i, i2[2], b, c;
     double f, f2[2];
-    char str[SN_CFG_VALUE_MAX], small[8];
+    char str[1024], small[8];
+    const char *text;
     check(sn_section_int(cfg, s, key, 0, -1000000, 1000000, &i, err), err, "sn_section_int");
     check(sn_section_float(cfg, s, key, 0, -1e30, 1e30, &f, err), err, "sn_section_float");
     check(sn_section_bool(cfg, s, key, 0, &b, err), err, "sn_section_bool");
     check(sn_section_string(cfg, s, key, NULL, str, sizeof str, err), err, "sn_section_string");
     check(sn_section_string(cfg, s, key, "", small, sizeof small, err), err, "sn_section_string");
+    check(sn_section_text(cfg, s, key, NULL, &text, err), err, "sn_section_text");
+    if (strlen(text) != strlen(sn_section_key(s, key)->value)) {
+        fprintf(stderr, "fuzz_config: sn_section_text gave another value of '%s'\n", key);
+        abort();
+    }
     check(sn_section_choice(cfg, s, key, "step", choices, &c, err), err, "sn_section_choice");
     check(sn_section_int2(cfg, s, key, 1, 1, 1, 4096, i2, err), err, "sn_section_int2");
     check(sn_section_float2(cfg, s, key, 0, 0, -1, 1, f2, err), err, "sn_section_float2");
