@@ -103,6 +103,17 @@ check "predict: remedies for 8..64 in each of the 4 tables (got $n)" test "$n" -
 check "predict --markdown: exit 0" test $? -eq 0
 n=$(grep -cE '^\| mnist \| (10|100) Gbit/s \| (binomial|ring) \| (10|25) us \|( [0-9]+%, [*0-9.x]+ \([*0-9.x]+\) \|){4}$' md.out)
 check "predict --markdown: 8 rows of 4 node counts (got $n)" test "$n" -eq 8
+# --exact: shardnet's exact sums, twice the bytes and a 4-byte MAX per bucket. Binomial at 8
+# nodes (6 rounds), 2 buckets, alpha 20 us, 10 Gbit/s (0.8 ns a byte), 416,808 bytes of floats:
+#   float: 2 * 6 * 20 us + 6 * 416808 * 0.8 ns                         = 2.2407 ms
+#   exact: 2 * 6 * 20 us + 6 * 833616 * 0.8 ns + 2 * 6 * (20 us + 4 * 0.8 ns) = 4.4814 ms
+"$ab" predict --model binomial --alpha 20 --gbit 10 --nodes 8 --net mnist:104202:30:20:2 > float.out 2>&1
+"$ab" predict --model binomial --alpha 20 --gbit 10 --nodes 8 --net mnist:104202:30:20:2 --exact > exact.out 2>&1
+check "predict --exact: exit 0" test $? -eq 0
+ms() { awk '$1 == 8 && $3 == "|" { print $2 }' "$1"; }
+check "predict: the float exchange at 8 nodes, 2.241 ms (got $(ms float.out))" test "$(ms float.out)" = 2.241
+check "predict --exact: twice the bytes and a MAX per bucket, 4.481 ms (got $(ms exact.out))" \
+    test "$(ms exact.out)" = 4.481
 "$ab" predict --alpha 20 --net mnist:0:30:20:2 > predbad.out 2>&1
 check "predict with 0 params: usage error" test $? -eq 2
 

@@ -97,13 +97,13 @@ check "dense without flatten: summary shows it (exit $?)" contains noflat_summar
 # --- a network larger than the memory: refused before anything is allocated, in well under a
 # second and 100 MB, with the figures (ulimit -v: should the check fail, the allocations fail
 # at once rather than take the machine's memory)
-huge=(--set conv2d_2.filters=1048576 --set train.batch_size=4096)
+huge=(--set conv2d_2.filters=1048576 --set train.batch_size=4096 --set train.micro_batch=4096)
 for cmd in train bench; do
     ( ulimit -v 4000000; timeout -s KILL 5 /usr/bin/time -o "mem_$cmd.time" -f "%M %e" \
         "$bin" $cmd "$cfg" "${sets[@]}" "${huge[@]}" > "mem_$cmd.out" 2>&1 )
     rc=$?
     check "$cmd of a network beyond the memory: exit 1 (got $rc)" test $rc -eq 1
-    check "$cmd of a network beyond the memory: the figures" contains "mem_$cmd.out" "the network needs [0-9]* MB at batch 4096 (parameters [0-9]* MB, gradients [0-9]* MB, optimizer moments [0-9]* MB, activations [0-9]* MB), but [0-9]* MB are available (MemAvailable in /proc/meminfo"
+    check "$cmd of a network beyond the memory: the figures" contains "mem_$cmd.out" "the network needs [0-9]* MB at micro-batch 4096 (parameters [0-9]* MB, gradients [0-9]* MB, optimizer moments [0-9]* MB, activations [0-9]* MB), but [0-9]* MB are available (MemAvailable in /proc/meminfo"
     # the last line holds the figures (time writes "Command exited with non-zero status 1"
     # before them); none when the command was killed
     read -r kb secs < <(tail -1 "mem_$cmd.time" 2>/dev/null)
@@ -113,8 +113,8 @@ for cmd in train bench; do
 done
 # two ranks on one node count twice: each fits alone, both do not
 ( ulimit -v 4000000; timeout -s KILL 60 "${mpirun[@]}" -np 2 "$bin" train "$cfg" "${sets[@]}" \
-    --set conv2d_2.filters=1000000 --set train.batch_size=128 > mem_np2.out 2>&1 )
-check "2 ranks beyond the node's memory: the count" contains mem_np2.out "the network needs [0-9]* MB at batch 64, on each of the 2 ranks of this node: [0-9]* MB in all"
+    --set conv2d_2.filters=1000000 --set train.batch_size=128 --set train.micro_batch=64 > mem_np2.out 2>&1 )
+check "2 ranks beyond the node's memory: the count" contains mem_np2.out "the network needs [0-9]* MB at micro-batch 64, on each of the 2 ranks of this node: [0-9]* MB in all"
 
 # --- read-and-ignored keys: save_best_only works as in Keras, restore_best_weights is refused
 "$bin" train "$cfg" "${sets[@]}" --set checkpoint.save_best_only=false --set checkpoint.dir=every > every.out 2>&1

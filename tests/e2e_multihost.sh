@@ -22,7 +22,7 @@ on() { local i=$1; shift; "$hosts" exec --name "$name" "$i" "$@"; }
 
 "$bin" dataset fashion-mnist fm --limit 101 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
 cfg=$src/configs/mnist_convnet.cfg
-# one backend, so that the 1-rank run takes the kernels the others take (e2e_mpi.sh says why)
+# one backend, timed nowhere: the runs' bits are compared
 common=(--set data.dir=fm --set train.optimizer=sgd --set train.learning_rate=0.05
         --set train.momentum=0.9 --set train.batch_size=24 --set train.epochs=1 --set train.threads=1
         --set model.backend=blas)
@@ -84,8 +84,7 @@ for per in 1 2; do
     "$bin" inspect one$n/mnist_convnet-last.ckpt --compare hosts2x$per/mnist_convnet-last.ckpt > cmp$n.out 2>&1
     check "2 hosts x $per = $n ranks on one host: identical parameters" contains cmp$n.out "identical parameters"
     "$bin" inspect one1/mnist_convnet-last.ckpt --compare hosts2x$per/mnist_convnet-last.ckpt > cmp1x$n.out 2>&1
-    rel=$(sed -n 's/.*max rel diff \([0-9.e+-]*\).*/\1/p' cmp1x$n.out)
-    check "2 hosts x $per vs 1 rank: max rel diff ${rel:-?} < 1e-5" below "${rel:-1}" 1e-5
+    check "2 hosts x $per = 1 rank: identical parameters" contains cmp1x$n.out "identical parameters"
 done
 
 # --- a host lost mid-run: every process on host 2 (its Open MPI daemon and its rank) killed

@@ -1043,35 +1043,45 @@ static void test_epoch_order(void **state)
         assert_int_equal(a[i], i);
 }
 
+/* Every sample of every batch is taken by exactly one rank, in contiguous runs in rank order;
+ * with micro-batches, each rank's run starts and ends on a micro-batch's edge (the batch's end
+ * aside), and the micro-batches are shared as evenly as they go. micro = 1 is any sample. */
 static void test_shard_arithmetic(void **state)
 {
     (void)state;
     const int ns[] = {1, 7, 64, 101};
     const int bs[] = {1, 3, 8, 32};
+    const int micros[] = {1, 2, 5, 16};
     for (int in = 0; in < 4; in++)
-        for (int ib = 0; ib < 4; ib++) {
-            int n = ns[in], B = bs[ib];
-            int32_t order[101];
-            sn_epoch_order(n, 5, 1, 1, order);
-            for (int world = 1; world <= 4; world++) {
-                int cover[101] = {0};
-                for (int b = 0; b * B < n; b++) {
-                    int nb = n - b * B < B ? n - b * B : B, next = 0;
-                    for (int r = 0; r < world; r++) {
-                        int first, count;
-                        sn_shard_slice(nb, r, world, &first, &count);
-                        assert_int_equal(first, next); /* contiguous, disjoint */
-                        assert_true(count >= 0 && count <= (B + world - 1) / world);
-                        next = first + count;
-                        for (int i = 0; i < count; i++)
-                            cover[order[b * B + first + i]]++;
+        for (int ib = 0; ib < 4; ib++)
+            for (int im = 0; im < 4; im++) {
+                int n = ns[in], B = bs[ib], m = micros[im];
+                int32_t order[101];
+                sn_epoch_order(n, 5, 1, 1, order);
+                for (int world = 1; world <= 4; world++) {
+                    int cover[101] = {0};
+                    for (int b = 0; b * B < n; b++) {
+                        int nb = n - b * B < B ? n - b * B : B, next = 0;
+                        int k = (nb + m - 1) / m; /* micro-batches in the batch */
+                        for (int r = 0; r < world; r++) {
+                            int first, count;
+                            sn_shard_slice(nb, m, r, world, &first, &count);
+                            assert_int_equal(first, next); /* contiguous, disjoint */
+                            assert_int_equal(first % m, 0);
+                            assert_true(count >= 0);
+                            assert_true(count % m == 0 || first + count == nb);
+                            int mine = (count + m - 1) / m; /* even: k/world rounded */
+                            assert_true(mine >= k / world && mine <= (k + world - 1) / world);
+                            next = first + count;
+                            for (int i = 0; i < count; i++)
+                                cover[order[b * B + first + i]]++;
+                        }
+                        assert_int_equal(next, nb); /* covers the batch */
                     }
-                    assert_int_equal(next, nb); /* covers the batch */
+                    for (int i = 0; i < n; i++)
+                        assert_int_equal(cover[i], 1);
                 }
-                for (int i = 0; i < n; i++)
-                    assert_int_equal(cover[i], 1);
             }
-        }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1101,7 +1111,7 @@ static int run_epoch(const struct sn_dataset *ds, const struct sn_data_conf *dc,
             break;
         assert_int_equal(b->step, steps);
         int first, count;
-        sn_shard_slice(b->global_n, rank, world, &first, &count);
+        sn_shard_slice(b->global_n, 1, rank, world, &first, &count);
         assert_int_equal(b->n, count);
         for (int i = 0; i < b->n; i++) {
             size_t g = (size_t)b->step * B + first + i;

@@ -92,7 +92,7 @@ static void batch_slice(const struct sn_loader *l, int b, int *first, int *count
 {
     int B = l->c.global_batch, n = l->c.ds->n;
     int nb = n - b * B < B ? n - b * B : B;
-    sn_shard_slice(nb, l->c.rank, l->c.world, first, count);
+    sn_shard_slice(nb, l->c.micro_batch, l->c.rank, l->c.world, first, count);
     *global_n = nb;
 }
 
@@ -282,7 +282,13 @@ int sn_loader_create(struct sn_loader **out, const struct sn_loader_conf *c, str
     l->aug_on = c->aug != NULL && c->aug->enabled && !c->ds->features;
     l->sample = (size_t)dc->height * dc->width * dc->channels;
     l->steps = (c->ds->n + c->global_batch - 1) / c->global_batch;
-    l->local_max = (c->global_batch + c->world - 1) / c->world;
+    int first, most = 0; /* the largest slice any rank takes of a full batch */
+    for (int r = 0; r < c->world; r++) {
+        int count;
+        sn_shard_slice(c->global_batch, c->micro_batch, r, c->world, &first, &count);
+        most = count > most ? count : most;
+    }
+    l->local_max = most > 0 ? most : 1;
     l->depth = dc->queue_depth > 0 ? dc->queue_depth : 4;
     l->n_threads = dc->threads > 0 ? dc->threads : 2;
     l->next_batch = l->cur_batch = l->steps; /* nothing to hand out before start_epoch */

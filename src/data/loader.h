@@ -2,10 +2,11 @@
  * batch through decoding and augmentation on worker threads (loader.c).
  *
  * Order and sharding: epoch e has one global order, a permutation that is a function of
- * (seed, e) only. Global batch b holds order[b*B .. b*B+B) (the last one may be shorter); rank r
- * of N takes the contiguous slice [r*nb/N, (r+1)*nb/N) of it, nb the batch's size. So the samples
- * of a global batch never depend on N, every rank runs the same number of steps, and nothing is
- * padded or duplicated. A rank's slice may be empty (nb < N); it still takes part in the step.
+ * (seed, e) only. Global batch b holds order[b*B .. b*B+B) (the last one may be shorter), cut
+ * into micro-batches; rank r of N takes a contiguous run of whole micro-batches of it
+ * (sn_shard_slice). So the samples of a global batch and of each micro-batch never depend on
+ * N, every rank runs the same number of steps, and nothing is padded or duplicated. A rank's
+ * slice may be empty (fewer micro-batches than ranks); it still takes part in the step.
  *
  * Pixels are delivered as float (N,H,W,C) in [0,255], like Keras; a Rescaling layer scales. */
 #ifndef SN_LOADER_H
@@ -18,12 +19,17 @@
 #include "dataset.h"
 #include "err.h"
 
-/* Position [first, first+count) of this rank's slice of a global batch of nb samples. */
-static inline void sn_shard_slice(int nb, int rank, int world, int *first, int *count)
+/* Position [first, first+count) of this rank's slice of a global batch of nb samples cut into
+ * micro-batches of `micro` samples (the last may be shorter): rank r of N takes the contiguous
+ * micro-batches [r*K/N, (r+1)*K/N) of the K = ceil(nb / micro), whole. micro = 1 cuts at any
+ * sample. */
+static inline void sn_shard_slice(int nb, int micro, int rank, int world, int *first, int *count)
 {
-    int lo = (int)((long long)nb * rank / world), hi = (int)((long long)nb * (rank + 1) / world);
-    *first = lo;
-    *count = hi - lo;
+    long long m = micro > 1 ? micro : 1, k = (nb + m - 1) / m;
+    long long k0 = k * rank / world, k1 = k * (rank + 1) / world;
+    long long lo = k0 * m, hi = k1 * m < nb ? k1 * m : nb;
+    *first = (int)lo;
+    *count = (int)(hi > lo ? hi - lo : 0);
 }
 
 /* The global order of epoch e: a permutation of 0..n-1, a function of (seed, epoch) only.
@@ -46,6 +52,8 @@ struct sn_loader_conf {
     const struct sn_data_conf *dc;
     const struct sn_augment_conf *aug; /* NULL: no augmentation */
     int global_batch;
+    int micro_batch;      /* batches are shared among ranks in micro-batches of this many
+                             samples (sn_shard_slice); 0 or 1: any sample */
     int rank, world;
     int shuffle;
     uint64_t seed;

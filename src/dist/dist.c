@@ -317,13 +317,16 @@ int sn_dist_allreduce_sum_f64(struct sn_dist *d, double *buf, size_t n, struct s
     return allreduce_sum_typed(d, buf, n, sizeof(double), MPI_DOUBLE, err);
 }
 
-int sn_dist_iallreduce_sum(struct sn_dist *d, float *buf, size_t n, int *req, struct sn_err *err)
+/* A non-blocking in-place allreduce of n elements of type t with op. */
+static int iallreduce_typed(struct sn_dist *d, void *buf, size_t n, MPI_Datatype t, MPI_Op op,
+                            const char *what, int *req, struct sn_err *err)
 {
     struct dist_impl *im = d->impl;
     *req = -1;
     SN_RETURN_IF(im == NULL, err, SN_EINVAL, "dist: iallreduce before sn_dist_init");
     SN_RETURN_IF(n > (size_t)INT_MAX, err, SN_EINVAL,
-                 "dist: iallreduce of %zu floats exceeds one MPI call; HINT: split the bucket", n);
+                 "dist: iallreduce of %zu %s exceeds one MPI call; HINT: split the bucket", n,
+                 what);
     int slot = -1;
     for (int i = 0; i < SN_DIST_MAX_REQ && slot < 0; i++)
         if (im->req_state[i] == REQ_FREE)
@@ -332,13 +335,29 @@ int sn_dist_iallreduce_sum(struct sn_dist *d, float *buf, size_t n, int *req, st
                  "dist: %d non-blocking allreduces already in flight; HINT: sn_dist_wait each "
                  "request before starting more",
                  SN_DIST_MAX_REQ);
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, im->comm,
-                            &im->reqs[slot]);
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, t, op, im->comm, &im->reqs[slot]);
     if (rc != MPI_SUCCESS)
         return mpi_fail(d, err, rc, "MPI_Iallreduce");
     im->req_state[slot] = REQ_PENDING;
     *req = slot;
     return SN_OK;
+}
+
+int sn_dist_iallreduce_sum(struct sn_dist *d, float *buf, size_t n, int *req, struct sn_err *err)
+{
+    return iallreduce_typed(d, buf, n, MPI_FLOAT, MPI_SUM, "floats", req, err);
+}
+
+int sn_dist_iallreduce_sum_i64(struct sn_dist *d, int64_t *buf, size_t n, int *req,
+                               struct sn_err *err)
+{
+    return iallreduce_typed(d, buf, n, MPI_INT64_T, MPI_SUM, "integers", req, err);
+}
+
+int sn_dist_iallreduce_max_int(struct sn_dist *d, int *buf, size_t n, int *req,
+                               struct sn_err *err)
+{
+    return iallreduce_typed(d, buf, n, MPI_INT, MPI_MAX, "integers", req, err);
 }
 
 int sn_dist_test(struct sn_dist *d, int req)

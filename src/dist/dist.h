@@ -54,6 +54,12 @@ int  sn_dist_allreduce_sum_f64(struct sn_dist *d, double *buf, size_t n, struct 
  * At most 64 requests are in flight; each must be finished with sn_dist_wait, which frees it.
  * Open MPI makes no progress on it unless this rank calls sn_dist_test (or wait). */
 int  sn_dist_iallreduce_sum(struct sn_dist *d, float *buf, size_t n, int *req, struct sn_err *err);
+/* The same on int64 (sums of integers are exact: any order, any tree gives the same bits) and
+ * a maximum of ints, for the exact gradient exchange (gradsync.h). */
+int  sn_dist_iallreduce_sum_i64(struct sn_dist *d, int64_t *buf, size_t n, int *req,
+                                struct sn_err *err);
+int  sn_dist_iallreduce_max_int(struct sn_dist *d, int *buf, size_t n, int *req,
+                                struct sn_err *err);
 int  sn_dist_test(struct sn_dist *d, int req);  /* 1 when done (or failed: wait says); drives progress */
 int  sn_dist_wait(struct sn_dist *d, int req, struct sn_err *err);
 int  sn_dist_bcast(struct sn_dist *d, void *buf, size_t bytes, int root, struct sn_err *err);

@@ -49,6 +49,11 @@ struct sn_step_ctx {
     int nhwc;                   /* tensors are NHWC whatever the layer's blk_in and blk_out say
                                    (timing compares backends on the layout all of them take) */
     int no_weight_grads;        /* backward computes the input gradient only (timing it alone) */
+    float *batch_state;         /* training: a layer with moving statistics (BatchNormalization)
+                                   writes this batch's statistics here, at its state_off, in the
+                                   layout of the model's state, instead of moving its own: the
+                                   step moves them once every micro-batch's are known, in order
+                                   (sn_model_move_state). NULL: it moves them at once. */
     void *scratch;              /* shared scratch, model->scratch_bytes */
     int training;               /* dropout active, batchnorm uses batch statistics */
     uint64_t seed;              /* run seed */
@@ -79,6 +84,9 @@ struct sn_layer_type {
      * the gradient before the activation in place, sparing a pass over fresh memory). */
     void (*backward)(struct sn_layer *l, const float *in, const float *out, float *dout,
                      float *din, int n, const struct sn_step_ctx *ctx);
+    /* Moves the layer's statistics (state) towards those of one batch, batch (n_state), as
+     * written through ctx->batch_state; NULL for a layer without moving statistics. */
+    void (*move_state)(struct sn_layer *l, const float *batch);
 };
 
 /* Settings of every layer type; each type uses its own member. */

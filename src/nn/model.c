@@ -537,6 +537,15 @@ void sn_model_backward(struct sn_model *m, const float *x, float *dlogits, int n
     sn_trace_end(SN_TRACE_BACKWARD, "backward", -1, pass0);
 }
 
+void sn_model_move_state(struct sn_model *m, const float *batch_state)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        struct sn_layer *l = &m->layers[i];
+        if (l->type->move_state && l->trainable && l->n_state > 0)
+            l->type->move_state(l, batch_state + l->state_off);
+    }
+}
+
 void sn_model_zero_grads(struct sn_model *m)
 {
     for (int r = 0; r < m->n_ranges; r++)

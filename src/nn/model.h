@@ -157,6 +157,11 @@ double sn_model_time_layer(struct sn_model *m, int i, int n, enum sn_time_part p
 void sn_model_prepare_layer(struct sn_model *m, int i, int n, enum sn_time_part part,
                             const struct sn_ops *ops);
 
+/* Moves the statistics of every trainable layer that has them (BatchNormalization) towards
+ * those of one batch, as its forward wrote them through ctx->batch_state (n_state floats, the
+ * layout of m->state). */
+void sn_model_move_state(struct sn_model *m, const float *batch_state);
+
 /* Zeroes the trainable gradient ranges. */
 void sn_model_zero_grads(struct sn_model *m);
 

@@ -271,6 +271,8 @@ struct bench {
     FILE *out;
     struct sn_threads threads;
     int n, iters;              /* per-rank batch, timed steps */
+    int micro;                 /* samples per micro-batch: [train] micro_batch */
+    int global;                /* the global batch: n on every rank together */
     struct sn_model *m;
     struct sn_optim *opt;
     struct sn_step step;
@@ -302,12 +304,18 @@ static int bench_setup(struct bench *b, struct sn_err *err)
                      "--backend %s: use auto, blas, onednn, winograd or ref", bo->backend);
     }
     SN_FORWARD(sn_threads_apply(st->tc.threads, d, &b->threads, err));
-    int global = bo->batch ? bo->batch * d->world : st->tc.batch_size;
-    b->n = sn_settings_share(global, d->world);
+    int global = bo->batch ? bo->batch * d->world : st->tc.batch_size, first;
+    /* --batch B is per rank: every rank takes B, in micro-batches of at most B */
+    b->micro = bo->batch && bo->batch < st->tc.micro_batch ? bo->batch : st->tc.micro_batch;
+    sn_shard_slice(global, b->micro, d->rank, d->world, &first, &b->n);
+    b->global = global;
     b->iters = bo->iters ? bo->iters : 20;
     st->training = 1;
     st->node_ranks = d->local_size;
-    SN_FORWARD(sn_settings_build(st, b->cfg, b->n, &b->m, err));
+    st->world = d->world;
+    st->tc.batch_size = global; /* what the memory check weighs */
+    st->tc.micro_batch = b->micro;
+    SN_FORWARD(sn_settings_build(st, b->cfg, b->micro, &b->m, err));
     struct sn_model *m = b->m;
     size_t in_size = sn_shape_size(m->input) * (size_t)b->n;
     b->x = malloc(in_size * sizeof(float));
@@ -320,8 +328,9 @@ static int bench_setup(struct bench *b, struct sn_err *err)
     SN_RETURN_IF(!b->x || !b->y || !b->ids || !b->t_fwd || !b->t_bwd || !b->lap || !b->laps, err,
                  SN_ENOMEM, "out of memory");
     SN_FORWARD(sn_optim_create(&b->opt, &st->oc, m->n_params, err));
-    SN_FORWARD(sn_step_init(&b->step, d, m, b->opt, b->n, err));
-    struct sn_tune_conf tune = {.auto_backend = st->auto_backend, .training = 1, .n = b->n,
+    SN_FORWARD(sn_step_init(&b->step, d, m, b->opt, b->micro, b->n, err));
+    struct sn_tune_conf tune = {.auto_backend = st->auto_backend, .training = 1, .n = b->micro,
+                                .train_n = {b->n % b->micro},
                                 .threads = b->threads.threads, .bf16 = st->tc.bf16};
     SN_FORWARD(sn_tune_backends(m, &tune, d, b->out, err));
     if (bo->trace) {
@@ -355,15 +364,23 @@ static void bench_free(struct bench *b)
     free(b->laps);
 }
 
-/* Seconds of one inference pass over the batch, after a first one. */
+/* Seconds of one inference pass over the batch, micro-batch after micro-batch, after a first
+ * one. */
 static double bench_inference(struct bench *b)
 {
     struct sn_step_ctx ctx = {.ops = b->m->ops, .scratch = b->m->scratch,
-                              .seed = b->st.tc.seed, .sample_ids = b->ids};
-    sn_model_forward(b->m, b->x, b->n, &ctx);
-    double t0 = sn_now();
-    for (int it = 0; it < b->iters; it++)
-        sn_model_forward(b->m, b->x, b->n, &ctx);
+                              .seed = b->st.tc.seed};
+    const size_t sample = sn_shape_size(b->m->input);
+    double t0 = 0;
+    for (int it = -1; it < b->iters; it++) {
+        if (it == 0)
+            t0 = sn_now();
+        for (int row = 0; row < b->n; row += b->micro) {
+            ctx.sample_ids = b->ids + row;
+            sn_model_forward(b->m, b->x + (size_t)row * sample,
+                             b->n - row < b->micro ? b->n - row : b->micro, &ctx);
+        }
+    }
     return (sn_now() - t0) / b->iters;
 }
 
@@ -438,9 +455,10 @@ static void bench_report(struct bench *b, struct bench_row *row)
     FILE *out = b->out;
     int n = b->n, threads = sn_ops_get_threads();
     const double *avg = b->avg;
-    fprintf(out, "config: %s, %d rank%s x %d thread%s, batch %d per rank (%d global), backend %s\n",
+    fprintf(out, "config: %s, %d rank%s x %d thread%s, batch %d per rank (%d global) in "
+                 "micro-batches of %d, backend %s\n",
             b->cfg->path, d->world, d->world > 1 ? "s" : "", threads, threads > 1 ? "s" : "", n,
-            n * d->world, b->st.auto_backend ? "auto (per layer below)" : m->ops->name);
+            b->global, b->micro, b->st.auto_backend ? "auto (per layer below)" : m->ops->name);
     if (b->threads.note[0])
         fprintf(out, "threads: note (rank 0): %s\n", b->threads.note);
     fprintf(out, "kernels: %s\n", sn_cpu_kernels());
@@ -449,7 +467,7 @@ static void bench_report(struct bench *b, struct bench_row *row)
     double g_inf = n * sn_model_flops_per_sample(m) / b->t_inf / 1e9,
            g_train = n * sn_model_train_flops_per_sample(m) / avg[0] / 1e9;
     /* a rate under 100 images/s (VGG16 at 180x180) keeps a decimal */
-    double r_inf = n / b->t_inf, r_train = n * d->world / avg[0];
+    double r_inf = n / b->t_inf, r_train = b->global / avg[0];
     fprintf(out, "inference: %.*f images/s, %.1f GFLOP/s, %.0f%% of GEMM peak\n",
             r_inf < 100 ? 1 : 0, r_inf, g_inf, peak > 0 ? 100 * g_inf / peak : 0);
     fprintf(out, "train: %.*f images/s, %.1f GFLOP/s per rank, %.0f%% of GEMM peak\n",
@@ -509,13 +527,13 @@ static int bench_train(struct bench *b, FILE *errs, struct sn_err *err)
     int rc = bench_setup(b, err);
     struct bench_row row = {.ranks = d->world, .sr = {NAN, NAN, NAN}};
     struct sn_step_in in = {.x = b->x, .y = b->y, .ids = b->ids, .n = b->n,
-                            .global_n = b->n * d->world, .seed = b->st.tc.seed};
+                            .global_n = b->global, .seed = b->st.tc.seed};
     if (rc == SN_OK) {
         b->t_inf = bench_inference(b);
         rc = bench_steps(b, &in, err);
     }
     if (rc == SN_OK) {
-        row.threads = sn_ops_get_threads(), row.batch = b->n, row.global = b->n * d->world;
+        row.threads = sn_ops_get_threads(), row.batch = b->n, row.global = b->global;
         row.backend = b->st.auto_backend ? "auto" : b->m->ops->name;
         if (d->rank == 0)
             bench_report(b, &row);

@@ -16,7 +16,8 @@
 #include "err.h"
 
 struct sn_bench_opts {
-    int batch;            /* per rank; 0 = [train] batch_size shared among the ranks */
+    int batch;            /* per rank, in micro-batches of at most this many samples; 0 = [train]
+                             batch_size shared among the ranks, in [train] micro_batch */
     int iters;            /* timed steps (0: 20) */
     int data_only;        /* benchmark the data pipeline instead */
     const char *backend;  /* a backend for every layer, or "auto"; NULL: the config's */

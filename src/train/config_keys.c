@@ -170,6 +170,11 @@ const struct sn_config_key sn_config_keys[] = {
         "Updates over which the rate rises from 0 (Keras's lr · t / warmup_steps), before the "
         "schedule."),
     KEY("train", "batch_size", "32", "", "The global batch: each step, the ranks share it."),
+    KEY("train", "micro_batch", "16", "",
+        "The unit of work: each global batch is cut into micro-batches of this many samples, "
+        "each computed whole by one rank, and their gradients summed exactly, so the result "
+        "does not depend on the number of ranks. At most ceil(batch_size / micro_batch) ranks "
+        "have work in a step."),
     KEY("train", "epochs", "10", "",
         "Epochs to train. Raised, a resumed run goes on (Keras's `initial_epoch`)."),
     KEY("train", "seed", "1337", "",

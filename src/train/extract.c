@@ -23,38 +23,43 @@ static int extract_split(struct sn_model *m, const struct sn_settings *st, struc
     size_t out = sn_shape_size(m->layers[m->n_layers - 1].out), cap = 0;
     *rows = NULL, *ids = NULL, *n_rows = 0;
     struct sn_loader *ld = NULL;
+    int micro = st->tc.micro_batch;
     struct sn_loader_conf lc = {.ds = ds, .dc = &st->dc,
-                                .global_batch = st->tc.validation_batch_size, .rank = d->rank,
-                                .world = d->world, .shuffle = 0, .seed = st->tc.seed,
+                                .global_batch = st->tc.validation_batch_size,
+                                .micro_batch = micro, .rank = d->rank, .world = d->world,
+                                .shuffle = 0, .seed = st->tc.seed,
                                 .report = sn_console_report_file, .report_user = errs};
     int rc = sn_loader_create(&ld, &lc, err);
     if (rc == SN_OK)
         rc = sn_loader_start_epoch(ld, 0, err);
     struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 0};
+    const size_t sample = sn_shape_size(m->input);
     while (rc == SN_OK) {
         struct sn_batch *b;
         rc = sn_loader_next(ld, &b, err);
         if (rc != SN_OK || !b)
             break;
-        if (b->n > 0) {
-            ctx.sample_ids = b->ids;
-            const float *y = sn_model_forward(m, b->x, b->n, &ctx);
-            if (*n_rows + (size_t)b->n > cap) {
-                cap = 2 * (*n_rows + (size_t)b->n);
-                float *nr = realloc(*rows, cap * out * sizeof(float));
-                int64_t *ni = realloc(*ids, cap * sizeof(int64_t));
-                if (nr)
-                    *rows = nr;
-                if (ni)
-                    *ids = ni;
-                if (!nr || !ni)
-                    rc = sn_err_set(err, SN_ENOMEM, "out of memory for the features");
-            }
-            for (int i = 0; rc == SN_OK && i < b->n; i++) {
-                if (!b->ok[i])
+        if (b->n > 0 && *n_rows + (size_t)b->n > cap) {
+            cap = 2 * (*n_rows + (size_t)b->n);
+            float *nr = realloc(*rows, cap * out * sizeof(float));
+            int64_t *ni = realloc(*ids, cap * sizeof(int64_t));
+            if (nr)
+                *rows = nr;
+            if (ni)
+                *ids = ni;
+            if (!nr || !ni)
+                rc = sn_err_set(err, SN_ENOMEM, "out of memory for the features");
+        }
+        /* micro-batch after micro-batch, as training: the same bits on any number of ranks */
+        for (int row = 0; rc == SN_OK && row < b->n; row += micro) {
+            int count = b->n - row < micro ? b->n - row : micro;
+            ctx.sample_ids = b->ids + row;
+            const float *y = sn_model_forward(m, b->x + (size_t)row * sample, count, &ctx);
+            for (int i = 0; i < count; i++) {
+                if (!b->ok[row + i])
                     continue;
                 memcpy(*rows + *n_rows * out, y + (size_t)i * out, out * sizeof(float));
-                (*ids)[(*n_rows)++] = b->ids[i];
+                (*ids)[(*n_rows)++] = b->ids[row + i];
             }
         }
         sn_loader_release(ld, b);
@@ -134,7 +139,7 @@ int sn_extract(const struct sn_config *cfg, const char *ckpt, const char *data_d
     struct sn_model *m = NULL;
     int rc = sn_settings_load(st, cfg, err);
     const struct sn_train_conf *tc = &st->tc;
-    int local = rc == SN_OK ? sn_settings_share(tc->validation_batch_size, d->world) : 1;
+    int local = rc == SN_OK ? tc->micro_batch : 1; /* the network holds a micro-batch */
     st->node_ranks = d->local_size;
     if (rc == SN_OK)
         rc = sn_settings_build(st, cfg, local, &m, err);

@@ -157,12 +157,14 @@ static int open_data(struct run *r, struct sn_err *err)
     }
     struct sn_loader_conf lc = {.ds = r->train_ds, .dc = &st->dc,
                                 .aug = st->ac.enabled ? &st->ac : NULL,
-                                .global_batch = tc->batch_size, .rank = d->rank,
+                                .global_batch = tc->batch_size, .micro_batch = tc->micro_batch,
+                                .rank = d->rank,
                                 .world = d->world, .shuffle = tc->shuffle, .seed = tc->seed,
                                 .report = sn_console_report, .report_user = &r->con};
     SN_FORWARD(sn_loader_create(&r->train_ld, &lc, err));
     struct sn_loader_conf vc = {.ds = r->val_ds, .dc = &st->dc,
-                                .global_batch = tc->validation_batch_size, .rank = d->rank,
+                                .global_batch = tc->validation_batch_size,
+                                .micro_batch = tc->micro_batch, .rank = d->rank,
                                 .world = d->world, .shuffle = 0, .seed = tc->seed,
                                 .report = sn_console_report, .report_user = &r->con};
     SN_FORWARD(sn_loader_create(&r->val_ld, &vc, err));
@@ -170,6 +172,18 @@ static int open_data(struct run *r, struct sn_err *err)
     if (tc->steps_per_epoch > 0 && tc->steps_per_epoch < r->steps)
         r->steps = tc->steps_per_epoch;
     return SN_OK;
+}
+
+/* The most rows a rank takes of a global batch of nb samples cut into micro-batches */
+static int most_rows(int nb, int micro, int world)
+{
+    int most = 0;
+    for (int q = 0; q < world; q++) {
+        int first, count;
+        sn_shard_slice(nb, micro, q, world, &first, &count);
+        most = count > most ? count : most;
+    }
+    return most;
 }
 
 /* Rank 0: the checkpoint directory becomes this run's, or another run holds it (runlock.h). */
@@ -264,19 +278,19 @@ static int setup(struct run *r, struct sn_err *err)
     SN_FORWARD(sn_settings_load(&r->st, r->cfg, err));
     r->st.training = 1;
     r->st.node_ranks = d->local_size;
+    r->st.world = d->world;
     const struct sn_train_conf *tc = &r->st.tc;
     char what[1200];
     sn_config_where(r->cfg, sn_config_find(r->cfg, "checkpoint"), "dir", what, sizeof what);
     char role[1300];
     snprintf(role, sizeof role, "checkpoint directory ([checkpoint] dir, %s)", what);
-    /* the network holds a rank's share of a training batch or a validation batch */
-    int local = sn_settings_share(tc->batch_size, d->world);
-    int vlocal = sn_settings_share(tc->validation_batch_size, d->world);
-    SN_FORWARD(sn_settings_build(&r->st, r->cfg, local > vlocal ? local : vlocal, &r->model, err));
+    /* the network holds a micro-batch, the unit of work of training and validation alike */
+    SN_FORWARD(sn_settings_build(&r->st, r->cfg, tc->micro_batch, &r->model, err));
     SN_FORWARD(sn_settings_check_cpu(&r->st, r->cfg, err));
     SN_FORWARD(sn_threads_apply(tc->threads, d, &r->threads, err));
     SN_FORWARD(sn_optim_create(&r->opt, &r->st.oc, r->model->n_params, err));
-    SN_FORWARD(sn_step_init(&r->step, d, r->model, r->opt, local, err));
+    SN_FORWARD(sn_step_init(&r->step, d, r->model, r->opt, tc->micro_batch,
+                            most_rows(tc->batch_size, tc->micro_batch, d->world), err));
     snprintf(r->last_path, sizeof r->last_path, "%s/%s-last.ckpt", tc->ckpt_dir, tc->run_name);
     snprintf(r->best_path, sizeof r->best_path, "%s/%s-best.ckpt", tc->ckpt_dir, tc->run_name);
     snprintf(r->history_path, sizeof r->history_path, "%s/history.csv", tc->ckpt_dir);
@@ -341,16 +355,55 @@ static int check_same_model(struct run *r, struct sn_err *err)
     return rc;
 }
 
+/* The checkpoint a resume would continue: --resume's, or with "auto" the run's `last`, if any. */
+static const char *resume_path(const struct run *r)
+{
+    const char *path = r->opts->resume;
+    if (path && strcmp(path, "auto") == 0)
+        path = access(r->last_path, F_OK) == 0 ? r->last_path : NULL;
+    return path;
+}
+
+/* A resumed run computes with the threads per rank it started with (their number changes the
+ * bits: threads.h), unless [train] threads or SN_THREADS set them, which is said when it differs.
+ * Rank 0 reads them from the record (a record it cannot read is resume_rank0's to report). */
+static int keep_threads(struct run *r, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    int32_t kept = 0;
+    const char *path = d->rank == 0 ? resume_path(r) : NULL;
+    char *rec = NULL;
+    struct sn_err ignored;
+    if (path && sn_checkpoint_read_record(path, &rec, &ignored) == SN_OK) {
+        double v = 0;
+        if (sn_record_double(rec, "threads", 0, &v) == 0)
+            kept = (int32_t)v;
+    }
+    free(rec);
+    SN_FORWARD(sn_dist_bcast(d, &kept, sizeof kept, 0, err));
+    r->rs.threads = r->threads.threads;
+    if (kept <= 0 || kept == r->threads.threads)
+        return SN_OK;
+    if (r->st.tc.threads > 0 || getenv("SN_THREADS")) {
+        sn_console_say(&r->con, "note: the run computed with %d compute thread%s per rank; it goes "
+                                "on with %d ([train] threads or SN_THREADS): from here its bits "
+                                "differ from a run that kept %d\n",
+                       kept, kept > 1 ? "s" : "", r->threads.threads, kept);
+        return SN_OK;
+    }
+    SN_FORWARD(sn_threads_apply(kept, d, &r->threads, err));
+    r->rs.threads = kept;
+    return SN_OK;
+}
+
 enum start { START_FRESH = 0, START_RESUMED, START_NOTHING_LEFT };
 
 /* Rank 0: the checkpoint that continues this run, checked to belong to it, loaded. */
 static int resume_rank0(struct run *r, int *start, struct sn_err *err)
 {
     const struct sn_train_conf *tc = &r->st.tc;
-    const char *path = r->opts->resume;
+    const char *path = resume_path(r);
     *start = START_FRESH;
-    if (path && strcmp(path, "auto") == 0)
-        path = access(r->last_path, F_OK) == 0 ? r->last_path : NULL;
     if (path == NULL)
         return SN_OK;
     struct sn_ckpt_meta meta;
@@ -414,22 +467,10 @@ static int resume_rank0(struct run *r, int *start, struct sn_err *err)
     return SN_OK;
 }
 
-/* Batch-norm statistics drift apart on each rank's slices: every rank takes their average. */
-static int average_state(struct run *r, struct sn_err *err)
-{
-    struct sn_model *m = r->model;
-    if (r->d->world == 1 || m->n_state == 0)
-        return SN_OK;
-    SN_FORWARD(sn_dist_allreduce_sum(r->d, m->state, m->n_state, err));
-    for (size_t i = 0; i < m->n_state; i++)
-        m->state[i] /= (float)r->d->world;
-    return SN_OK;
-}
-
-/* Every rank: statistics averaged, rank 0 writes `last`, its outcome is everyone's. */
+/* Every rank: rank 0 writes `last`, its outcome is everyone's (the statistics, moved by every
+ * micro-batch in order on every rank, are the same everywhere). */
 static int save_last(struct run *r, struct sn_err *err)
 {
-    SN_FORWARD(average_state(r, err));
     int rc = r->d->rank == 0 ? save_ckpt(r, r->last_path, NAN, err) : SN_OK;
     return sn_dist_agree(r->d, rc, err);
 }
@@ -544,20 +585,80 @@ static int end_epoch_rank0(struct run *r, int epoch, const struct sn_eval_result
     return SN_OK;
 }
 
-/* Every rank: statistics averaged, validation sharded and summed, rank 0's part, and its
- * outcome broadcast. *stop is set when early stopping ended the run. */
+/* The micro-batches rank r holds of the validation batch of step `step` (of steps batches). */
+static int val_micro(const struct run *r, int step, int rank)
+{
+    const struct sn_train_conf *tc = &r->st.tc;
+    int nv = r->val_ds->n, vb = tc->validation_batch_size;
+    int nb = nv - step * vb < vb ? nv - step * vb : vb, first, rows;
+    sn_shard_slice(nb, tc->micro_batch, rank, r->d->world, &first, &rows);
+    return (rows + tc->micro_batch - 1) / tc->micro_batch;
+}
+
+/* Every rank evaluates its micro-batches of the validation split; rank 0 gathers their sums
+ * and takes them in the order of the micro-batches, the order one rank alone would take them
+ * in, so val_loss is the same bits on any number of ranks. vr: rank 0's result. */
+static int validate(struct run *r, struct sn_eval_result *vr, struct sn_err *err)
+{
+    struct sn_dist *d = r->d;
+    struct sn_eval_list mine = {0};
+    int rc = sn_evaluate_loader(r->model, r->val_ld, r->st.tc.micro_batch, &mine, err);
+    rc = sn_dist_agree(d, rc, err);
+    if (rc != SN_OK || d->world == 1) {
+        if (rc == SN_OK)
+            sn_eval_result(mine.v, mine.n, vr);
+        sn_eval_list_free(&mine);
+        return rc;
+    }
+    int steps = sn_loader_steps(r->val_ld), world = d->world;
+    size_t *bytes = calloc((size_t)world, sizeof *bytes), total = 0;
+    struct sn_eval_sums *all = NULL, *ordered = NULL;
+    if (bytes && d->rank == 0) {
+        for (int q = 0; q < world; q++) {
+            for (int s = 0; s < steps; s++)
+                bytes[q] += (size_t)val_micro(r, s, q) * sizeof(struct sn_eval_sums);
+            total += bytes[q];
+        }
+        all = malloc(total + 1);
+        ordered = malloc(total + 1);
+    }
+    rc = bytes && (d->rank != 0 || (all && ordered))
+             ? SN_OK
+             : sn_err_set(err, SN_ENOMEM, "out of memory for the validation's sums");
+    rc = sn_dist_agree(d, rc, err);
+    if (rc == SN_OK)
+        rc = sn_dist_gatherv(d, mine.v, mine.n * sizeof *mine.v, all, bytes, err);
+    if (rc == SN_OK && d->rank == 0) {
+        /* rank q's records, step after step; in a step the ranks' runs follow rank order */
+        size_t *at = calloc((size_t)world, sizeof *at), n = 0;
+        for (int q = 1; at && q < world; q++)
+            at[q] = at[q - 1] + bytes[q - 1] / sizeof *all;
+        for (int s = 0; at && s < steps; s++)
+            for (int q = 0; q < world; q++)
+                for (int k = val_micro(r, s, q); k > 0; k--)
+                    ordered[n++] = all[at[q]++];
+        if (at)
+            sn_eval_result(ordered, n, vr);
+        else
+            rc = sn_err_set(err, SN_ENOMEM, "out of memory");
+        free(at);
+    }
+    free(bytes);
+    free(all);
+    free(ordered);
+    sn_eval_list_free(&mine);
+    return sn_dist_agree(d, rc, err);
+}
+
+/* Every rank: validation sharded and its sums taken in order, rank 0's part, and its outcome
+ * broadcast. *stop is set when early stopping ended the run. */
 static int end_epoch(struct run *r, int epoch, int *stop, struct sn_err *err)
 {
     struct sn_dist *d = r->d;
     double t0 = sn_now(), t_val = sn_trace_clock();
-    SN_FORWARD(average_state(r, err));
-    double sums[4];
-    SN_FORWARD(sn_evaluate_loader(r->model, r->val_ld, sums, err));
-    if (d->world > 1)
-        SN_FORWARD(sn_dist_allreduce_sum_f64(d, sums, 4, err));
-    sn_trace_end(SN_TRACE_VALIDATION, "validation", epoch + 1, t_val);
     struct sn_eval_result vr;
-    sn_eval_result(sums, &vr);
+    SN_FORWARD(validate(r, &vr, err));
+    sn_trace_end(SN_TRACE_VALIDATION, "validation", epoch + 1, t_val);
     int rc = d->rank == 0 ? end_epoch_rank0(r, epoch, &vr, sn_now() - t0, err) : SN_OK;
     /* rank 0's run state is everyone's; its failure too */
     struct {
@@ -616,6 +717,7 @@ static int fit(struct run *r, struct sn_err *err)
     if (msg.start == START_NOTHING_LEFT)
         return SN_OK;
     r->rs = msg.rs;
+    r->rs.threads = r->threads.threads; /* what the run computes with from here */
     SN_FORWARD(sn_dist_bcast(d, m->params, m->n_params * sizeof(float), 0, err));
     SN_FORWARD(sn_dist_bcast(d, m->state, m->n_state * sizeof(float), 0, err));
     size_t n_opt = (size_t)r->opt->n_slots * r->opt->n_params;
@@ -651,28 +753,20 @@ int sn_train_finish_trace(struct sn_dist *d, const char *path, int rc, FILE *not
     return rc;
 }
 
-/* This rank's share of a global batch of nb samples */
-static int share(int nb, const struct sn_dist *d)
-{
-    int first, count;
-    sn_shard_slice(nb, d->rank, d->world, &first, &count);
-    return count;
-}
-
-/* The batches this rank meets besides tc->n: its share of a full training batch and of the
- * epoch's last, partial one, and the same for validation, so that sn_tune_backends makes their
- * primitives before the first step. */
+/* The micro-batch sizes a rank meets besides a full one: the last, shorter micro-batch of a
+ * full batch and of the epoch's last, partial batch, and the same for validation, so that
+ * sn_tune_backends makes their primitives before the first step. */
 static void batch_shares(const struct run *r, struct sn_tune_conf *tc)
 {
     const struct sn_train_conf *t = &r->st.tc;
-    int n = r->train_ds->n, b = t->batch_size;
-    tc->train_n[0] = share(n < b ? n : b, r->d);
+    int m = t->micro_batch, n = r->train_ds->n, b = t->batch_size;
+    tc->train_n[0] = (n < b ? n : b) % m;
     if (n > b && n % b && r->steps == sn_loader_steps(r->train_ld))
-        tc->train_n[1] = share(n % b, r->d);
+        tc->train_n[1] = (n % b) % m;
     int nv = r->val_ds->n, vb = t->validation_batch_size;
-    tc->eval_n[0] = share(nv < vb ? nv : vb, r->d);
+    tc->eval_n[0] = (nv < vb ? nv : vb) % m;
     if (nv > vb && nv % vb)
-        tc->eval_n[1] = share(nv % vb, r->d);
+        tc->eval_n[1] = (nv % vb) % m;
 }
 
 int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_train_opts *opts,
@@ -687,12 +781,15 @@ int sn_train(const struct sn_config *cfg, struct sn_dist *d, const struct sn_tra
     int rc = sn_dist_agree(d, setup(r, err), err);
     if (rc == SN_OK) {
         sn_dist_set_watchdog(d, r->st.tc.watchdog);
+        rc = keep_threads(r, err);
+    }
+    if (rc == SN_OK) {
         rc = say_threads(r, err);
     }
     size_t prims = 0;
     if (rc == SN_OK) {
         struct sn_tune_conf tc = {.auto_backend = r->st.auto_backend, .training = 1,
-                                  .n = sn_settings_share(r->st.tc.batch_size, d->world),
+                                  .n = r->st.tc.micro_batch,
                                   .threads = r->threads.threads, .bf16 = r->st.tc.bf16};
         batch_shares(r, &tc);
         rc = sn_tune_backends(r->model, &tc, d, d->rank == 0 && !opts->quiet ? r->con.out : NULL,

@@ -15,13 +15,34 @@
 #include "trace.h"
 #include "tune.h"
 
-int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, double sums[4],
-                           struct sn_err *err)
+void sn_eval_list_free(struct sn_eval_list *l)
 {
-    memset(sums, 0, 4 * sizeof *sums);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static struct sn_eval_sums *eval_list_add(struct sn_eval_list *l)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        struct sn_eval_sums *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        l->v = v;
+        l->cap = cap;
+    }
+    struct sn_eval_sums *e = &l->v[l->n++];
+    memset(e, 0, sizeof *e);
+    return e;
+}
+
+int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, int micro,
+                       struct sn_eval_list *list, struct sn_err *err)
+{
     SN_FORWARD(sn_loader_start_epoch(ld, 0, err));
     struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 0};
-    long long correct = 0;
+    const size_t sample = sn_shape_size(m->input);
+    micro = micro > 0 && micro <= m->max_batch ? micro : m->max_batch;
     for (;;) {
         struct sn_batch *b;
         double t0 = sn_trace_clock();
@@ -29,25 +50,45 @@ int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, double sums[4],
         sn_trace_end(SN_TRACE_DATA, "validation data", -1, t0);
         if (!b)
             break;
-        if (b->n > 0) {
-            ctx.sample_ids = b->ids;
-            const float *logits = sn_model_forward(m, b->x, b->n, &ctx);
-            sums[0] += sn_loss(m->loss, logits, b->y, b->ok, b->n, m->n_outputs, 0, NULL, &correct);
-            sums[2] += b->n - b->n_bad;
-            sums[3] += b->n_bad;
+        int rc = SN_OK;
+        for (int row = 0; row < b->n && rc == SN_OK; row += micro) {
+            int rows = b->n - row < micro ? b->n - row : micro;
+            struct sn_eval_sums *e = eval_list_add(list);
+            if (!e) {
+                rc = sn_err_set(err, SN_ENOMEM, "out of memory for the evaluation's sums");
+                break;
+            }
+            ctx.sample_ids = b->ids + row;
+            const uint8_t *ok = b->ok + row;
+            const float *logits = sn_model_forward(m, b->x + (size_t)row * sample, rows, &ctx);
+            long long correct = 0;
+            e->loss = sn_loss(m->loss, logits, b->y + row, ok, rows, m->n_outputs, 0, NULL,
+                              &correct);
+            e->correct = (double)correct;
+            for (int i = 0; i < rows; i++) {
+                e->samples += ok[i] != 0;
+                e->skipped += ok[i] == 0;
+            }
         }
         sn_loader_release(ld, b);
+        SN_FORWARD(rc);
     }
-    sums[1] = (double)correct;
     return SN_OK;
 }
 
-void sn_eval_result(const double sums[4], struct sn_eval_result *res)
+void sn_eval_result(const struct sn_eval_sums *v, size_t n, struct sn_eval_result *res)
 {
-    res->n = (long long)sums[2];
-    res->skipped = (long long)sums[3];
-    res->loss = res->n ? sums[0] / res->n : NAN;
-    res->accuracy = res->n ? sums[1] / res->n : NAN;
+    struct sn_eval_sums t = {0};
+    for (size_t k = 0; k < n; k++) {
+        t.loss += v[k].loss;
+        t.correct += v[k].correct;
+        t.samples += v[k].samples;
+        t.skipped += v[k].skipped;
+    }
+    res->n = (long long)t.samples;
+    res->skipped = (long long)t.skipped;
+    res->loss = res->n ? t.loss / res->n : NAN;
+    res->accuracy = res->n ? t.correct / res->n : NAN;
 }
 
 /* A trained network: the config's settings, the checkpoint's parameters and class names. */
@@ -56,7 +97,7 @@ struct trained {
     struct sn_model *model;
     char (*classes)[64]; /* owned, (n_classes) */
     int n_classes;
-    int batch;           /* the network's largest batch */
+    int batch;           /* the network's largest batch: a micro-batch (evaluate), or 1 */
 };
 
 static void trained_free(struct trained *t)
@@ -116,8 +157,8 @@ static int classes_elsewhere(struct trained *t, const char *ckpt, uint32_t versi
     return SN_OK;
 }
 
-/* Reads the settings, builds the network for batches of validation_batch_size (for_validation)
- * or 1, loads the checkpoint into it and takes its class names (classes_elsewhere when it has
+/* Reads the settings, builds the network for batches of micro_batch (for_validation) or 1,
+ * loads the checkpoint into it and takes its class names (classes_elsewhere when it has
  * none: t->n_classes may then stay 0 for evaluate); a config that changed since the checkpoint
  * is named key by key on notes. */
 static int load_trained(struct trained *t, const struct sn_config *cfg, const char *ckpt,
@@ -125,7 +166,7 @@ static int load_trained(struct trained *t, const struct sn_config *cfg, const ch
 {
     memset(t, 0, sizeof *t);
     SN_FORWARD(sn_settings_load(&t->st, cfg, err));
-    t->batch = for_validation ? t->st.tc.validation_batch_size : 1;
+    t->batch = for_validation ? t->st.tc.micro_batch : 1;
     SN_FORWARD(sn_settings_build(&t->st, cfg, t->batch, &t->model, err));
     SN_FORWARD(sn_settings_check_cpu(&t->st, cfg, err));
     struct sn_threads threads;
@@ -205,15 +246,17 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
             fprintf(notes, "note: %s lacks %d of the model's %d classes: %s\n", ds->root, n,
                     ds->n_classes, missing);
         struct sn_loader_conf lc = {.ds = ds, .dc = dc, .global_batch = tc->validation_batch_size,
-                                    .rank = 0, .world = 1, .shuffle = 0, .seed = tc->seed,
+                                    .micro_batch = tc->micro_batch, .rank = 0, .world = 1,
+                                    .shuffle = 0, .seed = tc->seed,
                                     .report = sn_console_report_file, .report_user = errs};
         rc = sn_loader_create(&ld, &lc, err);
     }
-    double sums[4];
+    struct sn_eval_list list = {0};
     if (rc == SN_OK)
-        rc = sn_evaluate_loader(t.model, ld, sums, err);
+        rc = sn_evaluate_loader(t.model, ld, tc->micro_batch, &list, err);
     if (rc == SN_OK)
-        sn_eval_result(sums, res);
+        sn_eval_result(list.v, list.n, res);
+    sn_eval_list_free(&list);
     static const char *const split_names[3] = {"train", "val", "test"};
     /* a loss that is not a number is no result: the same failure as in training */
     if (rc == SN_OK && res->n > 0 && !isfinite(res->loss))

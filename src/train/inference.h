@@ -22,12 +22,30 @@ struct sn_eval_result {
     double loss, accuracy;
 };
 
-/* Runs m over a whole epoch of ld (no augmentation, in order). sums: this rank's loss sum,
- * correct rows, rows evaluated and files skipped (summed over ranks by the caller). */
-int  sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, double sums[4],
-                        struct sn_err *err);
-/* Loss and accuracy from sums (NaN for none). */
-void sn_eval_result(const double sums[4], struct sn_eval_result *res);
+/* What one micro-batch of an evaluation adds up to. */
+struct sn_eval_sums {
+    double loss;          /* the sum of its samples' losses, in their order */
+    double correct;       /* samples classified right */
+    double samples;       /* samples with a decoded image */
+    double skipped;       /* files that did not decode */
+};
+
+/* The micro-batches of one evaluation on this rank, in their order (grown as needed). */
+struct sn_eval_list {
+    struct sn_eval_sums *v; /* owned, n of cap */
+    size_t n, cap;
+};
+void sn_eval_list_free(struct sn_eval_list *l);
+
+/* Runs m over a whole epoch of ld (no augmentation, in order), each of this rank's slices in
+ * micro-batches of `micro` samples (the loader's), and appends each micro-batch's sums to
+ * list: the same micro-batches, the same bits, on any number of ranks. */
+int  sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, int micro,
+                        struct sn_eval_list *list, struct sn_err *err);
+
+/* Loss and accuracy of micro-batch sums taken in order (the order fixes the bits): the loss
+ * their mean (NaN for none). */
+void sn_eval_result(const struct sn_eval_sums *v, size_t n, struct sn_eval_result *res);
 
 /* `shardnet evaluate`: loss and accuracy of a checkpoint on a split (default test) in one
  * process, labels by the checkpoint's class names. data_dir (may be NULL) replaces [data]: a data

@@ -64,6 +64,7 @@ int sn_record_run(const struct sn_config *cfg, const struct sn_dataset *train,
     sn_record_add(rec, "epoch.bad", "%a", rs->bad);
     sn_record_add(rec, "epoch.seconds", "%a", rs->seconds);
     sn_record_add(rec, "epoch.data_wait", "%a", rs->data_wait);
+    sn_record_add(rec, "threads", "%d", rs->threads);
     sn_callbacks_save(&rs->cb, rec);
     for (int i = 0; i < h->n; i++) {
         const double *row = h->rows[i];
@@ -88,6 +89,9 @@ int sn_record_read_run(const char *rec, const char *path, struct sn_run_state *r
         sn_record_double(rec, "epoch.data_wait", 0, &rs->data_wait))
         return sn_err_set(err, SN_EFORMAT, "%s: the run record lacks the run's state", path);
     rs->finished = finished != 0;
+    double threads = 0; /* absent from the records of older builds */
+    if (sn_record_double(rec, "threads", 0, &threads) == 0)
+        rs->threads = (int32_t)threads;
     SN_FORWARD(sn_callbacks_load(&rs->cb, rec, path, err));
     int n = sn_record_count(rec, "history");
     free(h->rows);

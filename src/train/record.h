@@ -30,6 +30,8 @@ struct sn_run_state {
     double lr_scale;      /* ReduceLROnPlateau's changes, multiplied */
     double loss, correct, samples, bad; /* the current epoch so far, summed over ranks */
     double seconds, data_wait;          /* the current epoch so far (rank 0's data wait) */
+    int32_t threads;      /* compute threads per rank the run computes with: kept by a resume
+                             unless set otherwise (their number changes the bits: threads.h) */
     struct sn_callbacks_state cb;
 };
 

@@ -17,6 +17,7 @@ static int train_conf_parse(struct sn_train_conf *tc, const struct sn_config *cf
     int seed;
     SN_FORWARD(sn_section_int(cfg, t, "epochs", 10, 1, 1000000, &tc->epochs, err));
     SN_FORWARD(sn_section_int(cfg, t, "batch_size", 32, 1, 1 << 20, &tc->batch_size, err));
+    SN_FORWARD(sn_section_int(cfg, t, "micro_batch", 16, 1, 1 << 20, &tc->micro_batch, err));
     SN_FORWARD(sn_section_int(cfg, t, "seed", 1337, 0, 2147483647, &seed, err));
     tc->seed = (uint64_t)seed;
     SN_FORWARD(sn_section_bool(cfg, t, "shuffle", 1, &tc->shuffle, err));
@@ -126,6 +127,14 @@ static int check_memory(const struct sn_settings *st, const struct sn_config *cf
     /* in doubles: a figure beyond size_t (2^24 filters on a large image) is still a figure */
     double moments = st->training ? (double)sn_optim_slots(&st->oc) * m->n_trainable * 4 : 0;
     double grads = st->training ? (double)mm.grads : 0;
+    /* the exact exchange keeps every micro-batch's gradients but the last until the step's
+       sum, and sums them in 64-bit integers */
+    if (st->training) {
+        int world = st->world > 1 ? st->world : 1, micro = st->tc.micro_batch;
+        int micros = (st->tc.batch_size + micro - 1) / micro;
+        int mine = (micros + world - 1) / world;
+        grads += (double)mm.grads * (mine - 1) + 2.0 * (double)mm.grads;
+    }
     double acts = (double)mm.arena, params = (double)mm.params + (double)mm.state;
     double rank = params + grads + moments + acts;
     int ranks = st->node_ranks > 1 ? st->node_ranks : 1;
@@ -141,9 +150,9 @@ static int check_memory(const struct sn_settings *st, const struct sn_config *cf
         snprintf(parts, sizeof parts, ", gradients %.0f MB, optimizer moments %.0f MB",
                  grads / MB, moments / MB);
     return sn_err_set(err, SN_ENOMEM,
-                      "%s: the network needs %.0f MB at batch %d%s (parameters %.0f MB%s, "
+                      "%s: the network needs %.0f MB at micro-batch %d%s (parameters %.0f MB%s, "
                       "activations %.0f MB), but %.0f MB are available (%s)\n---> HINT: fewer "
-                      "filters or units, a smaller batch_size or image_size%s",
+                      "filters or units, a smaller micro_batch or image_size%s",
                       cfg->path, rank / MB, m->max_batch, each, params / MB, parts, acts / MB,
                       (double)avail.bytes / MB, avail.source,
                       ranks > 1 ? ", or fewer ranks per node" : "");

@@ -23,6 +23,8 @@
 struct sn_train_conf {
     int epochs;
     int batch_size;            /* global batch */
+    int micro_batch;           /* the unit of work: a global batch is cut into micro-batches of
+                                  this many samples, each computed whole by one rank (step.h) */
     uint64_t seed;
     int shuffle;
     int threads;               /* compute threads per rank (0: threads.h decides) */
@@ -50,6 +52,7 @@ struct sn_settings {
        a process alone on its node). */
     int training;              /* it trains: gradients and optimizer moments count too */
     int node_ranks;            /* ranks of the job on this node, each with a network (0: 1) */
+    int world;                 /* ranks of the job (0: 1): how many micro-batches each keeps */
 };
 
 /* Parses every settings section of cfg into st. Errors name the file, line and key. */
@@ -64,9 +67,6 @@ int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, struct
  * the network. */
 int sn_settings_build(const struct sn_settings *st, const struct sn_config *cfg, int max_batch,
                       struct sn_model **model, struct sn_err *err);
-
-/* A rank's largest share of a global batch of `global` samples over `world` ranks. */
-static inline int sn_settings_share(int global, int world) { return (global + world - 1) / world; }
 
 /* What the settings ask of the CPU, checked before any work: precision = bf16 needs bf16
  * arithmetic (AVX-512 BF16 or AMX). An error naming the config and the key otherwise. */

@@ -9,8 +9,10 @@
  * and moving = moving * momentum + batch * (1 - momentum). Inference: the moving statistics.
  * Aux: the mean and variance the forward used, (2, C) floats — backward rebuilds the normalised
  * input from `in` rather than keeping a copy of it. Scratch: the backend's, 2C doubles and C
- * floats. The arithmetic is the backend's (ctx->ops). Statistics are per rank (Keras's default
- * without SyncBatchNormalization). */
+ * floats. The arithmetic is the backend's (ctx->ops). The statistics are those of the batch the
+ * layer sees: in training, one micro-batch (the step's unit of work, the same on any number of
+ * ranks), and the moving statistics move once per micro-batch, in the micro-batches' order
+ * (step.c), whichever rank computed them. */
 #include "layer.h"
 
 #include <string.h> // defines: memcpy
@@ -51,6 +53,18 @@ static void bn_init_params(struct sn_layer *l, struct sn_rng *rng)
     }
 }
 
+/* moving = moving * momentum + batch * (1 - momentum); batch: (mean (C), variance (C)) */
+static void bn_move_state(struct sn_layer *l, const float *batch)
+{
+    const size_t C = (size_t)l->in.c;
+    const float m = l->conf.momentum;
+    float *mmean = l->state, *mvar = l->state + C;
+    for (size_t c = 0; c < C; c++) {
+        mmean[c] = mmean[c] * m + batch[c] * (1.0f - m);
+        mvar[c] = mvar[c] * m + batch[C + c] * (1.0f - m);
+    }
+}
+
 static int bn_batch_stats(const struct sn_layer *l, const struct sn_step_ctx *ctx)
 {
     return ctx->training && l->trainable;
@@ -72,12 +86,11 @@ static void bn_forward(struct sn_layer *l, const float *in, float *out, int n,
     }
     ctx->ops->batchnorm_forward(in, out, R, (int)C, l->conf.epsilon, batch, gamma, beta, mean,
                                 var, ctx->scratch);
-    if (batch) {
-        const float m = l->conf.momentum;
-        for (size_t c = 0; c < C; c++) {
-            mmean[c] = mmean[c] * m + mean[c] * (1.0f - m);
-            mvar[c] = mvar[c] * m + var[c] * (1.0f - m);
-        }
+    if (batch && ctx->batch_state) {
+        memcpy(ctx->batch_state + l->state_off, mean, C * sizeof(float));
+        memcpy(ctx->batch_state + l->state_off + C, var, C * sizeof(float));
+    } else if (batch) {
+        bn_move_state(l, l->aux);
     }
 }
 
@@ -105,4 +118,5 @@ const struct sn_layer_type sn_layer_batchnormalization = {
     .init_params = bn_init_params,
     .forward = bn_forward,
     .backward = bn_backward,
+    .move_state = bn_move_state,
 };
