@@ -670,7 +670,7 @@ static void test_bias_gap_batchnorm_match_ref(void **state)
     float x[R * C], dy[R * C], yf[R * C], yr[R * C], dxf[R * C], dxr[R * C];
     float b[C], mf[C], vf[C], mr[C], vr[C], gam[C], bet[C];
     float dgf[C], dbf[C], dgr[C], dbr[C];
-    double scratch[3 * C];
+    double scratch[4 * C]; /* 2C doubles and 4C floats, as ops.h asks */
     sn_test_fill(x, R * C, -2, 3, 101);
     sn_test_fill(dy, R * C, -1, 1, 102);
     sn_test_fill(b, C, -1, 1, 103);

@@ -3,22 +3,14 @@
 
 #include <math.h> // defines: sqrtf, logf, cosf
 
-static uint64_t splitmix64(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-uint64_t sn_hash64(uint64_t a, uint64_t b) { return splitmix64(splitmix64(a) ^ (b * 0xD6E8FEB86659FD93ull)); }
+uint64_t sn_hash64(uint64_t a, uint64_t b) { return sn_hash64_keyed(sn_mix64(a), b); }
 
 uint64_t sn_hash3(uint64_t a, uint64_t b, uint64_t c) { return sn_hash64(sn_hash64(a, b), c); }
 
 void sn_rng_seed(struct sn_rng *r, uint64_t seed)
 {
-    r->s[0] = splitmix64(seed);
-    r->s[1] = splitmix64(r->s[0] ^ 0x5851F42D4C957F2Dull);
+    r->s[0] = sn_mix64(seed);
+    r->s[1] = sn_mix64(r->s[0] ^ 0x5851F42D4C957F2Dull);
     if (r->s[0] == 0 && r->s[1] == 0)
         r->s[1] = 1;
 }

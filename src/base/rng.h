@@ -22,7 +22,21 @@ float    sn_rng_uniform(struct sn_rng *r);
 /* standard normal (Box-Muller) */
 float    sn_rng_normal(struct sn_rng *r);
 
-/* splitmix64-based mixing: a well-distributed 64-bit function of its inputs */
+/* splitmix64's finaliser: a bijective, well-distributed mixing of 64 bits */
+static inline uint64_t sn_mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* splitmix64-based mixing: a well-distributed 64-bit function of its inputs.
+ * sn_hash64(a, b) = sn_hash64_keyed(sn_mix64(a), b): a loop over b mixes its key once. */
+static inline uint64_t sn_hash64_keyed(uint64_t mixed_a, uint64_t b)
+{
+    return sn_mix64(mixed_a ^ (b * 0xD6E8FEB86659FD93ull));
+}
 uint64_t sn_hash64(uint64_t a, uint64_t b);
 uint64_t sn_hash3(uint64_t a, uint64_t b, uint64_t c);
 /* uniform in [0, 1) from a hash value */

@@ -112,13 +112,13 @@ struct sn_ops {
     /* Batch normalization of x (rows, c), per channel: y = (x - mean) / sqrt(var + eps) * gamma
      * + beta (gamma, beta NULL: 1, 0). With batch_stats (training) mean and var (c) are the
      * batch's, biased, and are written; else they are read (the moving statistics). scratch
-     * holds at least 2c doubles. */
+     * holds at least 2c doubles and 4c floats. */
     void (*batchnorm_forward)(const float *x, float *y, size_t rows, int c, float eps,
                               int batch_stats, const float *gamma, const float *beta,
                               float *mean, float *var, void *scratch);
     /* dy -> dx (if dx), dgamma += and dbeta += (when not NULL), with the forward's mean and
      * var; with batch_stats the statistics' dependence on x is part of dx, else they are
-     * constants. scratch holds at least 2c doubles and c floats. */
+     * constants. scratch holds at least 2c doubles and 4c floats. */
     void (*batchnorm_backward)(const float *x, const float *dy, float *dx, size_t rows, int c,
                                float eps, int batch_stats, const float *gamma, const float *mean,
                                const float *var, float *dgamma, float *dbeta, void *scratch);

@@ -530,6 +530,27 @@ static void blas_avgpool_global_backward(const float *dout, float *din, int n, i
     }
 }
 
+/* y (rows, C) = x * a + b per channel: every normalisation below is one such pass, which the
+ * compiler vectorises (a test of gamma or of the mode per element would keep it scalar). */
+static void affine_rows(const float *restrict x, float *restrict y, size_t rows, size_t C,
+                        const float *restrict a, const float *restrict b)
+{
+    for (size_t r = 0; r < rows; r++, x += C, y += C)
+        for (size_t k = 0; k < C; k++)
+            y[k] = x[k] * a[k] + b[k];
+}
+
+/* dx (rows, C) = dy * a + (x - m) * b + c per channel (x - m first: folding m into c would
+ * cancel when the mean is large against the spread) */
+static void affine2_rows(const float *restrict dy, const float *restrict x, float *restrict dx,
+                         size_t rows, size_t C, const float *restrict a, const float *restrict m,
+                         const float *restrict b, const float *restrict c)
+{
+    for (size_t r = 0; r < rows; r++, dy += C, x += C, dx += C)
+        for (size_t k = 0; k < C; k++)
+            dx[k] = dy[k] * a[k] + (x[k] - m[k]) * b[k] + c[k];
+}
+
 static void blas_batchnorm_forward(const float *x, float *y, size_t rows, int c, float eps,
                                    int batch_stats, const float *gamma, const float *beta,
                                    float *mean, float *var, void *scratch)
@@ -553,21 +574,15 @@ static void blas_batchnorm_forward(const float *x, float *y, size_t rows, int c,
         for (size_t k = 0; k < C; k++)
             var[k] = (float)(sq[k] / (double)rows);
     }
-    float *inv_std = scratch; /* the sums are no longer needed */
-    for (size_t k = 0; k < C; k++)
-        inv_std[k] = (float)(1.0 / sqrt((double)var[k] + eps));
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * C;
-        float *yr = y + r * C;
-        for (size_t k = 0; k < C; k++) {
-            float v = (xr[k] - mean[k]) * inv_std[k];
-            if (gamma)
-                v *= gamma[k];
-            if (beta)
-                v += beta[k];
-            yr[k] = v;
-        }
+    /* y = (x - mean) * inv_std * gamma + beta = x * a + b, a and b per channel (in double,
+       rounded once); the sums are no longer needed */
+    float *a = scratch, *b = a + C;
+    for (size_t k = 0; k < C; k++) {
+        double s = (gamma ? gamma[k] : 1.0) / sqrt((double)var[k] + eps);
+        a[k] = (float)s;
+        b[k] = (float)((beta ? beta[k] : 0.0) - mean[k] * s);
     }
+    affine_rows(x, y, rows, C, a, b);
 }
 
 static void blas_batchnorm_backward(const float *x, const float *dy, float *dx, size_t rows,
@@ -595,24 +610,21 @@ static void blas_batchnorm_backward(const float *x, const float *dy, float *dx, 
         dbeta[k] += (float)sdy[k];
     if (dx == NULL)
         return;
-    if (batch_stats) {
-        /* dx = gamma * inv_std / R * (R * dy - sum(dy) - xhat * sum(dy * xhat)) */
-        for (size_t k = 0; k < C; k++) {
-            sdy[k] /= (double)rows;
-            sdyx[k] /= (double)rows;
-        }
-        for (size_t r = 0; r < rows; r++)
-            for (size_t k = 0; k < C; k++) {
-                float s = (gamma ? gamma[k] : 1.0f) * inv_std[k];
-                float xhat = (x[r * C + k] - mean[k]) * inv_std[k];
-                dx[r * C + k] = s * (dy[r * C + k] - (float)sdy[k] - xhat * (float)sdyx[k]);
-            }
-    } else {
-        /* the statistics are constants: an affine map per channel */
-        for (size_t r = 0; r < rows; r++)
-            for (size_t k = 0; k < C; k++)
-                dx[r * C + k] = dy[r * C + k] * (gamma ? gamma[k] : 1.0f) * inv_std[k];
+    /* dx = dy * A + (x - mean) * B + K per channel (floats after the sums: 3C of them, over inv_std and
+       beyond, as the scratch contract gives 2C doubles and 4C floats). With batch statistics,
+       dx = s * (dy - mean(dy) - xhat * mean(dy * xhat)), s = gamma * inv_std, xhat = (x - mean)
+       * inv_std; without, the statistics are constants and dx = s * dy. */
+    float *A = inv_std + C, *B = A + C, *K = B + C;
+    for (size_t k = 0; k < C; k++) {
+        double is = 1.0 / sqrt((double)var[k] + eps);
+        double s = (gamma ? gamma[k] : 1.0) * is;
+        double mdy = batch_stats ? sdy[k] / (double)rows : 0.0;
+        double mdyx = batch_stats ? sdyx[k] / (double)rows : 0.0;
+        A[k] = (float)s;
+        B[k] = (float)(-s * is * mdyx);
+        K[k] = (float)(-s * mdy);
     }
+    affine2_rows(dy, x, dx, rows, C, A, mean, B, K);
 }
 
 const struct sn_ops sn_ops_blas = {

@@ -8,7 +8,7 @@
  * inference mode, as in Keras): statistics of the batch over N*H*W per channel, biased variance,
  * and moving = moving * momentum + batch * (1 - momentum). Inference: the moving statistics.
  * Aux: the mean and variance the forward used, (2, C) floats — backward rebuilds the normalised
- * input from `in` rather than keeping a copy of it. Scratch: the backend's, 2C doubles and C
+ * input from `in` rather than keeping a copy of it. Scratch: the backend's, 2C doubles and 4C
  * floats. The arithmetic is the backend's (ctx->ops). The statistics are those of the batch the
  * layer sees: in training, one micro-batch (the step's unit of work, the same on any number of
  * ranks), and the moving statistics move once per micro-batch, in the micro-batches' order
@@ -33,7 +33,8 @@ static int bn_configure(struct sn_layer *l, const struct sn_config *cfg,
     l->n_params = (size_t)(c->bn_scale + c->bn_center) * in.c;
     l->n_state = 2 * (size_t)in.c;
     l->aux_per_sample = 2 * (size_t)in.c * sizeof(float); /* >= (2,C) floats for any batch */
-    l->scratch_bytes = sn_align64(2 * (size_t)in.c * sizeof(double) + (size_t)in.c * sizeof(float));
+    l->scratch_bytes =
+        sn_align64(2 * (size_t)in.c * sizeof(double) + 4 * (size_t)in.c * sizeof(float));
     return SN_OK;
 }
 

@@ -41,14 +41,15 @@ static void dropout_forward(struct sn_layer *l, const float *in, float *out, int
     uint8_t *mask = l->aux;
     for (int r = 0; r < n; r++) {
         uint64_t id = ctx->sample_ids ? (uint64_t)ctx->sample_ids[r] : (uint64_t)r;
-        uint64_t h = sn_hash3(ctx->seed ^ (uint64_t)l->index, ctx->step, id);
+        /* element j keeps with sn_hash_uniform(sn_hash64(h, j)) >= rate; the key mixed once */
+        uint64_t h = sn_mix64(sn_hash3(ctx->seed ^ (uint64_t)l->index, ctx->step, id));
         const float *x = in + (size_t)r * S;
         float *y = out + (size_t)r * S;
         uint8_t *m = mask + (size_t)r * S;
-        for (size_t j = 0; j < S; j++) {
-            m[j] = sn_hash_uniform(sn_hash64(h, j)) >= rate;
+        for (size_t j = 0; j < S; j++)
+            m[j] = sn_hash_uniform(sn_hash64_keyed(h, j)) >= rate;
+        for (size_t j = 0; j < S; j++)
             y[j] = m[j] ? x[j] * scale : 0.0f;
-        }
     }
 }
 
