@@ -144,6 +144,11 @@ const struct sn_config_key sn_config_keys[] = {
         "`sparse_categorical_crossentropy` (integer labels), `categorical_crossentropy` "
         "(one-hot) or `binary_crossentropy` (two classes, one output unit). A last softmax or "
         "sigmoid is folded into the loss."),
+    KEY("train", "label_smoothing", "0", "",
+        "Keras's `label_smoothing`, in [0, 1]: targets y·(1 - ls) + ls/K (K classes; binary: "
+        "y·(1 - ls) + ls/2), for the sparse loss too (as its one-hot equivalent). The loss "
+        "trained on and reported (loss, val_loss, evaluate) is the smoothed one; accuracy is "
+        "not affected."),
     KEY("train", "optimizer", "rmsprop", "", "`sgd`, `rmsprop` or `adam`, with Keras's rules."),
     KEY("train", "learning_rate", "0.001", "",
         "Keras's default per optimizer: 0.01 with `sgd`, 0.001 with `rmsprop` and `adam`."),
