@@ -20,6 +20,12 @@
  * zeroed struct sn_model over a 12-float buffer with two ranges; the 4 floats outside must not
  * move, whatever their gradients say, and their optimizer moments must stay zero.
  *
+ * Weight decay (Keras 3's decoupled weight_decay, AdamW) is checked on a second fake network
+ * that has layers (conv2d, batch_normalization, a frozen dense, dense_1), so that
+ * weight_decay_exclude's words meet Keras's variable names; Keras 3's CosineDecay with
+ * warmup_target, PolynomialDecay(power=1) for `linear` and decay_steps = auto against their
+ * formulas at chosen updates.
+ *
  * Tolerances: 1e-6 relative on float parameters (they start at 0, so every float holds only the
  * accumulated updates, with no large starting value to hide an error in them), 1e-12 relative on
  * learning rates (double). Hyperparameters in the exact tests are binary fractions (0.875,
