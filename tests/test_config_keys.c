@@ -579,8 +579,8 @@ static void test_markdown_render(void **state)
     assert_int_equal(strncmp(small, text, sizeof small - 1), 0);
     assert_non_null(strstr(text, "### `[train]`"));
     assert_non_null(strstr(text, "| `factor` | `0.1` |"));
-    assert_non_null(strstr(text, "| `epsilon` | `1e-07` | *Only with `optimizer = rmsprop or "
-                                 "adam`.*"));
+    assert_non_null(strstr(text, "| `epsilon` | `1e-07` | *Only with `optimizer = rmsprop, "
+                                 "adam or adamw`.*"));
     assert_non_null(strstr(text, "| `units` | required |"));
     assert_non_null(strstr(text, "| `image_size` | required |"));
     free(text);

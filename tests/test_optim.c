@@ -20,6 +20,12 @@
  * zeroed struct sn_model over a 12-float buffer with two ranges; the 4 floats outside must not
  * move, whatever their gradients say, and their optimizer moments must stay zero.
  *
+ * Weight decay (Keras 3's decoupled weight_decay, AdamW) is checked on a second fake network
+ * that has layers (conv2d, batch_normalization, a frozen dense, dense_1), so that
+ * weight_decay_exclude's words meet Keras's variable names; Keras 3's CosineDecay with
+ * warmup_target, PolynomialDecay(power=1) for `linear` and decay_steps = auto against their
+ * formulas at chosen updates.
+ *
  * Tolerances: 1e-6 relative on float parameters (they start at 0, so every float holds only the
  * accumulated updates, with no large starting value to hide an error in them), 1e-12 relative on
  * learning rates (double). Hyperparameters in the exact tests are binary fractions (0.875,
@@ -99,8 +105,28 @@ static double keras_lr(const struct sn_optim_conf *c, int64_t t)
         double s = fmin((double)t, D);
         return c->lr * ((1 - c->alpha) * 0.5 * (1 + cos(M_PI * s / D)) + c->alpha);
     }
+    case SN_SCHED_LINEAR: { /* PolynomialDecay(lr, D, end_learning_rate=alpha*lr, power=1) */
+        double s = fmin((double)t, D), end = c->alpha * c->lr;
+        return (c->lr - end) * pow(1 - s / D, 1.0) + end;
+    }
     }
     return NAN;
+}
+
+/* Keras 3's rate at iteration t, warmup included. With warmup_target: CosineDecay's
+ * _warmup_function, (warmup_target - lr) * (t / W) + lr for t < W, then the decay from
+ * warmup_target counted from W (for linear, PolynomialDecay from warmup_target the same way).
+ * Without: the ramp from 0 to lr (CosineDecay(0, ..., warmup_target=lr)), then the schedule. */
+static double keras_rate(const struct sn_optim_conf *c, int64_t t)
+{
+    const int W = c->warmup_steps;
+    const double start = c->has_warmup_target ? c->lr : 0.0;
+    const double peak = c->has_warmup_target ? c->warmup_target : c->lr;
+    if (W > 0 && t < W)
+        return (peak - start) * ((double)t / W) + start;
+    struct sn_optim_conf d = *c;
+    d.lr = peak;
+    return keras_lr(&d, t - W);
 }
 
 /* CosineDecay(initial_learning_rate=0, decay_steps=D, alpha, warmup_target=target,
@@ -135,7 +161,8 @@ static void ref_step(struct ref *r, const struct sn_optim_conf *c, double lr, co
             r->m1[i] = c->rho * r->m1[i] + (1 - c->rho) * gi * gi;
             r->p[i] -= lr * gi / (sqrt(r->m1[i]) + c->epsilon);
             break;
-        case SN_OPT_ADAM: {
+        case SN_OPT_ADAM:
+        case SN_OPT_ADAMW: {
             r->m1[i] = c->beta_1 * r->m1[i] + (1 - c->beta_1) * gi;
             r->m2[i] = c->beta_2 * r->m2[i] + (1 - c->beta_2) * gi * gi;
             double alpha = lr * sqrt(1 - pow(c->beta_2, t)) / (1 - pow(c->beta_1, t));
@@ -180,14 +207,14 @@ static void run_against_keras(const char *what, const struct sn_optim_conf *c, i
     fake_init(&f);
     struct sn_optim *o = NULL;
     struct sn_err err = {0};
-    assert_int_equal(sn_optim_create(&o, c, NP, &err), SN_OK);
+    assert_int_equal(sn_optim_create(&o, c, &f.m, &err), SN_OK);
     o->lr_scale = lr_scale;
     struct ref r;
     memset(&r, 0, sizeof r);
     int bad = 0;
     for (int s = 0; s < steps; s++) {
         fake_grads(&f, s);
-        double lr = keras_lr(c, r.iterations) * lr_scale;
+        double lr = keras_rate(c, r.iterations) * lr_scale;
         sn_optim_step(o, &f.m);
         ref_step(&r, c, lr, f.g);
         assert_int_equal(o->t, s + 1);
@@ -234,7 +261,8 @@ static void test_create_and_slots(void **state)
         c.momentum = cases[i].momentum;
         struct sn_optim *o = NULL;
         struct sn_err err = {0};
-        assert_int_equal(sn_optim_create(&o, &c, 1000, &err), SN_OK);
+        struct sn_model m1000 = {.n_params = 1000}; /* no layers: nothing to decay */
+        assert_int_equal(sn_optim_create(&o, &c, &m1000, &err), SN_OK);
         assert_int_equal(o->n_slots, cases[i].slots);
         assert_int_equal(o->n_params, 1000);
         assert_int_equal(o->t, 0);
@@ -366,7 +394,7 @@ static void test_adam(void **state)
     fake_grads(&f, 0);
     struct sn_optim *o = NULL;
     struct sn_err err = {0};
-    assert_int_equal(sn_optim_create(&o, &c, NP, &err), SN_OK);
+    assert_int_equal(sn_optim_create(&o, &c, &f.m, &err), SN_OK);
     sn_optim_step(o, &f.m);
     const double e = 1e-7 * 32; /* eps / sqrt(1 - b2) */
     for (int i = 0; i <= 6; i += 6) { /* g = 1 and g = 1.24 */
@@ -430,7 +458,7 @@ static void test_no_ranges_no_change(void **state)
     memcpy(before, f.p, sizeof before);
     struct sn_optim *o = NULL;
     struct sn_err err = {0};
-    assert_int_equal(sn_optim_create(&o, &c, NP, &err), SN_OK);
+    assert_int_equal(sn_optim_create(&o, &c, &f.m, &err), SN_OK);
     sn_optim_step(o, &f.m);
     sn_optim_step(o, &f.m);
     assert_memory_equal(before, f.p, sizeof before);
@@ -461,7 +489,8 @@ static struct sn_optim *make_sched(enum sn_sched_kind sched, double lr, int deca
     c.warmup_steps = warmup_steps;
     struct sn_optim *o = NULL;
     struct sn_err err = {0};
-    assert_int_equal(sn_optim_create(&o, &c, 1, &err), SN_OK);
+    struct sn_model one = {.n_params = 1};
+    assert_int_equal(sn_optim_create(&o, &c, &one, &err), SN_OK);
     return o;
 }
 
@@ -656,6 +685,537 @@ static void test_warmup_zero_is_no_warmup(void **state)
     assert_int_equal(bad, 0);
 }
 
+/* ---- weight decay (Keras 3: Optimizer._apply_weight_decay, AdamW) ----------------------------
+ *
+ * A network as the optimizer sees it, with layers: conv2d (1x1, 2 -> 2: kernel [0,4), bias
+ * [4,6)), batch_normalization (gamma [6,8), beta [8,10)), a frozen dense (kernel [10,12), bias
+ * 12) and dense_1 (kernel [13,15), bias 15). Parameters start away from 0, so that decay moves
+ * them. Keras's update, in double:
+ *   for every decayed variable:  p = p - p * weight_decay * lr_t      (lr_t: the step's rate)
+ *   then the optimizer's rule on every trainable variable (ref_step's). */
+enum { NP2 = 16 };
+
+struct net {
+    struct sn_model m;
+    struct sn_layer layers[4];
+    float p[NP2], g[NP2];
+};
+
+static void net_layer(struct net *n, int i, const struct sn_layer_type *type, const char *name,
+                      int in_c, int units, size_t n_params, size_t off, int trainable)
+{
+    struct sn_layer *l = &n->layers[i];
+    l->type = type;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->index = i;
+    l->trainable = trainable;
+    l->in = (struct sn_shape){1, 1, in_c, 3};
+    l->conf.kh = l->conf.kw = 1;
+    l->conf.filters = units;
+    l->conf.use_bias = 1;
+    l->conf.bn_scale = l->conf.bn_center = 1;
+    l->n_params = n_params;
+    l->param_off = off;
+    l->n_state = type == &sn_layer_batchnormalization ? 2 * (size_t)in_c : 0;
+}
+
+static void net_init(struct net *n)
+{
+    memset(n, 0, sizeof *n);
+    net_layer(n, 0, &sn_layer_conv2d, "conv2d", 2, 2, 6, 0, 1);
+    net_layer(n, 1, &sn_layer_batchnormalization, "batch_normalization", 2, 0, 4, 6, 1);
+    net_layer(n, 2, &sn_layer_dense, "dense", 2, 1, 3, 10, 0);
+    net_layer(n, 3, &sn_layer_dense, "dense_1", 2, 1, 3, 13, 1);
+    n->m.layers = n->layers;
+    n->m.n_layers = 4;
+    n->m.params = n->p;
+    n->m.grads = n->g;
+    n->m.n_params = NP2;
+    n->m.n_trainable = 13;
+    n->m.n_ranges = 2;
+    n->m.ranges[0] = (struct sn_range){0, 10};
+    n->m.ranges[1] = (struct sn_range){13, 3};
+    for (int i = 0; i < NP2; i++)
+        n->p[i] = (float)((i % 2 ? -1 : 1) * (0.5 + 0.03 * i));
+}
+
+static int net_trainable(int i) { return i < 10 || i >= 13; }
+
+/* step s's gradients: every trainable one of its own size and sign; the frozen get 1000 */
+static void net_grads(struct net *n, int s)
+{
+    for (int i = 0; i < NP2; i++)
+        n->g[i] = net_trainable(i) ? (float)((i % 3 ? 0.1 : -0.2) * (1 + 0.5 * sin(1.3 * s + i)))
+                                   : 1000.0f;
+}
+
+/* Runs `steps` updates of c on the network and on Keras's reference, decaying the parameters
+ * whose decayed[i] is 1, comparing after every update (relative 1e-6). *out: the final
+ * parameters. */
+static void run_decay_against_keras(const char *what, const struct sn_optim_conf *c, int steps,
+                                    const int decayed[NP2], float out[NP2])
+{
+    struct net n;
+    net_init(&n);
+    struct sn_optim *o = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_optim_create(&o, c, &n.m, &err), SN_OK);
+    double p[NP2], m1[NP2] = {0}, m2[NP2] = {0};
+    for (int i = 0; i < NP2; i++)
+        p[i] = n.p[i];
+    int bad = 0;
+    for (int s = 0; s < steps; s++) {
+        net_grads(&n, s);
+        const double lr = keras_rate(c, s), t = s + 1;
+        for (int i = 0; i < NP2; i++)
+            if (decayed[i])
+                p[i] = p[i] - p[i] * c->weight_decay * lr;
+        for (int i = 0; i < NP2; i++) {
+            if (!net_trainable(i))
+                continue;
+            const double gi = n.g[i];
+            if (c->kind == SN_OPT_SGD) {
+                m1[i] = c->momentum * m1[i] - lr * gi;
+                p[i] += c->nesterov ? c->momentum * m1[i] - lr * gi : m1[i];
+            } else { /* adam, adamw */
+                m1[i] = c->beta_1 * m1[i] + (1 - c->beta_1) * gi;
+                m2[i] = c->beta_2 * m2[i] + (1 - c->beta_2) * gi * gi;
+                double alpha = lr * sqrt(1 - pow(c->beta_2, t)) / (1 - pow(c->beta_1, t));
+                p[i] -= alpha * m1[i] / (sqrt(m2[i]) + c->epsilon);
+            }
+        }
+        sn_optim_step(o, &n.m);
+        for (int i = 0; i < NP2; i++) {
+            double d = fabs((double)n.p[i] - p[i]);
+            if (!(d <= 1e-6 * fabs(p[i])) && bad++ < 4)
+                fprintf(stderr, "  [%s] step %d, param %d: shardnet %.9g, Keras %.9g\n", what,
+                        s + 1, i, n.p[i], p[i]);
+        }
+    }
+    assert_int_equal(bad, 0);
+    for (int i = 10; i < 13; i++) /* the frozen dense: neither decayed nor updated */
+        assert_true(n.p[i] == (float)((i % 2 ? -1 : 1) * (0.5 + 0.03 * i)));
+    memcpy(out, n.p, sizeof n.p);
+    sn_optim_free(o);
+}
+
+/* The decayed ranges the optimizer took from the network for weight_decay_exclude = exclude. */
+static void assert_decay_ranges(const char *exclude, const struct sn_range *want, int n_want)
+{
+    struct sn_optim_conf c = conf_of(SN_OPT_ADAMW, 0.001);
+    c.weight_decay = 0.004;
+    snprintf(c.decay_exclude, sizeof c.decay_exclude, "%s", exclude);
+    struct net n;
+    net_init(&n);
+    struct sn_optim *o = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_optim_create(&o, &c, &n.m, &err), SN_OK);
+    if (o->n_decay != n_want)
+        fail_msg("exclude '%s': %d decayed ranges, want %d", exclude, o->n_decay, n_want);
+    for (int r = 0; r < n_want; r++)
+        if (o->decay[r].off != want[r].off || o->decay[r].len != want[r].len)
+            fail_msg("exclude '%s': range %d is [%zu, +%zu), want [%zu, +%zu)", exclude, r,
+                     o->decay[r].off, o->decay[r].len, want[r].off, want[r].len);
+    sn_optim_free(o);
+}
+
+static void test_decay_exclusion_by_name(void **state)
+{
+    /* nothing excluded: every trainable variable, the frozen dense skipped */
+    const struct sn_range all[] = {{0, 10}, {13, 3}};
+    assert_decay_ranges("", all, 2);
+    /* Keras's var_names=["bias", "gamma", "beta"]: the kernels alone */
+    const struct sn_range kernels[] = {{0, 4}, {13, 2}};
+    assert_decay_ranges("bias, gamma, beta", kernels, 2);
+    assert_decay_ranges("bias,\n  gamma,beta", kernels, 2); /* continuation lines */
+    /* a layer's name excludes its variables: the BatchNormalization's */
+    const struct sn_range no_bn[] = {{0, 6}, {13, 3}};
+    assert_decay_ranges("batch_normalization", no_bn, 1 + 1);
+    /* "dense" is in "dense/..." (frozen) and "dense_1/...": dense_1 is excluded too */
+    const struct sn_range no_dense[] = {{0, 10}};
+    assert_decay_ranges("dense", no_dense, 1);
+    /* "dense_1/kernel": that one variable */
+    const struct sn_range no_k1[] = {{0, 10}, {15, 1}};
+    assert_decay_ranges("dense_1/kernel", no_k1, 2);
+    /* words are matched as written: "Bias" is in no name */
+    assert_decay_ranges("Bias", all, 2);
+    /* weight_decay 0: no ranges at all */
+    struct sn_optim_conf c = conf_of(SN_OPT_ADAM, 0.001);
+    struct net n;
+    net_init(&n);
+    struct sn_optim *o = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_optim_create(&o, &c, &n.m, &err), SN_OK);
+    assert_int_equal(o->n_decay, 0);
+    sn_optim_free(o);
+}
+
+static void test_adamw_against_keras(void **state)
+{
+    /* AdamW with every variable decayed but the biases, BatchNormalization's gamma and beta,
+     * at a weight decay large enough that its effect is far above the tolerance */
+    struct sn_optim_conf c = conf_of(SN_OPT_ADAMW, 0.05);
+    c.beta_1 = 0.875;
+    c.beta_2 = 1 - 1.0 / 1024;
+    c.weight_decay = 0.25;
+    snprintf(c.decay_exclude, sizeof c.decay_exclude, "bias, gamma, beta");
+    int decayed[NP2] = {0};
+    for (int i = 0; i < 4; i++)
+        decayed[i] = 1; /* conv2d/kernel */
+    decayed[13] = decayed[14] = 1; /* dense_1/kernel */
+    float with[NP2], without[NP2];
+    run_decay_against_keras("adamw", &c, 8, decayed, with);
+    /* the same run without decay: the decayed variables end elsewhere, the others bit for bit
+       where they were (decay touches nothing else, the moments included) */
+    struct sn_optim_conf plain = c;
+    plain.weight_decay = 0;
+    const int none[NP2] = {0};
+    run_decay_against_keras("adamw, weight_decay 0", &plain, 8, none, without);
+    for (int i = 0; i < NP2; i++) {
+        if (decayed[i])
+            assert_true(fabs(with[i] - without[i]) > 1e-2 * fabs(without[i]));
+        else
+            assert_true(with[i] == without[i]);
+    }
+    /* Keras's defaults (lr 0.001, weight_decay 0.004), every variable decayed, with a warmup
+       to a peak and a cosine decay: lr_t in the decay is the step's scheduled rate */
+    c = conf_of(SN_OPT_ADAMW, 0.001);
+    c.weight_decay = 0.004;
+    c.sched = SN_SCHED_COSINE;
+    c.has_warmup_target = 1;
+    c.warmup_target = 0.01;
+    c.warmup_steps = 3;
+    c.decay_steps = 5;
+    c.alpha = 0.125;
+    int all[NP2];
+    for (int i = 0; i < NP2; i++)
+        all[i] = net_trainable(i);
+    run_decay_against_keras("adamw warmup cosine", &c, 10, all, with);
+}
+
+static void test_sgd_momentum_decay_against_keras(void **state)
+{
+    /* SGD(momentum=0.875, weight_decay=0.125), the BatchNormalization excluded; and with
+     * Nesterov, nothing excluded */
+    struct sn_optim_conf c = conf_of(SN_OPT_SGD, 0.05);
+    c.momentum = 0.875;
+    c.weight_decay = 0.125;
+    snprintf(c.decay_exclude, sizeof c.decay_exclude, "batch_normalization");
+    int decayed[NP2];
+    for (int i = 0; i < NP2; i++)
+        decayed[i] = net_trainable(i) && (i < 6 || i >= 10);
+    float with[NP2], without[NP2];
+    run_decay_against_keras("sgd momentum decay", &c, 8, decayed, with);
+    struct sn_optim_conf plain = c;
+    plain.weight_decay = 0;
+    const int none[NP2] = {0};
+    run_decay_against_keras("sgd momentum", &plain, 8, none, without);
+    for (int i = 0; i < NP2; i++)
+        if (decayed[i])
+            assert_true(fabs(with[i] - without[i]) > 1e-2 * fabs(without[i]));
+        else
+            assert_true(with[i] == without[i]);
+    c.nesterov = 1;
+    c.decay_exclude[0] = '\0';
+    for (int i = 0; i < NP2; i++)
+        decayed[i] = net_trainable(i);
+    run_decay_against_keras("sgd nesterov decay", &c, 8, decayed, with);
+}
+
+/* sn_optim_conf_parse of a [train] text: SN_OK, or the error whose message must hold every
+ * one of the NULL-terminated strings. */
+static void parse_expect(const char *train, int code, const char *const *holds, struct sn_optim_conf *c)
+{
+    char text[1024];
+    snprintf(text, sizeof text, "[model]\nname = m\n[train]\n%s", train);
+    struct sn_config *cfg = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_config_load_string(&cfg, text, "test.cfg", &err), SN_OK);
+    struct sn_optim_conf local;
+    int rc = sn_optim_conf_parse(c ? c : &local, cfg, &err);
+    if (rc != code)
+        fail_msg("[train] %s: code %d, want %d (%s)", train, rc, code, err.msg);
+    for (int i = 0; holds && holds[i]; i++)
+        if (!strstr(err.msg, holds[i]))
+            fail_msg("[train] %s: the error lacks '%s': %s", train, holds[i], err.msg);
+    sn_config_free(cfg);
+}
+
+static void test_conf_adamw_and_decay(void **state)
+{
+    /* Keras 3's AdamW(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+     * epsilon=1e-7); weight_decay 0 for the others, and accepted by every optimizer */
+    struct sn_optim_conf c;
+    parse_expect("optimizer = adamw\n", SN_OK, NULL, &c);
+    assert_int_equal(c.kind, SN_OPT_ADAMW);
+    assert_true(c.lr == 0.001 && c.weight_decay == 0.004);
+    assert_true(c.beta_1 == 0.9 && c.beta_2 == 0.999 && c.epsilon == 1e-7);
+    assert_int_equal(sn_optim_slots(&c), 2);
+    assert_string_equal(c.decay_exclude, "");
+    static const char *const others[] = {"sgd", "rmsprop", "adam"};
+    for (int i = 0; i < 3; i++) {
+        char t[128];
+        snprintf(t, sizeof t, "optimizer = %s\n", others[i]);
+        parse_expect(t, SN_OK, NULL, &c);
+        assert_true(c.weight_decay == 0.0);
+        snprintf(t, sizeof t, "optimizer = %s\nweight_decay = 0.01\nweight_decay_exclude = bias\n",
+                 others[i]);
+        parse_expect(t, SN_OK, NULL, &c);
+        assert_true(c.weight_decay == 0.01);
+        assert_string_equal(c.decay_exclude, "bias");
+    }
+    parse_expect("optimizer = adamw\nweight_decay = 0\n", SN_OK, NULL, &c);
+    assert_true(c.weight_decay == 0.0);
+    /* the errors, each naming the file, the line and the key */
+    static const char *const momentum[] = {"test.cfg:5", "momentum", "optimizer = adamw", NULL};
+    parse_expect("optimizer = adamw\nmomentum = 0.9\n", SN_EINVAL, momentum, NULL);
+    static const char *const nothing[] = {"test.cfg:4", "weight_decay_exclude",
+                                          "weight_decay is 0", NULL};
+    parse_expect("weight_decay_exclude = bias\n", SN_EINVAL, nothing, NULL);
+    parse_expect("optimizer = adamw\nweight_decay = 0\nweight_decay_exclude = bias\n", SN_EINVAL,
+                 nothing + 1, NULL);
+    static const char *const empty[] = {"test.cfg:5", "weight_decay_exclude", "empty word", NULL};
+    parse_expect("optimizer = adamw\nweight_decay_exclude = bias,,gamma\n", SN_EINVAL, empty,
+                 NULL);
+    /* a comma ending the list is optional, as in class_names */
+    parse_expect("optimizer = adamw\nweight_decay_exclude = bias,\n", SN_OK, NULL, &c);
+    assert_string_equal(c.decay_exclude, "bias,");
+    static const char *const none[] = {"weight_decay_exclude", "no word", NULL};
+    parse_expect("optimizer = adamw\nweight_decay_exclude =\n", SN_EINVAL, none, NULL);
+    static const char *const range[] = {"test.cfg:5", "weight_decay", "out of range", NULL};
+    parse_expect("optimizer = sgd\nweight_decay = 1.5\n", SN_EINVAL, range, NULL);
+    parse_expect("optimizer = sgd\nweight_decay = -0.1\n", SN_EINVAL, range, NULL);
+}
+
+static void test_exclude_word_must_name_a_variable(void **state)
+{
+    /* a word in no variable's name is refused, naming the line, the word and the variables:
+     * a typo must not leave every variable decayed */
+    struct net n;
+    net_init(&n);
+    static const struct {
+        const char *words;
+        const char *bad; /* NULL: accepted */
+    } cases[] = {{"bias", NULL},
+                 {"bias, gamma, beta", NULL},
+                 {"conv2d/kernel", NULL},
+                 {"dense", NULL}, /* the frozen layer's name is a name, not a typo */
+                 {"bais", "'bais'"},
+                 {"bias, gama", "'gama'"},
+                 {"dense_2", "'dense_2'"},
+                 {"kernel/", "'kernel/'"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "[train]\noptimizer = adamw\nweight_decay_exclude = %s\n", cases[i].words);
+        struct sn_config *cfg = NULL;
+        struct sn_err err = {0};
+        assert_int_equal(sn_config_load_string(&cfg, text, "test.cfg", &err), SN_OK);
+        struct sn_optim_conf c;
+        assert_int_equal(sn_optim_conf_parse(&c, cfg, &err), SN_OK);
+        int rc = sn_optim_check_model(&c, &n.m, cfg, &err);
+        if (cases[i].bad == NULL) {
+            if (rc != SN_OK)
+                fail_msg("'%s' refused: %s", cases[i].words, err.msg);
+        } else {
+            assert_int_equal(rc, SN_EINVAL);
+            static const char *const holds[] = {"test.cfg:3", "weight_decay_exclude",
+                                                "conv2d/kernel", "batch_normalization/gamma",
+                                                "dense_1/bias", "summary"};
+            for (size_t j = 0; j < sizeof holds / sizeof holds[0]; j++)
+                if (!strstr(err.msg, holds[j]))
+                    fail_msg("'%s': the error lacks '%s': %s", cases[i].words, holds[j],
+                             err.msg);
+            assert_non_null(strstr(err.msg, cases[i].bad));
+        }
+        sn_config_free(cfg);
+    }
+}
+
+/* ---- schedules: warmup_target, linear, decay_steps = auto ---------------------------------- */
+
+static struct sn_optim *make_conf(const struct sn_optim_conf *c)
+{
+    struct sn_optim *o = NULL;
+    struct sn_err err = {0};
+    struct sn_model one = {.n_params = 1};
+    assert_int_equal(sn_optim_create(&o, c, &one, &err), SN_OK);
+    return o;
+}
+
+static void test_schedule_linear(void **state)
+{
+    /* PolynomialDecay(0.1, decay_steps=10, end_learning_rate=0.02, power=1): 0.1 down to 0.02
+     * in a straight line, then flat */
+    struct sn_optim *o = make_sched(SN_SCHED_LINEAR, 0.1, 10, 0.5, 0.2, 0);
+    int bad = 0;
+    bad += lr_far("linear", o, 0, 0.1);
+    bad += lr_far("linear", o, 5, 0.06);
+    bad += lr_far("linear", o, 9, 0.028);
+    bad += lr_far("linear", o, 10, 0.02);
+    bad += lr_far("linear", o, 1000000, 0.02);
+    struct sn_optim_conf c = o->conf;
+    int64_t t[16];
+    int n = sched_points(10, t);
+    for (int i = 0; i < n; i++)
+        bad += lr_far("linear", o, t[i], keras_lr(&c, t[i]));
+    sn_optim_free(o);
+    /* alpha 0 reaches exactly 0 */
+    o = make_sched(SN_SCHED_LINEAR, 0.001, 100, 0.5, 0.0, 0);
+    assert_true(sn_optim_lr(o, 100) == 0.0 && sn_optim_lr(o, 200) == 0.0);
+    bad += lr_far("linear alpha 0", o, 25, 0.00075);
+    sn_optim_free(o);
+    /* without warmup_target the warmup rises from 0, as for every schedule */
+    o = make_sched(SN_SCHED_LINEAR, 0.1, 10, 0.5, 0.2, 4);
+    c = o->conf;
+    for (int64_t s = 0; s < 20; s++)
+        bad += lr_far("linear + warmup from 0", o, s, keras_rate(&c, s));
+    bad += lr_far("linear + warmup from 0", o, 2, 0.05);
+    bad += lr_far("linear + warmup from 0", o, 9, 0.06);
+    assert_int_equal(bad, 0);
+    sn_optim_free(o);
+}
+
+static void test_schedule_warmup_target(void **state)
+{
+    /* CosineDecay(initial_learning_rate=0.01, decay_steps=10, alpha=0.1, warmup_target=0.1,
+     * warmup_steps=5): 0.01 rising to 0.1 over 5 updates, then the cosine from 0.1 down to
+     * 0.01 at update 15, flat after */
+    struct sn_optim_conf c = conf_of(SN_OPT_ADAMW, 0.01);
+    c.sched = SN_SCHED_COSINE;
+    c.decay_steps = 10;
+    c.alpha = 0.1;
+    c.warmup_steps = 5;
+    c.has_warmup_target = 1;
+    c.warmup_target = 0.1;
+    struct sn_optim *o = make_conf(&c);
+    int bad = 0;
+    bad += lr_far("cosine warmup_target", o, 0, 0.01);
+    bad += lr_far("cosine warmup_target", o, 1, 0.028);
+    bad += lr_far("cosine warmup_target", o, 4, 0.082);
+    bad += lr_far("cosine warmup_target", o, 5, 0.1);
+    bad += lr_far("cosine warmup_target", o, 10, 0.1 * (0.9 * 0.5 + 0.1)); /* half way */
+    bad += lr_far("cosine warmup_target", o, 15, 0.01);
+    bad += lr_far("cosine warmup_target", o, 99, 0.01);
+    for (int64_t t = 0; t < 30; t++)
+        bad += lr_far("cosine warmup_target", o, t, keras_rate(&c, t));
+    sn_optim_free(o);
+    /* the same with linear: 0.1 at 5, 0.055 at 10, 0.01 from 15 */
+    c.sched = SN_SCHED_LINEAR;
+    o = make_conf(&c);
+    bad += lr_far("linear warmup_target", o, 2, 0.046);
+    bad += lr_far("linear warmup_target", o, 5, 0.1);
+    bad += lr_far("linear warmup_target", o, 10, 0.055);
+    bad += lr_far("linear warmup_target", o, 15, 0.01);
+    for (int64_t t = 0; t < 30; t++)
+        bad += lr_far("linear warmup_target", o, t, keras_rate(&c, t));
+    /* ReduceLROnPlateau's factor multiplies the warmup too */
+    o->lr_scale = 0.5;
+    bad += lr_far("linear warmup_target x0.5", o, 2, 0.023);
+    sn_optim_free(o);
+    /* a warmup_target below learning_rate warms down, as Keras's formula does */
+    c.sched = SN_SCHED_COSINE;
+    c.warmup_target = 0.005;
+    o = make_conf(&c);
+    bad += lr_far("cosine warmup down", o, 1, 0.009);
+    bad += lr_far("cosine warmup down", o, 5, 0.005);
+    assert_int_equal(bad, 0);
+    sn_optim_free(o);
+}
+
+static void test_conf_schedules(void **state)
+{
+    struct sn_optim_conf c;
+    parse_expect("lr_schedule = linear\ndecay_steps = 50\nalpha = 0.1\n", SN_OK, NULL, &c);
+    assert_int_equal(c.sched, SN_SCHED_LINEAR);
+    assert_int_equal(c.decay_steps, 50);
+    assert_int_equal(c.has_warmup_target, 0);
+    assert_int_equal(c.decay_auto, 0);
+    parse_expect("optimizer = adamw\nlr_schedule = cosine\nwarmup_target = 0.004\n"
+                 "warmup_steps = 100\ndecay_steps = auto\n",
+                 SN_OK, NULL, &c);
+    assert_int_equal(c.has_warmup_target, 1);
+    assert_true(c.warmup_target == 0.004);
+    assert_true(c.lr == 0.001); /* the warmup's start */
+    assert_int_equal(c.decay_auto, 1);
+    assert_int_equal(c.decay_steps, 0);
+    parse_expect("lr_schedule = exponential\ndecay_steps = AUTO\n", SN_OK, NULL, &c);
+    assert_int_equal(c.decay_auto, 1);
+    /* warmup_target without warmup_steps starts the decay at warmup_target (Keras); written
+       learning_rate then does nothing, which is refused */
+    parse_expect("lr_schedule = cosine\nwarmup_target = 0.01\n", SN_OK, NULL, &c);
+    static const char *const unused_lr[] = {"test.cfg:5", "learning_rate", "warmup_steps", NULL};
+    parse_expect("lr_schedule = cosine\nlearning_rate = 0.001\nwarmup_target = 0.01\n", SN_EINVAL,
+                 unused_lr, NULL);
+    /* the keys a schedule does not read */
+    static const char *const target[] = {"test.cfg:5", "warmup_target", "lr_schedule = step",
+                                         NULL};
+    parse_expect("lr_schedule = step\nwarmup_target = 0.01\n", SN_EINVAL, target, NULL);
+    static const char *const target_c[] = {"warmup_target", "lr_schedule = constant", NULL};
+    parse_expect("warmup_target = 0.01\nwarmup_steps = 3\n", SN_EINVAL, target_c, NULL);
+    static const char *const alpha[] = {"alpha", "lr_schedule = exponential", NULL};
+    parse_expect("lr_schedule = exponential\nalpha = 0.1\n", SN_EINVAL, alpha, NULL);
+    parse_expect("lr_schedule = linear\nalpha = 0.1\n", SN_OK, NULL, &c);
+    static const char *const auto_c[] = {"decay_steps", "lr_schedule = constant", NULL};
+    parse_expect("decay_steps = auto\n", SN_EINVAL, auto_c, NULL);
+    static const char *const word[] = {"test.cfg:5", "decay_steps", "neither", "auto", NULL};
+    parse_expect("lr_schedule = cosine\ndecay_steps = automatic\n", SN_EINVAL, word, NULL);
+    static const char *const zero[] = {"decay_steps", "out of range", NULL};
+    parse_expect("lr_schedule = cosine\ndecay_steps = 0\n", SN_EINVAL, zero, NULL);
+}
+
+static void test_decay_steps_auto(void **state)
+{
+    /* 3 epochs of 40 updates with 20 of warmup: the decay takes the other 100, ending with
+     * training's last update (number 119, counted from 0) */
+    struct sn_config *cfg = NULL;
+    struct sn_err err = {0};
+    assert_int_equal(sn_config_load_string(&cfg,
+                                           "[train]\noptimizer = adamw\nlr_schedule = cosine\n"
+                                           "warmup_target = 0.01\nwarmup_steps = 20\n"
+                                           "decay_steps = auto\nalpha = 0.0\n",
+                                           "test.cfg", &err),
+                     SN_OK);
+    struct sn_optim_conf c;
+    assert_int_equal(sn_optim_conf_parse(&c, cfg, &err), SN_OK);
+    struct sn_optim_conf unresolved = c;
+    assert_int_equal(sn_optim_resolve_auto(&c, 3 * 40, "3 epochs x 40 updates", cfg, &err),
+                     SN_OK);
+    assert_int_equal(c.decay_steps, 100);
+    struct sn_optim *o = make_conf(&c);
+    int bad = 0;
+    bad += lr_far("auto", o, 20, 0.01);
+    bad += lr_far("auto", o, 70, 0.005);
+    bad += lr_far("auto", o, 119, 0.01 * 0.5 * (1 + cos(M_PI * 99 / 100)));
+    assert_true(sn_optim_lr(o, 120) == 0.0); /* the decay's end: training's end */
+    for (int64_t t = 0; t < 130; t++)
+        bad += lr_far("auto", o, t, keras_rate(&c, t));
+    assert_int_equal(bad, 0);
+    sn_optim_free(o);
+    /* unresolved (bench does not know training's length): the schedule holds its start */
+    o = make_conf(&unresolved);
+    assert_true(sn_optim_lr(o, 20) == 0.01 && sn_optim_lr(o, 5000) == 0.01);
+    sn_optim_free(o);
+    /* a number is left as it is */
+    struct sn_optim_conf fixed = unresolved;
+    fixed.decay_auto = 0;
+    fixed.decay_steps = 77;
+    assert_int_equal(sn_optim_resolve_auto(&fixed, 3 * 40, "3 x 40", cfg, &err), SN_OK);
+    assert_int_equal(fixed.decay_steps, 77);
+    /* a warmup that takes every update leaves nothing to decay over: refused, naming the line
+       of decay_steps and the figures */
+    c = unresolved;
+    assert_int_equal(sn_optim_resolve_auto(&c, 20, "1 epoch x 20 updates", cfg, &err),
+                     SN_EINVAL);
+    assert_non_null(strstr(err.msg, "test.cfg:6"));
+    assert_non_null(strstr(err.msg, "decay_steps"));
+    assert_non_null(strstr(err.msg, "1 epoch x 20 updates"));
+    assert_non_null(strstr(err.msg, "warmup_steps = 20"));
+    assert_int_equal(sn_optim_resolve_auto(&c, 21, "21", cfg, &err), SN_OK);
+    assert_int_equal(c.decay_steps, 1);
+    sn_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -677,6 +1237,15 @@ int main(void)
         cmocka_unit_test(test_warmup_zero_is_no_warmup),
         cmocka_unit_test(test_warmup_ramp_as_keras),
         cmocka_unit_test(test_warmup_then_cosine_as_keras),
+        cmocka_unit_test(test_decay_exclusion_by_name),
+        cmocka_unit_test(test_adamw_against_keras),
+        cmocka_unit_test(test_sgd_momentum_decay_against_keras),
+        cmocka_unit_test(test_conf_adamw_and_decay),
+        cmocka_unit_test(test_exclude_word_must_name_a_variable),
+        cmocka_unit_test(test_schedule_linear),
+        cmocka_unit_test(test_schedule_warmup_target),
+        cmocka_unit_test(test_conf_schedules),
+        cmocka_unit_test(test_decay_steps_auto),
     };
     return cmocka_run_group_tests_name("optim", tests, NULL, NULL);
 }

@@ -173,7 +173,7 @@ static void test_restore_refuses(void **state)
     struct sn_optim_conf oc = {.kind = SN_OPT_ADAM, .lr = 0.001, .beta_1 = 0.9, .beta_2 = 0.999,
                                .epsilon = 1e-7};
     struct sn_optim *opt;
-    assert_int_equal(sn_optim_create(&opt, &oc, m->n_params, &err), SN_OK);
+    assert_int_equal(sn_optim_create(&opt, &oc, m, &err), SN_OK);
     size_t n_opt = (size_t)opt->n_slots * m->n_params;
     float *p = malloc(m->n_params * sizeof *p), *o = calloc(n_opt, sizeof *o);
     memcpy(p, m->params, m->n_params * sizeof *p);

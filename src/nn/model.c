@@ -69,15 +69,21 @@ static int read_input_shape(const struct sn_config *cfg, struct sn_shape *in, st
     return SN_OK;
 }
 
-static int read_loss(const struct sn_config *cfg, enum sn_loss_kind *loss, struct sn_err *err)
+/* [train] loss and label_smoothing: what every command that takes a loss computes (training,
+ * and the loss of validation and evaluate, as Keras's compiled loss). */
+static int read_loss(const struct sn_config *cfg, struct sn_model *m, struct sn_err *err)
 {
     static const char *const names[] = {"sparse_categorical_crossentropy",
                                         "categorical_crossentropy", "binary_crossentropy", NULL};
     const struct sn_section *ts = sn_config_find(cfg, "train");
     int k = 0;
-    if (ts)
+    double ls = 0;
+    if (ts) {
         SN_FORWARD(sn_section_choice(cfg, ts, "loss", names[0], names, &k, err));
-    *loss = (enum sn_loss_kind)k;
+        SN_FORWARD(sn_section_float(cfg, ts, "label_smoothing", 0.0, 0.0, 1.0, &ls, err));
+    }
+    m->loss = (enum sn_loss_kind)k;
+    m->label_smoothing = (float)ls;
     return SN_OK;
 }
 
@@ -377,7 +383,7 @@ int sn_model_plan(struct sn_model **out, const struct sn_config *cfg, int max_ba
     if (rc == SN_OK)
         rc = read_input_shape(cfg, &m->input, err);
     if (rc == SN_OK)
-        rc = read_loss(cfg, &m->loss, err);
+        rc = read_loss(cfg, m, err);
     if (rc == SN_OK)
         rc = configure_base(m, cfg, err);
     if (rc == SN_OK)

@@ -41,6 +41,7 @@ struct sn_model {
     struct sn_range ranges[SN_MAX_RANGES]; /* trainable parts of params, in order */
 
     enum sn_loss_kind loss;
+    float label_smoothing;             /* [train] label_smoothing (loss.h), 0 without [train] */
     int n_outputs;                     /* units of the last layer */
 
     /* the arena: activations acts[i] = output of layer i-1 (acts[0] is the caller's input),
@@ -73,7 +74,8 @@ struct sn_model {
 };
 
 /* Builds the network from the config's layer sections (in order), with input shape from [model]
- * input_shape (H,W,C) or [data] image_size + color_mode, and the loss from [train] loss.
+ * input_shape (H,W,C) or [data] image_size + color_mode, and the loss from [train] loss and
+ * label_smoothing.
  * Unknown section types are errors naming the line. max_batch bounds every later call. */
 int  sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_batch,
                     const struct sn_ops *ops, struct sn_err *err);

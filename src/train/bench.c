@@ -327,7 +327,7 @@ static int bench_setup(struct bench *b, struct sn_err *err)
     b->laps = calloc(2 * (size_t)b->iters * d->world, sizeof(double));
     SN_RETURN_IF(!b->x || !b->y || !b->ids || !b->t_fwd || !b->t_bwd || !b->lap || !b->laps, err,
                  SN_ENOMEM, "out of memory");
-    SN_FORWARD(sn_optim_create(&b->opt, &st->oc, m->n_params, err));
+    SN_FORWARD(sn_optim_create(&b->opt, &st->oc, m, err));
     SN_FORWARD(sn_step_init(&b->step, d, m, b->opt, b->micro, b->n, err));
     struct sn_tune_conf tune = {.auto_backend = st->auto_backend, .training = 1, .n = b->micro,
                                 .train_n = {b->n % b->micro},

@@ -144,31 +144,56 @@ const struct sn_config_key sn_config_keys[] = {
         "`sparse_categorical_crossentropy` (integer labels), `categorical_crossentropy` "
         "(one-hot) or `binary_crossentropy` (two classes, one output unit). A last softmax or "
         "sigmoid is folded into the loss."),
-    KEY("train", "optimizer", "rmsprop", "", "`sgd`, `rmsprop` or `adam`, with Keras's rules."),
+    KEY("train", "label_smoothing", "0", "",
+        "Keras's `label_smoothing`, in [0, 1]: targets y·(1 - ls) + ls/K (K classes; binary: "
+        "y·(1 - ls) + ls/2), for the sparse loss too (as its one-hot equivalent). The loss "
+        "trained on and reported (loss, val_loss, evaluate) is the smoothed one; accuracy is "
+        "not affected."),
+    KEY("train", "optimizer", "rmsprop", "",
+        "`sgd`, `rmsprop`, `adam` or `adamw` (Keras 3's AdamW: Adam with decoupled weight "
+        "decay), with Keras's rules."),
     KEY("train", "learning_rate", "0.001", "",
-        "Keras's default per optimizer: 0.01 with `sgd`, 0.001 with `rmsprop` and `adam`."),
+        "Keras's default per optimizer: 0.01 with `sgd`, 0.001 with `rmsprop`, `adam` and "
+        "`adamw`. With `warmup_target`, where the warmup starts."),
     KEY("train", "momentum", "0", "optimizer = sgd", "SGD's momentum."),
     KEY("train", "nesterov", "false", "optimizer = sgd", "Nesterov momentum."),
     KEY("train", "rho", "0.90000000000000002", "optimizer = rmsprop",
         "RMSprop's decay of the mean square."),
-    KEY("train", "beta_1", "0.90000000000000002", "optimizer = adam",
+    KEY("train", "beta_1", "0.90000000000000002", "optimizer = adam or adamw",
         "Adam's decay of the first moment."),
-    KEY("train", "beta_2", "0.999", "optimizer = adam", "Adam's decay of the second moment."),
-    KEY("train", "epsilon", "9.9999999999999995e-08", "optimizer = rmsprop or adam",
+    KEY("train", "beta_2", "0.999", "optimizer = adam or adamw",
+        "Adam's decay of the second moment."),
+    KEY("train", "epsilon", "9.9999999999999995e-08", "optimizer = rmsprop, adam or adamw",
         "Added to the denominator (RMSprop's outside the square root, as in tf.keras 2.0-2.10)."),
+    KEY("train", "weight_decay", "0", "",
+        "Keras 3's `weight_decay`, for every optimizer (0; 0.004 with `adamw`): decoupled, "
+        "before each update p -= lr_t · weight_decay · p, lr_t the update's scheduled rate. "
+        "Frozen layers are not decayed."),
+    {"train", "weight_decay_exclude", NULL, "optimizer = adamw", "bias", 0,
+     "Words separated by commas (Keras's `exclude_from_weight_decay(var_names=...)`): a "
+     "variable whose name `LAYER/kernel`, `LAYER/bias`, `LAYER/gamma` or `LAYER/beta` (layers "
+     "named as `summary` shows them) contains one is not decayed; a word in no name is refused. "
+     "With `sgd`, `rmsprop` or `adam` too once `weight_decay` is set (refused while nothing "
+     "is decayed)."},
     KEY("train", "lr_schedule", "constant", "",
         "`constant`, `step` (times decay_rate every decay_steps), `exponential` (times "
-        "decay_rate^(t / decay_steps)) or `cosine` (down to alpha times the rate at "
+        "decay_rate^(t / decay_steps)), `cosine` (Keras's CosineDecay: down to alpha times the "
+        "peak at decay_steps) or `linear` (straight down to alpha times the peak at "
         "decay_steps); t counts updates after the warmup."),
-    KEY("train", "decay_steps", "1000", "lr_schedule = step, exponential or cosine",
-        "The schedule's period, in updates."),
+    KEY("train", "decay_steps", "1000", "lr_schedule = step, exponential, cosine or linear",
+        "The schedule's period, in updates; `auto`: the decay ends with training's last update "
+        "(epochs × updates per epoch - warmup_steps, counted at each start)."),
     KEY("train", "decay_rate", "0.5", "lr_schedule = step or exponential",
         "The factor per period."),
-    KEY("train", "alpha", "0", "lr_schedule = cosine",
-        "The cosine's floor, as a fraction of `learning_rate`."),
+    KEY("train", "alpha", "0", "lr_schedule = cosine or linear",
+        "The decay's floor, as a fraction of the peak (`learning_rate`, or `warmup_target`)."),
     KEY("train", "warmup_steps", "0", "",
-        "Updates over which the rate rises from 0 (Keras's lr · t / warmup_steps), before the "
-        "schedule."),
+        "Updates over which the rate rises linearly before the schedule: from 0 to "
+        "`learning_rate` (Keras's lr · t / warmup_steps), or with `warmup_target` from "
+        "`learning_rate` to it."),
+    NODEF("train", "warmup_target", "lr_schedule = cosine or linear", "0.01",
+          "Keras 3 CosineDecay's `warmup_target`: the peak the warmup rises to from "
+          "`learning_rate`, and the decay starts from. Absent, the warmup rises from 0."),
     KEY("train", "batch_size", "32", "", "The global batch: each step, the ranks share it."),
     KEY("train", "micro_batch", "16", "",
         "The unit of work: each global batch is cut into micro-batches of this many samples, "

@@ -272,6 +272,29 @@ static int check_trace_room(const struct run *r, struct sn_err *err)
                       path, dir, have / 1e6, bytes / 1e6, beside);
 }
 
+/* decay_steps = auto: the decay ends with training's last update, epochs x updates per epoch,
+ * counted from the config at hand (a resumed run whose epochs were raised decays over the new
+ * length from where it is). Said on the console, so that the number can be written instead. */
+static int resolve_decay(struct run *r, struct sn_err *err)
+{
+    struct sn_optim_conf *oc = &r->opt->conf;
+    if (!oc->decay_auto)
+        return SN_OK;
+    const struct sn_train_conf *tc = &r->st.tc;
+    int64_t updates = (int64_t)tc->epochs * r->steps;
+    char how[160];
+    snprintf(how, sizeof how, "%d epoch%s x %d update%s", tc->epochs, tc->epochs > 1 ? "s" : "",
+             r->steps, r->steps > 1 ? "s" : "");
+    SN_FORWARD(sn_optim_resolve_auto(oc, updates, how, r->cfg, err));
+    r->st.oc.decay_steps = oc->decay_steps;
+    if (oc->warmup_steps > 0)
+        sn_console_say(&r->con, "decay_steps = auto: %d updates (%s, less %d of warmup)\n",
+                       oc->decay_steps, how, oc->warmup_steps);
+    else
+        sn_console_say(&r->con, "decay_steps = auto: %d updates (%s)\n", oc->decay_steps, how);
+    return SN_OK;
+}
+
 static int setup(struct run *r, struct sn_err *err)
 {
     struct sn_dist *d = r->d;
@@ -288,7 +311,7 @@ static int setup(struct run *r, struct sn_err *err)
     SN_FORWARD(sn_settings_build(&r->st, r->cfg, tc->micro_batch, &r->model, err));
     SN_FORWARD(sn_settings_check_cpu(&r->st, r->cfg, err));
     SN_FORWARD(sn_threads_apply(tc->threads, d, &r->threads, err));
-    SN_FORWARD(sn_optim_create(&r->opt, &r->st.oc, r->model->n_params, err));
+    SN_FORWARD(sn_optim_create(&r->opt, &r->st.oc, r->model, err));
     SN_FORWARD(sn_step_init(&r->step, d, r->model, r->opt, tc->micro_batch,
                             most_rows(tc->batch_size, tc->micro_batch, d->world), err));
     snprintf(r->last_path, sizeof r->last_path, "%s/%s-last.ckpt", tc->ckpt_dir, tc->run_name);
@@ -316,8 +339,11 @@ static int setup(struct run *r, struct sn_err *err)
        that stopped here alone would leave the others waiting for its listing */
     SN_FORWARD(sn_dist_agree(d, rc, err));
     SN_FORWARD(open_data(r, err));
+    /* the updates of the run are known now: decay_steps = auto ends the decay with the last */
+    rc = resolve_decay(r, err);
     /* the trace's size depends on the steps, known now */
-    rc = d->rank == 0 && r->opts->trace ? check_trace_room(r, err) : SN_OK;
+    if (rc == SN_OK && d->rank == 0 && r->opts->trace)
+        rc = check_trace_room(r, err);
     return sn_dist_agree(d, rc, err);
 }
 

@@ -62,8 +62,8 @@ int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, int micro,
             const uint8_t *ok = b->ok + row;
             const float *logits = sn_model_forward(m, b->x + (size_t)row * sample, rows, &ctx);
             long long correct = 0;
-            e->loss = sn_loss(m->loss, logits, b->y + row, ok, rows, m->n_outputs, 0, NULL,
-                              &correct);
+            e->loss = sn_loss(m->loss, m->label_smoothing, logits, b->y + row, ok, rows,
+                              m->n_outputs, 0, NULL, &correct);
             e->correct = (double)correct;
             for (int i = 0; i < rows; i++) {
                 e->samples += ok[i] != 0;

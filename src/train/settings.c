@@ -165,6 +165,8 @@ int sn_settings_build(const struct sn_settings *st, const struct sn_config *cfg,
     SN_FORWARD(sn_model_plan(&m, cfg, max_batch > 0 ? max_batch : 1, st->ops, err));
     int rc = check_fit(st, cfg, m, err);
     if (rc == SN_OK)
+        rc = sn_optim_check_model(&st->oc, m, cfg, err);
+    if (rc == SN_OK)
         rc = sn_config_check_unused(cfg, err);
     if (rc == SN_OK)
         rc = sn_config_keys_check(cfg, err); /* every key read is documented */

@@ -4,7 +4,8 @@
  * A command reads the settings first (sn_settings_load), works out from them the batch its
  * network must hold (the per-rank share of batch_size or validation_batch_size), then builds the
  * network once at that batch (sn_settings_build). Building is also where the config is checked
- * whole: data, network and loss must fit together, and any key nobody read is refused, with the
+ * whole: data, network and loss must fit together, the optimizer's settings with the network
+ * (weight_decay_exclude names its variables), and any key nobody read is refused, with the
  * closest known key as a suggestion — the same checks for every command. */
 #ifndef SN_SETTINGS_H
 #define SN_SETTINGS_H

@@ -71,8 +71,8 @@ static void run_micro_batches(struct sn_step *s, const struct sn_step_in *in, in
         long long correct = 0;
         /* the bad rows of other ranks are not known here: scale by the global batch, which
            keeps 1 rank and N ranks identical when no file is bad */
-        mine[3 * j] = sn_loss(m->loss, logits, in->y + row, ok, rows, m->n_outputs,
-                              1.0f / (float)in->global_n, s->dlogits, &correct);
+        mine[3 * j] = sn_loss(m->loss, m->label_smoothing, logits, in->y + row, ok, rows,
+                              m->n_outputs, 1.0f / (float)in->global_n, s->dlogits, &correct);
         mine[3 * j + 1] = (double)correct;
         for (int i = 0; i < rows; i++)
             mine[3 * j + 2] += ok ? ok[i] != 0 : 1;
