@@ -434,6 +434,11 @@ size_t sn_augment_scratch(const struct sn_augment_conf *ac, int training, int h,
     return (size_t)ac->crop[0] * ac->crop[1] * c;
 }
 
+/* The documented RandomCrop, as tf.keras 2 implements it: random when the image is at least
+ * H x W, smart_resize otherwise and at inference. Keras 3's code departs from its documentation
+ * in two ways we do not copy: it crops at random only when the image is larger on both sides,
+ * and at inference it returns the image unchanged (keras-team/keras#21868), which a network
+ * trained on H x W windows cannot take. */
 void sn_augment_crop(const struct sn_augment_conf *ac, uint64_t key, int training,
                      const float *src, int h, int w, int c, float *dst, int *y0, int *x0)
 {
