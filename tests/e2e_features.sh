@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Feature extraction (the book's fast feature extraction): `extract` runs a base with its
 # weights over train, val and test once, on 1 or N ranks with the same file (also when a rank has
-# no image in a step); a top trains and
+# no image in a step, and with [augment] crop's inference resize); a top trains and
 # evaluates on the stored features in memory; a feature file of another base, augmentation on
 # features, a file that is not one and a truncated one are errors naming the file.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
@@ -29,6 +29,19 @@ check "extract: no temporary file left" test -z "$(ls feat*.tmp.* 2>/dev/null)"
     --set model.backend=ref --set train.validation_batch_size=2 --set train.watchdog=60 > x3.out 2>&1
 check "extract, 3 ranks, an empty rank each step: exit 0" test $? -eq 0
 check "extract, 3 ranks, an empty rank each step: the file 1 rank writes" cmp -s feat1.bin feat3.bin
+
+# --- with [augment] crop = 10, 10 the base sees RandomCrop's inference output (the 12x12 images'
+# centred 10x10 resize) on every split, on 1 and 2 ranks alike
+crop=(--set augment.crop=10,10 --set model.backend=ref)
+"$bin" import-weights base.cfg --keras "$k/keras2_book.h5" --by-name -o crop.ckpt "${crop[@]}" \
+    > import_crop.out 2>&1
+check "crop: base weights imported for the 10x10 input" test $? -eq 0
+"$bin" extract base.cfg --checkpoint crop.ckpt --data shapes -o featc1.bin "${crop[@]}" > xc1.out 2>&1
+check "crop: extract exit 0" test $? -eq 0
+check "crop: the base's output from 10x10 inputs" contains xc1.out "featc1.bin: train 24 x (3, 3, 6)"
+"${mpirun[@]}" -np 2 "$bin" extract base.cfg --checkpoint crop.ckpt --data shapes -o featc2.bin \
+    "${crop[@]}" > xc2.out 2>&1
+check "crop: 2 ranks write the file 1 rank writes" cmp -s featc1.bin featc2.bin
 
 # --- a dense top on the features, in memory
 cat > top.cfg <<'CFG'

@@ -66,6 +66,52 @@ check "imported, evaluate: the trained accuracy ($acc_imp = $acc)" test "$acc_im
 check "best vs its import: identical parameters" contains cmp_imp.out "(identical parameters)"
 check "best vs its import: the moments differ" contains cmp_imp.out "^the checkpoints differ in: optimizer moments$"
 
+# [augment] crop = 24, 24 (Keras's RandomCrop): the network's input is 24x24; training takes
+# random windows, validation, evaluate and predict the centred resize, the same on each path
+csets=(--set data.dir=fm --set checkpoint.dir=crop --set train.epochs=2 --set augment.crop=24,24)
+"$bin" summary "$cfg" --set augment.crop=24,24 > crop_summary.out 2>&1
+check "crop: summary shows the 24x24 input" \
+    contains crop_summary.out "input_1 (InputLayer)         \[(None, 24, 24, 1)\]"
+check "crop: the first convolution sees 24x24" \
+    contains crop_summary.out "conv2d (Conv2D)              (None, 22, 22, 32)        320"
+"$bin" train "$cfg" "${csets[@]}" > crop_train.out 2>&1
+check "crop: train exit 0" test $? -eq 0
+check "crop: validated" contains crop_train.out "val_accuracy"
+"$bin" evaluate "$cfg" "${csets[@]}" --split val --checkpoint crop/mnist_convnet-best.ckpt \
+    > crop_evalval.out 2>&1
+check "crop: evaluate exit 0" test $? -eq 0
+# the best epoch's validation is what evaluate finds on the same split
+best=$(awk -F, 'NR > 1 && (min == "" || $4 < min) { min = $4; acc = $5 } END { print min, acc }' \
+    crop/history.csv)
+got=$(sed -n 's/.*loss: \([0-9.]*\) - accuracy: \([0-9.]*\).*/\1 \2/p' crop_evalval.out)
+check "crop: evaluate on val gives the best epoch's val_loss and val_accuracy ($got vs $best)" \
+    awk -v g="$got" -v b="$best" 'BEGIN { split(g, x, " "); split(b, y, " ");
+        d1 = x[1] - y[1]; d2 = x[2] - y[2];
+        exit !(x[1] != "" && d1 * d1 < 1e-8 && d2 * d2 < 1e-8) }'
+# predict reads an image as evaluate does: one image's loss is -log of predict's probability
+mkdir -p one/7_Sneaker && cp "$img" one/7_Sneaker/
+"$bin" evaluate "$cfg" "${csets[@]}" --data one --checkpoint crop/mnist_convnet-best.ckpt \
+    > crop_eval1.out 2>&1
+"$bin" predict "$cfg" "${csets[@]}" --checkpoint crop/mnist_convnet-best.ckpt --top 10 \
+    --digits 6 "$img" > crop_pred.out 2>&1
+check "crop: predict exit 0" test $? -eq 0
+loss1=$(sed -n 's/.*loss: \([0-9.]*\).*/\1/p' crop_eval1.out)
+p7=$(grep -o '7_Sneaker 0\.[0-9]*' crop_pred.out | tail -1 | cut -d' ' -f2)
+check "crop: predict's probability of the class is exp(-evaluate's loss) ($p7, $loss1)" \
+    awk -v p="$p7" -v l="$loss1" 'BEGIN { d = p - exp(-l); exit !(p != "" && l != "" && d * d < 1e-8) }'
+"$bin" bench "$cfg" "${csets[@]}" --iters 2 > crop_bench.out 2>&1
+check "crop: bench on random 24x24 inputs exit 0" test $? -eq 0
+"$bin" bench "$cfg" "${csets[@]}" --iters 2 --data-only > crop_data.out 2>&1
+check "crop: the loader delivers 24x24" contains crop_data.out "24x24x1, augmented"
+"$bin" train "$cfg" "${csets[@]}" --set augment.crop=24 > crop_bad.out 2>&1
+check "crop = 24: exit 1" test $? -eq 1
+check "crop = 24: two integers expected, the key named" \
+    contains crop_bad.out "\[augment\] crop = '24': expected two integers"
+"$bin" train "$cfg" "${csets[@]}" --set model.input_shape=28,28,1 > crop_shape.out 2>&1
+check "crop with another input_shape: exit 1" test $? -eq 1
+check "crop with another input_shape: said" \
+    contains crop_shape.out "RandomCrop makes them 24x24x1, the model expects 28x28x1"
+
 # RGB, binary crossentropy, augmentation and dropout: the book's second experiment on the synthetic
 # shapes set, at 96x96 to stay quick
 "$bin" dataset shapes shapes --limit 48 > shapes.out 2>&1

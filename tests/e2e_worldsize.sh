@@ -4,7 +4,8 @@
 # moments (their hashes in `shardnet inspect`), and the same history but for the seconds.
 #  - Listing 8.1 with rmsprop and backend = auto;
 #  - a network with BatchNormalization, dropout and augmentation (flip, rotation, zoom), adam,
-#    a global batch that leaves a partial last batch and a partial last micro-batch.
+#    a global batch that leaves a partial last batch and a partial last micro-batch; on 1 and 2
+#    ranks also with RandomCrop before the other layers.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -78,6 +79,18 @@ run mnist "$src/configs/mnist_convnet.cfg" mnist_convnet-last.ckpt --set data.di
 # 150 images at 40 in micro-batches of 12: 4 micro-batches a step (the last of 4 images), and a
 # last step of 30 images in 3 (the last of 6)
 run bn bn.cfg bn-last.ckpt
+# RandomCrop first in the chain ([augment] crop = 24, 24 on the 28x28 images, then flip, rotation
+# and zoom on the window): 2 ranks end as 1 does, and the crop did change the run
+for np in 1 2; do
+    "${mpirun[@]}" -np $np "$bin" train bn.cfg --set augment.crop=24,24 \
+        --set checkpoint.dir=crop$np > crop$np.out 2>&1
+    check "crop on $np ranks: exit 0" test $? -eq 0
+done
+check "crop: 2 ranks end with the parameters, state and moments of 1" \
+    test "$(hashes crop2/bn-last.ckpt)" = "$(hashes crop1/bn-last.ckpt)"
+check "crop: 2 ranks write the history of 1 (but for the seconds)" \
+    cmp -s <(hist crop2/history.csv) <(hist crop1/history.csv)
+check "crop: not the run without it" test "$(hashes crop1/bn-last.ckpt)" != "$(hashes bn1/bn-last.ckpt)"
 # the statistics did move: a run whose BatchNormalization is frozen keeps the initial ones
 "$bin" train bn.cfg --set checkpoint.dir=frozen --set batchnormalization.trainable=false \
     > frozen.out 2>&1

@@ -276,6 +276,23 @@ static void test_pairs(void **state)
     assert_int_equal(sn_section_int2(cfg, s, "l", 0, 0, 1, 100, v, &err), SN_EINVAL);
     assert_msg_has(err, "pairs.cfg:13");
 
+    /* a pair both of whose sides must be written ([augment] crop = H, W) */
+    const char *pairs[] = {"b", "c", "d", "e"};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        if (sn_section_int_pair(cfg, s, pairs[i], 1, 100, v, &err) != SN_OK)
+            fail_msg("%s: %s", pairs[i], err.msg);
+    assert_true(v[0] == 4 && v[1] == 6);
+    assert_int_equal(sn_section_int_pair(cfg, s, "a", 1, 100, v, &err), SN_EINVAL);
+    assert_msg_has(err, "pairs.cfg:2: [p] a = '3': expected two integers");
+    assert_int_equal(sn_section_int_pair(cfg, s, "f", 1, 100, v, &err), SN_EINVAL);
+    assert_msg_has(err, "pairs.cfg:7: [p] f = '(7,)': expected two integers");
+    assert_int_equal(sn_section_int_pair(cfg, s, "g", 1, 100, v, &err), SN_EINVAL);
+    assert_int_equal(sn_section_int_pair(cfg, s, "b", 4, 100, v, &err), SN_EINVAL);
+    assert_msg_has(err, "3 is out of range [4, 100]");
+    v[0] = v[1] = -1;
+    assert_int_equal(sn_section_int_pair(cfg, s, "absent", 1, 100, v, &err), SN_OK);
+    assert_true(v[0] == 0 && v[1] == 0);
+
     double d[2];
     assert_int_equal(sn_section_float2(cfg, s, "i", 0, 0, 0, 1, d, &err), SN_OK);
     assert_true(d[0] == 0.1 && d[1] == 0.2);

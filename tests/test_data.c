@@ -23,6 +23,7 @@
 #include "loader.h"
 #include "image.h"
 #include "index_cache.h"
+#include "rng.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1215,6 +1216,106 @@ static void test_loader_threads_identical(void **state)
     sn_dataset_free(ds);
 }
 
+/* One epoch of a loader with [augment] crop: rows by global position, as run_epoch, of
+ * (crop H, crop W) — training draws, or inference (centred window, resized). */
+static void crop_epoch(const struct sn_dataset *ds, const struct sn_data_conf *dc,
+                       const struct sn_augment_conf *aug, int inference, int B, int rank,
+                       int world, int epoch, float *xs, int64_t *ids)
+{
+    struct sn_loader_conf lc = {.ds = ds, .dc = dc, .aug = aug, .inference = inference,
+                                .global_batch = B, .micro_batch = 2, .rank = rank,
+                                .world = world, .shuffle = 1, .seed = 99};
+    struct sn_loader *l = NULL;
+    struct sn_err err = {0};
+    if (sn_loader_create(&l, &lc, &err) != SN_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(sn_loader_start_epoch(l, epoch, &err), SN_OK);
+    size_t sample = (size_t)aug->crop[0] * aug->crop[1] * dc->channels;
+    for (;;) {
+        struct sn_batch *b;
+        if (sn_loader_next(l, &b, &err) != SN_OK)
+            fail_msg("%s", err.msg);
+        if (b == NULL)
+            break;
+        int first, count;
+        sn_shard_slice(b->global_n, 2, rank, world, &first, &count);
+        for (int i = 0; i < b->n; i++) {
+            assert_int_equal(b->ok[i], 1);
+            size_t g = (size_t)b->step * B + first + i;
+            memcpy(xs + g * sample, b->x + (size_t)i * sample, sample * sizeof(float));
+            ids[g] = b->ids[i];
+        }
+        sn_loader_release(l, b);
+    }
+    sn_loader_free(l);
+}
+
+/* [augment] crop: the loader's rows are crop's size; in training each is the sample's window
+ * drawn from (seed, epoch, index) whatever the threads and ranks; at inference each is the
+ * centred resize, the same as `predict` reads the file (sn_data_load_image). */
+static void test_loader_crop(void **state)
+{
+    (void)state;
+    char root[1024];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_loader_crop"));
+    const int counts[2] = {9, 8};
+    make_image_tree(root, 2, counts, 20);
+    struct sn_data_conf dc;
+    conf_for(&dc, root, 20);
+    struct sn_dataset *ds;
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    struct sn_augment_conf aug = {0};
+    aug.enabled = 1;
+    aug.crop[0] = 14, aug.crop[1] = 11;
+    aug.flip = SN_FLIP_HORIZONTAL;
+    aug.fill_mode = SN_FILL_REFLECT;
+    int n = ds->n, B = 6;
+    size_t sample = 14 * 11, total = (size_t)n * sample;
+    float *ref = calloc(total, sizeof(float)), *got = calloc(total, sizeof(float));
+    float *decoded = malloc(20 * 20 * sizeof(float)), *want = malloc(sample * sizeof(float));
+    float *scratch = malloc(sample * sizeof(float));
+    int64_t ref_ids[17], got_ids[17];
+    dc.threads = 1;
+    crop_epoch(ds, &dc, &aug, 0, B, 0, 1, 3, ref, ref_ids);
+    for (int i = 0; i < n; i++) { /* row i: its file through the chain with its own key */
+        assert_int_equal(sn_data_load_image(&dc, NULL, ds->paths[ref_ids[i]], decoded, &err),
+                         SN_OK);
+        sn_augment_sample(&aug, sn_hash3(99, 3, (uint64_t)ref_ids[i]), 1, decoded, 20, 20, 1,
+                          want, scratch);
+        assert_memory_equal(ref + i * sample, want, sample * sizeof(float));
+    }
+    dc.threads = 3;
+    for (int r = 0; r < 3; r++)
+        crop_epoch(ds, &dc, &aug, 0, B, r, 3, 3, got, got_ids);
+    assert_memory_equal(got_ids, ref_ids, sizeof ref_ids);
+    assert_memory_equal(got, ref, total * sizeof(float));
+    /* another epoch draws other windows */
+    crop_epoch(ds, &dc, &aug, 0, B, 0, 1, 4, got, got_ids);
+    int differ = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (got_ids[j] == ref_ids[i])
+                differ += memcmp(got + j * sample, ref + i * sample, sample * sizeof(float)) != 0;
+    assert_true(differ > 0);
+    /* inference: the centred resize, no flip, the bits predict reads */
+    crop_epoch(ds, &dc, &aug, 1, B, 0, 1, 3, got, got_ids);
+    for (int i = 0; i < n; i++) {
+        const char *path = ds->paths[got_ids[i]];
+        assert_int_equal(sn_data_load_image(&dc, &aug, path, want, &err), SN_OK);
+        assert_memory_equal(got + i * sample, want, sample * sizeof(float));
+        assert_int_equal(sn_data_load_image(&dc, NULL, path, decoded, &err), SN_OK);
+        sn_augment_sample(&aug, 0, 0, decoded, 20, 20, 1, want, NULL);
+        assert_memory_equal(got + i * sample, want, sample * sizeof(float));
+    }
+    free(ref);
+    free(got);
+    free(decoded);
+    free(want);
+    free(scratch);
+    sn_dataset_free(ds);
+}
+
 static void test_loader_restart_and_free_midway(void **state)
 {
     (void)state;
@@ -1388,10 +1489,10 @@ static void test_load_image(void **state)
     conf_for(&dc, "", 28);
     float out[28 * 28];
     struct sn_err err = {0};
-    assert_int_equal(sn_data_load_image(&dc, p, out, &err), SN_OK);
+    assert_int_equal(sn_data_load_image(&dc, NULL, p, out, &err), SN_OK);
     assert_true(fabs(out[0] - 100) < 3);
     snprintf(p, sizeof p, "%s/none.jpg", sn_test_dir("data_load_image"));
-    assert_int_not_equal(sn_data_load_image(&dc, p, out, &err), SN_OK);
+    assert_int_not_equal(sn_data_load_image(&dc, NULL, p, out, &err), SN_OK);
     assert_non_null(strstr(err.msg, "none.jpg"));
 }
 
@@ -1479,7 +1580,7 @@ static void test_fashion_converter(void **state)
     struct sn_data_conf dc;
     conf_for(&dc, "", 28);
     float px[784];
-    assert_int_equal(sn_data_load_image(&dc, p, px, &err), SN_OK);
+    assert_int_equal(sn_data_load_image(&dc, NULL, p, px, &err), SN_OK);
     assert_true(fabs(px[300] - 10) < 3);
     /* the scanner reads it: 10 classes, 3 images, marker file hidden */
     set_path(dc.dir, out);
@@ -1555,6 +1656,7 @@ int main(void)
         cmocka_unit_test(test_shard_arithmetic),
         cmocka_unit_test(test_loader_ranks),
         cmocka_unit_test(test_loader_threads_identical),
+        cmocka_unit_test(test_loader_crop),
         cmocka_unit_test(test_loader_restart_and_free_midway),
         cmocka_unit_test(test_loader_bad_files),
         cmocka_unit_test(test_load_image),

@@ -502,6 +502,17 @@ int sn_section_int2(const struct sn_config *cfg, const struct sn_section *s, con
     return SN_OK;
 }
 
+int sn_section_int_pair(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                        int lo, int hi, int out[2], struct sn_err *err)
+{
+    SN_FORWARD(sn_section_int2(cfg, s, key, 0, 0, lo, hi, out, err));
+    const struct sn_key *k = sn_section_key(s, key);
+    char a[64], b[64];
+    if (k != NULL && split2(k->value, a, b, sizeof a) != 2)
+        return value_error(cfg, s, k, err, "expected two integers, both written: H, W or (H, W)");
+    return SN_OK;
+}
+
 int sn_section_float2(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                       double def0, double def1, double lo, double hi, double out[2],
                       struct sn_err *err)

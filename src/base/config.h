@@ -105,6 +105,10 @@ int sn_section_text(const struct sn_config *cfg, const struct sn_section *s, con
 /* One or two ints: "3" gives {3,3}, "3,5" or "(3, 5)" gives {3,5}. */
 int sn_section_int2(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                     int def0, int def1, int lo, int hi, int out[2], struct sn_err *err);
+/* Exactly two ints, "3,5", "3x5" or "(3, 5)": a shape both of whose sides must be written, so
+ * one number ("3", "(3,)") is an error. Absent gives {0, 0} (sn_section_key tells). */
+int sn_section_int_pair(const struct sn_config *cfg, const struct sn_section *s, const char *key,
+                        int lo, int hi, int out[2], struct sn_err *err);
 /* One or two floats, same forms. */
 int sn_section_float2(const struct sn_config *cfg, const struct sn_section *s, const char *key,
                       double def0, double def1, double lo, double hi, double out[2],

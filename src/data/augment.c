@@ -1,5 +1,11 @@
-/* augment.c — Keras's RandomFlip, RandomRotation, RandomZoom, RandomTranslation and RandomContrast
- * on one (H,W,C) float image, with draws that are a pure function of the sample's key.
+/* augment.c — Keras's RandomCrop, RandomFlip, RandomRotation, RandomZoom, RandomTranslation and
+ * RandomContrast on one (H,W,C) float image, with draws that are a pure function of the sample's
+ * key.
+ *
+ * RandomCrop comes first, as in the usual Keras recipes (RandomCrop then RandomFlip): the other
+ * layers see the H x W window, so their fill modes act at the window's edges and translation
+ * factors are fractions of the window. It is a copy of the window (no resampling) when the
+ * image is at least H x W; otherwise, and at inference, Keras's smart_resize.
  *
  * Keras applies each layer in turn, resampling the image each time. We compose the geometric ones
  * (in the order flip -> rotation -> zoom -> translation, the order of the book's
@@ -12,7 +18,7 @@
  * result does not depend on which thread or rank augments the sample, or on what else is enabled. */
 #include "augment.h"
 
-#include <math.h>   // defines: cos, sin, floorf, M_PI
+#include <math.h>   // defines: cos, sin, floorf, ceilf, M_PI
 #include <string.h> // defines: memcpy, strpbrk
 
 #include "rng.h"
@@ -22,7 +28,18 @@
 #endif
 
 /* Counter of each random quantity in the sample's stream. */
-enum { K_FLIP_H = 0, K_FLIP_V, K_ROTATE, K_ZOOM_H, K_ZOOM_W, K_SHIFT_H, K_SHIFT_W, K_CONTRAST };
+enum {
+    K_FLIP_H = 0,
+    K_FLIP_V,
+    K_ROTATE,
+    K_ZOOM_H,
+    K_ZOOM_W,
+    K_SHIFT_H,
+    K_SHIFT_W,
+    K_CONTRAST,
+    K_CROP_H, /* added last: the draws above keep their counters */
+    K_CROP_W
+};
 
 /* ---------------------------------------------------------------------------------------------
  * Config */
@@ -67,6 +84,17 @@ static int parse_range(const struct sn_config *cfg, const struct sn_section *s, 
     return SN_OK;
 }
 
+/* Whether a layer after RandomCrop is configured (sn_augment_apply changes something). */
+static int after_crop_on(const struct sn_augment_conf *ac)
+{
+    const double *r[] = {ac->rotation, ac->zoom_h, ac->zoom_w, ac->translate_h, ac->translate_w,
+                         ac->contrast};
+    int on = ac->flip != SN_FLIP_NONE;
+    for (int i = 0; i < 6; i++)
+        on |= r[i][0] != 0 || r[i][1] != 0;
+    return on;
+}
+
 int sn_augment_conf_parse(struct sn_augment_conf *ac, const struct sn_config *cfg,
                           struct sn_err *err)
 {
@@ -78,6 +106,8 @@ int sn_augment_conf_parse(struct sn_augment_conf *ac, const struct sn_config *cf
                                         "horizontal_and_vertical", NULL};
     static const char *const fills[] = {"reflect", "constant", "nearest", "wrap", NULL};
     int flip, fill, given;
+    if (sn_section_key(s, "crop")) /* absent: no crop, and no value recorded for it */
+        SN_FORWARD(sn_section_int_pair(cfg, s, "crop", 1, SN_CROP_MAX, ac->crop, err));
     SN_FORWARD(sn_section_choice(cfg, s, "flip", "none", flips, &flip, err));
     ac->flip = (enum sn_flip)flip;
     SN_FORWARD(parse_range(cfg, s, "rotation", 1, -1, 1, ac->rotation, &given, err));
@@ -100,11 +130,7 @@ int sn_augment_conf_parse(struct sn_augment_conf *ac, const struct sn_config *cf
     double fv;
     SN_FORWARD(sn_section_float(cfg, s, "fill_value", 0, -1e30, 1e30, &fv, err));
     ac->fill_value = (float)fv;
-    const double *r[] = {ac->rotation, ac->zoom_h, ac->zoom_w, ac->translate_h, ac->translate_w,
-                         ac->contrast};
-    ac->enabled = ac->flip != SN_FLIP_NONE;
-    for (int i = 0; i < 6; i++)
-        ac->enabled |= r[i][0] != 0 || r[i][1] != 0;
+    ac->enabled = ac->crop[0] > 0 || after_crop_on(ac);
     return SN_OK;
 }
 
@@ -342,6 +368,119 @@ static void contrast(float *img, int h, int w, int C, float f)
         }
     }
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * RandomCrop */
+
+/* tf's resize_bilinear taps on one axis (half-pixel centres, scale in/out in float, as tf and
+ * image.c compute it): output i of `out` reads source start+lo and start+hi of a box of `in`,
+ * with weight f on hi. Equal sizes give lo = hi = i, f = 0: a copy. */
+static inline void resize_taps(int i, int in, int out, int start, int *lo, int *hi, float *f)
+{
+    float scale = (float)in / (float)out;
+    float s = ((float)i + 0.5f) * scale - 0.5f;
+    float fl = floorf(s);
+    int a = (int)fl < 0 ? 0 : (int)fl;
+    int b = (int)ceilf(s) > in - 1 ? in - 1 : (int)ceilf(s);
+    *lo = start + a;
+    *hi = start + b;
+    *f = s - fl;
+}
+
+/* Keras's smart_resize: src (h,w,C) -> dst (H,W,C). The largest centred box of aspect H:W
+ * (Keras's integer arithmetic: sides int(w*H/W) and int(h*W/H), each at most the image's and at
+ * least 1, started at int((h - side)/2)), then tf.image.resize bilinear without antialiasing:
+ * top + (bottom - top) * wy of rows a + (b - a) * wx. */
+static void smart_resize(const float *src, int h, int w, int C, float *dst, int H, int W)
+{
+    int ch = (int)((double)w * H / W), cw = (int)((double)h * W / H);
+    ch = ch < h ? ch : h;
+    cw = cw < w ? cw : w;
+    ch = ch > 1 ? ch : 1;
+    cw = cw > 1 ? cw : 1;
+    int y0 = (int)((double)(h - ch) / 2), x0 = (int)((double)(w - cw) / 2);
+    for (int y = 0; y < H; y++) {
+        int r0, r1;
+        float wy;
+        resize_taps(y, ch, H, y0, &r0, &r1, &wy);
+        const float *t = src + (size_t)r0 * w * C, *b = src + (size_t)r1 * w * C;
+        float *o = dst + (size_t)y * W * C;
+        for (int x = 0; x < W; x++) {
+            int c0, c1;
+            float wx;
+            resize_taps(x, cw, W, x0, &c0, &c1, &wx);
+            for (int c = 0; c < C; c++) {
+                float tl = t[(size_t)c0 * C + c], tr = t[(size_t)c1 * C + c];
+                float bl = b[(size_t)c0 * C + c], br = b[(size_t)c1 * C + c];
+                float top = tl + (tr - tl) * wx, bot = bl + (br - bl) * wx;
+                o[(size_t)x * C + c] = top + (bot - top) * wy;
+            }
+        }
+    }
+}
+
+void sn_augment_out_size(const struct sn_augment_conf *ac, int h, int w, int *oh, int *ow)
+{
+    int crop = ac != NULL && ac->crop[0] > 0;
+    *oh = crop ? ac->crop[0] : h;
+    *ow = crop ? ac->crop[1] : w;
+}
+
+size_t sn_augment_scratch(const struct sn_augment_conf *ac, int training, int h, int w, int c)
+{
+    (void)h, (void)w;
+    if (ac == NULL || ac->crop[0] == 0 || !training || !after_crop_on(ac))
+        return 0;
+    return (size_t)ac->crop[0] * ac->crop[1] * c;
+}
+
+/* The documented RandomCrop, as tf.keras 2 implements it: random when the image is at least
+ * H x W, smart_resize otherwise and at inference. Keras 3's code departs from its documentation
+ * in two ways we do not copy: it crops at random only when the image is larger on both sides,
+ * and at inference it returns the image unchanged (keras-team/keras#21868), which a network
+ * trained on H x W windows cannot take. */
+void sn_augment_crop(const struct sn_augment_conf *ac, uint64_t key, int training,
+                     const float *src, int h, int w, int c, float *dst, int *y0, int *x0)
+{
+    int H = ac->crop[0], W = ac->crop[1];
+    if (!training || h < H || w < W) {
+        smart_resize(src, h, w, c, dst, H, W);
+        if (y0)
+            *y0 = *x0 = -1;
+        return;
+    }
+    /* Keras: int(uniform(0, h - H + 1)), each side its own draw; in double the product stays
+     * below h - H + 1 for any float draw below 1 */
+    int oy = (int)((double)sn_hash_uniform(sn_hash64(key, K_CROP_H)) * (h - H + 1));
+    int ox = (int)((double)sn_hash_uniform(sn_hash64(key, K_CROP_W)) * (w - W + 1));
+    oy = oy < h - H ? oy : h - H;
+    ox = ox < w - W ? ox : w - W;
+    size_t row = (size_t)W * c;
+    for (int y = 0; y < H; y++)
+        memcpy(dst + (size_t)y * row, src + ((size_t)(oy + y) * w + ox) * c, row * sizeof *dst);
+    if (y0)
+        *y0 = oy, *x0 = ox;
+}
+
+void sn_augment_sample(const struct sn_augment_conf *ac, uint64_t key, int training,
+                       const float *src, int h, int w, int c, float *dst, float *scratch)
+{
+    int crop = ac != NULL && ac->crop[0] > 0;
+    int after = ac != NULL && training && after_crop_on(ac);
+    if (crop && after) {
+        sn_augment_crop(ac, key, training, src, h, w, c, scratch, NULL, NULL);
+        sn_augment_apply(ac, key, scratch, dst, ac->crop[0], ac->crop[1], c);
+    } else if (crop) {
+        sn_augment_crop(ac, key, training, src, h, w, c, dst, NULL, NULL);
+    } else if (after) {
+        sn_augment_apply(ac, key, src, dst, h, w, c);
+    } else {
+        memcpy(dst, src, (size_t)h * w * c * sizeof *dst);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The layers after RandomCrop */
 
 static double draw(uint64_t key, int k, const double range[2])
 {

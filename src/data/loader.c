@@ -58,14 +58,18 @@ struct worker {
     struct sn_loader *l;
     pthread_t th;
     struct sn_image_ctx *ctx; /* owned */
-    float *tmp;               /* owned (H,W,C), decoded image before augmentation */
+    float *tmp;               /* owned: the decoded image (image_size) before [augment],
+                                 then sn_augment_sample's scratch */
 };
 
 struct sn_loader {
     struct sn_loader_conf c;
     struct sn_image_opts opts;
-    int aug_on;
-    size_t sample;           /* H*W*C floats */
+    int aug_on;              /* rows go through sn_augment_sample */
+    int training;            /* its random draws (not inference) */
+    size_t decoded;          /* floats of a decoded image (image_size) */
+    size_t sample;           /* floats of a row: H*W*C after [augment] */
+    size_t scratch;          /* floats of sn_augment_sample's scratch */
     int steps, local_max, depth, n_threads;
     int32_t *order;          /* owned (n) */
     uint8_t *reported;       /* owned (n): bad file already reported */
@@ -177,8 +181,8 @@ static void *worker_main(void *arg)
             w->ctx = NULL;
         }
         if (rc == SN_OK && l->aug_on)
-            sn_augment_apply(l->c.aug, key, w->tmp, dst, l->opts.height, l->opts.width,
-                             l->opts.channels);
+            sn_augment_sample(l->c.aug, key, l->training, w->tmp, l->opts.height, l->opts.width,
+                              l->opts.channels, dst, w->tmp + l->decoded);
         if (rc != SN_OK)
             memset(dst, 0, l->sample * sizeof *dst);
 
@@ -279,8 +283,18 @@ int sn_loader_create(struct sn_loader **out, const struct sn_loader_conf *c, str
                                      .interp = (int)dc->interp,
                                      .crop_to_aspect_ratio = dc->crop_to_aspect_ratio,
                                      .max_pixels = dc->max_pixels};
-    l->aug_on = c->aug != NULL && c->aug->enabled && !c->ds->features;
-    l->sample = (size_t)dc->height * dc->width * dc->channels;
+    /* in training every enabled layer acts; at inference only RandomCrop (a resize) */
+    l->training = !c->inference;
+    l->aug_on = c->aug != NULL && !c->ds->features &&
+                (l->training ? c->aug->enabled : c->aug->crop[0] > 0);
+    int oh = dc->height, ow = dc->width;
+    if (l->aug_on)
+        sn_augment_out_size(c->aug, dc->height, dc->width, &oh, &ow);
+    l->decoded = (size_t)dc->height * dc->width * dc->channels;
+    l->sample = (size_t)oh * ow * dc->channels;
+    l->scratch = l->aug_on ? sn_augment_scratch(c->aug, l->training, dc->height, dc->width,
+                                                dc->channels)
+                           : 0;
     l->steps = (c->ds->n + c->global_batch - 1) / c->global_batch;
     int first, most = 0; /* the largest slice any rank takes of a full batch */
     for (int r = 0; r < c->world; r++) {
@@ -314,7 +328,8 @@ int sn_loader_create(struct sn_loader **out, const struct sn_loader_conf *c, str
         w->l = l;
         if ((rc = sn_image_ctx_create(&w->ctx, err)) != SN_OK)
             goto fail;
-        if (l->aug_on && (w->tmp = malloc(l->sample * sizeof *w->tmp)) == NULL)
+        if (l->aug_on &&
+            (w->tmp = malloc((l->decoded + l->scratch) * sizeof *w->tmp)) == NULL)
             goto nomem;
     }
     for (int i = 0; i < l->n_threads; i++) {
@@ -435,8 +450,8 @@ int sn_loader_bad_count(const struct sn_loader *l)
     return n;
 }
 
-int sn_data_load_image(const struct sn_data_conf *dc, const char *path, float *out,
-                       struct sn_err *err)
+int sn_data_load_image(const struct sn_data_conf *dc, const struct sn_augment_conf *ac,
+                       const char *path, float *out, struct sn_err *err)
 {
     struct sn_image_opts opts = {.height = dc->height,
                                  .width = dc->width,
@@ -444,9 +459,20 @@ int sn_data_load_image(const struct sn_data_conf *dc, const char *path, float *o
                                  .interp = (int)dc->interp,
                                  .crop_to_aspect_ratio = dc->crop_to_aspect_ratio,
                                  .max_pixels = dc->max_pixels};
+    int crop = ac != NULL && ac->crop[0] > 0;
+    float *decoded = NULL;
+    if (crop) {
+        decoded = malloc((size_t)dc->height * dc->width * dc->channels * sizeof *decoded);
+        SN_RETURN_IF(decoded == NULL, err, SN_ENOMEM, "%s: out of memory for a %dx%dx%d image",
+                     path, dc->height, dc->width, dc->channels);
+    }
     struct sn_image_ctx *ctx;
-    SN_FORWARD(sn_image_ctx_create(&ctx, err));
-    int rc = sn_image_load(ctx, path, &opts, out, err);
+    int rc = sn_image_ctx_create(&ctx, err);
+    if (rc == SN_OK)
+        rc = sn_image_load(ctx, path, &opts, crop ? decoded : out, err);
+    if (rc == SN_OK && crop) /* inference: no scratch, no draws */
+        sn_augment_sample(ac, 0, 0, decoded, dc->height, dc->width, dc->channels, out, NULL);
     sn_image_ctx_free(ctx);
+    free(decoded);
     return rc;
 }

@@ -40,7 +40,8 @@ struct sn_batch {
     int n;                /* rows on this rank (may be 0) */
     int global_n;         /* rows of the global batch, all ranks together */
     int step;             /* index of the batch within the epoch */
-    float *x;             /* (n,H,W,C) in [0,255] — owned by the loader */
+    float *x;             /* (n,H,W,C) in [0,255], H x W after [augment] crop — owned by
+                             the loader */
     int32_t *y;           /* (n) class index (label_mode int; losses expand it as needed) */
     int64_t *ids;         /* (n) index of each sample in the dataset */
     uint8_t *ok;          /* (n) 0 where the file could not be decoded (row is zeros) */
@@ -50,7 +51,11 @@ struct sn_batch {
 struct sn_loader_conf {
     const struct sn_dataset *ds;
     const struct sn_data_conf *dc;
-    const struct sn_augment_conf *aug; /* NULL: no augmentation */
+    const struct sn_augment_conf *aug; /* the [augment] settings (NULL: none). Rows are
+                                          (crop's H, W when set, else image_size) */
+    int inference;        /* 1: Keras's training=False (validation, evaluate, extract): the
+                             random layers are off and RandomCrop takes the centred window of its
+                             aspect, resized (sn_augment_sample); 0: training draws */
     int global_batch;
     int micro_batch;      /* batches are shared among ranks in micro-batches of this many
                              samples (sn_shard_slice); 0 or 1: any sample */
@@ -92,8 +97,10 @@ double sn_loader_wait_seconds(const struct sn_loader *l);
 /* Bad files met in this epoch on this rank. */
 int  sn_loader_bad_count(const struct sn_loader *l);
 
-/* Decodes one file to (H,W,C) float [0,255] with the data settings (used by `predict`). */
-int  sn_data_load_image(const struct sn_data_conf *dc, const char *path, float *out,
-                        struct sn_err *err);
+/* Decodes one file with the data settings and passes it through [augment] at inference
+ * (RandomCrop's centred window, resized; ac may be NULL): out (H,W,C) float [0,255], the
+ * network's input (used by `predict`). */
+int  sn_data_load_image(const struct sn_data_conf *dc, const struct sn_augment_conf *ac,
+                        const char *path, float *out, struct sn_err *err);
 
 #endif

@@ -36,7 +36,10 @@ static void *alloc_zeroed(size_t bytes)
     return p;
 }
 
-/* The input shape: [model] input_shape = H,W,C, else [data] image_size and color_mode. */
+/* The input shape: [model] input_shape = H,W,C, else [data] image_size and color_mode, where
+ * [augment] crop = H, W (RandomCrop, whose output the network sees) replaces image_size. The
+ * crop's values are checked as augment.c checks them (sn_augment_conf_parse), so that every
+ * command that builds the network, whether it reads [augment] or not, gets the same input. */
 static int read_input_shape(const struct sn_config *cfg, struct sn_shape *in, struct sn_err *err)
 {
     const struct sn_section *ms = sn_config_find(cfg, "model");
@@ -55,15 +58,19 @@ static int read_input_shape(const struct sn_config *cfg, struct sn_shape *in, st
         *in = (struct sn_shape){h, w, c, 3};
         return SN_OK;
     }
-    const struct sn_section *ds = sn_config_find(cfg, "data");
-    if (!ds || !sn_section_key(ds, "image_size"))
+    const struct sn_section *ds = sn_config_find(cfg, "data"), *as = sn_config_find(cfg, "augment");
+    int crop = as && sn_section_key(as, "crop");
+    if (!crop && (!ds || !sn_section_key(ds, "image_size")))
         return sn_err_set(err, SN_EINVAL,
                           "%s: the input shape is unknown\n---> HINT: set [data] image_size "
                           "(and color_mode) or [model] input_shape",
                           cfg->path);
     int hw[2], color;
     static const char *const modes[] = {"rgb", "grayscale", NULL};
-    SN_FORWARD(sn_section_int2(cfg, ds, "image_size", 0, 0, 1, 65536, hw, err));
+    if (crop) /* the bound is augment.h's SN_CROP_MAX, image_size's */
+        SN_FORWARD(sn_section_int_pair(cfg, as, "crop", 1, 65536, hw, err));
+    else
+        SN_FORWARD(sn_section_int2(cfg, ds, "image_size", 0, 0, 1, 65536, hw, err));
     SN_FORWARD(sn_section_choice(cfg, ds, "color_mode", "rgb", modes, &color, err));
     *in = (struct sn_shape){hw[0], hw[1], color == 1 ? 1 : 3, 3};
     return SN_OK;

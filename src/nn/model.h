@@ -74,7 +74,8 @@ struct sn_model {
 };
 
 /* Builds the network from the config's layer sections (in order), with input shape from [model]
- * input_shape (H,W,C) or [data] image_size + color_mode, and the loss from [train] loss and
+ * input_shape (H,W,C) or [data] image_size + color_mode ([augment] crop's H, W instead of
+ * image_size when set: the network sees RandomCrop's output), and the loss from [train] loss and
  * label_smoothing.
  * Unknown section types are errors naming the line. max_batch bounds every later call. */
 int  sn_model_build(struct sn_model **out, const struct sn_config *cfg, int max_batch,

@@ -85,11 +85,13 @@ static int bench_data(struct sn_settings *st, struct sn_dist *d, const struct sn
         }
         double secs = sn_now() - t0;
         double rate = images / fmax(secs, 1e-9);
+        int oh, ow; /* what the loader delivers: after [augment] crop */
+        sn_augment_out_size(ac.enabled ? &ac : NULL, dc.height, dc.width, &oh, &ow);
         if (rc == SN_OK && d->rank == 0)
             fprintf(out,
                     "data %d thread%s: %.0f images/s per rank (%lld images, %dx%dx%d%s), %.2fx "
                     "the plain decode rate per thread\n",
-                    threads, threads > 1 ? "s" : "", rate, images, dc.height, dc.width, dc.channels,
+                    threads, threads > 1 ? "s" : "", rate, images, oh, ow, dc.channels,
                     ac.enabled ? ", augmented" : "", plain > 0 ? rate / threads / plain : 0);
         sn_loader_free(ld);
     }

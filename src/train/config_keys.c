@@ -112,7 +112,15 @@ const struct sn_config_key sn_config_keys[] = {
     SECTION("augment",
             "Keras's random augmentation layers, on the training images: on when something is "
             "set. Each draw is a function of the seed, the epoch and the sample, whatever the "
-            "threads and ranks. A factor is `f`, meaning `-f, f`, or `lower, upper`."),
+            "threads and ranks. A factor is `f`, meaning `-f, f`, or `lower, upper`. The layers "
+            "run in the order of this table (crop, flip, rotation, zoom, translation, contrast), "
+            "as a Keras `Sequential` written in that order. At inference (validation, "
+            "`evaluate`, `predict`, `extract`) they are off, but for `crop`."),
+    NODEF("augment", "crop", "", "24,24",
+          "RandomCrop(height, width), as `H, W`: in training a random H x W window, uniform "
+          "over its positions; at inference, and in training for an image smaller than H x W, "
+          "the largest centred window of aspect H:W resized to H x W (bilinear). The network's "
+          "input is then H x W, not `image_size`. Both in [1, 65536]. Absent: none."),
     KEY("augment", "flip", "none", "",
         "RandomFlip: `none`, `horizontal`, `vertical` or `horizontal_and_vertical` (each axis "
         "flips with probability 1/2)."),

@@ -24,7 +24,7 @@ static int extract_split(struct sn_model *m, const struct sn_settings *st, struc
     *rows = NULL, *ids = NULL, *n_rows = 0;
     struct sn_loader *ld = NULL;
     int micro = st->tc.micro_batch;
-    struct sn_loader_conf lc = {.ds = ds, .dc = &st->dc,
+    struct sn_loader_conf lc = {.ds = ds, .dc = &st->dc, .aug = &st->ac, .inference = 1,
                                 .global_batch = st->tc.validation_batch_size,
                                 .micro_batch = micro, .rank = d->rank, .world = d->world,
                                 .shuffle = 0, .seed = st->tc.seed,

@@ -162,7 +162,7 @@ static int open_data(struct run *r, struct sn_err *err)
                                 .world = d->world, .shuffle = tc->shuffle, .seed = tc->seed,
                                 .report = sn_console_report, .report_user = &r->con};
     SN_FORWARD(sn_loader_create(&r->train_ld, &lc, err));
-    struct sn_loader_conf vc = {.ds = r->val_ds, .dc = &st->dc,
+    struct sn_loader_conf vc = {.ds = r->val_ds, .dc = &st->dc, .aug = &st->ac, .inference = 1,
                                 .global_batch = tc->validation_batch_size,
                                 .micro_batch = tc->micro_batch, .rank = d->rank,
                                 .world = d->world, .shuffle = 0, .seed = tc->seed,

@@ -245,7 +245,8 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
         if (n > 0)
             fprintf(notes, "note: %s lacks %d of the model's %d classes: %s\n", ds->root, n,
                     ds->n_classes, missing);
-        struct sn_loader_conf lc = {.ds = ds, .dc = dc, .global_batch = tc->validation_batch_size,
+        struct sn_loader_conf lc = {.ds = ds, .dc = dc, .aug = &t.st.ac, .inference = 1,
+                                    .global_batch = tc->validation_batch_size,
                                     .micro_batch = tc->micro_batch, .rank = 0, .world = 1,
                                     .shuffle = 0, .seed = tc->seed,
                                     .report = sn_console_report_file, .report_user = errs};
@@ -296,7 +297,7 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
         top = top < 1 ? 1 : t.n_classes;
     struct sn_step_ctx ctx = {.ops = m ? m->ops : NULL, .scratch = m ? m->scratch : NULL};
     for (int i = 0; rc == SN_OK && i < n_images; i++) {
-        rc = sn_data_load_image(&t.st.dc, images[i], x, err);
+        rc = sn_data_load_image(&t.st.dc, &t.st.ac, images[i], x, err);
         if (rc != SN_OK)
             break;
         int64_t id = 0;

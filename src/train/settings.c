@@ -74,7 +74,17 @@ static int check_fit(const struct sn_settings *st, const struct sn_config *cfg,
                                "[augment] with [data] features: features are computed once, "
                                "from unaugmented images; HINT: augment with a frozen base "
                                "instead (configs/vgg16_frozen.cfg)");
-    if (dc->height != m->input.h || dc->width != m->input.w || dc->channels != m->input.c)
+    int h, w; /* what the network is fed: RandomCrop's size when [augment] crop is set */
+    sn_augment_out_size(&st->ac, dc->height, dc->width, &h, &w);
+    if ((h != dc->height || w != dc->width) &&
+        (h != m->input.h || w != m->input.w || dc->channels != m->input.c))
+        return sn_config_error(cfg, sn_config_find(cfg, "augment"), "crop", err, SN_EINVAL,
+                               "[data] gives %dx%dx%d images, RandomCrop makes them %dx%dx%d, "
+                               "the model expects %dx%dx%d ([model] input_shape is the "
+                               "network's input: after the crop)",
+                               dc->height, dc->width, dc->channels, h, w, dc->channels,
+                               m->input.h, m->input.w, m->input.c);
+    if (h != m->input.h || w != m->input.w || dc->channels != m->input.c)
         return sn_err_set(err, SN_EINVAL,
                           "%s: [data] gives %dx%dx%d images, the model expects %dx%dx%d",
                           cfg->path, dc->height, dc->width, dc->channels, m->input.h, m->input.w,
