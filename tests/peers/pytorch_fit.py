@@ -699,29 +699,34 @@ def smart_box(h, w, th, tw):
     return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
-def decode_split(S, items, what, out_hw, centre_crop=False):
+def decode_split(S, items, what, out_hw, rank, world, dist, centre_crop=False):
     """Decodes every image of a split into one tensor (N, C, H, W): uint8 when no image needed
-    resizing, else float32 in [0, 255]. Returns (x, y, skipped)."""
+    resizing, else float32 in [0, 255]. Each rank decodes its share of the files, and the ranks
+    exchange them (dist: torch.distributed when world > 1). Returns (x, y, skipped)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
     from PIL import Image, UnidentifiedImageError
     H, W = S.image_size
-    mode = "RGB" if S.channels == 3 else "L"
-    arrays, labels, skipped = [], [], 0
+    C = S.channels
+    mode = "RGB" if C == 3 else "L"
+    n = len(items)
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    arrays, ok = [], []
     resized = False
-    for path, label in items:
+    for path, _ in items[lo:hi]:
         try:
             with Image.open(path) as im:
                 if S.max_pixels and im.width * im.height > S.max_pixels:
                     raise ValueError(f"{im.width}x{im.height} is over [data] max_pixels")
                 if im.format == "JPEG" and im.width >= 2 * W and im.height >= 2 * H:
                     im.draft(mode, (W, H))  # DCT scaling, as shardnet's decoder does
-                arr = np.asarray(im.convert(mode), dtype=np.uint8)
+                arr = np.asarray(im if im.mode == mode else im.convert(mode), dtype=np.uint8)
         except (OSError, ValueError, UnidentifiedImageError) as e:
             if S.on_bad_image == "fail":
                 raise ConfigError(f"{path}: cannot decode: {e}")
-            skipped += 1
+            arrays.append(None)
+            ok.append(0)
             continue
         if arr.ndim == 2:
             arr = arr[:, :, None]
@@ -735,16 +740,39 @@ def decode_split(S, items, what, out_hw, centre_crop=False):
             resized = True
         else:
             arrays.append(torch.from_numpy(np.array(arr)).permute(2, 0, 1))
-        labels.append(label)
-    if not arrays:
-        raise ConfigError(f"no image of the {what} split could be decoded")
-    if resized:
-        x = torch.stack([a.float() for a in arrays])
+        ok.append(1)
+    if world > 1:  # one dtype for all: float32 if any rank resized an image
+        flag = torch.tensor([int(resized)])
+        dist.all_reduce(flag)
+        resized = bool(flag.item())
+    dtype = torch.float32 if resized else torch.uint8
+    part = -(-n // world)  # rows of the largest share
+    mine = torch.zeros(part, C, H, W, dtype=dtype)
+    for i, a in enumerate(arrays):
+        if a is not None:
+            mine[i] = a.to(dtype)
+    okt = torch.zeros(part, dtype=torch.uint8)
+    okt[:len(ok)] = torch.tensor(ok, dtype=torch.uint8)
+    if world > 1:
+        xs = [torch.empty_like(mine) for _ in range(world)]
+        oks = [torch.empty_like(okt) for _ in range(world)]
+        dist.all_gather(xs, mine)
+        dist.all_gather(oks, okt)
+        sizes = [n * (r + 1) // world - n * r // world for r in range(world)]
+        x = torch.cat([t[:k] for t, k in zip(xs, sizes)])
+        okt = torch.cat([t[:k] for t, k in zip(oks, sizes)])
     else:
-        x = torch.stack(arrays)
+        x, okt = mine[:n], okt[:n]
+    keep = okt.bool()
+    if not keep.any():
+        raise ConfigError(f"no image of the {what} split could be decoded")
+    y = torch.tensor([label for _, label in items], dtype=torch.long)
+    skipped = int((~keep).sum())
+    if skipped:
+        x, y = x[keep], y[keep]
     if centre_crop and tuple(x.shape[2:]) != tuple(out_hw):
         x = smart_resize(x.float(), out_hw, F)
-    return x.contiguous(), torch.tensor(labels, dtype=torch.long), skipped
+    return x.contiguous(), y, skipped
 
 
 def resize(x, hw, interpolation, F):
@@ -1242,8 +1270,8 @@ def run(rank, args, S, cfg, result_q):
     dist = None
     if world > 1:
         import torch.distributed as dist
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(args.port))
+        os.environ["MASTER_ADDR"] = "127.0.0.1"
+        os.environ["MASTER_PORT"] = str(args.port)
         dist.init_process_group("gloo", rank=rank, world_size=world)
 
     def say(*a):
@@ -1255,9 +1283,11 @@ def run(rank, args, S, cfg, result_q):
     train_items, classes = list_split(S, "train", None)
     val_items, _ = list_split(S, "val", classes)
     test_items, _ = list_split(S, "test", classes)
-    xtr, ytr, bad_tr = decode_split(S, train_items, "training", S.input_hw)
-    xva, yva, bad_va = decode_split(S, val_items, "validation", S.input_hw, centre_crop=True)
-    xte, yte, bad_te = decode_split(S, test_items, "test", S.input_hw, centre_crop=True)
+    xtr, ytr, bad_tr = decode_split(S, train_items, "training", S.input_hw, rank, world, dist)
+    xva, yva, bad_va = decode_split(S, val_items, "validation", S.input_hw, rank, world, dist,
+                                    centre_crop=True)
+    xte, yte, bad_te = decode_split(S, test_items, "test", S.input_hw, rank, world, dist,
+                                    centre_crop=True)
     if S.crop is None:
         for x, what in ((xva, "validation"), (xte, "test")):
             assert tuple(x.shape[1:]) == (S.channels, *S.input_hw), what
@@ -1456,8 +1486,8 @@ def main():
                    help="report the elapsed seconds at which test accuracy first reached ACC")
     p.add_argument("--channels-last", action="store_true",
                    help="NHWC tensors (torch.channels_last) instead of PyTorch's default NCHW")
-    p.add_argument("--port", type=int, default=29533, help="the gloo rendezvous port on "
-                   "127.0.0.1 (default 29533)")
+    p.add_argument("--port", type=int, default=0, help="the gloo rendezvous port on "
+                   "127.0.0.1 (default: a free one)")
     args = p.parse_args()
     if args.ranks < 1:
         p.error("--ranks wants a positive integer")
@@ -1480,6 +1510,11 @@ def main():
         print("pytorch_fit: error: PyTorch is not installed; HINT: apt-get install python3-torch "
               "python3-pil (Debian 12's PyTorch 1.13)", file=sys.stderr)
         sys.exit(1)
+    if args.port == 0 and args.ranks > 1:
+        import socket
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            args.port = sock.getsockname()[1]
     import torch.multiprocessing as mp
     ctx = mp.get_context("spawn")
     q = ctx.SimpleQueue()
