@@ -1505,11 +1505,20 @@ def main():
         print(f"pytorch_fit: error: {e}", file=sys.stderr)
         sys.exit(2)
     try:
-        import torch  # noqa: F401
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+        import PIL  # noqa: F401
     except ImportError:
         print("pytorch_fit: error: PyTorch is not installed; HINT: apt-get install python3-torch "
               "python3-pil (Debian 12's PyTorch 1.13)", file=sys.stderr)
         sys.exit(1)
+    try:  # the network and the classes checked now, not after the images are decoded
+        _, classes = list_split(S, "train", None)
+        build(cfg, S, len(classes), torch, nn, F)
+    except ConfigError as e:
+        print(f"pytorch_fit: error: {e}", file=sys.stderr)
+        sys.exit(2)
     if args.port == 0 and args.ranks > 1:
         import socket
         with socket.socket() as sock:
