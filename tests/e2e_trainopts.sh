@@ -8,7 +8,9 @@
 #    epoch) and resumed each time ends with the uninterrupted run's parameters, batch-norm
 #    statistics, optimizer moments and history, on 1 rank and on 2 ranks;
 #  - a word of weight_decay_exclude that names no variable is refused before any work, naming
-#    the config line and the variables.
+#    the config line and the variables;
+#  - configs/fashion_fast.cfg itself (its schedule, flip and micro-batches) on a small folder,
+#    stopped by SIGUSR1 twice mid-epoch and resumed, ends as the uninterrupted run did.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -137,5 +139,48 @@ sed 's/^weight_decay_exclude = .*/weight_decay_exclude = bias, gama/' fast.cfg >
 "$bin" summary typo.cfg > typo2.out 2>&1
 check "weight_decay_exclude typo: refused by summary too, naming typo.cfg:15" \
     contains typo2.out "typo.cfg:15: \[train\] weight_decay_exclude: 'gama'"
+
+# --- the fast recipe itself (configs/fashion_fast.cfg) stopped mid-epoch and resumed ------------
+# Its schedule (warmup to warmup_target, cosine to the last update), its augmentation (the flip's
+# draws) and its micro-batches, on the small folder: 240 images in batches of 24, 2 epochs; the
+# reference backend makes the steps slow enough to be stopped mid-epoch.
+recipe=$src/configs/fashion_fast.cfg
+rset=(--set data.dir=fm --set train.epochs=2 --set train.batch_size=24 --set train.micro_batch=12
+      --set train.warmup_steps=5 --set model.backend=ref --set checkpoint.save_every=1)
+"${mpirun[@]}" -np 2 "$bin" train "$recipe" "${rset[@]}" --set checkpoint.dir=rstraight > rstraight.out 2>&1
+check "fashion_fast.cfg, uninterrupted: exit 0" test $? -eq 0
+check "fashion_fast.cfg: flips in its augmentation" grep -q '^flip = horizontal' "$recipe"
+rleg() {  # rleg AT: SIGUSR1 once the last checkpoint holds step AT (exit 75); no AT: to the end
+    local at=${1:-} last=rstopped/fashion_fast-last.ckpt
+    "${mpirun[@]}" -np 2 "$bin" train "$recipe" "${rset[@]}" --set checkpoint.dir=rstopped \
+        --resume auto >> rstopped.out 2>&1 &
+    local job=$!
+    if [ -n "$at" ]; then
+        for _ in $(seq 1 1500); do
+            [ "$(step_of "$last")" -ge "$at" ] 2>/dev/null && break
+            kill -0 $job 2>/dev/null || break
+            sleep 0.02
+        done
+        kill -USR1 $job 2>/dev/null
+    fi
+    wait $job
+    local rc=$?
+    if [ -n "$at" ]; then
+        check "fashion_fast.cfg: stopped by SIGUSR1 after step $at, exit 75 (got $rc)" test $rc -eq 75
+    else
+        check "fashion_fast.cfg: resumed to the end, exit 0 (got $rc)" test $rc -eq 0
+    fi
+}
+rleg 3    # in the warmup
+rleg 14   # in the second epoch's decay
+rleg
+check "fashion_fast.cfg: stopped mid-epoch twice" \
+    test "$(grep -c 'stopped by a signal at epoch [12], step \(4\|5\|6\|7\|8\|9\|1[5-9]\);' rstopped.out)" -eq 2
+check "fashion_fast.cfg: stopped twice and resumed = uninterrupted: parameters, state, moments" \
+    test "$(hashes rstraight/fashion_fast-last.ckpt)" = "$(hashes rstopped/fashion_fast-last.ckpt)"
+"$bin" inspect rstraight/fashion_fast-best.ckpt --compare rstopped/fashion_fast-best.ckpt > rcmp.out 2>&1
+check "fashion_fast.cfg: the same best checkpoint" contains rcmp.out "identical checkpoints"
+check "fashion_fast.cfg: the same history (losses, accuracies, rates) to the last digit" \
+    cmp -s <(hist rstraight/history.csv) <(hist rstopped/history.csv)
 
 finish
