@@ -1,6 +1,7 @@
 /* test_rng.c — the counter-based draws of rng.h: sn_hash_uniform_threshold, the integer form of
  * `sn_hash_uniform(h) >= p` that dropout's masks rely on to stay bit for bit what the float
- * compare gives, checked against that compare for every one of the 2^24 draws. */
+ * compare gives, checked against that compare for every one of the 2^24 draws; and
+ * sn_hash64_keyed_top24, the shortcut to those 24 bits, against the full hash. */
 #include <setjmp.h> // defines: jmp_buf (cmocka needs it)
 #include <stdarg.h> // defines: va_list (cmocka needs it)
 #include <stddef.h> // defines: size_t (cmocka needs it)
@@ -71,11 +72,29 @@ static void test_threshold_values(void **state)
     assert_int_equal(sn_hash_uniform_threshold(NAN), 1u << 24);
 }
 
+/* The shortcut for the top 24 bits is the full hash's top 24 bits, keys and counters alike. */
+static void test_top24(void **state)
+{
+    (void)state;
+    struct sn_rng r;
+    sn_rng_seed(&r, 7);
+    for (int i = 0; i < 1000; i++) {
+        uint64_t key = sn_mix64(sn_rng_next(&r));
+        for (uint64_t j = 0; j < 1000; j++)
+            if (sn_hash64_keyed_top24(key, j) != (uint32_t)(sn_hash64_keyed(key, j) >> 40))
+                fail_msg("key %llx, counter %llu", (unsigned long long)key,
+                         (unsigned long long)j);
+        uint64_t j = sn_rng_next(&r);
+        assert_int_equal(sn_hash64_keyed_top24(key, j), sn_hash64_keyed(key, j) >> 40);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threshold_values),
         cmocka_unit_test(test_threshold_exhaustive),
+        cmocka_unit_test(test_top24),
     };
     return cmocka_run_group_tests_name("rng", tests, NULL, NULL);
 }

@@ -73,7 +73,7 @@ static void dropout_forward(struct sn_layer *l, const float *in, float *out, int
         uint64_t h = sn_mix64(sn_hash3(ctx->seed ^ (uint64_t)l->index, ctx->step, id));
         uint8_t *m = mask + (size_t)r * S;
         for (size_t j = 0; j < S; j++)
-            m[j] = (uint32_t)(sn_hash64_keyed(h, j) >> 40) >= keep_from;
+            m[j] = sn_hash64_keyed_top24(h, j) >= keep_from;
         apply_mask(in + (size_t)r * S, m, scale, out + (size_t)r * S, S);
     }
 }
