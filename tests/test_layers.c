@@ -488,6 +488,68 @@ static void test_dropout(void **state)
     tl_free(&t);
 }
 
+/* Dropout's mask and products as they were first written — a float compare per element and a
+ * branch per element — the oracle its fast loops must match bit for bit: x (n, S) -> y, m. */
+static void dropout_naive(const struct tl *t, const struct sn_step_ctx *ctx, const float *x,
+                          float *y, uint8_t *m, int n)
+{
+    const size_t S = sn_shape_size(t->l.in);
+    const float rate = t->l.conf.rate, scale = 1.0f / (1.0f - rate);
+    for (int r = 0; r < n; r++) {
+        uint64_t h = sn_mix64(sn_hash3(ctx->seed ^ (uint64_t)t->l.index, ctx->step,
+                                       (uint64_t)ctx->sample_ids[r]));
+        for (size_t j = 0; j < S; j++) {
+            size_t i = (size_t)r * S + j;
+            m[i] = sn_hash_uniform(sn_hash64_keyed(h, j)) >= rate;
+            y[i] = m[i] ? x[i] * scale : 0.0f;
+        }
+    }
+}
+
+/* The fast forward and backward give the naive loops' bits: at rates on and off the 2^-24 grid
+ * the masks compare in integers, and for the inputs a multiply by 0 would get wrong (NaN,
+ * infinities, -0.0: a dropped one is +0.0), out of place and in place. */
+static void test_dropout_bits(void **state)
+{
+    enum { S = 1157, N = 3 }; /* odd, so the vector loops have a tail */
+    const float rates[] = {0.3f, 0.5f, 0.25f, 1234567.0f / 16777216.0f,
+                           nextafterf(1234567.0f / 16777216.0f, 0.0f),
+                           nextafterf(1234567.0f / 16777216.0f, 1.0f), 1e-7f, 0.97f};
+    static float x[N * S], y[N * S], yn[N * S], dy[N * S], dx[N * S], dxn[N * S];
+    static uint8_t mn[N * S];
+    int64_t ids[N] = {4, 17, 1000003};
+    sn_test_fill(x, N * S, -2, 2, 61);
+    sn_test_fill(dy, N * S, -2, 2, 62);
+    const float special[] = {NAN, -NAN, INFINITY, -INFINITY, -0.0f, 0.0f, 1e-42f, -1e-42f, 3e38f};
+    for (size_t i = 0; i < N * S; i += 7) {
+        x[i] = special[(i / 7) % 9];
+        dy[(i * 3) % (N * S)] = special[(i / 7 + 4) % 9];
+    }
+    for (size_t k = 0; k < sizeof rates / sizeof rates[0]; k++) {
+        struct tl t;
+        tl_make_ok(&t, "[dropout]\nrate = 0.5\n", vec(S), N);
+        t.l.conf.rate = rates[k]; /* exactly this float, not a decimal's nearest */
+        struct sn_step_ctx ctx = tl_ctx(&t, &sn_ops_blas, 1, ids);
+        dropout_naive(&t, &ctx, x, yn, mn, N);
+        t.l.type->forward(&t.l, x, y, N, &ctx);
+        assert_memory_equal(y, yn, sizeof y);
+        assert_memory_equal(t.aux, mn, sizeof mn);
+        const float scale = 1.0f / (1.0f - rates[k]);
+        for (size_t i = 0; i < N * S; i++)
+            dxn[i] = mn[i] ? dy[i] * scale : 0.0f;
+        t.l.type->backward(&t.l, x, y, dy, dx, N, &ctx);
+        assert_memory_equal(dx, dxn, sizeof dx);
+        /* in place: out = in, din = dout */
+        memcpy(y, x, sizeof y);
+        t.l.type->forward(&t.l, y, y, N, &ctx);
+        assert_memory_equal(y, yn, sizeof y);
+        memcpy(dx, dy, sizeof dx);
+        t.l.type->backward(&t.l, x, y, dx, dx, N, &ctx);
+        assert_memory_equal(dx, dxn, sizeof dx);
+        tl_free(&t);
+    }
+}
+
 static void test_batchnorm(void **state)
 {
     struct tl t;
@@ -596,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_flatten_gap_rescaling),
         cmocka_unit_test(test_activation_layer),
         cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_dropout_bits),
         cmocka_unit_test(test_batchnorm),
     };
     return cmocka_run_group_tests_name("layers", tests, NULL, NULL);

@@ -10,7 +10,7 @@
 
 #include <cmocka.h> // defines: cmocka_unit_test, assert_*
 
-#include <math.h>   // defines: exp, roundf
+#include <math.h>   // defines: exp, roundf, NAN, INFINITY
 #include <string.h> // defines: memcpy
 
 #include "ops.h"
@@ -661,6 +661,66 @@ static void test_maxpool_backends_match_ref(void **state)
     }
 }
 
+/* Values that make max pooling's rules matter, from a seed: few distinct values, so windows tie
+ * (+0.0 with -0.0 too); NaNs, each with its own payload and sign, so that which NaN won shows
+ * in the bits; and infinities. */
+static void fill_pool_values(float *x, size_t n, uint64_t seed)
+{
+    static const float levels[] = {-2, -1, -0.0f, 0, 1, 2, 0.5f, INFINITY, -INFINITY};
+    sn_test_fill(x, n, 0, 1, seed);
+    for (size_t i = 0; i < n; i++) {
+        float u = x[i];
+        if (u < 0.06f) {
+            uint32_t b = (u < 0.03f ? 0xFFC00000u : 0x7FC00000u) | (uint32_t)(i & 0x3FFFFF);
+            memcpy(&x[i], &b, sizeof b);
+        } else {
+            x[i] = levels[(size_t)(u * 1000) % (sizeof levels / sizeof levels[0])];
+        }
+    }
+}
+
+/* The blas backend's common pool (2x2, strides 2, every window whole) has its own loops; they
+ * give its general loops' bits: the same maxima (which of tied cells, which NaN), the same
+ * argmax, the same input gradient (-0.0 and NaN gradients passed as they are, cells outside
+ * every window zeroed whatever din held), on even and odd sizes, one channel and many. */
+static void test_maxpool_fast_matches_general(void **state)
+{
+    static const int shapes[][5] = {
+        /* n  h  w  c same */
+        {2, 26, 26, 32, 0}, {3, 13, 13, 64, 0}, {2, 7, 9, 17, 0}, {2, 5, 4, 1, 0},
+        {1, 2, 2, 5, 0},    {2, 8, 6, 3, 1},    {1, 3, 3, 4, 0},  {2, 7, 6, 8, 1},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int *t = shapes[i];
+        struct sn_pool_desc d = {.n = t[0], .h = t[1], .w = t[2], .c = t[3], .ph = 2, .pw = 2,
+                                 .sh = 2, .sw = 2};
+        d.oh = sn_out_size(d.h, 2, 2, t[4], &d.pad_top);
+        d.ow = sn_out_size(d.w, 2, 2, t[4], &d.pad_left);
+        size_t ni = (size_t)d.n * d.h * d.w * d.c, no = (size_t)d.n * d.oh * d.ow * d.c;
+        float *in = malloc(ni * 4), *of = malloc(no * 4), *og = malloc(no * 4);
+        float *dout = malloc(no * 4), *dinf = malloc(ni * 4), *ding = malloc(ni * 4);
+        int32_t *af = malloc(no * 4), *ag = malloc(no * 4);
+        fill_pool_values(in, ni, 100 + i);
+        fill_pool_values(dout, no, 200 + i);
+        for (size_t j = 0; j < ni; j++) {
+            dinf[j] = j % 2 ? NAN : 1e30f; /* backward overwrites din */
+            ding[j] = -dinf[j];
+        }
+        sn_ops_blas.maxpool_forward(&d, in, of, af);
+        sn_ops_blas_maxpool_forward_general(&d, in, og, ag);
+        assert_memory_equal(of, og, no * 4);
+        assert_memory_equal(af, ag, no * 4);
+        sn_ops_blas.maxpool_backward(&d, dout, af, dinf);
+        sn_ops_blas_maxpool_backward_general(&d, dout, ag, ding);
+        assert_memory_equal(dinf, ding, ni * 4);
+        /* and the rules themselves, on the naive backend: the same maxima and argmax */
+        sn_ops_ref.maxpool_forward(&d, in, og, ag);
+        assert_memory_equal(of, og, no * 4);
+        assert_memory_equal(af, ag, no * 4);
+        free(in), free(of), free(og), free(dout), free(dinf), free(ding), free(af), free(ag);
+    }
+}
+
 /* Bias, global average pooling and batch normalization of each fast backend against the naive
  * one; batch normalization with and without gamma and beta, with the batch's statistics and
  * with given ones, and its gradients accumulated (dgamma, dbeta start nonzero). */
@@ -925,6 +985,7 @@ int main(void)
         cmocka_unit_test(test_maxpool_same_padding_never_wins),
         cmocka_unit_test(test_maxpool_tiling_backward),
         cmocka_unit_test(test_maxpool_backends_match_ref),
+        cmocka_unit_test(test_maxpool_fast_matches_general),
         cmocka_unit_test(test_bias_gap_batchnorm_match_ref),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_nan_propagates),

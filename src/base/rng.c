@@ -1,9 +1,17 @@
 /* rng.c — see rng.h. */
 #include "rng.h"
 
-#include <math.h> // defines: sqrtf, logf, cosf
+#include <math.h> // defines: sqrtf, logf, cosf, ceilf
 
 uint64_t sn_hash64(uint64_t a, uint64_t b) { return sn_hash64_keyed(sn_mix64(a), b); }
+
+uint32_t sn_hash_uniform_threshold(float p)
+{
+    if (!(p > 0.0f)) /* p <= 0, or NaN: sorted out below */
+        return p != p ? 1u << 24 : 0;
+    float t = ceilf(p * 16777216.0f); /* exact: p * 2^24 only moves the exponent */
+    return t >= 16777216.0f ? 1u << 24 : (uint32_t)t;
+}
 
 uint64_t sn_hash3(uint64_t a, uint64_t b, uint64_t c) { return sn_hash64(sn_hash64(a, b), c); }
 

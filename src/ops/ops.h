@@ -181,6 +181,14 @@ void sn_ops_blas_info(char *version, size_t vn, char *core, size_t cn);
  * 1e-4 relative to the sums of magnitudes, -1 otherwise. A few milliseconds. */
 int sn_ops_blas_check(void);
 
+/* sn_ops_blas's max pooling by its general loops, whatever the window: the oracle its fast path
+ * for the common pool (2x2, strides 2, every window whole) is tested against, bit for bit,
+ * argmax included. Contracts as maxpool_forward and maxpool_backward. */
+void sn_ops_blas_maxpool_forward_general(const struct sn_pool_desc *d, const float *in,
+                                         float *out, int32_t *argmax);
+void sn_ops_blas_maxpool_backward_general(const struct sn_pool_desc *d, const float *dout,
+                                          const int32_t *argmax, float *din);
+
 /* Sets the number of threads every backend may use in this process: OpenBLAS's and oneDNN's. */
 void sn_ops_set_threads(int n);
 int  sn_ops_get_threads(void);

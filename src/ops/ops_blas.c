@@ -12,7 +12,8 @@
  * the bias rides in the GEMM: no bias pass forward, no column sums backward.
  *
  * Max pooling keeps the argmax for backward; with stride == pool (the default) its backward
- * writes every input cell once instead of zeroing and scattering.
+ * writes every input cell once instead of zeroing and scattering. The common pool (2x2, strides
+ * 2, every window whole) has its own loops, which give the general loops' bits.
  *
  * This file is the only caller of cblas in shardnet. Nothing here allocates, except the start-up
  * check of the GEMM kernels (sn_ops_blas_check). The registry of all backends is registry.c. */
@@ -302,8 +303,8 @@ static void blas_conv2d_backward(const struct sn_conv_desc *d, const float *in, 
 
 /* ---- max pooling ---------------------------------------------------------------------------- */
 
-static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, float *out,
-                                 int32_t *argmax)
+void sn_ops_blas_maxpool_forward_general(const struct sn_pool_desc *d, const float *in,
+                                         float *out, int32_t *argmax)
 {
     const size_t C = (size_t)d->c;
     for (int n = 0; n < d->n; n++) {
@@ -350,8 +351,133 @@ static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, 
     }
 }
 
-static void blas_maxpool_backward(const struct sn_pool_desc *d, const float *dout,
-                                  const int32_t *argmax, float *din)
+/* The common pool: 2x2 windows, strides 2, no padding cell, every window whole ("valid" on any
+ * size, "same" on even sizes). A row of its windows is two input rows; the odd last row or
+ * column of a "valid" pool lies in no window. */
+static int pool_is_2x2(const struct sn_pool_desc *d)
+{
+    return d->ph == 2 && d->pw == 2 && d->sh == 2 && d->sw == 2 && d->pad_top == 0 &&
+           d->pad_left == 0 && 2 * d->oh <= d->h && 2 * d->ow <= d->w;
+}
+
+/* One more cell (v, at index i) of a window whose running max is *m at *a: the general loop's
+ * rule, compare for compare: v wins if larger, or if it is the window's first NaN. The selects
+ * are on bits (a float select on an integer condition keeps GCC from vectorizing the loop). */
+static inline void pool_take(float *m, int32_t *a, float v, int32_t i)
+{
+    const uint32_t take = 0u - (uint32_t)(!(v <= *m) & (*m == *m)); /* all ones if v wins */
+    uint32_t mb, vb;
+    memcpy(&mb, m, sizeof mb);
+    memcpy(&vb, &v, sizeof vb);
+    mb = (mb & ~take) | (vb & take);
+    memcpy(m, &mb, sizeof mb);
+    *a = (int32_t)(((uint32_t)*a & ~take) | ((uint32_t)i & take));
+}
+
+/* The common pool forward: each output channel's max over its window's four cells, in the
+ * general loop's order ((0,0), (0,1), (1,0), (1,1)) and by its rule, so the same value and the
+ * same argmax to the bit, ties and NaNs included; but kept in registers, one pass over the
+ * input, with no per-window set-up. in (N,H,W,C) -> out, argmax (N,OH,OW,C). */
+static void maxpool2x2_forward(const struct sn_pool_desc *d, const float *in, float *out,
+                               int32_t *argmax)
+{
+    const size_t C = (size_t)d->c, WC = (size_t)d->w * C;
+    for (int n = 0; n < d->n; n++)
+        for (int oy = 0; oy < d->oh; oy++) {
+            const size_t row = ((size_t)n * d->h + 2 * (size_t)oy) * WC; /* (n, 2 oy, 0, 0) */
+            const size_t o = ((size_t)n * d->oh + oy) * d->ow * C;
+            for (int ox = 0; ox < d->ow; ox++) {
+                const size_t i00 = row + 2 * (size_t)ox * C;
+                const float *restrict x0 = in + i00, *restrict x1 = x0 + WC;
+                float *restrict y = out + o + (size_t)ox * C;
+                int32_t *restrict a = argmax + o + (size_t)ox * C;
+                const int32_t b0 = (int32_t)i00, b1 = (int32_t)(i00 + WC), c32 = (int32_t)C;
+                for (size_t c = 0; c < C; c++) {
+                    const int32_t ci = (int32_t)c;
+                    float m = x0[c];
+                    int32_t at = b0 + ci;
+                    pool_take(&m, &at, x0[C + c], b0 + c32 + ci);
+                    pool_take(&m, &at, x1[c], b1 + ci);
+                    pool_take(&m, &at, x1[C + c], b1 + c32 + ci);
+                    y[c] = m;
+                    a[c] = at;
+                }
+            }
+        }
+}
+
+static void blas_maxpool_forward(const struct sn_pool_desc *d, const float *in, float *out,
+                                 int32_t *argmax)
+{
+    if (pool_is_2x2(d))
+        maxpool2x2_forward(d, in, out, argmax);
+    else
+        sn_ops_blas_maxpool_forward_general(d, in, out, argmax);
+}
+
+/* The common pool backward, image n: each cell of a window gets the window's gradient where it
+ * won, 0 elsewhere, as the general tiling loop writes them. dout, argmax (N,OH,OW,C) -> din
+ * (N,H,W,C), the cells inside windows only. */
+static void maxpool2x2_backward(const struct sn_pool_desc *d, const float *dout,
+                                const int32_t *argmax, float *din, int n)
+{
+    const size_t C = (size_t)d->c, WC = (size_t)d->w * C;
+    for (int oy = 0; oy < d->oh; oy++) {
+        const size_t row = ((size_t)n * d->h + 2 * (size_t)oy) * WC;
+        const size_t o = ((size_t)n * d->oh + oy) * d->ow * C;
+        for (int ox = 0; ox < d->ow; ox++) {
+            const size_t i00 = row + 2 * (size_t)ox * C;
+            float *restrict x0 = din + i00, *restrict x1 = x0 + WC;
+            const float *restrict g = dout + o + (size_t)ox * C;
+            const int32_t *restrict a = argmax + o + (size_t)ox * C;
+            const int32_t b0 = (int32_t)i00, b1 = (int32_t)(i00 + WC), c32 = (int32_t)C;
+            for (size_t c = 0; c < C; c++) {
+                const int32_t ci = (int32_t)c, at = a[c];
+                const float v = g[c];
+                x0[c] = at == b0 + ci ? v : 0.0f;
+                x0[C + c] = at == b0 + c32 + ci ? v : 0.0f;
+                x1[c] = at == b1 + ci ? v : 0.0f;
+                x1[C + c] = at == b1 + c32 + ci ? v : 0.0f;
+            }
+        }
+    }
+}
+
+/* The general tiling backward, image n: each cell of each window (clipped to the image) gets
+ * the window's gradient where it won, 0 elsewhere. */
+static void maxpool_tiled_backward(const struct sn_pool_desc *d, const float *dout,
+                                   const int32_t *argmax, float *din, int n)
+{
+    const size_t C = (size_t)d->c, HWC = (size_t)d->h * d->w * C;
+    for (int oy = 0; oy < d->oh; oy++) {
+        int ky0, ky1;
+        conv_tap_range(oy, d->sh, d->pad_top, d->ph, d->h, &ky0, &ky1);
+        const int iy0 = oy * d->sh - d->pad_top;
+        for (int ox = 0; ox < d->ow; ox++) {
+            size_t o = (((size_t)n * d->oh + oy) * d->ow + ox) * C;
+            const float *restrict g = dout + o;
+            const int32_t *restrict a = argmax + o;
+            int kx0, kx1;
+            conv_tap_range(ox, d->sw, d->pad_left, d->pw, d->w, &kx0, &kx1);
+            const int ix0 = ox * d->sw - d->pad_left;
+            for (int ky = ky0; ky < ky1; ky++)
+                for (int kx = kx0; kx < kx1; kx++) {
+                    size_t base = (size_t)n * HWC +
+                                  ((size_t)(iy0 + ky) * d->w + (size_t)(ix0 + kx)) * C;
+                    float *restrict x = din + base;
+                    const int32_t b32 = (int32_t)base;
+                    for (size_t c = 0; c < C; c++) {
+                        float v = g[c];
+                        x[c] = a[c] == b32 + (int32_t)c ? v : 0.0f;
+                    }
+                }
+        }
+    }
+}
+
+/* Backward of a pool; `fast`: by the common pool's loops (pool_is_2x2(d) must hold). */
+static void maxpool_backward(const struct sn_pool_desc *d, const float *dout,
+                             const int32_t *argmax, float *din, int fast)
 {
     const size_t C = (size_t)d->c, HWC = (size_t)d->h * d->w * C;
     if (d->sh != d->ph || d->sw != d->pw) {
@@ -370,30 +496,10 @@ static void blas_maxpool_backward(const struct sn_pool_desc *d, const float *dou
     const int rows = cov_h < d->h ? cov_h : d->h, cols = cov_w < d->w ? cov_w : d->w;
     for (int n = 0; n < d->n; n++) {
         float *img = din + (size_t)n * HWC;
-        for (int oy = 0; oy < d->oh; oy++) {
-            int ky0, ky1;
-            conv_tap_range(oy, d->sh, d->pad_top, d->ph, d->h, &ky0, &ky1);
-            const int iy0 = oy * d->sh - d->pad_top;
-            for (int ox = 0; ox < d->ow; ox++) {
-                size_t o = (((size_t)n * d->oh + oy) * d->ow + ox) * C;
-                const float *restrict g = dout + o;
-                const int32_t *restrict a = argmax + o;
-                int kx0, kx1;
-                conv_tap_range(ox, d->sw, d->pad_left, d->pw, d->w, &kx0, &kx1);
-                const int ix0 = ox * d->sw - d->pad_left;
-                for (int ky = ky0; ky < ky1; ky++)
-                    for (int kx = kx0; kx < kx1; kx++) {
-                        size_t base = (size_t)n * HWC +
-                                      ((size_t)(iy0 + ky) * d->w + (size_t)(ix0 + kx)) * C;
-                        float *restrict x = din + base;
-                        const int32_t b32 = (int32_t)base;
-                        for (size_t c = 0; c < C; c++) {
-                            float v = g[c];
-                            x[c] = a[c] == b32 + (int32_t)c ? v : 0.0f;
-                        }
-                    }
-            }
-        }
+        if (fast)
+            maxpool2x2_backward(d, dout, argmax, din, n);
+        else
+            maxpool_tiled_backward(d, dout, argmax, din, n);
         if (cols < d->w)
             for (int y = 0; y < rows; y++)
                 memset(img + ((size_t)y * d->w + cols) * C, 0,
@@ -401,6 +507,18 @@ static void blas_maxpool_backward(const struct sn_pool_desc *d, const float *dou
         if (rows < d->h)
             memset(img + (size_t)rows * d->w * C, 0, (size_t)(d->h - rows) * d->w * C * sizeof(float));
     }
+}
+
+void sn_ops_blas_maxpool_backward_general(const struct sn_pool_desc *d, const float *dout,
+                                          const int32_t *argmax, float *din)
+{
+    maxpool_backward(d, dout, argmax, din, 0);
+}
+
+static void blas_maxpool_backward(const struct sn_pool_desc *d, const float *dout,
+                                  const int32_t *argmax, float *din)
+{
+    maxpool_backward(d, dout, argmax, din, pool_is_2x2(d));
 }
 
 /* ---- activations ---------------------------------------------------------------------------- */
