@@ -84,11 +84,13 @@ check "history: the rate at training's end is the floor" test "$(sed -n 3p strai
 # the step a checkpoint holds: bytes 32-39 of its header (little-endian), read without decoding
 step_of() { od -An -t d8 -j 32 -N 8 "$1" 2>/dev/null | tr -d ' '; }
 # leg NP DIR AT: runs (or resumes) the run in DIR on NP ranks; with AT, sends SIGUSR1 once its
-# `last` checkpoint has reached step AT and expects exit 75, else expects the end
+# `last` checkpoint has reached step AT and expects exit 75, else expects the end. The run is
+# $leg_cfg with the overrides in leg_set, its checkpoints named $leg_name.
+leg_cfg=fast.cfg leg_name=fast leg_set=()
 leg() {
-    local np=$1 dir=$2 at=${3:-} last=$2/fast-last.ckpt
-    "${mpirun[@]}" -np "$np" "$bin" train fast.cfg --set checkpoint.dir="$dir" --resume auto \
-        >> "$dir.out" 2>&1 &
+    local np=$1 dir=$2 at=${3:-} last=$2/$leg_name-last.ckpt
+    "${mpirun[@]}" -np "$np" "$bin" train "$leg_cfg" "${leg_set[@]}" --set checkpoint.dir="$dir" \
+        --resume auto >> "$dir.out" 2>&1 &
     local job=$!
     if [ -n "$at" ]; then
         for _ in $(seq 1 1500); do
@@ -145,35 +147,15 @@ check "weight_decay_exclude typo: refused by summary too, naming typo.cfg:15" \
 # draws) and its micro-batches, on the small folder: 240 images in batches of 24, 2 epochs; the
 # reference backend makes the steps slow enough to be stopped mid-epoch.
 recipe=$src/configs/fashion_fast.cfg
-rset=(--set data.dir=fm --set train.epochs=2 --set train.batch_size=24 --set train.micro_batch=12
-      --set train.warmup_steps=5 --set model.backend=ref --set checkpoint.save_every=1)
-"${mpirun[@]}" -np 2 "$bin" train "$recipe" "${rset[@]}" --set checkpoint.dir=rstraight > rstraight.out 2>&1
+leg_cfg=$recipe leg_name=fashion_fast
+leg_set=(--set data.dir=fm --set train.epochs=2 --set train.batch_size=24 --set train.micro_batch=12
+         --set train.warmup_steps=5 --set model.backend=ref --set checkpoint.save_every=1)
+"${mpirun[@]}" -np 2 "$bin" train "$recipe" "${leg_set[@]}" --set checkpoint.dir=rstraight > rstraight.out 2>&1
 check "fashion_fast.cfg, uninterrupted: exit 0" test $? -eq 0
 check "fashion_fast.cfg: flips in its augmentation" grep -q '^flip = horizontal' "$recipe"
-rleg() {  # rleg AT: SIGUSR1 once the last checkpoint holds step AT (exit 75); no AT: to the end
-    local at=${1:-} last=rstopped/fashion_fast-last.ckpt
-    "${mpirun[@]}" -np 2 "$bin" train "$recipe" "${rset[@]}" --set checkpoint.dir=rstopped \
-        --resume auto >> rstopped.out 2>&1 &
-    local job=$!
-    if [ -n "$at" ]; then
-        for _ in $(seq 1 1500); do
-            [ "$(step_of "$last")" -ge "$at" ] 2>/dev/null && break
-            kill -0 $job 2>/dev/null || break
-            sleep 0.02
-        done
-        kill -USR1 $job 2>/dev/null
-    fi
-    wait $job
-    local rc=$?
-    if [ -n "$at" ]; then
-        check "fashion_fast.cfg: stopped by SIGUSR1 after step $at, exit 75 (got $rc)" test $rc -eq 75
-    else
-        check "fashion_fast.cfg: resumed to the end, exit 0 (got $rc)" test $rc -eq 0
-    fi
-}
-rleg 3    # in the warmup
-rleg 14   # in the second epoch's decay
-rleg
+leg 2 rstopped 3    # in the warmup
+leg 2 rstopped 14   # in the second epoch's decay
+leg 2 rstopped
 check "fashion_fast.cfg: stopped mid-epoch twice" \
     test "$(grep -c 'stopped by a signal at epoch [12], step \(4\|5\|6\|7\|8\|9\|1[5-9]\);' rstopped.out)" -eq 2
 check "fashion_fast.cfg: stopped twice and resumed = uninterrupted: parameters, state, moments" \
