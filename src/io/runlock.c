@@ -1,7 +1,7 @@
 /* runlock.c — one run per checkpoint directory (runlock.h). */
 #include "runlock.h"
 
-#include <errno.h>    // defines: errno, EEXIST, ENOENT, ESRCH, EPERM
+#include <errno.h>    // defines: errno, EEXIST, ENOENT, ESRCH, EPERM, ENAMETOOLONG
 #include <fcntl.h>    // defines: open, O_RDWR, O_RDONLY, O_CREAT, O_EXCL, O_NONBLOCK, O_CLOEXEC
 #include <limits.h>   // defines: INT_MAX
 #include <pthread.h>  // defines: pthread_create, pthread_join, pthread_mutex_t, pthread_cond_t
@@ -413,7 +413,11 @@ static int take_over(struct sn_runlock *lk, const struct stat *judged,
                      const struct sn_runlock_holder *h)
 {
     char aside[1300];
-    snprintf(aside, sizeof aside, "%s.stale.%s.%ld", lk->path, lk->me.host, lk->me.pid);
+    int n = snprintf(aside, sizeof aside, "%s.stale.%s.%ld", lk->path, lk->me.host, lk->me.pid);
+    if (n < 0 || (size_t)n >= sizeof aside) {
+        errno = ENAMETOOLONG; /* never rename to a cut name */
+        return -1;
+    }
     if (rename(lk->path, aside) != 0)
         return errno == ENOENT ? 0 : -1; /* gone meanwhile: try to take it */
     struct stat st;
