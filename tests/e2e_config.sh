@@ -116,6 +116,15 @@ done
     --set conv2d_2.filters=1000000 --set train.batch_size=128 --set train.micro_batch=64 > mem_np2.out 2>&1 )
 check "2 ranks beyond the node's memory: the count" contains mem_np2.out "the network needs [0-9]* MB at micro-batch 64, on each of the 2 ranks of this node: [0-9]* MB in all"
 
+# cache = memory that cannot fit: refused with its figures before any image is decoded (240
+# images at 10000x10000 are 96 GB of floats; the network itself, one image a step, fits)
+printf '[data]\ndir = fm\nimage_size = 10000\ncolor_mode = grayscale\ncache = memory\n[train]\nepochs = 1\nbatch_size = 1\nmicro_batch = 1\nthreads = 1\n[checkpoint]\ndir = bigcache\n[rescaling]\nscale = 1/255\n[globalaveragepooling2d]\n[dense]\nunits = 10\nactivation = softmax\n' > bigcache.cfg
+( ulimit -v 4000000; timeout -s KILL 30 "$bin" train bigcache.cfg > bigcache.out 2>&1 )
+check "cache = memory beyond the memory: exit 1 (got $?)" test $? -eq 1
+check "cache = memory beyond the memory: the figures" contains bigcache.out "\[data\] cache = memory needs [0-9]* MB on each rank for fm/train and fm/val, but [0-9]* MB are available (MemAvailable in /proc/meminfo"
+check "cache = memory beyond the memory: the way out" contains bigcache.out "HINT: cache = no in \[data\]"
+check "cache = memory beyond the memory: no checkpoint" test -z "$(ls bigcache/*.ckpt 2>/dev/null)"
+
 # --- read-and-ignored keys: save_best_only works as in Keras, restore_best_weights is refused
 "$bin" train "$cfg" "${sets[@]}" --set checkpoint.save_best_only=false --set checkpoint.dir=every > every.out 2>&1
 check "save_best_only = false: exit 0" test $? -eq 0

@@ -5,7 +5,7 @@
 #  - Listing 8.1 with rmsprop and backend = auto;
 #  - a network with BatchNormalization, dropout and augmentation (flip, rotation, zoom), adam,
 #    a global batch that leaves a partial last batch and a partial last micro-batch; on 1 and 2
-#    ranks also with RandomCrop before the other layers.
+#    ranks also with RandomCrop before the other layers; on 3 ranks with cache = memory.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 
@@ -91,6 +91,17 @@ check "crop: 2 ranks end with the parameters, state and moments of 1" \
 check "crop: 2 ranks write the history of 1 (but for the seconds)" \
     cmp -s <(hist crop2/history.csv) <(hist crop1/history.csv)
 check "crop: not the run without it" test "$(hashes crop1/bn-last.ckpt)" != "$(hashes bn1/bn-last.ckpt)"
+# cache = memory (the decoded images kept from the first epoch) changes nothing: 3 ranks with it
+# end as 1 rank without it, and the run says what the cache takes
+"${mpirun[@]}" -np 3 "$bin" train bn.cfg --set data.cache=memory --set checkpoint.dir=cache3 \
+    > cache3.out 2>&1
+check "cache on 3 ranks: exit 0" test $? -eq 0
+check "cache: 3 ranks end with the parameters, state and moments of 1 rank without it" \
+    test "$(hashes cache3/bn-last.ckpt)" = "$(hashes bn1/bn-last.ckpt)"
+check "cache: the history of 1 rank without it (but for the seconds)" \
+    cmp -s <(hist cache3/history.csv) <(hist bn1/history.csv)
+check "cache: the run says what it keeps" grep -q 'cache = memory: [0-9]* MB of decoded images' \
+    cache3.out
 # the statistics did move: a run whose BatchNormalization is frozen keeps the initial ones
 "$bin" train bn.cfg --set checkpoint.dir=frozen --set batchnormalization.trainable=false \
     > frozen.out 2>&1

@@ -1479,6 +1479,94 @@ static void test_loader_bad_files(void **state)
     sn_dataset_free(ds);
 }
 
+/* One epoch of an existing 1-rank loader: rows by global position into xs, ok flags into oks.
+ * Returns the bad rows. */
+static int loader_epoch(struct sn_loader *l, const struct sn_dataset *ds, int B, size_t sample,
+                        int epoch, float *xs, uint8_t *oks)
+{
+    struct sn_err err = {0};
+    assert_int_equal(sn_loader_start_epoch(l, epoch, &err), SN_OK);
+    struct sn_batch *b;
+    while (sn_loader_next(l, &b, &err) == SN_OK && b != NULL) {
+        for (int i = 0; i < b->n; i++) {
+            size_t g = (size_t)b->step * B + i;
+            memcpy(xs + g * sample, b->x + (size_t)i * sample, sample * sizeof(float));
+            oks[g] = b->ok[i];
+            assert_int_equal(b->y[i], ds->labels[b->ids[i]]);
+        }
+        sn_loader_release(l, b);
+    }
+    assert_int_equal(err.code, SN_OK);
+    (void)ds;
+    return sn_loader_bad_count(l);
+}
+
+/* cache = memory: a loader that keeps the decoded images gives the same bits, epoch after
+ * epoch, as one that decodes again (resized, augmented or not, on 3 threads); after the first
+ * epoch it no longer reads the files (they are rewritten, and it still gives the first
+ * images); a file that does not decode is never kept, and fails again every epoch. */
+static void test_loader_cache(void **state)
+{
+    (void)state;
+    char root[1024], p[1200];
+    snprintf(root, sizeof root, "%s", sn_test_dir("data_loader_cache"));
+    const int counts[2] = {11, 9};
+    make_image_tree(root, 2, counts, 28);
+    snprintf(p, sizeof p, "%s/class1/zz-truncated.jpg", root);
+    write_bytes(p, "\xff\xd8\xff\xe0", 4);
+    struct sn_data_conf dc;
+    conf_for(&dc, root, 24); /* resized 28 -> 24 */
+    dc.threads = 3;
+    dc.queue_depth = 2;
+    struct sn_dataset *ds;
+    struct sn_err err = {0};
+    assert_int_equal(sn_dataset_open(&ds, &dc, SN_SPLIT_TRAIN, NULL, &err), SN_OK);
+    assert_int_equal(ds->n, 21);
+    struct sn_augment_conf aug = {0};
+    aug.enabled = 1;
+    aug.flip = SN_FLIP_HORIZONTAL;
+    aug.rotation[0] = -0.1;
+    aug.rotation[1] = 0.1;
+    aug.fill_mode = SN_FILL_REFLECT;
+    const int B = 6, epochs = 3;
+    size_t sample = 24 * 24, total = (size_t)ds->n * sample;
+    float *ref = calloc(total * epochs, sizeof(float)), *got = calloc(total, sizeof(float));
+    uint8_t oks[21];
+    for (int with_aug = 0; with_aug < 2; with_aug++) {
+        struct sn_loader_conf lc = {.ds = ds, .dc = &dc, .aug = with_aug ? &aug : NULL,
+                                    .global_batch = B, .rank = 0, .world = 1, .shuffle = 1,
+                                    .seed = 5};
+        assert_int_equal(sn_loader_cache_bytes(&lc), 0);
+        struct sn_loader *plain, *cached;
+        assert_int_equal(sn_loader_create(&plain, &lc, &err), SN_OK);
+        for (int e = 0; e < epochs; e++)
+            assert_int_equal(loader_epoch(plain, ds, B, sample, e, ref + e * total, oks), 1);
+        lc.cache = 1;
+        assert_int_equal(sn_loader_cache_bytes(&lc), total * sizeof(float));
+        assert_int_equal(sn_loader_create(&cached, &lc, &err), SN_OK);
+        assert_int_equal(sn_loader_cached(cached), 0);
+        assert_int_equal(loader_epoch(cached, ds, B, sample, 0, got, oks), 1);
+        assert_memory_equal(got, ref, total * sizeof(float));
+        assert_int_equal(sn_loader_cached(cached), 20); /* all but the truncated file */
+        /* every good file now holds another image: the cache still gives the first ones */
+        make_image_tree(root, 2, counts, 20);
+        for (int e = 1; e < epochs; e++) {
+            assert_int_equal(loader_epoch(cached, ds, B, sample, e, got, oks), 1);
+            assert_memory_equal(got, ref + e * total, total * sizeof(float));
+        }
+        assert_int_equal(sn_loader_cached(cached), 20);
+        /* and a loader without the cache sees the new files (the check above could fail) */
+        assert_int_equal(loader_epoch(plain, ds, B, sample, 1, got, oks), 1);
+        assert_memory_not_equal(got, ref + total, total * sizeof(float));
+        sn_loader_free(plain);
+        sn_loader_free(cached);
+        make_image_tree(root, 2, counts, 28);
+    }
+    free(ref);
+    free(got);
+    sn_dataset_free(ds);
+}
+
 static void test_load_image(void **state)
 {
     (void)state;
@@ -1659,6 +1747,7 @@ int main(void)
         cmocka_unit_test(test_loader_crop),
         cmocka_unit_test(test_loader_restart_and_free_midway),
         cmocka_unit_test(test_loader_bad_files),
+        cmocka_unit_test(test_loader_cache),
         cmocka_unit_test(test_load_image),
         cmocka_unit_test(test_fashion_converter),
     };

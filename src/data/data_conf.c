@@ -288,5 +288,7 @@ int sn_data_conf_parse(struct sn_data_conf *dc, const struct sn_config *cfg, str
     double mp;
     SN_FORWARD(sn_section_float(cfg, s, "max_pixels", 89478485.0, 0.0, 1e15, &mp, err));
     dc->max_pixels = (long long)mp;
+    static const char *const cache_modes[] = {"no", "memory", NULL};
+    SN_FORWARD(sn_section_choice(cfg, s, "cache", "no", cache_modes, &dc->cache_memory, err));
     return parse_index_cache(dc, cfg, s, err);
 }

@@ -59,6 +59,9 @@ struct sn_data_conf {
     char features_where[160];
     enum sn_index_cache index_cache;   /* index_cache = yes | home | beside | no | FOLDER */
     char index_dir[SN_PATH_MAX];       /* the FOLDER of SN_INDEX_CACHE_DIR, as written */
+    int cache_memory;                  /* cache = memory: training keeps each decoded image
+                                          (before augmentation) and decodes it only once;
+                                          cache = no (0): every epoch decodes again */
 };
 
 /* Parses [data] (missing keys take defaults; image_size is required in a [data] section that

@@ -10,7 +10,14 @@
  *   - sn_loader_next hands out slots strictly in batch order (READY -> HELD), release makes them
  *     FREE again. start_epoch stops the cursor, waits for rows in flight, then resets every slot.
  * Each row depends only on its file and sn_hash3(seed, epoch, sample index), so the pixels do
- * not depend on the number of threads or on which thread decoded which row. */
+ * not depend on the number of threads or on which thread decoded which row.
+ *
+ * The cache (conf.cache): one array of ds->n decoded images and a byte per sample saying it is
+ * filled. A worker decodes a sample it finds unfilled straight into its place, sets the byte,
+ * then takes the lock to mark its row done; a later epoch's worker reads the byte after taking
+ * the lock to claim the row, so the lock orders the fill before the read. Within an epoch a
+ * sample is claimed once, and start_epoch waits for rows in flight, so no two workers touch one
+ * place at once. A file that fails to decode is never marked, and fails (and is counted) again. */
 #include "loader.h"
 
 #include <stddef.h>  // defines: offsetof
@@ -71,6 +78,9 @@ struct sn_loader {
     size_t sample;           /* floats of a row: H*W*C after [augment] */
     size_t scratch;          /* floats of sn_augment_sample's scratch */
     int steps, local_max, depth, n_threads;
+    float *cache;            /* owned (n * decoded), or NULL: no cache */
+    uint8_t *cached;         /* owned (n): cache[i] holds sample i's decoded image */
+    long long n_cached;
     int32_t *order;          /* owned (n) */
     uint8_t *reported;       /* owned (n): bad file already reported */
     struct slot *slots;      /* owned (depth) */
@@ -168,11 +178,28 @@ static void *worker_main(void *arg)
         float *dst = s->b.x + (size_t)row * l->sample;
         const char *path = l->c.ds->paths ? l->c.ds->paths[idx] : l->c.ds->root;
         struct sn_err e = {0};
-        int rc = w->ctx || l->c.ds->features ? SN_OK : sn_image_ctx_create(&w->ctx, &e);
-        if (rc == SN_OK && l->c.ds->features) /* a feature row: copied, never augmented */
+        int rc = SN_OK;
+        /* the decoded image goes to its cache place, else to the augmentation's input, else to
+           the row itself; img is where it ends up */
+        float *spot = l->cache ? l->cache + (size_t)idx * l->decoded : NULL;
+        float *into = spot ? spot : l->aug_on ? w->tmp : dst;
+        const float *img = into;
+        int filled = 0;
+        if (l->c.ds->features) { /* a feature row: copied, never augmented */
             memcpy(dst, l->c.ds->features + (size_t)idx * l->sample, l->sample * sizeof *dst);
-        else if (rc == SN_OK)
-            rc = sn_image_load(w->ctx, path, &l->opts, l->aug_on ? w->tmp : dst, &e);
+        } else if (spot != NULL && l->cached[idx]) {
+            img = spot;
+        } else {
+            rc = w->ctx ? SN_OK : sn_image_ctx_create(&w->ctx, &e);
+            if (rc == SN_OK)
+                rc = sn_image_load(w->ctx, path, &l->opts, into, &e);
+            if (rc == SN_OK && spot != NULL) {
+                l->cached[idx] = 1; /* published by the lock taken below */
+                filled = 1;
+            }
+        }
+        if (rc == SN_OK && !l->aug_on && img != dst)
+            memcpy(dst, img, l->sample * sizeof *dst);
         if (rc != SN_OK) {
             /* A failed decode can leave decoder state behind that spoils the next, good file
              * (seen with TurboJPEG after a corrupt header): start the next one from a fresh
@@ -181,7 +208,7 @@ static void *worker_main(void *arg)
             w->ctx = NULL;
         }
         if (rc == SN_OK && l->aug_on)
-            sn_augment_sample(l->c.aug, key, l->training, w->tmp, l->opts.height, l->opts.width,
+            sn_augment_sample(l->c.aug, key, l->training, img, l->opts.height, l->opts.width,
                               l->opts.channels, dst, w->tmp + l->decoded);
         if (rc != SN_OK)
             memset(dst, 0, l->sample * sizeof *dst);
@@ -207,6 +234,7 @@ static void *worker_main(void *arg)
             }
         } else {
             s->b.ok[row] = 1;
+            l->n_cached += filled;
         }
         l->inflight--;
         /* Wake the consumer only when it has something to take (a per-row wake-up costs more
@@ -251,6 +279,8 @@ void sn_loader_free(struct sn_loader *l)
     pthread_mutex_destroy(&l->mu);
     free(l->workers);
     free(l->slots);
+    free(l->cache);
+    free(l->cached);
     free(l->order);
     free(l->reported);
     free(l);
@@ -314,6 +344,17 @@ int sn_loader_create(struct sn_loader **out, const struct sn_loader_conf *c, str
     l->workers = calloc((size_t)l->n_threads, sizeof *l->workers);
     if (!l->order || !l->reported || !l->slots || !l->workers)
         goto nomem;
+    size_t cache_bytes = sn_loader_cache_bytes(c);
+    if (cache_bytes > 0) {
+        l->cache = malloc(cache_bytes);
+        l->cached = calloc((size_t)c->ds->n, 1);
+        if (!l->cache || !l->cached) {
+            rc = sn_err_set(err, SN_ENOMEM, "%s: out of memory for cache = memory (%.0f MB of "
+                            "decoded images); HINT: cache = no in [data]",
+                            c->ds->root, (double)cache_bytes / 1e6);
+            goto fail;
+        }
+    }
     for (int i = 0; i < l->depth; i++) {
         struct sn_batch *b = &l->slots[i].b;
         b->x = malloc((size_t)l->local_max * l->sample * sizeof *b->x);
@@ -351,6 +392,22 @@ fail:
 }
 
 int sn_loader_steps(const struct sn_loader *l) { return l->steps; }
+
+size_t sn_loader_cache_bytes(const struct sn_loader_conf *c)
+{
+    if (!c->cache || c->ds == NULL || c->ds->features || c->dc == NULL)
+        return 0;
+    return (size_t)c->ds->n * c->dc->height * c->dc->width * c->dc->channels * sizeof(float);
+}
+
+long long sn_loader_cached(const struct sn_loader *l)
+{
+    struct sn_loader *m = (struct sn_loader *)l; /* the lock is not part of the value */
+    pthread_mutex_lock(&m->mu);
+    long long n = m->n_cached;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
 
 int sn_loader_start_epoch(struct sn_loader *l, int epoch, struct sn_err *err)
 {

@@ -62,6 +62,11 @@ struct sn_loader_conf {
     int rank, world;
     int shuffle;
     uint64_t seed;
+    int cache;            /* 1: keep each decoded image (before [augment]) for the loader's
+                             life, so a later epoch only augments it; the same bits as
+                             decoding again. Costs ds->n decoded images of floats, allocated
+                             at create (sn_loader_cache_bytes). A feature dataset is never
+                             cached (it is in memory already) */
     /* How a skipped file (on_bad_image = skip) reaches the user: called once per file per
        loader with "PATH: REASON", from a worker thread with the loader's lock held (keep it
        short). The loader itself never prints: with report NULL a bad file is counted
@@ -78,6 +83,13 @@ void sn_loader_free(struct sn_loader *l); /* joins the workers; accepts NULL */
 
 /* Global steps per epoch: ceil(n / global_batch). Same on every rank. */
 int  sn_loader_steps(const struct sn_loader *l);
+
+/* Bytes the decoded-image cache of a loader over ds with these settings takes (0 when
+ * c->cache is off or ds holds features): what a caller weighs against the memory available
+ * before creating it. */
+size_t sn_loader_cache_bytes(const struct sn_loader_conf *c);
+/* Images held in the loader's cache (decoded once, served from memory since). */
+long long sn_loader_cached(const struct sn_loader *l);
 
 /* Starts decoding epoch `epoch` (its order depends on seed and epoch only). */
 int  sn_loader_start_epoch(struct sn_loader *l, int epoch, struct sn_err *err);

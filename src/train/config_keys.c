@@ -101,6 +101,12 @@ const struct sn_config_key sn_config_keys[] = {
     KEY("data", "queue_depth", "0", "no features", "Batches decoded ahead, per rank (0: 4)."),
     KEY("data", "max_pixels", "89478485", "no features",
         "Images of more pixels are refused before decoding (0: no limit)."),
+    KEY("data", "cache", "no", "no features",
+        "`memory` keeps every decoded training and validation image in memory (as tf.data's "
+        "`cache()`): the first epoch decodes, the later ones only augment. The images are kept "
+        "before augmentation, so the results are the same bits as with `no`. Each rank keeps "
+        "both splits whole, H x W x C floats an image; a start that would not fit in the memory "
+        "available is refused with the figures."),
     KEY("data", "index_cache", "yes", "no features",
         "Where each split folder's file list is kept, which the next start reads instead of "
         "listing the folders again: `yes` (or `home`) in the user's cache folder, "

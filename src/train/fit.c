@@ -24,6 +24,7 @@
 #include "hooks.h"
 #include "inference.h"
 #include "layout.h"
+#include "mem.h"
 #include "record.h"
 #include "restore.h"
 #include "runlock.h"
@@ -132,6 +133,35 @@ static int say_threads(struct run *r, struct sn_err *err)
     return rc;
 }
 
+/* cache = memory: each rank keeps both splits decoded, weighed against the memory this node has
+ * left for all its ranks, before anything is allocated */
+static int check_cache_room(struct run *r, const struct sn_loader_conf *lc,
+                            const struct sn_loader_conf *vc, struct sn_err *err)
+{
+    double rank = (double)sn_loader_cache_bytes(lc) + (double)sn_loader_cache_bytes(vc);
+    if (rank == 0)
+        return SN_OK;
+    int ranks = r->st.node_ranks > 1 ? r->st.node_ranks : 1;
+    struct sn_mem_avail avail;
+    sn_mem_available("", &avail);
+    if (avail.bytes == 0 || rank * ranks <= (double)avail.bytes) {
+        if (r->d->rank == 0 && !r->con.quiet)
+            sn_console_say(&r->con, "cache = memory: %.1f MB of decoded images on each rank\n",
+                           rank / 1e6);
+        return SN_OK;
+    }
+    char all[96] = "";
+    if (ranks > 1)
+        snprintf(all, sizeof all, " (%.0f MB for the %d ranks of this node)", rank * ranks / 1e6,
+                 ranks);
+    return sn_err_set(err, SN_ENOMEM,
+                      "[data] cache = memory needs %.0f MB on each rank for %s and %s%s, but "
+                      "%.0f MB are available (%s)\n---> HINT: cache = no in [data] decodes "
+                      "every epoch instead",
+                      rank / 1e6, r->train_ds->root, r->val_ds->root, all,
+                      (double)avail.bytes / 1e6, avail.source);
+}
+
 static int open_data(struct run *r, struct sn_err *err)
 {
     const struct sn_settings *st = &r->st;
@@ -160,14 +190,21 @@ static int open_data(struct run *r, struct sn_err *err)
                                 .global_batch = tc->batch_size, .micro_batch = tc->micro_batch,
                                 .rank = d->rank,
                                 .world = d->world, .shuffle = tc->shuffle, .seed = tc->seed,
+                                .cache = st->dc.cache_memory,
                                 .report = sn_console_report, .report_user = &r->con};
-    SN_FORWARD(sn_loader_create(&r->train_ld, &lc, err));
     struct sn_loader_conf vc = {.ds = r->val_ds, .dc = &st->dc, .aug = &st->ac, .inference = 1,
                                 .global_batch = tc->validation_batch_size,
                                 .micro_batch = tc->micro_batch, .rank = d->rank,
                                 .world = d->world, .shuffle = 0, .seed = tc->seed,
+                                .cache = st->dc.cache_memory,
                                 .report = sn_console_report, .report_user = &r->con};
-    SN_FORWARD(sn_loader_create(&r->val_ld, &vc, err));
+    /* the loaders allocate on each rank, and may fail on some ranks only: agreed */
+    int rc = check_cache_room(r, &lc, &vc, err);
+    if (rc == SN_OK)
+        rc = sn_loader_create(&r->train_ld, &lc, err);
+    if (rc == SN_OK)
+        rc = sn_loader_create(&r->val_ld, &vc, err);
+    SN_FORWARD(sn_dist_agree(d, rc, err));
     r->steps = sn_loader_steps(r->train_ld);
     if (tc->steps_per_epoch > 0 && tc->steps_per_epoch < r->steps)
         r->steps = tc->steps_per_epoch;
