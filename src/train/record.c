@@ -12,7 +12,7 @@ static const char *const free_keys[] = {
     "train.epochs",   "train.threads",    "train.watchdog", "data.threads",
     "data.queue_depth", "data.dir",       "data.train",     "data.val",
     "data.test",      "model.backend",    "checkpoint.dir", "checkpoint.name",
-    "checkpoint.save_every", "data.index_cache", "data.class_names_file", NULL};
+    "checkpoint.save_every", "data.index_cache", "data.cache", "data.class_names_file", NULL};
 
 static int is_free_key(const char *name)
 {
