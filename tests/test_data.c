@@ -1497,7 +1497,6 @@ static int loader_epoch(struct sn_loader *l, const struct sn_dataset *ds, int B,
         sn_loader_release(l, b);
     }
     assert_int_equal(err.code, SN_OK);
-    (void)ds;
     return sn_loader_bad_count(l);
 }
 
