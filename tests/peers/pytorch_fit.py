@@ -34,7 +34,8 @@ and builds the same network, Keras's semantics translated to PyTorch:
     validation_split with the same draw as shardnet's (so the very same images), resized to
     image_size as tf.image.resize does, in color_mode.
 The images are decoded ONCE into memory before the clock starts, which favours PyTorch: shardnet
-decodes every image every epoch, within its time.
+decodes within its time, every epoch or (with [data] cache = memory) in the first one; here
+cache is read and has nothing to do.
 
 --ranks N runs N processes under DistributedDataParallel (gloo, this host), one thread each
 (torch.set_num_threads(1)); the global batch_size is cut into micro-batches shared among the
@@ -83,7 +84,7 @@ SETTING_KEYS = {
     "data": {"dir", "train", "val", "test", "features", "image_size", "color_mode",
              "interpolation", "crop_to_aspect_ratio", "label_mode", "class_names",
              "class_names_file", "validation_split", "seed", "on_bad_image", "threads",
-             "queue_depth", "max_pixels", "index_cache"},
+             "queue_depth", "max_pixels", "index_cache", "cache"},
     "augment": {"flip", "rotation", "zoom", "zoom_width", "translation", "translation_width",
                 "contrast", "fill_mode", "fill_value", "crop"},
     "train": {"loss", "optimizer", "learning_rate", "momentum", "nesterov", "rho", "beta_1",
