@@ -100,7 +100,7 @@ check "cache: 3 ranks end with the parameters, state and moments of 1 rank witho
     test "$(hashes cache3/bn-last.ckpt)" = "$(hashes bn1/bn-last.ckpt)"
 check "cache: the history of 1 rank without it (but for the seconds)" \
     cmp -s <(hist cache3/history.csv) <(hist bn1/history.csv)
-check "cache: the run says what it keeps" grep -q 'cache = memory: [0-9]* MB of decoded images' \
+check "cache: the run says what it keeps" grep -q 'cache = memory: [0-9.]* MB of decoded images' \
     cache3.out
 # the statistics did move: a run whose BatchNormalization is frozen keeps the initial ones
 "$bin" train bn.cfg --set checkpoint.dir=frozen --set batchnormalization.trainable=false \
