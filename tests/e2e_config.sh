@@ -121,7 +121,7 @@ check "2 ranks beyond the node's memory: the count" contains mem_np2.out "the ne
 printf '[data]\ndir = fm\nimage_size = 10000\ncolor_mode = grayscale\ncache = memory\n[train]\nepochs = 1\nbatch_size = 1\nmicro_batch = 1\nthreads = 1\n[checkpoint]\ndir = bigcache\n[rescaling]\nscale = 1/255\n[globalaveragepooling2d]\n[dense]\nunits = 10\nactivation = softmax\n' > bigcache.cfg
 ( ulimit -v 4000000; timeout -s KILL 30 "$bin" train bigcache.cfg > bigcache.out 2>&1 )
 check "cache = memory beyond the memory: exit 1 (got $?)" test $? -eq 1
-check "cache = memory beyond the memory: the figures" contains bigcache.out "\[data\] cache = memory needs [0-9]* MB on each rank for fm/train and fm/val, but [0-9]* MB are available (MemAvailable in /proc/meminfo"
+check "cache = memory beyond the memory: the figures" contains bigcache.out "\[data\] cache = memory needs [0-9]* MB on each rank for fm/train and fm/val, beside the network's [0-9]* MB, but [0-9]* MB are available (MemAvailable in /proc/meminfo"
 check "cache = memory beyond the memory: the way out" contains bigcache.out "HINT: cache = no in \[data\]"
 check "cache = memory beyond the memory: no checkpoint" test -z "$(ls bigcache/*.ckpt 2>/dev/null)"
 

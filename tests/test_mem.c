@@ -47,6 +47,19 @@ static void test_meminfo_alone(void **state)
 
 /* A SLURM job's cgroup v2 limit of 4 GiB, of which 1 GiB is used beyond reclaimable cache; its
  * parent's is larger; the machine has more. */
+/* VmRSS in kB, as the kernel writes it; nothing without the file or the line */
+static void test_resident(void **state)
+{
+    (void)state;
+    const char *root = sn_test_dir("mem_resident");
+    put(root, "proc/self/status", "Name:\tshardnet\nVmPeak:\t  900 kB\nVmRSS:\t    5120 kB\n");
+    assert_int_equal(sn_mem_resident(root), 5120ull * 1024);
+    put(root, "proc/self/status", "Name:\tshardnet\n");
+    assert_int_equal(sn_mem_resident(root), 0);
+    assert_int_equal(sn_mem_resident("/nonexistent-root"), 0);
+    assert_true(sn_mem_resident("") > 0); /* this process, on Linux */
+}
+
 static void test_cgroup_v2(void **state)
 {
     (void)state;
@@ -137,6 +150,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_meminfo_alone),
+        cmocka_unit_test(test_resident),
         cmocka_unit_test(test_cgroup_v2),
         cmocka_unit_test(test_cgroup_v1),
         cmocka_unit_test(test_model_memory),

@@ -105,3 +105,11 @@ void sn_mem_available(const char *root, struct sn_mem_avail *out)
     }
     fclose(f);
 }
+
+uint64_t sn_mem_resident(const char *root)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/proc/self/status", root);
+    unsigned long long kb;
+    return read_number(path, "VmRSS", &kb) ? (uint64_t)kb * 1024 : 0;
+}

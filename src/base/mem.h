@@ -23,4 +23,8 @@ struct sn_mem_avail {
  * holds proc/ and sys/fs/cgroup/ files for the tests). */
 void sn_mem_available(const char *root, struct sn_mem_avail *out);
 
+/* Bytes of this process in memory now (VmRSS of root/proc/self/status), 0 when nothing says:
+ * what of an allocation already made is no longer in the available figure above. */
+uint64_t sn_mem_resident(const char *root);
+
 #endif

@@ -133,32 +133,36 @@ static int say_threads(struct run *r, struct sn_err *err)
     return rc;
 }
 
-/* cache = memory: each rank keeps both splits decoded, weighed against the memory this node has
- * left for all its ranks, before anything is allocated */
+/* cache = memory: each rank keeps both splits decoded. The network is built already, but much of
+ * it may not be in memory yet (pages are taken when first written): what each rank will still
+ * take is the cache plus the network less what this process holds now, weighed against the
+ * memory this node has left for all its ranks, before anything is decoded. */
 static int check_cache_room(struct run *r, const struct sn_loader_conf *lc,
                             const struct sn_loader_conf *vc, struct sn_err *err)
 {
-    double rank = (double)sn_loader_cache_bytes(lc) + (double)sn_loader_cache_bytes(vc);
-    if (rank == 0)
+    double cache = (double)sn_loader_cache_bytes(lc) + (double)sn_loader_cache_bytes(vc);
+    if (cache == 0)
         return SN_OK;
     int ranks = r->st.node_ranks > 1 ? r->st.node_ranks : 1;
+    double net = sn_settings_need(&r->st, r->model), held = (double)sn_mem_resident("");
+    double more = cache + (net > held ? net - held : 0);
     struct sn_mem_avail avail;
     sn_mem_available("", &avail);
-    if (avail.bytes == 0 || rank * ranks <= (double)avail.bytes) {
+    if (avail.bytes == 0 || more * ranks <= (double)avail.bytes) {
         if (r->d->rank == 0 && !r->con.quiet)
             sn_console_say(&r->con, "cache = memory: %.1f MB of decoded images on each rank\n",
-                           rank / 1e6);
+                           cache / 1e6);
         return SN_OK;
     }
     char all[96] = "";
     if (ranks > 1)
-        snprintf(all, sizeof all, " (%.0f MB for the %d ranks of this node)", rank * ranks / 1e6,
+        snprintf(all, sizeof all, " (%.0f MB for the %d ranks of this node)", more * ranks / 1e6,
                  ranks);
     return sn_err_set(err, SN_ENOMEM,
-                      "[data] cache = memory needs %.0f MB on each rank for %s and %s%s, but "
-                      "%.0f MB are available (%s)\n---> HINT: cache = no in [data] decodes "
-                      "every epoch instead",
-                      rank / 1e6, r->train_ds->root, r->val_ds->root, all,
+                      "[data] cache = memory needs %.0f MB on each rank for %s and %s, beside the "
+                      "network's %.0f MB%s, but %.0f MB are available (%s)\n---> HINT: cache = "
+                      "no in [data] decodes every epoch instead",
+                      cache / 1e6, r->train_ds->root, r->val_ds->root, net / 1e6, all,
                       (double)avail.bytes / 1e6, avail.source);
 }
 

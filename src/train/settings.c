@@ -128,9 +128,12 @@ int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, struct
 
 #define MB 1e6
 
-/* The network m will take more memory than there is: an error with the figures. */
-static int check_memory(const struct sn_settings *st, const struct sn_config *cfg,
-                        const struct sn_model *m, struct sn_err *err)
+/* What the network m takes on one rank, in parts. */
+struct need {
+    double params, grads, moments, acts, rank;
+};
+
+static struct need network_need(const struct sn_settings *st, const struct sn_model *m)
 {
     struct sn_model_memory mm;
     sn_model_memory(m, &mm);
@@ -146,7 +149,21 @@ static int check_memory(const struct sn_settings *st, const struct sn_config *cf
         grads += (double)mm.grads * (mine - 1) + 2.0 * (double)mm.grads;
     }
     double acts = (double)mm.arena, params = (double)mm.params + (double)mm.state;
-    double rank = params + grads + moments + acts;
+    return (struct need){params, grads, moments, acts, params + grads + moments + acts};
+}
+
+double sn_settings_need(const struct sn_settings *st, const struct sn_model *m)
+{
+    return network_need(st, m).rank;
+}
+
+/* The network m will take more memory than there is: an error with the figures. */
+static int check_memory(const struct sn_settings *st, const struct sn_config *cfg,
+                        const struct sn_model *m, struct sn_err *err)
+{
+    struct need nd = network_need(st, m);
+    double rank = nd.rank, grads = nd.grads, moments = nd.moments, acts = nd.acts;
+    double params = nd.params;
     int ranks = st->node_ranks > 1 ? st->node_ranks : 1;
     struct sn_mem_avail avail;
     sn_mem_available("", &avail);

@@ -69,6 +69,11 @@ int sn_settings_load(struct sn_settings *st, const struct sn_config *cfg, struct
 int sn_settings_build(const struct sn_settings *st, const struct sn_config *cfg, int max_batch,
                       struct sn_model **model, struct sn_err *err);
 
+/* Bytes the network m takes on one rank, as sn_settings_build weighs it (parameters, state,
+ * activations; training: gradients and optimizer moments): what other memory of the run (the
+ * data cache) is weighed with. */
+double sn_settings_need(const struct sn_settings *st, const struct sn_model *m);
+
 /* What the settings ask of the CPU, checked before any work: precision = bf16 needs bf16
  * arithmetic (AVX-512 BF16 or AMX). An error naming the config and the key otherwise. */
 int sn_settings_check_cpu(const struct sn_settings *st, const struct sn_config *cfg,
