@@ -13,9 +13,9 @@
  * not depend on the number of threads or on which thread decoded which row.
  *
  * The cache (conf.cache): one array of ds->n decoded images and a byte per sample saying it is
- * filled. A worker decodes a sample it finds unfilled straight into its place, sets the byte,
- * then takes the lock to mark its row done; a later epoch's worker reads the byte after taking
- * the lock to claim the row, so the lock orders the fill before the read. Within an epoch a
+ * filled. A worker decodes a sample it finds unfilled straight into its place, then sets the byte
+ * under the lock, with its row done; a later epoch's worker reads the byte after taking the lock
+ * to claim the row, so the lock orders the fill before the read. Within an epoch a
  * sample is claimed once, and start_epoch waits for rows in flight, so no two workers touch one
  * place at once. A file that fails to decode is never marked, and fails (and is counted) again. */
 #include "loader.h"
@@ -79,8 +79,8 @@ struct sn_loader {
     size_t scratch;          /* floats of sn_augment_sample's scratch */
     int steps, local_max, depth, n_threads;
     float *cache;            /* owned (n * decoded), or NULL: no cache */
-    uint8_t *cached;         /* owned (n): cache[i] holds sample i's decoded image */
-    long long n_cached;
+    uint8_t *cached;         /* owned (n): cache[i] holds sample i's decoded image (set under
+                                the lock) */
     int32_t *order;          /* owned (n) */
     uint8_t *reported;       /* owned (n): bad file already reported */
     struct slot *slots;      /* owned (depth) */
@@ -193,10 +193,7 @@ static void *worker_main(void *arg)
             rc = w->ctx ? SN_OK : sn_image_ctx_create(&w->ctx, &e);
             if (rc == SN_OK)
                 rc = sn_image_load(w->ctx, path, &l->opts, into, &e);
-            if (rc == SN_OK && spot != NULL) {
-                l->cached[idx] = 1; /* published by the lock taken below */
-                filled = 1;
-            }
+            filled = rc == SN_OK && spot != NULL; /* marked under the lock below */
         }
         if (rc == SN_OK && !l->aug_on && img != dst)
             memcpy(dst, img, l->sample * sizeof *dst);
@@ -234,7 +231,8 @@ static void *worker_main(void *arg)
             }
         } else {
             s->b.ok[row] = 1;
-            l->n_cached += filled;
+            if (filled)
+                l->cached[idx] = 1;
         }
         l->inflight--;
         /* Wake the consumer only when it has something to take (a per-row wake-up costs more
@@ -402,9 +400,13 @@ size_t sn_loader_cache_bytes(const struct sn_loader_conf *c)
 
 long long sn_loader_cached(const struct sn_loader *l)
 {
+    if (l->cached == NULL)
+        return 0;
     struct sn_loader *m = (struct sn_loader *)l; /* the lock is not part of the value */
+    long long n = 0;
     pthread_mutex_lock(&m->mu);
-    long long n = m->n_cached;
+    for (int i = 0; i < l->c.ds->n; i++)
+        n += l->cached[i];
     pthread_mutex_unlock(&m->mu);
     return n;
 }
