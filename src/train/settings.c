@@ -162,8 +162,7 @@ static int check_memory(const struct sn_settings *st, const struct sn_config *cf
                         const struct sn_model *m, struct sn_err *err)
 {
     struct need nd = network_need(st, m);
-    double rank = nd.rank, grads = nd.grads, moments = nd.moments, acts = nd.acts;
-    double params = nd.params;
+    double rank = nd.rank;
     int ranks = st->node_ranks > 1 ? st->node_ranks : 1;
     struct sn_mem_avail avail;
     sn_mem_available("", &avail);
@@ -175,12 +174,12 @@ static int check_memory(const struct sn_settings *st, const struct sn_config *cf
                  ranks, rank * ranks / MB);
     if (st->training)
         snprintf(parts, sizeof parts, ", gradients %.0f MB, optimizer moments %.0f MB",
-                 grads / MB, moments / MB);
+                 nd.grads / MB, nd.moments / MB);
     return sn_err_set(err, SN_ENOMEM,
                       "%s: the network needs %.0f MB at micro-batch %d%s (parameters %.0f MB%s, "
                       "activations %.0f MB), but %.0f MB are available (%s)\n---> HINT: fewer "
                       "filters or units, a smaller micro_batch or image_size%s",
-                      cfg->path, rank / MB, m->max_batch, each, params / MB, parts, acts / MB,
+                      cfg->path, rank / MB, m->max_batch, each, nd.params / MB, parts, nd.acts / MB,
                       (double)avail.bytes / MB, avail.source,
                       ranks > 1 ? ", or fewer ranks per node" : "");
 }
