@@ -1377,19 +1377,35 @@ static void collect_report(void *user, const char *msg)
     r->n++;
 }
 
+/* One epoch of an existing 1-rank loader: rows by global position into xs and their ok flags
+ * into oks (both NULL: rows only taken and released). Returns the bad rows. */
+static int loader_epoch(struct sn_loader *l, const struct sn_dataset *ds, int B, size_t sample,
+                        int epoch, float *xs, uint8_t *oks)
+{
+    struct sn_err err = {0};
+    assert_int_equal(sn_loader_start_epoch(l, epoch, &err), SN_OK);
+    struct sn_batch *b;
+    while (sn_loader_next(l, &b, &err) == SN_OK && b != NULL) {
+        for (int i = 0; i < b->n && xs != NULL; i++) {
+            size_t g = (size_t)b->step * B + i;
+            memcpy(xs + g * sample, b->x + (size_t)i * sample, sample * sizeof(float));
+            oks[g] = b->ok[i];
+            assert_int_equal(b->y[i], ds->labels[b->ids[i]]);
+        }
+        sn_loader_release(l, b);
+    }
+    assert_int_equal(err.code, SN_OK);
+    return sn_loader_bad_count(l);
+}
+
 /* Runs two epochs of a loader made from lc; each meets n_bad bad files. */
 static void run_two_epochs(const struct sn_loader_conf *lc, int n_bad)
 {
     struct sn_err err = {0};
     struct sn_loader *l;
     assert_int_equal(sn_loader_create(&l, lc, &err), SN_OK);
-    for (int epoch = 0; epoch < 2; epoch++) {
-        assert_int_equal(sn_loader_start_epoch(l, epoch, &err), SN_OK);
-        struct sn_batch *b;
-        while (sn_loader_next(l, &b, &err) == SN_OK && b != NULL)
-            sn_loader_release(l, b);
-        assert_int_equal(sn_loader_bad_count(l), n_bad);
-    }
+    for (int epoch = 0; epoch < 2; epoch++)
+        assert_int_equal(loader_epoch(l, lc->ds, lc->global_batch, 0, epoch, NULL, NULL), n_bad);
     sn_loader_free(l);
 }
 
@@ -1477,27 +1493,6 @@ static void test_loader_bad_files(void **state)
     sn_loader_free(l);
     free(xs);
     sn_dataset_free(ds);
-}
-
-/* One epoch of an existing 1-rank loader: rows by global position into xs, ok flags into oks.
- * Returns the bad rows. */
-static int loader_epoch(struct sn_loader *l, const struct sn_dataset *ds, int B, size_t sample,
-                        int epoch, float *xs, uint8_t *oks)
-{
-    struct sn_err err = {0};
-    assert_int_equal(sn_loader_start_epoch(l, epoch, &err), SN_OK);
-    struct sn_batch *b;
-    while (sn_loader_next(l, &b, &err) == SN_OK && b != NULL) {
-        for (int i = 0; i < b->n; i++) {
-            size_t g = (size_t)b->step * B + i;
-            memcpy(xs + g * sample, b->x + (size_t)i * sample, sample * sizeof(float));
-            oks[g] = b->ok[i];
-            assert_int_equal(b->y[i], ds->labels[b->ids[i]]);
-        }
-        sn_loader_release(l, b);
-    }
-    assert_int_equal(err.code, SN_OK);
-    return sn_loader_bad_count(l);
 }
 
 /* cache = memory: a loader that keeps the decoded images gives the same bits, epoch after

@@ -45,8 +45,6 @@ static void test_meminfo_alone(void **state)
     assert_true(a.bytes == 0);
 }
 
-/* A SLURM job's cgroup v2 limit of 4 GiB, of which 1 GiB is used beyond reclaimable cache; its
- * parent's is larger; the machine has more. */
 /* VmRSS in kB, as the kernel writes it; nothing without the file or the line */
 static void test_resident(void **state)
 {
@@ -60,6 +58,8 @@ static void test_resident(void **state)
     assert_true(sn_mem_resident("") > 0); /* this process, on Linux */
 }
 
+/* A SLURM job's cgroup v2 limit of 4 GiB, of which 1 GiB is used beyond reclaimable cache; its
+ * parent's is larger; the machine has more. */
 static void test_cgroup_v2(void **state)
 {
     (void)state;
