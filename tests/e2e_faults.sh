@@ -120,8 +120,10 @@ check "stuck rank: exit 76 (got $rc)" test $rc -eq 76
 check "stuck rank: within 20 s" test $(( $(date +%s) - start )) -le 20
 check "stuck rank: the watchdog names the wait" contains faults_stuck.out "another rank is stuck or dead"
 pkill -9 -f "checkpoint.dir=faults_stuck" 2>/dev/null
-# a rank killed outright: mpirun reports 128 + 9, the launcher says peer lost
-"$run" -n 2 -- train "$cfg" "${slow[@]}" --set checkpoint.dir=faults_dead > faults_dead.out 2>&1 &
+# a rank killed outright, in the first epoch, while the ranks fill their caches of decoded images
+# (cache = memory): mpirun reports 128 + 9, the launcher says peer lost
+"$run" -n 2 -- train "$cfg" "${slow[@]}" --set data.cache=memory --set checkpoint.dir=faults_dead \
+    > faults_dead.out 2>&1 &
 job=$!
 for _ in $(seq 1 200); do grep -q "Epoch 1" faults_dead.out && break; sleep 0.1; done
 pkill -9 -n -f "checkpoint.dir=faults_dead"

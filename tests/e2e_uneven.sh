@@ -36,6 +36,11 @@ check "b1: 201 steps per epoch" contains b1.out "201/201"
 # 2 images on 3 ranks: one rank always empty, in training and in validation
 run two3 3 --set data.dir=two --set dense.units=2 --set train.batch_size=2 --set checkpoint.save_every=1
 check "two3: validated 2 images" contains two3.out "validated 2 images"
+# the same with the decoded images kept (cache = memory): the empty rank keeps nothing and still
+# takes part
+run two3c 3 --set data.dir=two --set dense.units=2 --set train.batch_size=2 --set data.cache=memory
+check "two3c: validated 2 images" contains two3c.out "validated 2 images"
+check "two3c: the cache said" contains two3c.out "cache = memory: [0-9.]* MB of decoded images"
 
 # an empty rank's zero gradients change nothing: batch 1 on 2 ranks equals 1 rank, step by step
 "${mpirun[@]}" -np 1 "$bin" train "$cfg" --set data.dir=fm --set train.batch_size=1 \
