@@ -143,12 +143,11 @@ static int check_cache_room(struct run *r, const struct sn_loader_conf *lc,
     double cache = (double)sn_loader_cache_bytes(lc) + (double)sn_loader_cache_bytes(vc);
     if (cache == 0)
         return SN_OK;
-    int ranks = r->st.node_ranks > 1 ? r->st.node_ranks : 1;
     double net = sn_settings_need(&r->st, r->model), held = (double)sn_mem_resident("");
     double more = cache + (net > held ? net - held : 0);
+    int ranks;
     struct sn_mem_avail avail;
-    sn_mem_available("", &avail);
-    if (avail.bytes == 0 || more * ranks <= (double)avail.bytes) {
+    if (sn_settings_node_fits(&r->st, more, &avail, &ranks)) {
         if (r->d->rank == 0 && !r->con.quiet)
             sn_console_say(&r->con, "cache = memory: %.1f MB of decoded images on each rank\n",
                            cache / 1e6);

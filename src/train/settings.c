@@ -157,16 +157,23 @@ double sn_settings_need(const struct sn_settings *st, const struct sn_model *m)
     return network_need(st, m).rank;
 }
 
+int sn_settings_node_fits(const struct sn_settings *st, double per_rank,
+                          struct sn_mem_avail *avail, int *ranks)
+{
+    *ranks = st->node_ranks > 1 ? st->node_ranks : 1;
+    sn_mem_available("", avail);
+    return avail->bytes == 0 || per_rank * *ranks <= (double)avail->bytes;
+}
+
 /* The network m will take more memory than there is: an error with the figures. */
 static int check_memory(const struct sn_settings *st, const struct sn_config *cfg,
                         const struct sn_model *m, struct sn_err *err)
 {
     struct need nd = network_need(st, m);
     double rank = nd.rank;
-    int ranks = st->node_ranks > 1 ? st->node_ranks : 1;
+    int ranks;
     struct sn_mem_avail avail;
-    sn_mem_available("", &avail);
-    if (avail.bytes == 0 || rank * ranks <= (double)avail.bytes)
+    if (sn_settings_node_fits(st, rank, &avail, &ranks))
         return SN_OK;
     char each[160] = "", parts[200] = "";
     if (ranks > 1)

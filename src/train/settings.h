@@ -17,6 +17,7 @@
 #include "config.h"
 #include "data_conf.h"
 #include "err.h"
+#include "mem.h"
 #include "model.h"
 #include "optim.h"
 
@@ -73,6 +74,12 @@ int sn_settings_build(const struct sn_settings *st, const struct sn_config *cfg,
  * activations; training: gradients and optimizer moments): what other memory of the run (the
  * data cache) is weighed with. */
 double sn_settings_need(const struct sn_settings *st, const struct sn_model *m);
+
+/* Whether `per_rank` more bytes on each of this node's ranks (node_ranks) fit in the memory the
+ * node has left. Fills *avail (what is available, and what says so) and *ranks (the node's
+ * ranks, at least 1) for the caller's message. Nothing saying what is available: it fits. */
+int sn_settings_node_fits(const struct sn_settings *st, double per_rank,
+                          struct sn_mem_avail *avail, int *ranks);
 
 /* What the settings ask of the CPU, checked before any work: precision = bf16 needs bf16
  * arithmetic (AVX-512 BF16 or AMX). An error naming the config and the key otherwise. */
