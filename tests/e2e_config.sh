@@ -125,6 +125,24 @@ check "cache = memory beyond the memory: the figures" contains bigcache.out "\[d
 check "cache = memory beyond the memory: the way out" contains bigcache.out "HINT: cache = no in \[data\]"
 check "cache = memory beyond the memory: no checkpoint" test -z "$(ls bigcache/*.ckpt 2>/dev/null)"
 
+# the cache and the network each fit alone, but not together: refused, with both figures. The
+# node's memory is a folder's proc/meminfo (the test build's SN_TEST_MEM_ROOT): first 1 kB, which
+# the network alone does not fit in and says how much it needs, then 2 MB more than that.
+printf '[data]\ndir = fm\nimage_size = 100\ncolor_mode = grayscale\ncache = memory\n[train]\nepochs = 1\nbatch_size = 32\nmicro_batch = 32\nthreads = 1\n[checkpoint]\ndir = both\n[rescaling]\nscale = 1/255\n[conv2d]\nfilters = 32\nkernel_size = 3\n[globalaveragepooling2d]\n[dense]\nunits = 10\nactivation = softmax\n' > both.cfg
+mkdir -p fakemem/proc
+echo "MemAvailable: 1 kB" > fakemem/proc/meminfo
+SN_TEST_MEM_ROOT=$PWD/fakemem timeout -s KILL 30 "$hooked" train both.cfg --set data.cache=no > both_net.out 2>&1
+check "the network alone beyond a 1 kB node: exit 1 (got $?)" test $? -eq 1
+net=$(sed -n 's/.*the network needs \([0-9]*\) MB.*/\1/p' both_net.out)
+echo "MemAvailable: $(( (${net:-0} + 2) * 1000000 / 1024 )) kB" > fakemem/proc/meminfo
+SN_TEST_MEM_ROOT=$PWD/fakemem timeout -s KILL 30 "$hooked" train both.cfg > both.out 2>&1
+check "cache and network that fit only apart: exit 1 (got $?)" test $? -eq 1
+check "cache and network that fit only apart: the cache's message" contains both.out "\[data\] cache = memory needs [0-9]* MB on each rank for fm/train and fm/val, beside the network's [0-9]* MB, but [0-9]* MB are available"
+read -r c n a < <(sed -n 's/.*needs \([0-9]*\) MB on each rank.* network.s \([0-9]*\) MB, but \([0-9]*\) MB are.*/\1 \2 \3/p' both.out)
+check "cache and network that fit only apart: each fits alone, not both (cache ${c:-?} MB, network ${n:-?} MB, ${a:-?} MB available)" \
+    test "${c:-0}" -gt 0 -a "${n:-0}" -gt 0 -a "${c:-0}" -lt "${a:-0}" -a "${n:-0}" -lt "${a:-0}" -a $(( ${c:-0} + ${n:-0} )) -gt "${a:-0}"
+check "cache and network that fit only apart: no checkpoint" test -z "$(ls both/*.ckpt 2>/dev/null)"
+
 # --- read-and-ignored keys: save_best_only works as in Keras, restore_best_weights is refused
 "$bin" train "$cfg" "${sets[@]}" --set checkpoint.save_best_only=false --set checkpoint.dir=every > every.out 2>&1
 check "save_best_only = false: exit 0" test $? -eq 0
