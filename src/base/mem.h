@@ -20,7 +20,9 @@ struct sn_mem_avail {
 };
 
 /* Fills *out. root prefixes every path read ("" for the real system; a test's folder that
- * holds proc/ and sys/fs/cgroup/ files for the tests). */
+ * holds proc/ and sys/fs/cgroup/ files for the tests). In a test build, $SN_TEST_MEM_ROOT stands
+ * for "" when set (base/hooks.h), here and in sn_mem_resident: the end-to-end tests' way to give
+ * the node the memory they need. */
 void sn_mem_available(const char *root, struct sn_mem_avail *out);
 
 /* Bytes of this process in memory now (VmRSS of root/proc/self/status), 0 when nothing says:
