@@ -1,7 +1,7 @@
 /* test_augment.c — Keras augmentation semantics: exact flips, identities, rotation direction,
  * zoom and translation direction, contrast, determinism by key, RandomCrop (the window in
  * training, smart_resize at inference, its place first in the chain, the same window on any
- * thread), and the [augment] parser. */
+ * thread), the views of test_time = flip, and the [augment] parser. */
 #include <math.h>     // defines: fabsf, cos, sin, floor, M_PI
 #include <pthread.h>  // defines: pthread_create, pthread_join
 #include <setjmp.h>   // defines: jmp_buf (cmocka)
@@ -524,6 +524,42 @@ static void test_crop_threads(void **state)
     free(par);
 }
 
+/* test_time = flip: one view more for a flip on one axis, three for both; each view is the
+ * mirror RandomFlip draws, pixel for pixel, on every image of a batch. */
+static void test_views(void **state)
+{
+    struct sn_augment_conf ac = conf();
+    assert_int_equal(sn_augment_views(NULL), 1);
+    ac.flip = SN_FLIP_HORIZONTAL;
+    assert_int_equal(sn_augment_views(&ac), 1); /* test_time not asked */
+    ac.test_time_flip = 1;
+    assert_int_equal(sn_augment_views(&ac), 2);
+    ac.flip = SN_FLIP_VERTICAL;
+    assert_int_equal(sn_augment_views(&ac), 2);
+    ac.flip = SN_FLIP_BOTH;
+    assert_int_equal(sn_augment_views(&ac), 4);
+    enum { N = 3, H = 4, W = 5, C = 2 };
+    const size_t size = (size_t)H * W * C;
+    float src[N * H * W * C], dst[N * H * W * C];
+    sn_test_fill(src, sizeof src / sizeof src[0], 0, 255, 7);
+    const enum sn_flip modes[] = {SN_FLIP_HORIZONTAL, SN_FLIP_VERTICAL, SN_FLIP_BOTH,
+                                  SN_FLIP_BOTH, SN_FLIP_BOTH};
+    const int views[] = {1, 1, 1, 2, 3};
+    const int want_h[] = {1, 0, 1, 0, 1}, want_v[] = {0, 1, 0, 1, 1};
+    for (int t = 0; t < 5; t++) {
+        ac.flip = modes[t];
+        sn_augment_view(&ac, views[t], src, N, H, W, C, dst);
+        for (int i = 0; i < N; i++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    for (int k = 0; k < C; k++) {
+                        int sy = want_v[t] ? H - 1 - y : y, sx = want_h[t] ? W - 1 - x : x;
+                        assert_float_equal(at(dst + i * size, W, C, y, x, k),
+                                           at(src + i * size, W, C, sy, sx, k), 0);
+                    }
+    }
+}
+
 static int parse(const char *text, struct sn_augment_conf *ac, struct sn_err *err)
 {
     struct sn_config *cfg = NULL;
@@ -585,6 +621,11 @@ static void test_parse(void **state)
     assert_true(ac.crop[0] == 64 && ac.crop[1] == 64);
     assert_int_equal(parse("[augment]\nflip = horizontal\n", &ac, &err), SN_OK);
     assert_true(ac.crop[0] == 0 && ac.crop[1] == 0);
+    assert_int_equal(ac.test_time_flip, 0);
+    assert_int_equal(parse("[augment]\nflip = vertical\ntest_time = flip\n", &ac, &err), SN_OK);
+    assert_int_equal(ac.test_time_flip, 1);
+    assert_int_equal(parse("[augment]\ntest_time = none\n", &ac, &err), SN_OK);
+    assert_int_equal(ac.enabled, 0);
 
     /* bad values name the file and line */
     const char *bad[][2] = {
@@ -604,6 +645,9 @@ static void test_parse(void **state)
         {"[augment]\ncontrast = 1.5, 0\n", "aug.cfg:2"},
         {"[augment]\ntranslation = abc\n", "aug.cfg:2"},
         {"[augment]\nrotaton = 0.1\n", "aug.cfg:2"}, /* unknown key, reported by the config */
+        {"[augment]\ntest_time = flip\n", "aug.cfg:2: [augment] test_time: flip averages over "
+                                          "the mirrors RandomFlip draws, and flip is none"},
+        {"[augment]\nflip = horizontal\ntest_time = crop\n", "aug.cfg:3: [augment] test_time"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&err, 0, sizeof err);
@@ -627,6 +671,7 @@ int main(void)
         cmocka_unit_test(test_crop_inference),
         cmocka_unit_test(test_crop_first_in_chain),
         cmocka_unit_test(test_crop_threads),
+        cmocka_unit_test(test_views),
         cmocka_unit_test(test_parse),
     };
     return cmocka_run_group_tests_name("augment", tests, NULL, NULL);

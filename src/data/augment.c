@@ -130,6 +130,15 @@ int sn_augment_conf_parse(struct sn_augment_conf *ac, const struct sn_config *cf
     double fv;
     SN_FORWARD(sn_section_float(cfg, s, "fill_value", 0, -1e30, 1e30, &fv, err));
     ac->fill_value = (float)fv;
+    static const char *const test_times[] = {"none", "flip", NULL};
+    int test_time;
+    SN_FORWARD(sn_section_choice(cfg, s, "test_time", "none", test_times, &test_time, err));
+    if (test_time == 1 && ac->flip == SN_FLIP_NONE)
+        return sn_config_error(cfg, s, "test_time", err, SN_EINVAL,
+                               "flip averages over the mirrors RandomFlip draws, and flip is "
+                               "none: set flip = horizontal, vertical or "
+                               "horizontal_and_vertical");
+    ac->test_time_flip = test_time == 1;
     ac->enabled = ac->crop[0] > 0 || after_crop_on(ac);
     return SN_OK;
 }
@@ -351,6 +360,24 @@ static inline __attribute__((always_inline)) void flip_copy(const float *src, fl
             for (int c = 0; c < C; c++)
                 d[c] = e[c];
     }
+}
+
+int sn_augment_views(const struct sn_augment_conf *ac)
+{
+    if (ac == NULL || !ac->test_time_flip)
+        return 1;
+    return ac->flip == SN_FLIP_BOTH ? 4 : 2;
+}
+
+void sn_augment_view(const struct sn_augment_conf *ac, int view, const float *src, int n, int h,
+                     int w, int c, float *dst)
+{
+    /* both: views 1, 2, 3 are the horizontal, the vertical and the two mirrors */
+    int fh = ac->flip == SN_FLIP_HORIZONTAL || (ac->flip == SN_FLIP_BOTH && (view & 1));
+    int fv = ac->flip == SN_FLIP_VERTICAL || (ac->flip == SN_FLIP_BOTH && (view & 2));
+    size_t size = (size_t)h * w * c;
+    for (int i = 0; i < n; i++)
+        flip_copy(src + i * size, dst + i * size, h, w, c, fh, fv);
 }
 
 /* tf.image.adjust_contrast per channel, then clipped to [0,255] as Keras's RandomContrast does. */

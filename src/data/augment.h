@@ -10,7 +10,9 @@
  *
  * At inference (Keras's training=False: validation, evaluate, predict, extract) every layer is
  * the identity but RandomCrop, which takes the largest centred window of its aspect ratio and
- * resizes it to H x W (sn_augment_sample with training = 0). */
+ * resizes it to H x W (sn_augment_sample with training = 0). test_time = flip then asks
+ * validation, evaluate and predict for the mean of the network's probabilities over the image
+ * and its mirrors (sn_augment_views, sn_augment_view). */
 #ifndef SN_AUGMENT_H
 #define SN_AUGMENT_H
 
@@ -39,7 +41,9 @@ enum sn_fill { SN_FILL_REFLECT = 0, SN_FILL_CONSTANT, SN_FILL_NEAREST, SN_FILL_W
  *          positive moves the content down; translation_width likewise (absent: same as height)
  *   contrast = f | lower, upper    RandomContrast: factor uniform in [1 - lower, 1 + upper], one
  *          number f meaning lower = upper = f; 0 <= lower <= 1
- *   fill_mode = reflect | constant | nearest | wrap, fill_value = 0   (tf's fill modes) */
+ *   fill_mode = reflect | constant | nearest | wrap, fill_value = 0   (tf's fill modes)
+ *   test_time = none | flip        flip: at validation, evaluate and predict, the mean of the
+ *          probabilities over the image and each mirror RandomFlip draws (needs a flip) */
 struct sn_augment_conf {
     int enabled;                     /* any augmentation configured */
     int crop[2];                     /* RandomCrop's height, width; 0, 0: no crop */
@@ -51,6 +55,7 @@ struct sn_augment_conf {
     double contrast[2];              /* lower, upper: factor in [1-lower, 1+upper] */
     enum sn_fill fill_mode;
     float fill_value;                /* for fill_mode = constant */
+    int test_time_flip;              /* test_time = flip */
 };
 
 /* Parses [augment]; a missing section (or one that configures nothing) leaves enabled = 0. Bad
@@ -89,5 +94,14 @@ void sn_augment_crop(const struct sn_augment_conf *ac, uint64_t key, int trainin
  * sn_augment_sample. Allocates nothing. */
 void sn_augment_apply(const struct sn_augment_conf *ac, uint64_t key, const float *src, float *dst,
                       int h, int w, int c);
+
+/* The views test_time asks for: 1 (the image alone), 2 (the image and its horizontal or
+ * vertical mirror) or 4 (and both mirrors, for horizontal_and_vertical). ac may be NULL. */
+int sn_augment_views(const struct sn_augment_conf *ac);
+
+/* View number view (1 .. sn_augment_views - 1; 0 is the image) of n (h,w,c) images: src -> dst,
+ * mirrored horizontally, vertically or both, src != dst. Allocates nothing. */
+void sn_augment_view(const struct sn_augment_conf *ac, int view, const float *src, int n, int h,
+                     int w, int c, float *dst);
 
 #endif

@@ -62,3 +62,51 @@ double sn_loss(enum sn_loss_kind kind, float label_smoothing, const float *logit
     }
     return total;
 }
+
+/* log(sum_i exp(a[i])) over n >= 1 terms, stable. */
+static double log_sum_exp(const double *a, int n)
+{
+    double m = a[0], sum = 0;
+    for (int i = 1; i < n; i++)
+        m = a[i] > m ? a[i] : m;
+    for (int i = 0; i < n; i++)
+        sum += exp(a[i] - m);
+    return m + log(sum);
+}
+
+/* log(sigmoid(z)) = -softplus(-z), stable */
+static double log_sigmoid(double z) { return z >= 0 ? -log1p(exp(-z)) : z - log1p(exp(z)); }
+
+void sn_loss_mean_logits(enum sn_loss_kind kind, const float *views, int n_views, int n, int k,
+                         float *out)
+{
+    size_t block = (size_t)n * k;
+    double a[SN_LOSS_MAX_VIEWS], b[SN_LOSS_MAX_VIEWS], lse[SN_LOSS_MAX_VIEWS];
+    if (kind == SN_LOSS_BCE) {
+        /* logit(mean p) = log(mean p) - log(mean (1 - p)), with 1 - sigmoid(z) = sigmoid(-z) */
+        for (size_t r = 0; r < block; r++) {
+            for (int v = 0; v < n_views; v++) {
+                a[v] = log_sigmoid(views[v * block + r]);
+                b[v] = log_sigmoid(-(double)views[v * block + r]);
+            }
+            out[r] = (float)(log_sum_exp(a, n_views) - log_sum_exp(b, n_views));
+        }
+        return;
+    }
+    for (size_t row = 0; row < block; row += (size_t)k) {
+        for (int v = 0; v < n_views; v++) { /* each view's log-sum-exp: its log-softmax */
+            const float *z = views + v * block + row;
+            double m = z[0], sum = 0;
+            for (int j = 1; j < k; j++)
+                m = z[j] > m ? z[j] : m;
+            for (int j = 0; j < k; j++)
+                sum += exp((double)z[j] - m);
+            lse[v] = m + log(sum);
+        }
+        for (int j = 0; j < k; j++) {
+            for (int v = 0; v < n_views; v++)
+                a[v] = (double)views[v * block + row + j] - lse[v];
+            out[row + j] = (float)(log_sum_exp(a, n_views) - log(n_views));
+        }
+    }
+}

@@ -121,7 +121,7 @@ const struct sn_config_key sn_config_keys[] = {
             "threads and ranks. A factor is `f`, meaning `-f, f`, or `lower, upper`. The layers "
             "run in the order of this table (crop, flip, rotation, zoom, translation, contrast), "
             "as a Keras `Sequential` written in that order. At inference (validation, "
-            "`evaluate`, `predict`, `extract`) they are off, but for `crop`."),
+            "`evaluate`, `predict`, `extract`) they are off, but for `crop` and `test_time`."),
     NODEF("augment", "crop", "", "24,24",
           "RandomCrop(height, width), as `H, W`: in training a random H x W window, uniform "
           "over its positions; at inference, and in training for an image smaller than H x W, "
@@ -151,6 +151,11 @@ const struct sn_config_key sn_config_keys[] = {
         "(tf's fill modes)."),
     KEY("augment", "fill_value", "0", "",
         "The value outside the image with `fill_mode = constant`."),
+    KEY("augment", "test_time", "none", "",
+        "`flip`: validation, `evaluate` and `predict` take the mean of the network's "
+        "probabilities over the image and each mirror `flip` draws (one more view, three for "
+        "`horizontal_and_vertical`), which costs as many more forward passes; the reported loss "
+        "is that of the mean. Needs a `flip`. `none`: the image alone, as Keras."),
 
     SECTION("train", "How the network is trained: the loss, the optimizer and its schedule, "
                      "batches, epochs and threads."),

@@ -668,7 +668,8 @@ static int validate(struct run *r, struct sn_eval_result *vr, struct sn_err *err
 {
     struct sn_dist *d = r->d;
     struct sn_eval_list mine = {0};
-    int rc = sn_evaluate_loader(r->model, r->val_ld, r->st.tc.micro_batch, &mine, err);
+    int rc = sn_evaluate_loader(r->model, r->val_ld, &r->st.ac, r->st.tc.micro_batch,
+                                &mine, err);
     rc = sn_dist_agree(d, rc, err);
     if (rc != SN_OK || d->world == 1) {
         if (rc == SN_OK)

@@ -36,21 +36,77 @@ static struct sn_eval_sums *eval_list_add(struct sn_eval_list *l)
     return e;
 }
 
-int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, int micro,
-                       struct sn_eval_list *list, struct sn_err *err)
+/* [augment] test_time: the network run on each view of the rows, its outputs kept apart and
+ * then made one (sn_loss_mean_logits). Working memory for up to `rows` rows, taken once. */
+struct views {
+    const struct sn_augment_conf *ac;
+    int n;         /* 1: the images alone, and nothing below is allocated */
+    float *x;      /* (rows, input): a view of the images */
+    float *logits; /* (n + 1, rows, outputs): each view's, then their mean */
+};
+
+static void views_free(struct views *v)
+{
+    free(v->x);
+    free(v->logits);
+    memset(v, 0, sizeof *v);
+}
+
+static int views_init(struct views *v, const struct sn_augment_conf *ac, const struct sn_model *m,
+                      int rows, struct sn_err *err)
+{
+    memset(v, 0, sizeof *v);
+    v->ac = ac;
+    v->n = sn_augment_views(ac);
+    if (v->n == 1)
+        return SN_OK;
+    v->x = malloc((size_t)rows * sn_shape_size(m->input) * sizeof *v->x);
+    v->logits = malloc((size_t)(v->n + 1) * rows * m->n_outputs * sizeof *v->logits);
+    if (!v->x || !v->logits) {
+        views_free(v);
+        return sn_err_set(err, SN_ENOMEM, "out of memory for test_time's views");
+    }
+    return SN_OK;
+}
+
+/* The network's logits for x (rows, input): with test_time, those of the mean prediction. */
+static const float *forward_views(struct sn_model *m, const struct views *v, const float *x,
+                                  int rows, const struct sn_step_ctx *ctx)
+{
+    const float *z = sn_model_forward(m, x, rows, ctx);
+    if (v->n == 1)
+        return z;
+    size_t block = (size_t)rows * m->n_outputs;
+    memcpy(v->logits, z, block * sizeof *z);
+    for (int i = 1; i < v->n; i++) {
+        sn_augment_view(v->ac, i, x, rows, m->input.h, m->input.w, m->input.c, v->x);
+        z = sn_model_forward(m, v->x, rows, ctx);
+        memcpy(v->logits + i * block, z, block * sizeof *z);
+    }
+    float *mean = v->logits + v->n * block;
+    sn_loss_mean_logits(m->loss, v->logits, v->n, rows, m->n_outputs, mean);
+    return mean;
+}
+
+int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld,
+                       const struct sn_augment_conf *ac, int micro, struct sn_eval_list *list,
+                       struct sn_err *err)
 {
     SN_FORWARD(sn_loader_start_epoch(ld, 0, err));
     struct sn_step_ctx ctx = {.ops = m->ops, .scratch = m->scratch, .training = 0};
     const size_t sample = sn_shape_size(m->input);
     micro = micro > 0 && micro <= m->max_batch ? micro : m->max_batch;
+    struct views views;
+    SN_FORWARD(views_init(&views, ac, m, micro, err));
     for (;;) {
         struct sn_batch *b;
         double t0 = sn_trace_clock();
-        SN_FORWARD(sn_loader_next(ld, &b, err));
+        int rc = sn_loader_next(ld, &b, err);
         sn_trace_end(SN_TRACE_DATA, "validation data", -1, t0);
-        if (!b)
-            break;
-        int rc = SN_OK;
+        if (rc != SN_OK || !b) {
+            views_free(&views);
+            return rc;
+        }
         for (int row = 0; row < b->n && rc == SN_OK; row += micro) {
             int rows = b->n - row < micro ? b->n - row : micro;
             struct sn_eval_sums *e = eval_list_add(list);
@@ -60,7 +116,8 @@ int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, int micro,
             }
             ctx.sample_ids = b->ids + row;
             const uint8_t *ok = b->ok + row;
-            const float *logits = sn_model_forward(m, b->x + (size_t)row * sample, rows, &ctx);
+            const float *logits =
+                forward_views(m, &views, b->x + (size_t)row * sample, rows, &ctx);
             long long correct = 0;
             e->loss = sn_loss(m->loss, m->label_smoothing, logits, b->y + row, ok, rows,
                               m->n_outputs, 0, NULL, &correct);
@@ -71,9 +128,11 @@ int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld, int micro,
             }
         }
         sn_loader_release(ld, b);
-        SN_FORWARD(rc);
+        if (rc != SN_OK) {
+            views_free(&views);
+            return rc;
+        }
     }
-    return SN_OK;
 }
 
 void sn_eval_result(const struct sn_eval_sums *v, size_t n, struct sn_eval_result *res)
@@ -254,7 +313,7 @@ int sn_evaluate(const struct sn_config *cfg, const char *ckpt, const char *data_
     }
     struct sn_eval_list list = {0};
     if (rc == SN_OK)
-        rc = sn_evaluate_loader(t.model, ld, tc->micro_batch, &list, err);
+        rc = sn_evaluate_loader(t.model, ld, &t.st.ac, tc->micro_batch, &list, err);
     if (rc == SN_OK)
         sn_eval_result(list.v, list.n, res);
     sn_eval_list_free(&list);
@@ -286,6 +345,9 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
     struct sn_model *m = t.model;
     float *x = NULL, *probs = NULL;
     int *order = NULL;
+    struct views views = {0};
+    if (rc == SN_OK)
+        rc = views_init(&views, &t.st.ac, m, 1, err);
     if (rc == SN_OK) {
         x = malloc(sn_shape_size(m->input) * sizeof(float));
         probs = malloc((size_t)(t.n_classes + 1) * sizeof(float));
@@ -302,7 +364,7 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
             break;
         int64_t id = 0;
         ctx.sample_ids = &id;
-        const float *logits = sn_model_forward(m, x, 1, &ctx);
+        const float *logits = forward_views(m, &views, x, 1, &ctx);
         sn_model_probabilities(m, logits, probs, 1);
         int finite = 1;
         for (int k = 0; k < m->n_outputs; k++)
@@ -335,6 +397,7 @@ int sn_predict(const struct sn_config *cfg, const char *ckpt, char **images, int
     free(x);
     free(probs);
     free(order);
+    views_free(&views);
     trained_free(&t);
     return rc;
 }

@@ -29,7 +29,8 @@ and builds the same network, Keras's semantics translated to PyTorch:
   - [augment] flip, rotation, zoom, translation (fill_mode, fill_value), contrast and crop
     (RandomCrop: a random window in training, the centred largest window resized in
     validation and test), per sample with torch ops: the same distributions as shardnet's, not
-    the same draws;
+    the same draws; test_time = flip, the mean of the probabilities over the image and its
+    mirrors in validation and test;
   - the data of [data]: its train/ val/ (or validation/) test/ folders of class folders, or
     validation_split with the same draw as shardnet's (so the very same images), resized to
     image_size as tf.image.resize does, in color_mode.
@@ -85,7 +86,8 @@ SETTING_KEYS = {
              "interpolation", "crop_to_aspect_ratio", "label_mode", "class_names",
              "class_names_file", "validation_split", "seed", "on_bad_image", "threads",
              "queue_depth", "max_pixels", "index_cache", "cache"},
-    "augment": {"flip", "rotation", "zoom", "zoom_width", "translation", "translation_width",
+    "augment": {"flip", "test_time", "rotation", "zoom", "zoom_width", "translation",
+                "translation_width",
                 "contrast", "fill_mode", "fill_value", "crop"},
     "train": {"loss", "optimizer", "learning_rate", "momentum", "nesterov", "rho", "beta_1",
               "beta_2", "epsilon", "lr_schedule", "decay_steps", "decay_rate", "alpha",
@@ -469,6 +471,10 @@ def resolve(cfg, world):
                              ("reflect", "constant", "nearest", "wrap"))
     S.fill_value = get_float(cfg, a, "fill_value", 0.0, -1e30, 1e30)
     S.crop = get_pair(cfg, a, "crop", None, 1, 1 << 15)
+    S.test_time = get_choice(cfg, a, "test_time", "none", ("none", "flip"))
+    if S.test_time == "flip" and S.flip == "none":
+        raise cfg.error(a, "test_time", "flip averages over the mirrors RandomFlip draws, and "
+                        "flip is none")
     nz = lambda r: r is not None and (r[0] != 0 or r[1] != 0)  # noqa: E731
     S.augment = S.flip != "none" or any(nz(r) for r in (S.rotation, S.zoom_h, S.zoom_w,
                                                         S.translate_h, S.translate_w,
@@ -1368,6 +1374,21 @@ def run(rank, args, S, cfg, result_q):
 
     gn_now = [0]
 
+    # test_time = flip: the image and each mirror flip draws (dims of NCHW)
+    views = [()]
+    if S.test_time == "flip":
+        views += {"horizontal": [(3,)], "vertical": [(2,)],
+                  "horizontal_and_vertical": [(3,), (2,), (2, 3)]}[S.flip]
+
+    def predict(xb):
+        """the logits of the mean probability over the views"""
+        if len(views) == 1:
+            return model(xb)
+        zs = torch.stack([model(xb.flip(d) if d else xb) for d in views])
+        if S.loss == "binary_crossentropy":
+            return torch.logsumexp(F.logsigmoid(zs), 0) - torch.logsumexp(F.logsigmoid(-zs), 0)
+        return torch.logsumexp(F.log_softmax(zs, dim=2), 0) - math.log(len(views))
+
     def evaluate(x, y):
         """loss and accuracy over a split, each rank a contiguous part, summed"""
         model.eval()
@@ -1378,7 +1399,7 @@ def run(rank, args, S, cfg, result_q):
         with torch.no_grad():
             for i in range(lo, hi, chunk):
                 xb = x[i:min(i + chunk, hi)].float().contiguous(memory_format=fmt)
-                loss, right = loss_sum(model(xb), y[i:min(i + chunk, hi)])
+                loss, right = loss_sum(predict(xb), y[i:min(i + chunk, hi)])
                 tot += torch.tensor([float(loss), float(right), xb.shape[0]],
                                     dtype=torch.float64)
         if world > 1:

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# [augment] test_time = flip, end to end: validation, evaluate and predict score the mean of the
+# network's probabilities over an image and its mirror, so that
+#  - evaluate gives the same bits on a folder and on the folder of its mirrored images, which a
+#    plain evaluate does not;
+#  - predict's probabilities are the mean of the plain probabilities of the image and its mirror;
+#  - the validation of training is the same (evaluate on val gives the best epoch's val_loss),
+#    and the same on 1 and 2 ranks;
+#  - test_time = flip without a flip is refused before any work, naming the line.
+# Args: SHARDNET SOURCE_DIR TMP_DIR
+source "$(dirname "$0")/lib.sh" "$@"
+
+"$bin" dataset fashion-mnist fm --limit 160 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
+cat > tta.cfg <<'EOF'
+[model]
+name = tta
+
+[data]
+dir = fm
+image_size = 28
+color_mode = grayscale
+
+[augment]
+flip = horizontal
+test_time = flip
+
+[train]
+optimizer = adam
+learning_rate = 0.003
+batch_size = 32
+epochs = 2
+
+[rescaling]
+scale = 1/255
+
+[conv2d]
+filters = 8
+kernel_size = 3
+activation = relu
+
+[maxpooling2d]
+pool_size = 2
+
+[flatten]
+
+[dense]
+units = 10
+activation = softmax
+EOF
+
+# --- training validates with the mean prediction, the same on 1 and 2 ranks
+"$bin" train tta.cfg --set checkpoint.dir=one > one.out 2>&1
+check "train, 1 rank: exit 0" test $? -eq 0
+"${mpirun[@]}" -np 2 "$bin" train tta.cfg --set checkpoint.dir=two > two.out 2>&1
+check "train, 2 ranks: exit 0" test $? -eq 0
+# the same losses and accuracies (the last column is the epoch's seconds)
+check "1 and 2 ranks: the same history" \
+    cmp -s <(cut -d, -f1-6 one/history.csv) <(cut -d, -f1-6 two/history.csv)
+"$bin" evaluate tta.cfg --split val --checkpoint two/tta-best.ckpt > evalval.out 2>&1
+check "evaluate on val: exit 0" test $? -eq 0
+best=$(awk -F, 'NR > 1 && (min == "" || $4 < min) { min = $4; acc = $5 } END { print min, acc }' \
+    two/history.csv)
+got=$(sed -n 's/.*loss: \([0-9.]*\) - accuracy: \([0-9.]*\).*/\1 \2/p' evalval.out)
+check "evaluate on val gives the best epoch's val_loss and val_accuracy ($got vs $best)" \
+    awk -v g="$got" -v b="$best" 'BEGIN { split(g, x, " "); split(b, y, " ");
+        d1 = x[1] - y[1]; d2 = x[2] - y[2];
+        exit !(x[1] != "" && d1 * d1 < 1e-8 && d2 * d2 < 1e-8) }'
+"$bin" evaluate tta.cfg --split val --checkpoint two/tta-best.ckpt \
+    --set augment.test_time=none > evalval_plain.out 2>&1
+check "a plain evaluate on val differs (the mean prediction is another one)" \
+    test "$(tail -1 evalval.out)" != "$(tail -1 evalval_plain.out)"
+
+# --- a folder and its mirror image: lossless PNGs of asymmetric shapes, two classes
+python3 - <<'PY'
+import os, random, struct, zlib
+
+def png(path, rows):
+    h, w = len(rows), len(rows[0])
+    raw = b"".join(b"\0" + bytes(r) for r in rows)
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+rng = random.Random(5)
+for cls in ("0_T-shirt_top", "1_Trouser"):
+    for folder in ("pics", "mirror"):
+        os.makedirs(f"{folder}/{cls}", exist_ok=True)
+    for i in range(12):
+        img = [[rng.randrange(40) for _ in range(28)] for _ in range(28)]
+        y0, x0 = rng.randrange(0, 14), rng.randrange(0, 10)
+        for y in range(y0, y0 + 12):
+            for x in range(x0, x0 + (6 if cls[0] == "1" else 16)):
+                img[y][x] = 200 + rng.randrange(55)
+        png(f"pics/{cls}/{i:02d}.png", img)
+        png(f"mirror/{cls}/{i:02d}.png", [row[::-1] for row in img])
+PY
+check "the PNG folders written" test -s mirror/1_Trouser/11.png
+ev() { "$bin" evaluate tta.cfg --checkpoint two/tta-best.ckpt --data "$@" 2>&1 | tail -1; }
+a=$(ev pics) b=$(ev mirror)
+check "evaluate, test_time = flip: a folder and its mirror give the same loss ($a | $b)" \
+    test -n "$a" -a "$a" = "$b"
+a=$(ev pics --set augment.test_time=none) b=$(ev mirror --set augment.test_time=none)
+check "a plain evaluate tells the two apart ($a | $b)" test -n "$a" -a "$a" != "$b"
+
+# --- predict: the mean of the plain probabilities of the image and of its mirror
+pr() { "$bin" predict tta.cfg --checkpoint two/tta-best.ckpt --top 10 --digits 6 "$@" 2>/dev/null; }
+for img in 0_T-shirt_top/03.png 1_Trouser/07.png; do
+    pr pics/$img > p_tta.out
+    pr pics/$img --set augment.test_time=none > p_x.out
+    pr mirror/$img --set augment.test_time=none > p_m.out
+    check "predict $img: the mean of the image's and its mirror's probabilities" \
+        awk 'function read(f, p,   n, i, line, w) { getline line < f; n = split(line, w, " ");
+                 for (i = 2; i < n; i += 2) p[w[i]] = w[i + 1]; return n }
+             BEGIN { read("p_tta.out", t); read("p_x.out", x); n = read("p_m.out", m);
+                 if (n < 21) exit 1;
+                 for (c in t) { d = t[c] - (x[c] + m[c]) / 2; if (d * d > 4e-12) exit 1 }
+                 exit 0 }'
+done
+
+# --- test_time = flip with no flip: refused before any work
+"$bin" train tta.cfg --set augment.flip=none --set checkpoint.dir=bad > bad.out 2>&1
+check "no flip: exit 1" test $? -eq 1
+check "no flip: the message names the line and the key" \
+    contains bad.out "tta.cfg:11: \[augment\] test_time: flip averages over the mirrors"
+check "no flip: no checkpoint written" test ! -e bad/tta-best.ckpt
+
+finish
