@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # [augment] test_time = flip, end to end: validation, evaluate and predict score the mean of the
-# network's probabilities over an image and its mirror, so that
+# network's logits over an image and its mirror, so that
 #  - evaluate gives the same bits on a folder and on the folder of its mirrored images, which a
 #    plain evaluate does not;
-#  - predict's probabilities are the mean of the plain probabilities of the image and its mirror;
+#  - predict's probabilities are the normalized geometric mean of the plain probabilities of the
+#    image and its mirror (the softmax of the mean logits);
 #  - the validation of training is the same (evaluate on val gives the best epoch's val_loss),
 #    and the same on 1 and 2 ranks;
 #  - test_time = flip without a flip is refused before any work, naming the line.
@@ -105,18 +106,19 @@ check "evaluate, test_time = flip: a folder and its mirror give the same loss ($
 a=$(ev pics --set augment.test_time=none) b=$(ev mirror --set augment.test_time=none)
 check "a plain evaluate tells the two apart ($a | $b)" test -n "$a" -a "$a" != "$b"
 
-# --- predict: the mean of the plain probabilities of the image and of its mirror
-pr() { "$bin" predict tta.cfg --checkpoint two/tta-best.ckpt --top 10 --digits 6 "$@" 2>/dev/null; }
+# --- predict: softmax of the mean logits = sqrt(p(image) p(mirror)), normalized over the classes
+pr() { "$bin" predict tta.cfg --checkpoint two/tta-best.ckpt --top 10 --digits 9 "$@" 2>/dev/null; }
 for img in 0_T-shirt_top/03.png 1_Trouser/07.png; do
     pr pics/$img > p_tta.out
     pr pics/$img --set augment.test_time=none > p_x.out
     pr mirror/$img --set augment.test_time=none > p_m.out
-    check "predict $img: the mean of the image's and its mirror's probabilities" \
+    check "predict $img: the normalized geometric mean of the image's and its mirror's" \
         awk 'function read(f, p,   n, i, line, w) { getline line < f; n = split(line, w, " ");
                  for (i = 2; i < n; i += 2) p[w[i]] = w[i + 1]; return n }
              BEGIN { read("p_tta.out", t); read("p_x.out", x); n = read("p_m.out", m);
                  if (n < 21) exit 1;
-                 for (c in t) { d = t[c] - (x[c] + m[c]) / 2; if (d * d > 4e-12) exit 1 }
+                 for (c in x) { g[c] = sqrt(x[c] * m[c]); sum += g[c] }
+                 for (c in t) { d = t[c] - g[c] / sum; if (d * d > 1e-8) exit 1 }
                  exit 0 }'
 done
 

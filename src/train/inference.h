@@ -40,7 +40,7 @@ void sn_eval_list_free(struct sn_eval_list *l);
 /* Runs m over a whole epoch of ld (no augmentation, in order), each of this rank's slices in
  * micro-batches of `micro` samples (the loader's), and appends each micro-batch's sums to
  * list: the same micro-batches, the same bits, on any number of ranks. ac's test_time (ac may
- * be NULL) scores the mean prediction over the images' mirrors. */
+ * be NULL) scores the mean of the logits over the images and their mirrors. */
 int  sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld,
                         const struct sn_augment_conf *ac, int micro, struct sn_eval_list *list,
                         struct sn_err *err);

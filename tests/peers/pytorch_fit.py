@@ -29,8 +29,8 @@ and builds the same network, Keras's semantics translated to PyTorch:
   - [augment] flip, rotation, zoom, translation (fill_mode, fill_value), contrast and crop
     (RandomCrop: a random window in training, the centred largest window resized in
     validation and test), per sample with torch ops: the same distributions as shardnet's, not
-    the same draws; test_time = flip, the mean of the probabilities over the image and its
-    mirrors in validation and test;
+    the same draws; test_time = flip, the mean of the logits over the image and its mirrors in
+    validation and test;
   - the data of [data]: its train/ val/ (or validation/) test/ folders of class folders, or
     validation_split with the same draw as shardnet's (so the very same images), resized to
     image_size as tf.image.resize does, in color_mode.
@@ -1381,13 +1381,10 @@ def run(rank, args, S, cfg, result_q):
                   "horizontal_and_vertical": [(3,), (2,), (2, 3)]}[S.flip]
 
     def predict(xb):
-        """the logits of the mean probability over the views"""
+        """the mean of the views' logits"""
         if len(views) == 1:
             return model(xb)
-        zs = torch.stack([model(xb.flip(d) if d else xb) for d in views])
-        if S.loss == "binary_crossentropy":
-            return torch.logsumexp(F.logsigmoid(zs), 0) - torch.logsumexp(F.logsigmoid(-zs), 0)
-        return torch.logsumexp(F.log_softmax(zs, dim=2), 0) - math.log(len(views))
+        return torch.stack([model(xb.flip(d) if d else xb) for d in views]).mean(0)
 
     def evaluate(x, y):
         """loss and accuracy over a split, each rank a contiguous part, summed"""
