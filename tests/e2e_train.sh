@@ -81,13 +81,8 @@ check "crop: validated" contains crop_train.out "val_accuracy"
     > crop_evalval.out 2>&1
 check "crop: evaluate exit 0" test $? -eq 0
 # the best epoch's validation is what evaluate finds on the same split
-best=$(awk -F, 'NR > 1 && (min == "" || $4 < min) { min = $4; acc = $5 } END { print min, acc }' \
-    crop/history.csv)
-got=$(sed -n 's/.*loss: \([0-9.]*\) - accuracy: \([0-9.]*\).*/\1 \2/p' crop_evalval.out)
-check "crop: evaluate on val gives the best epoch's val_loss and val_accuracy ($got vs $best)" \
-    awk -v g="$got" -v b="$best" 'BEGIN { split(g, x, " "); split(b, y, " ");
-        d1 = x[1] - y[1]; d2 = x[2] - y[2];
-        exit !(x[1] != "" && d1 * d1 < 1e-8 && d2 * d2 < 1e-8) }'
+check "crop: evaluate on val gives the best epoch's val_loss and val_accuracy" \
+    best_epoch_matches crop/history.csv crop_evalval.out
 # predict reads an image as evaluate does: one image's loss is -log of predict's probability
 mkdir -p one/7_Sneaker && cp "$img" one/7_Sneaker/
 "$bin" evaluate "$cfg" "${csets[@]}" --data one --checkpoint crop/mnist_convnet-best.ckpt \

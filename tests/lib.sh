@@ -40,6 +40,17 @@ finish() {
     echo "$passes passed, $fails failed, $skips skipped"
     [ "$fails" -eq 0 ]
 }
+# best_epoch_matches HISTORY EVAL_OUT: the loss and accuracy `evaluate --split val` printed in
+# EVAL_OUT are those of the epoch of lowest val_loss in HISTORY (a history.csv), to 1e-4
+best_epoch_matches() {
+    local best got
+    best=$(awk -F, 'NR > 1 && (min == "" || $4 < min) { min = $4; acc = $5 } END { print min, acc }' "$1")
+    got=$(sed -n 's/.*loss: \([0-9.]*\) - accuracy: \([0-9.]*\).*/\1 \2/p' "$2")
+    awk -v g="$got" -v b="$best" 'BEGIN { split(g, x, " "); split(b, y, " ");
+        d1 = x[1] - y[1]; d2 = x[2] - y[2];
+        exit !(x[1] != "" && d1 * d1 < 1e-8 && d2 * d2 < 1e-8) }' ||
+        { echo "--- $2 gives '$got', the best epoch of $1 '$best'"; return 1; }
+}
 # netns_up NAME WHAT ARGS...: cluster/netns-hosts up ARGS as namespaces NAME-*, removed when the
 # test exits; exits 77 (skip) where namespaces cannot be made here, and ends the test as failed
 # where up fails otherwise. Its output is in up.out.
