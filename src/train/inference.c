@@ -106,15 +106,14 @@ int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld,
     micro = micro > 0 && micro <= m->max_batch ? micro : m->max_batch;
     struct views views;
     SN_FORWARD(views_init(&views, ac, m, micro, err));
+    int rc;
     for (;;) {
         struct sn_batch *b;
         double t0 = sn_trace_clock();
-        int rc = sn_loader_next(ld, &b, err);
+        rc = sn_loader_next(ld, &b, err);
         sn_trace_end(SN_TRACE_DATA, "validation data", -1, t0);
-        if (rc != SN_OK || !b) {
-            views_free(&views);
-            return rc;
-        }
+        if (rc != SN_OK || !b)
+            break;
         for (int row = 0; row < b->n && rc == SN_OK; row += micro) {
             int rows = b->n - row < micro ? b->n - row : micro;
             struct sn_eval_sums *e = eval_list_add(list);
@@ -136,11 +135,11 @@ int sn_evaluate_loader(struct sn_model *m, struct sn_loader *ld,
             }
         }
         sn_loader_release(ld, b);
-        if (rc != SN_OK) {
-            views_free(&views);
-            return rc;
-        }
+        if (rc != SN_OK)
+            break;
     }
+    views_free(&views);
+    return rc;
 }
 
 void sn_eval_result(const struct sn_eval_sums *v, size_t n, struct sn_eval_result *res)
