@@ -6,12 +6,15 @@
 #  - predict's probabilities are the normalized geometric mean of the plain probabilities of the
 #    image and its mirror (the softmax of the mean logits);
 #  - the validation of training is the same (evaluate on val gives the best epoch's val_loss),
-#    and the same on 1 and 2 ranks;
+#    and the same on 1 and 2 ranks, where the last validation step leaves rank 1 no image;
+#  - a rank killed while the ranks validate with the mirrors ends the job (76), no hang;
 #  - test_time = flip without a flip is refused before any work, naming the line.
 # Args: SHARDNET SOURCE_DIR TMP_DIR
 source "$(dirname "$0")/lib.sh" "$@"
 
-"$bin" dataset fashion-mnist fm --limit 160 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
+# 170 images a split in batches of 32, micro-batches of 16: the last step's 10 images are all
+# rank 0's, rank 1 has none
+"$bin" dataset fashion-mnist fm --limit 170 > /dev/null 2>&1 || { echo "dataset failed"; exit 1; }
 cat > tta.cfg <<'EOF'
 [model]
 name = tta
@@ -116,6 +119,26 @@ for img in 0_T-shirt_top/03.png 1_Trouser/07.png; do
                  for (c in t) { d = t[c] - g[c] / sum; if (d * d > 1e-8) exit 1 }
                  exit 0 }'
 done
+
+# --- a rank killed while the ranks validate with the mirrors: each epoch is one step of 2 images,
+# then 170 images twice through a second convolution on the slow reference backend, so nearly
+# all of it is validation; shardnet-run ends the job with 76
+sed 's/^\[maxpooling2d\]/[conv2d]\nfilters = 16\nkernel_size = 3\nactivation = relu\n\n&/' \
+    tta.cfg > heavy.cfg
+SHARDNET_BIN=$bin OMPI_MCA_rmaps_base_oversubscribe=1 "$src/launcher/shardnet-run" -n 2 -- \
+    train heavy.cfg --set model.backend=ref --set train.batch_size=2 \
+    --set train.steps_per_epoch=1 --set train.epochs=50 --set train.watchdog=3 \
+    --set checkpoint.dir=dead > dead.out 2>&1 &
+job=$!
+for _ in $(seq 1 300); do grep -q "Epoch 2" dead.out && break; sleep 0.1; done
+check "dead rank: validation under way" contains dead.out "Epoch 2"
+start=$(date +%s)
+pkill -9 -n -f "checkpoint.dir=dead"
+wait $job
+rc=$?
+check "dead rank: exit 76 (got $rc)" test $rc -eq 76
+check "dead rank: within 30 s" test $(( $(date +%s) - start )) -le 30
+pkill -9 -f "checkpoint.dir=dead" 2>/dev/null
 
 # --- test_time = flip with no flip: refused before any work
 "$bin" train tta.cfg --set augment.flip=none --set checkpoint.dir=bad > bad.out 2>&1
